@@ -1,0 +1,106 @@
+"""The one point type that flows from every source (probes, host metrics, SNMP, SSH) to the sink.
+
+Only the storage writer knows line protocol; everything else builds `Point`s.
+Numeric fields are always floats in storage (see docs/metrics.md): ints are
+accepted here and written as floats so a field never changes type in InfluxDB.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Union
+
+FieldValue = Union[float, int, bool, str]
+
+# The measurement contract (docs/metrics.md). One list, used by agent and collector alike.
+MEASUREMENTS: frozenset[str] = frozenset(
+    {
+        "probe",
+        "host",
+        "host_disk",
+        "host_net",
+        "hardware",
+        "device",
+        "interface",
+        "availability",
+        "alert",
+        "collector",
+        "service",
+    }
+)
+
+MAX_NAME_LEN = 128
+MAX_STRING_FIELD_LEN = 4096
+
+
+class PointError(ValueError):
+    """A point that does not fit the contract; the message names the offending part."""
+
+
+def now_ns() -> int:
+    return time.time_ns()
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    measurement: str
+    tags: Mapping[str, str]
+    fields: Mapping[str, FieldValue]
+    time_ns: int = field(default_factory=now_ns)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "measurement": self.measurement,
+            "tags": dict(self.tags),
+            "fields": dict(self.fields),
+            "time": self.time_ns,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, where: str = "point") -> "Point":
+        """Build and validate a point from its JSON form; errors name `where`."""
+        if not isinstance(data, dict):
+            raise PointError(f"{where}: expected an object, got {type(data).__name__}")
+        unknown = set(data) - {"measurement", "tags", "fields", "time"}
+        if unknown:
+            raise PointError(f"{where}: unknown keys {sorted(unknown)}")
+        measurement = data.get("measurement")
+        tags = data.get("tags", {})
+        fields = data.get("fields")
+        ts = data.get("time")
+        if not isinstance(ts, int) or isinstance(ts, bool) or ts <= 0:
+            raise PointError(f"{where}.time: expected a positive integer (ns since epoch), got {ts!r}")
+        point = cls(measurement=measurement, tags=tags, fields=fields, time_ns=ts)  # type: ignore[arg-type]
+        point.validate(where)
+        return point
+
+    def validate(self, where: str = "point") -> None:
+        if self.measurement not in MEASUREMENTS:
+            raise PointError(
+                f"{where}.measurement: {self.measurement!r} is not in the contract "
+                f"({', '.join(sorted(MEASUREMENTS))})"
+            )
+        if not isinstance(self.tags, Mapping):
+            raise PointError(f"{where}.tags: expected an object")
+        for key, value in self.tags.items():
+            if not isinstance(key, str) or not key or len(key) > MAX_NAME_LEN:
+                raise PointError(f"{where}.tags: bad tag key {key!r}")
+            if not isinstance(value, str) or not value or len(value) > MAX_NAME_LEN:
+                raise PointError(f"{where}.tags.{key}: expected a non-empty string of at most {MAX_NAME_LEN} characters, got {value!r}")
+        if not isinstance(self.fields, Mapping) or not self.fields:
+            raise PointError(f"{where}.fields: expected a non-empty object")
+        for key, value in self.fields.items():
+            if not isinstance(key, str) or not key or len(key) > MAX_NAME_LEN:
+                raise PointError(f"{where}.fields: bad field key {key!r}")
+            if isinstance(value, bool):
+                continue
+            if isinstance(value, (int, float)):
+                if value != value or value in (float("inf"), float("-inf")):
+                    raise PointError(f"{where}.fields.{key}: NaN and infinity cannot be stored")
+                continue
+            if isinstance(value, str):
+                if len(value) > MAX_STRING_FIELD_LEN:
+                    raise PointError(f"{where}.fields.{key}: string longer than {MAX_STRING_FIELD_LEN}")
+                continue
+            raise PointError(f"{where}.fields.{key}: expected a number, boolean or string, got {type(value).__name__}")

@@ -1,0 +1,1 @@
+"""nettvakt collector: ingest, SNMP and SSH polling, alerting, InfluxDB writing."""
