@@ -7,6 +7,7 @@ accepted here and written as floats so a field never changes type in InfluxDB.
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Union
@@ -31,6 +32,7 @@ MEASUREMENTS: frozenset[str] = frozenset(
 )
 
 MAX_NAME_LEN = 128
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 MAX_STRING_FIELD_LEN = 4096
 
 
@@ -88,6 +90,8 @@ class Point:
                 raise PointError(f"{where}.tags: bad tag key {key!r}")
             if not isinstance(value, str) or not value or len(value) > MAX_NAME_LEN:
                 raise PointError(f"{where}.tags.{key}: expected a non-empty string of at most {MAX_NAME_LEN} characters, got {value!r}")
+            if _CONTROL_CHARS.search(key) or _CONTROL_CHARS.search(value):
+                raise PointError(f"{where}.tags.{key}: control characters (newline, tab, ...) cannot be stored in a tag")
         if not isinstance(self.fields, Mapping) or not self.fields:
             raise PointError(f"{where}.fields: expected a non-empty object")
         for key, value in self.fields.items():

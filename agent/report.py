@@ -1,0 +1,47 @@
+"""The agent → collector report: one batch of points with the agent's id and a sequence number.
+
+Shared by both sides (the collector imports it), so it validates without pydantic.
+(agent, seq) makes a batch idempotent: the collector stores a resent batch once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from agent.points import Point, PointError
+
+INGEST_PATH = "/api/v1/ingest"
+MAX_POINTS_PER_BATCH = 20000
+
+
+@dataclass(frozen=True)
+class Batch:
+    agent: str
+    seq: int
+    points: list[Point]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"agent": self.agent, "seq": self.seq, "points": [p.to_json() for p in self.points]}
+
+
+def parse_batch(data: Any, max_points: int = MAX_POINTS_PER_BATCH) -> Batch:
+    """Validate a decoded JSON body; PointError names the offending place (e.g. points[3].fields.rtt_ms)."""
+    if not isinstance(data, dict):
+        raise PointError(f"body: expected an object, got {type(data).__name__}")
+    unknown = set(data) - {"agent", "seq", "points"}
+    if unknown:
+        raise PointError(f"body: unknown keys {sorted(unknown)}")
+    agent = data.get("agent")
+    if not isinstance(agent, str) or not agent:
+        raise PointError("agent: expected the agent id as a non-empty string")
+    seq = data.get("seq")
+    if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
+        raise PointError(f"seq: expected a non-negative integer, got {seq!r}")
+    raw_points = data.get("points")
+    if not isinstance(raw_points, list):
+        raise PointError("points: expected a list")
+    if len(raw_points) > max_points:
+        raise PointError(f"points: {len(raw_points)} points in one batch, at most {max_points}")
+    points = [Point.from_json(p, f"points[{i}]") for i, p in enumerate(raw_points)]
+    return Batch(agent=agent, seq=seq, points=points)

@@ -1,0 +1,229 @@
+"""The agent process: fetch its configuration, measure on schedule, spool, forward.
+
+Measurements go to the spool first and the sender forwards them, so a dead link or a
+stopped collector only delays them. The last configuration received is cached beside
+the spool, so an agent restarted while the link is down keeps measuring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+import ssl
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from agent.hostmetrics import HostMetrics
+from agent.points import Point, now_ns
+from agent.probes import ProbeSpec, run_probe
+from agent.report import INGEST_PATH
+from agent.spool import Spool
+
+log = logging.getLogger("nettvakt.agent")
+
+CONFIG_PATH = "/api/v1/agents/{agent_id}/config"
+
+
+class AgentConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    """Local settings of one agent: how to reach the collector. Everything else comes from it."""
+
+    agent_id: str
+    collector_url: str
+    token: str
+    spool_path: Path
+    ca_file: Path | None = None
+    batch_points: int = 5000
+    config_refresh_s: float = 300.0
+    send_interval_s: float = 2.0
+    backoff_max_s: float = 60.0
+
+
+@dataclass
+class RemoteConfig:
+    """What the collector tells this agent to do (GET /api/v1/agents/{id}/config)."""
+
+    agent: str
+    site: str
+    interval_s: float
+    probes: list[ProbeSpec] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: Any) -> "RemoteConfig":
+        if not isinstance(data, dict):
+            raise AgentConfigError("config: expected an object")
+        try:
+            probes = [ProbeSpec.from_json(p, f"probes[{i}]") for i, p in enumerate(data.get("probes", []))]
+            return cls(agent=str(data["agent"]), site=str(data["site"]), interval_s=float(data["interval_s"]), probes=probes)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AgentConfigError(f"config from collector: {exc}") from exc
+
+
+class Agent:
+    def __init__(self, settings: AgentSettings):
+        self.settings = settings
+        self.spool = Spool(settings.spool_path, settings.agent_id)
+        self.config: RemoteConfig | None = None
+        self._config_cache = settings.spool_path.with_suffix(".config.json")
+        self._config_changed = asyncio.Event()
+        self.sent_batches = 0
+        self.send_failures = 0
+
+    def _ssl(self) -> ssl.SSLContext | bool:
+        if self.settings.ca_file is not None:
+            return ssl.create_default_context(cafile=str(self.settings.ca_file))
+        return True
+
+    async def run(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=30, connect=10)
+        headers = {"Authorization": f"Bearer {self.settings.token}"}
+        async with aiohttp.ClientSession(
+            timeout=timeout, headers=headers, connector=aiohttp.TCPConnector(ssl=self._ssl())
+        ) as http:
+            self._load_cached_config()
+            tasks = [
+                asyncio.create_task(self._config_loop(http), name="config"),
+                asyncio.create_task(self._send_loop(http), name="send"),
+                asyncio.create_task(self._measure_loop(), name="measure"),
+            ]
+            try:
+                await asyncio.gather(*tasks)
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                self.spool.close()
+
+    # --- configuration -------------------------------------------------------------
+    def _load_cached_config(self) -> None:
+        try:
+            self.config = RemoteConfig.from_json(json.loads(self._config_cache.read_text()))
+            log.info("using cached configuration from %s until the collector answers", self._config_cache)
+        except FileNotFoundError:
+            pass
+        except (ValueError, AgentConfigError) as exc:
+            log.warning("ignoring unreadable cached configuration %s: %s", self._config_cache, exc)
+
+    async def _config_loop(self, http: aiohttp.ClientSession) -> None:
+        url = self.settings.collector_url.rstrip("/") + CONFIG_PATH.format(agent_id=self.settings.agent_id)
+        delay = 1.0
+        while True:
+            try:
+                async with http.get(url) as resp:
+                    body = await resp.json(content_type=None)
+                    if resp.status != 200:
+                        raise AgentConfigError(f"HTTP {resp.status}: {body}")
+                config = RemoteConfig.from_json(body)
+                if config != self.config:
+                    self.config = config
+                    tmp = self._config_cache.with_suffix(".tmp")
+                    tmp.write_text(json.dumps(body))
+                    os.replace(tmp, self._config_cache)
+                    self._config_changed.set()
+                    log.info("configuration: site %s, %d probes", config.site, len(config.probes))
+                delay = self.settings.config_refresh_s
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+                log.warning("cannot fetch configuration from %s: %s", url, exc)
+                delay = min(max(delay * 2, 2.0), 60.0) if self.config is None else 30.0
+            await asyncio.sleep(delay)
+
+    # --- measuring -----------------------------------------------------------------
+    async def _measure_loop(self) -> None:
+        while self.config is None:
+            self._config_changed.clear()
+            await self._config_changed.wait()
+        while True:
+            config = self.config
+            assert config is not None
+            tags = {"site": config.site, "host": self.settings.agent_id}
+            self._config_changed.clear()
+            jobs = [asyncio.create_task(self._every(config.interval_s, self._host_job(tags)))]
+            jobs += [asyncio.create_task(self._every(p.interval_s, self._probe_job(p, tags))) for p in config.probes]
+            await self._config_changed.wait()
+            for job in jobs:
+                job.cancel()
+            await asyncio.gather(*jobs, return_exceptions=True)
+
+    async def _every(self, interval_s: float, job: Any) -> None:
+        # Spread the first runs so forty probes do not fire in the same millisecond.
+        await asyncio.sleep(random.uniform(0, min(interval_s, 2.0)))
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            try:
+                await job()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a broken job must not stop the others; it is logged with its trace
+                log.exception("measurement job failed")
+            next_at += interval_s
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+
+    def _host_job(self, tags: dict[str, str]):
+        metrics = HostMetrics(tags)
+
+        async def job() -> None:
+            points = await asyncio.to_thread(metrics.collect, now_ns())
+            await self._store(points)
+
+        return job
+
+    def _probe_job(self, spec: ProbeSpec, tags: dict[str, str]):
+        async def job() -> None:
+            point = await run_probe(spec, tags)
+            await self._store([point])
+
+        return job
+
+    async def _store(self, points: list[Point]) -> None:
+        await asyncio.to_thread(self.spool.add, points)
+
+    # --- forwarding ----------------------------------------------------------------
+    async def _send_loop(self, http: aiohttp.ClientSession) -> None:
+        url = self.settings.collector_url.rstrip("/") + INGEST_PATH
+        backoff = 1.0
+        batch_points = self.settings.batch_points
+        while True:
+            batch = await asyncio.to_thread(self.spool.next_batch, batch_points)
+            if batch is None:
+                await asyncio.sleep(self.settings.send_interval_s)
+                continue
+            try:
+                async with http.post(url, json=batch.to_json()) as resp:
+                    body = await resp.text()
+                    status = resp.status
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                self.send_failures += 1
+                log.warning("collector unreachable (%s); %d points spooled, retry in %.0f s", exc, self.spool.pending(), backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.settings.backoff_max_s)
+                continue
+            if status == 200:
+                await asyncio.to_thread(self.spool.ack, batch.seq)
+                self.sent_batches += 1
+                backoff = 1.0
+                batch_points = self.settings.batch_points
+                continue
+            if status == 413 and len(batch.points) > 1:
+                batch_points = max(1, len(batch.points) // 2)
+                await asyncio.to_thread(self.spool.split_pending)
+                continue
+            if status == 400:
+                dropped = await asyncio.to_thread(self.spool.discard_pending)
+                log.error("collector refused batch %d as invalid, %d points dropped: %s", batch.seq, dropped, body)
+                continue
+            # 401/403 (token), 5xx: keep the batch, retry later.
+            self.send_failures += 1
+            log.warning("collector answered HTTP %d: %s; retry in %.0f s", status, body[:300], backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.settings.backoff_max_s)

@@ -1,0 +1,123 @@
+"""Store and forward: every measurement is committed to a local SQLite spool before it is sent.
+
+When the link or the collector is down the spool grows; when it comes back the backlog is
+sent oldest first. A batch keeps its sequence number until the collector acknowledges it,
+so a resend after a lost answer is recognised by the collector and stored once.
+The spool is bounded: past the bound the oldest points are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+from agent.points import Point
+from agent.report import Batch
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS point (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY, max_id INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class Spool:
+    def __init__(self, path: Path, agent_id: str, max_points: int = 2_000_000):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.agent_id = agent_id
+        self.max_points = max_points
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(SCHEMA)
+        # A new spool (fresh install, deleted file) starts its sequence at the current time in µs,
+        # so its numbers never repeat ones the collector has already seen from this agent id.
+        self._db.execute(
+            "INSERT OR IGNORE INTO meta (name, value) VALUES ('next_seq', ?)", (time.time_ns() // 1000,)
+        )
+        self._db.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('dropped_points', 0)")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def add(self, points: list[Point]) -> None:
+        if not points:
+            return
+        rows = [(json.dumps(p.to_json(), ensure_ascii=False, separators=(",", ":")),) for p in points]
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT INTO point (body) VALUES (?)", rows)
+            self._enforce_bound()
+
+    def _enforce_bound(self) -> None:
+        count = self._db.execute("SELECT COUNT(*) FROM point").fetchone()[0]
+        excess = count - self.max_points
+        if excess <= 0:
+            return
+        # Never drop points already promised to the collector under an unacknowledged seq.
+        floor = self._db.execute("SELECT COALESCE(MAX(max_id), 0) FROM outbox").fetchone()[0]
+        dropped = self._db.execute(
+            "DELETE FROM point WHERE id IN (SELECT id FROM point WHERE id > ? ORDER BY id LIMIT ?)", (floor, excess)
+        ).rowcount
+        self._db.execute("UPDATE meta SET value = value + ? WHERE name = 'dropped_points'", (dropped,))
+
+    def next_batch(self, max_points: int) -> Batch | None:
+        """The batch to send now: the unacknowledged one if any (same seq, same points), else a new one."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute("SELECT seq, max_id FROM outbox ORDER BY seq LIMIT 1").fetchone()
+            if row is None:
+                last = self._db.execute(
+                    "SELECT MAX(id) FROM (SELECT id FROM point ORDER BY id LIMIT ?)", (max_points,)
+                ).fetchone()[0]
+                if last is None:
+                    return None
+                seq = self._db.execute("SELECT value FROM meta WHERE name = 'next_seq'").fetchone()[0]
+                self._db.execute("UPDATE meta SET value = value + 1 WHERE name = 'next_seq'")
+                self._db.execute("INSERT INTO outbox (seq, max_id) VALUES (?, ?)", (seq, last))
+                row = (seq, last)
+            seq, max_id = row
+            bodies = self._db.execute("SELECT body FROM point WHERE id <= ? ORDER BY id", (max_id,)).fetchall()
+        return Batch(self.agent_id, seq, [Point.from_json(json.loads(b)) for (b,) in bodies])
+
+    def ack(self, seq: int) -> None:
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute("SELECT max_id FROM outbox WHERE seq = ?", (seq,)).fetchone()
+            if row is None:
+                return
+            self._db.execute("DELETE FROM point WHERE id <= ?", (row[0],))
+            self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+
+    def split_pending(self) -> None:
+        """The collector said the pending batch is too large: forget its seq so it is re-cut smaller.
+
+        Safe because the collector refused it (413) and so never stored it under that seq.
+        """
+        with self._lock, self._db:
+            self._db.execute("DELETE FROM outbox")
+
+    def discard_pending(self) -> int:
+        """The collector refused the pending batch as invalid (400): drop it, count it, go on."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            row = self._db.execute("SELECT seq, max_id FROM outbox ORDER BY seq LIMIT 1").fetchone()
+            if row is None:
+                return 0
+            dropped = self._db.execute("DELETE FROM point WHERE id <= ?", (row[1],)).rowcount
+            self._db.execute("DELETE FROM outbox WHERE seq = ?", (row[0],))
+            self._db.execute("UPDATE meta SET value = value + ? WHERE name = 'dropped_points'", (dropped,))
+            return dropped
+
+    def pending(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM point").fetchone()[0]
+
+    def dropped(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT value FROM meta WHERE name = 'dropped_points'").fetchone()[0]

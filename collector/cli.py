@@ -1,0 +1,63 @@
+"""Collector-side subcommands of `nettvakt` (imported only when one is invoked)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE, run_until_signal
+from collector.config import InventoryError, load_inventory
+
+
+def _inventory_path(args: argparse.Namespace) -> Path:
+    return Path(getattr(args, "path", None) or args.inventory)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    path = _inventory_path(args)
+    try:
+        inventory = load_inventory(path)
+    except InventoryError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "file": exc.path, "errors": exc.problems}, ensure_ascii=False))
+        else:
+            for problem in exc.problems:
+                print(f"{exc.path}: {problem}", file=sys.stderr)
+            print(f"{exc.path}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return EXIT_FAIL
+    unresolved = inventory.unresolved_secrets()
+    ok = not (args.strict and unresolved)
+    summary = {
+        "sites": len(inventory.site),
+        "devices": len(inventory.device),
+        "agents": len(inventory.agent),
+        "probes": len(inventory.probe),
+        "channels": len(inventory.channel),
+    }
+    if args.json:
+        print(json.dumps({"ok": ok, "file": str(path), "summary": summary, "unresolved_secrets": unresolved}, ensure_ascii=False))
+    else:
+        for problem in unresolved:
+            print(f"{path}: {'error' if args.strict else 'warning'}: {problem}", file=sys.stderr)
+        counts = ", ".join(f"{n} {k}" for k, n in summary.items())
+        print(f"{path}: {'OK' if ok else 'FAILED'} ({counts})")
+    return EXIT_OK if ok else EXIT_FAIL
+
+
+def cmd_collector_run(args: argparse.Namespace) -> int:
+    from collector.app import serve
+
+    try:
+        inventory = load_inventory(args.inventory)
+    except InventoryError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    return run_until_signal(serve(inventory, args.listen))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from collector.demo import run_demo
+
+    return run_demo(args)

@@ -1,0 +1,449 @@
+"""inventory.toml: the single source of truth at the collector, as typed pydantic models.
+
+Every error names the file, the TOML path (e.g. `device[3].snmp.version`) and what is
+wrong; unknown keys are errors. Secrets are references (`env:`/`file:`), never inline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from agent.probes import PROBES
+from agent.secrets import SecretError, is_secret_ref, resolve_secret
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+class InventoryError(ValueError):
+    """Raised with every problem found, each naming file and TOML path."""
+
+    def __init__(self, path: Path | str, problems: list[str]):
+        self.path = str(path)
+        self.problems = problems
+        super().__init__("\n".join(f"{self.path}: {p}" for p in problems))
+
+
+def _slug(value: str) -> str:
+    if not SLUG_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not an id: use lower-case ASCII letters, digits and '-' "
+            "(display names with Norwegian letters go in `name`)"
+        )
+    return value
+
+
+def _secret(value: str) -> str:
+    if not is_secret_ref(value):
+        raise ValueError("secrets are never written inline: use env:NAME or file:PATH")
+    return value
+
+
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{value!r}: expected HOST:PORT")
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
+SecretRef = Annotated[str, AfterValidator(_secret)]
+HostPort = Annotated[str, AfterValidator(_host_port)]
+PositiveSeconds = Annotated[float, Field(gt=0, le=86400)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class CollectorSettings(Model):
+    listen: HostPort = "127.0.0.1:8650"
+    # Where agents reach the collector; written into `nettvakt agent` examples and docs.
+    public_url: str | None = None
+    data_dir: Path = Path("var/collector")
+    tls_cert: Path | None = None
+    tls_key: SecretRef | None = None
+    max_batch_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
+    max_batch_points: int = Field(default=20000, gt=0)
+    queue_max_bytes: int = Field(default=2 * 1024**3, gt=0)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> "CollectorSettings":
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
+
+
+class StorageSettings(Model):
+    """Where points go. `local` keeps them in the collector's durable store until InfluxDB is configured."""
+
+    kind: Literal["influxdb_v1", "influxdb_v2", "local"] = "local"
+    url: str | None = None
+    # v1 API (InfluxDB 1.x, and 2.x/3.x through their v1-compatible endpoint)
+    database: str | None = None
+    retention_policy: str | None = None
+    username: str | None = None
+    password: SecretRef | None = None
+    # v2 API
+    org: str | None = None
+    bucket: str | None = None
+    token: SecretRef | None = None
+    batch_size: int = Field(default=5000, gt=0, le=100000)
+    flush_interval_s: PositiveSeconds = 1.0
+    timeout_s: PositiveSeconds = 10.0
+    verify_tls: bool = True
+    ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _required_per_kind(self) -> "StorageSettings":
+        need = {"influxdb_v1": ("url", "database"), "influxdb_v2": ("url", "org", "bucket", "token"), "local": ()}
+        missing = [name for name in need[self.kind] if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"kind = {self.kind!r} needs {', '.join(missing)}")
+        if self.url is not None and not re.match(r"^https?://", self.url):
+            raise ValueError(f"url {self.url!r} must start with http:// or https://")
+        return self
+
+
+class LifecycleKind(Model):
+    lifetime_years: float = Field(gt=0, le=50)
+    replacement_cost_nok: float = Field(ge=0)
+
+
+class Lifecycle(Model):
+    currency: str = "NOK"
+    kinds: dict[Slug, LifecycleKind] = Field(default_factory=dict)
+
+
+class Site(Model):
+    id: Slug
+    name: str
+    # The device everything at the site depends on (firewall, switch, link): alerts fold under it.
+    uplink: Slug | None = None
+    description: str | None = None
+
+
+class SnmpV3(Model):
+    user: str
+    auth_protocol: Literal["SHA", "SHA-224", "SHA-256", "SHA-384", "SHA-512", "MD5"] | None = None
+    auth_key: SecretRef | None = None
+    priv_protocol: Literal["AES", "AES-128", "AES-256", "DES"] | None = None
+    priv_key: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _levels(self) -> "SnmpV3":
+        if (self.auth_protocol is None) != (self.auth_key is None):
+            raise ValueError("auth_protocol and auth_key go together")
+        if (self.priv_protocol is None) != (self.priv_key is None):
+            raise ValueError("priv_protocol and priv_key go together")
+        if self.priv_protocol and not self.auth_protocol:
+            raise ValueError("privacy (priv_protocol) needs authentication (auth_protocol) too")
+        return self
+
+
+class SnmpSettings(Model):
+    version: Literal["1", "2c", "3"] = "2c"
+    port: int = Field(default=161, gt=0, lt=65536)
+    community: SecretRef | None = None
+    v3: SnmpV3 | None = None
+    interval_s: PositiveSeconds = 60.0
+    timeout_s: PositiveSeconds = 3.0
+    retries: int = Field(default=2, ge=0, le=10)
+    profile: str | None = None
+    # Interfaces whose state matters (site uplinks): alert on down.
+    important_interfaces: list[str] = Field(default_factory=list)
+    # Real line rate of interfaces whose ifSpeed lies (e.g. a 1 Gbit port on a 50 Mbit/s fibre contract).
+    interface_speed_bps: dict[str, float] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> "SnmpSettings":
+        if self.version in ("1", "2c") and self.community is None:
+            raise ValueError(f"version {self.version!r} needs community")
+        if self.version == "3" and self.v3 is None:
+            raise ValueError("version '3' needs a [v3] table")
+        return self
+
+
+class SshSettings(Model):
+    device_type: Literal["fortinet", "cisco_ios", "hp_procurve", "linux"]
+    port: int = Field(default=22, gt=0, lt=65536)
+    username: str
+    password: SecretRef | None = None
+    key_file: Path | None = None
+    interval_s: PositiveSeconds = 86400.0
+    timeout_s: PositiveSeconds = 30.0
+
+    @model_validator(mode="after")
+    def _auth(self) -> "SshSettings":
+        if self.password is None and self.key_file is None:
+            raise ValueError("needs password or key_file")
+        return self
+
+
+class Hardware(Model):
+    """What the lifecycle report needs about one physical box."""
+
+    kind: Slug
+    model: str | None = None
+    serial: str | None = None
+    purchased: dt.date | None = None
+    cost_nok: float | None = Field(default=None, ge=0)
+    lifetime_years: float | None = Field(default=None, gt=0, le=50)
+
+
+class Device(Model):
+    id: Slug
+    name: str
+    site: Slug
+    host: str
+    hardware: Hardware
+    snmp: SnmpSettings | None = None
+    ssh: SshSettings | None = None
+
+
+class AgentEntry(Model):
+    id: Slug
+    name: str
+    site: Slug
+    # sha256 hex of the agent's bearer token; the token itself lives only on the agent.
+    token_sha256: str
+    interval_s: PositiveSeconds = 30.0
+    # Silent for this many intervals → down.
+    down_after_intervals: int = Field(default=3, ge=1, le=100)
+    hardware: Hardware | None = None
+    services: list[str] = Field(default_factory=list)
+
+    @field_validator("token_sha256")
+    @classmethod
+    def _hash(cls, value: str) -> str:
+        if not SHA256_RE.match(value):
+            raise ValueError("expected the sha256 hex digest of the token (64 lower-case hex digits), never the token")
+        return value
+
+
+class ProbeTarget(Model):
+    name: Slug
+    kind: str
+    target: str
+    # Run by every agent of these sites and by these agents.
+    sites: list[Slug] = Field(default_factory=list)
+    agents: list[Slug] = Field(default_factory=list)
+    interval_s: PositiveSeconds = 30.0
+    timeout_s: PositiveSeconds = 5.0
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in PROBES:
+            raise ValueError(f"unknown probe kind {value!r}; known: {', '.join(sorted(PROBES))}")
+        return value
+
+    @model_validator(mode="after")
+    def _assigned(self) -> "ProbeTarget":
+        if not self.sites and not self.agents:
+            raise ValueError("a probe needs `sites` or `agents` to run it")
+        return self
+
+
+class Channel(Model):
+    id: Slug
+    kind: Literal["email", "webhook"]
+    # email
+    to: list[str] = Field(default_factory=list)
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=25, gt=0, lt=65536)
+    smtp_username: str | None = None
+    smtp_password: SecretRef | None = None
+    sender: str | None = None
+    # webhook
+    url: str | None = None
+    secret: SecretRef | None = None
+
+    @model_validator(mode="after")
+    def _per_kind(self) -> "Channel":
+        if self.kind == "email" and (not self.to or not self.smtp_host):
+            raise ValueError("an email channel needs `to` and `smtp_host`")
+        if self.kind == "webhook" and not self.url:
+            raise ValueError("a webhook channel needs `url`")
+        return self
+
+
+class Route(Model):
+    channels: list[Slug]
+    sites: list[Slug] = Field(default_factory=list)
+    severities: list[Literal["info", "warning", "critical"]] = Field(default_factory=list)
+    rules: list[str] = Field(default_factory=list)
+    repeat_interval_s: PositiveSeconds = 4 * 3600.0
+
+
+class Inventory(Model):
+    organisation: str = "nettvakt"
+    collector: CollectorSettings = CollectorSettings()
+    storage: StorageSettings = StorageSettings()
+    lifecycle: Lifecycle = Lifecycle()
+    site: list[Site] = Field(default_factory=list)
+    device: list[Device] = Field(default_factory=list)
+    agent: list[AgentEntry] = Field(default_factory=list)
+    probe: list[ProbeTarget] = Field(default_factory=list)
+    channel: list[Channel] = Field(default_factory=list)
+    route: list[Route] = Field(default_factory=list)
+
+    # Folder of the inventory file, for relative file: secrets and data_dir. Not a TOML key.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def cross_check(self) -> list[str]:
+        """Problems that span tables (duplicate ids, dangling references), each with its TOML path."""
+        problems: list[str] = []
+        site_ids = _unique(problems, "site", [s.id for s in self.site])
+        device_ids = _unique(problems, "device", [d.id for d in self.device])
+        agent_ids = _unique(problems, "agent", [a.id for a in self.agent])
+        _unique(problems, "probe", [p.name for p in self.probe], key="name")
+        channel_ids = _unique(problems, "channel", [c.id for c in self.channel])
+        for i, site in enumerate(self.site):
+            if site.uplink is not None and site.uplink not in device_ids:
+                problems.append(f"site[{i}].uplink: no device with id {site.uplink!r}")
+        for table, entries in (("device", self.device), ("agent", self.agent)):
+            for i, entry in enumerate(entries):
+                if entry.site not in site_ids:
+                    problems.append(f"{table}[{i}].site: no site with id {entry.site!r}")
+                hw = entry.hardware
+                if hw is not None and hw.lifetime_years is None and hw.kind not in self.lifecycle.kinds:
+                    problems.append(
+                        f"{table}[{i}].hardware.kind: {hw.kind!r} has no [lifecycle.kinds.{hw.kind}] and no lifetime_years"
+                    )
+        for i, probe in enumerate(self.probe):
+            for j, site in enumerate(probe.sites):
+                if site not in site_ids:
+                    problems.append(f"probe[{i}].sites[{j}]: no site with id {site!r}")
+            for j, agent in enumerate(probe.agents):
+                if agent not in agent_ids:
+                    problems.append(f"probe[{i}].agents[{j}]: no agent with id {agent!r}")
+        for i, route in enumerate(self.route):
+            for j, ch in enumerate(route.channels):
+                if ch not in channel_ids:
+                    problems.append(f"route[{i}].channels[{j}]: no channel with id {ch!r}")
+            for j, site in enumerate(route.sites):
+                if site not in site_ids:
+                    problems.append(f"route[{i}].sites[{j}]: no site with id {site!r}")
+        hashes: dict[str, int] = {}
+        for i, agent in enumerate(self.agent):
+            if agent.token_sha256 in hashes:
+                problems.append(f"agent[{i}].token_sha256: same token as agent[{hashes[agent.token_sha256]}]; give every agent its own")
+            hashes.setdefault(agent.token_sha256, i)
+        return problems
+
+    def secret_refs(self) -> list[tuple[str, str]]:
+        """(TOML path, reference) of every secret, to check they resolve."""
+        found: list[tuple[str, str]] = []
+
+        def walk(node: Any, path: str) -> None:
+            if isinstance(node, BaseModel):
+                for name in type(node).model_fields:
+                    walk(getattr(node, name), f"{path}.{name}" if path else name)
+            elif isinstance(node, (list, tuple)):
+                for i, item in enumerate(node):
+                    walk(item, f"{path}[{i}]")
+            elif isinstance(node, str) and is_secret_ref(node):
+                found.append((path, node))
+
+        walk(self, "")
+        return found
+
+    def unresolved_secrets(self) -> list[str]:
+        problems = []
+        for path, ref in self.secret_refs():
+            try:
+                resolve_secret(ref, self.base_dir)
+            except SecretError as exc:
+                problems.append(f"{path}: {exc}")
+        return problems
+
+    def secret(self, ref: str) -> str:
+        return resolve_secret(ref, self.base_dir)
+
+    # Lookups used by the service layer.
+    def agent_by_id(self, agent_id: str) -> AgentEntry | None:
+        return next((a for a in self.agent if a.id == agent_id), None)
+
+    def probes_for(self, agent: AgentEntry) -> list[ProbeTarget]:
+        return [p for p in self.probe if agent.site in p.sites or agent.id in p.agents]
+
+    def data_dir(self) -> Path:
+        path = self.collector.data_dir
+        return path if path.is_absolute() else self.base_dir / path
+
+
+def _unique(problems: list[str], table: str, ids: list[str], key: str = "id") -> set[str]:
+    seen: dict[str, int] = {}
+    for i, ident in enumerate(ids):
+        if ident in seen:
+            problems.append(f"{table}[{i}].{key}: {ident!r} is already used by {table}[{seen[ident]}]")
+        seen.setdefault(ident, i)
+    return set(seen)
+
+
+def format_loc(loc: tuple[Any, ...]) -> str:
+    """('device', 3, 'snmp', 'version') -> 'device[3].snmp.version'."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out or "(top level)"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    msg = error["msg"]
+    if error["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    elif error["type"] == "missing":
+        msg = "required key is missing"
+    return f"{format_loc(loc)}: {msg}"
+
+
+def parse_inventory(data: dict[str, Any], path: Path | str = "inventory.toml") -> Inventory:
+    base_dir = Path(path).resolve().parent
+    try:
+        inventory = Inventory.model_validate({**data, "base_dir": base_dir})
+    except ValidationError as exc:
+        raise InventoryError(path, [_describe(e) for e in exc.errors()]) from None
+    problems = inventory.cross_check()
+    if problems:
+        raise InventoryError(path, problems)
+    return inventory
+
+
+def load_inventory(path: Path | str) -> Inventory:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InventoryError(path, [f"cannot read: {exc.strerror or exc}"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InventoryError(path, [f"not UTF-8: {exc}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InventoryError(path, [f"TOML syntax: {exc}"]) from None
+    if "base_dir" in data:
+        raise InventoryError(path, ["base_dir: unknown key"])
+    return parse_inventory(data, path)

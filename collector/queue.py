@@ -1,0 +1,188 @@
+"""Durable ingest queue: SQLite in WAL mode.
+
+A batch is acknowledged to its sender only after its transaction is committed here
+(synchronous=FULL), so a collector killed right after answering 2xx has lost nothing.
+Batches are idempotent on (source, seq): a resend is acknowledged and not stored twice.
+The queue is bounded on disk: past the bound the oldest batches are dropped, and every
+dropped point is counted (never silent).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.points import Point
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS batch (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    source TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    received_ns INTEGER NOT NULL,
+    n_points INTEGER NOT NULL,
+    n_bytes INTEGER NOT NULL,
+    points TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS seen (
+    source TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    received_ns INTEGER NOT NULL,
+    PRIMARY KEY (source, seq)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rejected (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    rejected_ns INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    line TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counter (
+    name TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
+# How long (source, seq) pairs are remembered for de-duplication. Agents keep their spool
+# far shorter than this, so a resend older than this cannot happen.
+SEEN_RETENTION_S = 14 * 86400
+
+
+@dataclass(frozen=True)
+class QueuedBatch:
+    id: int
+    source: str
+    seq: int
+    points: list[Point]
+
+
+class DurableQueue:
+    """Thread-safe; callers on the event loop run its methods in a thread (they fsync)."""
+
+    def __init__(self, path: Path, max_bytes: int = 2 * 1024**3):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self._pending_bytes = self._db.execute("SELECT COALESCE(SUM(n_bytes), 0) FROM batch").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def put(self, source: str, seq: int, points: list[Point]) -> bool:
+        """Commit a batch; False when (source, seq) was already accepted (a resend)."""
+        payload = json.dumps([p.to_json() for p in points], ensure_ascii=False, separators=(",", ":"))
+        now = time.time_ns()
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT INTO seen (source, seq, received_ns) VALUES (?, ?, ?)", (source, seq, now))
+            except sqlite3.IntegrityError:
+                return False
+            self._db.execute(
+                "INSERT INTO batch (source, seq, received_ns, n_points, n_bytes, points) VALUES (?, ?, ?, ?, ?, ?)",
+                (source, seq, now, len(points), len(payload), payload),
+            )
+            self._pending_bytes += len(payload)
+            self._enforce_bound()
+        return True
+
+    def put_local(self, source: str, points: list[Point]) -> None:
+        """Points the collector made itself (SNMP, availability): no de-duplication needed."""
+        if not points:
+            return
+        with self._lock:
+            seq = self._bump("local_seq", 1)
+        self.put(source, seq, points)
+
+    def _enforce_bound(self) -> None:
+        # Called inside the write transaction. Drop oldest first: recent data matters most on call.
+        while self._pending_bytes > self.max_bytes:
+            row = self._db.execute("SELECT id, n_points, n_bytes FROM batch ORDER BY id LIMIT 1").fetchone()
+            if row is None:
+                break
+            self._db.execute("DELETE FROM batch WHERE id = ?", (row[0],))
+            self._pending_bytes -= row[2]
+            self._add("dropped_points", row[1])
+            self._add("dropped_batches", 1)
+
+    def _add(self, name: str, delta: int) -> int:
+        self._db.execute(
+            "INSERT INTO counter (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = value + ?",
+            (name, delta, delta),
+        )
+        return self._db.execute("SELECT value FROM counter WHERE name = ?", (name,)).fetchone()[0]
+
+    def _bump(self, name: str, delta: int) -> int:
+        with self._db:
+            return self._add(name, delta)
+
+    def peek(self, max_points: int) -> list[QueuedBatch]:
+        """Oldest batches, in order, up to about max_points (at least one batch)."""
+        out: list[QueuedBatch] = []
+        total = 0
+        with self._lock:
+            cursor = self._db.execute("SELECT id, source, seq, n_points, points FROM batch ORDER BY id")
+            for bid, source, seq, n_points, payload in cursor:
+                if out and total + n_points > max_points:
+                    break
+                out.append(QueuedBatch(bid, source, seq, [Point.from_json(p) for p in json.loads(payload)]))
+                total += n_points
+            cursor.close()
+        return out
+
+    def ack(self, batch_ids: list[int], written_points: int) -> None:
+        if not batch_ids:
+            return
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            marks = ",".join("?" * len(batch_ids))
+            freed = self._db.execute(f"SELECT COALESCE(SUM(n_bytes), 0) FROM batch WHERE id IN ({marks})", batch_ids).fetchone()[0]
+            self._db.execute(f"DELETE FROM batch WHERE id IN ({marks})", batch_ids)
+            self._pending_bytes -= freed
+            self._add("written_points", written_points)
+
+    def reject(self, source: str, line: str, reason: str) -> None:
+        """Move a point the database refused aside, with why, so it never blocks the others."""
+        with self._lock, self._db:
+            self._db.execute(
+                "INSERT INTO rejected (rejected_ns, source, line, reason) VALUES (?, ?, ?, ?)",
+                (time.time_ns(), source, line, reason),
+            )
+            self._add("rejected_points", 1)
+
+    def prune_seen(self, older_than_s: float = SEEN_RETENTION_S) -> int:
+        cutoff = time.time_ns() - int(older_than_s * 1e9)
+        with self._lock, self._db:
+            return self._db.execute("DELETE FROM seen WHERE received_ns < ?", (cutoff,)).rowcount
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            depth_batches, depth_points = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(n_points), 0) FROM batch"
+            ).fetchone()
+            counters = dict(self._db.execute("SELECT name, value FROM counter").fetchall())
+        return {
+            "queue_batches": depth_batches,
+            "queue_points": depth_points,
+            "queue_bytes": self._pending_bytes,
+            "written_points": counters.get("written_points", 0),
+            "dropped_points": counters.get("dropped_points", 0),
+            "rejected_points": counters.get("rejected_points", 0),
+        }
+
+    def rejected(self, limit: int = 100) -> list[dict[str, object]]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT rejected_ns, source, line, reason FROM rejected ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        return [dict(zip(("rejected_ns", "source", "line", "reason"), row)) for row in rows]

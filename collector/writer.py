@@ -1,0 +1,177 @@
+"""Drains the durable queue into InfluxDB, in order, losing nothing and writing nothing twice.
+
+Transient failures (5xx, timeouts, connection errors) are retried with capped exponential
+backoff, keeping the batch at the head of the queue. A 4xx means bad points: the batch is
+bisected until each refused line stands alone, that line is moved aside with the reason
+and logged, and the good points behind it go on. InfluxDB overwrites a point with the same
+series and timestamp, so re-sending the good half of a bisected batch is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import aiohttp
+
+from agent.points import Point
+from collector.config import Inventory, StorageSettings
+from collector.lineprotocol import encode_point
+from collector.queue import DurableQueue
+
+log = logging.getLogger(__name__)
+
+
+class RetryableWriteError(Exception):
+    """The database could not take the write now; try again later."""
+
+
+class BadPointsError(Exception):
+    """The database refused the write because of its content (HTTP 4xx)."""
+
+
+class Sink(Protocol):
+    async def write(self, body: bytes) -> None: ...
+    async def close(self) -> None: ...
+
+
+def _ssl_context(settings: StorageSettings) -> ssl.SSLContext | bool:
+    if settings.ca_file is not None:
+        return ssl.create_default_context(cafile=str(settings.ca_file))
+    return True if settings.verify_tls else False
+
+
+class InfluxHttpSink:
+    """InfluxDB write API over HTTP: v1 (/write, db+rp, user/password) or v2 (/api/v2/write, org/bucket/token)."""
+
+    def __init__(self, settings: StorageSettings, inventory: Inventory):
+        assert settings.url is not None
+        base = settings.url.rstrip("/")
+        headers = {"Content-Type": "text/plain; charset=utf-8"}
+        params: dict[str, str] = {"precision": "ns"}
+        auth = None
+        if settings.kind == "influxdb_v1":
+            self.url = f"{base}/write"
+            params["db"] = settings.database or ""
+            if settings.retention_policy:
+                params["rp"] = settings.retention_policy
+            if settings.username:
+                password = inventory.secret(settings.password) if settings.password else ""
+                auth = aiohttp.BasicAuth(settings.username, password)
+        else:
+            self.url = f"{base}/api/v2/write"
+            params["org"] = settings.org or ""
+            params["bucket"] = settings.bucket or ""
+            headers["Authorization"] = f"Token {inventory.secret(settings.token or '')}"
+        self.params = params
+        self._session = aiohttp.ClientSession(
+            headers=headers,
+            auth=auth,
+            timeout=aiohttp.ClientTimeout(total=settings.timeout_s),
+            connector=aiohttp.TCPConnector(ssl=_ssl_context(settings)),
+        )
+
+    async def write(self, body: bytes) -> None:
+        try:
+            async with self._session.post(self.url, params=self.params, data=body) as resp:
+                text = await resp.text()
+                if resp.status < 300:
+                    return
+                if 400 <= resp.status < 500 and resp.status not in (408, 429):
+                    raise BadPointsError(f"HTTP {resp.status}: {text.strip()[:500]}")
+                raise RetryableWriteError(f"HTTP {resp.status}: {text.strip()[:200]}")
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise RetryableWriteError(f"{type(exc).__name__}: {exc}") from exc
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+def make_sink(inventory: Inventory) -> Sink | None:
+    """None for `local` storage: points stay in the durable queue until InfluxDB is configured."""
+    if inventory.storage.kind == "local":
+        return None
+    return InfluxHttpSink(inventory.storage, inventory)
+
+
+@dataclass
+class WriterStats:
+    write_errors: int = 0
+    retries: int = 0
+    last_error: str | None = None
+    backoff_s: float = 0.0
+    batches_written: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class QueueWriter:
+    def __init__(
+        self,
+        queue: DurableQueue,
+        sink: Sink,
+        batch_size: int = 5000,
+        flush_interval_s: float = 1.0,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 60.0,
+    ):
+        self.queue = queue
+        self.sink = sink
+        self.batch_size = batch_size
+        self.flush_interval_s = flush_interval_s
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.stats = WriterStats()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = self.backoff_initial_s
+        while True:
+            try:
+                drained = await self.drain_once()
+            except RetryableWriteError as exc:
+                self.stats.write_errors += 1
+                self.stats.retries += 1
+                self.stats.last_error = str(exc)
+                self.stats.backoff_s = backoff
+                log.warning("InfluxDB write failed, retrying in %.1f s: %s", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.backoff_max_s)
+                continue
+            backoff = self.backoff_initial_s
+            self.stats.backoff_s = 0.0
+            if not drained:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.flush_interval_s)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def drain_once(self) -> int:
+        """Write the head of the queue; returns the number of points taken off it."""
+        batches = await asyncio.to_thread(self.queue.peek, self.batch_size)
+        if not batches:
+            return 0
+        lines = [(b.source, encode_point(p)) for b in batches for p in b.points]
+        written = await self._write_lines(lines)
+        await asyncio.to_thread(self.queue.ack, [b.id for b in batches], written)
+        self.stats.batches_written += len(batches)
+        return len(lines)
+
+    async def _write_lines(self, lines: list[tuple[str, str]]) -> int:
+        try:
+            await self.sink.write(("\n".join(line for _, line in lines) + "\n").encode("utf-8"))
+            return len(lines)
+        except BadPointsError as exc:
+            if len(lines) == 1:
+                source, line = lines[0]
+                log.error("InfluxDB refused a point from %s, moved aside: %s -- %s", source, exc, line)
+                await asyncio.to_thread(self.queue.reject, source, line, str(exc))
+                return 0
+            mid = len(lines) // 2
+            return await self._write_lines(lines[:mid]) + await self._write_lines(lines[mid:])
