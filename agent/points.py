@@ -92,6 +92,8 @@ class Point:
                 raise PointError(f"{where}.tags.{key}: expected a non-empty string of at most {MAX_NAME_LEN} characters, got {value!r}")
             if _CONTROL_CHARS.search(key) or _CONTROL_CHARS.search(value):
                 raise PointError(f"{where}.tags.{key}: control characters (newline, tab, ...) cannot be stored in a tag")
+            if key.endswith("\\") or value.endswith("\\"):
+                raise PointError(f"{where}.tags.{key}: a tag cannot end with a backslash in line protocol")
         if not isinstance(self.fields, Mapping) or not self.fields:
             raise PointError(f"{where}.fields: expected a non-empty object")
         for key, value in self.fields.items():

@@ -2,10 +2,9 @@
 
 Escaping rules (InfluxDB docs, "Line protocol"): measurement escapes comma and space;
 tag keys/values and field keys escape comma, equals sign and space; string field values
-are double-quoted and escape backslash and double quote. Newlines cannot appear
-unescaped anywhere in a line: in tags and keys they are rejected earlier (tags are
-bounded slugs or names); in string fields they are escaped as `\\n`, which InfluxDB
-stores as the two characters, so we do not use them — see `_field_string`.
+are double-quoted and escape backslash and double quote. Control characters
+(newlines) are refused in tags and keys by Point.validate; inside a quoted string
+field a newline is legal and InfluxDB stores it as-is.
 Numeric fields are always written as floats (see docs/metrics.md: a field never changes type).
 """
 
@@ -13,14 +12,12 @@ from __future__ import annotations
 
 from agent.points import Point
 
-_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n"})
-_KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ ", "\n": r"\n"})
+_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
+_KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
 
 
 def _escape_key(text: str) -> str:
-    # A trailing backslash would escape the separator that follows it.
-    if text.endswith("\\"):
-        text += " "
+    # Tags ending in a backslash are refused by Point.validate: it would escape the separator.
     return text.translate(_KEY_ESCAPES)
 
 

@@ -1,0 +1,56 @@
+"""InfluxQL queries over the v1 /query API (InfluxDB 1.x; 2.x/3.x through DBRP mapping).
+
+Read side only: reports, diagnosis and tests ask InfluxDB through here.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+
+class InfluxQueryError(RuntimeError):
+    pass
+
+
+def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Flatten a /query answer into dicts: one per row, with the series tags merged in."""
+    out: list[dict[str, Any]] = []
+    for statement in result.get("results", []):
+        if "error" in statement:
+            raise InfluxQueryError(statement["error"])
+        for series in statement.get("series", []):
+            tags = series.get("tags", {})
+            for values in series.get("values", []):
+                row = dict(zip(series["columns"], values))
+                row.update(tags)
+                row.setdefault("_measurement", series.get("name"))
+                out.append(row)
+    return out
+
+
+def query(
+    url: str,
+    database: str,
+    statement: str,
+    username: str | None = None,
+    password: str | None = None,
+    timeout_s: float = 10.0,
+) -> list[dict[str, Any]]:
+    """Run one InfluxQL statement (blocking); `time` comes back as integer nanoseconds."""
+    params = urllib.parse.urlencode({"db": database, "q": statement, "epoch": "ns"})
+    request = urllib.request.Request(f"{url.rstrip('/')}/query?{params}")
+    if username is not None:
+        token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
+            return rows(json.load(resp))
+    except urllib.error.HTTPError as exc:
+        raise InfluxQueryError(f"HTTP {exc.code}: {exc.read().decode(errors='replace')[:300]}") from exc
+    except (urllib.error.URLError, OSError) as exc:
+        raise InfluxQueryError(f"{url}: {exc}") from exc

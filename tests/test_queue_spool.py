@@ -1,0 +1,94 @@
+"""The collector's durable queue and the agent's spool: idempotency, order, bounds, restarts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agent.points import Point
+from agent.spool import Spool
+from collector.queue import DurableQueue
+
+
+def pts(n: int, start: int = 1) -> list[Point]:
+    return [Point("host", {"host": "h"}, {"cpu_pct": float(i)}, i) for i in range(start, start + n)]
+
+
+def test_queue_is_idempotent_and_ordered(tmp_path: Path) -> None:
+    q = DurableQueue(tmp_path / "q.sqlite3")
+    assert q.put("agent:a", 1, pts(3)) is True
+    assert q.put("agent:a", 1, pts(3)) is False  # resend: acknowledged, not stored twice
+    assert q.put("agent:b", 1, pts(2, 10)) is True
+    batches = q.peek(100)
+    assert [(b.source, b.seq, len(b.points)) for b in batches] == [("agent:a", 1, 3), ("agent:b", 1, 2)]
+    q.ack([batches[0].id], 3)
+    assert q.stats()["queue_points"] == 2 and q.stats()["written_points"] == 3
+    q.close()
+    # Survives a restart, and still remembers what it has seen.
+    q = DurableQueue(tmp_path / "q.sqlite3")
+    assert [b.seq for b in q.peek(100)] == [1]
+    assert q.put("agent:a", 1, pts(3)) is False
+    q.close()
+
+
+def test_queue_bound_drops_oldest_and_counts(tmp_path: Path) -> None:
+    q = DurableQueue(tmp_path / "q.sqlite3", max_bytes=600)
+    for seq in range(1, 11):
+        q.put("agent:a", seq, pts(3, seq * 10))
+    stats = q.stats()
+    assert stats["queue_bytes"] <= 600
+    assert stats["dropped_points"] > 0
+    remaining = [b.seq for b in q.peek(1000)]
+    assert remaining == sorted(remaining) and remaining[-1] == 10  # newest kept
+    assert stats["dropped_points"] + stats["queue_points"] == 30
+    q.close()
+
+
+def test_queue_rejected_points_are_kept_aside(tmp_path: Path) -> None:
+    q = DurableQueue(tmp_path / "q.sqlite3")
+    q.reject("agent:a", "host,host=h x=1 1", "HTTP 400: field type conflict")
+    assert q.stats()["rejected_points"] == 1
+    assert q.rejected()[0]["reason"] == "HTTP 400: field type conflict"
+    q.close()
+
+
+def test_spool_resends_same_seq_until_acked(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.sqlite3", "pc1")
+    spool.add(pts(5))
+    first = spool.next_batch(3)
+    assert first is not None and len(first.points) == 3
+    spool.add(pts(2, 100))
+    again = spool.next_batch(3)
+    assert again == first  # lost answer: the same seq and the same points go again
+    spool.ack(first.seq)
+    second = spool.next_batch(100)
+    assert second is not None and second.seq == first.seq + 1 and len(second.points) == 4
+    spool.ack(second.seq)
+    assert spool.next_batch(100) is None and spool.pending() == 0
+    spool.close()
+
+
+def test_spool_survives_restart_and_new_spool_never_reuses_seq(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.sqlite3", "pc1")
+    spool.add(pts(2))
+    batch = spool.next_batch(10)
+    spool.close()
+    spool = Spool(tmp_path / "s.sqlite3", "pc1")
+    assert spool.next_batch(10) == batch
+    spool.close()
+    fresh = Spool(tmp_path / "other.sqlite3", "pc1")
+    fresh.add(pts(1))
+    assert batch is not None
+    new = fresh.next_batch(10)
+    assert new is not None and new.seq > batch.seq  # a reinstalled agent starts above old numbers
+    fresh.close()
+
+
+def test_spool_bound_drops_oldest_unpromised(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "s.sqlite3", "pc1", max_points=5)
+    spool.add(pts(3))
+    promised = spool.next_batch(2)
+    spool.add(pts(6, 10))
+    assert spool.pending() == 5
+    assert spool.dropped() == 4
+    assert spool.next_batch(100) == promised  # the unacknowledged batch is intact
+    spool.close()
