@@ -1,0 +1,215 @@
+"""The simulated municipality on top of a `Lab`: InfluxDB and the collector at the town hall,
+a real snmpd on the firewall, agents at the sites. Used by the scenario tests and by
+`nettvakt demo --lab`, so both exercise exactly the same running system.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from collector.influxql import query
+from collector.lab.lab import Lab, LabError
+from collector.lab.topology import INET_TARGET
+from collector.services import ManagedProcess
+
+COLLECTOR_PORT = 8650
+INFLUX_PORT = 8086
+DATABASE = "nettvakt"
+SNMP_COMMUNITY = "karlsoy-lab-ro"
+
+
+@dataclass(frozen=True)
+class LabAgent:
+    id: str
+    site: str
+    name: str
+
+
+@dataclass
+class MunicipalityConfig:
+    agents: tuple[LabAgent, ...] = (
+        LabAgent("radhus-srv", "radhus", "Sak/arkiv-server"),
+        LabAgent("plo-pc", "helse", "PLO pc, 2. etg"),
+        LabAgent("hansnes-1", "hansnes", "Utestasjon Hansnes, driftspc"),
+        LabAgent("hansnes-2", "hansnes", "Utestasjon Hansnes, SD-anlegg"),
+        LabAgent("vannvag-1", "vannvag", "Utestasjon Vannvåg, driftspc"),
+    )
+    agent_interval_s: float = 2.0
+    down_after_intervals: int = 3
+    probe_interval_s: float = 2.0
+    icmp_count: int = 5
+    icmp_interval_ms: int = 100
+    snmp_interval_s: float = 5.0
+    extra_probes: list[dict[str, Any]] = field(default_factory=list)
+
+
+SITE_NAMES = {
+    "radhus": "Rådhuset",
+    "helse": "Helse og omsorg",
+    "hansnes": "Teknisk utestasjon Hansnes",
+    "vannvag": "Teknisk utestasjon Vannvåg",
+}
+
+
+class Municipality:
+    def __init__(self, lab: Lab, workdir: Path, config: MunicipalityConfig | None = None):
+        self.lab = lab
+        self.workdir = workdir
+        self.config = config or MunicipalityConfig()
+        self.tokens = {a.id: secrets.token_urlsafe(24) for a in self.config.agents}
+        self.collector: ManagedProcess | None = None
+        self.agents: dict[str, ManagedProcess] = {}
+        self.influx_url = ""
+        self.collector_url = ""  # as seen from the root namespace
+        self.collector_lab_url = f"http://{lab.addr('radhus')}:{COLLECTOR_PORT}"  # as seen by agents
+        self.inventory_path = workdir / "inventory.toml"
+
+    # --- building -------------------------------------------------------------------
+    def inventory_text(self) -> str:
+        c = self.config
+        lines = [
+            'organisation = "Karlsøy kommune (lab)"',
+            "[collector]",
+            f'listen = "0.0.0.0:{COLLECTOR_PORT}"',
+            f'data_dir = "{self.workdir / "collector-data"}"',
+            "[storage]",
+            'kind = "influxdb_v1"',
+            f'url = "http://127.0.0.1:{INFLUX_PORT}"',
+            f'database = "{DATABASE}"',
+            "flush_interval_s = 0.5",
+            "[lifecycle.kinds.pc]\nlifetime_years = 5\nreplacement_cost_nok = 11000",
+            "[lifecycle.kinds.firewall]\nlifetime_years = 7\nreplacement_cost_nok = 95000",
+        ]
+        for site, name in SITE_NAMES.items():
+            lines += ["[[site]]", f'id = "{site}"', f'name = "{name}"']
+        lines += [
+            "[[device]]",
+            'id = "fw"',
+            'name = "Brannmur (lab)"',
+            'site = "radhus"',
+            f'host = "{self.lab.addr("fw")}"',
+            'hardware = { kind = "firewall", model = "Linux router (lab)", purchased = 2026-09-15 }',
+            "[device.snmp]",
+            'version = "2c"',
+            'community = "env:NETTVAKT_LAB_COMMUNITY"',
+            f"interval_s = {c.snmp_interval_s}",
+            "timeout_s = 2.0",
+            "retries = 1",
+        ]
+        for agent in c.agents:
+            token_sha = hashlib.sha256(self.tokens[agent.id].encode()).hexdigest()
+            lines += [
+                "[[agent]]",
+                f'id = "{agent.id}"',
+                f"name = {json.dumps(agent.name, ensure_ascii=False)}",
+                f'site = "{agent.site}"',
+                f'token_sha256 = "{token_sha}"',
+                f"interval_s = {c.agent_interval_s}",
+                f"down_after_intervals = {c.down_after_intervals}",
+                'hardware = { kind = "pc", purchased = 2018-05-01 }',
+            ]
+        remote_sites = json.dumps(sorted({a.site for a in c.agents}))
+        probes = [
+            {"name": "internett", "kind": "icmp", "target": INET_TARGET},
+            {"name": "gw", "kind": "icmp", "target": self.lab.addr("fw")},
+        ]
+        for probe in probes:
+            lines += [
+                "[[probe]]",
+                f'name = "{probe["name"]}"',
+                f'kind = "{probe["kind"]}"',
+                f'target = "{probe["target"]}"',
+                f"sites = {remote_sites}",
+                f"interval_s = {c.probe_interval_s}",
+                f"timeout_s = {max(5.0, c.icmp_count * c.icmp_interval_ms / 1000 + 3)}",
+                f"params = {{ count = {c.icmp_count}, interval_ms = {c.icmp_interval_ms} }}",
+            ]
+        for probe in c.extra_probes:
+            lines += ["[[probe]]"] + [f"{k} = {json.dumps(v)}" for k, v in probe.items()]
+        return "\n".join(lines) + "\n"
+
+    def start(self) -> "Municipality":
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        influx = self.lab.start_influxd("radhus", port=INFLUX_PORT)
+        self.influx_url = f"http://127.0.0.1:{self.lab.expose('radhus', influx.port)}"
+        urllib.request.urlopen(
+            urllib.request.Request(f"{self.influx_url}/query", data=f"q=CREATE DATABASE {DATABASE}".encode()), timeout=10
+        ).read()
+        self.lab.start_snmpd("fw", community=SNMP_COMMUNITY, sys_name="fw-lab", sys_location="Rådhuset, serverrom")
+        self.inventory_path.write_text(self.inventory_text(), encoding="utf-8")
+        self.collector = self.lab.spawn(
+            "radhus",
+            [sys.executable, "-m", "agent.cli", "collector", "run", "--inventory", str(self.inventory_path)],
+            "collector",
+            env={"NETTVAKT_LAB_COMMUNITY": SNMP_COMMUNITY},
+        )
+        self.collector_url = f"http://127.0.0.1:{self.lab.expose('radhus', COLLECTOR_PORT)}"
+        self._wait(lambda: self.health()["status"] == "ok", 30, "collector health")
+        for agent in self.config.agents:
+            self.start_agent(agent.id)
+        return self
+
+    def start_agent(self, agent_id: str) -> None:
+        agent = next(a for a in self.config.agents if a.id == agent_id)
+        token_file = self.workdir / f"{agent_id}.token"
+        token_file.write_text(self.tokens[agent_id])
+        token_file.chmod(0o600)
+        self.agents[agent_id] = self.lab.spawn(
+            agent.site,
+            [
+                sys.executable, "-m", "agent.cli", "agent", "run",
+                "--collector", self.collector_lab_url,
+                "--agent-id", agent_id,
+                "--token", f"file:{token_file}",
+                "--spool", str(self.workdir / f"{agent_id}-spool.sqlite3"),
+            ],
+            f"agent-{agent_id}",
+        )
+
+    def stop_agent(self, agent_id: str) -> None:
+        self.agents.pop(agent_id).stop()
+
+    def stop_collector(self) -> None:
+        if self.collector is not None:
+            self.collector.stop()
+
+    # --- looking ----------------------------------------------------------------------
+    def health(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.collector_url}/api/v1/health", timeout=5) as resp:
+            return json.load(resp)
+
+    def query(self, statement: str) -> list[dict[str, Any]]:
+        return query(self.influx_url, DATABASE, statement)
+
+    def _wait(self, predicate: Any, timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.collector is not None and not self.collector.alive():
+                raise LabError(f"collector exited while waiting for {what}: {self.collector.log_tail(20)}")
+            try:
+                if predicate():
+                    return
+            except Exception as exc:  # not up yet; kept for the error message
+                last = exc
+            time.sleep(0.3)
+        raise LabError(f"timed out after {timeout_s}s waiting for {what}: {last}")
+
+    def where_to_look(self) -> dict[str, str]:
+        return {
+            "collector": self.collector_url,
+            "health": f"{self.collector_url}/api/v1/health",
+            "influxdb": self.influx_url,
+            "database": DATABASE,
+            "inventory": str(self.inventory_path),
+            "namespaces": " ".join(self.lab.ns(n.name) for n in self.lab.topology.nodes),
+            "logs": str(self.lab.workdir),
+        }
