@@ -116,6 +116,14 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
     await sink.close()
 
 
+async def store_local(app: web.Application, source: str, points: list[Point]) -> None:
+    """Queue points the collector made itself (liveness, self-monitoring, SNMP) and wake the writer."""
+    await asyncio.to_thread(app[QUEUE].put_local, source, points)
+    writer = app.get(WRITER)
+    if writer is not None:
+        writer.wake()
+
+
 def collector_points(app: web.Application, now_ns: int) -> list[Point]:
     service = app[SERVICE]
     stats = app[QUEUE].stats()
@@ -144,15 +152,21 @@ async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
             now = time.time_ns()
             points = app[SERVICE].evaluate_liveness(now)
             points += await asyncio.to_thread(collector_points, app, now)
-            await asyncio.to_thread(app[QUEUE].put_local, "collector", points)
-            writer = app.get(WRITER)
-            if writer is not None:
-                writer.wake()
+            await store_local(app, "collector", points)
 
     task = asyncio.create_task(loop(), name="housekeeping")
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+async def _snmp_ctx(app: web.Application) -> AsyncIterator[None]:
+    from collector.pollers import SnmpScheduler
+
+    scheduler = SnmpScheduler(app[INVENTORY], lambda source, points: store_local(app, source, points))
+    scheduler.start()
+    yield
+    await scheduler.stop()
 
 
 def create_app(inventory: Inventory, extra_contexts: list[Any] | None = None) -> web.Application:
@@ -161,6 +175,7 @@ def create_app(inventory: Inventory, extra_contexts: list[Any] | None = None) ->
     app.cleanup_ctx.append(_queue_ctx)
     app.cleanup_ctx.append(_writer_ctx)
     app.cleanup_ctx.append(_housekeeping_ctx)
+    app.cleanup_ctx.append(_snmp_ctx)
     for ctx in extra_contexts or []:
         app.cleanup_ctx.append(ctx)
     app.router.add_post(INGEST_PATH, handle_ingest)

@@ -1,0 +1,1 @@
+"""SNMP polling: sessions (pysnmp), vendor profiles as data, and the device poller."""
