@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 import weakref
 from collections.abc import Callable, Sequence
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,6 +200,35 @@ def _start_error(proc: ManagedProcess, reason: str) -> ServiceError:
         f"{proc.name} {reason}\ncommand: {shlex.join(proc.argv)}\n"
         f"last log lines ({proc.log_path}):\n{proc.log_tail(20) or '(empty)'}"
     )
+
+
+def wait_until(
+    predicate: Callable[[], Any],
+    timeout_s: float,
+    what: str,
+    watch: Sequence[ManagedProcess] = (),
+    interval_s: float = 0.3,
+) -> Any:
+    """Poll `predicate` until it returns something truthy, and return that.
+
+    Exceptions from the predicate mean "not yet" and are kept for the message. Raises
+    TimeoutError naming `what`, or ServiceError if a watched process exits meanwhile.
+    """
+    deadline = time.monotonic() + timeout_s
+    last: Exception | None = None
+    while True:
+        for proc in watch:
+            if not proc.alive():
+                raise _start_error(proc, f"exited with status {proc.returncode} while waiting for {what}")
+        try:
+            result = predicate()
+            if result:
+                return result
+        except Exception as exc:  # not ready yet; reported if it never gets there
+            last = exc
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout_s:g} s waiting for {what}" + (f"; last error: {last}" if last else ""))
+        time.sleep(interval_s)
 
 
 def _wait_ready(proc: ManagedProcess, probe: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -14,28 +14,11 @@ from typing import Any, Callable
 import pytest
 
 from collector.influxql import query
-from collector.services import free_port
+from collector.services import free_port, wait_until
 from collector.service import token_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "e2e-agent-token-0123456789"
-
-
-def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, procs: list[subprocess.Popen] = ()) -> Any:
-    deadline = time.monotonic() + timeout_s
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        for proc in procs:
-            if proc.poll() is not None:
-                pytest.fail(f"{proc.args[3:5]} exited with {proc.returncode} while waiting for {what}")
-        try:
-            result = predicate()
-            if result:
-                return result
-        except Exception as exc:  # not ready yet; remembered for the failure message
-            last_error = exc
-        time.sleep(0.3)
-    pytest.fail(f"timed out after {timeout_s}s waiting for {what}; last error: {last_error}")
 
 
 def write_inventory(path: Path, influx_url: str, database: str, collector_port: int) -> None:
@@ -125,20 +108,19 @@ def test_agent_to_influxdb_end_to_end(influx_db, tmp_path: Path) -> None:
     collector = start(["collector", "run", "--inventory", str(inventory), "--listen", f"127.0.0.1:{port}"], tmp_path / "collector.log")
     agent = None
     try:
-        wait_for(lambda: urllib.request.urlopen(f"{base}/api/v1/health", timeout=2).status == 200, 30, "collector health", [collector])
+        wait_until(lambda: urllib.request.urlopen(f"{base}/api/v1/health", timeout=2).status == 200, 30, "collector health")
         agent = start(
             ["agent", "run", "--collector", base, "--agent-id", "plo-pc", "--spool", str(tmp_path / "spool.sqlite3")],
             tmp_path / "agent.log",
             {"NETTVAKT_AGENT_TOKEN": TOKEN},
         )
-        procs = [collector, agent]
 
         def probe_rows() -> list[dict[str, Any]]:
             rows = query(server.url, database, "SELECT * FROM probe WHERE host = 'plo-pc'")
             kinds = {r["kind"] for r in rows if r["up"] == 1.0}
             return rows if kinds >= {"icmp", "tcp"} else []
 
-        rows = wait_for(probe_rows, 60, "icmp and tcp probe points in InfluxDB", procs)
+        rows = wait_until(probe_rows, 60, "icmp and tcp probe points in InfluxDB")
         icmp = [r for r in rows if r["kind"] == "icmp" and r["up"] == 1.0][0]
         assert icmp["site"] == "helse" and icmp["target"] == "loopback"
         assert icmp["sent"] == 3.0 and icmp["received"] == 3.0 and icmp["loss_pct"] == 0.0
@@ -146,13 +128,13 @@ def test_agent_to_influxdb_end_to_end(influx_db, tmp_path: Path) -> None:
         tcp = [r for r in rows if r["kind"] == "tcp" and r["up"] == 1.0][0]
         assert tcp["target"] == "collector-port" and tcp["connect_ms"] >= 0
 
-        host = wait_for(lambda: query(server.url, database, "SELECT * FROM host WHERE host = 'plo-pc'"), 30, "host points", procs)
+        host = wait_until(lambda: query(server.url, database, "SELECT * FROM host WHERE host = 'plo-pc'"), 30, "host points")
         assert 0 <= host[-1]["cpu_pct"] <= 100 and 0 < host[-1]["mem_used_pct"] < 100
         disks = query(server.url, database, "SELECT used_pct FROM host_disk WHERE host = 'plo-pc' GROUP BY mount")
         assert disks and all(0 <= d["used_pct"] <= 100 for d in disks)
 
-        availability = wait_for(
-            lambda: query(server.url, database, "SELECT up FROM availability WHERE host = 'plo-pc' AND up = 1"), 30, "availability", procs
+        availability = wait_until(
+            lambda: query(server.url, database, "SELECT up, kind FROM availability WHERE host = 'plo-pc' AND up = 1"), 30, "availability"
         )
         assert availability[0]["kind"] == "agent"
 
@@ -172,7 +154,7 @@ def test_agent_to_influxdb_end_to_end(influx_db, tmp_path: Path) -> None:
             TOKEN,
         )
         assert status == 200 and answer["accepted"] == 1
-        stored = wait_for(lambda: query(server.url, database, "SELECT * FROM hardware WHERE host = 'plo-pc'"), 20, "hardware point", procs)
+        stored = wait_until(lambda: query(server.url, database, "SELECT * FROM hardware WHERE host = 'plo-pc'"), 20, "hardware point")
         assert stored[0]["kind"] == awkward_tag
         assert stored[0]["model"] == awkward_text
         assert stored[0]["time"] == t_ns and stored[0]["age_years"] == 3.0

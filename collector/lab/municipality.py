@@ -9,16 +9,15 @@ import hashlib
 import json
 import secrets
 import sys
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from collector.influxql import query
-from collector.lab.lab import Lab, LabError
+from collector.lab.lab import Lab
 from collector.lab.topology import INET_TARGET
-from collector.services import ManagedProcess
+from collector.services import ManagedProcess, wait_until
 
 COLLECTOR_PORT = 8650
 INFLUX_PORT = 8086
@@ -152,7 +151,7 @@ class Municipality:
             env={"NETTVAKT_LAB_COMMUNITY": SNMP_COMMUNITY},
         )
         self.collector_url = f"http://127.0.0.1:{self.lab.expose('radhus', COLLECTOR_PORT)}"
-        self._wait(lambda: self.health()["status"] == "ok", 30, "collector health")
+        wait_until(lambda: self.health()["status"] == "ok", 30, "collector health", watch=[self.collector])
         for agent in self.config.agents:
             self.start_agent(agent.id)
         return self
@@ -188,20 +187,6 @@ class Municipality:
 
     def query(self, statement: str) -> list[dict[str, Any]]:
         return query(self.influx_url, DATABASE, statement)
-
-    def _wait(self, predicate: Any, timeout_s: float, what: str) -> None:
-        deadline = time.monotonic() + timeout_s
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            if self.collector is not None and not self.collector.alive():
-                raise LabError(f"collector exited while waiting for {what}: {self.collector.log_tail(20)}")
-            try:
-                if predicate():
-                    return
-            except Exception as exc:  # not up yet; kept for the error message
-                last = exc
-            time.sleep(0.3)
-        raise LabError(f"timed out after {timeout_s}s waiting for {what}: {last}")
 
     def where_to_look(self) -> dict[str, str]:
         return {

@@ -1,0 +1,160 @@
+"""End-to-end scenarios in the simulated municipality: real links, real snmpd counters, real agents.
+
+One Municipality (its own Lab, InfluxDB and collector at the town hall, snmpd on the firewall,
+agents at the sites) serves the module; each scenario restores the links it touched.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import statistics
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from collector.lab import KARLSOY_LAB, Lab
+from collector.lab.municipality import Municipality, MunicipalityConfig
+from collector.services import wait_until
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def town(lab_possible: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Municipality]:
+    lab = Lab(KARLSOY_LAB)
+    lab.start()
+    try:
+        municipality = Municipality(lab, tmp_path_factory.mktemp("municipality"), MunicipalityConfig(icmp_count=10, icmp_interval_ms=50)).start()
+        # Everyone has reported and the firewall has been polled twice (rates need two polls).
+        wait_until(lambda: len(municipality.query("SELECT last(up) FROM availability WHERE kind = 'agent' AND up = 1 GROUP BY host")) == 5, 60, "all agents up")
+        wait_until(lambda: municipality.query("SELECT last(out_bps) FROM interface WHERE ifname = 'to-vannvag'"), 60, "firewall interface rates")
+        yield municipality
+    finally:
+        lab.stop()
+
+
+def test_saturated_vannvag_uplink_raises_rtt_and_snmp_reads_the_shaped_rate(town: Municipality) -> None:
+    idle_start = time.time_ns()
+    time.sleep(6)
+    idle = town.query(f"SELECT rtt_ms FROM probe WHERE host = 'vannvag-1' AND target = 'internett' AND time >= {idle_start}")
+    assert idle, "no idle probe results from vannvag-1"
+    idle_rtt = statistics.median(r["rtt_ms"] for r in idle)
+
+    transfer = town.lab.saturate("inet", "vannvag", seconds=25)
+    try:
+        time.sleep(5)  # let TCP fill the 400 ms tbf queue
+        loaded_start = time.time_ns()
+        time.sleep(17)
+        loaded_end = time.time_ns()
+    finally:
+        transfer.wait(timeout=40)
+
+    loaded = town.query(
+        f"SELECT rtt_ms, loss_pct FROM probe WHERE host = 'vannvag-1' AND target = 'internett' "
+        f"AND time >= {loaded_start} AND time <= {loaded_end}"
+    )
+    loaded_rtts = [r["rtt_ms"] for r in loaded if r.get("rtt_ms") is not None]
+    assert loaded_rtts, f"no RTTs from vannvag-1 under load: {loaded}"
+    loaded_rtt = statistics.median(loaded_rtts)
+    assert loaded_rtt > max(50.0, 10 * idle_rtt), (idle_rtt, loaded_rtt)
+
+    # The firewall's SNMP counters (net-snmp reading the kernel's counters of the veth) show the
+    # shaped rate: every poll interval fully inside the saturated window reads within 10% of 1 Mbit/s.
+    rates = wait_until(
+        lambda: town.query(
+            f"SELECT out_bps FROM interface WHERE device = 'fw' AND ifname = 'to-vannvag' "
+            f"AND time > {loaded_start + 6 * 10**9} AND time <= {loaded_end}"
+        ),
+        20,
+        "interface rates during saturation",
+    )
+    values = [r["out_bps"] for r in rates]
+    shaped = 1_000_000
+    assert values and all(abs(v - shaped) / shaped < 0.10 for v in values), values
+    # And the agents at the unshaped town hall did not notice.
+    town_hall = town.query(f"SELECT max(rtt_ms) FROM probe WHERE site = 'radhus' AND time >= {loaded_start} AND time <= {loaded_end}")
+    assert town_hall and town_hall[0]["max"] < 20, town_hall
+
+
+def test_loss_on_a_link_shows_as_loss_pct(town: Municipality) -> None:
+    # Loss only toward the site: each echo request or reply crossing it is dropped with 20%.
+    town.lab.set_loss("helse", 20, toward="helse")
+    start = time.time_ns()
+    try:
+        time.sleep(40)
+    finally:
+        town.lab.clear_loss("helse")
+    end = time.time_ns()
+    rows = town.query(f"SELECT sent, received FROM probe WHERE host = 'plo-pc' AND kind = 'icmp' AND time >= {start + 3 * 10**9} AND time <= {end}")
+    sent = sum(r["sent"] for r in rows)
+    received = sum(r["received"] for r in rows)
+    assert sent >= 300, sent
+    measured = 100 * (sent - received) / sent
+    assert abs(measured - 20) <= 6, (measured, sent)
+
+
+def test_cut_hansnes_uplink_marks_agents_down_and_backlog_arrives_exactly_once(town: Municipality) -> None:
+    town.lab.cut("hansnes")
+    cut_at = time.time_ns()
+    try:
+        def both_down() -> bool:
+            rows = town.query(f"SELECT last(up) FROM availability WHERE site = 'hansnes' AND kind = 'agent' AND time > {cut_at} GROUP BY host")
+            return len(rows) == 2 and all(r["last"] == 0.0 for r in rows)
+
+        wait_until(both_down, 40, "both hansnes agents marked down")
+        health = town.health()
+        assert health["agents"]["hansnes-1"]["up"] is False and health["agents"]["hansnes-2"]["up"] is False
+        assert health["agents"]["vannvag-1"]["up"] is True  # the other sites stay up
+        time.sleep(4)
+    finally:
+        town.lab.restore("hansnes")
+    restored_at = time.time_ns()
+
+    def both_up() -> bool:
+        rows = town.query(f"SELECT last(up) FROM availability WHERE site = 'hansnes' AND kind = 'agent' AND time > {restored_at} GROUP BY host")
+        return len(rows) == 2 and all(r["last"] == 1.0 for r in rows)
+
+    wait_until(both_up, 60, "hansnes agents up again after restore")
+
+    # The backlog measured during the cut has arrived: host points every interval, no gap.
+    interval_ns = int(town.config.agent_interval_s * 1e9)
+    for agent in ("hansnes-1", "hansnes-2"):
+        times = [
+            r["time"]
+            for r in wait_until(
+                lambda: town.query(f"SELECT uptime_s FROM host WHERE host = '{agent}' AND time >= {cut_at - 10**10} AND time <= {restored_at}"),
+                30,
+                f"{agent} backlog",
+            )
+        ]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        assert times[0] <= cut_at and times[-1] >= restored_at - 2 * interval_ns, (agent, times[0], times[-1])
+        assert max(gaps) < 2 * interval_ns, (agent, max(gaps) / 1e9)
+        # ... and the probes that failed while the link was down are stored as failures, not gaps.
+        failed = town.query(f"SELECT up FROM probe WHERE host = '{agent}' AND up = 0 AND time >= {cut_at} AND time <= {restored_at}")
+        assert failed, f"{agent}: no failed probes recorded during the cut"
+
+    # Exactly once: the collector wrote every accepted point once. InfluxDB would hide a second
+    # write of the same point, so compare the collector's own count of written points with what
+    # is stored, after a clean stop that drains the queue.
+    town.stop_collector()
+    queue_db = town.workdir / "collector-data" / "queue.sqlite3"
+    with sqlite3.connect(queue_db) as db:
+        counters = dict(db.execute("SELECT name, value FROM counter"))
+        pending = db.execute("SELECT COUNT(*) FROM batch").fetchone()[0]
+    assert pending == 0
+    stored = stored_points(town)
+    assert counters["written_points"] == stored, (counters, stored)
+    assert counters.get("dropped_points", 0) == 0 and counters.get("rejected_points", 0) == 0
+
+
+def stored_points(town: Municipality) -> int:
+    """Points stored in InfluxDB, all measurements: every point of ours carries at least one
+    field that all points of its measurement carry (`up`, `uptime_s`, ...), so the largest
+    per-field count of a measurement is its number of points."""
+    total = 0
+    for row in town.query("SHOW MEASUREMENTS"):
+        counts = town.query(f'SELECT count(*) FROM "{row["name"]}"')
+        total += int(max(v for k, v in counts[0].items() if k.startswith("count_"))) if counts else 0
+    return total
