@@ -507,7 +507,13 @@ class SnmpdServer:
 
 
 def _snmpd_config(
-    host: str, port: int, community: str, v3_users: Sequence[SnmpV3User], sys_name: str | None, sys_location: str | None
+    host: str,
+    port: int,
+    community: str,
+    v3_users: Sequence[SnmpV3User],
+    sys_name: str | None,
+    sys_location: str | None,
+    extra_config: Sequence[str] = (),
 ) -> str:
     ipv6 = ":" in host
     lines = [
@@ -521,6 +527,7 @@ def _snmpd_config(
         lines.append(f"sysName {sys_name}")
     if sys_location is not None:
         lines.append(f"sysLocation {sys_location}")
+    lines.extend(extra_config)
     return "\n".join(lines) + "\n"
 
 
@@ -535,6 +542,7 @@ def start_snmpd(
     sys_name: str | None = None,
     sys_location: str | None = None,
     timeout_s: float = 15,
+    extra_config: Sequence[str] = (),
 ) -> SnmpdServer:
     """Start snmpd listening only on udp host:port and wait until a v2c GET of sysName answers.
 
@@ -554,7 +562,7 @@ def start_snmpd(
     state_dir.mkdir()
     port = _pick_port(host, port, netns, 161, kind="udp")
     conf = workdir / "snmpd.conf"
-    conf.write_text(_snmpd_config(host, port, community, v3_users, sys_name, sys_location))
+    conf.write_text(_snmpd_config(host, port, community, v3_users, sys_name, sys_location, extra_config))
     argv = _in_netns(netns, [binary, "-f", "-Lo", "-C", "-c", str(conf)])
     probe = _snmpget_probe(host, port, community, SYS_NAME_OID, netns, state_dir)  # before start: may raise
     proc = ManagedProcess.start("snmpd", argv, workdir / "snmpd.log", env=_net_snmp_env(state_dir), cwd=workdir)

@@ -23,6 +23,9 @@ COLLECTOR_PORT = 8650
 INFLUX_PORT = 8086
 DATABASE = "nettvakt"
 SNMP_COMMUNITY = "karlsoy-lab-ro"
+LAB_ADMIN_COMMUNITY = "karlsoy-lab-admin"
+NS_CACHE_TABLE = ".1.3.6.1.4.1.8072.1.5"
+IF_TABLE_CACHE_TIMEOUT = "1.3.6.1.4.1.8072.1.5.3.1.2.1.3.6.1.2.1.2.2"  # nsCacheTimeout.<ifTable>
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ class MunicipalityConfig:
     agent_interval_s: float = 2.0
     down_after_intervals: int = 3
     probe_interval_s: float = 2.0
+    # The icmp prober waits this long after the last echo of a burst for late replies.
+    probe_timeout_s: float = 2.0
     icmp_count: int = 5
     icmp_interval_ms: int = 100
     snmp_interval_s: float = 5.0
@@ -128,7 +133,7 @@ class Municipality:
                 f'target = "{probe["target"]}"',
                 f"sites = {remote_sites}",
                 f"interval_s = {c.probe_interval_s}",
-                f"timeout_s = {max(5.0, c.icmp_count * c.icmp_interval_ms / 1000 + 3)}",
+                f"timeout_s = {c.probe_timeout_s}",
                 f"params = {{ count = {c.icmp_count}, interval_ms = {c.icmp_interval_ms} }}",
             ]
         for probe in c.extra_probes:
@@ -142,7 +147,7 @@ class Municipality:
         urllib.request.urlopen(
             urllib.request.Request(f"{self.influx_url}/query", data=f"q=CREATE DATABASE {DATABASE}".encode()), timeout=10
         ).read()
-        self.lab.start_snmpd("fw", community=SNMP_COMMUNITY, sys_name="fw-lab", sys_location="Rådhuset, serverrom")
+        self._start_firewall_snmpd()
         self.inventory_path.write_text(self.inventory_text(), encoding="utf-8")
         self.collector = self.lab.spawn(
             "radhus",
@@ -155,6 +160,28 @@ class Municipality:
         for agent in self.config.agents:
             self.start_agent(agent.id)
         return self
+
+    def _start_firewall_snmpd(self) -> None:
+        """snmpd on the firewall, its interface counters read live from the kernel.
+
+        net-snmp caches ifTable/ifXTable for 3 s by default, so a poll can see counters up to
+        3 s old and one 5 s interval reads 60% high, the next 60% low. Real firewalls update
+        their counters continuously; the lab's does too once the cache timeout is 0, set here
+        through NET-SNMP-AGENT-MIB::nsCacheTimeout by a write community that only the
+        firewall itself may use, on that one subtree.
+        """
+        server = self.lab.start_snmpd(
+            "fw",
+            community=SNMP_COMMUNITY,
+            sys_name="fw-lab",
+            sys_location="Rådhuset, serverrom",
+            extra_config=[f"rwcommunity {LAB_ADMIN_COMMUNITY} {self.lab.addr('fw')} {NS_CACHE_TABLE}"],
+        )
+        env = [f"{k}={v}" for k, v in server.net_snmp_env().items()]
+        self.lab.exec(
+            "fw",
+            ["env", *env, "snmpset", "-v2c", "-c", LAB_ADMIN_COMMUNITY, f"{server.host}:{server.port}", IF_TABLE_CACHE_TIMEOUT, "i", "0"],
+        )
 
     def start_agent(self, agent_id: str) -> None:
         agent = next(a for a in self.config.agents if a.id == agent_id)
