@@ -71,6 +71,22 @@ def cmd_agent_token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_agent_facts(args: argparse.Namespace) -> int:
+    from agent.hwfacts import collect_hardware
+
+    point = collect_hardware({"host": socket.gethostname().lower()})
+    if point is None:
+        print("nettvakt agent facts: no hardware facts could be read on this machine", file=sys.stderr)
+        return EXIT_FAIL
+    if args.json:
+        print(json.dumps(point.to_json(), ensure_ascii=False))
+    else:
+        width = max(len(k) for k in point.fields)
+        for key, value in point.fields.items():
+            print(f"{key:{width}}  {value}")
+    return EXIT_OK
+
+
 def cmd_probe(args: argparse.Namespace) -> int:
     from agent.probes import PROBES, ProbeConfigError, ProbeSpec, run_probe
 
@@ -156,6 +172,26 @@ def build_parser() -> argparse.ArgumentParser:
     tok = asub.add_parser("token", help="make a new agent token and its hash for inventory.toml")
     tok.add_argument("--json", action="store_true")
     tok.set_defaults(func=cmd_agent_token)
+    facts = asub.add_parser("facts", help="print this machine's hardware and software facts")
+    facts.add_argument("--json", action="store_true")
+    facts.set_defaults(func=cmd_agent_facts)
+
+    p = sub.add_parser("snmp", help="SNMP commands")
+    ssub = p.add_subparsers(dest="snmp_command", required=True, metavar="SUBCOMMAND")
+    poll = ssub.add_parser("poll", help="poll one device once and print its points", description="Poll one device once: an inventory device by id, or any device given --address.")
+    poll.add_argument("device", nargs="?", metavar="DEVICE", help="device id in inventory.toml")
+    inventory_arg(poll)
+    poll.add_argument("--address", metavar="HOST[:PORT]", help="poll this address instead of an inventory device")
+    poll.add_argument("--community", metavar="NAME", help="v1/v2c community (with --address)")
+    poll.add_argument("--version", choices=["1", "2c", "3"], default=None, help="SNMP version (with --address; default 2c, or 3 with --v3-user)")
+    poll.add_argument("--v3-user", metavar="USER")
+    poll.add_argument("--auth", metavar="PROTO", help="v3 auth protocol: SHA, SHA-256, SHA-512, ...")
+    poll.add_argument("--auth-key", metavar="REF", help="v3 auth key as env:NAME or file:PATH")
+    poll.add_argument("--priv", metavar="PROTO", help="v3 privacy protocol: AES, AES-256, ...")
+    poll.add_argument("--priv-key", metavar="REF", help="v3 privacy key as env:NAME or file:PATH")
+    poll.add_argument("--timeout", type=float, default=3.0, metavar="S")
+    poll.add_argument("--json", action="store_true")
+    poll.set_defaults(func=_collector_command("cmd_snmp_poll"))
 
     p = sub.add_parser("probe", help="run one probe once and print its point", description="Run one round of a probe, for debugging in the field.")
     p.add_argument("kind", metavar="KIND", help="icmp, tcp, http, dns")

@@ -61,3 +61,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from collector.demo import run_demo
 
     return run_demo(args)
+
+
+def cmd_snmp_poll(args: argparse.Namespace) -> int:
+    from collector.snmp.cli import run_poll
+
+    return run_poll(args)

@@ -227,9 +227,19 @@ def test_stop_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
 
 
 def test_stop_all_stops_what_is_still_running(tmp_path: Path) -> None:
-    proc = ManagedProcess.start("sleeper", ["sleep", "60"], tmp_path / "sleeper.log")
-    assert proc in services.stop_all()
-    assert not proc.alive()
+    # In a child interpreter: stop_all() here would also stop this session's shared servers.
+    script = f"""
+from pathlib import Path
+from collector import services
+proc = services.ManagedProcess.start("sleeper", ["sleep", "60"], Path({str(tmp_path / "sleeper.log")!r}))
+stopped = services.stop_all()
+assert stopped == [proc], stopped
+assert not proc.alive()
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
 
 
 @pytest.mark.parametrize(
@@ -243,11 +253,12 @@ def test_stop_all_stops_what_is_still_running(tmp_path: Path) -> None:
 )
 def test_a_missing_binary_names_its_debian_package(monkeypatch, tmp_path: Path, name, package, start) -> None:
     monkeypatch.setitem(BINARIES, name, str(tmp_path / "bin" / name))
+    before = {p.pid for p in psutil.Process().children(recursive=True)}  # the session's shared servers
     with pytest.raises(ServiceError) as info:
         start(tmp_path / "work")
     message = str(info.value)
     assert name in message and f"Debian package {package} " in message
-    assert not [p for p in psutil.Process().children(recursive=True) if p.name() in ("influxd", "snmpd")]
+    assert not [p for p in psutil.Process().children(recursive=True) if p.pid not in before and p.name() in ("influxd", "snmpd")]
 
 
 def test_a_missing_snmpsim_names_the_pip_packages(monkeypatch, tmp_path: Path, shared_dir: Path) -> None:
