@@ -22,6 +22,7 @@ MEASUREMENTS: frozenset[str] = frozenset(
         "host_disk",
         "host_net",
         "hardware",
+        "lifecycle",
         "device",
         "interface",
         "availability",
