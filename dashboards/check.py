@@ -1,0 +1,91 @@
+"""Checks a Grafana dashboard without a Grafana server: structure, and its queries as Grafana runs them.
+
+Used by tests/test_dashboards.py (structure) and tests/lab/test_scenarios.py (every query
+against real lab data).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+
+BUILTINS = {"timeFilter", "__interval", "__interval_ms", "__from", "__to", "__range"}
+VARIABLE_RE = re.compile(r"\$\{?(\w+)")
+
+
+def iter_queries(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(where, query) for every panel target, variable and annotation."""
+    for var in dashboard["templating"]["list"]:
+        if var["type"] == "query":
+            yield f"variable {var['name']}", var["query"]
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            yield f"panel {panel['id']} {panel['title']!r} {target['refId']}", target["query"]
+    for annotation in dashboard["annotations"]["list"]:
+        yield f"annotation {annotation['name']}", annotation["query"]
+
+
+def structural_problems(dashboard: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    for key in ("uid", "title", "schemaVersion", "panels", "templating"):
+        if key not in dashboard:
+            problems.append(f"missing {key}")
+    ids = [p.get("id") for p in dashboard.get("panels", [])]
+    if len(ids) != len(set(ids)):
+        problems.append(f"panel ids not unique: {ids}")
+    cells: dict[tuple[int, int], int] = {}
+    for panel in dashboard.get("panels", []):
+        pos = panel.get("gridPos", {})
+        x, y, w, h = (pos.get(k) for k in ("x", "y", "w", "h"))
+        if None in (x, y, w, h) or x < 0 or w < 1 or x + w > 24 or h < 1 or y < 0:
+            problems.append(f"panel {panel.get('id')}: gridPos {pos} outside the 24-column grid")
+            continue
+        for cx in range(x, x + w):
+            for cy in range(y, y + h):
+                if (cx, cy) in cells:
+                    problems.append(f"panel {panel['id']} overlaps panel {cells[cx, cy]}")
+                    break
+                cells[cx, cy] = panel["id"]
+            else:
+                continue
+            break
+        if not panel.get("datasource"):
+            problems.append(f"panel {panel.get('id')}: no data source")
+        if not panel.get("targets") or not all(t.get("query") for t in panel["targets"]):
+            problems.append(f"panel {panel.get('id')}: no query")
+    defined = {v["name"] for v in dashboard.get("templating", {}).get("list", [])}
+    for where, query in iter_queries(dashboard):
+        for name in VARIABLE_RE.findall(query):
+            if name not in defined and name not in BUILTINS:
+                problems.append(f"{where}: uses ${name}, which is not defined")
+    return problems
+
+
+def grafana_regex(values: list[str]) -> str:
+    """A multi-value variable inside /^$var$/, formatted as Grafana does: (a|b) with regex escapes."""
+    escaped = [re.sub(r"([\\/^$.|?*+()\[\]{}-])", r"\\\1", v) for v in values]
+    return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
+
+
+def substitute(query: str, values: dict[str, list[str]], time_filter: str, interval: str) -> str:
+    query = query.replace("$timeFilter", time_filter).replace("$__interval", interval)
+    for name, chosen in values.items():
+        query = query.replace(f"${{{name}}}", grafana_regex(chosen)).replace(f"${name}", grafana_regex(chosen))
+    return query
+
+
+def resolve_variables(
+    dashboard: dict[str, Any], run: Callable[[str], list[dict[str, Any]]], time_filter: str
+) -> dict[str, list[str]]:
+    """Fill every query variable from its own query, in order (chained variables see earlier ones)."""
+    values: dict[str, list[str]] = {}
+    for var in dashboard["templating"]["list"]:
+        if var["type"] != "query":
+            continue
+        rows = run(substitute(var["query"], values, time_filter, "1m"))
+        found = sorted({str(r["value"]) for r in rows})
+        if not found:
+            raise AssertionError(f"variable {var['name']}: query returned nothing: {var['query']}")
+        values[var["name"]] = found
+    return values

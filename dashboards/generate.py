@@ -1,0 +1,243 @@
+"""Generates the Grafana dashboards in this folder from one description per dashboard.
+
+Run `python dashboards/generate.py` after changing it; tests/test_dashboards.py proves the
+committed JSON is what this script writes, checks the structure, and runs every query
+against a real InfluxDB holding data from the lab municipality.
+
+Queries are InfluxQL over the measurement contract (docs/metrics.md). The data source is
+the template variable `DS` (type influxdb), defaulting to the provisioned uid
+`nettvakt-influxdb`, so an import works on any Grafana 10/11.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+DATASOURCE = {"type": "influxdb", "uid": "${DS}"}
+PROVISIONED_UID = "nettvakt-influxdb"
+SCHEMA_VERSION = 39
+
+
+class Dashboard:
+    """Panels are laid out left to right in rows of 24 columns."""
+
+    def __init__(self, uid: str, title: str, description: str, tags: list[str]):
+        self.uid, self.title, self.description, self.tags = uid, title, description, tags
+        self.panels: list[dict[str, Any]] = []
+        self.variables: list[dict[str, Any]] = [_datasource_variable()]
+        self.annotations: list[dict[str, Any]] = []
+        self._x = self._y = self._row_h = 0
+
+    def variable(self, name: str, label: str, query: str, multi: bool = True) -> "Dashboard":
+        self.variables.append(
+            {
+                "name": name,
+                "label": label,
+                "type": "query",
+                "datasource": DATASOURCE,
+                "query": query,
+                "definition": query,
+                "refresh": 2,
+                "includeAll": True,
+                "multi": multi,
+                "allValue": ".*",
+                "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+                "sort": 1,
+            }
+        )
+        return self
+
+    def panel(self, kind: str, title: str, queries: list[str], w: int = 12, h: int = 8, unit: str | None = None,
+              description: str = "", **options: Any) -> "Dashboard":
+        if self._x + w > 24:
+            self._x, self._y, self._row_h = 0, self._y + self._row_h, 0
+        panel: dict[str, Any] = {
+            "id": len(self.panels) + 1,
+            "type": kind,
+            "title": title,
+            "description": description,
+            "datasource": DATASOURCE,
+            "gridPos": {"x": self._x, "y": self._y, "w": w, "h": h},
+            "targets": [
+                {"refId": chr(ord("A") + i), "datasource": DATASOURCE, "rawQuery": True, "resultFormat": "table" if kind == "table" else "time_series", "query": q}
+                for i, q in enumerate(queries)
+            ],
+            "fieldConfig": {"defaults": {"unit": unit} if unit else {}, "overrides": options.pop("overrides", [])},
+            "options": options.pop("panel_options", {}),
+        }
+        panel.update(options)
+        self.panels.append(panel)
+        self._x += w
+        self._row_h = max(self._row_h, h)
+        return self
+
+    def annotation(self, name: str, query: str) -> "Dashboard":
+        self.annotations.append({"name": name, "datasource": DATASOURCE, "enable": True, "iconColor": "red", "query": query})
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "uid": self.uid,
+            "title": self.title,
+            "description": self.description,
+            "tags": ["nettvakt", *self.tags],
+            "schemaVersion": SCHEMA_VERSION,
+            "version": 1,
+            "editable": True,
+            "timezone": "browser",
+            "time": {"from": "now-24h", "to": "now"},
+            "refresh": "1m",
+            "templating": {"list": self.variables},
+            "annotations": {"list": self.annotations},
+            "panels": self.panels,
+        }
+
+
+def _datasource_variable() -> dict[str, Any]:
+    return {
+        "name": "DS",
+        "label": "InfluxDB",
+        "type": "datasource",
+        "query": "influxdb",
+        "current": {"selected": True, "text": PROVISIONED_UID, "value": PROVISIONED_UID},
+        "hide": 0,
+    }
+
+
+SITE_VAR = ('site', 'Site', 'SHOW TAG VALUES FROM "availability" WITH KEY = "site"')
+SITE = "\"site\" =~ /^$site$/"
+
+
+def overview() -> Dashboard:
+    d = Dashboard("nettvakt-overview", "Oversikt / Overview", "What is down right now, and where are links slow.", ["on-call"])
+    d.variable(*SITE_VAR)
+    d.panel("stat", "Agents up", ['SELECT last("agents_up") FROM "collector" WHERE $timeFilter'], w=4, h=4)
+    d.panel("stat", "Agents total", ['SELECT last("agents_total") FROM "collector" WHERE $timeFilter'], w=4, h=4)
+    d.panel("stat", "Points waiting in the collector queue", ['SELECT last("queue_points") FROM "collector" WHERE $timeFilter'], w=4, h=4)
+    d.panel("stat", "Points dropped (queue full)", ['SELECT last("dropped_points") FROM "collector" WHERE $timeFilter'], w=4, h=4)
+    d.panel("stat", "Devices down now", [f'SELECT count("up") FROM (SELECT last("up") AS "up" FROM "availability" WHERE $timeFilter AND "kind" = \'device\' GROUP BY "device") WHERE "up" < 1'], w=4, h=4,
+            description="Devices whose latest availability is down (empty: none).")
+    d.panel("stat", "Agents down now", [f'SELECT count("up") FROM (SELECT last("up") AS "up" FROM "availability" WHERE $timeFilter AND "kind" = \'agent\' GROUP BY "host") WHERE "up" < 1'], w=4, h=4)
+    d.panel("table", "Sites: availability in the period", [f'SELECT mean("up") * 100 AS "availability %" FROM "availability" WHERE $timeFilter AND {SITE} GROUP BY "site"'], w=8, unit="percent")
+    d.panel("state-timeline", "Availability per agent and device", [f'SELECT min("up") FROM "availability" WHERE $timeFilter AND {SITE} GROUP BY time($__interval), "site", "host", "device" fill(null)'], w=16)
+    d.panel("table", "Worst links now (latest ICMP per site, host, target)",
+            [f'SELECT last("rtt_ms") AS "rtt ms", last("loss_pct") AS "loss %", last("jitter_ms") AS "jitter ms" FROM "probe" WHERE $timeFilter AND "kind" = \'icmp\' AND {SITE} GROUP BY "site", "host", "target"'], w=24,
+            panel_options={"sortBy": [{"displayName": "rtt ms", "desc": True}]})
+    return d
+
+
+def links() -> Dashboard:
+    d = Dashboard("nettvakt-links", "Links and latency", "Smokeping-style latency and loss per site, host and target; the same target from every site.", ["consultant"])
+    d.variable(*SITE_VAR)
+    d.variable("host", "Host", 'SHOW TAG VALUES FROM "probe" WITH KEY = "host" WHERE "site" =~ /^$site$/')
+    d.variable("target", "Target", 'SHOW TAG VALUES FROM "probe" WITH KEY = "target" WHERE "kind" = \'icmp\'')
+    sel = f'{SITE} AND "host" =~ /^$host$/ AND "target" =~ /^$target$/ AND "kind" = \'icmp\''
+    d.panel("timeseries", "RTT: median with min–max band and p95", [
+        f'SELECT median("rtt_ms") AS "median", min("rtt_min_ms") AS "min", max("rtt_max_ms") AS "max", mean("rtt_p95_ms") AS "p95" FROM "probe" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "target" fill(null)'
+    ], w=24, h=10, unit="ms")
+    d.panel("timeseries", "Loss", [f'SELECT mean("loss_pct") FROM "probe" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "target" fill(null)'], unit="percent")
+    d.panel("timeseries", "Jitter", [f'SELECT mean("jitter_ms") FROM "probe" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "target" fill(null)'], unit="ms")
+    d.panel("timeseries", "Same target from every site (median RTT)", [
+        'SELECT median("rtt_ms") FROM "probe" WHERE $timeFilter AND "target" =~ /^$target$/ AND "kind" = \'icmp\' GROUP BY time($__interval), "site" fill(null)'
+    ], w=24, unit="ms", description="A slow segment stands out: sites behind it are slow to every target beyond it.")
+    d.panel("table", "Availability per target", [f'SELECT mean("up") * 100 AS "up %" FROM "probe" WHERE $timeFilter AND {SITE} GROUP BY "site", "kind", "target"'], w=24, unit="percent")
+    return d
+
+
+def network_devices() -> Dashboard:
+    d = Dashboard("nettvakt-network", "Network devices", "Firewall and switches over SNMP: load, sessions, tunnels, interfaces.", ["consultant"])
+    d.variable(*SITE_VAR)
+    d.variable("device", "Device", 'SHOW TAG VALUES FROM "device" WITH KEY = "device" WHERE "site" =~ /^$site$/')
+    d.variable("ifname", "Interface", 'SHOW TAG VALUES FROM "interface" WITH KEY = "ifname" WHERE "device" =~ /^$device$/')
+    dev = '"device" =~ /^$device$/'
+    d.panel("timeseries", "CPU", [f'SELECT mean("cpu_pct") FROM "device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(null)'], w=8, unit="percent")
+    d.panel("timeseries", "Memory", [f'SELECT mean("mem_used_pct") FROM "device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(null)'], w=8, unit="percent")
+    d.panel("timeseries", "Firewall sessions", [f'SELECT mean("sessions") FROM "device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(null)'], w=8)
+    d.panel("timeseries", "IPsec tunnels up", [f'SELECT last("vpn_tunnels_up") AS "up", last("vpn_tunnels_total") AS "total" FROM "device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(previous)'], w=8)
+    d.panel("state-timeline", "Device reachable", [f'SELECT min("up") FROM "device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(null)'], w=16)
+    ifsel = f'{dev} AND "ifname" =~ /^$ifname$/'
+    d.panel("timeseries", "Traffic in/out", [
+        f'SELECT mean("in_bps") AS "in", mean("out_bps") AS "out" FROM "interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
+    ], w=12, unit="bps")
+    d.panel("timeseries", "Utilisation in/out", [
+        f'SELECT mean("in_util_pct") AS "in", mean("out_util_pct") AS "out" FROM "interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
+    ], w=12, unit="percent")
+    d.panel("timeseries", "Errors and discards", [
+        f'SELECT mean("in_errors_ps") AS "in errors", mean("out_errors_ps") AS "out errors", mean("in_discards_ps") AS "in discards", mean("out_discards_ps") AS "out discards" FROM "interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
+    ], w=12, unit="pps")
+    d.panel("table", "Busiest interfaces (peak in the period)", [
+        f'SELECT max("out_bps") AS "peak out bps", max("in_bps") AS "peak in bps", max("out_util_pct") AS "peak out %" FROM "interface" WHERE $timeFilter AND {dev} GROUP BY "device", "ifname"'
+    ], w=12, panel_options={"sortBy": [{"displayName": "peak out bps", "desc": True}]})
+    return d
+
+
+def hosts() -> Dashboard:
+    d = Dashboard("nettvakt-hosts", "Hosts", "CPU, memory, disk and network per machine, from the agents.", ["consultant"])
+    d.variable(*SITE_VAR)
+    d.variable("host", "Host", 'SHOW TAG VALUES FROM "host" WITH KEY = "host" WHERE "site" =~ /^$site$/')
+    sel = f'{SITE} AND "host" =~ /^$host$/'
+    d.panel("timeseries", "CPU", [f'SELECT mean("cpu_pct") FROM "host" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host" fill(null)'], unit="percent")
+    d.panel("timeseries", "Memory", [f'SELECT mean("mem_used_pct") FROM "host" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host" fill(null)'], unit="percent")
+    d.panel("timeseries", "Disk used per mount", [f'SELECT last("used_pct") FROM "host_disk" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "mount" fill(previous)'], unit="percent")
+    d.panel("timeseries", "Network in/out", [
+        f'SELECT mean("in_bps") AS "in", mean("out_bps") AS "out" FROM "host_net" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "nic" fill(null)'
+    ], unit="bps")
+    d.panel("timeseries", "Load (1 min)", [f'SELECT mean("load1") FROM "host" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host" fill(null)'])
+    d.panel("table", "Uptime", [f'SELECT last("uptime_s") AS "uptime" FROM "host" WHERE $timeFilter AND {sel} GROUP BY "site", "host"'], unit="s")
+    return d
+
+
+def lifecycle() -> Dashboard:
+    d = Dashboard("nettvakt-lifecycle", "Hardware lifecycle", "What must be replaced, when, and what it costs (from inventory.toml).", ["manager"])
+    d.variable(*SITE_VAR)
+    d.panel("table", "Every machine and network device", [
+        f'SELECT last("model") AS "model", last("age_years") AS "age (years)", last("lifetime_years") AS "lifetime (years)", last("remaining_years") AS "remaining (years)", last("due_year") AS "due", last("replacement_cost_nok") AS "cost (NOK)" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "site", "kind", "host", "device"'
+    ], w=24, h=12, panel_options={"sortBy": [{"displayName": "remaining (years)", "desc": False}]},
+        overrides=[{"matcher": {"id": "byName", "options": "remaining (years)"},
+                    "properties": [{"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                                   {"id": "thresholds", "value": {"mode": "absolute", "steps": [
+                                       {"color": "red", "value": None}, {"color": "orange", "value": 0}, {"color": "green", "value": 1}]}}]}])
+    d.panel("barchart", "Replacement cost per due year", [
+        f'SELECT sum("cost") FROM (SELECT last("replacement_cost_nok") AS "cost" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "host", "device", "due_year") GROUP BY "due_year"'
+    ], unit="currencyNOK", description="Overdue equipment counts in the year it fell due.")
+    d.panel("barchart", "Replacement cost per site", [
+        f'SELECT sum("cost") FROM (SELECT last("replacement_cost_nok") AS "cost" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "host", "device", "site") GROUP BY "site"'
+    ], unit="currencyNOK")
+    d.panel("table", "Hardware facts reported by the machines", [
+        f'SELECT last("vendor") AS "vendor", last("model") AS "model", last("serial") AS "serial", last("os_name") AS "os" FROM "hardware" WHERE $timeFilter AND {SITE} GROUP BY "site", "host", "device"'
+    ], w=24)
+    return d
+
+
+def collector_health() -> Dashboard:
+    d = Dashboard("nettvakt-collector", "Collector health", "Is the monitoring itself healthy: points in and out, queue, errors, agents.", ["on-call"])
+    d.panel("timeseries", "Points in / written per second", [
+        'SELECT non_negative_derivative(last("points_in"), 1s) AS "in", non_negative_derivative(last("written_points"), 1s) AS "written" FROM "collector" WHERE $timeFilter GROUP BY time($__interval) fill(null)'
+    ], unit="pps")
+    d.panel("timeseries", "Queue depth", ['SELECT last("queue_points") FROM "collector" WHERE $timeFilter GROUP BY time($__interval) fill(previous)'])
+    d.panel("timeseries", "Write errors, dropped and rejected points (cumulative)", [
+        'SELECT last("write_errors") AS "write errors", last("dropped_points") AS "dropped", last("rejected_points") AS "rejected" FROM "collector" WHERE $timeFilter GROUP BY time($__interval) fill(previous)'
+    ])
+    d.panel("timeseries", "Agents up", ['SELECT last("agents_up") AS "up", last("agents_total") AS "total" FROM "collector" WHERE $timeFilter GROUP BY time($__interval) fill(previous)'])
+    return d
+
+
+DASHBOARDS = {"overview": overview, "links": links, "network-devices": network_devices, "hosts": hosts, "lifecycle": lifecycle, "collector": collector_health}
+
+
+def render() -> dict[str, str]:
+    """File name → JSON text, exactly as committed."""
+    return {f"{name}.json": json.dumps(build().to_json(), indent=2, ensure_ascii=False) + "\n" for name, build in DASHBOARDS.items()}
+
+
+def main() -> None:
+    for name, text in render().items():
+        (HERE / name).write_text(text, encoding="utf-8")
+        print(f"wrote dashboards/{name}")
+
+
+if __name__ == "__main__":
+    main()
