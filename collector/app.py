@@ -169,6 +169,24 @@ async def _snmp_ctx(app: web.Application) -> AsyncIterator[None]:
     await scheduler.stop()
 
 
+LIFECYCLE_INTERVAL_S = 3600.0
+
+
+async def _lifecycle_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The inventory's replacement plan as `lifecycle` points, at start and hourly (ages move)."""
+    from collector.lifecycle import lifecycle_points
+
+    async def loop() -> None:
+        while True:
+            await store_local(app, "lifecycle", lifecycle_points(app[INVENTORY], time.time_ns()))
+            await asyncio.sleep(LIFECYCLE_INTERVAL_S)
+
+    task = asyncio.create_task(loop(), name="lifecycle")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
 def create_app(inventory: Inventory, extra_contexts: list[Any] | None = None) -> web.Application:
     app = web.Application(client_max_size=inventory.collector.max_batch_bytes)
     app[INVENTORY] = inventory
@@ -176,6 +194,7 @@ def create_app(inventory: Inventory, extra_contexts: list[Any] | None = None) ->
     app.cleanup_ctx.append(_writer_ctx)
     app.cleanup_ctx.append(_housekeeping_ctx)
     app.cleanup_ctx.append(_snmp_ctx)
+    app.cleanup_ctx.append(_lifecycle_ctx)
     for ctx in extra_contexts or []:
         app.cleanup_ctx.append(ctx)
     app.router.add_post(INGEST_PATH, handle_ingest)
