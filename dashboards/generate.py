@@ -118,9 +118,10 @@ def overview() -> Dashboard:
     d.panel("stat", "Agents total", ['SELECT last("agents_total") FROM "collector" WHERE $timeFilter'], w=4, h=4)
     d.panel("stat", "Points waiting in the collector queue", ['SELECT last("queue_points") FROM "collector" WHERE $timeFilter'], w=4, h=4)
     d.panel("stat", "Points dropped (queue full)", ['SELECT last("dropped_points") FROM "collector" WHERE $timeFilter'], w=4, h=4)
-    d.panel("stat", "Devices down now", [f'SELECT count("up") FROM (SELECT last("up") AS "up" FROM "availability" WHERE $timeFilter AND "kind" = \'device\' GROUP BY "device") WHERE "up" < 1'], w=4, h=4,
-            description="Devices whose latest availability is down (empty: none).")
-    d.panel("stat", "Agents down now", [f'SELECT count("up") FROM (SELECT last("up") AS "up" FROM "availability" WHERE $timeFilter AND "kind" = \'agent\' GROUP BY "host") WHERE "up" < 1'], w=4, h=4)
+    d.panel("stat", "Devices down now", ['SELECT sum("down") FROM (SELECT 1 - last("up") AS "down" FROM "availability" WHERE $timeFilter AND "kind" = \'device\' GROUP BY "device")'], w=4, h=4,
+            description="Network devices whose latest availability is down.")
+    d.panel("stat", "Agents down now", ['SELECT sum("down") FROM (SELECT 1 - last("up") AS "down" FROM "availability" WHERE $timeFilter AND "kind" = \'agent\' GROUP BY "host")'], w=4, h=4,
+            description="Agents silent for longer than their allowed intervals.")
     d.panel("table", "Sites: availability in the period", [f'SELECT mean("up") * 100 AS "availability %" FROM "availability" WHERE $timeFilter AND {SITE} GROUP BY "site"'], w=8, unit="percent")
     d.panel("state-timeline", "Availability per agent and device", [f'SELECT min("up") FROM "availability" WHERE $timeFilter AND {SITE} GROUP BY time($__interval), "site", "host", "device" fill(null)'], w=16)
     d.panel("table", "Worst links now (latest ICMP per site, host, target)",

@@ -5,26 +5,16 @@ That every query returns data is proven on real lab data in tests/lab/test_scena
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from dashboards import check, generate
 
 DASHBOARDS = Path(__file__).resolve().parents[1] / "dashboards"
 
 
-def load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"nettvakt_dashboards_{name}", DASHBOARDS / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-generate = load("generate")
-check = load("check")
 FILES = sorted(generate.render())
 
 

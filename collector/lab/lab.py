@@ -29,7 +29,15 @@ from types import FrameType, TracebackType
 from typing import Any, Protocol
 
 from collector.lab.topology import KARLSOY_LAB, Link, Topology
-from collector.services import InfluxdServer, ManagedProcess, SnmpdServer, start_influxd, start_snmpd
+from collector.services import (
+    InfluxdServer,
+    ManagedProcess,
+    SnmpdServer,
+    SnmpsimServer,
+    start_influxd,
+    start_snmpd,
+    start_snmpsim,
+)
 
 RUN_DIR = Path("/run/nettvakt-lab")
 DEFAULT_PREFIX = "nv"
@@ -513,6 +521,14 @@ class Lab:
         if not self._started:
             raise LabError("lab is not started")
         server = start_snmpd(self.workdir / f"snmpd-{node}", host=host or self.addr(node), port=port, netns=self.ns(node), **kwargs)
+        self._procs.append(server)
+        return server
+
+    def start_snmpsim(self, node: str, data_dir: Path, port: int = 1161, host: str = "127.0.0.1") -> SnmpsimServer:
+        """snmpsim inside `node` serving the recordings in `data_dir` (community = file stem); stopped with the lab."""
+        if not self._started:
+            raise LabError("lab is not started")
+        server = start_snmpsim(data_dir, self.workdir / f"snmpsim-{node}", host=host, port=port, netns=self.ns(node))
         self._procs.append(server)
         return server
 

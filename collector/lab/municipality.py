@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import shutil
 import sys
 import urllib.request
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ COLLECTOR_PORT = 8650
 INFLUX_PORT = 8086
 DATABASE = "nettvakt"
 SNMP_COMMUNITY = "karlsoy-lab-ro"
+SNMPSIM_PORT = 1161
 LAB_ADMIN_COMMUNITY = "karlsoy-lab-admin"
 NS_CACHE_TABLE = ".1.3.6.1.4.1.8072.1.5"
 IF_TABLE_CACHE_TIMEOUT = "1.3.6.1.4.1.8072.1.5.3.1.2.1.3.6.1.2.1.2.2"  # nsCacheTimeout.<ifTable>
@@ -52,7 +54,13 @@ class MunicipalityConfig:
     icmp_count: int = 5
     icmp_interval_ms: int = 100
     snmp_interval_s: float = 5.0
+    # Recorded real devices served by snmpsim at the town hall: device id -> .snmprec file.
+    recorded_devices: dict[str, Path] = field(default_factory=dict)
     extra_probes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _community_env(device_id: str) -> str:
+    return "NETTVAKT_LAB_COMMUNITY_" + device_id.upper().replace("-", "_")
 
 
 SITE_NAMES = {
@@ -108,6 +116,20 @@ class Municipality:
             "timeout_s = 2.0",
             "retries = 1",
         ]
+        for device_id, recording in c.recorded_devices.items():
+            lines += [
+                "[[device]]",
+                f'id = "{device_id}"',
+                f'name = "Recorded {recording.stem}"',
+                'site = "radhus"',
+                'host = "127.0.0.1"',
+                'hardware = { kind = "firewall", purchased = 2026-09-15 }',
+                "[device.snmp]",
+                'version = "2c"',
+                f"port = {SNMPSIM_PORT}",
+                f'community = "env:{_community_env(device_id)}"',
+                f"interval_s = {c.snmp_interval_s}",
+            ]
         for agent in c.agents:
             token_sha = hashlib.sha256(self.tokens[agent.id].encode()).hexdigest()
             lines += [
@@ -148,12 +170,20 @@ class Municipality:
             urllib.request.Request(f"{self.influx_url}/query", data=f"q=CREATE DATABASE {DATABASE}".encode()), timeout=10
         ).read()
         self._start_firewall_snmpd()
+        env = {"NETTVAKT_LAB_COMMUNITY": SNMP_COMMUNITY}
+        if self.config.recorded_devices:
+            recordings = self.workdir / "snmprec"
+            recordings.mkdir(exist_ok=True)
+            for device_id, recording in self.config.recorded_devices.items():
+                shutil.copyfile(recording, recordings / recording.name)
+                env[_community_env(device_id)] = recording.stem  # snmpsim: community = file name
+            self.lab.start_snmpsim("radhus", recordings, port=SNMPSIM_PORT)
         self.inventory_path.write_text(self.inventory_text(), encoding="utf-8")
         self.collector = self.lab.spawn(
             "radhus",
             [sys.executable, "-m", "agent.cli", "collector", "run", "--inventory", str(self.inventory_path)],
             "collector",
-            env={"NETTVAKT_LAB_COMMUNITY": SNMP_COMMUNITY},
+            env=env,
         )
         self.collector_url = f"http://127.0.0.1:{self.lab.expose('radhus', COLLECTOR_PORT)}"
         wait_until(lambda: self.health()["status"] == "ok", 30, "collector health", watch=[self.collector])
