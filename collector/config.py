@@ -10,23 +10,14 @@ import datetime as dt
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from agent.probes import PROBES
 from agent.secrets import SecretError, is_secret_ref, resolve_secret
-
-SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+from collector.alerting.config import AlertingSettings, AlertRule, MaintenanceWindow, alerting_problems, rule_names
+from collector.models import SHA256_RE, HostPort, Model, PositiveSeconds, SecretRef, Slug
 
 
 class InventoryError(ValueError):
@@ -36,38 +27,6 @@ class InventoryError(ValueError):
         self.path = str(path)
         self.problems = problems
         super().__init__("\n".join(f"{self.path}: {p}" for p in problems))
-
-
-def _slug(value: str) -> str:
-    if not SLUG_RE.match(value):
-        raise ValueError(
-            f"{value!r} is not an id: use lower-case ASCII letters, digits and '-' "
-            "(display names with Norwegian letters go in `name`)"
-        )
-    return value
-
-
-def _secret(value: str) -> str:
-    if not is_secret_ref(value):
-        raise ValueError("secrets are never written inline: use env:NAME or file:PATH")
-    return value
-
-
-def _host_port(value: str) -> str:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{value!r}: expected HOST:PORT")
-    return value
-
-
-Slug = Annotated[str, AfterValidator(_slug)]
-SecretRef = Annotated[str, AfterValidator(_secret)]
-HostPort = Annotated[str, AfterValidator(_host_port)]
-PositiveSeconds = Annotated[float, Field(gt=0, le=86400)]
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
 class CollectorSettings(Model):
@@ -302,6 +261,9 @@ class Inventory(Model):
     probe: list[ProbeTarget] = Field(default_factory=list)
     channel: list[Channel] = Field(default_factory=list)
     route: list[Route] = Field(default_factory=list)
+    alerting: AlertingSettings = AlertingSettings()
+    alert: list[AlertRule] = Field(default_factory=list)
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
 
     # Folder of the inventory file, for relative file: secrets and data_dir. Not a TOML key.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -340,6 +302,12 @@ class Inventory(Model):
             for j, site in enumerate(route.sites):
                 if site not in site_ids:
                     problems.append(f"route[{i}].sites[{j}]: no site with id {site!r}")
+            for j, rule in enumerate(route.rules):
+                if rule not in rule_names(self.alert):
+                    problems.append(f"route[{i}].rules[{j}]: no alert rule or rule kind {rule!r}")
+        problems += alerting_problems(
+            self.alert, self.maintenance, site_ids, agent_ids | device_ids | {p.name for p in self.probe}
+        )
         hashes: dict[str, int] = {}
         for i, agent in enumerate(self.agent):
             if agent.token_sha256 in hashes:

@@ -1,0 +1,611 @@
+"""The alert engine: fed the collector's own points, it decides what people are told.
+
+`observe(points)` keeps the newest value per (rule, subject); `evaluate(now)` steps every
+alert's state machine (inactive → pending → firing → resolved), folds what sits behind an
+unreachable site into one site alert, applies maintenance windows and silences, routes to
+channels and groups what fires together. It never reads InfluxDB, so alerts still go out
+when storage is down. Time is a plain Unix-seconds float passed in, so tests drive a fake clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import zoneinfo
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from agent.points import Point
+from collector.alerting.config import AlertRule, MaintenanceWindow
+from collector.alerting.rules import RULE_KINDS, SITE_RULE, SITE_TEXT, RuleContext, RuleKind
+from collector.alerting.silences import SilenceStore
+from collector.config import Inventory, Route
+
+log = logging.getLogger("nettvakt.alerting")
+
+EventKind = Literal["firing", "resolved", "flapping", "repeat"]
+SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
+
+# Words of the messages people read, per language (Norwegian by default).
+WORDS: dict[str, dict[str, str]] = {
+    "nb": {
+        "firing": "AKTIV", "resolved": "LØST", "repeat": "FORTSATT AKTIV", "flapping": "USTABIL",
+        "info": "info", "warning": "advarsel", "critical": "kritisk",
+        "flap_text": "{summary} (skifter tilstand for ofte; holdes til den er stabil)",
+        "back_text": "{site_name} er tilgjengelig igjen",
+        "affected": "Berørt",
+        "many": "{n} varsler: {firing} aktive, {resolved} løst",
+        "since": "siden",
+    },
+    "en": {
+        "firing": "FIRING", "resolved": "RESOLVED", "repeat": "STILL FIRING", "flapping": "FLAPPING",
+        "info": "info", "warning": "warning", "critical": "critical",
+        "flap_text": "{summary} (changing state too often; held until it settles)",
+        "back_text": "{site_name} is reachable again",
+        "affected": "Affected",
+        "many": "{n} alerts: {firing} firing, {resolved} resolved",
+        "since": "since",
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AlertEvent:
+    """One line of a notification."""
+
+    event: EventKind
+    rule: str
+    kind: str
+    severity: str
+    site: str
+    subject: str
+    summary: str
+    since: float
+    affected: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.rule, self.subject)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": self.event,
+            "rule": self.rule,
+            "kind": self.kind,
+            "severity": self.severity,
+            "site": self.site,
+            "subject": self.subject,
+            "summary": self.summary,
+            "since": self.since,
+            "affected": list(self.affected),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One message to one channel; it may carry several alerts that fired together."""
+
+    channel: str
+    title: str
+    body: str
+    events: tuple[AlertEvent, ...]
+    created: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "channel": self.channel,
+            "title": self.title,
+            "body": self.body,
+            "created": self.created,
+            "alerts": [e.to_json() for e in self.events],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SiteInfo:
+    id: str
+    name: str
+    uplink: str | None
+    agents: tuple[str, ...]
+    devices: tuple[str, ...]  # without the uplink
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return self.agents + self.devices
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """What the engine needs from the inventory, resolved once."""
+
+    sites: dict[str, SiteInfo]
+    names: dict[str, str]  # agent/device id → display name
+    routes: tuple[Route, ...]
+    context: RuleContext
+
+    @classmethod
+    def from_inventory(cls, inventory: Inventory) -> "Topology":
+        sites = {}
+        for site in inventory.site:
+            sites[site.id] = SiteInfo(
+                id=site.id,
+                name=site.name,
+                uplink=site.uplink,
+                agents=tuple(a.id for a in inventory.agent if a.site == site.id),
+                devices=tuple(d.id for d in inventory.device if d.site == site.id and d.id != site.uplink),
+            )
+        important = {
+            (d.id, ifname) for d in inventory.device if d.snmp is not None for ifname in d.snmp.important_interfaces
+        }
+        names = {a.id: a.name for a in inventory.agent} | {d.id: d.name for d in inventory.device}
+        return cls(sites, names, tuple(inventory.route), RuleContext(frozenset(important)))
+
+
+@dataclass(slots=True)
+class _Observation:
+    site: str
+    value: float
+    time: float
+    raw: float | None = None  # last counter reading, for delta kinds
+
+
+@dataclass(slots=True)
+class _Alert:
+    rule: AlertRule
+    kind: RuleKind | None  # None for the site alert
+    site: str
+    subject: str
+    state: Literal["inactive", "pending", "firing"] = "inactive"
+    since: float = 0.0
+    value: float = math.nan
+    changes: deque[float] = field(default_factory=deque)
+    flapping: bool = False
+    flap_said: bool = False
+    notified: bool = False  # people were told it fires (or flaps) and not yet that it ended
+    last_sent: dict[str, float] = field(default_factory=dict)
+    affected: tuple[str, ...] = ()
+    summary: str = ""
+    seen: float = 0.0  # time of the newest observation
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.rule.id, self.subject)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule.id, "site": self.site, "subject": self.subject, "state": self.state, "since": self.since,
+            "value": None if math.isnan(self.value) else self.value, "changes": list(self.changes),
+            "flapping": self.flapping, "flap_said": self.flap_said, "notified": self.notified,
+            "last_sent": self.last_sent, "affected": list(self.affected), "summary": self.summary, "seen": self.seen,
+        }
+
+
+@dataclass(slots=True)
+class _Group:
+    first: float
+    events: list[AlertEvent]
+
+
+DEFAULT_SITE_RULE = AlertRule(id="site-unreachable", kind=SITE_RULE, severity="critical")
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        inventory: Inventory,
+        rules: Sequence[AlertRule],
+        maintenance: Sequence[MaintenanceWindow] = (),
+        *,
+        silences: SilenceStore | None = None,
+        group_wait_s: float = 10.0,
+        recovery_grace_s: float = 120.0,
+        stale_s: float = 900.0,
+        language: str = "nb",
+        timezone: str = "Europe/Oslo",
+    ) -> None:
+        self.topology = Topology.from_inventory(inventory)
+        self.rules = [r for r in rules if r.kind != SITE_RULE]
+        self.site_rule = next((r for r in rules if r.kind == SITE_RULE), DEFAULT_SITE_RULE)
+        self._rule_by_id = {r.id: r for r in self.rules}
+        # Batches reach 20 000 points: offer each point only to the rules that read its measurement.
+        self._by_measurement: dict[str, list[AlertRule]] = {}
+        for rule in self.rules:
+            self._by_measurement.setdefault(RULE_KINDS[rule.kind].measurement, []).append(rule)
+        self.maintenance = list(maintenance)
+        self.silences = silences if silences is not None else SilenceStore()
+        self.group_wait_s = group_wait_s
+        # After a site comes back its machines need a report round to turn up again; their
+        # alerts stay folded meanwhile so the "back" message is the only one.
+        self.recovery_grace_s = recovery_grace_s
+        self.stale_s = stale_s
+        self.words = WORDS[language]
+        self.language = language
+        self.zone = zoneinfo.ZoneInfo(timezone)
+        self._obs: dict[tuple[str, str], _Observation] = {}
+        self._up: dict[str, tuple[bool, float]] = {}  # agent/device id → (up, time)
+        self._alerts: dict[tuple[str, str], _Alert] = {}
+        self._recovering: dict[str, float] = {}  # site → folded until
+        self._groups: dict[str, _Group] = {}
+        self._points: list[Point] = []
+
+    # ------------------------------------------------------------------ input
+    def observe(self, points: Iterable[Point]) -> None:
+        """Take the points the collector produced or received; cheap, no I/O."""
+        ctx = self.topology.context
+        for point in points:
+            t = point.time_ns / 1e9
+            if point.measurement == "availability" and point.tags.get("kind") in ("agent", "device"):
+                ident = point.tags.get("host") if point.tags.get("kind") == "agent" else point.tags.get("device")
+                up = point.fields.get("up")
+                if ident and isinstance(up, (int, float)):
+                    seen = self._up.get(ident)
+                    if seen is None or seen[1] <= t:
+                        self._up[ident] = (up >= 0.5, t)
+            for rule in self._by_measurement.get(point.measurement, ()):
+                kind = RULE_KINDS[rule.kind]
+                for sample in kind.evaluate(point, ctx):
+                    if (rule.sites and sample.site not in rule.sites) or (rule.subjects and sample.subject not in rule.subjects):
+                        continue
+                    key = (rule.id, sample.subject)
+                    old = self._obs.get(key)
+                    if old is not None and old.time > t:
+                        continue  # backlog from a spool: history, not the present
+                    if kind.delta:
+                        raw = sample.value
+                        # A counter that went backwards restarted; count from there.
+                        value = 0.0 if old is None or old.raw is None or raw < old.raw else raw - old.raw
+                        self._obs[key] = _Observation(sample.site, value, t, raw)
+                    else:
+                        self._obs[key] = _Observation(sample.site, sample.value, t)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, now: float) -> list[Notification]:
+        """Step every alert to `now`; return the messages due now (after group wait)."""
+        for site in self.topology.sites.values():
+            bad = self._site_down(site, now)
+            if bad is not None or (self.site_rule.id, site.id) in self._alerts:
+                self._step_site(site, bool(bad), now)
+        for key, obs in list(self._obs.items()):
+            rule = self._rule_by_id[key[0]]
+            stale = now - obs.time > self.stale_s
+            if stale:
+                # A subject nobody reports on any more cannot stay "firing" forever.
+                del self._obs[key]
+            alert = self._alerts.get(key)
+            if alert is None:
+                if stale:
+                    continue
+                alert = self._alerts[key] = _Alert(rule, RULE_KINDS[rule.kind], obs.site, key[1])
+            alert.value = obs.value
+            alert.seen = obs.time
+            if stale:
+                self._end_quietly(alert, now)
+            else:
+                self._step(alert, self._is_bad(alert, obs.value), now)
+        for key, alert in self._alerts.items():
+            # Raised before a restart and never reported on since (subject gone from the inventory).
+            if alert.kind is not None and key not in self._obs and alert.state != "inactive" and now - alert.seen > self.stale_s:
+                self._end_quietly(alert, now)
+        for key, alert in list(self._alerts.items()):
+            self._decide(alert, now)
+            if alert.state == "inactive" and not alert.notified and not alert.flapping and (
+                not alert.changes or now - alert.changes[-1] > alert.rule.flap_window_s
+            ) and (alert.kind is None or key not in self._obs):
+                del self._alerts[key]
+        return self._flush(now)
+
+    # ------------------------------------------------------------------ restart
+    def snapshot(self) -> dict[str, Any]:
+        """What must survive a restart: who was told what, so no firing storm and no lost resolved."""
+        return {
+            "version": 1,
+            "alerts": [a.to_json() for a in self._alerts.values() if a.state != "inactive" or a.notified or a.changes],
+            "recovering": dict(self._recovering),
+        }
+
+    def restore(self, data: dict[str, Any], now: float) -> int:
+        """Take back a snapshot; alerts of rules no longer configured are dropped. Returns how many came back."""
+        if data.get("version") != 1:
+            log.warning("alert state: unknown snapshot version %r; starting clean", data.get("version"))
+            return 0
+        restored = 0
+        for item in data.get("alerts", []):
+            rule = self.site_rule if item["rule"] == self.site_rule.id else self._rule_by_id.get(item["rule"])
+            if rule is None:
+                continue
+            kind = None if rule.kind == SITE_RULE else RULE_KINDS[rule.kind]
+            alert = _Alert(rule, kind, item["site"], item["subject"])
+            alert.state = item["state"]
+            alert.since = float(item["since"])
+            alert.value = math.nan if item.get("value") is None else float(item["value"])
+            alert.changes = deque(float(t) for t in item.get("changes", []))
+            alert.flapping = bool(item.get("flapping"))
+            alert.flap_said = bool(item.get("flap_said"))
+            alert.notified = bool(item.get("notified"))
+            alert.last_sent = {str(k): float(v) for k, v in item.get("last_sent", {}).items()}
+            alert.affected = tuple(item.get("affected", ()))
+            alert.summary = str(item.get("summary", ""))
+            # Its subject gets a fresh stale_s from now to report again before it counts as gone.
+            alert.seen = now
+            self._alerts[alert.key] = alert
+            restored += 1
+        self._recovering = {str(k): float(v) for k, v in data.get("recovering", {}).items()}
+        return restored
+
+    def take_points(self) -> list[Point]:
+        """`alert` points for every state change since the last call (docs/metrics.md)."""
+        points, self._points = self._points, []
+        return points
+
+    def firing(self, now: float) -> list[dict[str, Any]]:
+        """What fires now, for `nettvakt alerts` and the health page; `muted` says why nobody is told."""
+        return [
+            {"rule": a.rule.id, "kind": a.rule.kind, "severity": a.rule.severity, "site": a.site, "subject": a.subject,
+             "since": a.since, "flapping": a.flapping, "summary": a.summary, "muted": self._muted(a, now)}
+            for a in self._alerts.values() if a.state == "firing" or a.flapping
+        ]
+
+    # ------------------------------------------------------------------ sites
+    def _site_down(self, site: SiteInfo, now: float) -> bool | None:
+        """True when the uplink or every member is down; None when nothing is known."""
+        def fresh(ident: str) -> bool | None:
+            seen = self._up.get(ident)
+            return None if seen is None or now - seen[1] > self.stale_s else seen[0]
+
+        uplink = fresh(site.uplink) if site.uplink else None
+        if uplink is False:
+            return True
+        members = [m for m in (fresh(i) for i in site.members) if m is not None]
+        # One silent machine is that machine's alert; the whole site needs two or more.
+        if len(members) >= 2 and not any(members):
+            return True
+        if uplink is None and not members:
+            return None
+        return False
+
+    def _step_site(self, site: SiteInfo, bad: bool, now: float) -> None:
+        key = (self.site_rule.id, site.id)
+        alert = self._alerts.get(key)
+        if alert is None:
+            if not bad:
+                return
+            alert = self._alerts[key] = _Alert(self.site_rule, None, site.id, site.id)
+        alert.affected = tuple(self.topology.names.get(m, m) for m in site.members)
+        was_firing = alert.state == "firing"
+        self._step(alert, bad, now)
+        if was_firing and alert.state == "inactive":
+            self._recovering[site.id] = now + self.recovery_grace_s
+
+    def _site_folding(self, site: str, now: float) -> bool:
+        alert = self._alerts.get((self.site_rule.id, site))
+        if alert is not None and alert.state in ("pending", "firing"):
+            return True
+        return now < self._recovering.get(site, -math.inf)
+
+    # ------------------------------------------------------------------ state machine
+    def _is_bad(self, alert: _Alert, value: float) -> bool:
+        assert alert.kind is not None
+        threshold, clear = alert.rule.limits()
+        above = alert.kind.direction == "above"
+        if alert.state != "firing":
+            # Pending needs the threshold crossed all through `for_s`, as in Prometheus.
+            return value >= threshold if above else value <= threshold
+        # Once firing, only crossing the clear line ends it: a value hovering at the threshold stays put.
+        return not (value < clear if above else value > clear)
+
+    def _step(self, alert: _Alert, bad: bool, now: float) -> None:
+        rule = alert.rule
+        if alert.state == "inactive" and bad:
+            alert.since = now
+            if rule.for_s > 0:
+                alert.state = "pending"
+                self._record(alert, "pending", now)
+            else:
+                self._change(alert, "firing", now)
+        elif alert.state == "pending":
+            if not bad:
+                alert.state = "inactive"
+            elif now - alert.since >= rule.for_s:
+                self._change(alert, "firing", now)
+        elif alert.state == "firing" and not bad:
+            self._change(alert, "inactive", now)
+        window = rule.flap_window_s
+        while alert.changes and now - alert.changes[0] > window:
+            alert.changes.popleft()
+        if not alert.flapping and len(alert.changes) >= rule.flap_changes:
+            alert.flapping = True
+            log.info("alert %s %s is flapping", rule.id, alert.subject)
+        elif alert.flapping and (not alert.changes or now - alert.changes[-1] >= window):
+            alert.flapping = False
+            alert.flap_said = False
+            # Settled: say once where it settled (firing anew, or resolved).
+            if alert.state == "firing":
+                alert.notified = False
+            log.info("alert %s %s settled (%s)", rule.id, alert.subject, alert.state)
+
+    def _end_quietly(self, alert: _Alert, now: float) -> None:
+        """No news for stale_s: the alert ends in history, but nobody is told "resolved" on no evidence.
+
+        (An agent gone silent has its own alert; its disk is not fixed because we stopped hearing of it.)
+        """
+        if alert.state == "firing":
+            self._change(alert, "inactive", now)
+        alert.state = "inactive"
+        alert.notified = False
+        alert.flapping = False
+        alert.last_sent.clear()
+
+    def _change(self, alert: _Alert, state: Literal["firing", "inactive"], now: float) -> None:
+        alert.state = state
+        alert.changes.append(now)
+        self._record(alert, "firing" if state == "firing" else "resolved", now)
+
+    def _record(self, alert: _Alert, state: str, now: float) -> None:
+        alert.summary = self._summary(alert)
+        summary = alert.summary
+        if state == "resolved" and alert.kind is None:
+            summary = self.words["back_text"].format(site_name=self._site_name(alert.site))
+        tags = {"rule": alert.rule.id, "severity": alert.rule.severity, "state": state}
+        if alert.site:  # the collector's own alerts belong to no site; an empty tag is not allowed
+            tags["site"] = alert.site
+        self._points.append(
+            Point(
+                "alert",
+                tags,
+                {
+                    "active": 1.0 if state == "firing" else 0.0,
+                    "subject": alert.subject,
+                    "summary": summary,
+                    "affected": float(len(alert.affected)),
+                },
+                int(now * 1e9),
+            )
+        )
+
+    # ------------------------------------------------------------------ noise control
+    def _muted(self, alert: _Alert, now: float) -> str | None:
+        rule = alert.rule
+        for window in self.maintenance:
+            if window.matches(alert.site, rule.id, alert.subject) or window.matches(alert.site, rule.kind, alert.subject):
+                if window.active(now):
+                    return f"maintenance:{window.id}"
+        silence = self.silences.muting(now, alert.site, rule.id, rule.kind, alert.subject)
+        if silence is not None:
+            return f"silence:{silence.id}"
+        if alert.kind is not None and self._site_folding(alert.site, now):
+            return "site"
+        return None
+
+    def _routes(self, alert: _Alert) -> dict[str, float]:
+        """channel → repeat interval, over every route that matches."""
+        found: dict[str, float] = {}
+        rule = alert.rule
+        for route in self.topology.routes:
+            if route.sites and alert.site not in route.sites:
+                continue
+            if route.severities and rule.severity not in route.severities:
+                continue
+            if route.rules and rule.id not in route.rules and rule.kind not in route.rules:
+                continue
+            for channel in route.channels:
+                found[channel] = min(found.get(channel, math.inf), route.repeat_interval_s)
+        return found
+
+    def _decide(self, alert: _Alert, now: float) -> None:
+        muted = self._muted(alert, now)
+        if alert.flapping:
+            if not alert.flap_said and muted is None:
+                alert.flap_said = True
+                alert.notified = True
+                self._enqueue(alert, "flapping", now)
+            return
+        if alert.state == "firing":
+            if muted is not None:
+                return
+            routes = self._routes(alert)
+            if not alert.notified:
+                alert.notified = True
+                self._enqueue(alert, "firing", now, routes)
+            else:
+                due = {c: r for c, r in routes.items() if now - alert.last_sent.get(c, now) >= r}
+                if due:
+                    self._enqueue(alert, "repeat", now, due)
+        elif alert.notified:
+            alert.notified = False
+            # People told of a problem are told it ended, unless they asked for quiet.
+            if muted is None or muted == "site":
+                self._enqueue(alert, "resolved", now)
+            alert.last_sent.clear()
+
+    def _enqueue(self, alert: _Alert, event: EventKind, now: float, routes: dict[str, float] | None = None) -> None:
+        routes = self._routes(alert) if routes is None else routes
+        if not routes:
+            log.info("alert %s %s (%s) matches no route", alert.rule.id, alert.subject, event)
+            return
+        summary = alert.summary or self._summary(alert)
+        if event == "flapping":
+            summary = self.words["flap_text"].format(summary=summary)
+        elif event == "resolved" and alert.kind is None:
+            summary = self.words["back_text"].format(site_name=self._site_name(alert.site))
+        item = AlertEvent(
+            event, alert.rule.id, alert.rule.kind, alert.rule.severity, alert.site, alert.subject, summary,
+            alert.since, alert.affected,
+        )
+        for channel in routes:
+            alert.last_sent[channel] = now
+            self._groups.setdefault(channel, _Group(now, [])).events.append(item)
+
+    def _flush(self, now: float) -> list[Notification]:
+        out = []
+        for channel, group in list(self._groups.items()):
+            if now - group.first < self.group_wait_s:
+                continue
+            del self._groups[channel]
+            events = self._settle(group.events, now)
+            if events:
+                out.append(self._render(channel, events, now))
+        return out
+
+    def _settle(self, events: list[AlertEvent], now: float) -> list[AlertEvent]:
+        """Drop what no longer needs saying: fired and resolved within the wait, or folded meanwhile."""
+        firing = {e.key for e in events if e.event == "firing"}
+        resolved = {e.key for e in events if e.event == "resolved"}
+        both = firing & resolved
+        kept = []
+        for e in events:
+            if e.key in both:
+                continue
+            alert = self._alerts.get(e.key)
+            if e.event in ("firing", "repeat") and alert is not None and alert.kind is not None and self._site_folding(e.site, now):
+                # Its site went down during the group wait: the site alert speaks for it.
+                alert.notified = False
+                continue
+            kept.append(e)
+        return kept
+
+    # ------------------------------------------------------------------ text
+    def _site_name(self, site: str) -> str:
+        info = self.topology.sites.get(site)
+        return info.name if info else site
+
+    def _clock(self, t: float) -> str:
+        return dt.datetime.fromtimestamp(t, self.zone).strftime("%H:%M")
+
+    def _summary(self, alert: _Alert) -> str:
+        threshold = alert.rule.limits()[0] if alert.kind is not None else math.nan
+        name = self.topology.names.get(alert.subject, alert.subject)
+        values = {
+            "subject": name, "site": alert.site, "site_name": self._site_name(alert.site), "value": alert.value,
+            "threshold": threshold, "rule": alert.rule.id, "severity": alert.rule.severity,
+            "since": self._clock(alert.since), "affected": len(alert.affected),
+        }
+        if alert.rule.summary is not None:
+            template = alert.rule.summary
+        elif alert.kind is None:
+            template = SITE_TEXT[self.language]
+        else:
+            template = alert.kind.text[self.language]
+        try:
+            return template.format(**values)
+        except (ValueError, TypeError) as exc:  # e.g. a numeric format on a missing value
+            log.warning("alert %s: summary template failed (%s)", alert.rule.id, exc)
+            return f"{alert.rule.id}: {name}"
+
+    def _render(self, channel: str, events: list[AlertEvent], now: float) -> Notification:
+        w = self.words
+        events.sort(key=lambda e: (e.event == "resolved", -SEVERITY_RANK[e.severity], e.site, e.subject))
+        if len(events) == 1:
+            e = events[0]
+            title = f"[{w[e.event]}] {e.summary}"
+        else:
+            n_resolved = sum(e.event == "resolved" for e in events)
+            title = "[nettvakt] " + w["many"].format(n=len(events), firing=len(events) - n_resolved, resolved=n_resolved)
+        lines = []
+        for e in events:
+            lines.append(f"{w[e.event]:<14} {w[e.severity]:<9} {e.summary}")
+            if e.affected and e.event != "resolved":
+                lines.append(f"{'':<25}{w['affected']}: {', '.join(e.affected)}")
+        return Notification(channel, title, "\n".join(lines) + "\n", tuple(events), now)

@@ -1,0 +1,190 @@
+"""Rule kinds as one table: name -> how to read a value per subject from the points we already have.
+
+A kind only extracts values; the engine owns thresholds, `for` durations, hysteresis,
+flapping and dependencies, the same for every kind (as blackbox_exporter's handler does
+for its probers). Config validation checks `kind in RULE_KINDS`; there is no second list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from agent.points import Point
+
+Direction = Literal["above", "below"]
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One value of one subject, read from one point."""
+
+    subject: str
+    site: str
+    value: float
+
+
+@dataclass(frozen=True, slots=True)
+class RuleContext:
+    """What evaluators may know about the inventory beyond the point itself."""
+
+    # (device, ifname) pairs marked important (snmp.important_interfaces).
+    important_interfaces: frozenset[tuple[str, str]] = frozenset()
+
+
+Evaluator = Callable[[Point, RuleContext], list[Sample]]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleKind:
+    # The measurement it reads: observe() only offers a point to the kinds that read it.
+    measurement: str
+    evaluate: Evaluator
+    # "above": bad when value >= threshold, clear when value < clear. "below": mirrored.
+    direction: Direction
+    threshold: float
+    clear: float | None  # None: the same as threshold (0/1 states need no hysteresis)
+    # Summary per language; {subject}, {value}, {threshold} and {site_name} are filled in.
+    text: Mapping[str, str] = field(default_factory=dict)
+    # Values are cumulative counters: the engine compares the increase between observations.
+    delta: bool = False
+
+
+def _num(point: Point, name: str) -> float | None:
+    value = point.fields.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _field(measurement: str, name: str, subject: Callable[[Point], str | None], kind: str | None = None) -> Evaluator:
+    """Evaluator reading one numeric field of one measurement (optionally one availability kind)."""
+
+    def evaluate(point: Point, ctx: RuleContext) -> list[Sample]:
+        if point.measurement != measurement or (kind is not None and point.tags.get("kind") != kind):
+            return []
+        value = _num(point, name)
+        who = subject(point)
+        if value is None or not who:
+            return []
+        return [Sample(who, point.tags.get("site", ""), value)]
+
+    return evaluate
+
+
+def _tag(name: str) -> Callable[[Point], str | None]:
+    return lambda p: p.tags.get(name)
+
+
+def _target(point: Point) -> str | None:
+    # The same target seen from two agents is two subjects: one agent's path may be the problem.
+    target, host = point.tags.get("target"), point.tags.get("host")
+    return f"{target}@{host}" if target and host else None
+
+
+def _disk(point: Point) -> str | None:
+    host, mount = point.tags.get("host"), point.tags.get("mount")
+    return f"{host}:{mount}" if host and mount else None
+
+
+def _interface_down(point: Point, ctx: RuleContext) -> list[Sample]:
+    if point.measurement != "interface":
+        return []
+    device, ifname = point.tags.get("device", ""), point.tags.get("ifname", "")
+    oper = _num(point, "oper_up")
+    # Only interfaces that matter page someone; one shut down on purpose (admin down) is not an outage.
+    if oper is None or (device, ifname) not in ctx.important_interfaces or _num(point, "admin_up") == 0.0:
+        return []
+    return [Sample(f"{device}/{ifname}", point.tags.get("site", ""), oper)]
+
+
+def _interface_max(names: tuple[str, str]) -> Evaluator:
+    def evaluate(point: Point, ctx: RuleContext) -> list[Sample]:
+        if point.measurement != "interface":
+            return []
+        values = [v for v in (_num(point, n) for n in names) if v is not None]
+        if not values:
+            return []
+        subject = f"{point.tags.get('device', '')}/{point.tags.get('ifname', '')}"
+        return [Sample(subject, point.tags.get("site", ""), max(values))]
+
+    return evaluate
+
+
+def _vpn_down(point: Point, ctx: RuleContext) -> list[Sample]:
+    if point.measurement != "device":
+        return []
+    up, total = _num(point, "vpn_tunnels_up"), _num(point, "vpn_tunnels_total")
+    if up is None or total is None:
+        return []
+    # Tunnels missing, so "at least one down" is >= 1 with the default threshold.
+    return [Sample(point.tags.get("device", ""), point.tags.get("site", ""), total - up)]
+
+
+RULE_KINDS: dict[str, RuleKind] = {
+    "agent_silent": RuleKind(
+        "availability", _field("availability", "up", _tag("host"), kind="agent"), "below", 0.5, None,
+        {"nb": "{subject} har ikke rapportert", "en": "{subject} has stopped reporting"},
+    ),
+    "device_down": RuleKind(
+        "availability", _field("availability", "up", _tag("device"), kind="device"), "below", 0.5, None,
+        {"nb": "{subject} svarer ikke på SNMP", "en": "{subject} does not answer SNMP"},
+    ),
+    "target_unreachable": RuleKind(
+        "probe", _field("probe", "up", _target), "below", 0.5, None,
+        {"nb": "{subject} svarer ikke", "en": "{subject} does not answer"},
+    ),
+    "probe_latency": RuleKind(
+        "probe", _field("probe", "rtt_ms", _target), "above", 200.0, 150.0,
+        {"nb": "{subject}: svartid {value:.0f} ms (grense {threshold:.0f} ms)",
+         "en": "{subject}: latency {value:.0f} ms (limit {threshold:.0f} ms)"},
+    ),
+    "probe_loss": RuleKind(
+        "probe", _field("probe", "loss_pct", _target), "above", 20.0, 5.0,
+        {"nb": "{subject}: pakketap {value:.0f} % (grense {threshold:.0f} %)",
+         "en": "{subject}: packet loss {value:.0f} % (limit {threshold:.0f} %)"},
+    ),
+    "interface_down": RuleKind(
+        "interface", _interface_down, "below", 0.5, None,
+        {"nb": "grensesnitt {subject} er nede", "en": "interface {subject} is down"},
+    ),
+    "interface_util": RuleKind(
+        "interface", _interface_max(("in_util_pct", "out_util_pct")), "above", 90.0, 75.0,
+        {"nb": "{subject}: utnyttelse {value:.0f} % (grense {threshold:.0f} %)",
+         "en": "{subject}: utilisation {value:.0f} % (limit {threshold:.0f} %)"},
+    ),
+    "interface_errors": RuleKind(
+        "interface", _interface_max(("in_errors_ps", "out_errors_ps")), "above", 10.0, 1.0,
+        {"nb": "{subject}: {value:.1f} feil/s", "en": "{subject}: {value:.1f} errors/s"},
+    ),
+    "host_cpu": RuleKind(
+        "host", _field("host", "cpu_pct", _tag("host")), "above", 95.0, 80.0,
+        {"nb": "{subject}: CPU {value:.0f} %", "en": "{subject}: CPU {value:.0f} %"},
+    ),
+    "host_mem": RuleKind(
+        "host", _field("host", "mem_used_pct", _tag("host")), "above", 95.0, 85.0,
+        {"nb": "{subject}: minne {value:.0f} % brukt", "en": "{subject}: memory {value:.0f} % used"},
+    ),
+    "host_disk": RuleKind(
+        "host_disk", _field("host_disk", "used_pct", _disk), "above", 90.0, 85.0,
+        {"nb": "{subject}: disk {value:.0f} % full", "en": "{subject}: disk {value:.0f} % full"},
+    ),
+    "vpn_tunnel_down": RuleKind(
+        "device", _vpn_down, "above", 1.0, None,
+        {"nb": "{subject}: {value:.0f} IPsec-tunnel(er) nede", "en": "{subject}: {value:.0f} IPsec tunnel(s) down"},
+    ),
+    "collector_dropping": RuleKind(
+        "collector", _field("collector", "dropped_points", _tag("collector")), "above", 1.0, None,
+        {"nb": "innsamleren mister data: {value:.0f} punkter forkastet", "en": "the collector is dropping data: {value:.0f} points dropped"},
+        delta=True,
+    ),
+}
+
+# The site alert is built by the engine from the uplink and members, not from one point,
+# but it is configured like any rule (severity, for_s, summary).
+SITE_RULE = "site_unreachable"
+SITE_TEXT = {
+    "nb": "{site_name} utilgjengelig siden {since}, {affected} maskiner bak den",
+    "en": "{site_name} unreachable since {since}, {affected} machines behind it",
+}

@@ -1,0 +1,173 @@
+"""Runs the engine in the collector: evaluate on a tick, deliver, record `alert` points.
+
+Delivery runs in its own tasks so a slow SMTP server never delays evaluation; a channel
+that gives up is reported through the other channels. Nothing here touches InfluxDB:
+points go to `emit` (the collector's durable local queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+from agent.points import Point
+from collector.alerting.channels import ChannelError, Sender, build_senders
+from collector.alerting.config import AlertRule, MaintenanceWindow
+from collector.alerting.engine import AlertEngine, Notification
+from collector.alerting.silences import SilenceStore
+from collector.config import Inventory
+
+log = logging.getLogger("nettvakt.alerting")
+
+Emit = Callable[[list[Point]], Awaitable[None]]
+
+
+class AlertService:
+    def __init__(
+        self,
+        engine: AlertEngine,
+        senders: dict[str, Sender],
+        emit: Emit | None = None,
+        *,
+        interval_s: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.senders = senders
+        self.emit = emit
+        self.interval_s = interval_s
+        self.clock = clock
+        self.failures: list[tuple[str, str]] = []  # (channel, error), newest last, for health
+        self._deliveries: set[asyncio.Task[bool]] = set()
+        # One lock per channel: messages to one channel go out one at a time, in order
+        # ("firing" before its "resolved"), while channels do not wait for each other.
+        self._locks: dict[str, asyncio.Lock] = {}
+        self.state_path: Path | None = None
+
+    def load_state(self, path: Path) -> None:
+        """Take back what the previous run knew (who was told what), and save there from now on."""
+        self.state_path = path
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            log.error("alerting: cannot read %s (%s); starting with no alert state", path, exc)
+            return
+        try:
+            count = self.engine.restore(data, self.clock())
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("alerting: %s is not an alert state file (%s); starting with no alert state", path, exc)
+            return
+        log.info("alerting: %d alerts taken back from %s", count, path)
+
+    def save_state(self) -> None:
+        if self.state_path is None:
+            return
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.engine.snapshot(), ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, self.state_path)
+
+    @classmethod
+    def from_inventory(
+        cls,
+        inventory: Inventory,
+        rules: Sequence[AlertRule],
+        maintenance: Sequence[MaintenanceWindow],
+        emit: Emit | None = None,
+        **engine_options: object,
+    ) -> "AlertService":
+        silences = SilenceStore.load(inventory.data_dir() / "silences.json")
+        engine = AlertEngine(inventory, rules, maintenance, silences=silences, **engine_options)  # type: ignore[arg-type]
+        senders, _ = build_senders(list(inventory.channel), inventory.secret)
+        service = cls(engine, senders, emit)
+        service.load_state(inventory.data_dir() / "alerts.json")
+        return service
+
+    def observe(self, points: Iterable[Point]) -> None:
+        self.engine.observe(points)
+
+    async def tick(self, now: float | None = None) -> list[Notification]:
+        """One evaluation: schedule deliveries, emit the state-change points."""
+        notifications = self.engine.evaluate(self.clock() if now is None else now)
+        for notification in notifications:
+            self._spawn(self.deliver(notification))
+        points = self.engine.take_points()
+        if points or notifications:
+            try:
+                await asyncio.to_thread(self.save_state)
+            except OSError as exc:
+                log.error("alerting: cannot save alert state to %s: %s", self.state_path, exc)
+        if points and self.emit is not None:
+            try:
+                await self.emit(points)
+            except Exception as exc:  # noqa: BLE001 - history is lost, never the alert itself; say so loudly
+                log.error("alerting: %d alert points not stored: %s", len(points), exc)
+        return notifications
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.tick()
+            except Exception:  # noqa: BLE001 - a bug in one tick must not end alerting for good
+                log.exception("alerting: evaluation failed; trying again next tick")
+            await asyncio.sleep(self.interval_s)
+
+    async def deliver(self, notification: Notification, *, report_failure: bool = True) -> bool:
+        sender = self.senders.get(notification.channel)
+        if sender is None:
+            error = f"channel {notification.channel!r} is not configured or could not be set up"
+        else:
+            try:
+                async with self._locks.setdefault(notification.channel, asyncio.Lock()):
+                    await sender.send(notification)
+                return True
+            except ChannelError as exc:
+                error = str(exc)
+        log.error("alerting: %s; lost message: %s", error, notification.title)
+        self.failures = (self.failures + [(notification.channel, error)])[-20:]
+        if report_failure:
+            others = [c for c in self.senders if c != notification.channel]
+            for channel in others:
+                report = Notification(
+                    channel,
+                    f"[nettvakt] varslingskanal {notification.channel} feiler / alert channel failing",
+                    f"{error}\n\nMeldingen som ikke kom fram / the message that did not arrive:\n"
+                    f"{notification.title}\n{notification.body}",
+                    notification.events,
+                    notification.created,
+                )
+                # A failure report that fails is logged, not reported again: no loops.
+                self._spawn(self.deliver(report, report_failure=False))
+        return False
+
+    def _spawn(self, coro: Awaitable[bool]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._deliveries.add(task)
+        task.add_done_callback(self._deliveries.discard)
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        """Wait for deliveries in flight (and the failure reports they start)."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._deliveries:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            await asyncio.wait(set(self._deliveries), timeout=remaining)
+
+    async def close(self) -> None:
+        await self.drain(10.0)
+        try:
+            self.save_state()
+        except OSError as exc:
+            log.error("alerting: cannot save alert state to %s: %s", self.state_path, exc)
+        for task in self._deliveries:
+            task.cancel()
+        for sender in self.senders.values():
+            await sender.close()
