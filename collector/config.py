@@ -228,6 +228,8 @@ class Channel(Model):
     smtp_port: int = Field(default=25, gt=0, lt=65536)
     smtp_username: str | None = None
     smtp_password: SecretRef | None = None
+    # auto: upgrade when the server offers it; always: refuse to send in clear; never: plain.
+    smtp_starttls: Literal["auto", "always", "never"] = "auto"
     sender: str | None = None
     # webhook
     url: str | None = None

@@ -83,6 +83,7 @@ class EmailSender:
             sender=channel.sender or f"nettvakt@{socket.getfqdn()}",
             username=channel.smtp_username,
             password=secret(channel.smtp_password) if channel.smtp_password else None,
+            starttls=channel.smtp_starttls,
         )
 
     def message(self, notification: Notification) -> EmailMessage:
