@@ -67,3 +67,28 @@ def cmd_snmp_poll(args: argparse.Namespace) -> int:
     from collector.snmp.cli import run_poll
 
     return run_poll(args)
+
+
+def cmd_collector_tls(args: argparse.Namespace) -> int:
+    """Make a self-signed certificate and key and print the inventory.toml lines that use them."""
+    from collector.tls import TlsError, make_self_signed
+
+    cert, key = Path(args.cert), Path(args.key)
+    try:
+        make_self_signed(cert, key, list(args.name), days=args.days, overwrite=args.force)
+    except TlsError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    print(f"wrote {cert} and {key} (key readable by its owner only) for {', '.join(args.name)}")
+    print("in inventory.toml:")
+    print("[collector]")
+    print(f'tls_cert = "{cert.resolve()}"')
+    print(f'tls_key = "file:{key.resolve()}"')
+    print(f"and on every agent: --ca-file {cert.name} (a copy of {cert})")
+    return EXIT_OK
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    from collector.snmp.discover import run_discover
+
+    return run_discover(args)

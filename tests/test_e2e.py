@@ -154,7 +154,7 @@ def test_agent_to_influxdb_end_to_end(influx_db, tmp_path: Path) -> None:
             TOKEN,
         )
         assert status == 200 and answer["accepted"] == 1
-        stored = wait_until(lambda: query(server.url, database, "SELECT * FROM hardware WHERE host = 'plo-pc'"), 20, "hardware point")
+        stored = wait_until(lambda: query(server.url, database, f"SELECT * FROM hardware WHERE host = 'plo-pc' AND time = {t_ns}"), 20, "hardware point")
         assert stored[0]["kind"] == awkward_tag
         assert stored[0]["model"] == awkward_text
         assert stored[0]["time"] == t_ns and stored[0]["age_years"] == 3.0

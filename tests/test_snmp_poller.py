@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agent.points import Point
-from collector.services import SnmpdServer, SnmpsimServer
+from collector.services import SnmpdServer, SnmpsimServer, start_snmpsim
 from collector.snmp.poller import DevicePoller, counter_rate, sanitize_name, sys_uptime_rebooted
 from collector.snmp.session import SnmpAuth, SnmpError, SnmpSession
 from collector.snmp.snmprec import RecordedSession, load_snmprec
@@ -60,36 +61,145 @@ def poll_snmpsim(snmpsim: SnmpsimServer, community: str) -> list[Point]:
     return asyncio.run(DevicePoller(community, "lab", session).poll())
 
 
-@pytest.mark.parametrize(
-    ("community", "profile"),
-    [("fortigate_60f", "fortigate"), ("fortigate_100e", "fortigate"), ("procurve_e2910", "procurve"), ("ios_2960x", "cisco")],
-)
-def test_recorded_device_profile_and_interfaces_match_net_snmp(
-    snmpsim: SnmpsimServer, shared_dir: Path, tmp_path: Path, community: str, profile: str
+# Every recording in shared/snmprec, and the profile its sysObjectID selects.
+RECORDINGS = {
+    "fortigate_60f": "fortigate",
+    "fortigate_100e": "fortigate",
+    "procurve_e2910": "procurve",
+    "ios_2960x": "cisco",
+    "edgeswitch_es-24-250w": "generic",
+    "apc_smt750x-nmc2": "generic",
+}
+LATER = "-later"  # community suffix of the copy with counters moved on
+LATER_TICKS = 1000  # sysUpTime moved on by 10 s in the copy
+# Counter columns the copy moves on, by (octets per ifIndex number) so every row differs.
+MOVED_COUNTERS = {
+    IF_HC_IN: 1000, IF_HC_OUT: 3000, IF_IN_OCTETS: 2000, "1.3.6.1.2.1.2.2.1.16": 4000,  # ifOutOctets
+    "1.3.6.1.2.1.2.2.1.14": 7,  # ifInErrors
+}
+IF_COLUMNS = {
+    "name": IF_NAME, "descr": IF_DESCR, "oper": "1.3.6.1.2.1.2.2.1.8", "admin": "1.3.6.1.2.1.2.2.1.7",
+    "high_speed": "1.3.6.1.2.1.31.1.1.1.15", "speed": "1.3.6.1.2.1.2.2.1.5",
+    "hc_in": IF_HC_IN, "in": IF_IN_OCTETS, "hc_out": IF_HC_OUT, "out": "1.3.6.1.2.1.2.2.1.16",
+    "in_errors": "1.3.6.1.2.1.2.2.1.14",
+}
+ENT_PHYSICAL = "1.3.6.1.2.1.47.1.1.1.1"
+
+
+def _moved_on(line: str) -> str:
+    """One snmprec line of the `-later` copy: sysUpTime and the MOVED_COUNTERS grown."""
+    oid, tag, value = line.split("|", 2)
+    if oid == SYS_UPTIME and tag == "67":
+        return f"{oid}|{tag}|{(int(value) + LATER_TICKS) % 2**32}"
+    for column, per_index in MOVED_COUNTERS.items():
+        if oid.startswith(column + ".") and tag in ("65", "70"):
+            index = int(oid[len(column) + 1:])
+            return f"{oid}|{tag}|{(int(value) + per_index * index) % (2**32 if tag == '65' else 2**64)}"
+    return line
+
+
+@pytest.fixture(scope="module")
+def snmpsim_twice(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpsimServer]:
+    """snmpsim serving every recording as is and as `<name>-later`, 10 s on with counters grown."""
+    data = tmp_path_factory.mktemp("snmprec-twice")
+    for name in RECORDINGS:
+        text = (shared_dir / "snmprec" / f"{name}.snmprec").read_text(encoding="utf-8")
+        (data / f"{name}.snmprec").write_text(text, encoding="utf-8")
+        later = "\n".join(_moved_on(line) if line.strip() else line for line in text.splitlines())
+        (data / f"{name}{LATER}.snmprec").write_text(later + "\n", encoding="utf-8")
+    server = start_snmpsim(data, tmp_path_factory.mktemp("snmpsim-twice"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _bulkwalk(server: SnmpsimServer, community: str, prefix: str, env: dict[str, str]) -> dict[str, str]:
+    """{row index: value text} of one column as net-snmp's snmpbulkwalk reads it (-Ot: TimeTicks as a number)."""
+    rows = net_snmp_walk(["snmpbulkwalk", "-Ot", "-v2c", "-c", community, f"{server.host}:{server.port}", prefix], env)
+    # An empty subtree makes snmpbulkwalk GET the prefix itself ("No Such Object"): not a row.
+    return {oid[len(prefix) + 1:]: value for oid, value in rows.items() if oid.startswith(prefix + ".")}
+
+
+@pytest.mark.parametrize("community", sorted(RECORDINGS))
+def test_every_recording_yields_points_that_match_snmpbulkwalk(
+    snmpsim_twice: SnmpsimServer, tmp_path: Path, community: str
 ) -> None:
-    points = poll_snmpsim(snmpsim, community)
-    device, interfaces, hardware = by_kind(points)
-    assert device.fields["up"] == 1.0 and device.fields["profile"] == profile
+    """Two polls (the recording, then its copy 10 s on): names, states, speeds and rates from counters
+    all equal what net-snmp's snmpbulkwalk reads from the same snmpsim agent."""
+    server = snmpsim_twice
+    clock = FakeClock()
+
+    async def two_polls() -> tuple[list[Point], list[Point]]:
+        poller = DevicePoller(community, "lab", SnmpSession(server.host, server.port, SnmpAuth("2c", community=community)),
+                              clock=clock)
+        first = await poller.poll()
+        poller.session = SnmpSession(server.host, server.port, SnmpAuth("2c", community=community + LATER))
+        clock.now += LATER_TICKS / 100
+        return first, await poller.poll()
+
+    first, second = asyncio.run(two_polls())
+    env = net_snmp_env(tmp_path)
+    walk = {key: _bulkwalk(server, community, oid, env) for key, oid in IF_COLUMNS.items()}
+    later = {key: _bulkwalk(server, community + LATER, IF_COLUMNS[key], env) for key in ("hc_in", "in", "hc_out", "out", "in_errors")}
+    system = _bulkwalk(server, community, "1.3.6.1.2.1.1", env)
+
+    device, ifs1, hardware = by_kind(first)
+    assert device.fields["up"] == 1.0 and device.fields["profile"] == RECORDINGS[community]
     assert device.tags == {"device": community, "site": "lab"}
-    uptime_ticks = recorded(shared_dir, community)[SYS_UPTIME]
-    assert device.fields["uptime_s"] == pytest.approx(uptime_ticks / 100)
+    assert device.fields["uptime_s"] == pytest.approx(int(system["3.0"]) / 100)
+    device2, ifs2, _ = by_kind(second)
+    assert device2.fields["rebooted"] == 0.0
+    assert all(not (set(p.fields) & {"in_bps", "out_bps", "in_errors_ps"}) for p in ifs1.values())  # first poll: state only
 
-    # Interface names are exactly what net-snmp's snmpbulkwalk of ifName returns (all unique here).
-    names = net_snmp_walk(
-        ["snmpbulkwalk", "-v2c", "-c", community, f"{snmpsim.host}:{snmpsim.port}", IF_NAME], net_snmp_env(tmp_path)
-    )
-    assert sorted(interfaces) == sorted(names.values())
-    assert all("in_bps" not in p.fields for p in interfaces.values())  # first poll: state only
-    assert all(p.tags["device"] == community for p in interfaces.values())
+    # Interface names: ifName, else ifDescr (FortiOS leaves ifDescr empty; the APC has no ifName).
+    indexes = sorted(set(walk["name"]) | set(walk["descr"]), key=int)
+    names = {i: " ".join((walk["name"].get(i) or walk["descr"].get(i) or "").split()) or f"if{i}" for i in indexes}
+    repeated = {n for n in names.values() if list(names.values()).count(n) > 1}
+    names = {i: f"{n}#{i}" if n in repeated else n for i, n in names.items()}
+    assert sorted(ifs2) == sorted(names.values()) and len(names) > 1
 
-    # ENTITY chassis from the recording: the class-3 row, or row 1 where FortiOS 7 has no class.
-    rec = recorded(shared_dir, community)
-    chassis = sorted(
-        (int(oid.rsplit(".", 1)[1]) for oid, v in rec.items() if oid.startswith("1.3.6.1.2.1.47.1.1.1.1.5.") and v == 3)
-    ) or [1]
+    counted = 0
+    for index, name in names.items():
+        fields = ifs2[name].fields
+        for key, field_name in (("oper", "oper_up"), ("admin", "admin_up")):
+            if index in walk[key]:
+                assert fields[field_name] == (1.0 if walk[key][index] == "1" else 0.0), (name, key)
+            else:
+                assert field_name not in fields, (name, key)
+        high_speed, speed = int(walk["high_speed"].get(index) or 0), int(walk["speed"].get(index) or 0)
+        expected_speed = high_speed * 1e6 if high_speed else speed or None
+        assert fields.get("speed_bps") == expected_speed, name
+        for direction in ("in", "out"):
+            source = "hc_" + direction if index in walk["hc_" + direction] else direction
+            if index not in walk[source]:
+                assert f"{direction}_bps" not in fields, name  # no counter in the recording: no rate
+                continue
+            modulo = 2**64 if source.startswith("hc_") else 2**32
+            moved = (int(later[source][index]) - int(walk[source][index])) % modulo
+            assert fields[f"{direction}_bps"] == pytest.approx(moved * 8 / (LATER_TICKS / 100)), (name, direction)
+            if expected_speed:
+                assert fields[f"{direction}_util_pct"] == pytest.approx(fields[f"{direction}_bps"] / expected_speed * 100)
+            else:
+                assert f"{direction}_util_pct" not in fields  # no speed: no utilisation, no division by zero
+            counted += 1
+        if index in walk["in_errors"]:
+            moved = int(later["in_errors"][index]) - int(walk["in_errors"][index])
+            assert fields["in_errors_ps"] == pytest.approx(moved / (LATER_TICKS / 100)), name
+    assert counted > 0
+
+    # Hardware: the ENTITY chassis row (class 3, or the first row naming a model or serial).
+    classes = _bulkwalk(server, community, f"{ENT_PHYSICAL}.5", env)
+    serials = _bulkwalk(server, community, f"{ENT_PHYSICAL}.11", env)
+    models = _bulkwalk(server, community, f"{ENT_PHYSICAL}.13", env)
+    if not (serials or models):
+        assert hardware == []  # the APC: no ENTITY-MIB, no hardware point
+        return
+    chassis = sorted((i for i, v in classes.items() if v == "3"), key=int) or sorted(
+        (i for i in set(serials) | set(models) if serials.get(i) or models.get(i)), key=int)[:1]
     assert len(hardware) == 1 and hardware[0].tags["kind"] == "network"
-    assert hardware[0].fields["serial"] == rec[f"1.3.6.1.2.1.47.1.1.1.1.11.{chassis[0]}"]
-    assert hardware[0].fields["model"] == rec[f"1.3.6.1.2.1.47.1.1.1.1.13.{chassis[0]}"]
+    assert hardware[0].fields.get("serial") == (serials.get(chassis[0]) or None)
+    assert hardware[0].fields.get("model") == (models.get(chassis[0]) or None)
 
 
 @pytest.mark.parametrize("community", ["fortigate_60f", "fortigate_100e"])
@@ -294,6 +404,54 @@ def test_duplicate_descr_names_get_their_index(shared_dir: Path) -> None:
     assert "Trk1" in ifs and "24" in ifs
 
 
+class SlowAnswers(RecordedSession):
+    """A device on a slow link: each GET of the system group returns `latency_s` later on the fake clock."""
+
+    def __init__(self, values: dict[str, Any], clock: FakeClock) -> None:
+        super().__init__(values, device="sw-hansnes")
+        self.clock = clock
+        self.latency_s = 0.0
+
+    async def get(self, oids: Sequence[str]) -> dict[str, Any]:
+        if SYS_UPTIME in oids:
+            self.clock.now += self.latency_s
+        return await super().get(oids)
+
+
+def test_slow_round_trip_takes_the_interval_from_sys_uptime(shared_dir: Path) -> None:
+    values = recorded(shared_dir, "fortigate_60f")
+    clock = FakeClock()
+    session = SlowAnswers(values, clock)
+    poller = DevicePoller("sw-hansnes", "hansnes", session, clock=clock)
+    wan1 = _wan1_index(values, "wan1")
+    asyncio.run(poller.poll())
+
+    # 60 s on the device's clock, but the answer took 5 s on a congested radio link: our own
+    # sample time says 65 s. 7.5 MB in the device's 60 s is 1 Mbit/s.
+    clock.now += 60
+    session.latency_s = 5.0
+    session.values[SYS_UPTIME] += 6000
+    session.values[f"{IF_HC_IN}.{wan1}"] += 7_500_000
+    _, ifs, _ = by_kind(asyncio.run(poller.poll()))
+    assert ifs["wan1"].fields["in_bps"] == pytest.approx(1e6)
+
+    # A sysUpTime that stands still (a recording, a stuck agent) is not believed: local 60 s.
+    clock.now += 55
+    session.values[f"{IF_HC_IN}.{wan1}"] += 7_500_000
+    _, ifs, _ = by_kind(asyncio.run(poller.poll()))
+    assert ifs["wan1"].fields["in_bps"] == pytest.approx(1e6)
+
+    # Fast answers at both ends of an interval: the local clock, whatever sysUpTime says (it
+    # moves 30 s in 60 s here). The first fast poll still follows a slow one, so it is skipped.
+    session.latency_s = 0.0
+    for _ in range(2):
+        clock.now += 60
+        session.values[SYS_UPTIME] += 3000
+        session.values[f"{IF_HC_IN}.{wan1}"] += 7_500_000
+        _, ifs, _ = by_kind(asyncio.run(poller.poll()))
+    assert ifs["wan1"].fields["in_bps"] == pytest.approx(1e6)
+
+
 class OneBrokenOid(RecordedSession):
     """A device whose agent fails on one subtree (a crashing sub-agent), every time."""
 
@@ -315,6 +473,26 @@ def test_one_failing_oid_is_logged_once_and_the_rest_carries_on(shared_dir: Path
             assert "model" not in hardware[0].fields and hardware[0].fields["serial"] == "FG100E4Q17011652"
     warnings = [r for r in caplog.records if OneBrokenOid.broken in r.getMessage()]
     assert len(warnings) == 1 and "fw-100e" in warnings[0].getMessage()
+
+
+def test_value_of_the_wrong_type_is_dropped_and_logged_once(shared_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    values = recorded(shared_dir, "fortigate_60f")
+    wan1, wan2 = _wan1_index(values, "wan1"), _wan1_index(values, "wan2")
+    session = RecordedSession(values, device="fw-radhus")
+    session.values[f"{IF_HC_IN}.{wan1}"] = "12345"  # an OCTET STRING where a Counter64 belongs
+    clock = FakeClock()
+    poller = DevicePoller("fw-radhus", "radhus", session, clock=clock)
+    with caplog.at_level(logging.WARNING, logger="collector.snmp.poller"):
+        for _ in range(3):
+            clock.now += 60
+            session.values[SYS_UPTIME] += 6000
+            session.values[f"{IF_HC_IN}.{wan2}"] += 750_000
+            device, ifs, _ = by_kind(asyncio.run(poller.poll()))
+    assert device.fields["up"] == 1.0
+    assert "in_bps" not in ifs["wan1"].fields and ifs["wan1"].fields["out_bps"] == 0.0
+    assert ifs["wan2"].fields["in_bps"] == pytest.approx(100_000.0)
+    warnings = [r.getMessage() for r in caplog.records if f"{IF_HC_IN}.{wan1}" in r.getMessage()]
+    assert len(warnings) == 1 and "fw-radhus" in warnings[0] and "should be counter64" in warnings[0]
 
 
 def test_device_going_down_and_back(shared_dir: Path) -> None:

@@ -41,6 +41,9 @@ MIN_FRAME_BITS = 84 * 8
 # Slack on "plausible": speeds are nominal and polls are not exactly where the clock says.
 PLAUSIBLE_SLACK = 1.05
 MAX_REASON_LEN = 512
+# A system GET slower than this leaves our own sample time unsure by about as much: the
+# interval for rates is then taken from the device's sysUpTime, if that agrees roughly.
+SLOW_ROUND_TRIP_S = 1.0
 
 # IF-MIB roles (profiles.IF_MIB meanings) -> rate field names.
 _RATE_FIELDS: dict[str, str] = {
@@ -51,6 +54,7 @@ _RATE_FIELDS: dict[str, str] = {
     "in_discards": "in_discards_ps",
     "out_discards": "out_discards_ps",
 }
+_INT_KINDS = frozenset({"gauge", "counter32", "counter64", "enum", "timeticks"})
 _HARDWARE_FIELDS = ("model", "serial", "vendor", "hw_rev", "fw_rev", "sw_rev")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -122,6 +126,22 @@ class _Previous:
     t_mono: float
     uptime_ticks: int | None
     interfaces: dict[str, _InterfaceSample]
+    rate_uptime_ticks: int | None = None  # sysUpTime of the poll the counters (and t_mono) are from
+    round_trip_s: float = 0.0  # of that poll's system GET
+
+
+def rate_interval_s(
+    local_s: float, prev_ticks: int | None, cur_ticks: int | None, round_trip_s: float
+) -> float:
+    """Seconds between two samples for rates: the local clock, or the device's sysUpTime delta
+    when a round trip was slow (our timestamp is then off by up to that much, the device's is
+    not). The device's figure is used only within 0.5x..1.5x of the local one, so a stuck or
+    odd sysUpTime (recordings, broken agents) cannot make a rate absurd.
+    """
+    if round_trip_s <= SLOW_ROUND_TRIP_S or prev_ticks is None or cur_ticks is None or local_s <= 0:
+        return local_s
+    device_s = ((cur_ticks - prev_ticks) % TIMETICKS_MODULO) / 100
+    return device_s if 0.5 * local_s <= device_s <= 1.5 * local_s else local_s
 
 
 class DevicePoller:
@@ -178,7 +198,24 @@ class DevicePoller:
             return column, None
         self._worked(f"walk {column.name} {column.oid}")
         cut = len(column.oid) + 1
-        return column, {oid[cut:]: value for oid, value in rows}
+        # A value of the wrong type (a counter sent as a string) is dropped and logged once,
+        # so one odd row never reaches the arithmetic and the rest of the column still counts.
+        want_int = column.kind in _INT_KINDS
+        out: dict[str, Any] = {}
+        wrong: tuple[str, Any] | None = None
+        for oid, value in rows:
+            if isinstance(value, int) != want_int:
+                wrong = wrong or (oid, value)
+                continue
+            out[oid[cut:]] = value
+        key = f"type {column.name} {column.oid}"
+        if wrong is not None:
+            shown = repr(wrong[1])[:40]
+            self._failed(key, SnmpError(self.device_id, wrong[0],
+                                        f"{column.name} should be {column.kind}, the agent sent {shown}; row ignored"))
+        else:
+            self._worked(key)
+        return column, out
 
     # ------------------------------------------------------------------ the poll
 
@@ -221,16 +258,21 @@ class DevicePoller:
         points: list[Point] = []
         interfaces = self._interfaces(profile, tables)
         if interfaces is not None:
-            points.extend(self._interface_points(interfaces, tables, profile, sample_t, bool(rebooted), tags, ts))
+            dt = 0.0
+            if prev is not None:
+                slowest = max(sample_t - started, prev.round_trip_s)
+                dt = rate_interval_s(sample_t - prev.t_mono, prev.rate_uptime_ticks, uptime_ticks, slowest)
+            points.extend(self._interface_points(interfaces, tables, profile, dt, bool(rebooted), tags, ts))
         hardware = self._hardware(profile, tables)
         if hardware:
             points.append(Point("hardware", {**tags, "kind": self.hardware_kind}, hardware, ts))
             if "firmware" not in device_fields and hardware.get("sw_rev"):
                 device_fields["firmware"] = hardware["sw_rev"]  # no vendor scalar: the chassis software
         if interfaces is not None or self._previous is None:
-            self._previous = _Previous(sample_t, uptime_ticks, interfaces or {})
+            self._previous = _Previous(sample_t, uptime_ticks, interfaces or {}, uptime_ticks, sample_t - started)
         else:  # the interface walks failed: keep the old counters, but note the new uptime
-            self._previous = _Previous(self._previous.t_mono, uptime_ticks, self._previous.interfaces)
+            old = self._previous
+            self._previous = _Previous(old.t_mono, uptime_ticks, old.interfaces, old.rate_uptime_ticks, old.round_trip_s)
 
         device_fields["poll_ms"] = (self._clock() - started) * 1000
         points.insert(0, Point("device", tags, device_fields, ts))
@@ -358,7 +400,7 @@ class DevicePoller:
         samples: dict[str, _InterfaceSample],
         tables: Mapping[str, dict[str, Any] | None],
         profile: Profile,
-        sample_t: float,
+        dt: float,
         rebooted: bool,
         tags: Mapping[str, str],
         ts: int,
@@ -367,7 +409,6 @@ class DevicePoller:
         for column in profile.columns():
             by_meaning.setdefault(column.meaning, column)
         prev = self._previous
-        dt = sample_t - prev.t_mono if prev is not None else 0.0
         points: list[Point] = []
         for index, sample in samples.items():
             fields: dict[str, Any] = {}

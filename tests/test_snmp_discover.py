@@ -1,0 +1,219 @@
+"""Discovery sweep (`python -m collector.snmp.discover`, the body of `nettvakt discover`) on loopback.
+
+127.0.0.0/29 holds: a ProCurve recording on .2 (community from the inventory), an
+EdgeSwitch recording on .3 (--community), a real snmpd on .4 (a v3 user from the
+inventory), all on the same UDP port; every 127/8 address answers ICMP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from collector.config import parse_inventory
+from collector.services import SnmpV3User, free_port, start_snmpd, start_snmpsim
+from collector.snmp.discover import (
+    LLDP_LOC_PORT_DESC,
+    LLDP_LOC_PORT_ID,
+    LLDP_REM_CHASSIS_ID,
+    LLDP_REM_PORT_ID,
+    LLDP_REM_SYS_NAME,
+    parse_targets,
+    slug,
+)
+from test_snmp_session import net_snmp_env, net_snmp_walk
+
+# pysnmp 7.1 builds a pysmi MIB compiler per engine with pysmi 2 names it has deprecated.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pysnmp.smi.compiler")
+
+DISCOVER = [sys.executable, "-m", "collector.snmp.discover"]
+REPO = Path(__file__).resolve().parents[1]
+V3_USER = SnmpV3User("nv-discover", "SHA-256", "disc-auth-secret", "AES", "disc-priv-secret")
+
+INVENTORY = """\
+[lifecycle.kinds.switch]
+lifetime_years = 8
+replacement_cost_nok = 30000
+
+[[site]]
+id = "radhus"
+name = "Rådhuset"
+
+[[device]]
+id = "sw-core"
+name = "Kjerneswitch"
+site = "radhus"
+host = "127.0.0.2"
+hardware = {{ kind = "switch" }}
+[device.snmp]
+port = {port}
+community = "env:NV_DISC_COMMUNITY"
+
+[[device]]
+id = "fw-remote"
+name = "Brannmur et annet sted"
+site = "radhus"
+host = "10.99.0.1"
+hardware = {{ kind = "switch" }}
+[device.snmp]
+version = "3"
+[device.snmp.v3]
+user = "{user}"
+auth_protocol = "{auth}"
+auth_key = "env:NV_DISC_AUTH"
+priv_protocol = "{priv}"
+priv_key = "file:priv.key"
+"""
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class Lab:
+    port: int
+    runs: dict[str, Run]
+    sys_name: str  # of the snmpd on .4
+
+
+@pytest.fixture(scope="module")
+def lab(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    tmp = tmp_path_factory.mktemp("discover")
+    port = free_port("127.0.0.2", "udp")
+    servers = []
+    try:
+        for name, host in (("procurve_e2910", "127.0.0.2"), ("edgeswitch_es-24-250w", "127.0.0.3")):
+            data = tmp / f"data-{host}"
+            data.mkdir()
+            shutil.copy(shared_dir / "snmprec" / f"{name}.snmprec", data / "dev.snmprec")  # community "dev"
+            servers.append(start_snmpsim(data, tmp / f"snmpsim-{host}", host=host, port=port))
+        snmpd = start_snmpd(tmp / "snmpd", host="127.0.0.4", port=port, community="not-tried-by-discovery",
+                            v3_users=[V3_USER], sys_name="kjeller-linux")
+        servers.append(snmpd)
+        (tmp / "inventory.toml").write_text(INVENTORY.format(port=port, user=V3_USER.name, auth=V3_USER.auth_protocol,
+                                                             priv=V3_USER.priv_protocol), encoding="utf-8")
+        (tmp / "priv.key").write_text(V3_USER.priv_key or "", encoding="utf-8")
+        env = {**os.environ, "PYTHONPATH": str(REPO), "NV_DISC_COMMUNITY": "dev", "NV_DISC_AUTH": V3_USER.auth_key or ""}
+        common = ["--port", str(port), "--timeout", "0.5"]
+        cases = {
+            "json": ["127.0.0.0/29", *common, "--community", "dev", "--inventory", "inventory.toml", "--json"],
+            "text": ["127.0.0.2", "127.0.0.3/32", *common, "--inventory", "inventory.toml"],
+            "bad_cidr": ["10.20.0.0/33"],
+            "too_big": ["10.0.0.0/8"],
+            "nothing_to_try": ["127.0.0.9", "--no-icmp", "--inventory", "missing.toml"],
+        }
+        procs = {name: subprocess.Popen([*DISCOVER, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        env=env, cwd=tmp) for name, argv in cases.items()}
+        runs = {}
+        for name, proc in procs.items():
+            stdout, stderr = proc.communicate(timeout=60)
+            runs[name] = Run(proc.returncode, stdout, stderr)
+        yield Lab(port, runs, "kjeller-linux")
+    finally:
+        for server in servers:
+            server.stop()
+
+
+def test_sweep_finds_every_agent_with_the_right_credentials(lab: Lab) -> None:
+    run = lab.runs["json"]
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    assert result["addresses_swept"] == 6  # a /29 without network and broadcast address
+    hosts = {h["address"]: h for h in result["hosts"]}
+    assert set(hosts) == {f"127.0.0.{i}" for i in range(1, 7)}  # all of 127/8 answers ICMP
+    assert all(h["icmp_rtt_ms"] is not None for h in hosts.values())
+    # --community dev comes first; the inventory's community is the same one, so it is not tried twice.
+    assert hosts["127.0.0.2"]["snmp"] == "v2c --community #1" and hosts["127.0.0.2"]["in_inventory"] == "sw-core"
+    assert hosts["127.0.0.2"]["profile"] == "procurve" and hosts["127.0.0.2"]["sys_descr"].startswith("HP J9146A")
+    assert hosts["127.0.0.3"]["snmp"] == "v2c --community #1" and hosts["127.0.0.3"]["profile"] == "generic"
+    assert hosts["127.0.0.4"]["snmp"] == "v3 user nv-discover of fw-remote" and hosts["127.0.0.4"]["sys_name"] == lab.sys_name
+    assert {h["snmp"] for a, h in hosts.items() if a not in ("127.0.0.2", "127.0.0.3", "127.0.0.4")} == {None}
+
+
+def _lldp_walk(address: str, port: int, column: str, env: dict[str, str]) -> dict[str, str]:
+    """{index: value} of one LLDP-MIB column as snmpbulkwalk reads it."""
+    rows = net_snmp_walk(["snmpbulkwalk", "-v2c", "-c", "dev", f"{address}:{port}", column], env)
+    return {oid[len(column) + 1:]: value for oid, value in rows.items() if oid.startswith(column + ".")}
+
+
+def test_neighbours_match_snmpbulkwalk_of_lldp(lab: Lab, tmp_path: Path) -> None:
+    result = json.loads(lab.runs["json"].stdout)
+    for address in ("127.0.0.2", "127.0.0.3"):
+        env = net_snmp_env(tmp_path / address)
+        walk = {name: _lldp_walk(address, lab.port, oid, env) for name, oid in (
+            ("loc_port_id", LLDP_LOC_PORT_ID), ("loc_port_desc", LLDP_LOC_PORT_DESC),
+            ("chassis", LLDP_REM_CHASSIS_ID), ("port_id", LLDP_REM_PORT_ID), ("sys_name", LLDP_REM_SYS_NAME),
+        )}
+        # Remote rows are indexed timeMark.localPortNum.remIndex.
+        rows = sorted(set(walk["chassis"]) | set(walk["port_id"]) | set(walk["sys_name"]))
+        expected = sorted(
+            (walk["loc_port_desc"].get(i.split(".")[1]) or walk["loc_port_id"].get(i.split(".")[1]) or i.split(".")[1],
+             walk["sys_name"].get(i, ""))
+            for i in rows
+        )
+        got = [n for n in result["neighbours"] if n["address"] == address]
+        assert len(rows) > 0 and sorted((n["local_port"], n["remote_name"]) for n in got) == expected
+    procurve = [n for n in result["neighbours"] if n["address"] == "127.0.0.2"]
+    assert sorted(n["remote_port"] for n in procurve) == ["41", "42"]  # lldpRemPortDesc of the uplinks
+
+
+def test_proposed_entries_are_a_valid_inventory_with_references_only(lab: Lab) -> None:
+    proposal = json.loads(lab.runs["json"].stdout)["proposed_toml"]
+    assert "disc-auth-secret" not in proposal and "disc-priv-secret" not in proposal and '"dev"' not in proposal
+    data = tomllib.loads(
+        '[lifecycle.kinds.network]\nlifetime_years = 8\nreplacement_cost_nok = 0\n'
+        '[lifecycle.kinds.switch]\nlifetime_years = 8\nreplacement_cost_nok = 0\n'
+        '[[site]]\nid = "unassigned"\nname = "Ikke plassert"\n\n' + proposal
+    )
+    inventory = parse_inventory(data)
+    devices = {d.host: d for d in inventory.device}
+    assert set(devices) == {"127.0.0.3", "127.0.0.4"}  # .2 is already in the inventory
+    edge = devices["127.0.0.3"].snmp
+    assert edge is not None and edge.community == "env:NETTVAKT_SNMP_COMMUNITY" and edge.port == lab.port
+    linux = devices["127.0.0.4"]
+    assert linux.id == "kjeller-linux" and linux.snmp is not None and linux.snmp.v3 is not None
+    assert (linux.snmp.v3.user, linux.snmp.v3.auth_key, linux.snmp.v3.priv_key) == ("nv-discover", "env:NV_DISC_AUTH", "file:priv.key")
+
+
+def test_text_output_progress_and_tables(lab: Lab) -> None:
+    run = lab.runs["text"]
+    assert run.returncode == 0, run.stderr
+    progress = [line for line in run.stderr.splitlines() if line.startswith(("icmp [", "snmp ["))]
+    assert progress[0].startswith("icmp [###############...............] 1/2 addresses")
+    assert progress[-1] == "snmp [##############################] 2/2 addresses, 2 answer, 2 SNMP"
+    assert "hosts that answer (2 of 2 addresses)" in run.stdout
+    assert "LLDP neighbours (" in run.stdout and "switch-name" in run.stdout
+    assert "v2c community of sw-core" in run.stdout  # no --community: the inventory's answered
+    # Both recordings answer the inventory's community ("dev"): both are proposed with its reference,
+    # except .2, which the inventory already has.
+    assert 'host = "127.0.0.3"' in run.stdout and 'community = "env:NV_DISC_COMMUNITY"' in run.stdout
+    assert 'host = "127.0.0.2"' not in run.stdout
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("bad_cidr", "'10.20.0.0/33' is not an address or network"),
+    ("too_big", "10.0.0.0/8 has 16777216 addresses"),
+    ("nothing_to_try", "missing.toml: cannot read"),
+])
+def test_usage_errors_exit_2(lab: Lab, case: str, message: str) -> None:
+    run = lab.runs[case]
+    assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr
+
+
+def test_targets_and_ids() -> None:
+    assert parse_targets(["10.20.0.0/30", "10.20.0.2", "10.20.0.9/32"]) == ["10.20.0.1", "10.20.0.2", "10.20.0.9"]
+    assert parse_targets(["fd00::/127"]) == ["fd00::", "fd00::1"]
+    assert slug("Kjerneswitch Rådhus (Øvre)") == "kjerneswitch-radhus-ovre"
