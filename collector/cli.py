@@ -92,3 +92,21 @@ def cmd_discover(args: argparse.Namespace) -> int:
     from collector.snmp.discover import run_discover
 
     return run_discover(args)
+
+
+def cmd_config_backup(args: argparse.Namespace) -> int:
+    from collector.ssh.cli import run_backup
+
+    return run_backup(args)
+
+
+def cmd_config_history(args: argparse.Namespace) -> int:
+    from collector.ssh.cli import run_history
+
+    return run_history(args)
+
+
+def cmd_config_diff(args: argparse.Namespace) -> int:
+    from collector.ssh.cli import run_diff
+
+    return run_diff(args)

@@ -1,0 +1,159 @@
+"""`nettvakt config backup [DEVICE]`, `config history DEVICE`, `config diff DEVICE [--from REV] [--to REV]`.
+
+`run_backup` backs up the running configuration of inventory devices now.
+
+Without DEVICE every device with a `[device.ssh]` table that has a configuration to back up
+(not `device_type = "linux"`). Backups go to `<data_dir>/config-backups` (see
+collector.ssh.configs), host keys to `<data_dir>/ssh/known_hosts`.
+
+Prints one line per device (`changed`, `unchanged` or `FAILED: reason (detail)`), and the
+redacted diff of each change. Exit codes: 0 every device backed up, 1 at least one failed,
+2 bad usage (inventory does not load, unknown DEVICE, DEVICE without ssh).
+
+`run_history` lists the stored revisions; `run_diff` prints the redacted diff between two
+(default: the latest change). Both read the backups only; they never log in to a device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from collector.config import InventoryError, load_inventory
+
+from .configs import BackupError, ConfigStore
+from .session import CONFIG_COMMANDS, DEFAULT_MAX_SESSIONS, SshFailure, SshRunner, SshTarget, target_from_inventory
+from .tasks import DeviceRun, run_devices
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+PROG = "nettvakt config backup"
+
+
+def backup_dir(data_dir: Path) -> Path:
+    return data_dir / "config-backups"
+
+
+def known_hosts_path(data_dir: Path) -> Path:
+    return data_dir / "ssh" / "known_hosts"
+
+
+def run_backup(args: argparse.Namespace) -> int:
+    try:
+        inventory = load_inventory(args.inventory)
+    except InventoryError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    wanted = getattr(args, "device", None)
+    devices = [d for d in inventory.device if d.ssh is not None and CONFIG_COMMANDS[d.ssh.device_type]]
+    if wanted:
+        entry = next((d for d in inventory.device if d.id == wanted), None)
+        if entry is None:
+            print(f"{PROG}: {args.inventory}: no device with id {wanted!r}", file=sys.stderr)
+            return EXIT_USAGE
+        if entry.ssh is None or not CONFIG_COMMANDS[entry.ssh.device_type]:
+            print(f"{PROG}: {args.inventory}: device {wanted!r} has no [device.ssh] table with a configuration to back up", file=sys.stderr)
+            return EXIT_USAGE
+        devices = [entry]
+    if not devices:
+        print(f"{PROG}: {args.inventory}: no device has a [device.ssh] table", file=sys.stderr)
+        return EXIT_USAGE
+
+    targets: list[SshTarget] = []
+    failed: list[DeviceRun] = []
+    for device in devices:
+        try:
+            targets.append(target_from_inventory(device, inventory.base_dir))
+        except SshFailure as exc:
+            failed.append(DeviceRun(device.id, error=exc))
+
+    data_dir = inventory.data_dir()
+    store = ConfigStore(backup_dir(data_dir))
+    runner = SshRunner(known_hosts_path(data_dir), max_sessions=getattr(args, "max_sessions", None) or DEFAULT_MAX_SESSIONS)
+    try:
+        runs = asyncio.run(run_devices(runner, targets, facts=False, store=store)) if targets else []
+    except BackupError as exc:
+        print(f"{PROG}: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    finally:
+        runner.close()
+    runs = failed + runs
+    if getattr(args, "json", False):
+        print(json.dumps([_as_json(r) for r in runs], ensure_ascii=False, indent=2))
+    else:
+        for run in runs:
+            print(_line(run))
+            if run.backup is not None and run.backup.changed and run.backup.diff:
+                print(run.backup.diff, end="" if run.backup.diff.endswith("\n") else "\n")
+    return EXIT_OK if all(_ok(r) for r in runs) else EXIT_FAIL
+
+
+def _ok(run: DeviceRun) -> bool:
+    return run.error is None and run.backup_error is None and run.backup is not None
+
+
+def _line(run: DeviceRun) -> str:
+    if run.error is not None:
+        return f"{run.device}: FAILED: {run.error.reason}" + (f" ({run.error.detail})" if run.error.detail else "")
+    if run.backup_error is not None or run.backup is None:
+        return f"{run.device}: FAILED: no configuration ({run.backup_error})"
+    if run.backup.changed:
+        return f"{run.device}: changed (revision {run.backup.revision[:12] if run.backup.revision else '?'})"
+    return f"{run.device}: unchanged"
+
+
+def _as_json(run: DeviceRun) -> dict[str, object]:
+    out: dict[str, object] = {"device": run.device, "ok": _ok(run)}
+    if run.error is not None:
+        out.update(reason=run.error.reason, detail=run.error.detail)
+    elif run.backup_error is not None:
+        out.update(reason="no configuration", detail=run.backup_error)
+    if run.backup is not None:
+        out.update(changed=run.backup.changed, revision=run.backup.revision, diff=run.backup.diff)
+    return out
+
+
+def _store_for(args: argparse.Namespace, prog: str) -> tuple[ConfigStore, str] | int:
+    try:
+        inventory = load_inventory(args.inventory)
+    except InventoryError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if not any(d.id == args.device for d in inventory.device):
+        print(f"{prog}: {args.inventory}: no device with id {args.device!r}", file=sys.stderr)
+        return EXIT_USAGE
+    return ConfigStore(backup_dir(inventory.data_dir())), args.device
+
+
+def run_history(args: argparse.Namespace) -> int:
+    """`nettvakt config history DEVICE`: one line per stored revision, newest first."""
+    found = _store_for(args, "nettvakt config history")
+    if isinstance(found, int):
+        return found
+    store, device = found
+    revisions = store.history(device)
+    if getattr(args, "json", False):
+        print(json.dumps([{"revision": r.rev, "time": r.time.isoformat(), "message": r.message} for r in revisions], indent=2))
+    else:
+        for r in revisions:
+            print(f"{r.rev[:12]}  {r.time.isoformat()}  {r.message}")
+        if not revisions:
+            print(f"{device}: no backups yet (nettvakt config backup {device})")
+    return EXIT_OK
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    """`nettvakt config diff DEVICE [--from REV] [--to REV]`: redacted diff, default the latest change."""
+    found = _store_for(args, "nettvakt config diff")
+    if isinstance(found, int):
+        return found
+    store, device = found
+    try:
+        diff = store.diff(device, getattr(args, "from_rev", None), getattr(args, "to_rev", None))
+    except BackupError as exc:
+        print(f"nettvakt config diff: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    print(diff, end="" if diff.endswith("\n") or not diff else "\n")
+    return EXIT_OK

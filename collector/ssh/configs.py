@@ -1,0 +1,266 @@
+"""Configuration backups: redaction, change detection and history in git.
+
+Two git repositories under the backup folder, one file per device (`<device>.cfg`):
+- `full/`: the configuration exactly as fetched, secrets included. Folder 0700, files 0600.
+- `readable/`: the same with secrets redacted, for people to read and diff.
+A new configuration is committed (to both, same message and time) only when its
+*normalised* form differs from the last one: volatile lines (timestamps, `ntp clock-period`,
+FortiOS `#conf_file_ver=`) are dropped and FortiOS `ENC` blobs, which FortiOS re-encrypts
+on every export, are replaced by a constant. So every commit is a real change, and
+`diff()` shows only the lines that changed in meaning, redacted.
+
+Redacted secrets other than FortiOS ENC values read `<redacted:1a2b3c4d>`: an HMAC of the
+secret under a key kept in the restricted folder, so a reader sees that a secret changed
+without learning it (nor being able to test guesses against it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import hashlib
+import hmac
+import os
+import re
+import secrets
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+CONFIG_SUFFIX = ".cfg"
+# Inventory ids are slugs; the file name is the id, so nothing else may pass.
+_DEVICE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+ENC_PLACEHOLDER = "ENC <redacted>"
+
+# Lines whose content changes without the configuration changing.
+VOLATILE_LINES = [
+    re.compile(r"^! Last configuration change at "),
+    re.compile(r"^! NVRAM config last updated at "),
+    re.compile(r"^! No configuration change since last restart"),
+    re.compile(r"^\s*ntp clock-period \d+"),
+    re.compile(r"^Building configuration\.\.\."),
+    re.compile(r"^Current configuration ?: \d+ bytes"),
+    re.compile(r"^#conf_file_ver="),
+    re.compile(r"^; .*Configuration Editor; Created on release"),  # ProCurve header carries the running release
+]
+_ENC = re.compile(r"\bENC \S+")
+# A quoted PEM block of an encrypted private key: re-encrypted on each FortiOS export, and secret.
+_PEM_KEY = re.compile(r'"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----"', re.DOTALL)
+
+# (pattern, group holding the secret). Line-based; the first that matches a line wins.
+_SECRET_RULES: list[tuple[re.Pattern[str], int]] = [
+    # Cisco: enable secret 9 $9$..., username x secret 5 ..., password 7 0822..., password 0 cisco
+    (re.compile(r"\b(?:secret|password)\s+[0-9]\s+(\S+)"), 1),
+    (re.compile(r"^\s*enable (?:secret|password)\s+(?!\d\s)(\S+)"), 1),
+    (re.compile(r"\b(?:password|secret)\s+(?![0-9]\s)(?!ENC\s)(\S+)\s*$"), 1),
+    (re.compile(r"\bsnmp-server community\s+(\"[^\"]*\"|\S+)"), 1),
+    (re.compile(r"\bsnmp-server host\s+\S+\s+(?:vrf\s+\S+\s+)?(?:(?:informs|traps)\s+)?(?:version\s+(?:1|2c|3\s+(?:auth|noauth|priv))\s+)?(\S+)"), 1),
+    (re.compile(r"\b(?:auth|priv)\s+(?:md5|sha\S*|des\S*|aes(?:\s+\d+)?|3des)\s+(\S+)"), 1),
+    (re.compile(r"\bkey(?:-string)?\s+(?:[0-9]\s+)?(\S+)\s*$"), 1),
+    (re.compile(r"\bcrypto isakmp key\s+(?:[0-9]\s+)?(\S+)"), 1),
+    (re.compile(r"\bpre-shared-key\s+(?:local\s+|remote\s+)?(?:[0-9]\s+)?(\S+)"), 1),
+    # FortiOS: set passwd/psksecret/... "value" (plain, where not ENC)
+    (re.compile(r"^\s*set\s+(?:\S+-)?(?:password|passwd|psksecret|secret|key|pwd|community)\s+(?!ENC\s)(?!<redacted)(\"[^\"]*\"|\S+)"), 1),
+]
+# FortiOS names its SNMP communities in `set name` inside `config system snmp community`.
+_FORTI_SNMP_BLOCK = re.compile(r"^\s*config system snmp community\s*$")
+_FORTI_SET_NAME = re.compile(r"^\s*set name\s+(\"[^\"]*\"|\S+)")
+
+
+class BackupError(RuntimeError):
+    """git failed, or a device id that cannot be a file name."""
+
+
+def normalise(config: str) -> str:
+    """The configuration as compared for changes: volatile lines out, ENC values constant, LF line ends."""
+    text = config.replace("\r\n", "\n").replace("\r", "\n")
+    text = _PEM_KEY.sub('"<private key>"', text)
+    lines = [_ENC.sub(ENC_PLACEHOLDER, line.rstrip()) for line in text.split("\n")]
+    kept = [line for line in lines if not any(p.match(line) for p in VOLATILE_LINES)]
+    while kept and not kept[-1]:
+        kept.pop()
+    return "\n".join(kept) + "\n"
+
+
+def redact(config: str, key: bytes = b"") -> str:
+    """A copy for reading: every secret replaced by `<redacted:HMAC>` (ENC values by a constant)."""
+    text = config.replace("\r\n", "\n").replace("\r", "\n")
+    text = _PEM_KEY.sub("<redacted private key>", text)
+
+    def tag(secret: str) -> str:
+        digest = hmac.new(key or b"nettvakt", secret.encode(), hashlib.sha256).hexdigest()[:8]
+        return f"<redacted:{digest}>"
+
+    out = []
+    in_snmp = False
+    for line in text.split("\n"):
+        line = _ENC.sub(ENC_PLACEHOLDER, line)
+        if _FORTI_SNMP_BLOCK.match(line):
+            in_snmp = True
+        elif in_snmp and re.match(r"^end\s*$", line):
+            in_snmp = False
+        name = _FORTI_SET_NAME.match(line) if in_snmp else None
+        if name:
+            line = line[: name.start(1)] + tag(name.group(1)) + line[name.end(1):]
+        # Every rule, every match: one line can hold several secrets (SNMPv3 auth and priv keys).
+        for pattern, group in _SECRET_RULES:
+            line = pattern.sub(lambda m, g=group: _replace_group(m, g, tag), line)
+        out.append(line)
+    return "\n".join(out)
+
+
+def _replace_group(match: re.Match[str], group: int, tag: Callable[[str], str]) -> str:
+    value = match.group(group)
+    if value.startswith(("<redacted", '"<redacted')):
+        return match.group(0)  # already redacted by an earlier rule
+    start, end = match.start(group) - match.start(), match.end(group) - match.start()
+    return match.group(0)[:start] + tag(value) + match.group(0)[end:]
+
+
+@dataclass(frozen=True)
+class Revision:
+    rev: str
+    time: dt.datetime
+    message: str
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    device: str
+    changed: bool
+    revision: str | None  # the readable repository's commit (None when nothing changed)
+    diff: str  # redacted, normalised unified diff ("" when unchanged)
+
+
+class ConfigStore:
+    """Backups under `root` (normally `<collector data_dir>/config-backups`)."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        self.full = self.root / "full"
+        self.readable = self.root / "readable"
+
+    # --- git plumbing ---------------------------------------------------------------
+    def _run_git(self, repo: Path, args: tuple[str, ...], when: dt.datetime | None) -> subprocess.CompletedProcess[str]:
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,  # the operator's ~/.gitconfig (signing, hooks) stays out
+            "GIT_TERMINAL_PROMPT": "0",
+        }
+        if when is not None:
+            stamp = when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S+0000")
+            env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = stamp
+        cmd = ["git", "-C", str(repo), "-c", "user.name=nettvakt", "-c", "user.email=nettvakt@localhost", "-c", "core.autocrlf=false", *args]
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+
+    def _git(self, repo: Path, *args: str, when: dt.datetime | None = None) -> str:
+        proc = self._run_git(repo, args, when)
+        if proc.returncode != 0:
+            raise BackupError(f"git {' '.join(args[:2])} in {repo}: {proc.stderr.strip() or proc.stdout.strip()}")
+        return proc.stdout
+
+    def _git_try(self, repo: Path, *args: str) -> str | None:
+        """stdout, or None when git says no (a path missing at a revision, an empty repository)."""
+        proc = self._run_git(repo, args, None)
+        return proc.stdout if proc.returncode == 0 else None
+
+    def init(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        for repo, mode in ((self.full, 0o700), (self.readable, 0o755)):
+            repo.mkdir(exist_ok=True)
+            os.chmod(repo, mode)
+            if not (repo / ".git").exists():
+                self._git(repo, "init", "-q", "-b", "main")
+        key_file = self.full / ".redaction-key"
+        if not key_file.exists():
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32))
+            (self.full / ".gitignore").write_text(".redaction-key\n")
+
+    def _key(self) -> bytes:
+        return (self.full / ".redaction-key").read_text().strip().encode()
+
+    @staticmethod
+    def _file(device: str) -> str:
+        if not _DEVICE_ID.match(device):
+            raise BackupError(f"{device!r} is not a device id")
+        return device + CONFIG_SUFFIX
+
+    # --- reading ----------------------------------------------------------------------
+    def read(self, device: str, rev: str = "HEAD", *, full: bool = False) -> str | None:
+        """The configuration at `rev` (a readable-repository revision); None when there is none."""
+        repo = self.full if full else self.readable
+        if not (repo / ".git").exists() or not self.history(device):
+            return None
+        if full and rev != "HEAD":
+            rev = self._full_rev(rev)
+        spec = f"{rev}:{self._file(device)}"
+        if self._git_try(repo, "cat-file", "-e", spec) is None:
+            return None
+        return self._git(repo, "show", spec)
+
+    def _full_rev(self, readable_rev: str) -> str:
+        """The full repository's commit recorded for a readable revision."""
+        full_sha = self._git(self.readable, "log", "-1", "--format=%(trailers:key=Full-Commit,valueonly)", readable_rev).strip()
+        if not full_sha:
+            raise BackupError(f"revision {readable_rev} has no Full-Commit trailer")
+        return full_sha
+
+    def history(self, device: str) -> list[Revision]:
+        """Newest first."""
+        if not (self.readable / ".git").exists():
+            return []
+        out = self._git_try(self.readable, "log", "--format=%H%x1f%cI%x1f%s", "--", self._file(device)) or ""
+        revs = []
+        for line in out.splitlines():
+            sha, when, subject = line.split("\x1f", 2)
+            revs.append(Revision(sha, dt.datetime.fromisoformat(when), subject))
+        return revs
+
+    def diff(self, device: str, from_rev: str | None = None, to_rev: str | None = None) -> str:
+        """Redacted unified diff of the normalised configs; default: the previous revision to the latest."""
+        revs = self.history(device)
+        if not revs:
+            raise BackupError(f"no backups of {device}")
+        to_rev = to_rev or revs[0].rev
+        if from_rev is None:
+            index = next((i for i, r in enumerate(revs) if r.rev.startswith(to_rev)), 0)
+            from_rev = revs[index + 1].rev if index + 1 < len(revs) else None
+        old = self._git(self.readable, "show", f"{from_rev}:{self._file(device)}") if from_rev else ""
+        new = self._git(self.readable, "show", f"{to_rev}:{self._file(device)}")
+        return _unified(device, normalise(old) if old else "", normalise(new), from_rev or "empty", to_rev)
+
+    # --- writing ----------------------------------------------------------------------
+    def save(self, device: str, config: str, *, when: dt.datetime | None = None, message: str | None = None) -> BackupResult:
+        self.init()
+        name = self._file(device)
+        when = when or dt.datetime.now(dt.timezone.utc)
+        previous = self.read(device, full=True)
+        if previous is not None and normalise(previous) == normalise(config):
+            return BackupResult(device, False, None, "")
+        full_path = self.full / name
+        fd = os.open(full_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(config)
+        os.chmod(full_path, 0o600)
+        readable_text = redact(config, self._key())
+        (self.readable / name).write_text(readable_text, encoding="utf-8", newline="")
+        subject = message or (f"{device}: first backup" if previous is None else f"{device}: configuration changed")
+        self._git(self.full, "add", "--", name)
+        self._git(self.full, "commit", "-q", "--no-verify", "-m", subject, when=when)
+        full_sha = self._git(self.full, "rev-parse", "HEAD").strip()
+        self._git(self.readable, "add", "--", name)
+        self._git(self.readable, "commit", "-q", "--no-verify", "-m", subject, "-m", f"Full-Commit: {full_sha}", when=when)
+        rev = self._git(self.readable, "rev-parse", "HEAD").strip()
+        old_readable = normalise(redact(previous, self._key())) if previous is not None else ""
+        return BackupResult(device, True, rev, _unified(device, old_readable, normalise(readable_text), "previous", rev[:12]))
+
+
+def _unified(device: str, old: str, new: str, from_label: str, to_label: str) -> str:
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True), new.splitlines(keepends=True), f"{device} {from_label[:12]}", f"{device} {to_label[:12]}", n=3
+    )
+    return "".join(lines)

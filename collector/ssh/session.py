@@ -1,0 +1,263 @@
+"""Device sessions: netmiko in a bounded thread pool, host keys pinned on first use.
+
+netmiko blocks, so each session runs in a worker thread of `SshRunner`; the pool size is the
+bound on concurrent sessions. Every wait inside a session (TCP connect, banner, auth, each
+command's prompt) has the device's `timeout_s`, so a hung device ends its own session with a
+reason and never holds a worker forever; other devices are unaffected.
+
+Host keys live in a known_hosts file of ours (never ~/.ssh/known_hosts). A device seen for
+the first time has its key fetched and pinned; after that paramiko itself checks the key on
+every connect (netmiko with `ssh_strict`), and a different key is refused with
+`HostKeyChanged`, naming the file and line to remove if the device was really replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import paramiko
+
+from agent.secrets import SecretError, resolve_secret
+from collector.config import Device
+
+# inventory device_type -> netmiko device_type
+NETMIKO_TYPES = {"fortinet": "fortinet", "cisco_ios": "cisco_ios", "hp_procurve": "hp_procurve", "linux": "linux"}
+# The command that prints the running configuration (Linux servers have none to back up).
+CONFIG_COMMANDS: dict[str, str | None] = {
+    "fortinet": "show | grep .",  # `show` without the blank lines FortiOS pads it with
+    "cisco_ios": "show running-config",
+    "hp_procurve": "show running-config",
+    "linux": None,
+}
+DEFAULT_MAX_SESSIONS = 4
+
+
+class SshFailure(RuntimeError):
+    """A session that failed; `reason` is short and fit for a point's `reason` field."""
+
+    def __init__(self, device: str, reason: str, detail: str = ""):
+        self.device, self.reason, self.detail = device, reason, detail
+        super().__init__(f"{device}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+class HostKeyChanged(SshFailure):
+    """The device presented a host key other than the pinned one: refused, never accepted."""
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    device: str
+    site: str
+    host: str
+    port: int
+    device_type: str
+    username: str
+    password: str | None = field(default=None, repr=False)
+    key_file: Path | None = None
+    timeout_s: float = 30.0
+    kind: str = "network"  # the inventory hardware kind, for `hardware` points
+
+
+def target_from_inventory(device: Device, base_dir: Path | None = None) -> SshTarget:
+    """An SshTarget from an inventory device with an `ssh` table; secrets resolved here."""
+    ssh = device.ssh
+    if ssh is None:
+        raise SshFailure(device.id, "no [device.ssh] table in the inventory")
+    try:
+        password = resolve_secret(ssh.password, base_dir) if ssh.password else None
+    except SecretError as exc:
+        raise SshFailure(device.id, "password secret does not resolve", str(exc)) from None
+    key_file = ssh.key_file
+    if key_file is not None and not key_file.is_absolute() and base_dir is not None:
+        key_file = base_dir / key_file
+    return SshTarget(
+        device=device.id,
+        site=device.site,
+        host=device.host,
+        port=ssh.port,
+        device_type=ssh.device_type,
+        username=ssh.username,
+        password=password,
+        key_file=key_file,
+        timeout_s=ssh.timeout_s,
+        kind=device.hardware.kind,
+    )
+
+
+def _host_entry(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+class PinnedHostKeys:
+    """Our known_hosts file: trust on first use, then only the pinned key."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._lock = threading.Lock()
+
+    def _load(self) -> paramiko.HostKeys:
+        keys = paramiko.HostKeys()
+        if self.path.exists():
+            keys.load(str(self.path))
+        return keys
+
+    def pinned(self, host: str, port: int) -> paramiko.PKey | None:
+        with self._lock:
+            found = self._load().lookup(_host_entry(host, port))
+        return next(iter(found.values()), None) if found else None
+
+    def pin(self, host: str, port: int, key: paramiko.PKey) -> None:
+        with self._lock:
+            keys = self._load()
+            entry = _host_entry(host, port)
+            if keys.lookup(entry):
+                return  # pinned meanwhile by another session; paramiko checks it on connect
+            keys.add(entry, key.get_name(), key)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            keys.save(str(tmp))
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+
+    def ensure_pinned(self, target: SshTarget) -> None:
+        """Fetch and pin the key of a device seen for the first time."""
+        if self.pinned(target.host, target.port) is not None:
+            return
+        self.pin(target.host, target.port, fetch_host_key(target.host, target.port, target.timeout_s))
+
+
+def fetch_host_key(host: str, port: int, timeout_s: float) -> paramiko.PKey:
+    sock = socket.create_connection((host, port), timeout=timeout_s)
+    transport = paramiko.Transport(sock)
+    try:
+        transport.banner_timeout = timeout_s
+        transport.start_client(timeout=timeout_s)
+        return transport.get_remote_server_key()
+    finally:
+        transport.close()
+        sock.close()
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    return key.fingerprint  # "SHA256:..." as ssh-keygen -l prints it
+
+
+@dataclass
+class SessionResult:
+    device: str
+    outputs: dict[str, str] = field(default_factory=dict)
+    error: SshFailure | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def run_session(target: SshTarget, commands: Sequence[str], host_keys: PinnedHostKeys) -> dict[str, str]:
+    """Log in, run `commands` in order, log out. Blocking; raises SshFailure with the reason."""
+    from netmiko import ConnectHandler
+    from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException, ReadTimeout
+
+    t = target.timeout_s
+    try:
+        host_keys.ensure_pinned(target)
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        raise SshFailure(target.device, "cannot reach ssh", f"{target.host}:{target.port}: {exc}") from None
+    params: dict[str, object] = {
+        "device_type": NETMIKO_TYPES[target.device_type],
+        "host": target.host,
+        "port": target.port,
+        "username": target.username,
+        "password": target.password or "",
+        "allow_agent": False,
+        "use_keys": target.key_file is not None,
+        "key_file": str(target.key_file) if target.key_file else None,
+        # Reject unknown keys, check known ones against our file only.
+        "ssh_strict": True,
+        "system_host_keys": False,
+        "alt_host_keys": True,
+        "alt_key_file": str(host_keys.path),
+        "conn_timeout": t,
+        "auth_timeout": t,
+        "banner_timeout": t,
+        "blocking_timeout": t,
+        "session_timeout": t,
+        "read_timeout_override": t,
+    }
+    conn = None
+    command = "(login)"
+    try:
+        conn = ConnectHandler(**params)
+        outputs = {}
+        for command in commands:
+            outputs[command] = conn.send_command(command, read_timeout=t)
+        return outputs
+    except NetmikoAuthenticationException:
+        raise SshFailure(target.device, "authentication failed", f"user {target.username!r}") from None
+    except NetmikoTimeoutException as exc:
+        text = str(exc)
+        if "does not match" in text:
+            pinned = host_keys.pinned(target.host, target.port)
+            raise HostKeyChanged(
+                target.device,
+                "host key changed",
+                f"{target.host}:{target.port} no longer presents the pinned key "
+                f"{fingerprint(pinned) if pinned else '?'}; refused. If the device was really replaced, "
+                f"remove the line for {_host_entry(target.host, target.port)} from {host_keys.path}",
+            ) from None
+        raise SshFailure(target.device, "connect failed", text.strip().splitlines()[0] if text.strip() else "") from None
+    except ReadTimeout:
+        channel = getattr(conn, "remote_conn", None)
+        if channel is not None and getattr(channel, "closed", False):
+            # netmiko only sees silence; the channel tells that the device hung up.
+            raise SshFailure(target.device, "disconnected", f"device closed the session during {command!r}") from None
+        raise SshFailure(target.device, "timeout", f"no prompt after {command!r} within {t:g} s") from None
+    except (OSError, EOFError, paramiko.SSHException) as exc:
+        raise SshFailure(target.device, "disconnected", f"during {command!r}: {exc or type(exc).__name__}") from None
+    except ValueError as exc:  # netmiko's "Unexpected FortiOS version", prompt not found, ...
+        raise SshFailure(target.device, "unexpected output", f"during {command!r}: {exc}") from None
+    finally:
+        if conn is not None:
+            try:
+                conn.disconnect()
+            except (OSError, EOFError, paramiko.SSHException, ValueError):
+                pass  # the session is over either way; disconnect() closes the transport first
+
+
+class SshRunner:
+    """A bounded pool of SSH sessions. `close()` (or `async with`) ends the pool's threads."""
+
+    def __init__(self, known_hosts: Path | str, max_sessions: int = DEFAULT_MAX_SESSIONS):
+        self.host_keys = PinnedHostKeys(known_hosts)
+        self.max_sessions = max_sessions
+        self._pool = ThreadPoolExecutor(max_workers=max_sessions, thread_name_prefix="ssh-session")
+
+    def run_blocking(self, target: SshTarget, commands: Sequence[str]) -> SessionResult:
+        try:
+            return SessionResult(target.device, run_session(target, commands, self.host_keys))
+        except SshFailure as exc:
+            return SessionResult(target.device, error=exc)
+
+    async def run(self, target: SshTarget, commands: Sequence[str]) -> SessionResult:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.run_blocking, target, list(commands))
+
+    async def run_many(self, jobs: Sequence[tuple[SshTarget, Sequence[str]]]) -> list[SessionResult]:
+        """Every job's result, in order; a failing device never affects the others."""
+        return list(await asyncio.gather(*(self.run(t, c) for t, c in jobs)))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    async def __aenter__(self) -> "SshRunner":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self.close)
