@@ -18,6 +18,7 @@ import logging
 import secrets as pysecrets
 import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -54,8 +55,47 @@ def cmd_agent_run(args: argparse.Namespace) -> int:
         token=token,
         spool_path=Path(args.spool),
         ca_file=Path(args.ca_file) if args.ca_file else None,
+        spool_max_bytes=int(args.spool_max_mb * 1024 * 1024),
     )
     return run_until_signal(Agent(settings).run())
+
+
+def cmd_agent_install_service(args: argparse.Namespace) -> int:
+    from agent.install import InstallError, ServiceOptions, default_spool, install_linux, install_windows
+
+    if not args.token.startswith(("env:", "file:")):
+        print("nettvakt agent install-service: --token must be a reference (file:PATH or env:NAME), never the token", file=sys.stderr)
+        return EXIT_USAGE
+    windows = sys.platform == "win32"
+    spool = args.spool or default_spool(sys.platform)
+    opts = ServiceOptions(
+        collector=args.collector,
+        agent_id=args.agent_id or socket.gethostname().lower(),
+        token_ref=args.token,
+        # A service starts in / (systemd) or System32 (Task Scheduler): relative paths would land there.
+        spool=spool if windows else str(Path(spool).absolute()),
+        python=sys.executable,
+        ca_file=(args.ca_file if windows else str(Path(args.ca_file).absolute())) if args.ca_file else None,
+        name=args.name,
+    )
+    try:
+        if windows:
+            commands = install_windows(opts, enable=not args.no_start)
+            where = f"scheduled task {opts.name}"
+        else:
+            unit_dir = Path(args.unit_dir)
+            commands = install_linux(opts, unit_dir, enable=not args.no_start)
+            where = str(unit_dir / f"{opts.name}.service")
+    except (InstallError, OSError) as exc:
+        print(f"nettvakt agent install-service: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    if args.no_start:
+        print(f"installed {where}; to start it run:")
+        for argv in commands:
+            print("  " + subprocess.list2cmdline(argv) if windows else "  " + " ".join(argv))
+    else:
+        print(f"installed and started {where}")
+    return EXIT_OK
 
 
 def cmd_agent_token(args: argparse.Namespace) -> int:
@@ -88,11 +128,13 @@ def cmd_agent_facts(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
-    from agent.probes import PROBES, ProbeConfigError, ProbeSpec, run_probe
+    from agent.probes import PROBES, ProbeConfigError, ProbeSpec, run_probe_points
 
     params: dict[str, Any] = {}
     if args.count is not None:
         params["count"] = args.count
+    if args.max_hops is not None:
+        params["max_hops"] = args.max_hops
     if args.interval_ms is not None:
         params["interval_ms"] = args.interval_ms
     if args.resolver:
@@ -105,13 +147,15 @@ def cmd_probe(args: argparse.Namespace) -> int:
     except ProbeConfigError as exc:
         print(f"nettvakt probe: {exc} (kinds: {', '.join(sorted(PROBES))})", file=sys.stderr)
         return EXIT_USAGE
-    point = asyncio.run(run_probe(spec, {"host": socket.gethostname().lower()}))
-    if args.json:
-        print(json.dumps(point.to_json(), ensure_ascii=False))
-    else:
-        fields = " ".join(f"{k}={v}" for k, v in point.fields.items())
-        print(f"{spec.kind} {spec.target}: {fields}")
-    return EXIT_OK if point.fields.get("up") == 1.0 else EXIT_FAIL
+    points = asyncio.run(run_probe_points(spec, {"host": socket.gethostname().lower()}))
+    for point in points:  # the round's point first, then per-hop points (traceroute)
+        if args.json:
+            print(json.dumps(point.to_json(), ensure_ascii=False))
+        else:
+            fields = " ".join(f"{k}={v}" for k, v in point.fields.items())
+            hop = f" hop {point.tags['hop']}" if "hop" in point.tags else ""
+            print(f"{spec.kind} {spec.target}{hop}: {fields}")
+    return EXIT_OK if points[0].fields.get("up") == 1.0 else EXIT_FAIL
 
 
 def run_until_signal(coro: Any) -> int:
@@ -135,6 +179,13 @@ def run_until_signal(coro: Any) -> int:
     except KeyboardInterrupt:
         pass
     return EXIT_OK
+
+
+def _positive_mb(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of megabytes, got {text!r}")
+    return value
 
 
 # --- parser ---------------------------------------------------------------------------
@@ -167,8 +218,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--agent-id", metavar="ID", help="this agent's id in inventory.toml (default: host name)")
     run.add_argument("--token", default="env:NETTVAKT_AGENT_TOKEN", metavar="REF", help="bearer token reference env:NAME or file:PATH (default env:NETTVAKT_AGENT_TOKEN)")
     run.add_argument("--spool", default="nettvakt-spool.sqlite3", metavar="PATH", help="store-and-forward database")
+    run.add_argument("--spool-max-mb", type=_positive_mb, default=200.0, metavar="MB", help="bound of the spool on disk; past it the oldest points are dropped and counted (default 200)")
     run.add_argument("--ca-file", metavar="PATH", help="CA certificate to verify the collector's TLS certificate")
     run.set_defaults(func=cmd_agent_run)
+    svc = asub.add_parser(
+        "install-service",
+        help="run the agent at boot (systemd unit on Linux, scheduled task on Windows)",
+        description="Install the agent as a boot-time service that restarts when it stops.",
+    )
+    svc.add_argument("--collector", required=True, metavar="URL", help="collector base URL")
+    svc.add_argument("--agent-id", metavar="ID", help="this agent's id in inventory.toml (default: host name)")
+    svc.add_argument("--token", default="env:NETTVAKT_AGENT_TOKEN", metavar="REF", help="token reference for the service: file:PATH, or env:NAME (Linux: set in /etc/nettvakt/agent.env)")
+    svc.add_argument("--spool", metavar="PATH", help="store-and-forward database (default /var/lib/nettvakt/spool.sqlite3, Windows C:\\ProgramData\\nettvakt\\spool.sqlite3)")
+    svc.add_argument("--ca-file", metavar="PATH", help="CA certificate to verify the collector's TLS certificate")
+    svc.add_argument("--name", default="nettvakt-agent", help="unit or task name (default nettvakt-agent)")
+    svc.add_argument("--unit-dir", default="/etc/systemd/system", metavar="DIR", help="Linux: where to write the unit")
+    svc.add_argument("--no-start", action="store_true", help="only write/register; print the commands that would start it")
+    svc.set_defaults(func=cmd_agent_install_service)
     tok = asub.add_parser("token", help="make a new agent token and its hash for inventory.toml")
     tok.add_argument("--json", action="store_true")
     tok.set_defaults(func=cmd_agent_token)
@@ -193,10 +259,42 @@ def build_parser() -> argparse.ArgumentParser:
     poll.add_argument("--json", action="store_true")
     poll.set_defaults(func=_collector_command("cmd_snmp_poll"))
 
+    p = sub.add_parser("discover", help="sweep networks with ICMP and SNMP, propose inventory entries", description="Sweep CIDRs with ICMP and SNMP (the inventory's communities and v3 users, plus --community), read system and LLDP-MIB neighbours, print proposed [[device]] entries and a neighbour table.")
+    p.add_argument("cidrs", nargs="+", metavar="CIDR", help="networks or addresses to sweep, e.g. 10.20.0.0/24")
+    p.add_argument("--inventory", default=None, metavar="PATH", help="inventory whose SNMP communities and v3 users are tried (default ./inventory.toml if present)")
+    p.add_argument("--community", action="append", metavar="NAME", help="also try this v1/v2c community (a name, or env:NAME / file:PATH); repeatable")
+    p.add_argument("--port", type=int, default=161, help="SNMP port (default 161)")
+    p.add_argument("--timeout", type=float, default=1.0, metavar="S", help="per ICMP echo and SNMP request (default 1)")
+    p.add_argument("--concurrency", type=int, default=64, metavar="N", help="addresses tried at once (default 64)")
+    p.add_argument("--no-icmp", action="store_true", help="SNMP only")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_collector_command("cmd_discover"))
+
+    p = sub.add_parser("config", help="network device configurations over SSH: backups, history, diffs")
+    cfsub = p.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
+    backup = cfsub.add_parser("backup", help="back up running configurations now", description="Fetch the running configuration of one inventory device, or of every device with [device.ssh], and store it with history; prints what changed, secrets redacted.")
+    backup.add_argument("device", nargs="?", metavar="DEVICE", help="device id in inventory.toml (default: every device with [device.ssh])")
+    inventory_arg(backup)
+    backup.add_argument("--max-sessions", type=int, default=None, metavar="N", help="concurrent SSH sessions (default 4)")
+    backup.add_argument("--json", action="store_true")
+    backup.set_defaults(func=_collector_command("cmd_config_backup"))
+    hist = cfsub.add_parser("history", help="stored configuration revisions of a device")
+    hist.add_argument("device", metavar="DEVICE")
+    inventory_arg(hist)
+    hist.add_argument("--json", action="store_true")
+    hist.set_defaults(func=_collector_command("cmd_config_history"))
+    diff = cfsub.add_parser("diff", help="redacted diff between two revisions (default: the latest change)")
+    diff.add_argument("device", metavar="DEVICE")
+    inventory_arg(diff)
+    diff.add_argument("--from", dest="from_rev", metavar="REV")
+    diff.add_argument("--to", dest="to_rev", metavar="REV")
+    diff.set_defaults(func=_collector_command("cmd_config_diff"))
+
     p = sub.add_parser("probe", help="run one probe once and print its point", description="Run one round of a probe, for debugging in the field.")
-    p.add_argument("kind", metavar="KIND", help="icmp, tcp, http, dns")
-    p.add_argument("target", metavar="TARGET", help="host (icmp), host:port (tcp), URL (http), name (dns)")
-    p.add_argument("--count", type=int, help="icmp: echoes in the burst")
+    p.add_argument("kind", metavar="KIND", help="icmp, tcp, http, dns, traceroute")
+    p.add_argument("target", metavar="TARGET", help="host (icmp, traceroute), host:port (tcp), URL (http), name (dns)")
+    p.add_argument("--count", type=int, help="icmp: echoes in the burst; traceroute: probes per hop")
+    p.add_argument("--max-hops", type=int, help="traceroute: give up after this many hops (default 30)")
     p.add_argument("--interval-ms", type=int, help="icmp: spacing of the echoes")
     p.add_argument("--resolver", metavar="IP[:PORT]", help="dns: resolver to ask")
     p.add_argument("--timeout", type=float, default=5.0, metavar="S")

@@ -181,6 +181,7 @@ class Smbios:
     mem_total_bytes: int | None = None
     os_name: str | None = None
     os_version: str | None = None
+    os_installed: str | None = None  # ISO date the OS was installed: the last witness of a machine's age
     extra_vm_evidence: list[str] = field(default_factory=list)
 
     def merge(self, other: "Smbios") -> None:
@@ -227,6 +228,7 @@ class Smbios:
             ("mem_total_bytes", self.mem_total_bytes),
             ("os_name", self.os_name),
             ("os_version", self.os_version),
+            ("os_installed", self.os_installed),
         ):
             if value is not None:
                 out[key] = value
@@ -461,6 +463,29 @@ def _os_smbios() -> Smbios:
     return view
 
 
+# Files an OS installer leaves behind and nothing later rewrites (Debian/Ubuntu, RHEL family, SUSE).
+# The root file system's birth time would be better, but overlay and many ext4 mounts report none.
+LINUX_INSTALL_WITNESSES = (
+    Path("/var/log/installer"),
+    Path("/root/anaconda-ks.cfg"),
+    Path("/var/log/anaconda"),
+    Path("/var/log/YaST2"),
+)
+
+
+def linux_install_date(witnesses: Sequence[Path] = LINUX_INSTALL_WITNESSES) -> str | None:
+    """ISO date of the oldest installer witness that exists, or None."""
+    times = []
+    for path in witnesses:
+        try:
+            times.append(path.stat().st_mtime)
+        except OSError:
+            continue
+    if not times:
+        return None
+    return parse_date(datetime.fromtimestamp(min(times), tz=timezone.utc).date().isoformat())
+
+
 def linux_facts() -> Facts:
     view = _smbios_from_sysfs()
     if shutil.which("dmidecode") and os.access(SYSFS_DMI_TABLE, os.R_OK):
@@ -469,6 +494,7 @@ def linux_facts() -> Facts:
         if out:
             view.merge(_smbios_from_dmidecode(out))
     view.merge(_os_smbios())
+    view.os_installed = view.os_installed or linux_install_date()
     return view.facts()
 
 
@@ -489,7 +515,7 @@ $r.Win32_SystemEnclosure = @(Get-CimInstance Win32_SystemEnclosure | Select-Obje
 $r.Win32_BaseBoard = @(Get-CimInstance Win32_BaseBoard | Select-Object Manufacturer, Product, SerialNumber)
 $r.Win32_Processor = @(Get-CimInstance Win32_Processor | Select-Object Name, NumberOfCores, NumberOfLogicalProcessors)
 $r.Win32_PhysicalMemory = @(Get-CimInstance Win32_PhysicalMemory | Select-Object Capacity)
-$r.Win32_OperatingSystem = @(Get-CimInstance Win32_OperatingSystem | Select-Object Caption, Version, TotalVisibleMemorySize)
+$r.Win32_OperatingSystem = @(Get-CimInstance Win32_OperatingSystem | Select-Object Caption, Version, TotalVisibleMemorySize, @{n='InstallDate'; e={ if ($_.InstallDate) { $_.InstallDate.ToString('yyyy-MM-dd') } }})
 $r | ConvertTo-Json -Depth 4 -Compress
 """
 
@@ -577,6 +603,7 @@ def _smbios_from_wmi(classes: WmiClasses) -> Smbios:
         bios_date=parse_date(bios.get("ReleaseDate")),
         os_name=clean(osys.get("Caption")),
         os_version=clean(osys.get("Version")),
+        os_installed=parse_date(osys.get("InstallDate")),
     )
     for code in _wmi_list(enclosure.get("ChassisTypes")):
         if (n := _int(code)) is not None and (name := _chassis_name(str(n))):
@@ -618,7 +645,7 @@ def windows_facts() -> Facts:
         except ValueError as exc:
             _warn_once(f"PowerShell output is not JSON: {exc}")
     fallback = _os_smbios()
-    fallback.os_name = fallback.os_version = None  # os-release is Linux-only; WMI says it better
+    fallback.os_name = fallback.os_version = fallback.os_installed = None  # Linux-only; WMI says it better
     view.merge(fallback)
     return view.facts()
 
@@ -631,14 +658,52 @@ def other_facts() -> Facts:
 ADAPTERS: dict[str, Callable[[], Facts]] = {"linux": linux_facts, "win32": windows_facts}
 
 
+AGE_SOURCES = ("purchased", "bios_date", "os_installed")
+
+
+def machine_age(
+    facts: Mapping[str, FieldValue], purchased: str | None = None, today: date | None = None
+) -> dict[str, FieldValue]:
+    """`age_years` and `age_source` from the best evidence: the inventory's purchase date, else
+    the BIOS release date (only on real hardware: a VM's BIOS date is its hypervisor's), else the
+    OS install date. Empty when none is known or the date lies in the future.
+    """
+    today = today or date.today()
+    candidates = (
+        ("purchased", parse_date(purchased) if purchased else None),
+        ("bios_date", facts.get("manufactured_estimate")),
+        ("os_installed", facts.get("os_installed")),
+    )
+    for source, iso in candidates:
+        if not isinstance(iso, str):
+            continue
+        try:
+            since = date.fromisoformat(iso)
+        except ValueError:
+            continue
+        days = (today - since).days
+        if days < 0:
+            continue
+        out: dict[str, FieldValue] = {"age_years": round(days / 365.25, 2), "age_source": source}
+        if source == "purchased":
+            out["purchased"] = iso
+        return out
+    return {}
+
+
 def hardware_point(facts: Mapping[str, FieldValue], tags: Mapping[str, str]) -> Point | None:
     if not facts:
         return None
     return Point(measurement="hardware", tags=dict(tags), fields=dict(facts))
 
 
-def collect_hardware(tags: Mapping[str, str], kind: str | None = None) -> Point | None:
+def collect_hardware(
+    tags: Mapping[str, str], kind: str | None = None, purchased: str | None = None
+) -> Point | None:
     """The `hardware` point for this machine, or None when nothing at all could be learnt.
+
+    `kind` and `purchased` come from the inventory (via the collector) when it knows them;
+    the point carries the machine's age and where that age came from (`machine_age`).
 
     Blocking (subprocesses with timeouts): run it in a thread. Never raises for missing
     data; an adapter that fails is logged and the OS fallback facts are used.
@@ -652,4 +717,6 @@ def collect_hardware(tags: Mapping[str, str], kind: str | None = None) -> Point 
     except Exception:  # a bug in one adapter must not stop the agent; say so once
         log.exception("hardware facts: %s adapter failed; using OS facts only", sys.platform)
         facts = other_facts()
+    if facts:
+        facts = {**facts, **machine_age(facts, purchased)}
     return hardware_point(facts, all_tags)

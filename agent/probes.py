@@ -1,8 +1,13 @@
-"""Blackbox probes run by the agent: icmp, tcp, http, dns.
+"""Blackbox probes run by the agent: icmp, tcp, http, dns, traceroute.
 
 Each prober is one async function `(spec) -> fields`, listed once in `PROBES`. A prober only
 measures: `run_probe` owns the timeout, the timing (`duration_ms`) and up/down, and turns every
 target problem into a `probe` point with `up=0` and a short `reason` (docs/metrics.md).
+
+A prober whose round yields several points (traceroute: one per hop) returns a `ProbeResult`:
+the fields of the round's own point plus extra points, each with its extra tags. The round's
+point keeps the one-point contract (`up`, `duration_ms`, `reason`); `run_probe_points` returns
+it first, followed by the extra points with the same time.
 
 Agent-side module: stdlib, psutil and aiohttp only (no pydantic, no collector).
 """
@@ -49,10 +54,24 @@ class ProbeFailed(Exception):
     `fields` are the partial measurements to keep (e.g. icmp sent/received/loss_pct=100).
     """
 
-    def __init__(self, reason: str, fields: Mapping[str, FieldValue] | None = None):
+    def __init__(
+        self,
+        reason: str,
+        fields: Mapping[str, FieldValue] | None = None,
+        extra: Sequence[tuple[Mapping[str, str], Mapping[str, FieldValue]]] = (),
+    ):
         super().__init__(reason)
         self.reason = reason
         self.fields: dict[str, FieldValue] = dict(fields or {})
+        self.extra = list(extra)  # points measured before the failure (traceroute hops up to the gap)
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What a multi-point prober returns: its round's fields and (extra tags, fields) per extra point."""
+
+    fields: dict[str, FieldValue]
+    extra: list[tuple[Mapping[str, str], Mapping[str, FieldValue]]] = field(default_factory=list)
 
 
 # --- the spec -------------------------------------------------------------------------------
@@ -256,17 +275,27 @@ def _check_record(value: Any, where: str) -> None:
         raise ProbeConfigError(f"{where}: expected \"A\" or \"AAAA\", got {value!r}")
 
 
+def _check_trace_count(value: Any, where: str) -> None:
+    _positive_int(value, where, TRACE_MAX_COUNT)
+
+
+def _check_max_hops(value: Any, where: str) -> None:
+    _positive_int(value, where, TRACE_HOPS_LIMIT)
+
+
 _TARGET_RULES: Mapping[str, Callable[[str, str], None]] = {
     "icmp": _check_icmp_target,
     "tcp": _check_tcp_target,
     "http": _check_http_target,
     "dns": _check_dns_target,
+    "traceroute": _check_icmp_target,
 }
 
 _PARAM_RULES: Mapping[str, Mapping[str, Callable[[Any, str], None]]] = {
     "icmp": {"count": _check_count, "interval_ms": _check_interval_ms, "size": _check_size},
     "http": {"method": _check_method, "expect_status": _check_expect_status, "verify_tls": _check_bool, "ca_file": _check_path},
     "dns": {"resolver": _check_resolver, "record": _check_record},
+    "traceroute": {"count": _check_trace_count, "max_hops": _check_max_hops, "interval_ms": _check_interval_ms},
 }
 
 
@@ -277,23 +306,43 @@ def probe_budget_s(spec: ProbeSpec) -> float:
         count = spec.params.get("count", ICMP_COUNT)
         interval_ms = spec.params.get("interval_ms", ICMP_INTERVAL_MS)
         return count * interval_ms / 1000.0 + spec.timeout_s
+    if spec.kind == "traceroute":
+        count = spec.params.get("count", TRACE_COUNT)
+        interval_ms = spec.params.get("interval_ms", TRACE_INTERVAL_MS)
+        return count * interval_ms / 1000.0 + spec.timeout_s
     return spec.timeout_s
 
 
-async def run_probe(spec: ProbeSpec, tags: Mapping[str, str]) -> Point:
-    """Run one probe and return its `probe` point; a target problem is a point with up=0, never an exception."""
+async def run_probe_points(spec: ProbeSpec, tags: Mapping[str, str]) -> list[Point]:
+    """Run one probe round: its `probe` point first, then any extra points of a multi-point prober.
+
+    A target problem is a point with up=0, never an exception.
+    """
     started_ns = now_ns()
     t0 = time.perf_counter()
     fields: dict[str, FieldValue]
+    extra: list[tuple[Mapping[str, str], Mapping[str, FieldValue]]] = []
     try:
         async with asyncio.timeout(probe_budget_s(spec)):
-            fields = {"up": 1.0, **(await PROBES[spec.kind](spec))}
+            result = await PROBES[spec.kind](spec)
+        if isinstance(result, ProbeResult):
+            result, extra = result.fields, result.extra
+        fields = {"up": 1.0, **result}
     except ProbeFailed as exc:
         fields = {**exc.fields, "up": 0.0, "reason": exc.reason[:MAX_REASON_LEN]}
+        extra = exc.extra
     except (TimeoutError, OSError, aiohttp.ClientError) as exc:
         fields = {"up": 0.0, "reason": failure_reason(exc)}
     fields["duration_ms"] = _ms(time.perf_counter() - t0)
-    return Point("probe", tags={**tags, "kind": spec.kind, "target": spec.name}, fields=fields, time_ns=started_ns)
+    base = {**tags, "kind": spec.kind, "target": spec.name}
+    points = [Point("probe", tags=base, fields=fields, time_ns=started_ns)]
+    points += [Point("probe", tags={**base, **t}, fields=dict(f), time_ns=started_ns) for t, f in extra]
+    return points
+
+
+async def run_probe(spec: ProbeSpec, tags: Mapping[str, str]) -> Point:
+    """Run one probe and return its round's `probe` point (extra points of multi-point probers are dropped)."""
+    return (await run_probe_points(spec, tags))[0]
 
 
 _ERRNO_REASONS = {
@@ -826,9 +875,181 @@ async def probe_dns(spec: ProbeSpec) -> dict[str, FieldValue]:
     return fields
 
 
+# --- traceroute -----------------------------------------------------------------------------
+# ICMP echo requests with TTL 1, 2, ...: router n answers TTL n with time-exceeded, the target
+# answers with an echo reply. Echo rather than UDP because firewalls at the sites let ping
+# through far more often than traceroute's high UDP ports. Needs a raw socket (root): the
+# unprivileged ping socket does not deliver other hosts' time-exceeded messages.
+TRACE_COUNT = 3
+TRACE_MAX_COUNT = 10
+TRACE_MAX_HOPS = 30
+TRACE_HOPS_LIMIT = 64
+TRACE_INTERVAL_MS = 50.0
+TRACE_NO_REPLY = "*"  # hop_addr of a hop that never answered, as traceroute prints it
+_ICMP_ECHO_REPLY, _ICMP_UNREACHABLE, _ICMP_TIME_EXCEEDED = 0, 3, 11
+
+
+@dataclass(frozen=True)
+class TraceReply:
+    kind: int  # ICMP type: 0 echo reply (the target), 11 time exceeded (a router), 3 unreachable
+    ident: int
+    seq: int
+    src: str
+
+
+def parse_trace_reply(data: bytes) -> TraceReply | None:
+    """An IPv4 raw-socket packet as a reply to one of our echoes, else None.
+
+    Time-exceeded and unreachable messages quote the original IP header and the first 8 bytes
+    of our echo request, which carry its id and seq (RFC 792).
+    """
+    if len(data) < 28 or data[0] >> 4 != 4:
+        return None
+    src = socket.inet_ntoa(data[12:16])
+    icmp = data[(data[0] & 0x0F) * 4 :]
+    if len(icmp) < 8:
+        return None
+    kind, code = icmp[0], icmp[1]
+    if kind == _ICMP_ECHO_REPLY and code == 0:
+        ident, seq = struct.unpack("!HH", icmp[4:8])
+        return TraceReply(kind, ident, seq, src)
+    if kind in (_ICMP_TIME_EXCEEDED, _ICMP_UNREACHABLE):
+        inner = icmp[8:]
+        if len(inner) < 20 or inner[0] >> 4 != 4 or inner[9] != socket.IPPROTO_ICMP:
+            return None
+        quoted = inner[(inner[0] & 0x0F) * 4 :]
+        if len(quoted) < 8 or quoted[0] != 8:
+            return None
+        ident, seq = struct.unpack("!HH", quoted[4:8])
+        return TraceReply(kind, ident, seq, src)
+    return None
+
+
+def hop_tag(ttl: int) -> str:
+    """"01".."64": zero-padded so tag values sort in path order."""
+    return f"{ttl:02d}"
+
+
+async def traceroute(
+    host: str, count: int = TRACE_COUNT, max_hops: int = TRACE_MAX_HOPS,
+    interval_ms: float = TRACE_INTERVAL_MS, timeout_s: float = 5.0,
+) -> ProbeResult:
+    """Per-hop address, RTT and loss to `host`; raises ProbeFailed (with the hops seen) when it is not reached."""
+    family, sockaddr = (await _resolve(host, None, socket.SOCK_DGRAM))[0]
+    if family != socket.AF_INET:
+        raise ProbeFailed("traceroute: IPv4 targets only")
+    try:
+        sock = _open_icmp_socket(socket.AF_INET, "icmp")
+    except PermissionError as exc:
+        raise ProbeFailed("traceroute needs a raw ICMP socket (run the agent as root or Administrator)") from exc
+    loop = asyncio.get_running_loop()
+    ident = secrets.randbits(16)
+    payload = secrets.token_bytes(ICMP_COOKIE_LEN) + bytes(24)
+    sent_at: dict[tuple[int, int], float] = {}  # (round, ttl) -> send time
+    answers: dict[tuple[int, int], tuple[float, TraceReply]] = {}
+    dest_ttl: int | None = None  # lowest TTL that reached the target
+    complete = asyncio.Event()
+
+    def expected_in() -> bool:
+        if dest_ttl is None:
+            return False
+        return all((r, t) in answers for (r, t) in sent_at if t <= dest_ttl)
+
+    async def receive() -> None:
+        nonlocal dest_ttl
+        while True:
+            try:
+                data, _ = await loop.sock_recvfrom(sock, 65535)
+            except OSError:
+                continue
+            at = time.perf_counter()
+            reply = parse_trace_reply(data)
+            # A raw socket sees all ICMP of the host: only replies to our id count.
+            if reply is None or reply.ident != ident:
+                continue
+            key = (reply.seq >> 8, reply.seq & 0xFF)
+            if key not in sent_at or key in answers:
+                continue
+            answers[key] = (at, reply)
+            if reply.kind != _ICMP_TIME_EXCEEDED and (dest_ttl is None or key[1] < dest_ttl):
+                dest_ttl = key[1]  # the target (echo reply) or the end of the road (unreachable)
+            if expected_in():
+                complete.set()
+
+    receiver = asyncio.create_task(receive())
+    try:
+        for rnd in range(count):
+            if rnd:
+                await asyncio.sleep(interval_ms / 1000.0)
+            # Later rounds skip TTLs beyond the target once it is known: they would only ping it again.
+            for ttl in range(1, (dest_ttl or max_hops) + 1):
+                seq = (rnd << 8) | ttl
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+                packet = build_echo_request(socket.AF_INET, ident, seq, payload)
+                sent_at[(rnd, ttl)] = time.perf_counter()
+                try:
+                    sock.sendto(packet, sockaddr)
+                except OSError:  # a full send buffer or no route: this probe never left
+                    del sent_at[(rnd, ttl)]
+        # Earlier rounds may have completed the event before the last round was sent.
+        complete.clear()
+        if not expected_in():
+            try:
+                async with asyncio.timeout(timeout_s):
+                    await complete.wait()
+            except TimeoutError:
+                pass
+    finally:
+        receiver.cancel()
+        await asyncio.gather(receiver, return_exceptions=True)
+        sock.close()
+
+    answered_ttls = [t for (_, t) in answers]
+    last = dest_ttl or (max(answered_ttls) if answered_ttls else 0)
+    hops: list[tuple[Mapping[str, str], Mapping[str, FieldValue]]] = []
+    for ttl in range(1, last + 1):
+        rtts: list[float | None] = []
+        sources: list[str] = []
+        for rnd in range(count):
+            if (rnd, ttl) not in sent_at:
+                continue
+            if (rnd, ttl) in answers:
+                at, reply = answers[(rnd, ttl)]
+                rtts.append((at - sent_at[(rnd, ttl)]) * 1000.0)
+                sources.append(reply.src)
+            else:
+                rtts.append(None)
+        stats = rtt_stats(rtts)
+        stats.pop("jitter_ms", None)
+        stats.pop("rtt_p95_ms", None)  # of three samples a p95 is just the max
+        addr = max(set(sources), key=sources.count) if sources else TRACE_NO_REPLY
+        hops.append(({"hop": hop_tag(ttl)}, {"hop_addr": addr, **stats}))
+    if dest_ttl is None:
+        reason = "no reply" if not hops else f"not reached within {max_hops} hops"
+        raise ProbeFailed(reason, {"hops": float(len(hops))}, hops)
+    dest = hops[-1][1]
+    fields: dict[str, FieldValue] = {"hops": float(dest_ttl), "hop_addr": dest["hop_addr"], "loss_pct": dest["loss_pct"]}
+    if "rtt_ms" in dest:
+        fields["rtt_ms"] = dest["rtt_ms"]
+    if answers[min(k for k in answers if k[1] == dest_ttl)][1].kind == _ICMP_UNREACHABLE:
+        raise ProbeFailed("unreachable", fields, hops)
+    return ProbeResult(fields, hops)
+
+
+async def probe_traceroute(spec: ProbeSpec) -> ProbeResult:
+    p = spec.params
+    return await traceroute(
+        spec.target,
+        count=p.get("count", TRACE_COUNT),
+        max_hops=p.get("max_hops", TRACE_MAX_HOPS),
+        interval_ms=float(p.get("interval_ms", TRACE_INTERVAL_MS)),
+        timeout_s=spec.timeout_s,
+    )
+
+
 # --- the one table --------------------------------------------------------------------------
-ProbeFn = Callable[[ProbeSpec], Awaitable[dict[str, FieldValue]]]
+ProbeFn = Callable[[ProbeSpec], Awaitable[dict[str, FieldValue] | ProbeResult]]
 
 PROBES: Mapping[str, ProbeFn] = MappingProxyType(
-    {"icmp": probe_icmp, "tcp": probe_tcp, "http": probe_http, "dns": probe_dns}
+    {"icmp": probe_icmp, "tcp": probe_tcp, "http": probe_http, "dns": probe_dns, "traceroute": probe_traceroute}
 )

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import random
+import sqlite3
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,13 @@ from typing import Any
 import aiohttp
 
 from agent.hostmetrics import HostMetrics
+from agent.hwfacts import collect_hardware
+from agent.listening import collect_listening
 from agent.points import Point, now_ns
-from agent.probes import ProbeSpec, run_probe
+from agent.probes import ProbeSpec, run_probe_points
 from agent.report import INGEST_PATH
-from agent.spool import Spool
+from agent.services import collect_services
+from agent.spool import DEFAULT_MAX_BYTES, Spool
 
 log = logging.getLogger("nettvakt.agent")
 
@@ -47,6 +51,9 @@ class AgentSettings:
     config_refresh_s: float = 300.0
     send_interval_s: float = 2.0
     backoff_max_s: float = 60.0
+    hardware_interval_s: float = 3600.0
+    listen_interval_s: float = 300.0
+    spool_max_bytes: int = DEFAULT_MAX_BYTES
 
 
 @dataclass
@@ -57,6 +64,11 @@ class RemoteConfig:
     site: str
     interval_s: float
     probes: list[ProbeSpec] = field(default_factory=list)
+    # Optional keys, from inventory `[[agent]].services` and `[[agent]].hardware`: a collector
+    # that does not send them yet gives an agent that checks no services and ages by firmware.
+    services: tuple[str, ...] = ()
+    hardware_kind: str | None = None
+    purchased: str | None = None  # ISO date
 
     @classmethod
     def from_json(cls, data: Any) -> "RemoteConfig":
@@ -64,20 +76,42 @@ class RemoteConfig:
             raise AgentConfigError("config: expected an object")
         try:
             probes = [ProbeSpec.from_json(p, f"probes[{i}]") for i, p in enumerate(data.get("probes", []))]
-            return cls(agent=str(data["agent"]), site=str(data["site"]), interval_s=float(data["interval_s"]), probes=probes)
+            services = data.get("services") or []
+            if not isinstance(services, list) or not all(isinstance(s, str) and s for s in services):
+                raise AgentConfigError("config from collector: services: expected a list of service names")
+            hardware = data.get("hardware") or {}
+            if not isinstance(hardware, dict):
+                raise AgentConfigError("config from collector: hardware: expected an object")
+            kind, purchased = hardware.get("kind"), hardware.get("purchased")
+            for key, value in (("kind", kind), ("purchased", purchased)):
+                if value is not None and not isinstance(value, str):
+                    raise AgentConfigError(f"config from collector: hardware.{key}: expected a string")
+            return cls(
+                agent=str(data["agent"]),
+                site=str(data["site"]),
+                interval_s=float(data["interval_s"]),
+                probes=probes,
+                services=tuple(services),
+                hardware_kind=kind or None,
+                purchased=purchased or None,
+            )
         except (KeyError, TypeError, ValueError) as exc:
+            if isinstance(exc, AgentConfigError):
+                raise
             raise AgentConfigError(f"config from collector: {exc}") from exc
 
 
 class Agent:
     def __init__(self, settings: AgentSettings):
         self.settings = settings
-        self.spool = Spool(settings.spool_path, settings.agent_id)
+        self.spool = Spool(settings.spool_path, settings.agent_id, max_bytes=settings.spool_max_bytes)
         self.config: RemoteConfig | None = None
         self._config_cache = settings.spool_path.with_suffix(".config.json")
         self._config_changed = asyncio.Event()
         self.sent_batches = 0
         self.send_failures = 0
+        self.unspooled_points = 0  # lost because the spool could not be written (full disk)
+        self._store_failing = False
 
     def _ssl(self) -> ssl.SSLContext | bool:
         if self.settings.ca_file is not None:
@@ -147,7 +181,13 @@ class Agent:
             assert config is not None
             tags = {"site": config.site, "host": self.settings.agent_id}
             self._config_changed.clear()
-            jobs = [asyncio.create_task(self._every(config.interval_s, self._host_job(tags)))]
+            jobs = [
+                asyncio.create_task(self._every(config.interval_s, self._host_job(tags))),
+                asyncio.create_task(self._every(self.settings.hardware_interval_s, self._hardware_job(config, tags))),
+                asyncio.create_task(self._every(self.settings.listen_interval_s, self._listening_job(tags))),
+            ]
+            if config.services:
+                jobs.append(asyncio.create_task(self._every(config.interval_s, self._services_job(config, tags))))
             jobs += [asyncio.create_task(self._every(p.interval_s, self._probe_job(p, tags))) for p in config.probes]
             await self._config_changed.wait()
             for job in jobs:
@@ -172,21 +212,68 @@ class Agent:
     def _host_job(self, tags: dict[str, str]):
         metrics = HostMetrics(tags)
 
+        def collect() -> list[Point]:
+            points = metrics.collect(now_ns())
+            # The spool's own state rides on the host point, so the collector records what the
+            # size bound dropped (and the backlog) without a measurement of its own.
+            spool_fields = {
+                "spool_pending_points": float(self.spool.pending()),
+                "spool_dropped_points": float(self.spool.dropped() + self.unspooled_points),
+                "spool_bytes": float(self.spool.used_bytes()),
+            }
+            return [
+                Point(p.measurement, p.tags, {**p.fields, **spool_fields}, p.time_ns) if p.measurement == "host" else p
+                for p in points
+            ]
+
         async def job() -> None:
-            points = await asyncio.to_thread(metrics.collect, now_ns())
+            await self._store(await asyncio.to_thread(collect))
+
+        return job
+
+    def _hardware_job(self, config: RemoteConfig, tags: dict[str, str]):
+        """Facts at start and then every hardware_interval_s (subprocesses: in a thread)."""
+
+        async def job() -> None:
+            point = await asyncio.to_thread(collect_hardware, tags, config.hardware_kind, config.purchased)
+            if point is not None:
+                await self._store([point])
+
+        return job
+
+    def _services_job(self, config: RemoteConfig, tags: dict[str, str]):
+        async def job() -> None:
+            points = await asyncio.to_thread(collect_services, config.services, tags)
             await self._store(points)
+
+        return job
+
+    def _listening_job(self, tags: dict[str, str]):
+        async def job() -> None:
+            await self._store(await asyncio.to_thread(collect_listening, tags))
 
         return job
 
     def _probe_job(self, spec: ProbeSpec, tags: dict[str, str]):
         async def job() -> None:
-            point = await run_probe(spec, tags)
-            await self._store([point])
+            await self._store(await run_probe_points(spec, tags))
 
         return job
 
     async def _store(self, points: list[Point]) -> None:
-        await asyncio.to_thread(self.spool.add, points)
+        try:
+            await asyncio.to_thread(self.spool.add, points)
+        except sqlite3.Error as exc:
+            # Full disk, read-only or corrupt file: these points are lost (and counted); what is
+            # already spooled stays, and measuring goes on. Logged once until writing works again.
+            self.unspooled_points += len(points)
+            if not self._store_failing:
+                self._store_failing = True
+                log.error("cannot write the spool %s: %s; new measurements are dropped and counted", self.settings.spool_path, exc)
+            return
+        if self._store_failing:
+            self._store_failing = False
+            log.warning("spool writable again; %d points were lost meanwhile", self.unspooled_points)
 
     # --- forwarding ----------------------------------------------------------------
     async def _send_loop(self, http: aiohttp.ClientSession) -> None:

@@ -67,8 +67,8 @@ GOOD = {"kind": "icmp", "target": "10.0.0.1", "name": "gw"}
 BAD_SPECS = [
     ([], "probes[2]: expected an object, got list"),
     ({**GOOD, "color": "red"}, "probes[2].color: unknown key (known: kind, target, name, interval_s, timeout_s, params)"),
-    ({"target": "x", "name": "gw"}, "probes[2].kind: required (dns, http, icmp, tcp)"),
-    ({**GOOD, "kind": "smtp"}, "probes[2].kind: unknown probe kind 'smtp'; known: dns, http, icmp, tcp"),
+    ({"target": "x", "name": "gw"}, "probes[2].kind: required (dns, http, icmp, tcp, traceroute)"),
+    ({**GOOD, "kind": "smtp"}, "probes[2].kind: unknown probe kind 'smtp'; known: dns, http, icmp, tcp, traceroute"),
     ({**GOOD, "target": " "}, "probes[2].target: expected a non-empty string"),
     ({**GOOD, "target": "10.0.0.1 10.0.0.2"}, "probes[2].target: expected a host name or IP address, got '10.0.0.1 10.0.0.2'"),
     ({**GOOD, "kind": "tcp", "target": "10.0.0.1"}, "probes[2].target: expected host:port (e.g. \"10.0.0.1:443\" or \"[::1]:22\"), got '10.0.0.1'"),

@@ -22,7 +22,6 @@ def namespaces() -> set[str]:
 
 
 def test_demo_lab_runs_the_municipality_and_cleans_up(lab_possible: None, tmp_path: Path) -> None:
-    before = namespaces()
     proc = subprocess.Popen(
         [sys.executable, "-m", "agent.cli", "demo", "--lab", "--json", "--duration", "25", "--workdir", str(tmp_path)],
         cwd=ROOT,
@@ -47,4 +46,5 @@ def test_demo_lab_runs_the_municipality_and_cleans_up(lab_possible: None, tmp_pa
         assert devices[0]["last"] == 1.0
     finally:
         assert proc.wait(90) == 0, (tmp_path / "demo.log").read_text()
-    assert namespaces() == before
+    # Its own namespaces are gone (other runs on this machine may have labs of their own).
+    assert not set(where["namespaces"].split()) & namespaces()

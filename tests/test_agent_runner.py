@@ -1,0 +1,164 @@
+"""The agent runner against a small aiohttp collector on loopback: hardware facts and services.
+
+The stand-in collector serves a configuration (with the optional `services` and `hardware`
+keys) and acknowledges every batch, recording the points, so the test sees exactly what
+the agent would send to the real collector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from agent.hwfacts import machine_age
+from agent.runner import Agent, AgentConfigError, AgentSettings, RemoteConfig
+
+TOKEN = "runner-test-token"
+
+
+def make_app(config: dict[str, Any], received: list[dict[str, Any]]) -> web.Application:
+    async def get_config(request: web.Request) -> web.Response:
+        assert request.headers["Authorization"] == f"Bearer {TOKEN}"
+        return web.json_response(config)
+
+    async def ingest(request: web.Request) -> web.Response:
+        body = await request.json()
+        received.extend(body["points"])
+        return web.json_response({"accepted": len(body["points"]), "duplicate": False})
+
+    app = web.Application()
+    app.router.add_get("/api/v1/agents/{agent}/config", get_config)
+    app.router.add_post("/api/v1/ingest", ingest)
+    return app
+
+
+async def run_agent_until(config: dict[str, Any], tmp_path: Path, done: Any, settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    received: list[dict[str, Any]] = []
+    runner = web.AppRunner(make_app(config, received), shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    agent = Agent(
+        AgentSettings(
+            agent_id=config["agent"], collector_url=f"http://127.0.0.1:{port}", token=TOKEN,
+            spool_path=tmp_path / "spool.sqlite3", send_interval_s=0.1, **(settings or {}),
+        )
+    )
+    task = asyncio.create_task(agent.run())
+    try:
+        async with asyncio.timeout(60):
+            while not done(received):
+                if task.done():
+                    task.result()  # the agent died: raise its error here
+                await asyncio.sleep(0.1)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await runner.cleanup()
+    return received
+
+
+def test_hardware_and_services_points_from_the_runner(tmp_path: Path) -> None:
+    sleeper = subprocess.Popen(["sleep", "120"])
+    try:
+        config = {
+            "agent": "plo-pc", "site": "helse", "interval_s": 0.5, "probes": [],
+            "services": ["sleep", "no-such-service-nettvakt"],
+            "hardware": {"kind": "pc", "purchased": "2021-03-01"},
+        }
+
+        def done(points: list[dict[str, Any]]) -> bool:
+            services = [p for p in points if p["measurement"] == "service"]
+            checks = [p for p in services if "kind" not in p["tags"]]
+            listens = [p for p in services if p["tags"].get("kind") == "listen"]
+            return any(p["measurement"] == "hardware" for p in points) and len(checks) >= 4 and bool(listens)
+
+        points = asyncio.run(run_agent_until(config, tmp_path, done))
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    hardware = [p for p in points if p["measurement"] == "hardware"]
+    assert len(hardware) == 1  # once at start; the next one is an hour away
+    assert hardware[0]["tags"] == {"site": "helse", "host": "plo-pc", "kind": "pc"}
+    fields = hardware[0]["fields"]
+    assert fields["age_source"] == "purchased" and fields["purchased"] == "2021-03-01"
+    expected_age = (dt.date.today() - dt.date(2021, 3, 1)).days / 365.25
+    assert fields["age_years"] == pytest.approx(expected_age, abs=0.01)
+    assert fields["cpu_cores"] >= 1 and fields["mem_total_bytes"] > 0
+
+    services = {p["tags"]["service"]: p["fields"] for p in points if p["measurement"] == "service" and "kind" not in p["tags"]}
+    assert services["sleep"]["up"] == 1.0 and services["sleep"]["status"].startswith("running")
+    assert services["no-such-service-nettvakt"] == {"up": 0.0, "status": "not found"}
+    # Services are checked every interval, not once.
+    assert sum(1 for p in points if p["measurement"] == "service" and p["tags"]["service"] == "sleep") >= 2
+    listening = [p for p in points if p["measurement"] == "service" and p["tags"].get("kind") == "listen"]
+    assert listening and all(p["tags"]["site"] == "helse" and p["fields"]["listen"] for p in listening)
+
+
+def test_hardware_is_repeated_on_its_own_schedule_and_without_inventory_keys(tmp_path: Path) -> None:
+    # An older collector sends neither services nor hardware: facts still come, aged by the machine itself.
+    config = {"agent": "plo-pc", "site": "helse", "interval_s": 30, "probes": []}
+    points = asyncio.run(
+        run_agent_until(
+            config, tmp_path,
+            lambda pts: sum(p["measurement"] == "hardware" for p in pts) >= 2
+            and any(p["tags"].get("kind") == "listen" for p in pts)
+            and any(p["measurement"] == "host" for p in pts),
+            {"hardware_interval_s": 0.3},
+        )
+    )
+    hardware = [p for p in points if p["measurement"] == "hardware"]
+    assert hardware[0]["tags"] == {"site": "helse", "host": "plo-pc"}
+    # No service checks without a services list; the listening-ports map comes regardless.
+    assert not any(p["measurement"] == "service" and p["tags"].get("kind") != "listen" for p in points)
+    assert any(p["measurement"] == "service" and p["tags"].get("kind") == "listen" for p in points)
+    assert hardware[0]["time"] < hardware[1]["time"]
+    # The spool reports on itself in the host point, so the collector records what the bound dropped.
+    host = next(p for p in points if p["measurement"] == "host")["fields"]
+    assert host["spool_dropped_points"] == 0.0 and host["spool_pending_points"] >= 0 and host["spool_bytes"] > 0
+    if "age_source" in hardware[0]["fields"]:  # this machine may have neither a BIOS date nor installer logs
+        assert hardware[0]["fields"]["age_source"] in ("bios_date", "os_installed")
+
+
+TODAY = dt.date(2026, 6, 30)
+
+
+@pytest.mark.parametrize(
+    ("facts", "purchased", "expected"),
+    [
+        # The inventory's purchase date beats every firmware clue.
+        ({"manufactured_estimate": "2015-01-01", "os_installed": "2020-01-01"}, "2022-06-30",
+         {"age_years": 4.0, "age_source": "purchased", "purchased": "2022-06-30"}),
+        ({"manufactured_estimate": "2016-06-30", "os_installed": "2020-01-01"}, None,
+         {"age_years": 10.0, "age_source": "bios_date"}),
+        # A VM has a bios_date (its hypervisor's) but no manufactured_estimate: the OS install date counts.
+        ({"bios_date": "2014-04-01", "virtual": 1.0, "os_installed": "2024-06-30"}, None,
+         {"age_years": 2.0, "age_source": "os_installed"}),
+        # A purchase date the inventory got wrong (in the future) is skipped, not a negative age.
+        ({"manufactured_estimate": "2016-06-30"}, "2030-01-01", {"age_years": 10.0, "age_source": "bios_date"}),
+        ({"cpu_cores": 4}, "not a date", {}),
+    ],
+)
+def test_machine_age_sources(facts: dict[str, Any], purchased: str | None, expected: dict[str, Any]) -> None:
+    assert machine_age(facts, purchased, TODAY) == expected
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"services": "sleep"}, "services: expected a list of service names"),
+        ({"services": ["ok", ""]}, "services: expected a list of service names"),
+        ({"hardware": ["pc"]}, "hardware: expected an object"),
+        ({"hardware": {"purchased": 2021}}, "hardware.purchased: expected a string"),
+    ],
+)
+def test_bad_optional_config_keys_are_named(extra: dict[str, Any], message: str) -> None:
+    with pytest.raises(AgentConfigError, match=message):
+        RemoteConfig.from_json({"agent": "a", "site": "s", "interval_s": 30, **extra})
