@@ -210,6 +210,13 @@ def build_parser() -> argparse.ArgumentParser:
     inventory_arg(run)
     run.add_argument("--listen", metavar="HOST:PORT", help="override collector.listen")
     run.set_defaults(func=_collector_command("cmd_collector_run"))
+    tls = csub.add_parser("tls", help="make a self-signed certificate and key for HTTPS", description="Make a self-signed certificate and key for the collector's HTTPS; agents pin the certificate with --ca-file.")
+    tls.add_argument("--cert", required=True, metavar="PATH", help="certificate file to write (PEM)")
+    tls.add_argument("--key", required=True, metavar="PATH", help="private key file to write (PEM, mode 0600)")
+    tls.add_argument("--name", action="append", required=True, metavar="NAME", help="host name or IP address agents use to reach the collector (repeatable)")
+    tls.add_argument("--days", type=int, default=825, help="validity in days (default 825)")
+    tls.add_argument("--force", action="store_true", help="overwrite existing files")
+    tls.set_defaults(func=_collector_command("cmd_collector_tls"))
 
     p = sub.add_parser("agent", help="agent commands")
     asub = p.add_subparsers(dest="agent_command", required=True, metavar="SUBCOMMAND")

@@ -5,15 +5,19 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from agent.points import Point, PointError
 from agent.report import INGEST_PATH
-from collector.config import Inventory
+from collector.alerting.context import ALERTS, alerting_context
+from collector.config import Inventory, InventoryError, load_inventory
 from collector.queue import DurableQueue
 from collector.service import AuthError, CollectorService, UnknownAgentError
 from collector.writer import QueueWriter, make_sink
@@ -23,14 +27,24 @@ log = logging.getLogger("nettvakt.collector")
 SERVICE = web.AppKey("service", CollectorService)
 QUEUE = web.AppKey("queue", DurableQueue)
 WRITER = web.AppKey("writer", QueueWriter)
-INVENTORY = web.AppKey("inventory", Inventory)
+INVENTORY = web.AppKey("inventory", Inventory)  # as at start; the live one is SERVICE.inventory
 
-# How often the collector evaluates liveness and reports on itself.
+# How often the collector looks at inventory.toml for changes.
+RELOAD_POLL_S = 2.0
+# How often the collector evaluates liveness (availability points), and reports on itself.
 HOUSEKEEPING_INTERVAL_S = 5.0
+SELF_MONITOR_INTERVAL_S = 10.0
 
 
 def _error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
+
+
+def _too_many(agent_id: str, wait_s: float) -> web.Response:
+    retry_after = max(1, math.ceil(wait_s))
+    response = _error(429, f"agent {agent_id!r} is over its request rate; retry after {retry_after} s", retry_after_s=retry_after)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 async def handle_ingest(request: web.Request) -> web.Response:
@@ -39,6 +53,9 @@ async def handle_ingest(request: web.Request) -> web.Response:
         agent = service.authenticate(request.headers.get("Authorization"))
     except AuthError as exc:
         return _error(401, str(exc))
+    wait_s = service.admit(agent)
+    if wait_s:
+        return _too_many(agent.id, wait_s)
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -64,24 +81,165 @@ async def handle_agent_config(request: web.Request) -> web.Response:
         agent = service.authenticate(request.headers.get("Authorization"))
     except AuthError as exc:
         return _error(401, str(exc))
+    wait_s = service.admit(agent)
+    if wait_s:
+        return _too_many(agent.id, wait_s)
     wanted = request.match_info["agent_id"]
     if wanted != agent.id:
         return _error(403, f"token belongs to agent {agent.id!r}, not {wanted!r}")
     return web.json_response(service.agent_config(agent))
 
 
-async def handle_health(request: web.Request) -> web.Response:
-    service = request.app[SERVICE]
+# Trouble this recent still makes /health say "degraded".
+RECENT_TROUBLE_S = 900.0
+# With InfluxDB configured, a batch waiting this long means the writer is not keeping up.
+QUEUE_AGE_WARN_S = 300.0
+QUEUE_FULL_WARN = 0.8
+
+
+def health_report(app: web.Application, now_ns: int | None = None) -> dict[str, Any]:
+    """The /health body: live state, counters, and `problems` in words (blocking: queue stats)."""
+    now_ns = now_ns or time.time_ns()
+    service, queue = app[SERVICE], app[QUEUE]
     body = service.health()
-    body["queue"] = await asyncio.to_thread(request.app[QUEUE].stats)
-    writer = request.app.get(WRITER)
-    body["storage"] = {"kind": request.app[INVENTORY].storage.kind}
+    stats = queue.stats()
+    body["queue"] = stats
+    writer = app.get(WRITER)
+    body["storage"] = {"kind": app[INVENTORY].storage.kind}
+    problems: list[str] = []
     if writer is not None:
-        stats = writer.stats
-        body["storage"].update(
-            {"write_errors": stats.write_errors, "last_error": stats.last_error, "backoff_s": stats.backoff_s}
+        ws = writer.stats
+        body["storage"].update({"write_errors": ws.write_errors, "last_error": ws.last_error, "backoff_s": ws.backoff_s})
+        if ws.backoff_s > 0:
+            problems.append(f"InfluxDB writes failing ({ws.write_errors} failed attempts since start), retrying in {ws.backoff_s:g} s: {ws.last_error}")
+        if stats["queue_age_s"] > QUEUE_AGE_WARN_S:
+            problems.append(f"the oldest queued batch has waited {stats['queue_age_s']:.0f} s for InfluxDB")
+    recent_ns = RECENT_TROUBLE_S * 1e9
+    if queue.last_drop_ns and now_ns - queue.last_drop_ns < recent_ns:
+        problems.append(
+            f"the queue hit its bound of {queue.max_bytes} bytes: oldest points dropped "
+            f"({stats['dropped_points']} in all, the last {(now_ns - queue.last_drop_ns) / 1e9:.0f} s ago)"
         )
-    return web.json_response(body)
+    elif stats["queue_bytes"] > QUEUE_FULL_WARN * queue.max_bytes:
+        problems.append(f"the queue is at {100 * stats['queue_bytes'] / queue.max_bytes:.0f}% of its bound; oldest points go first")
+    if queue.last_reject_ns and now_ns - queue.last_reject_ns < recent_ns:
+        problems.append(f"InfluxDB refused points as bad data ({stats['rejected_points']} in all; kept in the queue's rejected table)")
+    return {"status": "degraded" if problems else "ok", "problems": problems, **body}
+
+
+async def handle_health(request: web.Request) -> web.Response:
+    # 200 also when degraded: ingest still works, and a load balancer must not drop the collector.
+    return web.json_response(await asyncio.to_thread(health_report, request.app))
+
+
+class InventoryReloader:
+    """inventory.toml reloaded on SIGHUP and when the file changes; a bad file is refused, the old one stays.
+
+    What a reload changes at once: agents and their tokens, sites, probes (served to agents),
+    devices (the SNMP pollers restart). [collector] and [storage] are read at start only.
+    """
+
+    def __init__(self, path: Path, inventory: Inventory, poll_s: float = RELOAD_POLL_S):
+        self.path = path
+        self.inventory = inventory
+        self.poll_s = poll_s
+        self.hooks: list[Callable[[Inventory, Inventory], Awaitable[None]]] = []
+        self.reloads = 0
+        self.refused = 0
+        self.last_error: str | None = None
+        self._stamp = self._file_stamp()
+        self._lock = asyncio.Lock()
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    async def reload(self, why: str) -> bool:
+        async with self._lock:
+            self._stamp = self._file_stamp()
+            try:
+                new = await asyncio.to_thread(load_inventory, self.path)
+            except InventoryError as exc:
+                self.refused += 1
+                self.last_error = str(exc)
+                log.error("inventory reload (%s) refused, the previous inventory stays in force:\n%s", why, exc)
+                return False
+            old, self.inventory = self.inventory, new
+            self.reloads += 1
+            self.last_error = None
+            for hook in self.hooks:
+                await hook(old, new)
+            restart_only = [name for name in ("collector", "storage") if getattr(old, name) != getattr(new, name)]
+            log.info(
+                "inventory reloaded (%s): %d sites, %d agents, %d devices, %d probes%s",
+                why, len(new.site), len(new.agent), len(new.device), len(new.probe),
+                f"; changes in [{'], ['.join(restart_only)}] take effect at the next restart" if restart_only else "",
+            )
+            return True
+
+    async def watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll_s)
+            stamp = self._file_stamp()
+            if stamp is not None and stamp != self._stamp:
+                await self.reload("file changed")
+
+
+RELOADER = web.AppKey("reloader", InventoryReloader)
+
+
+async def _reload_ctx(app: web.Application) -> AsyncIterator[None]:
+    reloader = app.get(RELOADER)
+    if reloader is None:
+        yield
+        return
+    service = app[SERVICE]
+
+    async def apply(old: Inventory, new: Inventory) -> None:
+        service.reload(new)
+
+    reloader.hooks.insert(0, apply)
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[bool]] = set()
+
+    def on_sighup() -> None:
+        task = asyncio.ensure_future(reloader.reload("SIGHUP"))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    try:
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        has_signal = True
+    except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not the main thread
+        has_signal = False
+    watcher = asyncio.create_task(reloader.watch(), name="inventory-watch")
+    yield
+    if has_signal:
+        loop.remove_signal_handler(signal.SIGHUP)
+    watcher.cancel()
+    await asyncio.gather(watcher, *pending, return_exceptions=True)
+
+
+async def handle_status_page(request: web.Request) -> web.Response:
+    from collector.status import render_status
+
+    app = request.app
+    health = await asyncio.to_thread(health_report, app)
+    alert_service = app.get(ALERTS)
+    alerts = alert_service.engine.firing(time.time()) if alert_service is not None else None
+    page = render_status(app[SERVICE], time.time_ns(), health, alerts)
+    return web.Response(text=page, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"})
+
+
+async def _alert_feed_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Agent points reach the alerting engine as they are committed (local points via store_local)."""
+    alerts = app.get(ALERTS)
+    if alerts is not None:
+        app[SERVICE].observers.append(alerts.observe)
+    yield
 
 
 async def _queue_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -101,7 +259,9 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     storage = inventory.storage
-    writer = QueueWriter(app[QUEUE], sink, storage.batch_size, storage.flush_interval_s)
+    writer = QueueWriter(
+        app[QUEUE], sink, storage.batch_size, storage.flush_interval_s, backoff_max_s=inventory.collector.write_backoff_max_s
+    )
     app[WRITER] = writer
     app[SERVICE].on_ingest.append(writer.wake)
     task = asyncio.create_task(writer.run(), name="influx-writer")
@@ -119,6 +279,10 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
 async def store_local(app: web.Application, source: str, points: list[Point]) -> None:
     """Queue points the collector made itself (liveness, self-monitoring, SNMP) and wake the writer."""
     await asyncio.to_thread(app[QUEUE].put_local, source, points)
+    app[SERVICE].observe_local(points)
+    alerts = app.get(ALERTS)
+    if alerts is not None and source != "alerting":  # the engine's own alert points are not input
+        alerts.observe(points)
     writer = app.get(WRITER)
     if writer is not None:
         writer.wake()
@@ -134,10 +298,13 @@ def collector_points(app: web.Application, now_ns: int) -> list[Point]:
         "duplicates": float(service.duplicates),
         "queue_points": float(stats["queue_points"]),
         "queue_bytes": float(stats["queue_bytes"]),
+        "queue_age_s": float(stats["queue_age_s"]),
+        "rate_limited": float(service.rate_limited),
         "written_points": float(stats["written_points"]),
         "dropped_points": float(stats["dropped_points"]),
         "rejected_points": float(stats["rejected_points"]),
         "agents_up": float(sum(1 for s in service.agents.values() if s.up)),
+        "agents_down": float(sum(1 for s in service.agents.values() if s.up is False)),
         "agents_total": float(len(service.agents)),
     }
     if writer is not None:
@@ -147,11 +314,14 @@ def collector_points(app: web.Application, now_ns: int) -> list[Point]:
 
 async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
     async def loop() -> None:
+        last_report = 0.0
         while True:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
             now = time.time_ns()
             points = app[SERVICE].evaluate_liveness(now)
-            points += await asyncio.to_thread(collector_points, app, now)
+            if time.monotonic() - last_report >= SELF_MONITOR_INTERVAL_S - 0.5:
+                last_report = time.monotonic()
+                points += await asyncio.to_thread(collector_points, app, now)
             await store_local(app, "collector", points)
 
     task = asyncio.create_task(loop(), name="housekeeping")
@@ -163,10 +333,25 @@ async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _snmp_ctx(app: web.Application) -> AsyncIterator[None]:
     from collector.pollers import SnmpScheduler
 
-    scheduler = SnmpScheduler(app[INVENTORY], lambda source, points: store_local(app, source, points))
-    scheduler.start()
+    def emit(source: str, points: list[Point]) -> Awaitable[None]:
+        return store_local(app, source, points)
+
+    current = SnmpScheduler(app[INVENTORY], emit)
+    current.start()
+
+    async def restart(old: Inventory, new: Inventory) -> None:
+        nonlocal current
+        # Only when devices changed: a restart forgets counters, so the next rates come a poll later.
+        if old.device != new.device:
+            await current.stop()
+            current = SnmpScheduler(new, emit)
+            current.start()
+
+    reloader = app.get(RELOADER)
+    if reloader is not None:
+        reloader.hooks.append(restart)
     yield
-    await scheduler.stop()
+    await current.stop()
 
 
 LIFECYCLE_INTERVAL_S = 3600.0
@@ -178,7 +363,7 @@ async def _lifecycle_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def loop() -> None:
         while True:
-            await store_local(app, "lifecycle", lifecycle_points(app[INVENTORY], time.time_ns()))
+            await store_local(app, "lifecycle", lifecycle_points(app[SERVICE].inventory, time.time_ns()))
             await asyncio.sleep(LIFECYCLE_INTERVAL_S)
 
     task = asyncio.create_task(loop(), name="lifecycle")
@@ -187,29 +372,56 @@ async def _lifecycle_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(task, return_exceptions=True)
 
 
-def create_app(inventory: Inventory, extra_contexts: list[Any] | None = None) -> web.Application:
+async def _ssh_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Facts and configuration backups over SSH for every device with [device.ssh], on its interval."""
+    from collector.ssh.scheduler import SshScheduler
+
+    scheduler = SshScheduler(app[INVENTORY], lambda source, points: store_local(app, source, points))
+    scheduler.start()
+    yield
+    await scheduler.stop()
+
+
+def create_app(
+    inventory: Inventory, extra_contexts: list[Any] | None = None, inventory_path: Path | None = None
+) -> web.Application:
+    """The collector app; with `inventory_path` the inventory reloads on SIGHUP and on file change."""
     app = web.Application(client_max_size=inventory.collector.max_batch_bytes)
     app[INVENTORY] = inventory
+    if inventory_path is not None:
+        app[RELOADER] = InventoryReloader(inventory_path, inventory)
     app.cleanup_ctx.append(_queue_ctx)
+    app.cleanup_ctx.append(_reload_ctx)
     app.cleanup_ctx.append(_writer_ctx)
     app.cleanup_ctx.append(_housekeeping_ctx)
     app.cleanup_ctx.append(_snmp_ctx)
     app.cleanup_ctx.append(_lifecycle_ctx)
+    if any(device.ssh is not None for device in inventory.device):
+        app.cleanup_ctx.append(_ssh_ctx)
+    if inventory.alert and not extra_contexts:
+        app.cleanup_ctx.append(alerting_context(inventory.alert, inventory.maintenance, inventory.alerting))
     for ctx in extra_contexts or []:
         app.cleanup_ctx.append(ctx)
+    app.cleanup_ctx.append(_alert_feed_ctx)
     app.router.add_post(INGEST_PATH, handle_ingest)
     app.router.add_get("/api/v1/agents/{agent_id}/config", handle_agent_config)
     app.router.add_get("/api/v1/health", handle_health)
+    app.router.add_get("/", handle_status_page)
     return app
 
 
-async def serve(inventory: Inventory, listen: str | None = None, ready: Callable[[str], None] | None = None) -> None:
+async def serve(
+    inventory: Inventory,
+    listen: str | None = None,
+    ready: Callable[[str], None] | None = None,
+    inventory_path: Path | None = None,
+) -> None:
     """Run the collector until cancelled; `ready` gets the base URL once the port is bound."""
     host, _, port = (listen or inventory.collector.listen).rpartition(":")
     ssl_context = None
     if inventory.collector.tls_cert is not None and inventory.collector.tls_key is not None:
         ssl_context = _server_tls(inventory)
-    runner = web.AppRunner(create_app(inventory), access_log=None)
+    runner = web.AppRunner(create_app(inventory, inventory_path=inventory_path), access_log=None)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=ssl_context)

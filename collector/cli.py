@@ -54,7 +54,7 @@ def cmd_collector_run(args: argparse.Namespace) -> int:
     except InventoryError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_USAGE
-    return run_until_signal(serve(inventory, args.listen))
+    return run_until_signal(serve(inventory, args.listen, inventory_path=Path(args.inventory)))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

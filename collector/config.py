@@ -39,6 +39,12 @@ class CollectorSettings(Model):
     max_batch_bytes: int = Field(default=4 * 1024 * 1024, gt=0)
     max_batch_points: int = Field(default=20000, gt=0)
     queue_max_bytes: int = Field(default=2 * 1024**3, gt=0)
+    # Cap of the InfluxDB writer's exponential backoff: how long an outage may outlast its end.
+    write_backoff_max_s: PositiveSeconds = 60.0
+    # Per-agent request rate (token bucket): a sane agent sends a batch every few seconds and
+    # a backlog one batch per round trip; a runaway one is answered 429 with Retry-After.
+    agent_requests_per_s: float = Field(default=20.0, gt=0)
+    agent_request_burst: int = Field(default=40, ge=1)
 
     @model_validator(mode="after")
     def _tls_pair(self) -> "CollectorSettings":

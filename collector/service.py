@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,10 @@ class UnknownAgentError(Exception):
     """The token is valid but for another agent (HTTP 403), or no such agent (404)."""
 
 
+class ForeignTagError(UnknownAgentError):
+    """A point claims another host or site than the agent's own (HTTP 403, nothing stored)."""
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -37,17 +42,64 @@ class AgentState:
     up: bool | None = None  # None: never heard of since start
 
 
+@dataclass
+class TargetState:
+    """The newest `probe` point of one agent for one target (by measurement time, not arrival)."""
+
+    time_ns: int
+    up: bool
+    latency_ms: float | None = None
+    reason: str | None = None
+
+
+@dataclass
+class DeviceState:
+    """The newest verdict of the SNMP poller on one device."""
+
+    time_ns: int
+    up: bool
+
+
+# The probe field shown as "latency" for a target, first present wins.
+LATENCY_FIELDS = ("rtt_ms", "connect_ms", "ttfb_ms", "total_ms", "resolve_ms", "duration_ms")
+
+
+class RateLimiter:
+    """Token bucket per key: `rate_per_s` sustained, `burst` at once."""
+
+    def __init__(self, rate_per_s: float, burst: int):
+        self.rate_per_s = rate_per_s
+        self.burst = float(burst)
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, monotonic time)
+
+    def admit(self, key: str, now: float | None = None) -> float:
+        """0.0 when admitted (a token taken), else the seconds until a token is there."""
+        now = time.monotonic() if now is None else now
+        tokens, then = self._buckets.get(key, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - then) * self.rate_per_s)
+        if tokens >= 1.0:
+            self._buckets[key] = (tokens - 1.0, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1.0 - tokens) / self.rate_per_s
+
+
 class CollectorService:
     def __init__(self, inventory: Inventory, queue: DurableQueue):
         self.inventory = inventory
         self.queue = queue
         self.agents: dict[str, AgentState] = {a.id: AgentState() for a in inventory.agent}
+        self.targets: dict[tuple[str, str], TargetState] = {}  # (agent id, probe name)
+        self.devices: dict[str, DeviceState] = {}
         self._by_hash = {a.token_sha256: a for a in inventory.agent}
         self.points_in = 0
         self.batches_in = 0
         self.duplicates = 0
         self.started_ns = time.time_ns()
         self.on_ingest: list[Any] = []  # callables woken after a commit (the writer)
+        self.observers: list[Callable[[list[Point]], None]] = []  # given each committed batch (alerting)
+        self.limiter = RateLimiter(inventory.collector.agent_requests_per_s, inventory.collector.agent_request_burst)
+        self.rate_limited = 0
 
     def authenticate(self, authorization: str | None) -> AgentEntry:
         if not authorization or not authorization.startswith("Bearer "):
@@ -58,12 +110,27 @@ class CollectorService:
                 return agent
         raise AuthError("unknown token")
 
+    def reload(self, inventory: Inventory) -> None:
+        """A new inventory in force: new agents start unknown, removed ones are forgotten."""
+        self.inventory = inventory
+        self.agents = {a.id: self.agents.get(a.id) or AgentState() for a in inventory.agent}
+        self._by_hash = {a.token_sha256: a for a in inventory.agent}
+        known = {a.id for a in inventory.agent}
+        self.targets = {key: state for key, state in self.targets.items() if key[0] in known}
+
+    def admit(self, agent: AgentEntry) -> float:
+        """0.0 when the agent may make this request now, else seconds to wait (HTTP 429)."""
+        wait_s = self.limiter.admit(agent.id)
+        if wait_s:
+            self.rate_limited += 1
+        return wait_s
+
     async def ingest(self, agent: AgentEntry, data: Any) -> dict[str, Any]:
         """Validate and durably commit a batch; only then is it acknowledged."""
         batch = parse_batch(data, self.inventory.collector.max_batch_points)
         if batch.agent != agent.id:
             raise UnknownAgentError(f"token belongs to agent {agent.id!r}, batch says {batch.agent!r}")
-        points = [self._stamp(agent, p) for p in batch.points]
+        points = [self._stamp(agent, i, p) for i, p in enumerate(batch.points)]
         stored = await asyncio.to_thread(self.queue.put, f"agent:{agent.id}", batch.seq, points)
         self._heard_from(agent, batch)
         if stored:
@@ -71,13 +138,22 @@ class CollectorService:
             self.batches_in += 1
             for wake in self.on_ingest:
                 wake()
+            for observe in self.observers:
+                observe(points)
         else:
             self.duplicates += 1
         return {"seq": batch.seq, "accepted": len(points) if stored else 0, "duplicate": not stored}
 
-    def _stamp(self, agent: AgentEntry, point: Point) -> Point:
-        # The inventory, not the agent, says which site and host a point belongs to.
+    def _stamp(self, agent: AgentEntry, index: int, point: Point) -> Point:
+        # The inventory, not the agent, says which site and host a point belongs to: a point
+        # naming another host or site is refused (the whole batch), a missing tag is filled in.
         tags = dict(point.tags)
+        for key, own in (("host", agent.id), ("site", agent.site)):
+            claimed = tags.get(key)
+            if claimed is not None and claimed != own:
+                raise ForeignTagError(
+                    f"points[{index}].tags.{key}: {claimed!r} is not this agent's {key} {own!r}"
+                )
         tags["site"] = agent.site
         tags["host"] = agent.id
         return Point(point.measurement, tags, point.fields, point.time_ns)
@@ -87,8 +163,41 @@ class CollectorService:
         state.last_batch_ns = time.time_ns()
         newest = max((p.time_ns for p in batch.points), default=0)
         state.last_seen_ns = max(state.last_seen_ns, newest)
+        for point in batch.points:
+            target = point.tags.get("target")
+            if point.measurement != "probe" or target is None:
+                continue
+            known = self.targets.get((agent.id, target))
+            if known is not None and known.time_ns > point.time_ns:
+                continue  # backlog older than what we know: stored, but not the live state
+            latency = next((point.fields[f] for f in LATENCY_FIELDS if isinstance(point.fields.get(f), (int, float))), None)
+            reason = point.fields.get("reason")
+            self.targets[(agent.id, target)] = TargetState(
+                point.time_ns, bool(point.fields.get("up")), latency, reason if isinstance(reason, str) else None
+            )
+
+    def observe_local(self, points: list[Point]) -> None:
+        """Live device state from the collector's own `availability` points (the SNMP poller's)."""
+        for point in points:
+            device = point.tags.get("device")
+            if point.measurement == "availability" and point.tags.get("kind") == "device" and device is not None:
+                known = self.devices.get(device)
+                if known is None or known.time_ns <= point.time_ns:
+                    self.devices[device] = DeviceState(point.time_ns, bool(point.fields.get("up")))
 
     def agent_config(self, agent: AgentEntry) -> dict[str, Any]:
+        config = self._agent_config(agent)
+        # What the agent checks and reports about itself, when the inventory says so.
+        if agent.services:
+            config["services"] = list(agent.services)
+        if agent.hardware is not None:
+            config["hardware"] = {
+                "kind": agent.hardware.kind,
+                "purchased": agent.hardware.purchased.isoformat() if agent.hardware.purchased else None,
+            }
+        return config
+
+    def _agent_config(self, agent: AgentEntry) -> dict[str, Any]:
         return {
             "agent": agent.id,
             "site": agent.site,
@@ -106,20 +215,32 @@ class CollectorService:
             ],
         }
 
-    def evaluate_liveness(self, now_ns: int | None = None) -> list[Point]:
-        """`availability` points for every agent; an agent silent for down_after_intervals is down.
+    def _verdict(self, agent: AgentEntry, now_ns: int) -> tuple[bool, int]:
+        """(up, time of the last sign of life) of one agent at now_ns."""
+        state = self.agents[agent.id]
+        allowed_ns = agent.interval_s * agent.down_after_intervals * 1e9
+        # Before the first report, give the agent its grace period from collector start.
+        reference = state.last_seen_ns or self.started_ns
+        return now_ns - reference <= allowed_ns, reference
 
-        Only recent data counts as a sign of life: a backlog of old points arriving after an
-        outage is stored with its own times but does not flip the agent back to up.
+    def agent_verdicts(self, now_ns: int) -> dict[str, bool]:
+        """Up or down of every agent now, by the same rule as the availability points."""
+        return {agent.id: self._verdict(agent, now_ns)[0] for agent in self.inventory.agent}
+
+    def evaluate_liveness(self, now_ns: int | None = None) -> list[Point]:
+        """`availability` points for every agent and every probe target it measures.
+
+        An agent silent for down_after_intervals is down. Only recent data counts as a sign of
+        life: a backlog of old points arriving after an outage is stored with its own times but
+        does not flip the agent back to up. A target's verdict is the `up` of the agent's newest
+        probe of it, while that probe is recent; a target whose probes stopped (its agent is
+        silent) gets no point, since nobody knows its state.
         """
         now_ns = now_ns or time.time_ns()
         points = []
         for agent in self.inventory.agent:
             state = self.agents[agent.id]
-            allowed_ns = agent.interval_s * agent.down_after_intervals * 1e9
-            # Before the first report, give the agent its grace period from collector start.
-            reference = state.last_seen_ns or self.started_ns
-            up = now_ns - reference <= allowed_ns
+            up, reference = self._verdict(agent, now_ns)
             if up != state.up:
                 if state.up is not None or not up:
                     log.info("agent %s (%s) is %s", agent.id, agent.site, "up" if up else "DOWN")
@@ -132,13 +253,29 @@ class CollectorService:
                     now_ns,
                 )
             )
+            for probe in self.inventory.probes_for(agent):
+                target = self.targets.get((agent.id, probe.name))
+                if target is None:
+                    continue
+                silent_ns = max(0, now_ns - target.time_ns)
+                if silent_ns > probe.interval_s * agent.down_after_intervals * 1e9:
+                    continue
+                points.append(
+                    Point(
+                        "availability",
+                        {"site": agent.site, "host": agent.id, "target": probe.name, "kind": "target"},
+                        {"up": 1.0 if target.up else 0.0, "silent_s": round(silent_ns / 1e9, 3)},
+                        now_ns,
+                    )
+                )
         return points
 
     def health(self) -> dict[str, Any]:
         return {
-            "status": "ok",
             "uptime_s": round((time.time_ns() - self.started_ns) / 1e9, 1),
-            "ingest": {"batches": self.batches_in, "points": self.points_in, "duplicates": self.duplicates},
+            "ingest": {
+                "batches": self.batches_in, "points": self.points_in, "duplicates": self.duplicates, "rate_limited": self.rate_limited
+            },
             "agents": {
                 a.id: {"site": a.site, "up": self.agents[a.id].up, "last_seen_ns": self.agents[a.id].last_seen_ns or None}
                 for a in self.inventory.agent
@@ -146,4 +283,4 @@ class CollectorService:
         }
 
 
-__all__ = ["AuthError", "CollectorService", "PointError", "UnknownAgentError", "token_hash"]
+__all__ = ["AuthError", "CollectorService", "ForeignTagError", "PointError", "UnknownAgentError", "token_hash"]

@@ -124,6 +124,10 @@ def overview() -> Dashboard:
             description="Agents silent for longer than their allowed intervals.")
     d.panel("table", "Sites: availability in the period", [f'SELECT mean("up") * 100 AS "availability %" FROM "availability" WHERE $timeFilter AND {SITE} GROUP BY "site"'], w=8, unit="percent")
     d.panel("state-timeline", "Availability per agent and device", [f'SELECT min("up") FROM "availability" WHERE $timeFilter AND {SITE} GROUP BY time($__interval), "site", "host", "device" fill(null)'], w=16)
+    d.annotation("Alerts", 'SELECT "summary" FROM "alert" WHERE $timeFilter AND "state" = \'firing\'')
+    d.panel("table", "Alerts in the period (latest state per site and rule)",
+            [f'SELECT last("active") AS "active", last("summary") AS "summary", last("affected") AS "affected" FROM "alert" WHERE $timeFilter AND {SITE} GROUP BY "site", "rule", "severity", "subject"'], w=24,
+            description="active = 1: firing now. Alerts reach people by mail and webhook even when InfluxDB and Grafana are down.")
     d.panel("table", "Worst links now (latest ICMP per site, host, target)",
             [f'SELECT last("rtt_ms") AS "rtt ms", last("loss_pct") AS "loss %", last("jitter_ms") AS "jitter ms" FROM "probe" WHERE $timeFilter AND "kind" = \'icmp\' AND {SITE} GROUP BY "site", "host", "target"'], w=24,
             panel_options={"sortBy": [{"displayName": "rtt ms", "desc": True}]})

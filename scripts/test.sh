@@ -6,8 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-ensure_debian_packages influxdb snmpd snmp victoria-metrics nftables iproute2 iputils-ping fping systemd
-for binary in influxd snmpd snmpget snmpbulkwalk victoria-metrics nft ip tc ping fping systemd-analyze; do
+ensure_debian_packages influxdb snmpd snmp victoria-metrics nftables iproute2 iputils-ping fping systemd chromium chromium-driver
+for binary in influxd snmpd snmpget snmpbulkwalk victoria-metrics nft ip tc ping fping systemd-analyze chromium chromedriver; do
     command -v "$binary" >/dev/null 2>&1 || { echo "scripts/test.sh: '$binary' not found after install" >&2; exit 1; }
 done
 ensure_venv collector,test

@@ -137,7 +137,7 @@ def test_site_outage_gives_one_message_each_way() -> None:
         ("firing", 1.0, 7.0),
         ("resolved", 0.0, 7.0),
     ]
-    assert site_points[0].tags == {"site": "vannvag", "rule": "site-unreachable", "severity": "critical", "state": "firing"}
+    assert site_points[0].tags == {"site": "vannvag", "rule": "site-unreachable", "severity": "critical", "state": "firing", "subject": "vannvag"}
 
 
 def test_whole_site_silent_without_uplink_data_folds_too() -> None:
@@ -319,7 +319,7 @@ def test_collector_dropping_data_uses_the_increase() -> None:
     assert sent[0].title == "[AKTIV] innsamleren mister data: 10 punkter forkastet"
     point = clock.points[0]
     point.validate()
-    assert point.tags == {"rule": "dropping", "severity": "warning", "state": "firing"}  # no site: the collector's own
+    assert point.tags == {"rule": "dropping", "severity": "warning", "state": "firing", "subject": "main"}  # no site: the collector's own
 
 
 def test_english_messages() -> None:

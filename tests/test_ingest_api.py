@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
-import json
+import logging
+import os
+import signal
+import stat
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,23 +16,29 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from collector.app import QUEUE, create_app
-from collector.config import parse_inventory
+from agent.runner import Agent, AgentSettings
+from collector.app import QUEUE, RELOADER, SERVICE, WRITER, collector_points, create_app, serve
+from collector.cli import cmd_collector_tls
+from collector.config import load_inventory, parse_inventory
+from collector.queue import DurableQueue
 from collector.service import token_hash
+from collector.services import free_port, wait_until
 
 TOKEN = "token-for-pc1"
 OTHER_TOKEN = "token-for-pc2"
 
 
-def inventory(tmp_path: Path, **collector: Any):
+def inventory(tmp_path: Path, storage: dict[str, Any] | None = None, **collector: Any):
     return parse_inventory(
         {
             "collector": {"data_dir": str(tmp_path / "data"), **collector},
+            "storage": storage or {"kind": "local"},
             "lifecycle": {"kinds": {"pc": {"lifetime_years": 5, "replacement_cost_nok": 1}}},
             "site": [{"id": "radhus", "name": "Rådhuset"}],
             "agent": [
                 {"id": "pc1", "name": "PC 1", "site": "radhus", "token_sha256": token_hash(TOKEN)},
-                {"id": "pc2", "name": "PC 2", "site": "radhus", "token_sha256": token_hash(OTHER_TOKEN)},
+                {"id": "pc2", "name": "PC 2", "site": "radhus", "token_sha256": token_hash(OTHER_TOKEN),
+                 "services": ["sshd"]},
             ],
             "probe": [{"name": "gw", "kind": "icmp", "target": "127.0.0.1", "sites": ["radhus"], "params": {"count": 3}}],
         },
@@ -41,12 +52,12 @@ def batch(seq: int, points: list[dict[str, Any]] | None = None, agent: str = "pc
         "seq": seq,
         "points": points
         if points is not None
-        else [{"measurement": "host", "tags": {"host": "spoofed"}, "fields": {"cpu_pct": 12.5}, "time": 1_700_000_000_000_000_000}],
+        else [{"measurement": "host", "tags": {"host": "pc1"}, "fields": {"cpu_pct": 12.5}, "time": 1_700_000_000_000_000_000}],
     }
 
 
-async def with_collector(tmp_path: Path, scenario, **collector: Any) -> None:
-    app = create_app(inventory(tmp_path, **collector))
+async def with_collector(tmp_path: Path, scenario, storage: dict[str, Any] | None = None, **collector: Any) -> None:
+    app = create_app(inventory(tmp_path, storage, **collector))
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -73,7 +84,7 @@ def test_ingest_accepts_dedupes_and_stamps(tmp_path: Path) -> None:
             assert (await resp.json())["duplicate"] is True
         queued = app[QUEUE].peek(100)
         assert len(queued) == 1
-        # site and host come from the inventory, not from what the agent claims
+        # the site the agent left out comes from the inventory
         assert dict(queued[0].points[0].tags) == {"host": "pc1", "site": "radhus"}
 
     asyncio.run(with_collector(tmp_path, scenario))
@@ -94,8 +105,13 @@ def test_ingest_accepts_dedupes_and_stamps(tmp_path: Path) -> None:
         (batch(1, [{"measurement": "host", "tags": {"nic": "a\nb"}, "fields": {"x": 1}, "time": 5}]), auth(), 400,
          "points[0].tags.nic: control characters (newline, tab, ...) cannot be stored in a tag"),
         ({"agent": "pc1", "seq": -1, "points": []}, auth(), 400, "seq: expected a non-negative integer, got -1"),
+        (batch(1, [{"measurement": "host", "tags": {"host": "pc1"}, "fields": {"x": 1}, "time": 5},
+                   {"measurement": "host", "tags": {"host": "pc2"}, "fields": {"x": 1}, "time": 6}]), auth(), 403,
+         "points[1].tags.host: 'pc2' is not this agent's host 'pc1'"),
+        (batch(1, [{"measurement": "host", "tags": {"site": "skole"}, "fields": {"x": 1}, "time": 5}]), auth(), 403,
+         "points[0].tags.site: 'skole' is not this agent's site 'radhus'"),
     ],
-    ids=["no-token", "wrong-token", "other-agent", "malformed-json", "field-type", "measurement", "time", "tag-newline", "seq"],
+    ids=["no-token", "wrong-token", "other-agent", "malformed-json", "field-type", "measurement", "time", "tag-newline", "seq", "other-host", "other-site"],
 )
 def test_bad_input_gets_clear_json_error_and_loses_nothing(tmp_path: Path, body: Any, headers: dict[str, str], status: int, message: str | None) -> None:
     async def scenario(app: web.Application, http: aiohttp.ClientSession) -> None:
@@ -135,11 +151,241 @@ def test_agent_config_and_health(tmp_path: Path) -> None:
         assert config["probes"] == [
             {"kind": "icmp", "target": "127.0.0.1", "name": "gw", "interval_s": 30.0, "timeout_s": 5.0, "params": {"count": 3}}
         ]
+        assert "services" not in config and "hardware" not in config
         async with http.get("/api/v1/agents/pc2/config", headers=auth()) as resp:
             assert resp.status == 403
+        async with http.get("/api/v1/agents/pc2/config", headers=auth(OTHER_TOKEN)) as resp:
+            other = await resp.json()
+        assert other["services"] == ["sshd"]
         async with http.get("/api/v1/health") as resp:
             health = await resp.json()
         assert health["status"] == "ok" and health["storage"]["kind"] == "local"
         assert set(health["agents"]) == {"pc1", "pc2"}
 
     asyncio.run(with_collector(tmp_path, scenario))
+
+
+def test_late_backlog_does_not_flip_live_state_to_up(tmp_path: Path) -> None:
+    """Agents and probe targets: the newest measurement time decides, not the arrival of old points."""
+    now = time.time_ns()
+    hour_ago = now - 3600 * 10**9
+
+    def probe(up: float, t: int, **fields: Any) -> dict[str, Any]:
+        return {"measurement": "probe", "tags": {"kind": "icmp", "target": "gw"}, "fields": {"up": up, **fields}, "time": t}
+
+    def verdicts(app: web.Application, at: int) -> dict[tuple[str, str | None], float]:
+        points = app[SERVICE].evaluate_liveness(at)
+        return {(p.tags["host"], p.tags.get("target")): p.fields["up"] for p in points if p.tags["host"] == "pc1"}
+
+    async def scenario(app: web.Application, http: aiohttp.ClientSession) -> None:
+        # An hour-old backlog arrives now: stored, but the agent is not live and the target unknown.
+        async with http.post("/api/v1/ingest", json=batch(1, [probe(1.0, hour_ago, rtt_ms=4.0)]), headers=auth()) as resp:
+            assert resp.status == 200
+        assert verdicts(app, now) == {("pc1", None): 0.0}
+        # A fresh report: the agent is up, and the target is down as that newest probe says.
+        async with http.post("/api/v1/ingest", json=batch(2, [probe(0.0, now - 10**9, reason="timeout")]), headers=auth()) as resp:
+            assert resp.status == 200
+        assert verdicts(app, now) == {("pc1", None): 1.0, ("pc1", "gw"): 0.0}
+        # Older backlog saying "up" arrives late: it changes nothing live.
+        async with http.post("/api/v1/ingest", json=batch(3, [probe(1.0, now - 20 * 10**9, rtt_ms=3.0)]), headers=auth()) as resp:
+            assert resp.status == 200
+        assert verdicts(app, now) == {("pc1", None): 1.0, ("pc1", "gw"): 0.0}
+        assert app[SERVICE].targets[("pc1", "gw")].reason == "timeout"
+        # Silence past down_after_intervals (3 x 30 s): the agent is down, the target unknown.
+        assert verdicts(app, now + 80 * 10**9) == {("pc1", None): 1.0, ("pc1", "gw"): 0.0}
+        assert verdicts(app, now + 100 * 10**9) == {("pc1", None): 0.0}
+        stored = [p for b in app[QUEUE].peek(100) for p in b.points]
+        assert [p.fields["up"] for p in stored] == [1.0, 0.0, 1.0]  # every report kept, with its own time
+
+    asyncio.run(with_collector(tmp_path, scenario))
+
+
+def test_rate_limit_per_agent_answers_429_with_retry_after(tmp_path: Path) -> None:
+    async def scenario(app: web.Application, http: aiohttp.ClientSession) -> None:
+        for seq in (1, 2):  # the burst
+            async with http.post("/api/v1/ingest", json=batch(seq), headers=auth()) as resp:
+                assert resp.status == 200
+        async with http.post("/api/v1/ingest", json=batch(3), headers=auth()) as resp:
+            assert resp.status == 429
+            assert resp.headers["Retry-After"] == "4"
+            assert (await resp.json())["error"] == "agent 'pc1' is over its request rate; retry after 4 s"
+        # Another agent has its own bucket.
+        async with http.post("/api/v1/ingest", json=batch(1, agent="pc2", points=[]), headers=auth(OTHER_TOKEN)) as resp:
+            assert resp.status == 200
+        assert app[QUEUE].stats()["queue_batches"] == 3  # the refused batch was not stored
+
+    asyncio.run(with_collector(tmp_path, scenario, agent_requests_per_s=0.25, agent_request_burst=2))
+
+
+def test_no_token_or_secret_in_any_log_line(tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    influx_token = "influx-v2-secret-token-abcdef"
+    monkeypatch.setenv("NETTVAKT_TEST_INFLUX_TOKEN", influx_token)
+    caplog.set_level(logging.DEBUG)
+    dead_port = free_port()
+
+    async def scenario(app: web.Application, http: aiohttp.ClientSession) -> None:
+        for headers in ({}, auth("not-a-token-" + TOKEN), auth(), auth(OTHER_TOKEN)):
+            async with http.post("/api/v1/ingest", json=batch(1), headers=headers) as resp:
+                assert resp.status in (200, 401, 403)
+            async with http.get("/api/v1/agents/pc1/config", headers=headers) as resp:
+                assert resp.status in (200, 401, 403)
+        # InfluxDB unreachable: the writer logs its failures (with the v2 token in its headers).
+        await asyncio.to_thread(wait_until, lambda: app[WRITER].stats.write_errors >= 2, 20, "write failures")
+
+    asyncio.run(
+        with_collector(
+            tmp_path,
+            scenario,
+            storage={
+                "kind": "influxdb_v2", "url": f"http://127.0.0.1:{dead_port}", "org": "karlsoy", "bucket": "nettvakt",
+                "token": "env:NETTVAKT_TEST_INFLUX_TOKEN", "flush_interval_s": 0.1,
+            },
+            write_backoff_max_s=0.2,
+        )
+    )
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("InfluxDB write failed" in line for line in lines)  # the logs were really captured
+    for secret in (TOKEN, OTHER_TOKEN, influx_token, token_hash(TOKEN)):
+        assert not [line for line in lines if secret in line]
+
+
+def test_https_with_a_self_signed_pair_verified_by_the_agent(tmp_path: Path) -> None:
+    cert, key = tmp_path / "tls" / "collector.pem", tmp_path / "tls" / "collector.key"
+    args = argparse.Namespace(cert=str(cert), key=str(key), name=["localhost", "127.0.0.1"], days=30, force=False)
+    assert cmd_collector_tls(args) == 0
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert cmd_collector_tls(args) == 2  # never overwrites a pair silently
+    inv = inventory(tmp_path, tls_cert=str(cert), tls_key=f"file:{key}")
+
+    async def scenario() -> None:
+        ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        server = asyncio.create_task(serve(inv, "127.0.0.1:0", ready.set_result))
+        try:
+            url = await asyncio.wait_for(asyncio.shield(ready), 10)
+            assert url.startswith("https://127.0.0.1:")
+            agent = Agent(AgentSettings(agent_id="pc1", collector_url=url, token=TOKEN, spool_path=tmp_path / "spool.sqlite3", ca_file=cert))
+            try:
+                async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=agent._ssl()), headers=auth()) as http:
+                    async with http.post(f"{url}/api/v1/ingest", json=batch(1)) as resp:
+                        assert resp.status == 200
+            finally:
+                agent.spool.close()
+            # Without the pinned certificate the agent refuses to talk (no verify_ssl=False anywhere).
+            async with aiohttp.ClientSession(headers=auth()) as http:
+                with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                    await http.post(f"{url}/api/v1/ingest", json=batch(2))
+            # Plain HTTP is not served on the TLS port.
+            async with aiohttp.ClientSession(headers=auth()) as http:
+                with pytest.raises(aiohttp.ClientError):
+                    await http.post(url.replace("https://", "http://") + "/api/v1/ingest", json=batch(3))
+        finally:
+            server.cancel()
+            await asyncio.gather(server, return_exceptions=True)
+
+    asyncio.run(scenario())
+    queue = DurableQueue(tmp_path / "data" / "queue.sqlite3")
+    try:
+        assert queue.stats()["queue_batches"] == 1  # only the verified agent's batch
+    finally:
+        queue.close()
+
+
+def test_health_says_what_is_wrong(tmp_path: Path) -> None:
+    dead_port = free_port()
+
+    async def scenario(app: web.Application, http: aiohttp.ClientSession) -> None:
+        async with http.get("/api/v1/health") as resp:
+            assert resp.status == 200
+            assert (await resp.json())["problems"] == []
+        # Batches of ~1 kB each into a 2.5 kB queue: the oldest are dropped, and counted.
+        big = [{"measurement": "host", "tags": {}, "fields": {"cpu_pct": float(k)}, "time": 10**18 + k} for k in range(12)]
+        for seq in range(1, 5):
+            async with http.post("/api/v1/ingest", json=batch(seq, big), headers=auth()) as resp:
+                assert resp.status == 200
+        await asyncio.to_thread(wait_until, lambda: app[WRITER].stats.write_errors >= 1, 20, "a failed write")
+        async with http.get("/api/v1/health") as resp:
+            assert resp.status == 200  # still serving ingest: not an error status
+            health = await resp.json()
+        assert health["status"] == "degraded"
+        failing, dropped = health["problems"]
+        assert failing.startswith("InfluxDB writes failing (") and "ClientConnectorError" in failing
+        assert dropped.startswith("the queue hit its bound of 2500 bytes: oldest points dropped (")
+        assert health["queue"]["dropped_points"] > 0 and health["queue"]["queue_age_s"] >= 0
+
+    asyncio.run(
+        with_collector(
+            tmp_path,
+            scenario,
+            storage={"kind": "influxdb_v1", "url": f"http://127.0.0.1:{dead_port}", "database": "x", "flush_interval_s": 0.1},
+            queue_max_bytes=2500,
+            write_backoff_max_s=30,
+        )
+    )
+
+
+def test_self_monitoring_point_has_queue_age_and_agents_down(tmp_path: Path) -> None:
+    async def scenario(app: web.Application, http: aiohttp.ClientSession) -> None:
+        async with http.post("/api/v1/ingest", json=batch(1), headers=auth()) as resp:
+            assert resp.status == 200
+        app[SERVICE].evaluate_liveness(time.time_ns())
+        (point,) = await asyncio.to_thread(collector_points, app, time.time_ns())
+        assert point.measurement == "collector" and dict(point.tags) == {"collector": "main"}
+        assert point.fields["queue_points"] >= 1.0 and point.fields["queue_age_s"] >= 0.0
+        # pc1's only point is from 2023: down; pc2 has not reported yet but is in its grace period.
+        assert point.fields["agents_down"] == 1.0 and point.fields["agents_up"] == 1.0
+        assert {"points_in", "batches_in", "written_points", "dropped_points", "rejected_points", "rate_limited"} <= set(point.fields)
+
+    asyncio.run(with_collector(tmp_path, scenario))
+
+
+def inventory_toml(tmp_path: Path, agents: list[tuple[str, str, str]]) -> str:
+    text = f'[collector]\ndata_dir = "{tmp_path / "data"}"\n\n[[site]]\nid = "radhus"\nname = "Rådhuset"\n'
+    for agent_id, site, tok in agents:
+        text += f'\n[[agent]]\nid = "{agent_id}"\nname = "{agent_id}"\nsite = "{site}"\ntoken_sha256 = "{token_hash(tok)}"\n'
+    return text
+
+
+def test_inventory_reloads_on_change_and_sighup_and_refuses_a_bad_one(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "inventory.toml"
+    path.write_text(inventory_toml(tmp_path, [("pc1", "radhus", TOKEN)]), encoding="utf-8")
+    caplog.set_level(logging.INFO, logger="nettvakt.collector")
+
+    async def status_for(http: aiohttp.ClientSession, token: str) -> int:
+        async with http.get("/api/v1/agents/pc2/config", headers=auth(token)) as resp:
+            return resp.status
+
+    async def scenario() -> None:
+        app = create_app(load_inventory(path), inventory_path=path)
+        reloader = app[RELOADER]
+        reloader.poll_s = 0.05
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        try:
+            async with aiohttp.ClientSession(f"http://127.0.0.1:{runner.addresses[0][1]}") as http:
+                assert await status_for(http, OTHER_TOKEN) == 401
+                # The file changes: pc2 is known without a restart.
+                path.write_text(inventory_toml(tmp_path, [("pc1", "radhus", TOKEN), ("pc2", "radhus", OTHER_TOKEN)]), encoding="utf-8")
+                await asyncio.to_thread(wait_until, lambda: reloader.reloads == 1, 10, "reload on file change")
+                assert await status_for(http, OTHER_TOKEN) == 200
+                # A bad file is refused with its reason; the inventory in force stays.
+                path.write_text(inventory_toml(tmp_path, [("pc1", "radhus", TOKEN), ("pc2", "skole", OTHER_TOKEN)]), encoding="utf-8")
+                await asyncio.to_thread(wait_until, lambda: reloader.refused == 1, 10, "bad inventory refused")
+                assert await status_for(http, OTHER_TOKEN) == 200
+                assert "agent[1].site: no site with id 'skole'" in (reloader.last_error or "")
+                # SIGHUP, with the file watcher slowed down so only the signal can explain the reload.
+                reloader.poll_s = 3600
+                await asyncio.sleep(0.2)
+                path.write_text(inventory_toml(tmp_path, [("pc1", "radhus", TOKEN)]), encoding="utf-8")
+                os.kill(os.getpid(), signal.SIGHUP)
+                await asyncio.to_thread(wait_until, lambda: reloader.reloads == 2, 10, "reload on SIGHUP")
+                assert await status_for(http, OTHER_TOKEN) == 401
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(scenario())
+    messages = [r.getMessage() for r in caplog.records]
+    refused = [m for m in messages if m.startswith("inventory reload (file changed) refused")]
+    assert len(refused) == 1 and "agent[1].site: no site with id 'skole'" in refused[0]
+    assert any(m.startswith("inventory reloaded (SIGHUP): 1 sites, 1 agents") for m in messages)

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agent.points import Point
+from agent.points import MAX_NAME_LEN, Point
 from collector.alerting.config import AlertRule, MaintenanceWindow
 from collector.alerting.rules import RULE_KINDS, SITE_RULE, SITE_TEXT, RuleContext, RuleKind
 from collector.alerting.silences import SilenceStore
@@ -448,7 +448,10 @@ class AlertEngine:
         summary = alert.summary
         if state == "resolved" and alert.kind is None:
             summary = self.words["back_text"].format(site_name=self._site_name(alert.site))
-        tags = {"rule": alert.rule.id, "severity": alert.rule.severity, "state": state}
+        # subject is a tag: alerts of one rule for several machines at the same instant are
+        # separate series, not one point overwriting the others. Subjects are inventory ids
+        # or device-enumerated names (bounded), cut to the tag length limit.
+        tags = {"rule": alert.rule.id, "severity": alert.rule.severity, "state": state, "subject": _tag_value(alert.subject)}
         if alert.site:  # the collector's own alerts belong to no site; an empty tag is not allowed
             tags["site"] = alert.site
         self._points.append(
@@ -457,7 +460,6 @@ class AlertEngine:
                 tags,
                 {
                     "active": 1.0 if state == "firing" else 0.0,
-                    "subject": alert.subject,
                     "summary": summary,
                     "affected": float(len(alert.affected)),
                 },
@@ -609,3 +611,8 @@ class AlertEngine:
             if e.affected and e.event != "resolved":
                 lines.append(f"{'':<25}{w['affected']}: {', '.join(e.affected)}")
         return Notification(channel, title, "\n".join(lines) + "\n", tuple(events), now)
+
+
+def _tag_value(text: str) -> str:
+    cleaned = "".join(c if c.isprintable() else " " for c in text).strip().rstrip("\\") or "-"
+    return cleaned[:MAX_NAME_LEN]

@@ -5,8 +5,12 @@ a real snmpd on the firewall, agents at the sites. Used by the scenario tests an
 
 from __future__ import annotations
 
+import email
+import email.message
+import email.policy
 import hashlib
 import json
+import mailbox
 import secrets
 import shutil
 import sys
@@ -25,6 +29,7 @@ INFLUX_PORT = 8086
 DATABASE = "nettvakt"
 SNMP_COMMUNITY = "karlsoy-lab-ro"
 SNMPSIM_PORT = 1161
+SMTP_PORT = 2525
 LAB_ADMIN_COMMUNITY = "karlsoy-lab-admin"
 NS_CACHE_TABLE = ".1.3.6.1.4.1.8072.1.5"
 IF_TABLE_CACHE_TIMEOUT = "1.3.6.1.4.1.8072.1.5.3.1.2.1.3.6.1.2.1.2.2"  # nsCacheTimeout.<ifTable>
@@ -54,6 +59,9 @@ class MunicipalityConfig:
     icmp_count: int = 5
     icmp_interval_ms: int = 100
     snmp_interval_s: float = 5.0
+    # A mail catcher (aiosmtpd, a test dependency) at the town hall receiving the alert mails
+    # in a Maildir, so tests see what on-call staff would get.
+    mail_catcher: bool = False
     # Recorded real devices served by snmpsim at the town hall: device id -> .snmprec file.
     recorded_devices: dict[str, Path] = field(default_factory=dict)
     extra_probes: list[dict[str, Any]] = field(default_factory=list)
@@ -83,6 +91,7 @@ class Municipality:
         self.collector_url = ""  # as seen from the root namespace
         self.collector_lab_url = f"http://{lab.addr('radhus')}:{COLLECTOR_PORT}"  # as seen by agents
         self.inventory_path = workdir / "inventory.toml"
+        self.maildir = workdir / "maildir"
 
     # --- building -------------------------------------------------------------------
     def inventory_text(self) -> str:
@@ -158,6 +167,37 @@ class Municipality:
                 f"timeout_s = {c.probe_timeout_s}",
                 f"params = {{ count = {c.icmp_count}, interval_ms = {c.icmp_interval_ms} }}",
             ]
+        lines += [
+            "[alerting]",
+            "group_wait_s = 2.0",
+            "recovery_grace_s = 30.0",
+            "[[alert]]",
+            'id = "agent-silent"',
+            'kind = "agent_silent"',
+            'severity = "critical"',
+            "[[alert]]",
+            'id = "site-down"',
+            'kind = "site_unreachable"',
+            'severity = "critical"',
+            "[[alert]]",
+            'id = "device-down"',
+            'kind = "device_down"',
+            'severity = "critical"',
+        ]
+        if c.mail_catcher:
+            lines += [
+                "[[channel]]",
+                'id = "vakt-epost"',
+                'kind = "email"',
+                'to = ["it-vakt@karlsoy.kommune.no"]',
+                'smtp_host = "127.0.0.1"',
+                f"smtp_port = {SMTP_PORT}",
+                'smtp_starttls = "never"',
+                'sender = "nettvakt@karlsoy.kommune.no"',
+                "[[route]]",
+                'channels = ["vakt-epost"]',
+                'severities = ["critical"]',
+            ]
         for probe in c.extra_probes:
             lines += ["[[probe]]"] + [f"{k} = {json.dumps(v)}" for k, v in probe.items()]
         return "\n".join(lines) + "\n"
@@ -171,6 +211,12 @@ class Municipality:
         ).read()
         self._start_firewall_snmpd()
         env = {"NETTVAKT_LAB_COMMUNITY": SNMP_COMMUNITY}
+        if self.config.mail_catcher:
+            self.lab.spawn(
+                "radhus",
+                [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{SMTP_PORT}", "-c", "aiosmtpd.handlers.Mailbox", str(self.maildir)],
+                "mail-catcher",
+            )
         if self.config.recorded_devices:
             recordings = self.workdir / "snmprec"
             recordings.mkdir(exist_ok=True)
@@ -212,6 +258,14 @@ class Municipality:
             "fw",
             ["env", *env, "snmpset", "-v2c", "-c", LAB_ADMIN_COMMUNITY, f"{server.host}:{server.port}", IF_TABLE_CACHE_TIMEOUT, "i", "0"],
         )
+
+    def mails(self) -> list[email.message.EmailMessage]:
+        """Alert mails the mail catcher has received, oldest first."""
+        if not self.maildir.exists():
+            return []
+        box = mailbox.Maildir(self.maildir, factory=None, create=False)
+        messages = sorted(box, key=lambda m: m.get_date())
+        return [email.message_from_bytes(m.as_bytes(), policy=email.policy.default) for m in messages]  # type: ignore[misc]
 
     def start_agent(self, agent_id: str) -> None:
         agent = next(a for a in self.config.agents if a.id == agent_id)

@@ -1,0 +1,170 @@
+"""The status page at `/`, served for real with no InfluxDB and no Grafana (storage kind `local`)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from html import unescape
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from agent.points import Point
+from collector.app import create_app, store_local
+from collector.config import parse_inventory
+from collector.service import token_hash
+
+TOKEN = "status-page-token-pc1"
+
+
+def inventory(tmp_path: Path):
+    return parse_inventory(
+        {
+            "organisation": "Karlsøy kommune",
+            "collector": {"data_dir": str(tmp_path / "data")},
+            "lifecycle": {"kinds": {"fw": {"lifetime_years": 8, "replacement_cost_nok": 1}}},
+            "site": [{"id": "radhus", "name": "Rådhuset"}, {"id": "skole", "name": "Hansnes skole"}],
+            "device": [{"id": "fw-radhus", "name": "Brannmur", "site": "radhus", "host": "192.0.2.1", "hardware": {"kind": "fw"}}],
+            # Silent for 3 x 1 s: down.
+            "agent": [
+                {"id": "pc1", "name": "PC <1> & co", "site": "radhus", "token_sha256": token_hash(TOKEN), "interval_s": 1},
+                {"id": "pc2", "name": "PC 2", "site": "skole", "token_sha256": token_hash("other"), "interval_s": 3600},
+            ],
+            "probe": [
+                {"name": "gw", "kind": "icmp", "target": "192.0.2.1", "sites": ["radhus"]},
+                {"name": "web", "kind": "tcp", "target": "192.0.2.2:443", "sites": ["radhus"]},
+            ],
+        },
+        tmp_path / "inventory.toml",
+    )
+
+
+def row_text(page: str, element_id: str) -> str:
+    """The text of the table row holding the element with this id, tags stripped."""
+    match = re.search(rf'<tr>(?:(?!</tr>).)*id="{re.escape(element_id)}"(?:(?!</tr>).)*</tr>', page, re.S)
+    assert match is not None, f"no row for {element_id}"
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", match.group(0))).split())
+
+
+def target_row(page: str, name: str) -> str:
+    rows = [" ".join(unescape(re.sub(r"<[^>]+>", " ", r)).split()) for r in re.findall(r"<tr>.*?</tr>", page, re.S)]
+    (row,) = [r for r in rows if r.startswith(f"{name} ")]
+    return row
+
+
+def test_status_page_shows_live_state_and_an_agent_going_down(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        app = create_app(inventory(tmp_path))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        try:
+            async with aiohttp.ClientSession(f"http://127.0.0.1:{runner.addresses[0][1]}") as http:
+
+                async def page() -> str:
+                    async with http.get("/") as resp:
+                        assert resp.status == 200
+                        assert resp.content_type == "text/html"
+                        return await resp.text()
+
+                now = time.time_ns()
+                points = [
+                    {"measurement": "probe", "tags": {"kind": "icmp", "target": "gw"}, "fields": {"up": 1.0, "rtt_ms": 4.25}, "time": now},
+                    {"measurement": "probe", "tags": {"kind": "tcp", "target": "web"}, "fields": {"up": 0.0, "reason": "timeout"}, "time": now},
+                ]
+                async with http.post("/api/v1/ingest", json={"agent": "pc1", "seq": 1, "points": points}, headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+                    assert resp.status == 200
+                # What the SNMP poller would report for the firewall: it does not answer.
+                await store_local(app, "device:fw-radhus", [Point("availability", {"site": "radhus", "device": "fw-radhus", "kind": "device"}, {"up": 0.0}, now)])
+
+                html = await page()
+                assert "<title>nettvakt – Karlsøy kommune</title>" in html
+                assert "Rådhuset" in html and "Hansnes skole" in html
+                assert "PC &lt;1&gt; &amp; co" in html  # names are escaped, never markup
+                assert "<script" not in html
+                assert row_text(html, "agent-pc1").startswith("pc1 PC <1> & co up ")
+                assert row_text(html, "agent-pc2") == "pc2 PC 2 up never"  # in its grace period since start
+                assert row_text(html, "device-fw-radhus").startswith("fw-radhus Brannmur DOWN ")
+                assert target_row(html, "gw").startswith("gw icmp pc1 up 4.2 ms ")
+                assert target_row(html, "web").startswith("web tcp pc1 DOWN – (timeout) ")
+                assert "No active alerts." not in html and "Alerting is not running." in html
+
+                # pc1 falls silent: after 3 intervals the page shows it down, with its last-seen time.
+                html = await wait_for_page(page, lambda h: " DOWN " in row_text(h, "agent-pc1"))
+                assert re.match(r"pc1 PC <1> & co DOWN \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\d+ s ago\)$", row_text(html, "agent-pc1"))
+                assert "1 of 2 agents up, 1 down" in html
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(scenario())
+
+
+async def wait_for_page(page, condition, timeout_s: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        html = await page()
+        if condition(html):
+            return html
+        assert time.monotonic() < deadline, f"the page never showed the change:\n{html}"
+        await asyncio.sleep(0.2)
+
+
+def chromium_driver():
+    """Headless Chromium through chromedriver (Debian packages chromium and chromium-driver); never a skip."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if binary is None or driver is None:
+        pytest.fail("headless Chromium needed: apt-get install chromium chromium-driver", pytrace=False)
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"):
+        options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=options, service=Service(driver))
+
+
+def test_status_page_in_headless_chromium_shows_an_agent_going_down(tmp_path: Path) -> None:
+    from selenium.webdriver.common.by import By
+
+    async def scenario() -> None:
+        app = create_app(inventory(tmp_path))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
+        browser = await asyncio.to_thread(chromium_driver)
+        try:
+            point = {"measurement": "probe", "tags": {"kind": "icmp", "target": "gw"}, "fields": {"up": 1.0, "rtt_ms": 4.25}, "time": time.time_ns()}
+            async with aiohttp.ClientSession() as http:
+                async with http.post(url + "api/v1/ingest", json={"agent": "pc1", "seq": 1, "points": [point]}, headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+                    assert resp.status == 200
+
+            def agent_row() -> str:
+                return browser.find_element(By.XPATH, '//tr[.//*[@id="agent-pc1"]]').text
+
+            await asyncio.to_thread(browser.get, url)
+            assert browser.title == "nettvakt – Karlsøy kommune"
+            assert " up " in f" {await asyncio.to_thread(agent_row)} "
+            deadline = time.monotonic() + 20
+            while " DOWN " not in f" {await asyncio.to_thread(agent_row)} ":
+                assert time.monotonic() < deadline, "the page never showed pc1 down"
+                await asyncio.sleep(0.3)
+                await asyncio.to_thread(browser.refresh)
+            summary = await asyncio.to_thread(lambda: browser.find_element(By.ID, "summary").text)
+            assert summary.startswith("1 of 2 agents up, 1 down")
+            logs = await asyncio.to_thread(browser.get_log, "browser")
+            assert [entry for entry in logs if entry["level"] in ("SEVERE", "WARNING")] == []
+        finally:
+            await asyncio.to_thread(browser.quit)
+            await runner.cleanup()
+
+    asyncio.run(scenario())
