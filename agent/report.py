@@ -15,6 +15,10 @@ INGEST_PATH = "/api/v1/ingest"
 MAX_POINTS_PER_BATCH = 20000
 
 
+class BatchTooLargeError(PointError):
+    """More points in one batch than the collector takes (HTTP 413: send smaller batches)."""
+
+
 @dataclass(frozen=True)
 class Batch:
     agent: str
@@ -42,6 +46,6 @@ def parse_batch(data: Any, max_points: int = MAX_POINTS_PER_BATCH) -> Batch:
     if not isinstance(raw_points, list):
         raise PointError("points: expected a list")
     if len(raw_points) > max_points:
-        raise PointError(f"points: {len(raw_points)} points in one batch, at most {max_points}")
+        raise BatchTooLargeError(f"points: {len(raw_points)} points in one batch, at most {max_points}")
     points = [Point.from_json(p, f"points[{i}]") for i, p in enumerate(raw_points)]
     return Batch(agent=agent, seq=seq, points=points)

@@ -15,9 +15,9 @@ from typing import Any
 from aiohttp import web
 
 from agent.points import Point, PointError
-from agent.report import INGEST_PATH
+from agent.report import INGEST_PATH, BatchTooLargeError
 from collector.alerting.context import ALERTS, alerting_context
-from collector.config import Inventory, InventoryError, load_inventory
+from collector.config import AgentEntry, Inventory, InventoryError, load_inventory
 from collector.queue import DurableQueue
 from collector.service import AuthError, CollectorService, UnknownAgentError
 from collector.writer import QueueWriter, make_sink
@@ -47,7 +47,8 @@ def _too_many(agent_id: str, wait_s: float) -> web.Response:
     return response
 
 
-async def handle_ingest(request: web.Request) -> web.Response:
+def _admitted_agent(request: web.Request) -> AgentEntry | web.Response:
+    """The agent the bearer token names, or the 401/429 answer to give instead."""
     service = request.app[SERVICE]
     try:
         agent = service.authenticate(request.headers.get("Authorization"))
@@ -56,6 +57,14 @@ async def handle_ingest(request: web.Request) -> web.Response:
     wait_s = service.admit(agent)
     if wait_s:
         return _too_many(agent.id, wait_s)
+    return agent
+
+
+async def handle_ingest(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    agent = _admitted_agent(request)
+    if isinstance(agent, web.Response):
+        return agent
     try:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
@@ -67,9 +76,10 @@ async def handle_ingest(request: web.Request) -> web.Response:
         return _error(400, f"body is not valid JSON: {exc}")
     try:
         result = await service.ingest(agent, data)
+    except BatchTooLargeError as exc:
+        return _error(413, str(exc))
     except PointError as exc:
-        status = 413 if "points in one batch" in str(exc) else 400
-        return _error(status, str(exc))
+        return _error(400, str(exc))
     except UnknownAgentError as exc:
         return _error(403, str(exc))
     return web.json_response(result)
@@ -77,13 +87,9 @@ async def handle_ingest(request: web.Request) -> web.Response:
 
 async def handle_agent_config(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    try:
-        agent = service.authenticate(request.headers.get("Authorization"))
-    except AuthError as exc:
-        return _error(401, str(exc))
-    wait_s = service.admit(agent)
-    if wait_s:
-        return _too_many(agent.id, wait_s)
+    agent = _admitted_agent(request)
+    if isinstance(agent, web.Response):
+        return agent
     wanted = request.match_info["agent_id"]
     if wanted != agent.id:
         return _error(403, f"token belongs to agent {agent.id!r}, not {wanted!r}")
