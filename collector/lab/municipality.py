@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from collector.app import HOUSEKEEPING_INTERVAL_S
 from collector.influxql import query
 from collector.lab.lab import Lab
 from collector.lab.topology import INET_TARGET
@@ -175,6 +176,9 @@ class Municipality:
             'id = "agent-silent"',
             'kind = "agent_silent"',
             'severity = "critical"',
+            # Machines at one site are judged silent up to one report interval plus one
+            # evaluation apart; waiting that long lets a whole-site outage fold into one alert.
+            f"for_s = {c.agent_interval_s + HOUSEKEEPING_INTERVAL_S + 3}",
             "[[alert]]",
             'id = "site-down"',
             'kind = "site_unreachable"',
