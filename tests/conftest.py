@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 import urllib.parse
 import urllib.request
 import uuid
@@ -142,3 +145,50 @@ def snmpsim(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield server
     finally:
         server.stop()
+
+
+class NettvaktProcesses:
+    """Real `nettvakt` processes (collector, agents) for one test; whatever is still running at
+    the end of the test is stopped by the fixture, also when the test fails."""
+
+    def __init__(self) -> None:
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agent.cli", *args],
+            cwd=REPO,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+        self.started.append(proc)
+        return proc
+
+    @staticmethod
+    def stop(proc: subprocess.Popen[bytes]) -> None:
+        """SIGTERM (after SIGCONT: a frozen process cannot act on it), then SIGKILL after 15 s."""
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGCONT)
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+    @staticmethod
+    def health(base_url: str) -> dict:
+        with _NO_PROXY.open(f"{base_url}/api/v1/health", timeout=2) as resp:
+            return json.load(resp)
+
+
+@pytest.fixture
+def nettvakt() -> Iterator[NettvaktProcesses]:
+    processes = NettvaktProcesses()
+    try:
+        yield processes
+    finally:
+        for proc in processes.started:
+            processes.stop(proc)

@@ -15,9 +15,6 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +22,9 @@ from collector.influxql import query
 from collector.service import token_hash
 from collector.services import free_port, wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "kill-test-agent-token-0123456789"
 AGENT = "plo-pc"
+TOKEN_ENV = {"NETTVAKT_AGENT_TOKEN": TOKEN}
 AGENT_MEASUREMENTS = ("probe", "host", "host_disk", "host_net", "hardware", "service")
 
 
@@ -64,33 +61,6 @@ timeout_s = 1
 """,
         encoding="utf-8",
     )
-
-
-def start(args: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", *args],
-        cwd=ROOT,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "NETTVAKT_AGENT_TOKEN": TOKEN},
-        start_new_session=True,
-    )
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGCONT)  # a frozen process cannot act on SIGTERM
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
-def health(base: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{base}/api/v1/health", timeout=2) as resp:
-        return json.load(resp)
 
 
 def spool_state(path: Path) -> tuple[list[tuple[int, dict[str, Any]]], list[int]]:
@@ -142,7 +112,7 @@ def stored_points(url: str, database: str) -> dict[tuple[Any, ...], dict[str, An
     return found
 
 
-def test_sigkill_mid_send_and_collector_outage_lose_and_duplicate_nothing(influx_db, tmp_path: Path) -> None:
+def test_sigkill_mid_send_and_collector_outage_lose_and_duplicate_nothing(influx_db, nettvakt, tmp_path: Path) -> None:
     server, database = influx_db
     port = free_port()
     inventory = tmp_path / "inventory.toml"
@@ -153,69 +123,60 @@ def test_sigkill_mid_send_and_collector_outage_lose_and_duplicate_nothing(influx
     collector_args = ["collector", "run", "--inventory", str(inventory), "--listen", f"127.0.0.1:{port}"]
     agent_args = ["agent", "run", "--collector", base, "--agent-id", AGENT, "--spool", str(spool)]
     collector_log, agent_log = tmp_path / "collector.log", tmp_path / "agent.log"
-    procs: list[subprocess.Popen] = []
-    try:
-        collector = start(collector_args, collector_log)
-        procs.append(collector)
-        wait_until(lambda: health(base)["status"] == "ok", 30, "collector health")
-        agent = start(agent_args, agent_log)
-        procs.append(agent)
-        wait_until(lambda: query(server.url, database, f"SELECT * FROM host WHERE host = '{AGENT}'"), 30, "first host points")
+    collector = nettvakt.start(collector_args, collector_log, TOKEN_ENV)
+    wait_until(lambda: nettvakt.health(base)["status"] == "ok", 30, "collector health")
+    agent = nettvakt.start(agent_args, agent_log, TOKEN_ENV)
+    wait_until(lambda: query(server.url, database, f"SELECT * FROM host WHERE host = '{AGENT}'"), 30, "first host points")
 
-        # 1. Freeze the collector; the agent's next POST stays unread in its socket. Kill the agent then.
-        os.kill(collector.pid, signal.SIGSTOP)
-        wait_until(lambda: unread_request_on(port), 30, "a POST sitting unread at the frozen collector")
-        os.kill(agent.pid, signal.SIGKILL)
-        agent.wait(10)
-        at_kill, in_flight = spool_state(spool)
-        assert len(in_flight) == 1 and at_kill, (in_flight, len(at_kill))
-        in_flight_seq = in_flight[0]
+    # 1. Freeze the collector; the agent's next POST stays unread in its socket. Kill the agent then.
+    os.kill(collector.pid, signal.SIGSTOP)
+    wait_until(lambda: unread_request_on(port), 30, "a POST sitting unread at the frozen collector")
+    os.kill(agent.pid, signal.SIGKILL)
+    agent.wait(10)
+    at_kill, in_flight = spool_state(spool)
+    assert len(in_flight) == 1 and at_kill, (in_flight, len(at_kill))
+    in_flight_seq = in_flight[0]
 
-        # 2. Thaw the collector: it stores the orphaned batch (the answer goes nowhere). Then stop it.
-        os.kill(collector.pid, signal.SIGCONT)
-        wait_until(lambda: in_flight_seq in seen_seqs(queue_db), 30, "the orphaned batch stored by the collector")
-        wait_until(lambda: health(base)["queue"]["queue_points"] == 0, 30, "first collector run drained to InfluxDB")
-        first_run = health(base)["ingest"]
-        stop(collector)
-        assert collector.returncode == 0, collector_log.read_text()
+    # 2. Thaw the collector: it stores the orphaned batch (the answer goes nowhere). Then stop it.
+    os.kill(collector.pid, signal.SIGCONT)
+    wait_until(lambda: in_flight_seq in seen_seqs(queue_db), 30, "the orphaned batch stored by the collector")
+    wait_until(lambda: nettvakt.health(base)["queue"]["queue_points"] == 0, 30, "first collector run drained to InfluxDB")
+    first_run = nettvakt.health(base)["ingest"]
+    nettvakt.stop(collector)
+    assert collector.returncode == 0, collector_log.read_text()
 
-        # 3. The agent comes back while the collector is away: cached config, measuring into the spool.
-        agent = start(agent_args, agent_log)
-        procs.append(agent)
-        highest_at_kill = at_kill[-1][0]
-        wait_until(lambda: len([i for i, _ in spool_state(spool)[0] if i > highest_at_kill]) >= 30, 60, "points measured during the outage")
-        during_outage, _ = spool_state(spool)
+    # 3. The agent comes back while the collector is away: cached config, measuring into the spool.
+    agent = nettvakt.start(agent_args, agent_log, TOKEN_ENV)
+    highest_at_kill = at_kill[-1][0]
+    wait_until(lambda: len([i for i, _ in spool_state(spool)[0] if i > highest_at_kill]) >= 30, 60, "points measured during the outage")
+    during_outage, _ = spool_state(spool)
 
-        # 4. The collector returns; wait until everything measured so far has been acknowledged.
-        collector = start(collector_args, collector_log)
-        procs.append(collector)
-        highest_outage = during_outage[-1][0]
-        wait_until(lambda: all(i > highest_outage for i, _ in spool_state(spool)[0]), 90, "outage backlog acknowledged")
-        stop(agent)
-        assert agent.returncode == 0, agent_log.read_text()
-        leftover, leftover_seqs = spool_state(spool)
-        assert not leftover_seqs  # a clean stop leaves no half-sent batch
-        wait_until(lambda: health(base)["queue"]["queue_points"] == 0, 30, "second collector run drained to InfluxDB")
-        second_run = health(base)["ingest"]
+    # 4. The collector returns; wait until everything measured so far has been acknowledged.
+    collector = nettvakt.start(collector_args, collector_log, TOKEN_ENV)
+    highest_outage = during_outage[-1][0]
+    wait_until(lambda: all(i > highest_outage for i, _ in spool_state(spool)[0]), 90, "outage backlog acknowledged")
+    nettvakt.stop(agent)
+    assert agent.returncode == 0, agent_log.read_text()
+    leftover, leftover_seqs = spool_state(spool)
+    assert not leftover_seqs  # a clean stop leaves no half-sent batch
+    wait_until(lambda: nettvakt.health(base)["queue"]["queue_points"] == 0, 30, "second collector run drained to InfluxDB")
+    second_run = nettvakt.health(base)["ingest"]
 
-        stored = stored_points(server.url, database)
-        # Every point that was in the spool when the agent died, or measured while the collector was
-        # away, is in InfluxDB with its own time and the same fields.
-        for _, point in at_kill + during_outage:
-            key = point_key(point["measurement"], point["tags"], point["time"])
-            assert key in stored, f"lost: {key}"
-            row = stored[key]
-            for name, value in point["fields"].items():
-                assert row[name] == (float(value) if isinstance(value, (int, float)) else value), (key, name)
-        # Exactly once: the collector accepted each point once over both runs (the resent batch was
-        # a duplicate, not accepted twice), and InfluxDB holds exactly what was accepted. Points
-        # still in the stopped agent's spool have not been sent yet.
-        assert second_run["duplicates"] >= 1
-        assert first_run["points"] + second_run["points"] == len(stored)
-        assert not any(point_key(p["measurement"], p["tags"], p["time"]) in stored for _, p in leftover)
-        seqs = seen_seqs(queue_db)
-        assert len(seqs) == len(set(seqs)) and in_flight_seq in seqs
-        assert first_run["batches"] + second_run["batches"] == len(seqs)
-    finally:
-        for proc in reversed(procs):
-            stop(proc)
+    stored = stored_points(server.url, database)
+    # Every point that was in the spool when the agent died, or measured while the collector was
+    # away, is in InfluxDB with its own time and the same fields.
+    for _, point in at_kill + during_outage:
+        key = point_key(point["measurement"], point["tags"], point["time"])
+        assert key in stored, f"lost: {key}"
+        row = stored[key]
+        for name, value in point["fields"].items():
+            assert row[name] == (float(value) if isinstance(value, (int, float)) else value), (key, name)
+    # Exactly once: the collector accepted each point once over both runs (the resent batch was
+    # a duplicate, not accepted twice), and InfluxDB holds exactly what was accepted. Points
+    # still in the stopped agent's spool have not been sent yet.
+    assert second_run["duplicates"] >= 1
+    assert first_run["points"] + second_run["points"] == len(stored)
+    assert not any(point_key(p["measurement"], p["tags"], p["time"]) in stored for _, p in leftover)
+    seqs = seen_seqs(queue_db)
+    assert len(seqs) == len(set(seqs)) and in_flight_seq in seqs
+    assert first_run["batches"] + second_run["batches"] == len(seqs)

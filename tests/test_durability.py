@@ -8,11 +8,7 @@ collector's own `written_points` counter must equal what InfluxDB holds in the e
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -30,7 +26,6 @@ from collector.queue import DurableQueue
 from collector.service import token_hash
 from collector.services import InfluxdServer, free_port, start_influxd, wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
 N_AGENTS = 20
 OUTAGE_S = 60.0
 DATABASE = "durability"
@@ -73,21 +68,6 @@ name = "Rådhuset"
 {agents}""",
         encoding="utf-8",
     )
-
-
-def start_collector(inventory: Path, port: int, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "collector", "run", "--inventory", str(inventory), "--listen", f"127.0.0.1:{port}"],
-        cwd=ROOT,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def health(base: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{base}/api/v1/health", timeout=2) as resp:
-        return json.load(resp)
 
 
 def create_database(server: InfluxdServer) -> None:
@@ -142,7 +122,7 @@ class Senders:
             agent.spool.close()
 
 
-def test_twenty_agents_through_influx_outage_and_collector_sigkill(tmp_path: Path) -> None:
+def test_twenty_agents_through_influx_outage_and_collector_sigkill(nettvakt, tmp_path: Path) -> None:
     influx_dir = tmp_path / "influxd"
     influx = start_influxd(influx_dir)
     create_database(influx)
@@ -151,13 +131,13 @@ def test_twenty_agents_through_influx_outage_and_collector_sigkill(tmp_path: Pat
     inventory = tmp_path / "inventory.toml"
     write_inventory(inventory, influx.url)
     log = tmp_path / "collector.log"
-    collector = start_collector(inventory, port, log)
+    collector = nettvakt.start(["collector", "run", "--inventory", str(inventory), "--listen", f"127.0.0.1:{port}"], log)
     senders = Senders(base, tmp_path)
     queued_at_kill = 0
 
     async def scenario() -> None:
         nonlocal collector, influx, queued_at_kill
-        await asyncio.to_thread(wait_until, lambda: health(base)["status"], 30, "collector health")
+        await asyncio.to_thread(wait_until, lambda: nettvakt.health(base)["status"], 30, "collector health")
         stop = asyncio.Event()
 
         async def produce() -> None:
@@ -178,12 +158,12 @@ def test_twenty_agents_through_influx_outage_and_collector_sigkill(tmp_path: Pat
             await asyncio.to_thread(influx.stop)
             await asyncio.sleep(OUTAGE_S / 2)
             # Mid-stream and mid-outage: acknowledged points wait in the queue, agents keep sending.
-            queued_at_kill = (await asyncio.to_thread(health, base))["queue"]["queue_points"]
+            queued_at_kill = (await asyncio.to_thread(nettvakt.health, base))["queue"]["queue_points"]
             collector.send_signal(signal.SIGKILL)
             await asyncio.to_thread(collector.wait, 10)
             await asyncio.sleep(1)
-            collector = start_collector(inventory, port, log)
-            await asyncio.to_thread(wait_until, lambda: health(base)["status"], 30, "collector health after SIGKILL")
+            collector = nettvakt.start(["collector", "run", "--inventory", str(inventory), "--listen", f"127.0.0.1:{port}"], log)
+            await asyncio.to_thread(wait_until, lambda: nettvakt.health(base)["status"], 30, "collector health after SIGKILL")
             await asyncio.sleep(max(0.0, OUTAGE_S - (time.monotonic() - outage_start)))
             influx = await asyncio.to_thread(start_influxd, influx_dir, port=influx.port)
             await asyncio.sleep(3)
@@ -226,9 +206,6 @@ def test_twenty_agents_through_influx_outage_and_collector_sigkill(tmp_path: Pat
         assert stats["written_points"] > made  # the collector's own points went through too
     finally:
         senders.close()
-        if collector.poll() is None:
-            os.killpg(collector.pid, signal.SIGKILL)
-            collector.wait(10)
         influx.stop()
 
 

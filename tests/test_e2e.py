@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -17,7 +14,6 @@ from collector.influxql import query
 from collector.services import free_port, wait_until
 from collector.service import token_hash
 
-ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "e2e-agent-token-0123456789"
 
 
@@ -67,27 +63,6 @@ params = {{ count = 3, interval_ms = 20 }}
     )
 
 
-def start(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", *args],
-        cwd=ROOT,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, **(env or {})},
-        start_new_session=True,
-    )
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-
-
 def post_json(url: str, body: dict[str, Any], token: str) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(
         url, data=json.dumps(body).encode(), headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -99,17 +74,17 @@ def post_json(url: str, body: dict[str, Any], token: str) -> tuple[int, dict[str
         return exc.code, json.load(exc)
 
 
-def test_agent_to_influxdb_end_to_end(influx_db, tmp_path: Path) -> None:
+def test_agent_to_influxdb_end_to_end(influx_db, nettvakt, tmp_path: Path) -> None:
     server, database = influx_db
     port = free_port()
     inventory = tmp_path / "inventory.toml"
     write_inventory(inventory, server.url, database, port)
     base = f"http://127.0.0.1:{port}"
-    collector = start(["collector", "run", "--inventory", str(inventory), "--listen", f"127.0.0.1:{port}"], tmp_path / "collector.log")
+    collector = nettvakt.start(["collector", "run", "--inventory", str(inventory), "--listen", f"127.0.0.1:{port}"], tmp_path / "collector.log")
     agent = None
     try:
         wait_until(lambda: urllib.request.urlopen(f"{base}/api/v1/health", timeout=2).status == 200, 30, "collector health")
-        agent = start(
+        agent = nettvakt.start(
             ["agent", "run", "--collector", base, "--agent-id", "plo-pc", "--spool", str(tmp_path / "spool.sqlite3")],
             tmp_path / "agent.log",
             {"NETTVAKT_AGENT_TOKEN": TOKEN},
@@ -165,6 +140,6 @@ def test_agent_to_influxdb_end_to_end(influx_db, tmp_path: Path) -> None:
         assert status == 200 and answer["duplicate"] is True
     finally:
         if agent is not None:
-            stop(agent)
-        stop(collector)
+            nettvakt.stop(agent)
+        nettvakt.stop(collector)
     assert collector.returncode == 0, (tmp_path / "collector.log").read_text()
