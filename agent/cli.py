@@ -181,6 +181,23 @@ def run_until_signal(coro: Any) -> int:
     return EXIT_OK
 
 
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '15m', '24h', '7d', '2w' (or plain seconds) -> seconds; argparse type."""
+    value = text.strip().lower()
+    unit = _DURATION_UNITS.get(value[-1:]) if value else None
+    number = value[:-1] if unit is not None else value
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 90s, 15m, 24h or 7d, got {text!r}") from None
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive duration, got {text!r}")
+    return seconds
+
+
 def _positive_mb(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -296,6 +313,88 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--from", dest="from_rev", metavar="REV")
     diff.add_argument("--to", dest="to_rev", metavar="REV")
     diff.set_defaults(func=_collector_command("cmd_config_diff"))
+
+    p = sub.add_parser("ssh", help="run a command on a network device over SSH")
+    shsub = p.add_subparsers(dest="ssh_command", required=True, metavar="SUBCOMMAND")
+    shrun = shsub.add_parser(
+        "run",
+        help="run one command on a device and keep its output with the device's history",
+        description="Run one CLI command on an inventory device over SSH. Only read-only commands unless the device's [device.ssh] allows more.",
+    )
+    shrun.add_argument("device", metavar="DEVICE", help="device id in inventory.toml")
+    shrun.add_argument("words", nargs="+", metavar="COMMAND", help="the command, e.g. show interfaces status")
+    inventory_arg(shrun)
+    shrun.add_argument("--json", action="store_true")
+    shrun.set_defaults(func=_collector_command("cmd_ssh_run"))
+
+    p = sub.add_parser("alerts", help="what is firing and what fired recently", description="List firing alerts and recent alert state changes from the collector's local store.")
+    inventory_arg(p)
+    p.add_argument("--recent", type=parse_duration, default=24 * 3600.0, metavar="DURATION", help="how far back to list state changes (default 24h)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_collector_command("cmd_alerts"))
+
+    p = sub.add_parser("silence", help="silence alerts for a while (maintenance, known problems)")
+    slsub = p.add_subparsers(dest="silence_command", required=True, metavar="SUBCOMMAND")
+    sadd = slsub.add_parser("add", help="silence matching alerts until an expiry", description="Silence alerts matching every given site, rule and subject until the expiry; the running collector picks it up.")
+    inventory_arg(sadd)
+    sadd.add_argument("--site", action="append", default=[], metavar="SITE", help="site id (repeatable)")
+    sadd.add_argument("--rule", action="append", default=[], metavar="RULE", help="rule id or rule kind (repeatable)")
+    sadd.add_argument("--subject", action="append", default=[], metavar="SUBJECT", help="agent, device, probe or interface (repeatable)")
+    expiry = sadd.add_mutually_exclusive_group(required=True)
+    expiry.add_argument("--for", dest="duration", type=parse_duration, metavar="DURATION", help="how long, e.g. 2h")
+    expiry.add_argument("--until", metavar="TIME", help="ISO time it ends, e.g. 2026-12-06T14:00 (local time of [alerting] timezone)")
+    sadd.add_argument("--comment", default="", help="why (shown in listings)")
+    sadd.add_argument("--author", default="", help="who")
+    sadd.add_argument("--json", action="store_true")
+    sadd.set_defaults(func=_collector_command("cmd_silence_add"))
+    slist = slsub.add_parser("list", help="active silences")
+    inventory_arg(slist)
+    slist.add_argument("--json", action="store_true")
+    slist.set_defaults(func=_collector_command("cmd_silence_list"))
+    srem = slsub.add_parser("remove", help="end a silence now")
+    srem.add_argument("silence_id", metavar="ID")
+    inventory_arg(srem)
+    srem.set_defaults(func=_collector_command("cmd_silence_remove"))
+
+    p = sub.add_parser(
+        "diagnose",
+        help="explain slowness and loss at a site",
+        description="Locate and explain slowness and loss for a site from agent probes and SNMP data: a verdict per finding, with confidence, evidence and times.",
+    )
+    p.add_argument("site", metavar="SITE", help="site id in inventory.toml")
+    inventory_arg(p)
+    p.add_argument("--since", type=parse_duration, default=24 * 3600.0, metavar="DURATION", help="how far back to look (default 24h)")
+    p.add_argument("--source", choices=["auto", "influx", "local"], default="auto", help="where to read (default: InfluxDB when configured, else the collector's local store)")
+    p.add_argument("--lang", choices=["nb", "en"], default=None, help="language (default: [alerting] language, nb)")
+    p.add_argument("--json", action="store_true", help="machine-readable verdicts")
+    p.add_argument("--markdown", metavar="PATH", help="also write a Markdown report to PATH")
+    p.set_defaults(func=_collector_command("cmd_diagnose"))
+
+    p = sub.add_parser("report", help="reports for managers: hardware renewal, server use")
+    rsub = p.add_subparsers(dest="report_command", required=True, metavar="SUBCOMMAND")
+    hw = rsub.add_parser(
+        "hardware",
+        help="age, due year and cost of every machine, with a five-year forecast",
+        description="Every PC, server, printer, switch and firewall with its age and its source, expected lifetime, due year and replacement cost, grouped by site and department, with a five-year forecast.",
+    )
+    inventory_arg(hw)
+    hw.add_argument("--year", type=int, metavar="N", help="first budget year of the forecast (default: this year)")
+    hw.add_argument("--format", choices=["table", "csv", "html", "pdf", "json"], default="table")
+    hw.add_argument("--output", metavar="PATH", help="write here instead of standard output (required for pdf)")
+    hw.add_argument("--lang", choices=["nb", "en"], default=None, help="language (default: [alerting] language, nb)")
+    hw.set_defaults(func=_collector_command("cmd_report_hardware"))
+    srv = rsub.add_parser(
+        "servers",
+        help="applications, ports and use of every server; consolidation candidates",
+        description="Per server: the applications it runs (listening services), their ports, and average and peak CPU, memory and disk use; servers with little use listed as candidates for consolidation.",
+    )
+    inventory_arg(srv)
+    srv.add_argument("--since", type=parse_duration, default=30 * 86400.0, metavar="DURATION", help="period to summarise (default 30d)")
+    srv.add_argument("--source", choices=["auto", "influx", "local"], default="auto")
+    srv.add_argument("--format", choices=["table", "csv", "html", "json"], default="table")
+    srv.add_argument("--output", metavar="PATH", help="write here instead of standard output")
+    srv.add_argument("--lang", choices=["nb", "en"], default=None)
+    srv.set_defaults(func=_collector_command("cmd_report_servers"))
 
     p = sub.add_parser("probe", help="run one probe once and print its point", description="Run one round of a probe, for debugging in the field.")
     p.add_argument("kind", metavar="KIND", help="icmp, tcp, http, dns, traceroute")

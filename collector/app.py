@@ -16,10 +16,12 @@ from aiohttp import web
 
 from agent.points import Point, PointError
 from agent.report import INGEST_PATH, BatchTooLargeError
+from collector.alerting.admin import alert_listing, unknown_names
 from collector.alerting.context import ALERTS, alerting_context
+from collector.alerting.silences import SILENCES_FILE, SilenceError, SilenceStore
 from collector.config import AgentEntry, Inventory, InventoryError, load_inventory
 from collector.queue import DurableQueue
-from collector.service import AuthError, CollectorService, UnknownAgentError
+from collector.service import AdminDisabledError, AuthError, CollectorService, UnknownAgentError
 from collector.writer import QueueWriter, make_sink
 
 log = logging.getLogger("nettvakt.collector")
@@ -229,6 +231,93 @@ async def _reload_ctx(app: web.Application) -> AsyncIterator[None]:
     await asyncio.gather(watcher, *pending, return_exceptions=True)
 
 
+MAX_RECENT_S = 90 * 86400.0
+
+
+async def handle_alerts(request: web.Request) -> web.Response:
+    """GET /api/v1/alerts?recent_s=86400: firing alerts, recent state changes, active silences."""
+    try:
+        recent_s = float(request.query.get("recent_s", 86400))
+    except ValueError:
+        return _error(400, "recent_s must be a number of seconds")
+    if not 0 < recent_s <= MAX_RECENT_S:
+        return _error(400, f"recent_s must be in (0, {MAX_RECENT_S:.0f}]")
+    listing = await asyncio.to_thread(alert_listing, request.app[SERVICE].inventory, recent_s)
+    return web.json_response(listing)
+
+
+def _silence_store(app: web.Application) -> SilenceStore:
+    alerts = app.get(ALERTS)
+    if alerts is not None:
+        return alerts.engine.silences  # the engine's own store: one lock for both writers
+    return SilenceStore.load(app[SERVICE].inventory.data_dir() / SILENCES_FILE)
+
+
+def _admin_refusal(request: web.Request) -> web.Response | None:
+    try:
+        request.app[SERVICE].authenticate_admin(request.headers.get("Authorization"))
+    except AdminDisabledError as exc:
+        return _error(403, str(exc))
+    except AuthError as exc:
+        return _error(401, str(exc))
+    return None
+
+
+async def handle_silence_add(request: web.Request) -> web.Response:
+    """POST /api/v1/silences {sites, rules, subjects, duration_s | until (Unix s), comment, author} → 201."""
+    refusal = _admin_refusal(request)
+    if refusal is not None:
+        return refusal
+    try:
+        body = await request.json()
+    except ValueError:
+        return _error(400, "body is not JSON")
+    if not isinstance(body, dict):
+        return _error(400, "body must be a JSON object")
+    unknown = sorted(set(body) - {"sites", "rules", "subjects", "duration_s", "until", "comment", "author"})
+    if unknown:
+        return _error(400, f"unknown field(s): {', '.join(unknown)}")
+    lists: dict[str, list[str]] = {}
+    for key in ("sites", "rules", "subjects"):
+        value = body.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return _error(400, f"{key} must be a list of strings")
+        lists[key] = value
+    now = time.time()
+    if ("duration_s" in body) == ("until" in body):
+        return _error(400, "give exactly one of duration_s and until")
+    try:
+        until = now + float(body["duration_s"]) if "duration_s" in body else float(body["until"])
+    except (TypeError, ValueError):
+        return _error(400, "duration_s / until must be numbers (seconds; until in Unix time)")
+    problems = unknown_names(request.app[SERVICE].inventory, lists["sites"], lists["rules"], lists["subjects"])
+    if problems:
+        return _error(400, "; ".join(problems), problems=problems)
+    try:
+        silence = _silence_store(request.app).add(
+            now, until, sites=lists["sites"], rules=lists["rules"], subjects=lists["subjects"],
+            comment=str(body.get("comment", "")), author=str(body.get("author", "")),
+        )
+    except SilenceError as exc:
+        return _error(400, str(exc))
+    log.info("silence %s added over HTTP by %s until %s", silence.id, silence.author or "?", silence.until)
+    return web.json_response(silence.to_json(), status=201)
+
+
+async def handle_silence_list(request: web.Request) -> web.Response:
+    return web.json_response([s.to_json() for s in _silence_store(request.app).active(time.time())])
+
+
+async def handle_silence_remove(request: web.Request) -> web.Response:
+    refusal = _admin_refusal(request)
+    if refusal is not None:
+        return refusal
+    silence_id = request.match_info["silence_id"]
+    if not _silence_store(request.app).remove(silence_id):
+        return _error(404, f"no active silence {silence_id!r}")
+    return web.Response(status=204)
+
+
 async def handle_status_page(request: web.Request) -> web.Response:
     from collector.status import render_status
 
@@ -404,14 +493,19 @@ def create_app(
     app.cleanup_ctx.append(_lifecycle_ctx)
     if any(device.ssh is not None for device in inventory.device):
         app.cleanup_ctx.append(_ssh_ctx)
-    if inventory.alert and not extra_contexts:
-        app.cleanup_ctx.append(alerting_context(inventory.alert, inventory.maintenance, inventory.alerting))
+    if (inventory.alert or inventory.channel) and not extra_contexts:
+        # Channels without rules still carry one-off events (configuration changes, the monthly digest).
+        app.cleanup_ctx.append(alerting_context())
     for ctx in extra_contexts or []:
         app.cleanup_ctx.append(ctx)
     app.cleanup_ctx.append(_alert_feed_ctx)
     app.router.add_post(INGEST_PATH, handle_ingest)
     app.router.add_get("/api/v1/agents/{agent_id}/config", handle_agent_config)
     app.router.add_get("/api/v1/health", handle_health)
+    app.router.add_get("/api/v1/alerts", handle_alerts)
+    app.router.add_get("/api/v1/silences", handle_silence_list)
+    app.router.add_post("/api/v1/silences", handle_silence_add)
+    app.router.add_delete("/api/v1/silences/{silence_id}", handle_silence_remove)
     app.router.add_get("/", handle_status_page)
     return app
 

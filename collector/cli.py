@@ -110,3 +110,51 @@ def cmd_config_diff(args: argparse.Namespace) -> int:
     from collector.ssh.cli import run_diff
 
     return run_diff(args)
+
+
+def cmd_ssh_run(args: argparse.Namespace) -> int:
+    from collector.ssh.cli import run_command
+
+    return run_command(args)
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from collector.alerting.cli import run_alerts
+
+    return run_alerts(args)
+
+
+def cmd_silence_add(args: argparse.Namespace) -> int:
+    from collector.alerting.cli import run_silence_add
+
+    return run_silence_add(args)
+
+
+def cmd_silence_list(args: argparse.Namespace) -> int:
+    from collector.alerting.cli import run_silence_list
+
+    return run_silence_list(args)
+
+
+def cmd_silence_remove(args: argparse.Namespace) -> int:
+    from collector.alerting.cli import run_silence_remove
+
+    return run_silence_remove(args)
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from collector.diagnose.cli import run_diagnose
+
+    return run_diagnose(args)
+
+
+def cmd_report_hardware(args: argparse.Namespace) -> int:
+    from collector.reports.cli import run_hardware
+
+    return run_hardware(args)
+
+
+def cmd_report_servers(args: argparse.Namespace) -> int:
+    from collector.reports.cli import run_servers
+
+    return run_servers(args)

@@ -45,6 +45,16 @@ class CollectorSettings(Model):
     # a backlog one batch per round trip; a runaway one is answered 429 with Retry-After.
     agent_requests_per_s: float = Field(default=20.0, gt=0)
     agent_request_burst: int = Field(default=40, ge=1)
+    # sha256 hex of the token that may set and remove silences over HTTP (`nettvakt agent token`
+    # makes one). Without it those endpoints answer 403; reading alerts needs no token.
+    admin_token_sha256: str | None = None
+
+    @field_validator("admin_token_sha256")
+    @classmethod
+    def _admin_hash(cls, value: str | None) -> str | None:
+        if value is not None and not SHA256_RE.match(value):
+            raise ValueError("expected the sha256 hex digest of the admin token (64 lower-case hex digits), never the token")
+        return value
 
     @model_validator(mode="after")
     def _tls_pair(self) -> "CollectorSettings":

@@ -23,6 +23,10 @@ class AuthError(Exception):
     """Missing or wrong bearer token (HTTP 401)."""
 
 
+class AdminDisabledError(Exception):
+    """Admin endpoints are off because no admin token is configured (HTTP 403)."""
+
+
 class UnknownAgentError(Exception):
     """The token is valid but for another agent (HTTP 403), or no such agent (404)."""
 
@@ -109,6 +113,16 @@ class CollectorService:
             if hmac.compare_digest(known, digest):
                 return agent
         raise AuthError("unknown token")
+
+    def authenticate_admin(self, authorization: str | None) -> None:
+        """Raises AuthError unless the bearer token is the collector's admin token."""
+        expected = self.inventory.collector.admin_token_sha256
+        if expected is None:
+            raise AdminDisabledError("no admin token is configured (collector.admin_token_sha256 in inventory.toml)")
+        if not authorization or not authorization.startswith("Bearer "):
+            raise AuthError("missing bearer token (Authorization: Bearer <admin token>)")
+        if not hmac.compare_digest(expected, token_hash(authorization[len("Bearer "):].strip())):
+            raise AuthError("not the admin token")
 
     def reload(self, inventory: Inventory) -> None:
         """A new inventory in force: new agents start unknown, removed ones are forgotten."""

@@ -33,3 +33,10 @@ ensure_venv() {
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e ".[$1]"
 }
+
+# ensure_fake_switches: the Cisco switch emulator the SSH tests log into. Its 1.5.0 release
+# pins an old Twisted; its real dependencies come with the `test` extra, so no deps here.
+ensure_fake_switches() {
+    .venv/bin/python -c "import fake_switches" 2>/dev/null && return 0
+    .venv/bin/python -m pip install -q --no-deps "fake-switches==1.5.0"
+}

@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
-ensure_debian_packages influxdb snmpd snmp victoria-metrics nftables iproute2 iputils-ping fping systemd chromium chromium-driver
-for binary in influxd snmpd snmpget snmpbulkwalk victoria-metrics nft ip tc ping fping systemd-analyze chromium chromedriver; do
+ensure_debian_packages influxdb snmpd snmp victoria-metrics nftables iproute2 iputils-ping fping systemd chromium chromium-driver openssh-server poppler-utils
+for binary in influxd snmpd snmpget snmpbulkwalk victoria-metrics nft ip tc ping fping systemd-analyze chromium chromedriver sshd pdftoppm; do
     command -v "$binary" >/dev/null 2>&1 || { echo "scripts/test.sh: '$binary' not found after install" >&2; exit 1; }
 done
 ensure_venv collector,test
+ensure_fake_switches
 exec .venv/bin/python -m pytest -p no:cacheprovider "$@"

@@ -14,7 +14,6 @@ from aiohttp import web
 from aiosmtpd.controller import Controller
 
 from agent.points import Point
-from collector.alerting.config import AlertingSettings, AlertRule
 from collector.alerting.context import ALERTS, alerting_context
 from collector.app import QUEUE, create_app
 from collector.config import parse_inventory
@@ -53,13 +52,13 @@ def test_collector_app_alerts_without_influxdb(tmp_path: Path) -> None:
                         "hardware": {"kind": "switch", "lifetime_years": 8}}],
             "channel": [{"id": "vakt", "kind": "email", "to": ["vakt@karlsoy.example"], "smtp_host": "127.0.0.1", "smtp_port": smtp_port}],
             "route": [{"channels": ["vakt"]}],
+            "alert": [{"id": "device-down", "kind": "device_down", "severity": "critical"}],
         },
         tmp_path / "inventory.toml",
     )
-    rules = [AlertRule(id="device-down", kind="device_down", severity="critical")]
 
     async def scenario() -> list[Point]:
-        app = create_app(inventory, extra_contexts=[alerting_context(rules, [], AlertingSettings(group_wait_s=0), interval_s=0.05)])
+        app = create_app(inventory, extra_contexts=[alerting_context(group_wait_s=0, interval_s=0.05)])
         runner = web.AppRunner(app)
         await runner.setup()
         try:

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from collector.alerting.rules import RULE_KINDS, SITE_RULE
+from collector.alerting.rules import EVENT_RULES, RULE_KINDS, SITE_RULE
 from collector.models import Model, Slug
 
 
@@ -198,7 +198,7 @@ class MaintenanceWindow(Model):
 
 def rule_names(rules: list[AlertRule]) -> set[str]:
     """What a route's or window's `rules` entry may name: a rule id or a rule kind."""
-    return {r.id for r in rules} | set(RULE_KINDS) | {SITE_RULE}
+    return {r.id for r in rules} | set(RULE_KINDS) | {SITE_RULE} | set(EVENT_RULES)
 
 
 def alerting_problems(
@@ -223,8 +223,8 @@ def alerting_problems(
             if site not in site_ids:
                 problems.append(f"alert[{i}].sites[{j}]: no site with id {site!r}")
         for j, subject in enumerate(rule.subjects):
-            if _subject_id(subject) not in subject_ids:
-                problems.append(f"alert[{i}].subjects[{j}]: no agent, device or probe with id {_subject_id(subject)!r}")
+            if subject_id(subject) not in subject_ids:
+                problems.append(f"alert[{i}].subjects[{j}]: no agent, device or probe with id {subject_id(subject)!r}")
     seen = {}
     for i, window in enumerate(maintenance):
         if window.id in seen:
@@ -237,12 +237,12 @@ def alerting_problems(
             if rule_name not in known_rules:
                 problems.append(f"maintenance[{i}].rules[{j}]: no alert rule or rule kind {rule_name!r}")
         for j, subject in enumerate(window.subjects):
-            if _subject_id(subject) not in subject_ids:
-                problems.append(f"maintenance[{i}].subjects[{j}]: no agent, device or probe with id {_subject_id(subject)!r}")
+            if subject_id(subject) not in subject_ids:
+                problems.append(f"maintenance[{i}].subjects[{j}]: no agent, device or probe with id {subject_id(subject)!r}")
     return problems
 
 
-def _subject_id(subject: str) -> str:
+def subject_id(subject: str) -> str:
     for sep in ("/", ":", "@"):
         subject = subject.split(sep)[0]
     return subject

@@ -26,13 +26,14 @@ from collector.config import Inventory, Route
 
 log = logging.getLogger("nettvakt.alerting")
 
-EventKind = Literal["firing", "resolved", "flapping", "repeat"]
+# "event": a one-off happening with no state to resolve (a configuration change, the monthly digest).
+EventKind = Literal["firing", "resolved", "flapping", "repeat", "event"]
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 # Words of the messages people read, per language (Norwegian by default).
 WORDS: dict[str, dict[str, str]] = {
     "nb": {
-        "firing": "AKTIV", "resolved": "LØST", "repeat": "FORTSATT AKTIV", "flapping": "USTABIL",
+        "firing": "AKTIV", "resolved": "LØST", "repeat": "FORTSATT AKTIV", "flapping": "USTABIL", "event": "HENDELSE",
         "info": "info", "warning": "advarsel", "critical": "kritisk",
         "flap_text": "{summary} (skifter tilstand for ofte; holdes til den er stabil)",
         "back_text": "{site_name} er tilgjengelig igjen",
@@ -41,7 +42,7 @@ WORDS: dict[str, dict[str, str]] = {
         "since": "siden",
     },
     "en": {
-        "firing": "FIRING", "resolved": "RESOLVED", "repeat": "STILL FIRING", "flapping": "FLAPPING",
+        "firing": "FIRING", "resolved": "RESOLVED", "repeat": "STILL FIRING", "flapping": "FLAPPING", "event": "EVENT",
         "info": "info", "warning": "warning", "critical": "critical",
         "flap_text": "{summary} (changing state too often; held until it settles)",
         "back_text": "{site_name} is reachable again",
@@ -176,7 +177,8 @@ class _Alert:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "rule": self.rule.id, "site": self.site, "subject": self.subject, "state": self.state, "since": self.since,
+            "rule": self.rule.id, "kind": self.rule.kind, "severity": self.rule.severity,
+            "site": self.site, "subject": self.subject, "state": self.state, "since": self.since,
             "value": None if math.isnan(self.value) else self.value, "changes": list(self.changes),
             "flapping": self.flapping, "flap_said": self.flap_said, "notified": self.notified,
             "last_sent": self.last_sent, "affected": list(self.affected), "summary": self.summary, "seen": self.seen,
@@ -209,6 +211,8 @@ class AlertEngine:
         self.topology = Topology.from_inventory(inventory)
         self.rules = [r for r in rules if r.kind != SITE_RULE]
         self.site_rule = next((r for r in rules if r.kind == SITE_RULE), DEFAULT_SITE_RULE)
+        # No rules at all (the service runs for configuration-change messages only): no site alerts either.
+        self.judge_sites = bool(rules)
         self._rule_by_id = {r.id: r for r in self.rules}
         # Batches reach 20 000 points: offer each point only to the rules that read its measurement.
         self._by_measurement: dict[str, list[AlertRule]] = {}
@@ -264,7 +268,7 @@ class AlertEngine:
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, now: float) -> list[Notification]:
         """Step every alert to `now`; return the messages due now (after group wait)."""
-        for site in self.topology.sites.values():
+        for site in self.topology.sites.values() if self.judge_sites else ():
             bad = self._site_down(site, now)
             if bad is not None or (self.site_rule.id, site.id) in self._alerts:
                 self._step_site(site, bool(bad), now)
@@ -481,20 +485,22 @@ class AlertEngine:
             return "site"
         return None
 
-    def _routes(self, alert: _Alert) -> dict[str, float]:
-        """channel → repeat interval, over every route that matches."""
+    def route(self, site: str, severity: str, rule: str, kind: str | None = None) -> dict[str, float]:
+        """channel → repeat interval, over every route that matches (site, severity, rule id or kind)."""
         found: dict[str, float] = {}
-        rule = alert.rule
         for route in self.topology.routes:
-            if route.sites and alert.site not in route.sites:
+            if route.sites and site not in route.sites:
                 continue
-            if route.severities and rule.severity not in route.severities:
+            if route.severities and severity not in route.severities:
                 continue
-            if route.rules and rule.id not in route.rules and rule.kind not in route.rules:
+            if route.rules and rule not in route.rules and (kind is None or kind not in route.rules):
                 continue
             for channel in route.channels:
                 found[channel] = min(found.get(channel, math.inf), route.repeat_interval_s)
         return found
+
+    def _routes(self, alert: _Alert) -> dict[str, float]:
+        return self.route(alert.site, alert.rule.severity, alert.rule.id, alert.rule.kind)
 
     def _decide(self, alert: _Alert, now: float) -> None:
         muted = self._muted(alert, now)
@@ -519,7 +525,9 @@ class AlertEngine:
             alert.notified = False
             # People told of a problem are told it ended, unless they asked for quiet.
             if muted is None or muted == "site":
-                self._enqueue(alert, "resolved", now)
+                # To the channels that were told it fired (routes may have changed since, by a reload).
+                told = {c: r for c, r in self._routes(alert).items() if c in alert.last_sent}
+                self._enqueue(alert, "resolved", now, told or None)
             alert.last_sent.clear()
 
     def _enqueue(self, alert: _Alert, event: EventKind, now: float, routes: dict[str, float] | None = None) -> None:

@@ -184,6 +184,8 @@ RULE_KINDS: dict[str, RuleKind] = {
 # The site alert is built by the engine from the uplink and members, not from one point,
 # but it is configured like any rule (severity, for_s, summary).
 SITE_RULE = "site_unreachable"
+# One-off events (no state to resolve) that routes, windows and silences may name like rules.
+EVENT_RULES = ("config_change", "ssh_host_key_changed", "lifecycle_digest")
 SITE_TEXT = {
     "nb": "{site_name} utilgjengelig siden {since}, {affected} maskiner bak den",
     "en": "{site_name} unreachable since {since}, {affected} machines behind it",

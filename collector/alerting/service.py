@@ -18,8 +18,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from agent.points import Point
 from collector.alerting.channels import ChannelError, Sender, build_senders
 from collector.alerting.config import AlertRule, MaintenanceWindow
-from collector.alerting.engine import AlertEngine, Notification
-from collector.alerting.silences import SilenceStore
+from collector.alerting.engine import AlertEngine, AlertEvent, Notification
+from collector.alerting.history import HISTORY_FILE, STATE_FILE, AlertHistory, entry_from_point
+from collector.alerting.silences import SILENCES_FILE, SilenceStore
 from collector.config import Inventory
 
 log = logging.getLogger("nettvakt.alerting")
@@ -48,6 +49,7 @@ class AlertService:
         # ("firing" before its "resolved"), while channels do not wait for each other.
         self._locks: dict[str, asyncio.Lock] = {}
         self.state_path: Path | None = None
+        self.history: AlertHistory | None = None
 
     def load_state(self, path: Path) -> None:
         """Take back what the previous run knew (who was told what), and save there from now on."""
@@ -78,17 +80,34 @@ class AlertService:
     def from_inventory(
         cls,
         inventory: Inventory,
-        rules: Sequence[AlertRule],
-        maintenance: Sequence[MaintenanceWindow],
+        rules: Sequence[AlertRule] | None = None,
+        maintenance: Sequence[MaintenanceWindow] | None = None,
         emit: Emit | None = None,
         **engine_options: object,
     ) -> "AlertService":
-        silences = SilenceStore.load(inventory.data_dir() / "silences.json")
-        engine = AlertEngine(inventory, rules, maintenance, silences=silences, **engine_options)  # type: ignore[arg-type]
+        """The service for `inventory` (its rules, windows and [alerting] settings unless given)."""
+        engine = _engine(inventory, rules, maintenance, engine_options)
         senders, _ = build_senders(list(inventory.channel), inventory.secret)
         service = cls(engine, senders, emit)
-        service.load_state(inventory.data_dir() / "alerts.json")
+        service.history = AlertHistory(inventory.data_dir() / HISTORY_FILE)
+        service.load_state(inventory.data_dir() / STATE_FILE)
         return service
+
+    async def reload(self, inventory: Inventory, **engine_options: object) -> None:
+        """Follow an inventory reload: new rules, routes, sites, windows and channels; alert state kept.
+
+        The new engine takes back the old one's snapshot (who was told what), so a reload
+        neither repeats "firing" messages nor loses a "resolved"; alerts of removed rules end.
+        Observations start afresh: the next report round brings them (within one interval).
+        """
+        snapshot = self.engine.snapshot()
+        engine = _engine(inventory, None, None, engine_options)
+        engine.restore(snapshot, self.clock())
+        senders, _ = build_senders(list(inventory.channel), inventory.secret)
+        old_senders, self.senders, self.engine = self.senders, senders, engine
+        for sender in old_senders.values():
+            await sender.close()
+        log.info("alerting: following the reloaded inventory (%d rules, %d channels)", len(engine.rules), len(senders))
 
     def observe(self, points: Iterable[Point]) -> None:
         self.engine.observe(points)
@@ -101,7 +120,7 @@ class AlertService:
         points = self.engine.take_points()
         if points or notifications:
             try:
-                await asyncio.to_thread(self.save_state)
+                await asyncio.to_thread(self._persist, points)
             except OSError as exc:
                 log.error("alerting: cannot save alert state to %s: %s", self.state_path, exc)
         if points and self.emit is not None:
@@ -110,6 +129,38 @@ class AlertService:
             except Exception as exc:  # noqa: BLE001 - history is lost, never the alert itself; say so loudly
                 log.error("alerting: %d alert points not stored: %s", len(points), exc)
         return notifications
+
+    def _persist(self, points: list[Point]) -> None:
+        self.save_state()
+        if self.history is not None:
+            self.history.append(entry_from_point(p) for p in points)
+
+    async def announce(self, *, rule: str, site: str, subject: str, severity: str, title: str, body: str) -> int:
+        """Deliver a one-off event (a configuration change, a changed host key, the monthly digest).
+
+        It has no state to resolve: it goes to the channels the routes choose for (site,
+        severity, rule), unless a silence covers it, and into the history. Returns how many
+        channels it was sent to; a failing channel is reported like any alert, never raised.
+        """
+        now = self.clock()
+        engine = self.engine
+        silence = engine.silences.muting(now, site, rule, rule, subject)
+        channels = [] if silence is not None else list(engine.route(site, severity, rule))
+        if self.history is not None:
+            entry = {"time": now, "rule": rule, "severity": severity, "state": "event", "site": site,
+                     "subject": subject, "summary": title, "affected": 0}
+            try:
+                await asyncio.to_thread(self.history.append, [entry])
+            except OSError as exc:
+                log.error("alerting: cannot write alert history %s: %s", self.history.path, exc)
+        if silence is not None:
+            log.info("alerting: %s %s silenced by %s: %s", rule, subject, silence.id, title)
+        elif not channels:
+            log.info("alerting: %s %s matches no route: %s", rule, subject, title)
+        event = AlertEvent("event", rule, rule, severity, site, subject, title, now)
+        for channel in channels:
+            self._spawn(self.deliver(Notification(channel, title, body, (event,), now)))
+        return len(channels)
 
     async def run(self) -> None:
         while True:
@@ -171,3 +222,20 @@ class AlertService:
             task.cancel()
         for sender in self.senders.values():
             await sender.close()
+
+
+def _engine(
+    inventory: Inventory,
+    rules: Sequence[AlertRule] | None,
+    maintenance: Sequence[MaintenanceWindow] | None,
+    options: dict[str, object],
+) -> AlertEngine:
+    silences = SilenceStore.load(inventory.data_dir() / SILENCES_FILE)
+    merged = {**inventory.alerting.engine_options(), **options}
+    return AlertEngine(
+        inventory,
+        inventory.alert if rules is None else rules,
+        inventory.maintenance if maintenance is None else maintenance,
+        silences=silences,
+        **merged,  # type: ignore[arg-type]
+    )

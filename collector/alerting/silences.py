@@ -17,6 +17,8 @@ from typing import Any
 
 log = logging.getLogger("nettvakt.alerting")
 
+SILENCES_FILE = "silences.json"  # in the collector's data folder
+
 
 class SilenceError(ValueError):
     """A silence that cannot be set (no expiry in the future, no matcher)."""
@@ -39,6 +41,10 @@ class Silence:
             and (not self.rules or rule in self.rules or kind in self.rules)
             and (not self.subjects or subject in self.subjects)
         )
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> "Silence":
+        return cls(**{**item, **{k: tuple(item.get(k, ())) for k in ("sites", "rules", "subjects")}})
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -78,7 +84,7 @@ class SilenceStore:
             items = json.loads(self.path.read_text(encoding="utf-8"))
             loaded = {}
             for item in items:
-                silence = Silence(**{**item, **{k: tuple(item.get(k, ())) for k in ("sites", "rules", "subjects")}})
+                silence = Silence.from_json(item)
                 loaded[silence.id] = silence
         except (OSError, ValueError, TypeError) as exc:
             # A half-edited file must not end alerting: keep the silences we had, say why.

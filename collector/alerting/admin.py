@@ -1,0 +1,39 @@
+"""What `nettvakt alerts`/`silence` and the HTTP API share: the alert listing and name checks.
+
+Both read the collector's data folder (alert state, history and silences files), so the
+listing works whether or not the collector runs, and agrees with what the collector does.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from collector.alerting.config import rule_names, subject_id
+from collector.alerting.history import HISTORY_FILE, STATE_FILE, AlertHistory, firing_from_state
+from collector.alerting.silences import SILENCES_FILE, SilenceStore
+from collector.config import Inventory
+
+
+def alert_listing(inventory: Inventory, recent_s: float, now: float | None = None) -> dict[str, Any]:
+    """What fires, what changed in the last `recent_s`, and the active silences (CLI and HTTP API)."""
+    data = inventory.data_dir()
+    now = time.time() if now is None else now
+    return {
+        "firing": firing_from_state(data / STATE_FILE),
+        "recent": AlertHistory(data / HISTORY_FILE).read(since=now - recent_s),
+        "silences": [s.to_json() for s in SilenceStore.load(data / SILENCES_FILE).active(now)],
+    }
+
+
+def unknown_names(inventory: Inventory, sites: list[str], rules: list[str], subjects: list[str]) -> list[str]:
+    """A typo in a silence silences nothing while people think it does: refuse it."""
+    site_ids = {s.id for s in inventory.site}
+    subject_ids = {a.id for a in inventory.agent} | {d.id for d in inventory.device} | {p.name for p in inventory.probe} | site_ids
+    problems = [f"site {s!r}: no such site (known: {', '.join(sorted(site_ids))})" for s in sites if s not in site_ids]
+    known_rules = rule_names(list(inventory.alert))
+    problems += [f"rule {r!r}: no alert rule or rule kind of that name" for r in rules if r not in known_rules]
+    for subject in subjects:
+        if subject_id(subject) not in subject_ids:
+            problems.append(f"subject {subject!r}: no agent, device, probe or site {subject_id(subject)!r}")
+    return problems

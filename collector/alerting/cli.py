@@ -1,0 +1,140 @@
+"""`nettvakt alerts` and `nettvakt silence add|list|remove`.
+
+They work on the collector's data folder (run them on the collector's machine, with the
+collector's inventory.toml): the running collector re-reads the silences file before each
+evaluation, and writes its alert state and history there on every change. No running
+collector is needed to list what was firing when it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+import zoneinfo
+
+from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from collector.alerting.admin import alert_listing, unknown_names
+from collector.alerting.silences import SILENCES_FILE, Silence, SilenceError, SilenceStore
+from collector.config import Inventory, InventoryError, load_inventory
+
+
+def _inventory(args: argparse.Namespace) -> Inventory | None:
+    try:
+        return load_inventory(args.inventory)
+    except InventoryError as exc:
+        print(str(exc), file=sys.stderr)
+        return None
+
+
+def _local(t: float, zone: zoneinfo.ZoneInfo) -> str:
+    return dt.datetime.fromtimestamp(t, zone).strftime("%Y-%m-%d %H:%M")
+
+
+def run_alerts(args: argparse.Namespace) -> int:
+    inventory = _inventory(args)
+    if inventory is None:
+        return EXIT_USAGE
+    try:
+        listing = alert_listing(inventory, args.recent)
+    except (OSError, ValueError) as exc:
+        print(f"nettvakt alerts: cannot read the alert state in {inventory.data_dir()}: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    firing, recent, silences = listing["firing"], listing["recent"], listing["silences"]
+    if args.json:
+        print(json.dumps(listing, ensure_ascii=False))
+        return EXIT_OK
+    zone = zoneinfo.ZoneInfo(inventory.alerting.timezone)
+    print(f"Firing ({len(firing)}):")
+    for a in sorted(firing, key=lambda a: a.get("since") or 0):
+        flag = " (flapping)" if a.get("flapping") else ""
+        print(f"  {_local(float(a.get('since') or 0), zone)}  {a.get('severity') or '':<8} {a['rule']:<20} {a['subject']:<20} {a.get('summary') or ''}{flag}")
+    print(f"\nState changes in the last {_span(args.recent)} ({len(recent)}):")
+    for e in recent:
+        print(f"  {_local(float(e['time']), zone)}  {e['state']:<9} {e.get('severity') or '':<8} {e['rule']:<20} {e['subject']:<20} {e.get('summary') or ''}")
+    if silences:
+        print(f"\nActive silences ({len(silences)}):")
+        for item in silences:
+            print("  " + _silence_line(Silence.from_json(item), zone))
+    return EXIT_OK
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _silence_line(s: Silence, zone: zoneinfo.ZoneInfo) -> str:
+    what = ", ".join(f"{k}={','.join(v)}" for k, v in (("site", s.sites), ("rule", s.rules), ("subject", s.subjects)) if v)
+    who = f" by {s.author}" if s.author else ""
+    why = f": {s.comment}" if s.comment else ""
+    return f"{s.id}  until {_local(s.until, zone)}  {what}{who}{why}"
+
+
+def _until(args: argparse.Namespace, inventory: Inventory, now: float) -> float:
+    if args.duration is not None:
+        return now + float(args.duration)
+    try:
+        when = dt.datetime.fromisoformat(args.until)
+    except ValueError:
+        raise SilenceError(f"--until {args.until!r} is not an ISO time such as 2026-12-06T14:00") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=zoneinfo.ZoneInfo(inventory.alerting.timezone))
+    return when.timestamp()
+
+
+def run_silence_add(args: argparse.Namespace) -> int:
+    inventory = _inventory(args)
+    if inventory is None:
+        return EXIT_USAGE
+    problems = unknown_names(inventory, args.site, args.rule, args.subject)
+    if problems:
+        for problem in problems:
+            print(f"nettvakt silence add: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+    now = time.time()
+    store = SilenceStore.load(inventory.data_dir() / SILENCES_FILE)
+    try:
+        silence = store.add(
+            now, _until(args, inventory, now), sites=args.site, rules=args.rule, subjects=args.subject,
+            comment=args.comment, author=args.author,
+        )
+    except SilenceError as exc:
+        print(f"nettvakt silence add: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(silence.to_json(), ensure_ascii=False))
+    else:
+        print("silenced: " + _silence_line(silence, zoneinfo.ZoneInfo(inventory.alerting.timezone)))
+    return EXIT_OK
+
+
+def run_silence_list(args: argparse.Namespace) -> int:
+    inventory = _inventory(args)
+    if inventory is None:
+        return EXIT_USAGE
+    silences = SilenceStore.load(inventory.data_dir() / SILENCES_FILE).active(time.time())
+    if args.json:
+        print(json.dumps([s.to_json() for s in silences], ensure_ascii=False))
+        return EXIT_OK
+    zone = zoneinfo.ZoneInfo(inventory.alerting.timezone)
+    if not silences:
+        print("no active silences")
+    for s in silences:
+        print(_silence_line(s, zone))
+    return EXIT_OK
+
+
+def run_silence_remove(args: argparse.Namespace) -> int:
+    inventory = _inventory(args)
+    if inventory is None:
+        return EXIT_USAGE
+    if SilenceStore.load(inventory.data_dir() / SILENCES_FILE).remove(args.silence_id):
+        print(f"silence {args.silence_id} removed")
+        return EXIT_OK
+    print(f"nettvakt silence remove: no active silence {args.silence_id!r} (see: nettvakt silence list)", file=sys.stderr)
+    return EXIT_FAIL

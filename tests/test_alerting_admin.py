@@ -1,0 +1,371 @@
+"""`nettvakt alerts`, `nettvakt silence`, the alerts/silences HTTP API, one-off events (`announce`)
+and alerting following an inventory reload — against a real SMTP server and the real collector app."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from aiosmtpd.controller import Controller
+
+from agent.cli import main as nettvakt
+from agent.points import Point
+from collector.alerting.context import ALERTS, alerting_context
+from collector.alerting.history import HISTORY_FILE, AlertHistory
+from collector.alerting.service import AlertService
+from collector.alerting.silences import SILENCES_FILE, SilenceStore
+from collector.app import RELOADER, create_app
+from collector.config import load_inventory
+from collector.services import free_port
+
+ADMIN_TOKEN = "karlsoy-admin-token-for-tests"
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))  # type: ignore[arg-type]
+        return "250 OK"
+
+    @property
+    def subjects(self) -> list[str]:
+        return [str(m["Subject"]) for m in self.messages]
+
+
+@pytest.fixture
+def smtp() -> Any:
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield inbox, controller.port
+    finally:
+        controller.stop()
+
+
+def write_inventory(tmp_path: Path, smtp_port: int, *, admin: bool = True, extra: str = "") -> Path:
+    admin_line = f'admin_token_sha256 = "{hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest()}"' if admin else ""
+    text = f"""
+[collector]
+data_dir = "data"
+{admin_line}
+
+[storage]
+kind = "local"
+
+[alerting]
+group_wait_s = 0
+
+[[site]]
+id = "radhus"
+name = "Rådhuset"
+
+[[site]]
+id = "hansnes"
+name = "Teknisk utestasjon Hansnes"
+
+[[device]]
+id = "sw-radhus"
+name = "Kjernesvitsj"
+site = "radhus"
+host = "10.0.0.2"
+hardware = {{ kind = "switch", lifetime_years = 8 }}
+
+[[device]]
+id = "rtr-hansnes"
+name = "Ruter Hansnes"
+site = "hansnes"
+host = "10.0.3.1"
+hardware = {{ kind = "router", lifetime_years = 8 }}
+
+[[channel]]
+id = "vakt"
+kind = "email"
+to = ["vakt@karlsoy.example"]
+smtp_host = "127.0.0.1"
+smtp_port = {smtp_port}
+
+[[route]]
+channels = ["vakt"]
+
+[[alert]]
+id = "device-down"
+kind = "device_down"
+severity = "critical"
+{extra}
+"""
+    path = tmp_path / "inventory.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def down(device: str, site: str) -> Point:
+    return Point("availability", {"site": site, "device": device, "kind": "device"}, {"up": 0.0})
+
+
+async def until(predicate: Any, timeout_s: float, what: str) -> None:
+    # Bounded wait for work on other tasks; not a timing assertion.
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout_s} s for {what}")
+        await asyncio.sleep(0.02)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = nettvakt(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_alerts_lists_firing_and_history_and_silences_mute(tmp_path: Path, smtp: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    inbox, port = smtp
+    path = write_inventory(tmp_path, port)
+    inventory = load_inventory(path)
+
+    async def fire() -> None:
+        service = AlertService.from_inventory(inventory)
+        service.observe([down("sw-radhus", "radhus")])
+        await service.tick()
+        await service.drain()
+        await service.close()
+
+    asyncio.run(fire())
+    assert inbox.subjects == ["[AKTIV] Kjernesvitsj svarer ikke på SNMP"]
+
+    code, out, _ = run_cli(capsys, "alerts", "--inventory", str(path), "--json")
+    assert code == 0
+    listing = json.loads(out)
+    assert [(a["rule"], a["subject"], a["severity"]) for a in listing["firing"]] == [("device-down", "sw-radhus", "critical")]
+    assert [(e["rule"], e["state"], e["summary"]) for e in listing["recent"]] == [
+        ("device-down", "firing", "Kjernesvitsj svarer ikke på SNMP")
+    ]
+    code, out, _ = run_cli(capsys, "alerts", "--inventory", str(path))
+    assert code == 0 and "Firing (1):" in out and "sw-radhus" in out and "State changes in the last 1d (1):" in out
+
+    # A silence set with the CLI is obeyed by a running engine (it re-reads the file).
+    code, out, err = run_cli(capsys, "silence", "add", "--inventory", str(path), "--site", "hansnes", "--for", "2h",
+                             "--comment", "bytter ruter", "--author", "ola", "--json")
+    assert code == 0, err
+    silence = json.loads(out)
+    assert silence["sites"] == ["hansnes"] and silence["until"] - time.time() == pytest.approx(7200, abs=60)
+
+    async def hansnes_down() -> int:
+        service = AlertService.from_inventory(inventory)
+        service.observe([down("rtr-hansnes", "hansnes")])
+        await service.tick()
+        await service.drain()
+        firing = service.engine.firing(time.time())
+        await service.close()
+        assert [a["muted"] for a in firing if a["subject"] == "rtr-hansnes"] == [f"silence:{silence['id']}"]
+        return len(firing)
+
+    assert asyncio.run(hansnes_down()) == 2
+    assert len(inbox.messages) == 1  # nobody told of the silenced router
+
+    code, out, _ = run_cli(capsys, "silence", "list", "--inventory", str(path))
+    assert code == 0 and silence["id"] in out and "bytter ruter" in out and "by ola" in out
+    code, out, _ = run_cli(capsys, "silence", "remove", silence["id"], "--inventory", str(path))
+    assert code == 0
+    assert SilenceStore.load(inventory.data_dir() / SILENCES_FILE).active(time.time()) == []
+    code, _, err = run_cli(capsys, "silence", "remove", silence["id"], "--inventory", str(path))
+    assert code == 1 and "no active silence" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--site", "skole", "--for", "1h"], "site 'skole': no such site (known: hansnes, radhus)"),
+        (["--rule", "disk-ful", "--for", "1h"], "rule 'disk-ful': no alert rule or rule kind"),
+        (["--subject", "sw-skole/Gi0/1", "--for", "1h"], "no agent, device, probe or site 'sw-skole'"),
+        (["--site", "radhus", "--until", "2020-01-01T10:00"], "a silence needs an expiry in the future"),
+        (["--site", "radhus", "--until", "neste fredag"], "is not an ISO time"),
+        (["--for", "1h"], "at least one of sites, rules or subjects"),
+    ],
+)
+def test_silence_add_refuses_what_would_silence_nothing_or_everything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    path = write_inventory(tmp_path, free_port())
+    code, _, err = run_cli(capsys, "silence", "add", "--inventory", str(path), *argv)
+    assert code == 2
+    assert message in err
+    assert not (tmp_path / "data" / SILENCES_FILE).exists()
+
+
+def test_announce_routes_one_off_events_and_keeps_them_in_history(tmp_path: Path, smtp: Any) -> None:
+    inbox, port = smtp
+    extra = """
+[[channel]]
+id = "drift"
+kind = "email"
+to = ["drift@karlsoy.example"]
+smtp_host = "127.0.0.1"
+smtp_port = %d
+
+[[route]]
+channels = ["drift"]
+rules = ["config_change"]
+sites = ["hansnes"]
+""" % port
+    inventory = load_inventory(write_inventory(tmp_path, port, extra=extra))
+
+    async def scenario() -> tuple[int, int, int]:
+        service = AlertService.from_inventory(inventory)
+        radhus = await service.announce(rule="config_change", site="radhus", subject="sw-radhus", severity="info",
+                                        title="Konfigurasjon endret: Kjernesvitsj", body="+ vlan 30\n")
+        hansnes = await service.announce(rule="config_change", site="hansnes", subject="rtr-hansnes", severity="info",
+                                         title="Konfigurasjon endret: Ruter Hansnes", body="- ip route 0.0.0.0 0.0.0.0 10.0.3.254\n")
+        await service.drain()
+        service.engine.silences.add(time.time(), time.time() + 600, subjects=["sw-radhus"])
+        silenced = await service.announce(rule="config_change", site="radhus", subject="sw-radhus", severity="info",
+                                          title="Konfigurasjon endret igjen", body="")
+        await service.drain()
+        await service.close()
+        return radhus, hansnes, silenced
+
+    assert asyncio.run(scenario()) == (1, 2, 0)
+    got = sorted((str(m["To"]), str(m["Subject"])) for m in inbox.messages)
+    assert got == [
+        ("drift@karlsoy.example", "Konfigurasjon endret: Ruter Hansnes"),
+        ("vakt@karlsoy.example", "Konfigurasjon endret: Kjernesvitsj"),
+        ("vakt@karlsoy.example", "Konfigurasjon endret: Ruter Hansnes"),
+    ]
+    assert "10.0.3.254" in next(m for m in inbox.messages if str(m["To"]).startswith("drift")).get_content()
+    history = AlertHistory(inventory.data_dir() / HISTORY_FILE).read()
+    assert [(e["state"], e["subject"], e["summary"]) for e in history] == [
+        ("event", "sw-radhus", "Konfigurasjon endret: Kjernesvitsj"),
+        ("event", "rtr-hansnes", "Konfigurasjon endret: Ruter Hansnes"),
+        ("event", "sw-radhus", "Konfigurasjon endret igjen"),  # silenced, still on record
+    ]
+
+
+def test_history_file_stays_bounded(tmp_path: Path) -> None:
+    history = AlertHistory(tmp_path / HISTORY_FILE, max_bytes=20_000)
+    for i in range(2000):
+        history.append([{"time": float(i), "rule": "r", "state": "firing", "subject": f"pc-{i}", "summary": "x" * 40}])
+    size = (tmp_path / HISTORY_FILE).stat().st_size
+    entries = history.read()
+    assert size <= 20_000
+    assert entries[-1]["subject"] == "pc-1999"  # the newest are kept
+    assert history.read(since=1990.0) == entries[-10:]
+
+
+def test_http_api_lists_alerts_and_sets_silences_with_the_admin_token(tmp_path: Path, smtp: Any) -> None:
+    _, port = smtp
+    inventory = load_inventory(write_inventory(tmp_path, port))
+    (tmp_path / "other").mkdir()
+    no_admin = load_inventory(write_inventory(tmp_path / "other", port, admin=False))
+
+    async def scenario() -> None:
+        app = create_app(inventory, extra_contexts=[alerting_context(group_wait_s=0, interval_s=0.05)])
+        async with TestClient(TestServer(app)) as client:
+            app[ALERTS].observe([down("sw-radhus", "radhus")])
+            await until(lambda: app[ALERTS].engine.firing(time.time()), 10, "the alert to fire")
+            await until(lambda: (tmp_path / "data" / HISTORY_FILE).exists(), 10, "the history line")
+            resp = await client.get("/api/v1/alerts?recent_s=3600")
+            assert resp.status == 200
+            listing = await resp.json()
+            assert [a["subject"] for a in listing["firing"]] == ["sw-radhus"]
+            assert [e["state"] for e in listing["recent"]] == ["firing"]
+            resp = await client.get("/api/v1/alerts?recent_s=-1")
+            assert resp.status == 400 and "recent_s" in (await resp.json())["error"]
+
+            body = {"sites": ["radhus"], "duration_s": 3600, "comment": "bytter svitsj", "author": "kari"}
+            resp = await client.post("/api/v1/silences", json=body)
+            assert resp.status == 401 and "bearer" in (await resp.json())["error"]
+            resp = await client.post("/api/v1/silences", json=body, headers={"Authorization": "Bearer feil"})
+            assert resp.status == 401 and (await resp.json())["error"] == "not the admin token"
+            admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            resp = await client.post("/api/v1/silences", json={**body, "sites": ["skole"]}, headers=admin)
+            assert resp.status == 400 and (await resp.json())["problems"] == ["site 'skole': no such site (known: hansnes, radhus)"]
+            resp = await client.post("/api/v1/silences", json={**body, "ttl": 5}, headers=admin)
+            assert resp.status == 400 and "unknown field(s): ttl" in (await resp.json())["error"]
+            resp = await client.post("/api/v1/silences", json=body, headers=admin)
+            assert resp.status == 201
+            silence = await resp.json()
+            await until(lambda: all(a["muted"] for a in app[ALERTS].engine.firing(time.time())), 10, "the silence to apply")
+            resp = await client.get("/api/v1/silences")
+            assert [s["id"] for s in await resp.json()] == [silence["id"]]
+            resp = await client.delete(f"/api/v1/silences/{silence['id']}", headers=admin)
+            assert resp.status == 204
+            resp = await client.delete(f"/api/v1/silences/{silence['id']}", headers=admin)
+            assert resp.status == 404
+
+        app = create_app(no_admin)
+        async with TestClient(TestServer(app)) as client:
+            resp = await client.post("/api/v1/silences", json={"sites": ["radhus"], "duration_s": 60}, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+            assert resp.status == 403 and "admin_token_sha256" in (await resp.json())["error"]
+
+    asyncio.run(scenario())
+
+
+def test_alerting_follows_an_inventory_reload_without_repeating_or_losing_messages(tmp_path: Path, smtp: Any) -> None:
+    inbox, port = smtp
+    path = write_inventory(tmp_path, port)
+    inventory = load_inventory(path)
+
+    async def scenario() -> None:
+        app = create_app(inventory, extra_contexts=[alerting_context(interval_s=0.05)], inventory_path=path)
+        async with TestClient(TestServer(app)):
+            alerts = app[ALERTS]
+            alerts.observe([down("sw-radhus", "radhus")])
+            await until(lambda: len(inbox.messages) == 1, 10, "the firing mail")
+            # The new inventory adds a rule and sends critical alerts to a second channel too.
+            write_inventory(tmp_path, port, extra="""
+[[alert]]
+id = "cpu-high"
+kind = "host_cpu"
+threshold = 95
+
+[[channel]]
+id = "ledelse"
+kind = "email"
+to = ["it-leder@karlsoy.example"]
+smtp_host = "127.0.0.1"
+smtp_port = %d
+
+[[route]]
+channels = ["ledelse"]
+severities = ["critical"]
+""" % port)
+            assert await app[RELOADER].reload("test") is True
+            assert app[ALERTS] is alerts
+            assert sorted(r.id for r in alerts.engine.rules) == ["cpu-high", "device-down"]
+            assert sorted(alerts.senders) == ["ledelse", "vakt"]
+            # Still firing after the reload, and nobody told a second time.
+            await asyncio.sleep(0.3)
+            alerts.observe([down("sw-radhus", "radhus")])
+            await asyncio.sleep(0.3)
+            assert [a["subject"] for a in alerts.engine.firing(time.time())] == ["sw-radhus"]
+            assert len(inbox.messages) == 1
+            # It ends: the resolved message goes to whoever the current routes name.
+            alerts.observe([Point("availability", {"site": "radhus", "device": "sw-radhus", "kind": "device"}, {"up": 1.0})])
+            await until(lambda: len(inbox.messages) == 2, 10, "the resolved mail")
+            # A new outage goes to every channel the new routes name.
+            alerts.observe([down("sw-radhus", "radhus")])
+            await until(lambda: len(inbox.messages) == 4, 10, "the second firing mails")
+            await asyncio.sleep(0.3)
+
+    asyncio.run(scenario())
+    got = [(str(m["To"]), str(m["Subject"])) for m in inbox.messages]
+    # Resolved only to who was told it fired; nothing repeated by the reload.
+    assert got[:2] == [
+        ("vakt@karlsoy.example", "[AKTIV] Kjernesvitsj svarer ikke på SNMP"),
+        ("vakt@karlsoy.example", "[LØST] Kjernesvitsj svarer ikke på SNMP"),
+    ]
+    assert sorted(got[2:]) == [
+        ("it-leder@karlsoy.example", "[AKTIV] Kjernesvitsj svarer ikke på SNMP"),
+        ("vakt@karlsoy.example", "[AKTIV] Kjernesvitsj svarer ikke på SNMP"),
+    ]
