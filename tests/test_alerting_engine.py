@@ -322,6 +322,24 @@ def test_collector_dropping_data_uses_the_increase() -> None:
     assert point.tags == {"rule": "dropping", "severity": "warning", "state": "firing", "subject": "main"}  # no site: the collector's own
 
 
+def test_collector_backlog_fires_when_writes_stall_and_clears_below_the_clear_line() -> None:
+    engine = AlertEngine(inventory(), [AlertRule(id="backlog", kind="collector_backlog", for_s=60)])
+    clock = FakeClock(engine, MONDAY_0814)
+    age = {"s": 0.0}
+
+    def feed(now: float) -> list[Point]:
+        return [Point("collector", {"collector": "main"}, {"queue_age_s": age["s"]}, int(now * 1e9))]
+
+    age["s"] = 650.0  # InfluxDB has refused writes for 11 minutes
+    assert clock.run(30, feed) == []  # pending: for_s not over
+    sent = clock.run(60, feed)
+    assert sent[0].title == "[AKTIV] innsamleren får ikke skrevet til InfluxDB: eldste data venter i 650 s"
+    age["s"] = 300.0  # draining, still above the clear line: no flapping "resolved"
+    assert clock.run(60, feed) == []
+    age["s"] = 5.0
+    assert [e[:2] for e in events(clock.run(30, feed))] == [("resolved", "backlog")]
+
+
 def test_english_messages() -> None:
     engine = AlertEngine(inventory(), [SILENT, DEVICE_DOWN], language="en")
     clock = FakeClock(engine, MONDAY_0814 - 5)

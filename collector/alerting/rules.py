@@ -179,6 +179,12 @@ RULE_KINDS: dict[str, RuleKind] = {
         {"nb": "innsamleren mister data: {value:.0f} punkter forkastet", "en": "the collector is dropping data: {value:.0f} points dropped"},
         delta=True,
     ),
+    # For InfluxDB storage: with `storage.kind = "local"` the queue is the store and only grows.
+    "collector_backlog": RuleKind(
+        "collector", _field("collector", "queue_age_s", _tag("collector")), "above", 600.0, 60.0,
+        {"nb": "innsamleren får ikke skrevet til InfluxDB: eldste data venter i {value:.0f} s",
+         "en": "the collector cannot write to InfluxDB: the oldest data has waited {value:.0f} s"},
+    ),
 }
 
 # The site alert is built by the engine from the uplink and members, not from one point,
