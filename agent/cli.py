@@ -379,7 +379,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inventory_arg(hw)
     hw.add_argument("--year", type=int, metavar="N", help="first budget year of the forecast (default: this year)")
-    hw.add_argument("--format", choices=["table", "csv", "html", "pdf", "json"], default="table")
+    hw.add_argument(
+        "--format", choices=["table", "csv", "html", "pdf", "json"], default="table",
+        help="table (terminal); csv (nb: ';' and decimal comma, for Norwegian Excel; en: ',' and '.'); json; html (one self-contained file with the chart); pdf (needs --output)",
+    )
     hw.add_argument("--output", metavar="PATH", help="write here instead of standard output (required for pdf)")
     hw.add_argument("--lang", choices=["nb", "en"], default=None, help="language (default: [alerting] language, nb)")
     hw.set_defaults(func=_collector_command("cmd_report_hardware"))
@@ -391,7 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
     inventory_arg(srv)
     srv.add_argument("--since", type=parse_duration, default=30 * 86400.0, metavar="DURATION", help="period to summarise (default 30d)")
     srv.add_argument("--source", choices=["auto", "influx", "local"], default="auto")
-    srv.add_argument("--format", choices=["table", "csv", "html", "json"], default="table")
+    srv.add_argument(
+        "--format", choices=["table", "csv", "html", "json"], default="table",
+        help="table (terminal); csv (nb: ';' and decimal comma; en: ',' and '.'); json; html (one self-contained file)",
+    )
     srv.add_argument("--output", metavar="PATH", help="write here instead of standard output")
     srv.add_argument("--lang", choices=["nb", "en"], default=None)
     srv.set_defaults(func=_collector_command("cmd_report_servers"))

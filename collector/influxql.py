@@ -12,6 +12,10 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+# No proxy from http_proxy/https_proxy: InfluxDB is on the LAN, and the writer (aiohttp,
+# trust_env off) does not use one either; reads and writes go the same way.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
 
 class InfluxQueryError(RuntimeError):
     pass
@@ -48,7 +52,7 @@ def query(
         token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as resp:
+        with _OPENER.open(request, timeout=timeout_s) as resp:
             return rows(json.load(resp))
     except urllib.error.HTTPError as exc:
         raise InfluxQueryError(f"HTTP {exc.code}: {exc.read().decode(errors='replace')[:300]}") from exc

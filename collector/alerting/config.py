@@ -34,6 +34,17 @@ def template_variables(template: str) -> set[str]:
     return names
 
 
+def template_problem(template: str, known: frozenset[str]) -> str | None:
+    """Why `template` cannot be filled from `known` variables (None: it can); for config validators."""
+    try:
+        unknown = template_variables(template) - known
+    except ValueError as exc:
+        return f"template {template!r}: {exc} (a literal brace is written {{{{ or }}}})"
+    if unknown:
+        return f"template uses unknown variable(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}"
+    return None
+
+
 class AlertingSettings(Model):
     """`[alerting]`: how the engine talks and waits; the defaults suit a small municipality."""
 
@@ -45,6 +56,10 @@ class AlertingSettings(Model):
     recovery_grace_s: float = Field(default=120.0, ge=0, le=86400)
     # No news of a subject for this long ends its alerts (in history, without a message).
     stale_s: float = Field(default=900.0, gt=0, le=7 * 86400)
+    # The monthly lifecycle digest for managers (rule `lifecycle_digest`): day of the month
+    # and local time it goes out; `digest_day = 0` turns it off.
+    digest_day: int = Field(default=1, ge=0, le=28)
+    digest_time: dt.time = dt.time(8, 0)
 
     @field_validator("timezone")
     @classmethod
@@ -52,7 +67,7 @@ class AlertingSettings(Model):
         return _known_zone(value)
 
     def engine_options(self) -> dict[str, object]:
-        return self.model_dump()
+        return self.model_dump(exclude={"digest_day", "digest_time"})
 
 
 def _known_zone(value: str) -> str:
@@ -91,14 +106,9 @@ class AlertRule(Model):
     def _template(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        try:
-            unknown = template_variables(value) - TEMPLATE_VARS
-        except ValueError as exc:
-            raise ValueError(f"summary template: {exc}") from None
-        if unknown:
-            raise ValueError(
-                f"summary template uses unknown variable(s) {', '.join(sorted(unknown))}; known: {', '.join(sorted(TEMPLATE_VARS))}"
-            )
+        problem = template_problem(value, TEMPLATE_VARS)
+        if problem is not None:
+            raise ValueError(f"summary {problem}")
         return value
 
     @model_validator(mode="after")

@@ -485,10 +485,15 @@ class AlertEngine:
             return "site"
         return None
 
-    def route(self, site: str, severity: str, rule: str, kind: str | None = None) -> dict[str, float]:
-        """channel → repeat interval, over every route that matches (site, severity, rule id or kind)."""
+    def route(self, site: str, severity: str, rule: str, kind: str | None = None, *, named_only: bool = False) -> dict[str, float]:
+        """channel → repeat interval, over every route that matches (site, severity, rule id or kind).
+
+        `named_only`: only routes that name the rule (the monthly digest is not for on-call routes).
+        """
         found: dict[str, float] = {}
         for route in self.topology.routes:
+            if named_only and not route.rules:
+                continue
             if route.sites and site not in route.sites:
                 continue
             if route.severities and severity not in route.severities:

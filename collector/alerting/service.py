@@ -8,16 +8,19 @@ points go to `emit` (the collector's durable local queue).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import os
 import time
+import zoneinfo
 from pathlib import Path
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from agent.points import Point
-from collector.alerting.channels import ChannelError, Sender, build_senders
+from collector.alerting.channels import ChannelError, Locale, Sender, build_senders
 from collector.alerting.config import AlertRule, MaintenanceWindow
+from collector.alerting.digest import DIGEST_RULE, digest_month, lifecycle_digest, previous_month
 from collector.alerting.engine import AlertEngine, AlertEvent, Notification
 from collector.alerting.history import HISTORY_FILE, STATE_FILE, AlertHistory, entry_from_point
 from collector.alerting.silences import SILENCES_FILE, SilenceStore
@@ -50,6 +53,9 @@ class AlertService:
         self._locks: dict[str, asyncio.Lock] = {}
         self.state_path: Path | None = None
         self.history: AlertHistory | None = None
+        # For the monthly digest: the inventory in force and the month last sent ("2026-12").
+        self.inventory: Inventory | None = None
+        self.digest_sent: str | None = None
 
     def load_state(self, path: Path) -> None:
         """Take back what the previous run knew (who was told what), and save there from now on."""
@@ -61,6 +67,7 @@ class AlertService:
         except (OSError, ValueError) as exc:
             log.error("alerting: cannot read %s (%s); starting with no alert state", path, exc)
             return
+        self.digest_sent = data.get("digest_sent") if isinstance(data, dict) else None
         try:
             count = self.engine.restore(data, self.clock())
         except (KeyError, TypeError, ValueError) as exc:
@@ -73,7 +80,8 @@ class AlertService:
             return
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.engine.snapshot(), ensure_ascii=False), encoding="utf-8")
+        state = {**self.engine.snapshot(), "digest_sent": self.digest_sent}
+        tmp.write_text(json.dumps(state, ensure_ascii=False), encoding="utf-8")
         os.replace(tmp, self.state_path)
 
     @classmethod
@@ -87,8 +95,9 @@ class AlertService:
     ) -> "AlertService":
         """The service for `inventory` (its rules, windows and [alerting] settings unless given)."""
         engine = _engine(inventory, rules, maintenance, engine_options)
-        senders, _ = build_senders(list(inventory.channel), inventory.secret)
+        senders, _ = build_senders(list(inventory.channel), inventory.secret, _locale(inventory))
         service = cls(engine, senders, emit)
+        service.inventory = inventory
         service.history = AlertHistory(inventory.data_dir() / HISTORY_FILE)
         service.load_state(inventory.data_dir() / STATE_FILE)
         return service
@@ -103,8 +112,8 @@ class AlertService:
         snapshot = self.engine.snapshot()
         engine = _engine(inventory, None, None, engine_options)
         engine.restore(snapshot, self.clock())
-        senders, _ = build_senders(list(inventory.channel), inventory.secret)
-        old_senders, self.senders, self.engine = self.senders, senders, engine
+        senders, _ = build_senders(list(inventory.channel), inventory.secret, _locale(inventory))
+        old_senders, self.senders, self.engine, self.inventory = self.senders, senders, engine, inventory
         for sender in old_senders.values():
             await sender.close()
         log.info("alerting: following the reloaded inventory (%d rules, %d channels)", len(engine.rules), len(senders))
@@ -135,7 +144,9 @@ class AlertService:
         if self.history is not None:
             self.history.append(entry_from_point(p) for p in points)
 
-    async def announce(self, *, rule: str, site: str, subject: str, severity: str, title: str, body: str) -> int:
+    async def announce(
+        self, *, rule: str, site: str, subject: str, severity: str, title: str, body: str, named_only: bool = False
+    ) -> int:
         """Deliver a one-off event (a configuration change, a changed host key, the monthly digest).
 
         It has no state to resolve: it goes to the channels the routes choose for (site,
@@ -145,7 +156,7 @@ class AlertService:
         now = self.clock()
         engine = self.engine
         silence = engine.silences.muting(now, site, rule, rule, subject)
-        channels = [] if silence is not None else list(engine.route(site, severity, rule))
+        channels = [] if silence is not None else list(engine.route(site, severity, rule, named_only=named_only))
         if self.history is not None:
             entry = {"time": now, "rule": rule, "severity": severity, "state": "event", "site": site,
                      "subject": subject, "summary": title, "affected": 0}
@@ -162,10 +173,38 @@ class AlertService:
             self._spawn(self.deliver(Notification(channel, title, body, (event,), now)))
         return len(channels)
 
+    async def send_digest_if_due(self, now: float | None = None) -> bool:
+        """The monthly lifecycle digest, once per month from `[alerting] digest_day`; True if sent now."""
+        inventory = self.inventory
+        if inventory is None or inventory.alerting.digest_day == 0:
+            return False
+        now = self.clock() if now is None else now
+        settings = inventory.alerting
+        zone = zoneinfo.ZoneInfo(settings.timezone)
+        month = digest_month(now, zone, settings.digest_day, settings.digest_time, self.digest_sent)
+        if self.digest_sent is None:
+            # A fresh install: the first digest is the next one due, not one at first start.
+            self.digest_sent = month or previous_month(now, zone)
+            await asyncio.to_thread(self.save_state)
+            return False
+        if month is None:
+            return False
+        today = dt.datetime.fromtimestamp(now, zone).date()
+        title, body = await asyncio.to_thread(lifecycle_digest, inventory, today, settings.language)
+        self.digest_sent = month  # before sending: a failing channel is reported, not retried monthly-storm style
+        await asyncio.to_thread(self.save_state)
+        sent = await self.announce(
+            rule=DIGEST_RULE, site="", subject="lifecycle", severity="info", title=title, body=body, named_only=True
+        )
+        if not sent:
+            log.info("alerting: the lifecycle digest for %s goes nowhere: no route names %s", month, DIGEST_RULE)
+        return True
+
     async def run(self) -> None:
         while True:
             try:
                 await self.tick()
+                await self.send_digest_if_due()
             except Exception:  # noqa: BLE001 - a bug in one tick must not end alerting for good
                 log.exception("alerting: evaluation failed; trying again next tick")
             await asyncio.sleep(self.interval_s)
@@ -239,3 +278,7 @@ def _engine(
         silences=silences,
         **merged,  # type: ignore[arg-type]
     )
+
+
+def _locale(inventory: Inventory) -> Locale:
+    return Locale(inventory.alerting.language, inventory.alerting.timezone)

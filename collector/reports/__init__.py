@@ -1,0 +1,1 @@
+"""Reports for managers: hardware renewal plan and server use (`nettvakt report`)."""

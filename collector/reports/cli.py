@@ -1,0 +1,131 @@
+"""`nettvakt report hardware|servers`: load the inventory, read what was observed, render.
+
+Formats: `table` (aligned text), `csv` (`;` and decimal comma in Norwegian, as Norwegian
+Excel expects; `,` and `.` in English), `json`, `html` (one self-contained file with the chart
+embedded) and `pdf` (hardware only; needs --output).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Literal
+
+from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from agent.secrets import SecretError
+from collector.config import Inventory, InventoryError, load_inventory
+from collector.timeseries import SeriesSource, SourceError, open_source
+from collector.reports.render import Document, render_csv, render_html, render_pdf, render_text
+
+# How far back the hardware report looks for the agents' facts (sent hourly, and at start),
+# and for memory and disk sizes (in every host sample: a day is plenty, and cheap to read).
+FACTS_LOOKBACK_S = 30 * 86400.0
+SIZES_LOOKBACK_S = 86400.0
+
+
+def _load(args: argparse.Namespace, command: str) -> Inventory | None:
+    try:
+        return load_inventory(Path(args.inventory))
+    except InventoryError as exc:
+        for problem in exc.problems:
+            print(f"{exc.path}: {problem}", file=sys.stderr)
+        print(f"nettvakt report {command}: the inventory has {len(exc.problems)} problem(s)", file=sys.stderr)
+        return None
+
+
+def _emit(args: argparse.Namespace, command: str, doc: Document, data: Callable[[], dict[str, Any]]) -> int:
+    fmt = args.format
+    output = Path(args.output) if args.output else None
+    try:
+        if fmt == "pdf":
+            assert output is not None  # checked before any work
+            render_pdf(doc, output)
+            return EXIT_OK
+        if fmt == "json":
+            text = json.dumps(data(), ensure_ascii=False, indent=2) + "\n"
+        elif fmt == "csv":
+            text = render_csv(doc)
+        elif fmt == "html":
+            text = render_html(doc)
+        else:
+            text = render_text(doc)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            # newline="" keeps CSV's \r\n as the csv module wrote it.
+            output.write_text(text, encoding="utf-8", newline="")
+    except OSError as exc:
+        print(f"nettvakt report {command}: cannot write {output}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAIL
+    return EXIT_OK
+
+
+Points = list[tuple[dict[str, str], dict[str, Any]]]
+
+
+def _read(source: SeriesSource, wanted: list[tuple[str, int, dict[str, str] | None]], end_ns: int) -> dict[str, Points]:
+    """(tags, fields) per measurement, oldest first: one query per (measurement, since, tags).
+
+    Raises SourceError (store unreachable or unreadable)."""
+    out: dict[str, Points] = {}
+    for measurement, start_ns, tags in wanted:
+        out.setdefault(measurement, []).extend((s.tags, dict(s.fields)) for s in source.samples(measurement, start_ns, end_ns, tags))
+    return out
+
+
+def run_hardware(args: argparse.Namespace) -> int:
+    from collector.reports.hardware import build_hardware_report, hardware_document, observed_from_points
+
+    if args.format == "pdf" and not args.output:
+        print("nettvakt report hardware: --format pdf needs --output PATH", file=sys.stderr)
+        return EXIT_USAGE
+    if args.year is not None and not 1990 <= args.year <= 2200:
+        print(f"nettvakt report hardware: --year {args.year}: expected a budget year such as 2027", file=sys.stderr)
+        return EXIT_USAGE
+    inventory = _load(args, "hardware")
+    if inventory is None:
+        return EXIT_USAGE
+    today = dt.date.today()
+    lang = args.lang or inventory.alerting.language
+    end_ns = time.time_ns()
+    observed, error = {}, None
+    try:
+        points = _read(open_source(inventory, "auto"), [
+            ("hardware", end_ns - int(FACTS_LOOKBACK_S * 1e9), None),
+            ("host", end_ns - int(SIZES_LOOKBACK_S * 1e9), None),
+            ("host_disk", end_ns - int(SIZES_LOOKBACK_S * 1e9), None),
+        ], end_ns)
+        observed = observed_from_points(points["hardware"], points["host"], points["host_disk"])
+    except (SourceError, SecretError) as exc:  # the plan stands without observed facts; the report says so
+        error = str(exc)
+    report = build_hardware_report(inventory, args.year or today.year, today, observed, facts_error=error)
+    return _emit(args, "hardware", hardware_document(report, lang), report.to_json)
+
+
+def run_servers(args: argparse.Namespace) -> int:
+    from collector.reports.servers import APPS_LOOKBACK_S, build_servers_report, server_agents, servers_document
+
+    inventory = _load(args, "servers")
+    if inventory is None:
+        return EXIT_USAGE
+    lang = args.lang or inventory.alerting.language
+    end_ns = time.time_ns()
+    start_ns = end_ns - int(args.since * 1e9)
+    # Only the servers' own points (a tag filter per server), and only the recent listening
+    # programs: every agent reports those every few minutes, and the report shows what runs now.
+    apps_start_ns = max(start_ns, end_ns - int(APPS_LOOKBACK_S * 1e9))
+    wanted: list[tuple[str, int, dict[str, str] | None]] = []
+    for agent in server_agents(inventory):
+        tags = {"host": agent.id}
+        wanted += [("host", start_ns, tags), ("host_disk", start_ns, tags), ("service", apps_start_ns, tags), ("hardware", start_ns, tags)]
+    try:
+        points = _read(open_source(inventory, args.source), wanted, end_ns)
+    except (SourceError, SecretError) as exc:  # no data, no report: say where it failed
+        print(f"nettvakt report servers: cannot read the data ({args.source}): {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    report = build_servers_report(inventory, points, start_ns, end_ns)
+    return _emit(args, "servers", servers_document(report, lang), report.to_json)

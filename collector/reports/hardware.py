@@ -1,0 +1,513 @@
+"""`nettvakt report hardware`: what the machine park costs to renew, year by year.
+
+The plan comes from the inventory (`collector.lifecycle.plan_fields`: lifetime per kind or per
+item, due year, replacement cost). Where the inventory has no purchase date, the age is taken
+from what the machine said about itself (`agent.hwfacts.machine_age`: BIOS date, else OS
+install date) and the due year is marked as an estimate; where neither exists the age is
+unknown, and the report says why. Memory and disk come from the agents' `hardware`, `host`
+and `host_disk` points and are compared with `RESOURCE_MINIMUMS`.
+
+The forecast counts each item in its due year (items already past due in the first budget
+year) and again one lifetime later if that falls within the five years, at today's cost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from agent.hwfacts import machine_age
+from collector.config import Hardware, Inventory
+from collector.lifecycle import plan_fields
+from collector.reports import i18n
+from collector.reports.render import ALERT_COLOUR, BAR_COLOUR, BarSeries, Chart, Column, Document, Row, Table
+
+FORECAST_YEARS = 5
+GIB = 1024**3
+GB = 1000**3
+
+
+@dataclass(frozen=True)
+class Minimums:
+    """What a machine of a kind needs today to run current Windows and office software."""
+
+    mem_gib: float
+    disk_gb: float
+
+
+# Data, not code: a kind without an entry is not checked (switches have no disk to speak of).
+RESOURCE_MINIMUMS: dict[str, Minimums] = {
+    "pc": Minimums(mem_gib=8, disk_gb=128),
+    "laptop": Minimums(mem_gib=8, disk_gb=128),
+    "server": Minimums(mem_gib=16, disk_gb=240),
+}
+
+AgeSource = Literal["purchased", "bios_date", "os_installed"]
+# Why an age is unknown; the words are in TEXT.
+UnknownReason = Literal["no_facts_agent", "no_facts_device", "virtual", "no_dates", "facts_unavailable"]
+Status = Literal["past_due", "due", "later", "unknown"]
+
+
+@dataclass(frozen=True)
+class Observed:
+    """What the agent (or SNMP/SSH) reported about one machine: the latest of each."""
+
+    facts: Mapping[str, Any] = field(default_factory=dict)  # fields of the latest `hardware` point
+    mem_total_bytes: float | None = None  # from `host` when facts lack it
+    disk_total_bytes: float | None = None  # the largest file system (`host_disk`)
+
+
+@dataclass
+class HardwareItem:
+    table: Literal["device", "agent"]
+    id: str
+    name: str
+    site: str
+    site_name: str
+    kind: str
+    model: str | None
+    purchased: dt.date | None
+    age_years: float | None
+    age_source: AgeSource | None
+    unknown_reason: UnknownReason | None
+    lifetime_years: float | None
+    due_year: int | None
+    due_estimated: bool
+    cost_nok: float | None
+    mem_gib: float | None
+    disk_gb: float | None
+    low: list[str]  # "mem", "disk": below RESOURCE_MINIMUMS
+    status: Status
+    # Years of the forecast window in which this item is bought (past due: the first year).
+    replaced_in: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "table": self.table, "id": self.id, "name": self.name, "site": self.site, "site_name": self.site_name,
+            "kind": self.kind, "model": self.model,
+            "purchased": self.purchased.isoformat() if self.purchased else None,
+            "age_years": self.age_years, "age_source": self.age_source, "unknown_reason": self.unknown_reason,
+            "lifetime_years": self.lifetime_years, "due_year": self.due_year, "due_estimated": self.due_estimated,
+            "replacement_cost_nok": self.cost_nok, "mem_gib": self.mem_gib, "disk_gb": self.disk_gb,
+            "low_resources": self.low, "status": self.status, "replaced_in": self.replaced_in,
+        }
+
+
+@dataclass
+class ForecastYear:
+    year: int
+    units: int = 0
+    cost_nok: float = 0.0
+    past_due_units: int = 0
+    past_due_cost_nok: float = 0.0
+    kinds: Counter[str] = field(default_factory=Counter)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "year": self.year, "units": self.units, "cost_nok": self.cost_nok,
+            "past_due_units": self.past_due_units, "past_due_cost_nok": self.past_due_cost_nok,
+            "kinds": dict(sorted(self.kinds.items())),
+        }
+
+
+@dataclass
+class HardwareReport:
+    organisation: str
+    generated: dt.date
+    first_year: int
+    currency: str
+    items: list[HardwareItem]
+    forecast: list[ForecastYear]
+    minimums: Mapping[str, Minimums]
+    # Why observed facts could not be read (None: read, or not asked for).
+    facts_error: str | None = None
+
+    @property
+    def past_due(self) -> list[HardwareItem]:
+        return sorted((i for i in self.items if i.status == "past_due"), key=lambda i: (i.due_year or 0, i.site, i.id))
+
+    @property
+    def unknown(self) -> list[HardwareItem]:
+        return [i for i in self.items if i.status == "unknown"]
+
+    @property
+    def low_resources(self) -> list[HardwareItem]:
+        return [i for i in self.items if i.low]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "report": "hardware",
+            "organisation": self.organisation,
+            "generated": self.generated.isoformat(),
+            "first_year": self.first_year,
+            "currency": self.currency,
+            "grouping": ["site", "kind"],
+            "past_due": [i.id for i in self.past_due],
+            "forecast": [f.to_json() for f in self.forecast],
+            "forecast_total_nok": sum(f.cost_nok for f in self.forecast),
+            "items": [i.to_json() for i in self.items],
+            "minimums": {k: {"mem_gib": m.mem_gib, "disk_gb": m.disk_gb} for k, m in self.minimums.items()},
+            "facts_error": self.facts_error,
+        }
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+# Which fact each of machine_age's observed sources rests on.
+_SOURCE_FACT: dict[AgeSource, str] = {"bios_date": "manufactured_estimate", "os_installed": "os_installed"}
+
+
+def _estimated_purchase(facts: Mapping[str, Any], today: dt.date) -> tuple[dt.date | None, AgeSource | None]:
+    """The date `machine_age` bases its answer on, when it is a firmware or OS date."""
+    source = machine_age(facts, None, today).get("age_source")
+    for candidate, key in _SOURCE_FACT.items():
+        if source == candidate:
+            return dt.date.fromisoformat(str(facts[key])), candidate
+    return None, None
+
+
+def _entries(inventory: Inventory) -> Iterable[tuple[Literal["device", "agent"], str, str, str, Hardware]]:
+    for d in inventory.device:
+        yield "device", d.id, d.name, d.site, d.hardware
+    for a in inventory.agent:
+        if a.hardware is not None:
+            yield "agent", a.id, a.name, a.site, a.hardware
+
+
+def build_hardware_report(
+    inventory: Inventory,
+    first_year: int,
+    today: dt.date,
+    observed: Mapping[tuple[str, str], Observed] | None = None,
+    minimums: Mapping[str, Minimums] = RESOURCE_MINIMUMS,
+    facts_error: str | None = None,
+) -> HardwareReport:
+    """The report's model. `observed` is keyed by ("device"|"agent", id)."""
+    observed = observed or {}
+    sites = {s.id: s.name for s in inventory.site}
+    window = range(first_year, first_year + FORECAST_YEARS)
+    forecast = {y: ForecastYear(y) for y in window}
+    items: list[HardwareItem] = []
+    for table, ident, name, site, hardware in _entries(inventory):
+        seen = observed.get((table, ident))
+        facts = seen.facts if seen else {}
+        purchased = hardware.purchased
+        source: AgeSource | None = None
+        reason: UnknownReason | None = None
+        estimated = False
+        if purchased is not None:
+            source = "purchased"
+        elif facts:
+            purchased, source = _estimated_purchase(facts, today)
+            estimated = purchased is not None
+            if purchased is None:
+                reason = "virtual" if facts.get("virtual") == 1.0 else "no_dates"
+        elif facts_error is not None:
+            reason = "facts_unavailable"
+        else:
+            reason = "no_facts_agent" if table == "agent" else "no_facts_device"
+        plan_hw = hardware.model_copy(update={"purchased": purchased}) if estimated else hardware
+        fields, due_year = plan_fields(inventory, plan_hw, today)
+        cost, lifetime, age = (_float(fields.get(k)) for k in ("replacement_cost_nok", "lifetime_years", "age_years"))
+
+        mem = _float(facts.get("mem_total_bytes")) or (seen.mem_total_bytes if seen else None)
+        disk = seen.disk_total_bytes if seen else None
+        need = minimums.get(hardware.kind)
+        low = []
+        if need is not None and mem is not None and mem / GIB < need.mem_gib:
+            low.append("mem")
+        if need is not None and disk is not None and disk / GB < need.disk_gb:
+            low.append("disk")
+
+        replaced_in: list[int] = []
+        if due_year is None:
+            status: Status = "unknown"
+        else:
+            status = "past_due" if due_year < first_year else "due" if due_year in window else "later"
+            # One lifetime after each purchase, again within the window (at today's cost).
+            cycle = max(1, due_year - purchased.year) if purchased else FORECAST_YEARS
+            year = max(due_year, first_year)
+            while year in window:
+                replaced_in.append(year)
+                year += cycle
+        for n, year in enumerate(replaced_in):
+            f = forecast[year]
+            f.units += 1
+            f.cost_nok += float(cost or 0.0)
+            f.kinds[hardware.kind] += 1
+            if n == 0 and status == "past_due":
+                f.past_due_units += 1
+                f.past_due_cost_nok += float(cost or 0.0)
+
+        items.append(HardwareItem(
+            table=table, id=ident, name=name, site=site, site_name=sites.get(site, site), kind=hardware.kind,
+            model=hardware.model or (str(facts["model"]) if facts.get("model") else None),
+            purchased=purchased, age_years=age, age_source=source, unknown_reason=reason,
+            lifetime_years=lifetime, due_year=due_year, due_estimated=estimated,
+            cost_nok=cost, mem_gib=round(mem / GIB, 1) if mem is not None else None,
+            disk_gb=round(disk / GB) if disk is not None else None,
+            low=low, status=status, replaced_in=replaced_in,
+        ))
+    site_order = {s.id: n for n, s in enumerate(inventory.site)}
+    items.sort(key=lambda i: (site_order.get(i.site, len(site_order)), i.site, i.kind, i.id))
+    return HardwareReport(
+        organisation=inventory.organisation, generated=today, first_year=first_year,
+        currency=inventory.lifecycle.currency, items=items, forecast=[forecast[y] for y in window],
+        minimums=minimums, facts_error=facts_error,
+    )
+
+
+# ------------------------------------------------------------------------------- sources
+def observed_from_points(
+    hardware: Iterable[tuple[Mapping[str, str], Mapping[str, Any]]],
+    host: Iterable[tuple[Mapping[str, str], Mapping[str, Any]]] = (),
+    host_disk: Iterable[tuple[Mapping[str, str], Mapping[str, Any]]] = (),
+) -> dict[tuple[str, str], Observed]:
+    """Observed facts per machine from (tags, fields) of points in time order (the last wins)."""
+    facts: dict[tuple[str, str], dict[str, Any]] = {}
+    mem: dict[tuple[str, str], float] = {}
+    disks: dict[tuple[str, str], dict[str, float]] = {}
+
+    def key(tags: Mapping[str, str]) -> tuple[str, str] | None:
+        if tags.get("host"):
+            return "agent", tags["host"]
+        if tags.get("device"):
+            return "device", tags["device"]
+        return None
+
+    for tags, fields in hardware:
+        if (k := key(tags)) is not None:
+            facts.setdefault(k, {}).update(fields)
+    for tags, fields in host:
+        if (k := key(tags)) is not None and isinstance(fields.get("mem_total_bytes"), (int, float)):
+            mem[k] = float(fields["mem_total_bytes"])
+    for tags, fields in host_disk:
+        if (k := key(tags)) is not None and isinstance(fields.get("total_bytes"), (int, float)):
+            disks.setdefault(k, {})[tags.get("mount", "")] = float(fields["total_bytes"])
+    out = {}
+    for k in set(facts) | set(mem) | set(disks):
+        sizes = disks.get(k)
+        out[k] = Observed(facts=facts.get(k, {}), mem_total_bytes=mem.get(k), disk_total_bytes=max(sizes.values()) if sizes else None)
+    return out
+
+
+# ---------------------------------------------------------------------------------- words
+TEXT: dict[str, dict[str, str]] = {
+    "nb": {
+        "title": "Utskiftingsplan for maskinvare",
+        "subtitle": "{org} \u2013 laget {date} \u2013 budsjettår {first}\u2013{last}",
+        "s_items": "{n} enheter i inventaret ({kinds}).",
+        "s_past_due": "{n} enheter er forfalt til utskifting (forfallsår før {first}), til sammen {cost}: {names}.",
+        "s_none_past_due": "Ingen enheter er forfalt til utskifting før {first}.",
+        "s_forecast": "Prognose for {first}\u2013{last}: {units} enheter, {cost} (største år: {peak_year}, {peak_cost}).",
+        "s_unknown": "{n} enheter har ukjent alder og er ikke med i prognosen: {names}.",
+        "s_low": "{n} maskiner har for lite minne eller disk for dagens behov: {names}.",
+        "past_due": "Forfalt til utskifting",
+        "chart": "Utskiftingskostnad per budsjettår",
+        "chart_y": "Kostnad (kr)",
+        "chart_due": "Forfalt",
+        "chart_planned": "Planlagt",
+        "forecast": "Prognose per budsjettår",
+        "all": "Alle enheter etter sted og type",
+        "low": "Maskiner med for lite minne eller disk",
+        "site": "Sted", "id": "Id", "name": "Navn", "kind": "Type", "model": "Modell", "purchased": "Kjøpt",
+        "age": "Alder (år)", "source": "Kilde for alder", "lifetime": "Levetid (år)", "due": "Forfallsår",
+        "cost": "Kostnad", "status": "Status", "remark": "Merknad", "year": "År", "units": "Enheter",
+        "of_past_due": "Herav forfalt", "kinds": "Typer", "mem": "Minne (GiB)", "disk": "Disk (GB)",
+        "need": "Krav",
+        "src_purchased": "innkjøpsdato (inventar)", "src_bios_date": "BIOS-dato (anslag)",
+        "src_os_installed": "OS installert (anslag)", "src_none": "ukjent",
+        "st_past_due": "forfalt", "st_due": "i perioden", "st_later": "senere", "st_unknown": "ukjent",
+        "r_no_facts_agent": "ingen innkjøpsdato i inventaret, og agenten har ikke meldt maskinvarefakta",
+        "r_no_facts_device": "ingen innkjøpsdato i inventaret; nettverksutstyr oppgir ingen produksjonsdato",
+        "r_virtual": "ingen innkjøpsdato; virtuell maskin: BIOS-datoen er hypervisorens, og OS-installasjonsdato mangler",
+        "r_no_dates": "ingen innkjøpsdato, og maskinen oppgir verken BIOS- eller installasjonsdato",
+        "r_facts_unavailable": "ingen innkjøpsdato i inventaret, og observerte fakta kunne ikke leses",
+        "low_mem": "for lite minne (under {need} GiB)", "low_disk": "for liten disk (under {need} GB)",
+        "estimated": "anslått",
+        "group": "{site} \u2013 {units} enheter, {cost}",
+        "none": "Ingen.",
+        "n_grouping": "Gruppert etter sted og type: inventaret har ikke felt for avdeling. Et felt `department` i [hardware] (eller i [[agent]]/[[device]]) ville gi gruppering etter avdeling.",
+        "n_forecast": "Prognosen regner hver enhet i forfallsåret (forfalte i første år) og på nytt én levetid senere innenfor perioden, i dagens priser.",
+        "n_age": "Alder regnes fra innkjøpsdato i inventaret; uten den fra BIOS-dato eller OS-installasjonsdato som agenten melder (anslag: en oppdatert BIOS gjør maskinen yngre enn den er).",
+        "n_minimums": "Krav til minne og disk: {minimums}.",
+        "n_facts_error": "Observerte maskinvarefakta kunne ikke leses: {error}",
+        "n_currency": "Beløp i {currency}.",
+    },
+    "en": {
+        "title": "Hardware replacement plan",
+        "subtitle": "{org} \u2013 made {date} \u2013 budget years {first}\u2013{last}",
+        "s_items": "{n} units in the inventory ({kinds}).",
+        "s_past_due": "{n} units are past due for replacement (due before {first}), {cost} in all: {names}.",
+        "s_none_past_due": "No unit is past due for replacement before {first}.",
+        "s_forecast": "Forecast for {first}\u2013{last}: {units} units, {cost} (largest year: {peak_year}, {peak_cost}).",
+        "s_unknown": "{n} units have an unknown age and are not in the forecast: {names}.",
+        "s_low": "{n} machines have too little memory or disk for current needs: {names}.",
+        "past_due": "Past due for replacement",
+        "chart": "Replacement cost per budget year",
+        "chart_y": "Cost (NOK)",
+        "chart_due": "Past due",
+        "chart_planned": "Planned",
+        "forecast": "Forecast per budget year",
+        "all": "All units by site and kind",
+        "low": "Machines with too little memory or disk",
+        "site": "Site", "id": "Id", "name": "Name", "kind": "Kind", "model": "Model", "purchased": "Purchased",
+        "age": "Age (years)", "source": "Age source", "lifetime": "Lifetime (years)", "due": "Due year",
+        "cost": "Cost", "status": "Status", "remark": "Remark", "year": "Year", "units": "Units",
+        "of_past_due": "Of which past due", "kinds": "Kinds", "mem": "Memory (GiB)", "disk": "Disk (GB)",
+        "need": "Minimum",
+        "src_purchased": "purchase date (inventory)", "src_bios_date": "BIOS date (estimate)",
+        "src_os_installed": "OS installed (estimate)", "src_none": "unknown",
+        "st_past_due": "past due", "st_due": "in period", "st_later": "later", "st_unknown": "unknown",
+        "r_no_facts_agent": "no purchase date in the inventory, and the agent has reported no hardware facts",
+        "r_no_facts_device": "no purchase date in the inventory; network devices report no build date",
+        "r_virtual": "no purchase date; virtual machine: its BIOS date is the hypervisor's and no OS install date is known",
+        "r_no_dates": "no purchase date, and the machine reports neither a BIOS nor an install date",
+        "r_facts_unavailable": "no purchase date in the inventory, and observed facts could not be read",
+        "low_mem": "too little memory (under {need} GiB)", "low_disk": "disk too small (under {need} GB)",
+        "estimated": "estimated",
+        "group": "{site} \u2013 {units} units, {cost}",
+        "none": "None.",
+        "n_grouping": "Grouped by site and kind: the inventory has no department field. A `department` field in [hardware] (or in [[agent]]/[[device]]) would allow grouping by department.",
+        "n_forecast": "The forecast counts each unit in its due year (past-due units in the first year) and again one lifetime later within the period, at today's prices.",
+        "n_age": "Age counts from the inventory's purchase date; without one, from the BIOS date or OS install date the agent reports (estimates: an updated BIOS makes a machine look younger).",
+        "n_minimums": "Memory and disk minimums: {minimums}.",
+        "n_facts_error": "Observed hardware facts could not be read: {error}",
+        "n_currency": "Amounts in {currency}.",
+    },
+}
+
+
+def _names(items: Iterable[HardwareItem], limit: int = 8) -> str:
+    ids = [i.id for i in items]
+    return ", ".join(ids[:limit]) + (f" (+{len(ids) - limit})" if len(ids) > limit else "")
+
+
+def _remark(item: HardwareItem, report: HardwareReport, lang: str) -> str:
+    w = TEXT[lang]
+    parts = []
+    if item.unknown_reason:
+        parts.append(w[f"r_{item.unknown_reason}"])
+    if item.due_estimated:
+        parts.append(w["estimated"])
+    need = report.minimums.get(item.kind)
+    for what in item.low:
+        assert need is not None
+        parts.append(w[f"low_{what}"].format(need=i18n.number(need.mem_gib if what == "mem" else need.disk_gb, lang)))
+    return "; ".join(parts)
+
+
+def hardware_document(report: HardwareReport, lang: str) -> Document:
+    w = TEXT[lang]
+    cur = report.currency
+    first, last = report.first_year, report.first_year + FORECAST_YEARS - 1
+    fmt_money = lambda v: i18n.money(v, lang, cur)  # noqa: E731
+    kinds = Counter(i.kind for i in report.items)
+    summary = [w["s_items"].format(n=len(report.items), kinds=", ".join(f"{n} {i18n.kind_name(k, lang)}" for k, n in sorted(kinds.items())))]
+    past_due = report.past_due
+    if past_due:
+        summary.append(w["s_past_due"].format(
+            n=len(past_due), first=first, cost=fmt_money(sum(i.cost_nok or 0 for i in past_due)), names=_names(past_due)
+        ))
+    else:
+        summary.append(w["s_none_past_due"].format(first=first))
+    peak = max(report.forecast, key=lambda f: f.cost_nok)
+    summary.append(w["s_forecast"].format(
+        first=first, last=last, units=sum(f.units for f in report.forecast),
+        cost=fmt_money(sum(f.cost_nok for f in report.forecast)), peak_year=peak.year, peak_cost=fmt_money(peak.cost_nok),
+    ))
+    if report.unknown:
+        summary.append(w["s_unknown"].format(n=len(report.unknown), names=_names(report.unknown)))
+    if report.low_resources:
+        summary.append(w["s_low"].format(n=len(report.low_resources), names=_names(report.low_resources)))
+
+    def source(item: HardwareItem) -> str:
+        return w[f"src_{item.age_source or 'none'}"]
+
+    past_due_table = Table(
+        title=f"{w['past_due']} ({w['due'].lower()} < {first})",
+        columns=[
+            Column(w["site"]), Column(w["id"]), Column(w["name"]), Column(w["kind"]), Column(w["model"]),
+            Column(w["purchased"], "date"), Column(w["age"], "years"), Column(w["source"]),
+            Column(w["due"], "year"), Column(w["cost"], "money"),
+        ],
+        rows=[
+            Row([i.site_name, i.id, i.name, i18n.kind_name(i.kind, lang), i.model, i.purchased, i.age_years, source(i), i.due_year, i.cost_nok], strong=True)
+            for i in past_due
+        ],
+        empty_text=w["none"],
+    )
+    chart = Chart(
+        title=f"{w['chart']} {first}\u2013{last}",
+        categories=[str(f.year) for f in report.forecast],
+        series=[
+            BarSeries(w["chart_planned"], [f.cost_nok - f.past_due_cost_nok for f in report.forecast], BAR_COLOUR),
+            BarSeries(w["chart_due"], [f.past_due_cost_nok for f in report.forecast], ALERT_COLOUR),
+        ],
+        ylabel=w["chart_y"] if cur == "NOK" else cur,
+    )
+    forecast_table = Table(
+        title=f"{w['forecast']} {first}\u2013{last}",
+        columns=[
+            Column(w["year"], "year"), Column(w["units"], "int"), Column(w["cost"], "money"),
+            Column(w["of_past_due"], "int"), Column(w["kinds"]),
+        ],
+        rows=[
+            Row([f.year, f.units, f.cost_nok, f.past_due_units,
+                 ", ".join(f"{n} {i18n.kind_name(k, lang)}" for k, n in sorted(f.kinds.items()))], strong=bool(f.past_due_units))
+            for f in report.forecast
+        ],
+    )
+    group_labels = {}
+    for site_name in dict.fromkeys(i.site_name for i in report.items):
+        members = [i for i in report.items if i.site_name == site_name]
+        group_labels[site_name] = w["group"].format(site=site_name, units=len(members), cost=fmt_money(sum(i.cost_nok or 0 for i in members)))
+    all_table = Table(
+        title=w["all"],
+        columns=[
+            Column(w["id"]), Column(w["name"]), Column(w["kind"]), Column(w["model"]), Column(w["purchased"], "date"),
+            Column(w["age"], "years"), Column(w["source"]), Column(w["lifetime"], "years"), Column(w["due"], "year"),
+            Column(w["cost"], "money"), Column(w["status"]), Column(w["remark"]),
+        ],
+        rows=[
+            Row(
+                [i.id, i.name, i18n.kind_name(i.kind, lang), i.model, i.purchased, i.age_years, source(i),
+                 i.lifetime_years, i.due_year, i.cost_nok, w[f"st_{i.status}"], _remark(i, report, lang)],
+                group=i.site_name, strong=i.status == "past_due",
+            )
+            for i in report.items
+        ],
+        group_title=w["site"],
+        group_labels=group_labels,
+    )
+    blocks: list[Table | Chart] = [past_due_table, chart, forecast_table, all_table]
+    low = report.low_resources
+    minimums_text = "; ".join(
+        f"{i18n.kind_name(k, lang)} {i18n.number(m.mem_gib, lang)} GiB / {i18n.number(m.disk_gb, lang)} GB"
+        for k, m in report.minimums.items()
+    )
+    blocks.append(Table(
+        title=w["low"],
+        columns=[Column(w["site"]), Column(w["id"]), Column(w["kind"]), Column(w["mem"], "gib"), Column(w["disk"], "gb"), Column(w["remark"])],
+        rows=[Row([i.site_name, i.id, i18n.kind_name(i.kind, lang), i.mem_gib, i.disk_gb, _remark(i, report, lang)]) for i in low],
+        empty_text=w["none"],
+        note=w["n_minimums"].format(minimums=minimums_text),
+    ))
+    notes = [w["n_grouping"], w["n_forecast"], w["n_age"], w["n_currency"].format(currency=cur)]
+    if report.facts_error:
+        notes.append(w["n_facts_error"].format(error=report.facts_error))
+    return Document(
+        lang=lang,
+        title=w["title"],
+        subtitle=w["subtitle"].format(org=report.organisation, date=i18n.date(report.generated, lang), first=first, last=last),
+        summary=summary,
+        blocks=blocks,
+        notes=notes,
+        generated=report.generated,
+        currency=cur,
+    )

@@ -1,0 +1,193 @@
+"""Read stored points back, from InfluxDB or from the collector's own durable queue.
+
+The read side of reports and `nettvakt diagnose`: one small interface (`SeriesSource.samples`)
+over the two places points live. `storage.kind = "local"` keeps every point in the durable
+queue (collector/queue.py), so `LocalSource` reads that SQLite file read-only; with InfluxDB
+the writer empties the queue, so `InfluxSource` asks InfluxDB over the v1 /query API.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Mapping, Protocol
+
+from collector.config import Inventory
+from collector.influxql import InfluxQueryError, query
+
+# Agents send backlog after an outage, so a point may reach the queue long after it was
+# measured, never before (up to clock skew between agent and collector, which this covers).
+CLOCK_SKEW_NS = 300 * 1_000_000_000
+
+
+class SourceError(RuntimeError):
+    """The store cannot be read; the message names the URL or path."""
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    time_ns: int
+    tags: dict[str, str]
+    fields: dict[str, float | str]
+
+
+class SeriesSource(Protocol):
+    def samples(
+        self, measurement: str, start_ns: int, end_ns: int, tags: Mapping[str, str] | None = None
+    ) -> list[Sample]:
+        """Points of `measurement` with start_ns <= time < end_ns whose tags equal `tags`, sorted by time."""
+        ...
+
+
+def _field_value(value: Any) -> float | str | None:
+    # Storage keeps every number as a float (docs/metrics.md); booleans count as 0/1.
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return float(value)
+    return str(value)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+class InfluxSource:
+    """InfluxQL over the v1 /query API (InfluxDB 1.x; 2.x/3.x through their DBRP mapping)."""
+
+    def __init__(
+        self,
+        url: str,
+        database: str,
+        retention_policy: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        timeout_s: float = 10.0,
+    ):
+        self.url = url
+        self.database = database
+        self.retention_policy = retention_policy
+        self.username = username
+        self.password = password
+        self.timeout_s = timeout_s
+        self._tag_keys: dict[str, frozenset[str]] = {}
+
+    def _query(self, statement: str) -> list[dict[str, Any]]:
+        try:
+            return query(self.url, self.database, statement, self.username, self.password, self.timeout_s)
+        except InfluxQueryError as exc:
+            raise SourceError(f"InfluxDB at {self.url} (database {self.database!r}): {exc}") from exc
+
+    def _from(self, measurement: str) -> str:
+        if self.retention_policy:
+            return f"{_ident(self.retention_policy)}.{_ident(measurement)}"
+        return _ident(measurement)
+
+    def tag_keys(self, measurement: str) -> frozenset[str]:
+        """Which columns of `measurement` are tags (a field and a tag may not share a name here)."""
+        if measurement not in self._tag_keys:
+            rows = self._query(f"SHOW TAG KEYS FROM {self._from(measurement)}")
+            self._tag_keys[measurement] = frozenset(str(r["tagKey"]) for r in rows if "tagKey" in r)
+        return self._tag_keys[measurement]
+
+    def samples(
+        self, measurement: str, start_ns: int, end_ns: int, tags: Mapping[str, str] | None = None
+    ) -> list[Sample]:
+        where = [f"time >= {int(start_ns)}", f"time < {int(end_ns)}"]
+        where += [f"{_ident(k)} = {_literal(v)}" for k, v in sorted((tags or {}).items())]
+        # GROUP BY * returns the tags per series, so `SELECT *` columns are only fields.
+        statement = f"SELECT * FROM {self._from(measurement)} WHERE {' AND '.join(where)} GROUP BY *"
+        keys = self.tag_keys(measurement)
+        out: list[Sample] = []
+        for row in self._query(statement):
+            sample_tags: dict[str, str] = {}
+            fields: dict[str, float | str] = {}
+            for key, value in row.items():
+                if key in ("time", "_measurement"):
+                    continue
+                if key in keys:
+                    if value not in (None, ""):
+                        sample_tags[key] = str(value)
+                    continue
+                converted = _field_value(value)
+                if converted is not None:
+                    fields[key] = converted
+            if fields:
+                out.append(Sample(int(row["time"]), sample_tags, fields))
+        out.sort(key=lambda s: s.time_ns)
+        return out
+
+
+class LocalSource:
+    """The collector's durable queue (SQLite, table `batch`), opened read-only."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise SourceError(f"local store {self.path}: no such file (has the collector run with storage.kind = 'local'?)")
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+            db.execute("SELECT 1 FROM batch LIMIT 1").fetchall()
+        except sqlite3.Error as exc:
+            raise SourceError(f"local store {self.path}: {exc}") from exc
+        return db
+
+    def samples(
+        self, measurement: str, start_ns: int, end_ns: int, tags: Mapping[str, str] | None = None
+    ) -> list[Sample]:
+        wanted = dict(tags or {})
+        # The payload is compact JSON, so a LIKE on the measurement skips most other batches unparsed.
+        needle = '%"measurement":' + json.dumps(measurement, ensure_ascii=False) + "%"
+        db = self._connect()
+        try:
+            cursor = db.execute(
+                "SELECT points FROM batch WHERE received_ns >= ? AND points LIKE ? ORDER BY id",
+                (int(start_ns) - CLOCK_SKEW_NS, needle),
+            )
+            payloads = [row[0] for row in cursor]
+        except sqlite3.Error as exc:
+            raise SourceError(f"local store {self.path}: {exc}") from exc
+        finally:
+            db.close()
+        out: list[Sample] = []
+        for payload in payloads:
+            for point in json.loads(payload):
+                if point.get("measurement") != measurement:
+                    continue
+                time_ns = int(point["time"])
+                if not start_ns <= time_ns < end_ns:
+                    continue
+                point_tags = {str(k): str(v) for k, v in point.get("tags", {}).items()}
+                if any(point_tags.get(k) != v for k, v in wanted.items()):
+                    continue
+                fields = {k: v for k, v in ((k, _field_value(v)) for k, v in point.get("fields", {}).items()) if v is not None}
+                out.append(Sample(time_ns, point_tags, fields))
+        out.sort(key=lambda s: s.time_ns)
+        return out
+
+
+def open_source(inventory: Inventory, kind: Literal["auto", "influx", "local"] = "auto") -> SeriesSource:
+    """The store the inventory's collector writes to; `auto` follows `storage.kind`."""
+    storage = inventory.storage
+    if kind == "auto":
+        kind = "local" if storage.kind == "local" else "influx"
+    if kind == "local":
+        return LocalSource(inventory.data_dir() / "queue.sqlite3")
+    if storage.kind == "local" or storage.url is None:
+        raise SourceError("storage.kind = 'local' in the inventory: no InfluxDB URL to read from (use --source local)")
+    if storage.kind == "influxdb_v2":
+        # The v1-compatible /query endpoint takes the token as the password; the bucket maps to a database.
+        token = inventory.secret(storage.token) if storage.token else None
+        return InfluxSource(storage.url, storage.database or str(storage.bucket), storage.retention_policy, "nettvakt", token, storage.timeout_s)
+    password = inventory.secret(storage.password) if storage.password else None
+    return InfluxSource(storage.url, str(storage.database), storage.retention_policy, storage.username, password, storage.timeout_s)
