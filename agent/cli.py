@@ -322,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run one CLI command on an inventory device over SSH. Only read-only commands unless the device's [device.ssh] allows more.",
     )
     shrun.add_argument("device", metavar="DEVICE", help="device id in inventory.toml")
-    shrun.add_argument("words", nargs="+", metavar="COMMAND", help="the command, e.g. show interfaces status")
+    shrun.add_argument("words", nargs="+", metavar="COMMAND", help="the command, e.g. show interfaces status; put -- before a command with options: nettvakt ssh run srv1 -- df -h")
     inventory_arg(shrun)
     shrun.add_argument("--json", action="store_true")
     shrun.set_defaults(func=_collector_command("cmd_ssh_run"))

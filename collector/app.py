@@ -471,7 +471,12 @@ async def _ssh_ctx(app: web.Application) -> AsyncIterator[None]:
     """Facts and configuration backups over SSH for every device with [device.ssh], on its interval."""
     from collector.ssh.scheduler import SshScheduler
 
-    scheduler = SshScheduler(app[INVENTORY], lambda source, points: store_local(app, source, points))
+    async def announce(**event: Any) -> int:
+        # Looked up per call: the alerting context starts after this one.
+        alerts = app.get(ALERTS)
+        return 0 if alerts is None else await alerts.announce(**event)
+
+    scheduler = SshScheduler(app[INVENTORY], lambda source, points: store_local(app, source, points), announce=announce)
     scheduler.start()
     yield
     await scheduler.stop()

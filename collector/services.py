@@ -695,3 +695,156 @@ def start_snmpsim(
     server = SnmpsimServer(host, port, proc, data_dir, netns)
     _wait_ready(proc, probe, timeout_s, f"snmpget -v2c -c {community} of sysObjectID on udp {_hostport(host, port)}")
     return server
+
+
+# ---------------------------------------------------------------- SSH peers: OpenSSH sshd, fake-switches
+
+BINARIES.setdefault("sshd", "/usr/sbin/sshd")  # sshd re-executes itself, so it must run by absolute path
+BINARIES.setdefault("ssh-keygen", "ssh-keygen")
+_INSTALL_HINTS.setdefault("sshd", "the Debian package openssh-server (apt-get install openssh-server)")
+_INSTALL_HINTS.setdefault("ssh-keygen", "the Debian package openssh-client (apt-get install openssh-client)")
+
+
+def _ssh_banner_probe(host: str, port: int) -> Callable[[], bool]:
+    """A probe that is true once host:port answers with an SSH identification string."""
+
+    def probe() -> bool:
+        try:
+            with socket.create_connection((host, port), timeout=2) as sock:
+                return sock.recv(64).startswith(b"SSH-2.0-")
+        except OSError:
+            return False
+
+    return probe
+
+
+@dataclass
+class SshdServer:
+    """A private OpenSSH sshd: its config, host keys and authorized_keys all under `workdir`."""
+
+    host: str
+    port: int
+    process: ManagedProcess
+    workdir: Path
+    host_key_dir: Path
+    authorized_keys: Path
+
+    def host_public_keys(self) -> list[str]:
+        """The `type base64` lines of the host keys it presents."""
+        return [" ".join(p.read_text().split()[:2]) for p in sorted(self.host_key_dir.glob("*.pub"))]
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def ssh_keygen(path: Path, *, key_type: str = "ed25519", passphrase: str = "", comment: str = "nettvakt") -> Path:
+    """Generate a key pair at `path` (+ `.pub`) with ssh-keygen, unless it exists; returns `path`."""
+    path = Path(path)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        argv = [resolve_binary("ssh-keygen"), "-q", "-t", key_type, "-N", passphrase, "-C", comment, "-f", str(path)]
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        if proc.returncode != 0:
+            raise ServiceError(f"ssh-keygen failed ({proc.returncode}): {proc.stderr.strip()}\ncommand: {shlex.join(argv[:-1])} ...")
+    return path
+
+
+def start_sshd(
+    workdir: Path,
+    *,
+    authorized_keys: Sequence[str] = (),
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    host_key_dir: Path | None = None,
+    extra_config: Sequence[str] = (),
+    timeout_s: float = 15,
+) -> SshdServer:
+    """Start sshd listening only on host:port and wait until it sends its SSH banner.
+
+    Host keys (one ed25519) are generated in `host_key_dir` (default `workdir`/host-keys) when
+    missing, so a restart with the same folder presents the same key and a new folder a new
+    one. Public-key logins use `authorized_keys` (public key lines); passwords are checked
+    against the system's accounts without PAM, and root may log in only with a key.
+    """
+    binary = resolve_binary("sshd")
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    host_key_dir = Path(host_key_dir).resolve() if host_key_dir else workdir / "host-keys"
+    host_key = ssh_keygen(host_key_dir / "ssh_host_ed25519_key", comment="nettvakt-test-host")
+    keys_file = workdir / "authorized_keys"
+    keys_file.write_text("".join(line.strip() + "\n" for line in authorized_keys))
+    os.chmod(keys_file, 0o600)
+    # Debian's sshd refuses to start without its privilege-separation directory, which the
+    # distribution's service unit creates; it is empty and shared by every sshd.
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    port = _pick_port(host, port, None, 22)
+    conf = workdir / "sshd_config"
+    lines = [
+        f"ListenAddress {_hostport(host, port)}",
+        f"HostKey {host_key}",
+        f"PidFile {workdir / 'sshd.pid'}",
+        f"AuthorizedKeysFile {keys_file}",
+        "UsePAM no",
+        "PermitRootLogin prohibit-password",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication yes",
+        "KbdInteractiveAuthentication no",
+        "StrictModes no",  # the keys live in a temp dir, not in a home sshd would check
+        "PrintMotd no",
+        "PrintLastLog no",
+        "UseDNS no",
+        "LogLevel VERBOSE",
+        *extra_config,
+    ]
+    conf.write_text("\n".join(lines) + "\n")
+    check = subprocess.run([binary, "-t", "-f", str(conf)], capture_output=True, text=True, timeout=30)
+    if check.returncode != 0:
+        raise ServiceError(f"sshd rejects its config {conf}: {check.stderr.strip()}")
+    proc = ManagedProcess.start("sshd", [binary, "-D", "-e", "-f", str(conf)], workdir / "sshd.log", cwd=workdir)
+    server = SshdServer(host, port, proc, workdir, host_key_dir, keys_file)
+    _wait_ready(proc, _ssh_banner_probe(host, port), timeout_s, f"an SSH banner on tcp {_hostport(host, port)}")
+    return server
+
+
+@dataclass
+class FakeSwitchServer:
+    """A fake-switches Cisco IOS switch (collector.ssh.fakeswitch) over SSH."""
+
+    host: str
+    port: int
+    process: ManagedProcess
+    hostname: str
+    username: str
+
+    def stop(self) -> None:
+        self.process.stop()
+
+
+def start_fake_switch(
+    workdir: Path,
+    *,
+    password: str,
+    enable_secret: str,
+    username: str = "admin",
+    hostname: str = "lab-sw1",
+    snmp_communities: Sequence[str] = (),
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    timeout_s: float = 30,
+) -> FakeSwitchServer:
+    """Start an emulated Cisco switch listening only on host:port; wait until it sends its SSH banner."""
+    from collector.ssh.fakeswitch import ENABLE_ENV, PASSWORD_ENV
+
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = _pick_port(host, port, None, 22)
+    argv = [sys.executable, "-m", "collector.ssh.fakeswitch", "--host", host, "--port", str(port), "--hostname", hostname, "--username", username]
+    for community in snmp_communities:
+        argv += ["--snmp-community", community]
+    env = {**os.environ, PASSWORD_ENV: password, ENABLE_ENV: enable_secret}
+    # The module runs from this source tree, whatever the caller's working directory.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH")]))
+    proc = ManagedProcess.start("fake-switch", argv, workdir / f"fake-switch-{hostname}.log", env=env, cwd=workdir)
+    server = FakeSwitchServer(host, port, proc, hostname, username)
+    _wait_ready(proc, _ssh_banner_probe(host, port), timeout_s, f"an SSH banner on tcp {_hostport(host, port)}")
+    return server

@@ -6,6 +6,8 @@ a real peer is the proof, and a skipped proof is no proof).
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import os
 import signal
@@ -17,7 +19,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -28,6 +30,7 @@ from collector.services import (
     SnmpsimServer,
     SnmpV3User,
     VictoriaMetricsServer,
+    free_port,
     start_influxd,
     start_snmpd,
     start_snmpsim,
@@ -192,3 +195,47 @@ def nettvakt() -> Iterator[NettvaktProcesses]:
     finally:
         for proc in processes.started:
             processes.stop(proc)
+
+
+class SmtpInbox:
+    """A real SMTP server's handler (aiosmtpd) keeping every message it accepts."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.messages: list[email.message.EmailMessage] = []
+        self.envelopes: list[tuple[str, list[str]]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
+        self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))  # type: ignore[arg-type]
+        return "250 OK"
+
+    @property
+    def subjects(self) -> list[str]:
+        return [str(m["Subject"]) for m in self.messages]
+
+
+@pytest.fixture
+def smtp_inbox() -> Iterator[Callable[..., SmtpInbox]]:
+    """Start SMTP servers on free loopback ports: `inbox = smtp_inbox(**aiosmtpd_controller_options)`.
+
+    Each reply 250 comes after the message is kept, so a sender that returned has delivered.
+    All are stopped at teardown, also when the test fails.
+    """
+    from aiosmtpd.controller import Controller
+
+    controllers: list[Any] = []
+
+    def start(**options: Any) -> SmtpInbox:
+        inbox = SmtpInbox()
+        inbox.port = free_port()
+        controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port, **options)
+        controller.start()
+        controllers.append(controller)
+        return inbox
+
+    try:
+        yield start
+    finally:
+        for controller in controllers:
+            controller.stop()

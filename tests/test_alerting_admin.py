@@ -4,18 +4,16 @@ and alerting following an inventory reload — against a real SMTP server and th
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from aiosmtpd.controller import Controller
 
 from agent.cli import main as nettvakt
 from agent.points import Point
@@ -30,28 +28,10 @@ from collector.services import free_port
 ADMIN_TOKEN = "karlsoy-admin-token-for-tests"
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))  # type: ignore[arg-type]
-        return "250 OK"
-
-    @property
-    def subjects(self) -> list[str]:
-        return [str(m["Subject"]) for m in self.messages]
-
-
 @pytest.fixture
-def smtp() -> Any:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield inbox, controller.port
-    finally:
-        controller.stop()
+def smtp(smtp_inbox: Callable[..., Any]) -> tuple[Any, int]:
+    inbox = smtp_inbox()
+    return inbox, inbox.port
 
 
 def write_inventory(tmp_path: Path, smtp_port: int, *, admin: bool = True, extra: str = "") -> Path:

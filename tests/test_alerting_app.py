@@ -4,29 +4,17 @@
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from aiosmtpd.controller import Controller
 
 from agent.points import Point
 from collector.alerting.context import ALERTS, alerting_context
 from collector.app import QUEUE, create_app
 from collector.config import parse_inventory
-from collector.services import free_port
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.subjects: list[str] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.subjects.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default)["Subject"])
-        return "250 OK"
 
 
 async def until(predicate: Any, timeout_s: float, what: str) -> None:
@@ -38,11 +26,9 @@ async def until(predicate: Any, timeout_s: float, what: str) -> None:
         await asyncio.sleep(0.02)
 
 
-def test_collector_app_alerts_without_influxdb(tmp_path: Path) -> None:
-    inbox = Inbox()
-    smtp_port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=smtp_port)
-    controller.start()
+def test_collector_app_alerts_without_influxdb(tmp_path: Path, smtp_inbox: Callable[..., Any]) -> None:
+    inbox = smtp_inbox()
+    smtp_port = inbox.port
     inventory = parse_inventory(
         {
             "collector": {"data_dir": str(tmp_path / "data")},
@@ -75,10 +61,7 @@ def test_collector_app_alerts_without_influxdb(tmp_path: Path) -> None:
         finally:
             await runner.cleanup()
 
-    try:
-        points = asyncio.run(scenario())
-    finally:
-        controller.stop()
+    points = asyncio.run(scenario())
     assert inbox.subjects == ["[AKTIV] Kjernesvitsj svarer ikke på SNMP"]
     assert (tmp_path / "data" / "alerts.json").exists()  # state for the next start
     assert [(p.tags["rule"], p.tags["state"], p.fields["active"]) for p in points] == [("device-down", "firing", 1.0)]

@@ -11,22 +11,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import email
-import email.policy
 import ipaddress
 import json
 import ssl
 import typing
 import urllib.parse
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -65,31 +62,6 @@ def notification(channel: str = "vakt", title: str = "[AKTIV] Vannvåg utilgjeng
     return Notification(channel, title, "AKTIV  kritisk  Vannvåg utilgjengelig\n", (event,), 1_764_486_840.0)
 
 
-class Inbox:
-    """aiosmtpd handler keeping every message it accepts."""
-
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-        self.envelopes: list[tuple[str, list[str]]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.envelopes.append((envelope.mail_from, list(envelope.rcpt_tos)))
-        self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))
-        return "250 OK"
-
-
-@contextmanager
-def smtp_server(**kwargs: Any) -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, **kwargs)
-    controller.start()
-    try:
-        yield inbox, port
-    finally:
-        controller.stop()
-
-
 def self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """(server context, client context trusting only that server) for 127.0.0.1."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -116,10 +88,11 @@ def self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     return server, client
 
 
-def test_email_reaches_a_real_smtp_server() -> None:
-    with smtp_server() as (inbox, port):
-        sender = EmailSender("vakt", "127.0.0.1", port, ["vakt@karlsoy.example", "leder@karlsoy.example"], "nettvakt@karlsoy.example")
-        asyncio.run(sender.send(notification()))
+def test_email_reaches_a_real_smtp_server(smtp_inbox: Callable[..., Any]) -> None:
+    inbox = smtp_inbox()
+    port = inbox.port
+    sender = EmailSender("vakt", "127.0.0.1", port, ["vakt@karlsoy.example", "leder@karlsoy.example"], "nettvakt@karlsoy.example")
+    asyncio.run(sender.send(notification()))
     assert len(inbox.messages) == 1
     msg = inbox.messages[0]
     assert msg["Subject"] == "[AKTIV] Vannvåg utilgjengelig"
@@ -127,7 +100,7 @@ def test_email_reaches_a_real_smtp_server() -> None:
     assert inbox.envelopes == [("nettvakt@karlsoy.example", ["vakt@karlsoy.example", "leder@karlsoy.example"])]
 
 
-def test_email_starttls_and_login(tmp_path: Path) -> None:
+def test_email_starttls_and_login(smtp_inbox: Callable[..., Any], tmp_path: Path) -> None:
     server_tls, client_tls = self_signed(tmp_path)
     passwords: list[str] = []
 
@@ -138,24 +111,26 @@ def test_email_starttls_and_login(tmp_path: Path) -> None:
         # handled=False: aiosmtpd sends the 235/535 reply itself.
         return AuthResult(success=password == "riktig", handled=False)
 
-    with smtp_server(tls_context=server_tls, require_starttls=True, authenticator=authenticator, auth_required=True) as (inbox, port):
-        good = EmailSender("vakt", "127.0.0.1", port, ["vakt@karlsoy.example"], "nettvakt@karlsoy.example",
-                           username="nettvakt", password="riktig", starttls="always", ssl_context=client_tls)
-        asyncio.run(good.send(notification()))
-        bad = EmailSender("vakt", "127.0.0.1", port, ["vakt@karlsoy.example"], "nettvakt@karlsoy.example",
-                          username="nettvakt", password="feil", starttls="always", ssl_context=client_tls, backoff_s=0.01)
-        with pytest.raises(ChannelError, match="authentication refused"):
-            asyncio.run(bad.send(notification()))
+    inbox = smtp_inbox(tls_context=server_tls, require_starttls=True, authenticator=authenticator, auth_required=True)
+    port = inbox.port
+    good = EmailSender("vakt", "127.0.0.1", port, ["vakt@karlsoy.example"], "nettvakt@karlsoy.example",
+                       username="nettvakt", password="riktig", starttls="always", ssl_context=client_tls)
+    asyncio.run(good.send(notification()))
+    bad = EmailSender("vakt", "127.0.0.1", port, ["vakt@karlsoy.example"], "nettvakt@karlsoy.example",
+                      username="nettvakt", password="feil", starttls="always", ssl_context=client_tls, backoff_s=0.01)
+    with pytest.raises(ChannelError, match="authentication refused"):
+        asyncio.run(bad.send(notification()))
     assert len(inbox.messages) == 1
     # smtplib tries PLAIN then LOGIN in one session; three attempts would have made it six.
     assert passwords[0] == "riktig" and 1 <= passwords.count("feil") <= 2
 
 
-def test_email_refuses_clear_text_when_starttls_always() -> None:
-    with smtp_server() as (inbox, port):
-        sender = EmailSender("vakt", "127.0.0.1", port, ["vakt@karlsoy.example"], "n@k.example", starttls="always", attempts=1)
-        with pytest.raises(ChannelError, match="does not offer STARTTLS"):
-            asyncio.run(sender.send(notification()))
+def test_email_refuses_clear_text_when_starttls_always(smtp_inbox: Callable[..., Any]) -> None:
+    inbox = smtp_inbox()
+    port = inbox.port
+    sender = EmailSender("vakt", "127.0.0.1", port, ["vakt@karlsoy.example"], "n@k.example", starttls="always", attempts=1)
+    with pytest.raises(ChannelError, match="does not offer STARTTLS"):
+        asyncio.run(sender.send(notification()))
     assert inbox.messages == []
 
 
@@ -305,7 +280,7 @@ def test_signature_is_hmac_sha256_of_the_body() -> None:
     assert not verify("key", b"{}", None)
 
 
-def test_failing_channel_is_reported_through_the_others() -> None:
+def test_failing_channel_is_reported_through_the_others(smtp_inbox: Callable[..., Any]) -> None:
     dead_port = free_port()  # nothing listens here
 
     async def scenario(port: int) -> None:
@@ -318,14 +293,15 @@ def test_failing_channel_is_reported_through_the_others() -> None:
         assert delivered is False
         assert service.failures[0][0] == "vakt-webhook"
 
-    with smtp_server() as (inbox, port):
-        asyncio.run(scenario(port))
+    inbox = smtp_inbox()
+    port = inbox.port
+    asyncio.run(scenario(port))
     assert len(inbox.messages) == 1
     assert inbox.messages[0]["Subject"] == "[nettvakt] varslingskanal vakt-webhook feiler / alert channel failing"
     assert "[AKTIV] Vannvåg utilgjengelig" in inbox.messages[0].get_content()
 
 
-def test_failing_sms_gateway_is_reported_through_email() -> None:
+def test_failing_sms_gateway_is_reported_through_email(smtp_inbox: Callable[..., Any]) -> None:
     """The provider answers 503 to everything: the SMS channel gives up and the on-call mail says so."""
     seen: list[Seen] = []
 
@@ -344,8 +320,9 @@ def test_failing_sms_gateway_is_reported_through_email() -> None:
                                      "sms vakt-sms to +4791234567: status 503 after 2 attempts; "
                                      "sms vakt-sms to +4741234567: status 503 after 2 attempts")]
 
-    with smtp_server() as (inbox, port):
-        asyncio.run(scenario(port))
+    inbox = smtp_inbox()
+    port = inbox.port
+    asyncio.run(scenario(port))
     assert [r.query["to"] for r in seen] == ["+4791234567", "+4791234567", "+4741234567", "+4741234567"]
     assert len(inbox.messages) == 1
     mail = inbox.messages[0]
@@ -356,7 +333,7 @@ def test_failing_sms_gateway_is_reported_through_email() -> None:
     assert "topp-hemmelig" not in content
 
 
-def test_site_outage_end_to_end_to_smtp(tmp_path: Path) -> None:
+def test_site_outage_end_to_end_to_smtp(smtp_inbox: Callable[..., Any], tmp_path: Path) -> None:
     """Engine on a fake clock, real delivery: exactly one mail when Vannvåg goes, one when it is back."""
     agents = [f"pc{i}" for i in range(1, 8)]
 
@@ -392,8 +369,9 @@ def test_site_outage_end_to_end_to_smtp(tmp_path: Path) -> None:
         await service.close()
         assert [p.tags["state"] for p in stored if p.tags["rule"] == "site-unreachable"] == ["firing", "resolved"]
 
-    with smtp_server() as (inbox, port):
-        asyncio.run(scenario(port))
+    inbox = smtp_inbox()
+    port = inbox.port
+    asyncio.run(scenario(port))
     subjects = [m["Subject"] for m in inbox.messages]
     assert len(subjects) == 2, subjects
     assert subjects[0].startswith("[AKTIV] Teknisk utestasjon Vannvåg utilgjengelig siden ")

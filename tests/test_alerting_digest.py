@@ -5,19 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import email
-import email.policy
 import zoneinfo
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.controller import Controller
 
 from collector.alerting.digest import digest_month, lifecycle_digest
 from collector.alerting.history import HISTORY_FILE, AlertHistory
 from collector.alerting.service import AlertService
 from collector.config import load_inventory
-from collector.services import free_port
 
 OSLO = zoneinfo.ZoneInfo("Europe/Oslo")
 REPO = Path(__file__).resolve().parents[1]
@@ -57,22 +54,11 @@ def test_digest_of_the_shipped_inventory_lists_the_old_firewall_and_the_plan() -
     assert "Plan for the next five budget years:" in body_en
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Any] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append(email.message_from_bytes(envelope.original_content, policy=email.policy.default))
-        return "250 OK"
-
-
-def test_digest_reaches_managers_once_a_month_and_not_on_call(tmp_path: Path) -> None:
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
-    controller.start()
+def test_digest_reaches_managers_once_a_month_and_not_on_call(tmp_path: Path, smtp_inbox: Callable[..., Any]) -> None:
+    inbox = smtp_inbox()
     text = (REPO / "inventory.toml").read_text(encoding="utf-8")
     # The shipped inventory with its channels pointed at the test's SMTP server, no credentials.
-    text = text.replace('smtp_host = "smtp.karlsoy.local"\nsmtp_port = 587', f'smtp_host = "127.0.0.1"\nsmtp_port = {controller.port}')
+    text = text.replace('smtp_host = "smtp.karlsoy.local"\nsmtp_port = 587', f'smtp_host = "127.0.0.1"\nsmtp_port = {inbox.port}')
     text = text.replace('smtp_username = "nettvakt"\nsmtp_password = "env:NETTVAKT_SMTP_PASSWORD"\n', "")
     text = text.replace('data_dir = "/var/lib/nettvakt"', f'data_dir = "{tmp_path / "data"}"')
     path = tmp_path / "inventory.toml"
@@ -88,15 +74,12 @@ def test_digest_reaches_managers_once_a_month_and_not_on_call(tmp_path: Path) ->
         await service.close()
         return sent
 
-    try:
-        # First start ever, after this month's moment: nothing now, the next one is January's.
-        assert asyncio.run(month(oslo(2026, 11, 29, 10, 0))) == [False, False]
-        assert asyncio.run(month(oslo(2026, 12, 1, 7, 0))) == [False, False]
-        assert asyncio.run(month(oslo(2026, 12, 1, 8, 1))) == [True, False]
-        assert asyncio.run(month(oslo(2026, 12, 2, 9, 0))) == [False, False]  # restarted: not again
-        assert asyncio.run(month(oslo(2027, 1, 1, 8, 0))) == [True, False]
-    finally:
-        controller.stop()
+    # First start ever, after November's moment: nothing now; December's is the first.
+    assert asyncio.run(month(oslo(2026, 11, 29, 10, 0))) == [False, False]
+    assert asyncio.run(month(oslo(2026, 12, 1, 7, 0))) == [False, False]
+    assert asyncio.run(month(oslo(2026, 12, 1, 8, 1))) == [True, False]
+    assert asyncio.run(month(oslo(2026, 12, 2, 9, 0))) == [False, False]  # restarted: not again
+    assert asyncio.run(month(oslo(2027, 1, 1, 8, 0))) == [True, False]
     assert [str(m["To"]) for m in inbox.messages] == ["it-leder@karlsoy.kommune.no, okonomi@karlsoy.kommune.no"] * 2
     assert [str(m["Subject"]).split(":")[0] for m in inbox.messages] == [
         "[nettvakt] Utskifting desember 2026", "[nettvakt] Utskifting januar 2027",

@@ -12,6 +12,11 @@ redacted diff of each change. Exit codes: 0 every device backed up, 1 at least o
 
 `run_history` lists the stored revisions; `run_diff` prints the redacted diff between two
 (default: the latest change). Both read the backups only; they never log in to a device.
+
+`run_command` (`nettvakt ssh run DEVICE COMMAND...`) runs one command that
+collector.ssh.commands allows (read-only unless the device's `allow_commands` says more),
+prints its output redacted and keeps it with the device's history (ConfigStore.save_run).
+Exit codes: 0 ran, 1 the session failed, 2 refused or bad usage.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import sys
 from pathlib import Path
 
-from collector.config import InventoryError, load_inventory
+from collector.config import Device, InventoryError, load_inventory
 
+from .commands import normalise_command, refusal
 from .configs import BackupError, ConfigStore
 from .session import CONFIG_COMMANDS, DEFAULT_MAX_SESSIONS, SshFailure, SshRunner, SshTarget, target_from_inventory
 from .tasks import DeviceRun, run_devices
@@ -156,4 +163,70 @@ def run_diff(args: argparse.Namespace) -> int:
         print(f"nettvakt config diff: {exc}", file=sys.stderr)
         return EXIT_FAIL
     print(diff, end="" if diff.endswith("\n") or not diff else "\n")
+    return EXIT_OK
+
+
+def _pattern_for(command: str) -> str:
+    """A regular expression matching exactly `command`, readable (spaces left unescaped)."""
+    return re.escape(command).replace("\\ ", " ")
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """`nettvakt ssh run DEVICE COMMAND...`."""
+    prog = "nettvakt ssh run"
+    try:
+        inventory = load_inventory(args.inventory)
+    except InventoryError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    device: Device | None = next((d for d in inventory.device if d.id == args.device), None)
+    if device is None:
+        print(f"{prog}: {args.inventory}: no device with id {args.device!r}", file=sys.stderr)
+        return EXIT_USAGE
+    if device.ssh is None:
+        print(f"{prog}: {args.inventory}: device {device.id!r} has no [device.ssh] table", file=sys.stderr)
+        return EXIT_USAGE
+    command = normalise_command(" ".join(args.words))
+    why = refusal(device.ssh.device_type, command, device.ssh.allow_commands)
+    if why is not None:
+        print(
+            f"{prog}: {device.id}: refused {command!r}: {why}.\n"
+            f"Only read-only commands run unless the device allows more: add a regular expression matching the "
+            f"whole command to allow_commands in the [device.ssh] table of device {device.id!r} in {args.inventory}, "
+            f"e.g. allow_commands = [{json.dumps(_pattern_for(command))}]",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    try:
+        target = target_from_inventory(device, inventory.base_dir)
+    except SshFailure as exc:
+        print(f"{prog}: {args.inventory}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    data_dir = inventory.data_dir()
+    runner = SshRunner(known_hosts_path(data_dir), max_sessions=1)
+    try:
+        result = runner.run_blocking(target, [command])
+    finally:
+        runner.close()
+    as_json = getattr(args, "json", False)
+    if result.error is not None:
+        error = result.error
+        if as_json:
+            print(json.dumps({"device": device.id, "command": command, "ok": False, "reason": error.reason, "detail": error.detail}, ensure_ascii=False))
+        print(f"{device.id}: FAILED: {error.reason}" + (f" ({error.detail})" if error.detail else ""), file=sys.stderr)
+        return EXIT_FAIL
+    output = result.outputs[command]
+    store = ConfigStore(backup_dir(data_dir))
+    try:
+        full, readable = store.save_run(device.id, command, output)
+    except BackupError as exc:
+        print(f"{prog}: {device.id}: output not saved: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    shown = store.redact(output)
+    if as_json:
+        print(json.dumps({"device": device.id, "command": command, "ok": True, "output": shown, "saved": str(readable), "full": str(full)}, ensure_ascii=False))
+    else:
+        print(shown, end="" if shown.endswith("\n") or not shown else "\n")
+        print(f"# saved as {readable} (secrets redacted; exact output in {full})", file=sys.stderr)
     return EXIT_OK

@@ -131,6 +131,7 @@ class BackupResult:
     changed: bool
     revision: str | None  # the readable repository's commit (None when nothing changed)
     diff: str  # redacted, normalised unified diff ("" when unchanged)
+    first: bool = False  # the device's first backup: stored, but not a change to tell anyone about
 
 
 class ConfigStore:
@@ -182,6 +183,11 @@ class ConfigStore:
 
     def _key(self) -> bytes:
         return (self.full / ".redaction-key").read_text().strip().encode()
+
+    def redact(self, text: str) -> str:
+        """`text` with secrets redacted under this store's key (the tags match its readable copies)."""
+        self.init()
+        return redact(text, self._key())
 
     @staticmethod
     def _file(device: str) -> str:
@@ -256,7 +262,39 @@ class ConfigStore:
         self._git(self.readable, "commit", "-q", "--no-verify", "-m", subject, "-m", f"Full-Commit: {full_sha}", when=when)
         rev = self._git(self.readable, "rev-parse", "HEAD").strip()
         old_readable = normalise(redact(previous, self._key())) if previous is not None else ""
-        return BackupResult(device, True, rev, _unified(device, old_readable, normalise(readable_text), "previous", rev[:12]))
+        diff = _unified(device, old_readable, normalise(readable_text), "previous", rev[:12])
+        return BackupResult(device, True, rev, diff, first=previous is None)
+
+
+    def save_run(self, device: str, command: str, output: str, *, when: dt.datetime | None = None) -> tuple[Path, Path]:
+        """Keep the output of an on-demand command with the device's history: `runs/<device>/<time>-<slug>.txt`.
+
+        As with configurations, the exact output goes to the restricted repository and a
+        redacted copy to the readable one, each committed. Returns (full path, readable path).
+        """
+        self.init()
+        self._file(device)  # the id check
+        when = when or dt.datetime.now(dt.timezone.utc)
+        slug = re.sub(r"[^a-z0-9]+", "-", command.lower()).strip("-")[:48] or "command"
+        stem = f"{when.astimezone(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{slug}"
+        rel = Path("runs") / device / f"{stem}.txt"
+        n = 1
+        while (self.full / rel).exists():  # the same command twice within a second
+            n += 1
+            rel = rel.with_name(f"{stem}-{n}.txt")
+        header = f"# {device}: {command}\n# {when.astimezone(dt.timezone.utc).isoformat()}\n"
+        subject = f"{device}: ssh run {command}"[:200]
+        paths = []
+        for repo, text in ((self.full, header + output), (self.readable, header + self.redact(output))):
+            path = repo / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600 if repo is self.full else 0o644)
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text if text.endswith("\n") else text + "\n")
+            self._git(repo, "add", "--", str(rel))
+            self._git(repo, "commit", "-q", "--no-verify", "-m", subject, when=when)
+            paths.append(path)
+        return paths[0], paths[1]
 
 
 def _unified(device: str, old: str, new: str, from_label: str, to_label: str) -> str:

@@ -44,6 +44,8 @@ class Facts:
     cpu_model: str | None = None
     cpu_threads: float | None = None
     mem_total_bytes: float | None = None
+    # What the device did not tell (e.g. a Linux server without DMI data): reported, not guessed.
+    missing: list[str] = field(default_factory=list)
 
     def merge(self, other: "Facts") -> "Facts":
         """Fill what this one lacks from `other` (e.g. show version first, then show inventory)."""
@@ -273,6 +275,12 @@ def parse_linux(text: str) -> Facts:
     release = _os_release(files.get("/etc/os-release", ""))
     uptime = files.get("/proc/uptime", "").split()
     serial = _dmi(files, "product_serial")
+    # Containers and some VMs have no /sys/class/dmi/id; product_serial is readable by root only.
+    missing = [
+        f"{name} ({_DMI}{file})"
+        for name, file in (("vendor", "sys_vendor"), ("model", "product_name"), ("serial", "product_serial"), ("fw_rev", "bios_version"))
+        if _dmi(files, file) is None
+    ]
     return Facts(
         vendor=_dmi(files, "sys_vendor"),
         model=_dmi(files, "product_name"),
@@ -285,6 +293,7 @@ def parse_linux(text: str) -> Facts:
         uptime_s=float(uptime[0]) if uptime else None,
         os_name=release.get("NAME"),
         os_version=release.get("VERSION_ID"),
+        missing=missing,
     )
 
 

@@ -14,6 +14,7 @@ every connect (netmiko with `ssh_strict`), and a different key is refused with
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import socket
 import threading
@@ -37,6 +38,8 @@ CONFIG_COMMANDS: dict[str, str | None] = {
     "linux": None,
 }
 DEFAULT_MAX_SESSIONS = 4
+# Platforms that may log in unprivileged (prompt `>`) and need `enable` for the configuration.
+ENABLE_TYPES = frozenset({"cisco_ios", "hp_procurve"})
 
 
 class SshFailure(RuntimeError):
@@ -63,6 +66,8 @@ class SshTarget:
     key_file: Path | None = None
     timeout_s: float = 30.0
     kind: str = "network"  # the inventory hardware kind, for `hardware` points
+    key_passphrase: str | None = field(default=None, repr=False)
+    enable_secret: str | None = field(default=None, repr=False)
 
 
 def target_from_inventory(device: Device, base_dir: Path | None = None) -> SshTarget:
@@ -70,10 +75,14 @@ def target_from_inventory(device: Device, base_dir: Path | None = None) -> SshTa
     ssh = device.ssh
     if ssh is None:
         raise SshFailure(device.id, "no [device.ssh] table in the inventory")
-    try:
-        password = resolve_secret(ssh.password, base_dir) if ssh.password else None
-    except SecretError as exc:
-        raise SshFailure(device.id, "password secret does not resolve", str(exc)) from None
+    resolved: dict[str, str | None] = {}
+    for name in ("password", "key_passphrase", "enable_secret"):
+        ref = getattr(ssh, name)
+        try:
+            resolved[name] = resolve_secret(ref, base_dir) if ref else None
+        except SecretError as exc:
+            label = "password secret" if name == "password" else name  # the TOML key otherwise
+            raise SshFailure(device.id, f"{label} does not resolve", str(exc)) from None
     key_file = ssh.key_file
     if key_file is not None and not key_file.is_absolute() and base_dir is not None:
         key_file = base_dir / key_file
@@ -84,10 +93,12 @@ def target_from_inventory(device: Device, base_dir: Path | None = None) -> SshTa
         port=ssh.port,
         device_type=ssh.device_type,
         username=ssh.username,
-        password=password,
+        password=resolved["password"],
         key_file=key_file,
         timeout_s=ssh.timeout_s,
         kind=device.hardware.kind,
+        key_passphrase=resolved["key_passphrase"],
+        enable_secret=resolved["enable_secret"],
     )
 
 
@@ -160,12 +171,27 @@ class SessionResult:
         return self.error is None
 
 
+def check_key_file(target: SshTarget) -> None:
+    """Open the private key here, so a wrong passphrase reads as that, not as a refused login."""
+    assert target.key_file is not None
+    try:
+        passphrase = target.key_passphrase.encode() if target.key_passphrase is not None else None
+        paramiko.PKey.from_path(target.key_file, password=passphrase)  # type: ignore[arg-type]  # wants bytes
+    except OSError as exc:
+        raise SshFailure(target.device, "key file does not open", f"{target.key_file}: {exc.strerror or exc}") from None
+    except (TypeError, ValueError, paramiko.SSHException) as exc:
+        hint = "wrong key_passphrase?" if target.key_passphrase else "encrypted? then it needs key_passphrase"
+        raise SshFailure(target.device, "key file does not open", f"{target.key_file} ({hint}): {exc}") from None
+
+
 def run_session(target: SshTarget, commands: Sequence[str], host_keys: PinnedHostKeys) -> dict[str, str]:
     """Log in, run `commands` in order, log out. Blocking; raises SshFailure with the reason."""
     from netmiko import ConnectHandler
     from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException, ReadTimeout
 
     t = target.timeout_s
+    if target.key_file is not None:
+        check_key_file(target)
     try:
         host_keys.ensure_pinned(target)
     except (OSError, EOFError, paramiko.SSHException) as exc:
@@ -179,6 +205,8 @@ def run_session(target: SshTarget, commands: Sequence[str], host_keys: PinnedHos
         "allow_agent": False,
         "use_keys": target.key_file is not None,
         "key_file": str(target.key_file) if target.key_file else None,
+        "passphrase": target.key_passphrase,
+        "secret": target.enable_secret or "",
         # Reject unknown keys, check known ones against our file only.
         "ssh_strict": True,
         "system_host_keys": False,
@@ -195,6 +223,14 @@ def run_session(target: SshTarget, commands: Sequence[str], host_keys: PinnedHos
     command = "(login)"
     try:
         conn = ConnectHandler(**params)
+        if target.device_type in ENABLE_TYPES and not conn.check_enable_mode():
+            command = "enable"
+            try:
+                conn.enable()
+            except (ValueError, ReadTimeout):
+                raise SshFailure(
+                    target.device, "enable failed", "the device refused `enable`; check [device.ssh] enable_secret"
+                ) from None
         outputs = {}
         for command in commands:
             outputs[command] = conn.send_command(command, read_timeout=t)
@@ -212,7 +248,17 @@ def run_session(target: SshTarget, commands: Sequence[str], host_keys: PinnedHos
                 f"{fingerprint(pinned) if pinned else '?'}; refused. If the device was really replaced, "
                 f"remove the line for {_host_entry(target.host, target.port)} from {host_keys.path}",
             ) from None
-        raise SshFailure(target.device, "connect failed", text.strip().splitlines()[0] if text.strip() else "") from None
+        where = f"{target.host}:{target.port}"
+        if "TCP connection to device failed" in text:
+            raise SshFailure(target.device, "cannot reach ssh", f"{where}: TCP connection failed") from None
+        if "protocol banner" in text or "No existing session" in text:
+            # The port accepts connections but no SSH server speaks (paramiko words it either
+            # way, depending on when it notices): a hung device or daemon.
+            raise SshFailure(target.device, "timeout", f"{where}: no SSH banner within {t:g} s") from None
+        # netmiko's message is a headline ending in ':' and the cause on a later line.
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        detail = " ".join(lines[:2]) if lines and lines[0].endswith(":") else (lines[0] if lines else "")
+        raise SshFailure(target.device, "connect failed", f"{where}: {detail}") from None
     except ReadTimeout:
         channel = getattr(conn, "remote_conn", None)
         if channel is not None and getattr(channel, "closed", False):
@@ -235,6 +281,9 @@ class SshRunner:
     """A bounded pool of SSH sessions. `close()` (or `async with`) ends the pool's threads."""
 
     def __init__(self, known_hosts: Path | str, max_sessions: int = DEFAULT_MAX_SESSIONS):
+        # paramiko logs three INFO lines per login; our own log says what matters, once.
+        if logging.getLogger("paramiko").level == logging.NOTSET:
+            logging.getLogger("paramiko").setLevel(logging.WARNING)
         self.host_keys = PinnedHostKeys(known_hosts)
         self.max_sessions = max_sessions
         self._pool = ThreadPoolExecutor(max_workers=max_sessions, thread_name_prefix="ssh-session")
