@@ -9,6 +9,7 @@ with the command and the last lines of its log.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shlex
@@ -229,6 +230,18 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout_s:g} s waiting for {what}" + (f"; last error: {last}" if last else ""))
         time.sleep(interval_s)
+
+
+async def wait_until_async(predicate: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.02) -> Any:
+    """`wait_until` for code on an event loop: other tasks run while it waits."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout_s:g} s waiting for {what}")
+        await asyncio.sleep(interval_s)
 
 
 def _wait_ready(proc: ManagedProcess, probe: Callable[[], bool], timeout_s: float, what: str) -> None:

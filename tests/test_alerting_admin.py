@@ -23,7 +23,7 @@ from collector.alerting.service import AlertService
 from collector.alerting.silences import SILENCES_FILE, SilenceStore
 from collector.app import RELOADER, create_app
 from collector.config import load_inventory
-from collector.services import free_port
+from collector.services import free_port, wait_until_async
 
 ADMIN_TOKEN = "karlsoy-admin-token-for-tests"
 
@@ -92,15 +92,6 @@ severity = "critical"
 
 def down(device: str, site: str) -> Point:
     return Point("availability", {"site": site, "device": device, "kind": "device"}, {"up": 0.0})
-
-
-async def until(predicate: Any, timeout_s: float, what: str) -> None:
-    # Bounded wait for work on other tasks; not a timing assertion.
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout_s} s for {what}")
-        await asyncio.sleep(0.02)
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -252,8 +243,8 @@ def test_http_api_lists_alerts_and_sets_silences_with_the_admin_token(tmp_path: 
         app = create_app(inventory, extra_contexts=[alerting_context(group_wait_s=0, interval_s=0.05)])
         async with TestClient(TestServer(app)) as client:
             app[ALERTS].observe([down("sw-radhus", "radhus")])
-            await until(lambda: app[ALERTS].engine.firing(time.time()), 10, "the alert to fire")
-            await until(lambda: (tmp_path / "data" / HISTORY_FILE).exists(), 10, "the history line")
+            await wait_until_async(lambda: app[ALERTS].engine.firing(time.time()), 10, "the alert to fire")
+            await wait_until_async(lambda: (tmp_path / "data" / HISTORY_FILE).exists(), 10, "the history line")
             resp = await client.get("/api/v1/alerts?recent_s=3600")
             assert resp.status == 200
             listing = await resp.json()
@@ -275,7 +266,7 @@ def test_http_api_lists_alerts_and_sets_silences_with_the_admin_token(tmp_path: 
             resp = await client.post("/api/v1/silences", json=body, headers=admin)
             assert resp.status == 201
             silence = await resp.json()
-            await until(lambda: all(a["muted"] for a in app[ALERTS].engine.firing(time.time())), 10, "the silence to apply")
+            await wait_until_async(lambda: all(a["muted"] for a in app[ALERTS].engine.firing(time.time())), 10, "the silence to apply")
             resp = await client.get("/api/v1/silences")
             assert [s["id"] for s in await resp.json()] == [silence["id"]]
             resp = await client.delete(f"/api/v1/silences/{silence['id']}", headers=admin)
@@ -301,7 +292,7 @@ def test_alerting_follows_an_inventory_reload_without_repeating_or_losing_messag
         async with TestClient(TestServer(app)):
             alerts = app[ALERTS]
             alerts.observe([down("sw-radhus", "radhus")])
-            await until(lambda: len(inbox.messages) == 1, 10, "the firing mail")
+            await wait_until_async(lambda: len(inbox.messages) == 1, 10, "the firing mail")
             # The new inventory adds a rule and sends critical alerts to a second channel too.
             write_inventory(tmp_path, port, extra="""
 [[alert]]
@@ -332,10 +323,10 @@ severities = ["critical"]
             assert len(inbox.messages) == 1
             # It ends: the resolved message goes to whoever the current routes name.
             alerts.observe([Point("availability", {"site": "radhus", "device": "sw-radhus", "kind": "device"}, {"up": 1.0})])
-            await until(lambda: len(inbox.messages) == 2, 10, "the resolved mail")
+            await wait_until_async(lambda: len(inbox.messages) == 2, 10, "the resolved mail")
             # A new outage goes to every channel the new routes name.
             alerts.observe([down("sw-radhus", "radhus")])
-            await until(lambda: len(inbox.messages) == 4, 10, "the second firing mails")
+            await wait_until_async(lambda: len(inbox.messages) == 4, 10, "the second firing mails")
             await asyncio.sleep(0.3)
 
     asyncio.run(scenario())

@@ -15,15 +15,7 @@ from agent.points import Point
 from collector.alerting.context import ALERTS, alerting_context
 from collector.app import QUEUE, create_app
 from collector.config import parse_inventory
-
-
-async def until(predicate: Any, timeout_s: float, what: str) -> None:
-    # Bounded wait for something that happens on other tasks; not a timing assertion.
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"waited {timeout_s} s for {what}")
-        await asyncio.sleep(0.02)
+from collector.services import wait_until_async
 
 
 def test_collector_app_alerts_without_influxdb(tmp_path: Path, smtp_inbox: Callable[..., Any]) -> None:
@@ -49,7 +41,7 @@ def test_collector_app_alerts_without_influxdb(tmp_path: Path, smtp_inbox: Calla
         await runner.setup()
         try:
             app[ALERTS].observe([Point("availability", {"site": "radhus", "device": "sw-radhus", "kind": "device"}, {"up": 0.0})])
-            await until(lambda: inbox.subjects, 10, "the alert mail")
+            await wait_until_async(lambda: inbox.subjects, 10, "the alert mail")
             # The point is stored by the same tick that sent the mail; wait for it the same bounded way.
             deadline = time.monotonic() + 10
             while True:
