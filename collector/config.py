@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from agent.probes import PROBES
 from agent.secrets import SecretError, is_secret_ref, resolve_secret
@@ -175,6 +175,9 @@ class SshSettings(Model):
     # Regular expressions (matched against the whole command) that `nettvakt ssh run` may run
     # on this device besides the read-only commands it always allows.
     allow_commands: list[str] = Field(default_factory=list)
+    # linux only: the files that are this device's configuration, backed up as one text
+    # (collector/ssh/linuxfiles.py). Without them a linux device gives facts only.
+    config_files: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _auth(self) -> "SshSettings":
@@ -193,6 +196,20 @@ class SshSettings(Model):
             except re.error as exc:
                 raise ValueError(f"allow_commands[{i}] {pattern!r} is not a regular expression: {exc}") from None
         return patterns
+
+    @field_validator("config_files")
+    @classmethod
+    def _config_files(cls, paths: list[str], info: ValidationInfo) -> list[str]:
+        # Imported here: the rule for a safe path lives with the command that uses it.
+        from collector.ssh.linuxfiles import config_files_problem
+
+        device_type = info.data.get("device_type")
+        if paths and device_type is not None and device_type != "linux":
+            raise ValueError(f'only for device_type = "linux" (this device is {device_type!r}, whose configuration is its running-config)')
+        problem = config_files_problem(paths)
+        if problem is not None:
+            raise ValueError(problem)
+        return paths
 
 
 class Hardware(Model):

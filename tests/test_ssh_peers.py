@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,13 +25,13 @@ import pytest
 
 from agent.points import Point
 from collector.alerting.service import AlertService
-from collector.config import load_inventory
+from collector.config import Inventory, load_inventory
 from collector.services import FakeSwitchServer, SshdServer, free_port, ssh_keygen, start_fake_switch, start_sshd, wait_until
 from collector.ssh.cli import EXIT_OK, EXIT_USAGE, backup_dir, run_backup, run_command, run_diff, run_history
 from collector.ssh.configs import ConfigStore
 from collector.ssh.recorded import load_session
 from collector.ssh.scheduler import CONFIG_CHANGE_RULE, HOST_KEY_RULE, SshScheduler
-from collector.ssh.session import HostKeyChanged, SshRunner, SshTarget
+from collector.ssh.session import ExecCommand, HostKeyChanged, SshRunner, SshTarget
 from collector.ssh.simulator import CliSimulator, DeviceScript
 
 SWITCH_PASSWORD = "sw-pass-1"
@@ -170,6 +171,19 @@ name = "Rådhuset"
     return path
 
 
+@contextlib.asynccontextmanager
+async def scheduler_with_mail(inventory: Inventory, emit: Callable[[str, list[Point]], Awaitable[None]]) -> AsyncIterator[SshScheduler]:
+    """An SshScheduler announcing through a real AlertService; its messages are all sent on leaving."""
+    alerts = AlertService.from_inventory(inventory)
+    scheduler = SshScheduler(inventory, emit, announce=alerts.announce)
+    try:
+        yield scheduler
+        await alerts.drain()
+    finally:
+        await scheduler.stop()
+        await alerts.close()
+
+
 def configure(switch: FakeSwitchServer, commands: list[str], enable_secret: str = ENABLE_SECRET) -> str:
     """A change made on the switch the way a technician makes it: netmiko in configuration mode."""
     from netmiko import ConnectHandler
@@ -271,9 +285,7 @@ def test_switch_scheduler_facts_and_one_change_alert(tmp_path: Path, switch: Fak
         emitted.extend(points)
 
     async def main() -> None:
-        alerts = AlertService.from_inventory(inventory)
-        scheduler = SshScheduler(inventory, emit, announce=alerts.announce)
-        try:
+        async with scheduler_with_mail(inventory, emit) as scheduler:
             first = await scheduler.run_once(device)
             assert first.error is None and first.backup is not None and first.backup.first
             await scheduler.run_once(device)  # unchanged: nothing to tell
@@ -281,10 +293,6 @@ def test_switch_scheduler_facts_and_one_change_alert(tmp_path: Path, switch: Fak
             changed = await scheduler.run_once(device)
             assert changed.backup is not None and changed.backup.changed
             await scheduler.run_once(device)  # unchanged again
-            await alerts.drain()
-        finally:
-            await scheduler.stop()
-            await alerts.close()
 
     asyncio.run(main())
     hardware = [p for p in emitted if p.measurement == "hardware"]
@@ -325,10 +333,8 @@ def test_fortios_enc_churn_no_alert_real_change_one_alert(tmp_path: Path, shared
         inventory = load_inventory(write_inventory(tmp_path, devices, smtp_port=smtp_port, language="en"))
 
         async def main() -> list[Any]:
-            alerts = AlertService.from_inventory(inventory)
-            scheduler = SshScheduler(inventory, emit, announce=alerts.announce)
             runs = []
-            try:
+            async with scheduler_with_mail(inventory, emit) as scheduler:
                 for n, text in enumerate([
                     config,
                     # What the next export of the same configuration looks like.
@@ -338,10 +344,6 @@ def test_fortios_enc_churn_no_alert_real_change_one_alert(tmp_path: Path, shared
                 ]):
                     script.outputs["show | grep ."] = text
                     runs.append(await scheduler.run_once(inventory.device[0]))
-                await alerts.drain()
-            finally:
-                await scheduler.stop()
-                await alerts.close()
             return runs
 
         runs = asyncio.run(main())
@@ -410,7 +412,7 @@ def test_linux_facts_over_sshd_with_keys(tmp_path: Path, sshd: SshdServer, clien
                 runs = await asyncio.gather(*(scheduler.run_once(d) for d in inventory.device))
             for run in runs:
                 assert run.error is None and run.facts_error is None, (run.device, run.error, run.facts_error)
-                assert run.backup is None  # a server has no configuration to back up
+                assert run.backup is None  # no config_files: facts only
         finally:
             await scheduler.stop()
 
@@ -515,6 +517,157 @@ def test_ssh_run_on_linux(tmp_path: Path, sshd: SshdServer, client_keys: dict[st
     assert names == sorted(["uptime.txt", "cat-proc-loadavg.txt", "ip-br-addr-grep-lo.txt", f"{touch_slug}.txt", "df-h.txt"])
 
 
+# ---------------------------------------------------------------- sshd: configuration files
+
+NFT_CONF = """#!/usr/sbin/nft -f
+flush ruleset
+table inet filter {
+\tchain input {
+\t\ttype filter hook input priority 0; policy drop;
+\t\tct state established,related accept
+\t\ttcp dport 22 ip saddr 10.20.0.0/16 accept
+\t}
+}
+"""
+NFT_RULE = "\t\tudp dport 161 ip saddr 10.20.0.5 accept"
+NFT_CONF_WITH_RULE = NFT_CONF.replace("\t}\n}", NFT_RULE + "\n\t}\n}")
+SNMPD_CONF = """agentAddress udp:161
+sysLocation Hansnes legekontor
+rocommunity {community} 10.20.0.0/16
+createUser nettvakt SHA "lx-auth-pass" AES lx-priv-pass
+rouser nettvakt priv
+"""
+WG_CONF = "[Interface]\nAddress = 10.99.0.1/24\nPrivateKey = lx+wgPrivateKeyLx0123456789abcdefghijklmnoQ=\nListenPort = 51820\n"
+
+
+def linux_config_files(folder: Path, community: str = "lx-ro-start") -> list[str]:
+    """A Linux firewall's configuration files on the "server" (sshd runs here, as root)."""
+    etc = folder / "etc"
+    (etc / "snmp").mkdir(parents=True, exist_ok=True)
+    (etc / "wireguard").mkdir(exist_ok=True)
+    (etc / "nftables.conf").write_text(NFT_CONF)
+    (etc / "snmp" / "snmpd.conf").write_text(SNMPD_CONF.format(community=community))
+    (etc / "wireguard" / "wg0.conf").write_text(WG_CONF)
+    # Missing, a folder, and a file whose read fails (EIO at address 0): each shown as such.
+    return [str(etc / "nftables.conf"), str(etc / "snmp" / "snmpd.conf"), str(etc / "wireguard" / "wg0.conf"), str(etc / "network-interfaces"), str(etc / "wireguard"), "/proc/self/mem"]
+
+
+def files_extra(paths: list[str]) -> str:
+    return "config_files = [" + ", ".join(json.dumps(p) for p in paths) + "]\n"
+
+
+def test_linux_config_files_backup_history_diff_redaction(tmp_path: Path, sshd: SshdServer, client_keys: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
+    paths = linux_config_files(tmp_path)
+    nft, snmpd = Path(paths[0]), Path(paths[1])
+    devices = server_device("srv-cfg", sshd.port, f'key_file = "{client_keys["plain"]}"', files_extra(paths))
+    devices += server_device("srv-facts", sshd.port, f'key_file = "{client_keys["plain"]}"')  # no config_files: facts only
+    inv = write_inventory(tmp_path, devices)
+
+    assert run_backup(ns(inv, device=None, json=False, max_sessions=None)) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith("srv-cfg: changed (revision ") and "srv-facts" not in out
+    for line in (f"+### nettvakt: {nft}", "+\t\ttcp dport 22 ip saddr 10.20.0.0/16 accept", f"+### nettvakt: {paths[3]}", "+### nettvakt: (missing)",
+                 f"+### nettvakt: {paths[4]}", "+### nettvakt: (not a regular file)", "+### nettvakt: /proc/self/mem", "+### nettvakt: (unreadable: read error)"):
+        assert line in out.splitlines(), line
+    assert re.search(r"^\+rocommunity <redacted:[0-9a-f]{8}> 10\.20\.0\.0/16$", out, re.M)
+    assert re.search(r"^\+createUser nettvakt SHA <redacted:[0-9a-f]{8}> AES <redacted:[0-9a-f]{8}>$", out, re.M)
+    assert re.search(r"^\+PrivateKey = <redacted:[0-9a-f]{8}>$", out, re.M)
+    for secret in ("lx-ro-start", "lx-auth-pass", "lx-priv-pass", "lx+wgPrivateKey"):
+        assert secret not in out
+
+    # Nothing changed on the server: no revision.
+    assert run_backup(ns(inv, device="srv-cfg", json=False, max_sessions=None)) == EXIT_OK
+    assert capsys.readouterr().out == "srv-cfg: unchanged\n"
+
+    # A real change: a new firewall rule.
+    nft.write_text(NFT_CONF_WITH_RULE)
+    assert run_backup(ns(inv, device="srv-cfg", json=True, max_sessions=None)) == EXIT_OK
+    [result] = json.loads(capsys.readouterr().out)
+    assert result["changed"] is True and body(result["diff"]) == ["+" + NFT_RULE]
+
+    # A secret change: the SNMP community. The diff says that it changed, never what it is.
+    snmpd.write_text(SNMPD_CONF.format(community="lx-ro-ny"))
+    assert run_backup(ns(inv, device="srv-cfg", json=True, max_sessions=None)) == EXIT_OK
+    [result] = json.loads(capsys.readouterr().out)
+    lines = body(result["diff"])
+    assert [l[:23] for l in lines] == ["-rocommunity <redacted:", "+rocommunity <redacted:"] and lines[0] != lines[1]
+    assert "lx-ro" not in result["diff"]
+
+    # The file goes away: that is a change of the configuration too, not a failed backup.
+    os.remove(paths[0])
+    assert run_backup(ns(inv, device="srv-cfg", json=True, max_sessions=None)) == EXIT_OK
+    [result] = json.loads(capsys.readouterr().out)
+    assert body(result["diff"]) == ["-" + line for line in NFT_CONF_WITH_RULE.splitlines()] + ["+### nettvakt: (missing)"]
+
+    store = ConfigStore(backup_dir(tmp_path / "data"))
+    full_now = store.read("srv-cfg", full=True) or ""
+    assert "rocommunity lx-ro-ny 10.20.0.0/16" in full_now and "lx-priv-pass" in full_now and "lx+wgPrivateKey" in full_now
+    assert oct((store.full / "srv-cfg.cfg").stat().st_mode & 0o777) == "0o600"
+    readable_history = git_everything(store.readable)
+    for secret in ("lx-ro-start", "lx-ro-ny", "lx-auth-pass", "lx-priv-pass", "lx+wgPrivateKey"):
+        assert secret not in readable_history
+    assert store.history("srv-facts") == []
+
+    # The command line, dispatch and all.
+    revisions = store.history("srv-cfg")
+    assert [r.message for r in revisions] == ["srv-cfg: configuration changed"] * 3 + ["srv-cfg: first backup"]
+    listed = nettvakt("config", "history", "srv-cfg", "--inventory", str(inv))
+    assert listed.returncode == 0 and [line.split()[0] for line in listed.stdout.splitlines()] == [r.rev[:12] for r in revisions], listed.stderr
+    shown = nettvakt("config", "diff", "srv-cfg", "--inventory", str(inv), "--from", revisions[3].rev[:12], "--to", revisions[2].rev[:12])
+    assert shown.returncode == 0 and body(shown.stdout) == ["+" + NFT_RULE], shown.stderr
+    again = nettvakt("config", "backup", "srv-cfg", "--inventory", str(inv))
+    assert again.returncode == 0 and again.stdout == "srv-cfg: unchanged\n", again.stderr
+    refused = nettvakt("config", "backup", "srv-facts", "--inventory", str(inv))
+    assert refused.returncode == EXIT_USAGE and "a linux device needs config_files" in refused.stderr
+
+
+def test_linux_config_change_one_session_one_mail(tmp_path: Path, sshd: SshdServer, client_keys: dict[str, Path], smtp_inbox: Callable[..., Any]) -> None:
+    mail = smtp_inbox()
+    paths = linux_config_files(tmp_path)
+    devices = server_device("srv-fw", sshd.port, f'key_file = "{client_keys["plain"]}"', files_extra(paths))
+    inventory = load_inventory(write_inventory(tmp_path, devices, smtp_port=mail.port))
+    device = inventory.device[0]
+    log = sshd.workdir / "sshd.log"
+    emitted: list[Point] = []
+
+    async def emit(source: str, points: list[Point]) -> None:
+        emitted.extend(points)
+
+    def logins() -> tuple[int, int]:
+        text = log.read_text()
+        return text.count("Accepted publickey for root"), text.count("Starting session: command for root")
+
+    async def main() -> list[Any]:
+        runs = []
+        async with scheduler_with_mail(inventory, emit) as scheduler:
+            before = logins()
+            runs.append(await scheduler.run_once(device))
+            after = logins()
+            # Facts and every file in one login; the files with one command.
+            assert (after[0] - before[0], after[1] - before[1]) == (1, 1)
+            runs.append(await scheduler.run_once(device))  # unchanged: nothing to tell
+            Path(paths[0]).write_text(NFT_CONF_WITH_RULE)
+            Path(paths[1]).write_text(SNMPD_CONF.format(community="lx-ro-mail"))
+            runs.append(await scheduler.run_once(device))
+            runs.append(await scheduler.run_once(device))  # unchanged again
+        return runs
+
+    runs = asyncio.run(main())
+    assert all(r.error is None and r.backup_error is None and r.facts_error is None for r in runs), [(r.error, r.backup_error) for r in runs]
+    assert [r.backup.changed for r in runs] == [True, False, True, False]
+    assert len([p for p in emitted if p.measurement == "hardware"]) == 4
+    [alert] = [p for p in emitted if p.measurement == "alert"]
+    assert dict(alert.tags) == {"site": "radhus", "rule": "config_change", "severity": "info", "state": "event", "subject": "srv-fw"}
+    assert alert.fields["revision"] == runs[2].backup.revision
+    [message] = mail.messages
+    assert message["Subject"] == "Konfigurasjon endret: Server srv-fw (Rådhuset)"
+    text = message.get_content()
+    lines = body(text[text.index("---"):])
+    assert len(lines) == 3 and lines[0] == "+" + NFT_RULE
+    assert [l[:23] for l in lines[1:]] == ["-rocommunity <redacted:", "+rocommunity <redacted:"]
+    assert "lx-ro" not in text and "Hemmeligheter er sladdet." in text
+
+
 # ---------------------------------------------------------------- bad input against both
 
 
@@ -544,6 +697,8 @@ def test_bad_sessions_reported_others_unaffected_no_thread_leak(
         (server("srv-hang", timeout_s=2.0), ["uptime", "echo begynner; sleep 20"]),
         # The server side of the session goes away mid-session.
         (server("srv-drop"), ["uptime", "kill -9 $PPID"]),
+        # A listing on its own channel (config_files) that does not end.
+        (server("srv-exec-hang", timeout_s=2.0), ["uptime", ExecCommand("echo begynner; sleep 4", "the config_files listing")]),
     ]
     runner = SshRunner(tmp_path / "known_hosts", max_sessions=4)
     try:
@@ -561,10 +716,12 @@ def test_bad_sessions_reported_others_unaffected_no_thread_leak(
         "sw-enable": "enable failed",
         "srv-hang": "timeout",
         "srv-drop": "disconnected",
+        "srv-exec-hang": "timeout",
     }
     assert "wrong key_passphrase?" in results["srv-phrase"].error.detail  # type: ignore[union-attr]
     assert "load average" in results["srv-ok"].outputs["uptime"] and "WS-C3750G-24TS-1U" in results["sw-ok"].outputs["show version"]
     assert "echo begynner; sleep 20" in results["srv-hang"].error.detail and "2 s" in results["srv-hang"].error.detail  # type: ignore[union-attr]
+    assert results["srv-exec-hang"].error.detail == "the config_files listing did not end within 2 s"  # type: ignore[union-attr]
     assert str(results["sw-enable"].error).startswith("sw-enable: enable failed") and "enable_secret" in str(results["sw-enable"].error)
     # Every session thread and paramiko transport has ended.
     wait_until(lambda: threading.active_count() <= baseline, 15, f"threads back to {baseline}: {threading.enumerate()}")

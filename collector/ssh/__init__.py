@@ -2,6 +2,7 @@
 
 - `facts`: parsers of CLI output (ntc-templates where a template exists) -> `hardware`/`device` points
 - `configs`: redaction, normalisation (volatile lines, FortiOS ENC churn) and the git-backed `ConfigStore`
+- `linuxfiles`: a Linux device's configuration = its `config_files`, listed by one command
 - `session`: `SshRunner` (bounded thread pool, per-device timeouts), host keys pinned on first use
 - `tasks`: one session per device for facts and backup; `scheduler`: the same on each device's
   interval, with `alert` event points and announcements of configuration changes and changed host keys

@@ -3,8 +3,9 @@
 `run_backup` backs up the running configuration of inventory devices now.
 
 Without DEVICE every device with a `[device.ssh]` table that has a configuration to back up
-(not `device_type = "linux"`). Backups go to `<data_dir>/config-backups` (see
-collector.ssh.configs), host keys to `<data_dir>/ssh/known_hosts`.
+(a `device_type = "linux"` one only with `config_files`, see collector.ssh.linuxfiles).
+Backups go to `<data_dir>/config-backups` (see collector.ssh.configs), host keys to
+`<data_dir>/ssh/known_hosts`.
 
 Prints one line per device (`changed`, `unchanged` or `FAILED: reason (detail)`), and the
 redacted diff of each change. Exit codes: 0 every device backed up, 1 at least one failed,
@@ -32,7 +33,7 @@ from collector.config import Device, InventoryError, load_inventory
 
 from .commands import normalise_command, refusal
 from .configs import BackupError, ConfigStore
-from .session import CONFIG_COMMANDS, DEFAULT_MAX_SESSIONS, SshFailure, SshRunner, SshTarget, target_from_inventory
+from .session import DEFAULT_MAX_SESSIONS, SshFailure, SshRunner, SshTarget, config_command, target_from_inventory
 from .tasks import DeviceRun, run_devices
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -54,14 +55,15 @@ def run_backup(args: argparse.Namespace) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     wanted = getattr(args, "device", None)
-    devices = [d for d in inventory.device if d.ssh is not None and CONFIG_COMMANDS[d.ssh.device_type]]
+    devices = [d for d in inventory.device if _has_config(d)]
     if wanted:
         entry = next((d for d in inventory.device if d.id == wanted), None)
         if entry is None:
             print(f"{PROG}: {args.inventory}: no device with id {wanted!r}", file=sys.stderr)
             return EXIT_USAGE
-        if entry.ssh is None or not CONFIG_COMMANDS[entry.ssh.device_type]:
-            print(f"{PROG}: {args.inventory}: device {wanted!r} has no [device.ssh] table with a configuration to back up", file=sys.stderr)
+        if not _has_config(entry):
+            hint = " (a linux device needs config_files, the files that are its configuration)" if entry.ssh is not None else ""
+            print(f"{PROG}: {args.inventory}: device {wanted!r} has no [device.ssh] table with a configuration to back up{hint}", file=sys.stderr)
             return EXIT_USAGE
         devices = [entry]
     if not devices:
@@ -95,6 +97,10 @@ def run_backup(args: argparse.Namespace) -> int:
             if run.backup is not None and run.backup.changed and run.backup.diff:
                 print(run.backup.diff, end="" if run.backup.diff.endswith("\n") else "\n")
     return EXIT_OK if all(_ok(r) for r in runs) else EXIT_FAIL
+
+
+def _has_config(device: Device) -> bool:
+    return device.ssh is not None and config_command(device.ssh.device_type, device.ssh.config_files) is not None
 
 
 def _ok(run: DeviceRun) -> bool:

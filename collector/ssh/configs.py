@@ -63,6 +63,39 @@ _SECRET_RULES: list[tuple[re.Pattern[str], int]] = [
     # FortiOS: set passwd/psksecret/... "value" (plain, where not ENC)
     (re.compile(r"^\s*set\s+(?:\S+-)?(?:password|passwd|psksecret|secret|key|pwd|community)\s+(?!ENC\s)(?!<redacted)(\"[^\"]*\"|\S+)"), 1),
 ]
+# Secrets in the files that configure Linux devices (collector.ssh.linuxfiles), same shape.
+# Each has an example in tests/test_ssh_linuxfiles.py.
+_KV_VALUE = r"(\"[^\"]*\"|'[^']*'|\S(?:.*\S)?)"  # quoted, or the rest of the line
+LINUX_SECRET_RULES: list[tuple[re.Pattern[str], int]] = [
+    # net-snmp snmpd.conf: rocommunity/rwcommunity[6] COMMUNITY [SOURCE [OID]], trapcommunity, sinks.
+    (re.compile(r"^\s*(?:ro|rw)community6?\s+(\S+)"), 1),
+    (re.compile(r"^\s*trapcommunity\s+(\S+)"), 1),
+    (re.compile(r"^\s*(?:trapsink|trap2sink|informsink)\s+\S+\s+(\S+)"), 1),
+    (re.compile(r"^\s*com2sec6?\s+(?:-Cn\s+\S+\s+)?\S+\s+\S+\s+(\S+)"), 1),
+    (re.compile(r"^\s*authcommunity\s+\S+\s+(\S+)"), 1),
+    # createUser [-e ENGINEID] NAME (MD5|SHA...) [-l|-m] AUTHPASS [(DES|AES...) [-l|-m] [PRIVPASS]]
+    (re.compile(r"^\s*createUser\s+(?:-e\s+\S+\s+)?\S+\s+(?:MD5|SHA\S*)\s+(?:-[lm]\s+)?(\"[^\"]*\"|\S+)", re.I), 1),
+    (re.compile(r"^\s*createUser\s.*?\s(?:DES|AES\S*)\s+(?:-[lm]\s+)?(\"[^\"]*\"|\S+)", re.I), 1),
+    # key = value / key: value / key="value" (WireGuard PrivateKey/PresharedKey, wpa_supplicant
+    # psk=, hostapd wpa_passphrase=, .env, ini and YAML files); commented-out ones too.
+    (
+        re.compile(
+            r"^\s*(?:[#;]\s*)?(?:export\s+)?[\"']?[\w.-]*(?:password|passwd|passphrase|secret|psk|wep_key\d|private_?key|"
+            r"pre_?shared_?key|api_?key|token)\w*[\"']?\s*[=:]\s*" + _KV_VALUE,
+            re.I,
+        ),
+        1,
+    ),
+    # Debian /etc/network/interfaces with wpasupplicant: wpa-psk SECRET, wpa-password SECRET.
+    (re.compile(r"^\s*wpa-(?:psk|password)\s+" + _KV_VALUE), 1),
+    # strongSwan/Libreswan ipsec.secrets: `left right : PSK "secret"`.
+    (re.compile(r":\s*(?:PSK|EAP|XAUTH)\s+(\"[^\"]*\"|\S+)"), 1),
+    # /etc/shadow and htpasswd: name:$hash$...:
+    (re.compile(r"^[\w.-]+:(\$[^:\s]+)(?::|$)"), 1),
+]
+_SECRET_RULES += LINUX_SECRET_RULES
+# An unquoted private key (a key file among config_files, OpenVPN inline <key>): a real change shows as one.
+_PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY|OpenVPN Static key V1)-----.*?-----END \1-----", re.DOTALL)
 # FortiOS names its SNMP communities in `set name` inside `config system snmp community`.
 _FORTI_SNMP_BLOCK = re.compile(r"^\s*config system snmp community\s*$")
 _FORTI_SET_NAME = re.compile(r"^\s*set name\s+(\"[^\"]*\"|\S+)")
@@ -91,6 +124,8 @@ def redact(config: str, key: bytes = b"") -> str:
     def tag(secret: str) -> str:
         digest = hmac.new(key or b"nettvakt", secret.encode(), hashlib.sha256).hexdigest()[:8]
         return f"<redacted:{digest}>"
+
+    text = _PEM_BLOCK.sub(lambda m: f"<redacted {m.group(1).lower()}:{tag(m.group(0))[len('<redacted:'):]}", text)
 
     out = []
     in_snmp = False

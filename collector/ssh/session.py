@@ -18,6 +18,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -28,14 +29,16 @@ import paramiko
 from agent.secrets import SecretError, resolve_secret
 from collector.config import Device
 
+from .linuxfiles import files_command
+
 # inventory device_type -> netmiko device_type
 NETMIKO_TYPES = {"fortinet": "fortinet", "cisco_ios": "cisco_ios", "hp_procurve": "hp_procurve", "linux": "linux"}
-# The command that prints the running configuration (Linux servers have none to back up).
-CONFIG_COMMANDS: dict[str, str | None] = {
+# The command that prints the running configuration. A Linux device's configuration is the
+# files its inventory entry lists (`config_files`), so its command is built per device.
+CONFIG_COMMANDS: dict[str, str] = {
     "fortinet": "show | grep .",  # `show` without the blank lines FortiOS pads it with
     "cisco_ios": "show running-config",
     "hp_procurve": "show running-config",
-    "linux": None,
 }
 DEFAULT_MAX_SESSIONS = 4
 # Platforms that may log in unprivileged (prompt `>`) and need `enable` for the configuration.
@@ -68,6 +71,33 @@ class SshTarget:
     kind: str = "network"  # the inventory hardware kind, for `hardware` points
     key_passphrase: str | None = field(default=None, repr=False)
     enable_secret: str | None = field(default=None, repr=False)
+    config_files: tuple[str, ...] = ()  # linux: the files that are its configuration
+
+
+# An exec channel's output beyond this is refused: configuration files, not logs or disk images.
+MAX_EXEC_OUTPUT_BYTES = 16 * 1024 * 1024
+
+
+class ExecCommand(str):
+    """A command run on an exec channel of its own (no terminal, no prompt): exact output, any length.
+
+    The interactive shell netmiko drives echoes a command longer than its 511-column terminal
+    wrapped, so netmiko never recognises the echo; and file contents could hold the prompt.
+    """
+
+    label: str  # what error messages call it, instead of the whole command
+
+    def __new__(cls, command: str, label: str) -> "ExecCommand":
+        self = super().__new__(cls, command)
+        self.label = label
+        return self
+
+
+def config_command(device_type: str, config_files: Sequence[str] = ()) -> str | None:
+    """The command that prints the device's configuration; None when it has none to back up."""
+    if device_type == "linux":
+        return ExecCommand(files_command(config_files), "the config_files listing") if config_files else None
+    return CONFIG_COMMANDS[device_type]
 
 
 def target_from_inventory(device: Device, base_dir: Path | None = None) -> SshTarget:
@@ -99,6 +129,7 @@ def target_from_inventory(device: Device, base_dir: Path | None = None) -> SshTa
         kind=device.hardware.kind,
         key_passphrase=resolved["key_passphrase"],
         enable_secret=resolved["enable_secret"],
+        config_files=tuple(ssh.config_files),
     )
 
 
@@ -233,7 +264,10 @@ def run_session(target: SshTarget, commands: Sequence[str], host_keys: PinnedHos
                 ) from None
         outputs = {}
         for command in commands:
-            outputs[command] = conn.send_command(command, read_timeout=t)
+            if isinstance(command, ExecCommand):
+                outputs[command] = _exec(conn.remote_conn_pre, target, command)
+            else:
+                outputs[command] = conn.send_command(command, read_timeout=t)
         return outputs
     except NetmikoAuthenticationException:
         raise SshFailure(target.device, "authentication failed", f"user {target.username!r}") from None
@@ -263,18 +297,53 @@ def run_session(target: SshTarget, commands: Sequence[str], host_keys: PinnedHos
         channel = getattr(conn, "remote_conn", None)
         if channel is not None and getattr(channel, "closed", False):
             # netmiko only sees silence; the channel tells that the device hung up.
-            raise SshFailure(target.device, "disconnected", f"device closed the session during {command!r}") from None
-        raise SshFailure(target.device, "timeout", f"no prompt after {command!r} within {t:g} s") from None
+            raise SshFailure(target.device, "disconnected", f"device closed the session during {_named(command)}") from None
+        raise SshFailure(target.device, "timeout", f"no prompt after {_named(command)} within {t:g} s") from None
     except (OSError, EOFError, paramiko.SSHException) as exc:
-        raise SshFailure(target.device, "disconnected", f"during {command!r}: {exc or type(exc).__name__}") from None
+        raise SshFailure(target.device, "disconnected", f"during {_named(command)}: {exc or type(exc).__name__}") from None
     except ValueError as exc:  # netmiko's "Unexpected FortiOS version", prompt not found, ...
-        raise SshFailure(target.device, "unexpected output", f"during {command!r}: {exc}") from None
+        raise SshFailure(target.device, "unexpected output", f"during {_named(command)}: {exc}") from None
     finally:
         if conn is not None:
             try:
                 conn.disconnect()
             except (OSError, EOFError, paramiko.SSHException, ValueError):
                 pass  # the session is over either way; disconnect() closes the transport first
+
+
+def _named(command: str) -> str:
+    return command.label if isinstance(command, ExecCommand) else repr(command)
+
+
+def _exec(client: paramiko.SSHClient, target: SshTarget, command: ExecCommand) -> str:
+    """`command` on a new channel of the logged-in connection; its stdout (stderr is dropped)."""
+    t = target.timeout_s
+    transport = client.get_transport()
+    if transport is None or not transport.is_active():
+        raise SshFailure(target.device, "disconnected", f"before {command.label}")
+    channel = transport.open_session(timeout=t)
+    try:
+        channel.settimeout(t)
+        channel.exec_command(command)
+        deadline = time.monotonic() + t
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            try:
+                data = channel.recv(65536)
+            except TimeoutError:
+                data = None
+            if data is None or time.monotonic() > deadline:
+                raise SshFailure(target.device, "timeout", f"{command.label} did not end within {t:g} s")
+            if not data:
+                break
+            size += len(data)
+            if size > MAX_EXEC_OUTPUT_BYTES:
+                raise SshFailure(target.device, "unexpected output", f"{command.label} printed more than {MAX_EXEC_OUTPUT_BYTES} bytes")
+            chunks.append(data)
+        return b"".join(chunks).decode("utf-8", errors="replace")
+    finally:
+        channel.close()
 
 
 class SshRunner:

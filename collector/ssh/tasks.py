@@ -11,7 +11,8 @@ from agent.points import Point
 
 from .configs import BackupResult, ConfigStore
 from .facts import FACTS_COMMANDS, Facts, FactsError, facts_from_outputs, facts_points
-from .session import CONFIG_COMMANDS, SshFailure, SshRunner, SshTarget
+from .linuxfiles import output_problem
+from .session import SshFailure, SshRunner, SshTarget, config_command
 
 
 @dataclass
@@ -29,7 +30,9 @@ class DeviceRun:
 _NOT_A_CONFIG = ("%", "Unknown action", "command parse error", "Command fail", "Invalid input")
 
 
-def config_problem(text: str) -> str | None:
+def config_problem(text: str, target: SshTarget | None = None) -> str | None:
+    if target is not None and target.device_type == "linux":
+        return output_problem(text, target.config_files)
     head = text.lstrip()
     if not head:
         return "empty output"
@@ -40,7 +43,7 @@ def config_problem(text: str) -> str | None:
 
 def commands_for(target: SshTarget, *, facts: bool, backup: bool) -> list[str]:
     commands = [r.command for r in FACTS_COMMANDS[target.device_type]] if facts else []
-    config_cmd = CONFIG_COMMANDS[target.device_type]
+    config_cmd = config_command(target.device_type, target.config_files)
     if backup and config_cmd:
         commands.append(config_cmd)
     return commands
@@ -67,10 +70,10 @@ async def run_devices(
                     run.points = facts_points(run.facts, device=target.device, site=target.site, kind=target.kind)
                 except FactsError as exc:
                     run.facts_error = str(exc)
-            config_cmd = CONFIG_COMMANDS[target.device_type]
+            config_cmd = config_command(target.device_type, target.config_files)
             if store is not None and config_cmd:
                 text = result.outputs[config_cmd]
-                run.backup_error = config_problem(text)
+                run.backup_error = config_problem(text, target)
                 if run.backup_error is None:
                     # git blocks; keep it off the event loop the collector's ingest API runs on.
                     run.backup = await asyncio.to_thread(store.save, target.device, text, when=when)
