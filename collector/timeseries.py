@@ -17,6 +17,10 @@ from typing import Any, Literal, Mapping, Protocol
 from collector.config import Inventory
 from collector.influxql import InfluxQueryError, query
 
+# Reading a day of probe points is one large answer; the write timeout (storage.timeout_s) is
+# sized for small batches, so reads get at least this long.
+READ_TIMEOUT_S = 60.0
+
 # Agents send backlog after an outage, so a point may reach the queue long after it was
 # measured, never before (up to clock skew between agent and collector, which this covers).
 CLOCK_SKEW_NS = 300 * 1_000_000_000
@@ -70,7 +74,7 @@ class InfluxSource:
         retention_policy: str | None = None,
         username: str | None = None,
         password: str | None = None,
-        timeout_s: float = 10.0,
+        timeout_s: float = READ_TIMEOUT_S,
     ):
         self.url = url
         self.database = database
@@ -185,9 +189,10 @@ def open_source(inventory: Inventory, kind: Literal["auto", "influx", "local"] =
         return LocalSource(inventory.data_dir() / "queue.sqlite3")
     if storage.kind == "local" or storage.url is None:
         raise SourceError("storage.kind = 'local' in the inventory: no InfluxDB URL to read from (use --source local)")
+    timeout = max(storage.timeout_s, READ_TIMEOUT_S)
     if storage.kind == "influxdb_v2":
         # The v1-compatible /query endpoint takes the token as the password; the bucket maps to a database.
         token = inventory.secret(storage.token) if storage.token else None
-        return InfluxSource(storage.url, storage.database or str(storage.bucket), storage.retention_policy, "nettvakt", token, storage.timeout_s)
+        return InfluxSource(storage.url, storage.database or str(storage.bucket), storage.retention_policy, "nettvakt", token, timeout)
     password = inventory.secret(storage.password) if storage.password else None
-    return InfluxSource(storage.url, str(storage.database), storage.retention_policy, storage.username, password, storage.timeout_s)
+    return InfluxSource(storage.url, str(storage.database), storage.retention_policy, storage.username, password, timeout)

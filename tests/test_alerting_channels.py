@@ -249,7 +249,7 @@ def test_webhook_signed_and_retried_after_server_errors() -> None:
     assert body["title"] == "[AKTIV] Vannvåg utilgjengelig"
     assert body["alerts"][0] == {
         "event": "firing", "rule": "site-unreachable", "kind": "site_unreachable", "severity": "critical",
-        "site": "vannvag", "subject": "vannvag", "summary": "[AKTIV] Vannvåg utilgjengelig", "since": 1.0, "affected": ["PC1"],
+        "site": "vannvag", "subject": "vannvag", "summary": "[AKTIV] Vannvåg utilgjengelig", "since": 1.0, "affected": ["PC1"], "uplink": "",
     }
 
 

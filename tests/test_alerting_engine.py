@@ -116,6 +116,7 @@ def test_site_outage_gives_one_message_each_way() -> None:
     assert message.channel == "vakt-epost"
     assert message.title == "[AKTIV] Teknisk utestasjon Vannvåg utilgjengelig siden 08:14, 7 maskiner bak den"
     assert "VANNVAG-PC1" in message.body and "VANNVAG-PC7" in message.body
+    assert "Opplink nede: Svitsj Vannvåg" in message.body  # what went down, not only what it hides
     assert [e.event for e in message.events] == ["firing"]
 
     # What `nettvakt alerts` would list: the site alert, and what it folds, marked as such.
@@ -149,6 +150,71 @@ def test_whole_site_silent_without_uplink_data_folds_too() -> None:
     up["v"] = False
     down = clock.run(600, lambda now: [agent_up(a, "vannvag", up["v"], now) for a in VANNVAG_AGENTS])
     assert [e[0:2] for e in events(down)] == [("firing", "site-unreachable")]
+
+
+def agents_cut_at(cut: float, last_report: dict[str, float], now: float, interval: float = 30.0) -> list[Point]:
+    """What the collector writes every 5 s for agents that report every `interval` and stop at `cut`."""
+    points = []
+    for agent, offset in last_report.items():
+        # Each agent's newest data: its last report round before `now` (and before the cut).
+        newest = min(now, cut) - ((min(now, cut) - offset) % interval)
+        silent = now - newest
+        points.append(Point("availability", {"site": "vannvag", "host": agent, "kind": "agent"},
+                            {"up": float(silent < 3 * interval), "silent_s": silent}, int(now * 1e9)))
+    return points
+
+
+def test_machines_judged_silent_an_interval_apart_fold_into_one_site_alert_without_waiting() -> None:
+    # No uplink data and no for_s: the link is cut; the agents (reporting every 30 s at different
+    # phases) are judged silent one by one over 30 s. The first one down, with every other one
+    # having missed a report, is already the site: one message, and no machine's own alert first.
+    engine = AlertEngine(inventory(), [SILENT])
+    clock = FakeClock(engine, MONDAY_0814)
+    phases = {a: 4.0 * i for i, a in enumerate(VANNVAG_AGENTS)}
+    cut = MONDAY_0814 + 600
+    sent = clock.run(1800, lambda now: agents_cut_at(cut, phases, now), step=5.0)
+    assert events(sent) == [("firing", "site-unreachable", "vannvag")], events(sent)
+    site_fired = next(p for p in clock.points if p.tags["rule"] == "site-unreachable" and p.tags["state"] == "firing")
+    # Within the first machine's silence verdict (3 intervals) plus one 5 s step and the group wait.
+    assert site_fired.time_ns / 1e9 - cut <= 3 * 30 + 5 + 10
+
+
+def test_one_silent_agent_among_reporting_ones_is_its_own_alert_at_once() -> None:
+    engine = AlertEngine(inventory(), [SILENT])
+    clock = FakeClock(engine, MONDAY_0814)
+    phases = {a: 4.0 * i for i, a in enumerate(VANNVAG_AGENTS)}
+    stopped = MONDAY_0814 + 600
+
+    def feed(now: float) -> list[Point]:
+        points = agents_cut_at(stopped, {"vannvag-pc3": phases["vannvag-pc3"]}, now)
+        return points + agents_cut_at(now + 1e9, {a: o for a, o in phases.items() if a != "vannvag-pc3"}, now)
+
+    sent = clock.run(1800, feed)
+    assert events(sent) == [("firing", "agent-silent", "vannvag-pc3")]
+
+
+def test_a_target_lost_by_every_agent_is_one_message_with_a_rule_group_wait() -> None:
+    # The internet goes at 08:24; seven agents probe it every 30 s at different phases, so they
+    # find it lost over 30 s. A rule-level group wait of one probe interval makes that one message.
+    def feed(now: float) -> list[Point]:
+        points = []
+        for i, agent in enumerate(VANNVAG_AGENTS):
+            if int(now - 4 * i) % 30 < 5:  # this agent's probe round
+                up = now < MONDAY_0814 + 600
+                points.append(Point("probe", {"site": "vannvag", "host": agent, "target": "internett", "kind": "icmp"},
+                                    {"up": float(up)}, int(now * 1e9)))
+        return points
+
+    counts = {}
+    for group_wait in (None, 35.0):
+        rule = AlertRule(id="target", kind="target_unreachable", group_wait_s=group_wait)
+        engine = AlertEngine(inventory(), [rule])
+        clock = FakeClock(engine, MONDAY_0814)
+        sent = clock.run(900, feed)
+        counts[group_wait] = len(sent)
+        assert sorted(e[2] for e in events(sent)) == sorted(f"internett@{a}" for a in VANNVAG_AGENTS)
+    assert counts == {None: 2, 35.0: 1}  # the default 10 s wait splits it
+    assert sent[0].title == "[nettvakt] 7 varsler: 7 aktive, 0 løst"
 
 
 def test_one_silent_agent_is_its_own_alert() -> None:

@@ -92,6 +92,9 @@ class AlertRule(Model):
     # This many state changes within flap_window_s hold the alert as flapping.
     flap_changes: int = Field(default=4, ge=2, le=100)
     flap_window_s: float = Field(default=600.0, gt=0, le=86400)
+    # Overrides [alerting] group_wait_s for this rule's alerts: e.g. one probe interval for
+    # target_unreachable, so every agent that lost the same target is in one message.
+    group_wait_s: float | None = Field(default=None, ge=0, le=3600)
     summary: str | None = None
 
     @field_validator("kind")

@@ -28,6 +28,7 @@ log = logging.getLogger("nettvakt.alerting")
 
 # "event": a one-off happening with no state to resolve (a configuration change, the monthly digest).
 EventKind = Literal["firing", "resolved", "flapping", "repeat", "event"]
+OVERDUE_INTERVALS = 1.5
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 # Words of the messages people read, per language (Norwegian by default).
@@ -38,6 +39,7 @@ WORDS: dict[str, dict[str, str]] = {
         "flap_text": "{summary} (skifter tilstand for ofte; holdes til den er stabil)",
         "back_text": "{site_name} er tilgjengelig igjen",
         "affected": "Berørt",
+        "uplink": "Opplink nede",
         "many": "{n} varsler: {firing} aktive, {resolved} løst",
         "since": "siden",
     },
@@ -47,6 +49,7 @@ WORDS: dict[str, dict[str, str]] = {
         "flap_text": "{summary} (changing state too often; held until it settles)",
         "back_text": "{site_name} is reachable again",
         "affected": "Affected",
+        "uplink": "Uplink down",
         "many": "{n} alerts: {firing} firing, {resolved} resolved",
         "since": "since",
     },
@@ -66,6 +69,7 @@ class AlertEvent:
     summary: str
     since: float
     affected: tuple[str, ...] = ()
+    uplink: str = ""  # site alerts: the uplink device that is down, by name
 
     @property
     def key(self) -> tuple[str, str]:
@@ -73,6 +77,7 @@ class AlertEvent:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "uplink": self.uplink,
             "event": self.event,
             "rule": self.rule,
             "kind": self.kind,
@@ -126,6 +131,7 @@ class Topology:
     names: dict[str, str]  # agent/device id → display name
     routes: tuple[Route, ...]
     context: RuleContext
+    intervals: dict[str, float] = field(default_factory=dict)  # agent id → report interval (s)
 
     @classmethod
     def from_inventory(cls, inventory: Inventory) -> "Topology":
@@ -142,7 +148,8 @@ class Topology:
             (d.id, ifname) for d in inventory.device if d.snmp is not None for ifname in d.snmp.important_interfaces
         }
         names = {a.id: a.name for a in inventory.agent} | {d.id: d.name for d in inventory.device}
-        return cls(sites, names, tuple(inventory.route), RuleContext(frozenset(important)))
+        intervals = {a.id: a.interval_s for a in inventory.agent}
+        return cls(sites, names, tuple(inventory.route), RuleContext(frozenset(important)), intervals)
 
 
 @dataclass(slots=True)
@@ -189,6 +196,7 @@ class _Alert:
 class _Group:
     first: float
     events: list[AlertEvent]
+    wait: float  # the longest group wait of the rules in it
 
 
 DEFAULT_SITE_RULE = AlertRule(id="site-unreachable", kind=SITE_RULE, severity="critical")
@@ -230,6 +238,7 @@ class AlertEngine:
         self.zone = zoneinfo.ZoneInfo(timezone)
         self._obs: dict[tuple[str, str], _Observation] = {}
         self._up: dict[str, tuple[bool, float]] = {}  # agent/device id → (up, time)
+        self._silent: dict[str, tuple[float, float]] = {}  # agent id → (silent_s, time)
         self._alerts: dict[tuple[str, str], _Alert] = {}
         self._recovering: dict[str, float] = {}  # site → folded until
         self._groups: dict[str, _Group] = {}
@@ -248,6 +257,9 @@ class AlertEngine:
                     seen = self._up.get(ident)
                     if seen is None or seen[1] <= t:
                         self._up[ident] = (up >= 0.5, t)
+                        silent = point.fields.get("silent_s")
+                        if isinstance(silent, (int, float)):
+                            self._silent[ident] = (float(silent), t)
             for rule in self._by_measurement.get(point.measurement, ()):
                 kind = RULE_KINDS[rule.kind]
                 for sample in kind.evaluate(point, ctx):
@@ -362,13 +374,23 @@ class AlertEngine:
         uplink = fresh(site.uplink) if site.uplink else None
         if uplink is False:
             return True
-        members = [m for m in (fresh(i) for i in site.members) if m is not None]
+        known = [(i, m) for i, m in ((i, fresh(i)) for i in site.members) if m is not None]
         # One silent machine is that machine's alert; the whole site needs two or more.
-        if len(members) >= 2 and not any(members):
+        if len(known) >= 2 and not any(m for _, m in known):
             return True
-        if uplink is None and not members:
+        # Machines cut off together are judged silent up to one report interval apart. When one
+        # is down and every other one has missed a report too, it is the site: fold now rather
+        # than let the first machine's alert go out alone.
+        if len(known) >= 2 and not all(m for _, m in known) and all(not m or self._overdue(i, now) for i, m in known):
+            return True
+        if uplink is None and not known:
             return None
         return False
+
+    def _overdue(self, ident: str, now: float) -> bool:
+        """An agent that has missed at least one report (silent over 1.5 report intervals)."""
+        seen, interval = self._silent.get(ident), self.topology.intervals.get(ident)
+        return seen is not None and interval is not None and seen[0] + (now - seen[1]) > OVERDUE_INTERVALS * interval
 
     def _step_site(self, site: SiteInfo, bad: bool, now: float) -> None:
         key = (self.site_rule.id, site.id)
@@ -547,16 +569,26 @@ class AlertEngine:
             summary = self.words["back_text"].format(site_name=self._site_name(alert.site))
         item = AlertEvent(
             event, alert.rule.id, alert.rule.kind, alert.rule.severity, alert.site, alert.subject, summary,
-            alert.since, alert.affected,
+            alert.since, alert.affected, self._uplink_down(alert) if event != "resolved" else "",
         )
         for channel in routes:
             alert.last_sent[channel] = now
-            self._groups.setdefault(channel, _Group(now, [])).events.append(item)
+            wait = self.group_wait_s if alert.rule.group_wait_s is None else alert.rule.group_wait_s
+            group = self._groups.setdefault(channel, _Group(now, [], wait))
+            group.events.append(item)
+            group.wait = max(group.wait, wait)
+
+    def _uplink_down(self, alert: _Alert) -> str:
+        """For a site alert: the name of its uplink device when that is what is down."""
+        site = self.topology.sites.get(alert.site) if alert.kind is None else None
+        if site is None or site.uplink is None or self._up.get(site.uplink, (True, 0.0))[0]:
+            return ""
+        return self.topology.names.get(site.uplink, site.uplink)
 
     def _flush(self, now: float) -> list[Notification]:
         out = []
         for channel, group in list(self._groups.items()):
-            if now - group.first < self.group_wait_s:
+            if now - group.first < group.wait:
                 continue
             del self._groups[channel]
             events = self._settle(group.events, now)
@@ -621,6 +653,8 @@ class AlertEngine:
         lines = []
         for e in events:
             lines.append(f"{w[e.event]:<14} {w[e.severity]:<9} {e.summary}")
+            if e.uplink:
+                lines.append(f"{'':<25}{w['uplink']}: {e.uplink}")
             if e.affected and e.event != "resolved":
                 lines.append(f"{'':<25}{w['affected']}: {', '.join(e.affected)}")
         return Notification(channel, title, "\n".join(lines) + "\n", tuple(events), now)

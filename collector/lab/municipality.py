@@ -23,7 +23,7 @@ from collector.app import HOUSEKEEPING_INTERVAL_S
 from collector.influxql import query
 from collector.lab.lab import Lab
 from collector.lab.topology import INET_TARGET
-from collector.services import ManagedProcess, wait_until
+from collector.services import ManagedProcess, SnmpdServer, wait_until
 
 COLLECTOR_PORT = 8650
 INFLUX_PORT = 8086
@@ -34,6 +34,14 @@ SMTP_PORT = 2525
 LAB_ADMIN_COMMUNITY = "karlsoy-lab-admin"
 NS_CACHE_TABLE = ".1.3.6.1.4.1.8072.1.5"
 IF_TABLE_CACHE_TIMEOUT = "1.3.6.1.4.1.8072.1.5.3.1.2.1.3.6.1.2.1.2.2"  # nsCacheTimeout.<ifTable>
+
+
+SITE_NAMES = {
+    "radhus": "Rådhuset",
+    "helse": "Helse og omsorg",
+    "hansnes": "Teknisk utestasjon Hansnes",
+    "vannvag": "Teknisk utestasjon Vannvåg",
+}
 
 
 @dataclass(frozen=True)
@@ -60,24 +68,54 @@ class MunicipalityConfig:
     icmp_count: int = 5
     icmp_interval_ms: int = 100
     snmp_interval_s: float = 5.0
+    snmp_timeout_s: float = 2.0
+    snmp_retries: int = 1
     # A mail catcher (aiosmtpd, a test dependency) at the town hall receiving the alert mails
     # in a Maildir, so tests see what on-call staff would get.
     mail_catcher: bool = False
     # Recorded real devices served by snmpsim at the town hall: device id -> .snmprec file.
     recorded_devices: dict[str, Path] = field(default_factory=dict)
     extra_probes: list[dict[str, Any]] = field(default_factory=list)
+    # Site id -> device id of the router everything at that site hangs off: a real snmpd in the
+    # site's namespace, polled like the firewall and named as the site's `uplink`, so cutting
+    # the site's link takes the uplink device down with the machines behind it.
+    site_uplinks: dict[str, str] = field(default_factory=dict)
+    # [alerting] settings and [[alert]] tables (each a dict of TOML keys); None: `lab_alert_rules`.
+    group_wait_s: float = 2.0
+    recovery_grace_s: float = 30.0
+    alert_rules: list[dict[str, Any]] | None = None
+
+    def __post_init__(self) -> None:
+        for site, device_id in self.site_uplinks.items():
+            if site not in SITE_NAMES:
+                raise ValueError(f"site_uplinks: no lab site {site!r} (have {', '.join(SITE_NAMES)})")
+            if device_id in ("fw", *self.recorded_devices):
+                raise ValueError(f"site_uplinks[{site!r}]: device id {device_id!r} is already used")
+
+
+def lab_alert_rules(config: MunicipalityConfig) -> list[dict[str, Any]]:
+    """The lab's [[alert]] rules: agent silent, site unreachable, SNMP device down."""
+    return [
+        {
+            "id": "agent-silent",
+            "kind": "agent_silent",
+            "severity": "critical",
+            # Machines at one site are judged silent up to one report interval plus one
+            # evaluation apart; waiting that long lets a whole-site outage fold into one alert.
+            "for_s": config.agent_interval_s + HOUSEKEEPING_INTERVAL_S + 3,
+        },
+        {"id": "site-down", "kind": "site_unreachable", "severity": "critical"},
+        {"id": "device-down", "kind": "device_down", "severity": "critical"},
+    ]
+
+
+def _toml_table(header: str, table: dict[str, Any]) -> list[str]:
+    # JSON spells strings, numbers, booleans and lists of them the way TOML does.
+    return [header] + [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in table.items()]
 
 
 def _community_env(device_id: str) -> str:
     return "NETTVAKT_LAB_COMMUNITY_" + device_id.upper().replace("-", "_")
-
-
-SITE_NAMES = {
-    "radhus": "Rådhuset",
-    "helse": "Helse og omsorg",
-    "hansnes": "Teknisk utestasjon Hansnes",
-    "vannvag": "Teknisk utestasjon Vannvåg",
-}
 
 
 class Municipality:
@@ -93,6 +131,7 @@ class Municipality:
         self.collector_lab_url = f"http://{lab.addr('radhus')}:{COLLECTOR_PORT}"  # as seen by agents
         self.inventory_path = workdir / "inventory.toml"
         self.maildir = workdir / "maildir"
+        self.snmpd: dict[str, SnmpdServer] = {}  # node -> its running snmpd
 
     # --- building -------------------------------------------------------------------
     def inventory_text(self) -> str:
@@ -112,20 +151,16 @@ class Municipality:
         ]
         for site, name in SITE_NAMES.items():
             lines += ["[[site]]", f'id = "{site}"', f'name = "{name}"']
-        lines += [
-            "[[device]]",
-            'id = "fw"',
-            'name = "Brannmur (lab)"',
-            'site = "radhus"',
-            f'host = "{self.lab.addr("fw")}"',
-            'hardware = { kind = "firewall", model = "Linux router (lab)", purchased = 2026-09-15 }',
-            "[device.snmp]",
-            'version = "2c"',
-            'community = "env:NETTVAKT_LAB_COMMUNITY"',
-            f"interval_s = {c.snmp_interval_s}",
-            "timeout_s = 2.0",
-            "retries = 1",
-        ]
+            if site in c.site_uplinks:
+                lines.append(f'uplink = "{c.site_uplinks[site]}"')
+        lines += self._snmpd_device(
+            "fw", "Brannmur (lab)", "radhus", "fw", '{ kind = "firewall", model = "Linux router (lab)", purchased = 2026-09-15 }'
+        )
+        for site, device_id in c.site_uplinks.items():
+            lines += self._snmpd_device(
+                device_id, f"Ruter, {SITE_NAMES[site]}", site, site,
+                '{ kind = "router", model = "Linux router (lab)", purchased = 2020-06-01, lifetime_years = 8 }',
+            )
         for device_id, recording in c.recorded_devices.items():
             lines += [
                 "[[device]]",
@@ -168,26 +203,9 @@ class Municipality:
                 f"timeout_s = {c.probe_timeout_s}",
                 f"params = {{ count = {c.icmp_count}, interval_ms = {c.icmp_interval_ms} }}",
             ]
-        lines += [
-            "[alerting]",
-            "group_wait_s = 2.0",
-            "recovery_grace_s = 30.0",
-            "[[alert]]",
-            'id = "agent-silent"',
-            'kind = "agent_silent"',
-            'severity = "critical"',
-            # Machines at one site are judged silent up to one report interval plus one
-            # evaluation apart; waiting that long lets a whole-site outage fold into one alert.
-            f"for_s = {c.agent_interval_s + HOUSEKEEPING_INTERVAL_S + 3}",
-            "[[alert]]",
-            'id = "site-down"',
-            'kind = "site_unreachable"',
-            'severity = "critical"',
-            "[[alert]]",
-            'id = "device-down"',
-            'kind = "device_down"',
-            'severity = "critical"',
-        ]
+        lines += ["[alerting]", f"group_wait_s = {c.group_wait_s}", f"recovery_grace_s = {c.recovery_grace_s}"]
+        for rule in lab_alert_rules(c) if c.alert_rules is None else c.alert_rules:
+            lines += _toml_table("[[alert]]", rule)
         if c.mail_catcher:
             lines += [
                 "[[channel]]",
@@ -206,6 +224,24 @@ class Municipality:
             lines += ["[[probe]]"] + [f"{k} = {json.dumps(v)}" for k, v in probe.items()]
         return "\n".join(lines) + "\n"
 
+    def _snmpd_device(self, device_id: str, name: str, site: str, node: str, hardware: str) -> list[str]:
+        """[[device]] for one of the lab's own snmpd (see `start_snmpd`), running in `node`."""
+        c = self.config
+        return [
+            "[[device]]",
+            f'id = "{device_id}"',
+            f"name = {json.dumps(name, ensure_ascii=False)}",
+            f'site = "{site}"',
+            f'host = "{self.lab.addr(node)}"',
+            f"hardware = {hardware}",
+            "[device.snmp]",
+            'version = "2c"',
+            'community = "env:NETTVAKT_LAB_COMMUNITY"',
+            f"interval_s = {c.snmp_interval_s}",
+            f"timeout_s = {c.snmp_timeout_s}",
+            f"retries = {c.snmp_retries}",
+        ]
+
     def start(self) -> "Municipality":
         self.workdir.mkdir(parents=True, exist_ok=True)
         influx = self.lab.start_influxd("radhus", port=INFLUX_PORT)
@@ -213,7 +249,9 @@ class Municipality:
         urllib.request.urlopen(
             urllib.request.Request(f"{self.influx_url}/query", data=f"q=CREATE DATABASE {DATABASE}".encode()), timeout=10
         ).read()
-        self._start_firewall_snmpd()
+        self.start_snmpd("fw")
+        for site in self.config.site_uplinks:
+            self.start_snmpd(site)
         env = {"NETTVAKT_LAB_COMMUNITY": SNMP_COMMUNITY}
         if self.config.mail_catcher:
             self.lab.spawn(
@@ -241,6 +279,26 @@ class Municipality:
             self.start_agent(agent.id)
         return self
 
+    def start_snmpd(self, node: str) -> None:
+        """Start (or start again, after `stop_snmpd`) the snmpd of the firewall or of a site's uplink."""
+        if node in self.snmpd:
+            raise ValueError(f"snmpd in {node!r} is already running")
+        if node == "fw":
+            self._start_firewall_snmpd()
+        elif node in self.config.site_uplinks:
+            self.snmpd[node] = self.lab.start_snmpd(
+                node,
+                community=SNMP_COMMUNITY,
+                sys_name=self.config.site_uplinks[node],
+                sys_location=SITE_NAMES[node],
+            )
+        else:
+            raise ValueError(f"no snmpd in {node!r}: only 'fw' and the sites of site_uplinks ({', '.join(self.config.site_uplinks) or 'none'})")
+
+    def stop_snmpd(self, node: str) -> None:
+        """Stop one snmpd, as if the device died: it stops answering SNMP."""
+        self.snmpd.pop(node).stop()
+
     def _start_firewall_snmpd(self) -> None:
         """snmpd on the firewall, its interface counters read live from the kernel.
 
@@ -257,6 +315,7 @@ class Municipality:
             sys_location="Rådhuset, serverrom",
             extra_config=[f"rwcommunity {LAB_ADMIN_COMMUNITY} {self.lab.addr('fw')} {NS_CACHE_TABLE}"],
         )
+        self.snmpd["fw"] = server
         env = [f"{k}={v}" for k, v in server.net_snmp_env().items()]
         self.lab.exec(
             "fw",
@@ -265,11 +324,19 @@ class Municipality:
 
     def mails(self) -> list[email.message.EmailMessage]:
         """Alert mails the mail catcher has received, oldest first."""
+        return [message for _, message in self.received_mails()]
+
+    def received_mails(self) -> list[tuple[float, email.message.EmailMessage]]:
+        """(arrival, mail) for every alert mail received, oldest first.
+
+        Arrival is the Unix time the catcher stored the mail (its Maildir file's mtime), so
+        "outage to message" timings need no clock of their own in the catcher.
+        """
         if not self.maildir.exists():
             return []
         box = mailbox.Maildir(self.maildir, factory=None, create=False)
         messages = sorted(box, key=lambda m: m.get_date())
-        return [email.message_from_bytes(m.as_bytes(), policy=email.policy.default) for m in messages]  # type: ignore[misc]
+        return [(m.get_date(), email.message_from_bytes(m.as_bytes(), policy=email.policy.default)) for m in messages]  # type: ignore[misc]
 
     def start_agent(self, agent_id: str) -> None:
         agent = next(a for a in self.config.agents if a.id == agent_id)
