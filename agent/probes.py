@@ -9,22 +9,27 @@ the fields of the round's own point plus extra points, each with its extra tags.
 point keeps the one-point contract (`up`, `duration_ms`, `reason`); `run_probe_points` returns
 it first, followed by the extra points with the same time.
 
+The dns and traceroute probers are in agent/probe_dns.py and agent/probe_traceroute.py, imported
+on their first use (see `PROBES`); their spec rules are here with every other kind's.
+
 Agent-side module: stdlib, psutil and aiohttp only (no pydantic, no collector).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
 import errno
+import importlib
 import ipaddress
 import logging
 import math
+import os
 import re
 import secrets
 import socket
 import ssl
-import statistics
 import struct
 import time
 import urllib.parse
@@ -199,6 +204,8 @@ def _check_http_target(target: str, where: str) -> None:
 
 
 def _check_dns_target(target: str, where: str) -> None:
+    from agent.probe_dns import encode_qname  # only when a dns probe is configured (see PROBES)
+
     try:
         encode_qname(target)
     except ValueError:
@@ -275,6 +282,15 @@ def _check_record(value: Any, where: str) -> None:
         raise ProbeConfigError(f"{where}: expected \"A\" or \"AAAA\", got {value!r}")
 
 
+# Traceroute's limits live here with the other rules (and probe_budget_s); the prober itself is
+# agent/probe_traceroute.py.
+TRACE_COUNT = 3
+TRACE_MAX_COUNT = 10
+TRACE_MAX_HOPS = 30
+TRACE_HOPS_LIMIT = 64
+TRACE_INTERVAL_MS = 50.0
+
+
 def _check_trace_count(value: Any, where: str) -> None:
     _positive_int(value, where, TRACE_MAX_COUNT)
 
@@ -300,16 +316,22 @@ _PARAM_RULES: Mapping[str, Mapping[str, Callable[[Any, str], None]]] = {
 
 
 # --- the runner -----------------------------------------------------------------------------
+# Bursts end themselves (last echo + timeout); the runner's limit is only a safety net and
+# must not cut a lossy burst that waited out its own deadline on a busy machine: that would
+# turn a round with some loss into a round with no counts at all.
+BURST_GRACE_S = 1.0
+
+
 def probe_budget_s(spec: ProbeSpec) -> float:
-    """Time the runner allows a probe: the timeout, plus the burst itself for icmp."""
+    """Time the runner allows a probe: the timeout, plus the burst itself (and a grace) for icmp and traceroute."""
     if spec.kind == "icmp":
         count = spec.params.get("count", ICMP_COUNT)
         interval_ms = spec.params.get("interval_ms", ICMP_INTERVAL_MS)
-        return count * interval_ms / 1000.0 + spec.timeout_s
+        return count * interval_ms / 1000.0 + spec.timeout_s + BURST_GRACE_S
     if spec.kind == "traceroute":
         count = spec.params.get("count", TRACE_COUNT)
         interval_ms = spec.params.get("interval_ms", TRACE_INTERVAL_MS)
-        return count * interval_ms / 1000.0 + spec.timeout_s
+        return count * interval_ms / 1000.0 + spec.timeout_s + BURST_GRACE_S
     return spec.timeout_s
 
 
@@ -445,12 +467,16 @@ def rtt_stats(rtts_ms: Sequence[float | None]) -> dict[str, float]:
     }
     if got:
         ordered = sorted(got)
-        fields["rtt_ms"] = round(statistics.median(ordered), 3)
+        # The median and mean by hand, as statistics.median/fmean compute them: importing
+        # `statistics` pulls in decimal and fractions, about 0.6 MB of the agent's resident memory.
+        mid = len(ordered) // 2
+        median = ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+        fields["rtt_ms"] = round(median, 3)
         fields["rtt_min_ms"] = round(ordered[0], 3)
         fields["rtt_max_ms"] = round(ordered[-1], 3)
         fields["rtt_p95_ms"] = round(ordered[math.ceil(0.95 * len(ordered)) - 1], 3)  # nearest rank
     if len(got) >= 2:
-        fields["jitter_ms"] = round(statistics.fmean(abs(b - a) for a, b in zip(got, got[1:])), 3)
+        fields["jitter_ms"] = round(math.fsum(abs(b - a) for a, b in zip(got, got[1:])) / (len(got) - 1), 3)
     return fields
 
 
@@ -658,33 +684,63 @@ async def probe_tcp(spec: ProbeSpec) -> dict[str, FieldValue]:
 HTTP_MAX_BODY = 16 * 1024 * 1024  # read (and count) at most this much; a probe is not a download
 
 
-class _PeerCertContext(ssl.SSLContext):
-    """An SSLContext that keeps the DER certificate of every peer it completes a handshake with.
-
-    aiohttp may release the connection (and with it the transport) as soon as a small body has
-    arrived, so the certificate is taken at the handshake, through the documented
-    `SSLContext.sslobject_class` hook, instead of from the response.
-    """
-
-    peer_certs: list[bytes]
+# The DER certificate of the peer of the running http probe. The probe sets a fresh list; the
+# handshake appends to it. aiohttp may release the connection (and with it the transport) as soon
+# as a small body has arrived, so the certificate is taken at the handshake, through the
+# documented `SSLContext.sslobject_class` hook, instead of from the response. A context variable,
+# because the SSL contexts are shared by concurrent probes: the transport's callbacks run in a
+# copy of the context of the task that opened the connection, the probe's own.
+_PEER_CERTS: contextvars.ContextVar[list[bytes] | None] = contextvars.ContextVar("nettvakt_peer_certs", default=None)
 
 
 class _CertRecordingSSLObject(ssl.SSLObject):
     def do_handshake(self) -> None:
         super().do_handshake()  # raises SSLWantReadError until the handshake is done
+        certs = _PEER_CERTS.get()
         der = self.getpeercert(binary_form=True)
-        if der:
-            self.context.peer_certs.append(der)  # type: ignore[attr-defined]
+        if der and certs is not None:
+            certs.append(der)
 
 
-def _ssl_context(params: Mapping[str, Any]) -> _PeerCertContext:
-    context = _PeerCertContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies peer and host name by default
-    context.peer_certs = []
-    context.sslobject_class = _CertRecordingSSLObject
-    if params.get("verify_tls", True):
+# Built once per (verify_tls, ca_file and its mtime and size), and again after SSL_CONTEXT_MAX_AGE_S
+# so updated system CAs are used: each context holds the parsed CA bundle (about 2 MB for the
+# system store), and building one per probe made an agent with https probes grow steadily.
+SSL_CONTEXT_MAX_AGE_S = 3600.0
+_SSL_CONTEXTS_MAX = 8
+_ssl_contexts: dict[tuple[Any, ...], tuple[float, ssl.SSLContext]] = {}
+
+
+def _ssl_context(params: Mapping[str, Any]) -> ssl.SSLContext:
+    verify = bool(params.get("verify_tls", True))
+    ca_file = params.get("ca_file") if verify else None
+    stamp: tuple[int, int] | None = None
+    if ca_file is not None:
         try:
-            if "ca_file" in params:
-                context.load_verify_locations(cafile=params["ca_file"])
+            st = os.stat(ca_file)
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            pass  # not cached: _new_ssl_context raises the error the probe reports
+    key = (verify, ca_file, stamp)
+    now = time.monotonic()
+    cached = _ssl_contexts.get(key)
+    if cached is not None and now - cached[0] < SSL_CONTEXT_MAX_AGE_S:
+        return cached[1]
+    context = _new_ssl_context(verify, ca_file)
+    if ca_file is None or stamp is not None:
+        _ssl_contexts.pop(key, None)
+        if len(_ssl_contexts) >= _SSL_CONTEXTS_MAX:
+            del _ssl_contexts[next(iter(_ssl_contexts))]  # the oldest
+        _ssl_contexts[key] = (now, context)
+    return context
+
+
+def _new_ssl_context(verify: bool, ca_file: str | None) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies peer and host name by default
+    context.sslobject_class = _CertRecordingSSLObject
+    if verify:
+        try:
+            if ca_file is not None:
+                context.load_verify_locations(cafile=ca_file)
             else:
                 context.load_default_certs()
         except (OSError, ssl.SSLError) as exc:
@@ -737,6 +793,8 @@ async def probe_http(spec: ProbeSpec) -> dict[str, FieldValue]:
     context = _ssl_context(params) if spec.target.lower().startswith("https:") else None
     connector = aiohttp.TCPConnector(ssl=context if context is not None else True, force_close=True, limit=1)
     fields: dict[str, FieldValue] = {}
+    peer_certs: list[bytes] = []
+    token = _PEER_CERTS.set(peer_certs)
     try:
         # trust_env=False: measure the target itself, not a proxy in between.
         async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
@@ -745,8 +803,8 @@ async def probe_http(spec: ProbeSpec) -> dict[str, FieldValue]:
             async with session.request(params.get("method", "GET"), spec.target, allow_redirects=False) as resp:
                 fields["status_code"] = float(resp.status)
                 fields["ttfb_ms"] = _ms(time.perf_counter() - t0)
-                if context is not None and context.peer_certs:
-                    left = cert_not_after(context.peer_certs[-1]) - dt.datetime.now(dt.timezone.utc)
+                if peer_certs:
+                    left = cert_not_after(peer_certs[-1]) - dt.datetime.now(dt.timezone.utc)
                     fields["cert_days_left"] = round(left.total_seconds() / 86400.0, 3)
                 size = 0
                 async for chunk in resp.content.iter_chunked(65536):
@@ -763,293 +821,44 @@ async def probe_http(spec: ProbeSpec) -> dict[str, FieldValue]:
         raise ProbeFailed(failure_reason(exc.os_error), fields) from exc
     except aiohttp.ClientError as exc:
         raise ProbeFailed(_short(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__), fields) from exc
+    finally:
+        _PEER_CERTS.reset(token)
     status = int(fields["status_code"])
     if not _expected(status, params.get("expect_status")):
         raise ProbeFailed(f"status {status}", fields)
     return fields
 
 
-# --- dns ------------------------------------------------------------------------------------
-DNS_RCODES = {1: "formerr", 2: "servfail", 3: "nxdomain", 4: "notimp", 5: "refused"}
-
-
-def encode_qname(name: str) -> bytes:
-    """QNAME wire form: length-prefixed labels, IDNA-encoded, ending with the root label."""
-    name = name.rstrip(".")
-    if not name or len(name) > 253:
-        raise ValueError(f"bad DNS name {name!r}")
-    out = b""
-    for label in name.split("."):
-        raw = label.encode("idna") if not label.isascii() else label.encode("ascii")
-        if not 0 < len(raw) <= 63 or any(c <= 32 or c == 127 for c in raw):
-            raise ValueError(f"bad DNS label {label!r}")
-        out += bytes([len(raw)]) + raw
-    return out + b"\0"
-
-
-def build_dns_query(qid: int, name: str, qtype: int) -> bytes:
-    # Header: id, flags = RD (recursion desired), 1 question, no answers/authority/additional.
-    header = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0)
-    return header + encode_qname(name) + struct.pack("!HH", qtype, 1)  # QCLASS IN
-
-
-def _skip_name(msg: bytes, pos: int) -> tuple[bytes, int]:
-    """Read a (possibly compressed) name: (lower-case dotted form, position after it)."""
-    labels: list[bytes] = []
-    end = None
-    for _ in range(128):  # bound the pointer chase: a hostile answer must not loop us
-        length = msg[pos]
-        if length & 0xC0 == 0xC0:
-            if end is None:
-                end = pos + 2
-            pos = ((length & 0x3F) << 8) | msg[pos + 1]
-            continue
-        if length == 0:
-            return b".".join(labels).lower(), end if end is not None else pos + 1
-        labels.append(msg[pos + 1 : pos + 1 + length])
-        pos += 1 + length
-    raise ValueError("DNS name compression loop")
-
-
-def parse_dns_response(msg: bytes, qid: int, qname: bytes, qtype: int) -> tuple[int, int] | None:
-    """(rcode, answers of qtype) for the response to our query; None if it is not that response."""
-    try:
-        rid, flags, qdcount, ancount, _, _ = struct.unpack("!HHHHHH", msg[:12])
-        if rid != qid or not flags & 0x8000 or qdcount != 1:
-            return None
-        name, pos = _skip_name(msg, 12)
-        rtype, rclass = struct.unpack("!HH", msg[pos : pos + 4])
-        if name != qname or rtype != qtype or rclass != 1:
-            return None
-        pos += 4
-        answers = 0
-        for _ in range(ancount):
-            _, pos = _skip_name(msg, pos)
-            atype, _, _, rdlength = struct.unpack("!HHIH", msg[pos : pos + 10])
-            pos += 10 + rdlength
-            if pos > len(msg):
-                break
-            answers += atype == qtype  # CNAMEs on the way are not answers
-        return flags & 0x000F, answers
-    except (struct.error, IndexError, ValueError):
-        return None
-
-
-class _DnsClient(asyncio.DatagramProtocol):
-    def __init__(self, accept: Callable[[bytes], tuple[int, int] | None]):
-        self.accept = accept
-        self.answer: asyncio.Future[tuple[int, int, float]] = asyncio.get_running_loop().create_future()
-
-    def datagram_received(self, data: bytes, addr: Any) -> None:
-        parsed = self.accept(data)
-        if parsed is not None and not self.answer.done():
-            self.answer.set_result((*parsed, time.perf_counter()))
-
-    def error_received(self, exc: Exception) -> None:  # e.g. ICMP port unreachable
-        if not self.answer.done():
-            self.answer.set_exception(exc)
-
-
-async def probe_dns(spec: ProbeSpec) -> dict[str, FieldValue]:
-    host, port = parse_resolver(spec.params["resolver"])
-    qtype = DNS_TYPES[spec.params.get("record", "A")]
-    qid = secrets.randbits(16)
-    query = build_dns_query(qid, spec.target, qtype)
-    wire_name = _skip_name(query, 12)[0]
-    loop = asyncio.get_running_loop()
-    # A connected UDP socket: the kernel drops datagrams from anyone but the resolver.
-    transport, client = await loop.create_datagram_endpoint(
-        lambda: _DnsClient(lambda msg: parse_dns_response(msg, qid, wire_name, qtype)), remote_addr=(host, port)
-    )
-    try:
-        t0 = time.perf_counter()
-        transport.sendto(query)
-        rcode, answers, at = await client.answer
-    finally:
-        transport.close()
-    fields: dict[str, FieldValue] = {"resolve_ms": _ms(at - t0), "answers": float(answers), "rcode": float(rcode)}
-    if rcode != 0:
-        raise ProbeFailed(DNS_RCODES.get(rcode, f"rcode {rcode}"), fields)
-    if answers == 0:
-        raise ProbeFailed("no answer", fields)
-    return fields
-
-
-# --- traceroute -----------------------------------------------------------------------------
-# ICMP echo requests with TTL 1, 2, ...: router n answers TTL n with time-exceeded, the target
-# answers with an echo reply. Echo rather than UDP because firewalls at the sites let ping
-# through far more often than traceroute's high UDP ports. Needs a raw socket (root): the
-# unprivileged ping socket does not deliver other hosts' time-exceeded messages.
-TRACE_COUNT = 3
-TRACE_MAX_COUNT = 10
-TRACE_MAX_HOPS = 30
-TRACE_HOPS_LIMIT = 64
-TRACE_INTERVAL_MS = 50.0
-TRACE_NO_REPLY = "*"  # hop_addr of a hop that never answered, as traceroute prints it
-_ICMP_ECHO_REPLY, _ICMP_UNREACHABLE, _ICMP_TIME_EXCEEDED = 0, 3, 11
-
-
-@dataclass(frozen=True)
-class TraceReply:
-    kind: int  # ICMP type: 0 echo reply (the target), 11 time exceeded (a router), 3 unreachable
-    ident: int
-    seq: int
-    src: str
-
-
-def parse_trace_reply(data: bytes) -> TraceReply | None:
-    """An IPv4 raw-socket packet as a reply to one of our echoes, else None.
-
-    Time-exceeded and unreachable messages quote the original IP header and the first 8 bytes
-    of our echo request, which carry its id and seq (RFC 792).
-    """
-    if len(data) < 28 or data[0] >> 4 != 4:
-        return None
-    src = socket.inet_ntoa(data[12:16])
-    icmp = data[(data[0] & 0x0F) * 4 :]
-    if len(icmp) < 8:
-        return None
-    kind, code = icmp[0], icmp[1]
-    if kind == _ICMP_ECHO_REPLY and code == 0:
-        ident, seq = struct.unpack("!HH", icmp[4:8])
-        return TraceReply(kind, ident, seq, src)
-    if kind in (_ICMP_TIME_EXCEEDED, _ICMP_UNREACHABLE):
-        inner = icmp[8:]
-        if len(inner) < 20 or inner[0] >> 4 != 4 or inner[9] != socket.IPPROTO_ICMP:
-            return None
-        quoted = inner[(inner[0] & 0x0F) * 4 :]
-        if len(quoted) < 8 or quoted[0] != 8:
-            return None
-        ident, seq = struct.unpack("!HH", quoted[4:8])
-        return TraceReply(kind, ident, seq, src)
-    return None
-
-
-def hop_tag(ttl: int) -> str:
-    """"01".."64": zero-padded so tag values sort in path order."""
-    return f"{ttl:02d}"
-
-
-async def traceroute(
-    host: str, count: int = TRACE_COUNT, max_hops: int = TRACE_MAX_HOPS,
-    interval_ms: float = TRACE_INTERVAL_MS, timeout_s: float = 5.0,
-) -> ProbeResult:
-    """Per-hop address, RTT and loss to `host`; raises ProbeFailed (with the hops seen) when it is not reached."""
-    family, sockaddr = (await _resolve(host, None, socket.SOCK_DGRAM))[0]
-    if family != socket.AF_INET:
-        raise ProbeFailed("traceroute: IPv4 targets only")
-    try:
-        sock = _open_icmp_socket(socket.AF_INET, "icmp")
-    except PermissionError as exc:
-        raise ProbeFailed("traceroute needs a raw ICMP socket (run the agent as root or Administrator)") from exc
-    loop = asyncio.get_running_loop()
-    ident = secrets.randbits(16)
-    payload = secrets.token_bytes(ICMP_COOKIE_LEN) + bytes(24)
-    sent_at: dict[tuple[int, int], float] = {}  # (round, ttl) -> send time
-    answers: dict[tuple[int, int], tuple[float, TraceReply]] = {}
-    dest_ttl: int | None = None  # lowest TTL that reached the target
-    complete = asyncio.Event()
-
-    def expected_in() -> bool:
-        if dest_ttl is None:
-            return False
-        return all((r, t) in answers for (r, t) in sent_at if t <= dest_ttl)
-
-    async def receive() -> None:
-        nonlocal dest_ttl
-        while True:
-            try:
-                data, _ = await loop.sock_recvfrom(sock, 65535)
-            except OSError:
-                continue
-            at = time.perf_counter()
-            reply = parse_trace_reply(data)
-            # A raw socket sees all ICMP of the host: only replies to our id count.
-            if reply is None or reply.ident != ident:
-                continue
-            key = (reply.seq >> 8, reply.seq & 0xFF)
-            if key not in sent_at or key in answers:
-                continue
-            answers[key] = (at, reply)
-            if reply.kind != _ICMP_TIME_EXCEEDED and (dest_ttl is None or key[1] < dest_ttl):
-                dest_ttl = key[1]  # the target (echo reply) or the end of the road (unreachable)
-            if expected_in():
-                complete.set()
-
-    receiver = asyncio.create_task(receive())
-    try:
-        for rnd in range(count):
-            if rnd:
-                await asyncio.sleep(interval_ms / 1000.0)
-            # Later rounds skip TTLs beyond the target once it is known: they would only ping it again.
-            for ttl in range(1, (dest_ttl or max_hops) + 1):
-                seq = (rnd << 8) | ttl
-                sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
-                packet = build_echo_request(socket.AF_INET, ident, seq, payload)
-                sent_at[(rnd, ttl)] = time.perf_counter()
-                try:
-                    sock.sendto(packet, sockaddr)
-                except OSError:  # a full send buffer or no route: this probe never left
-                    del sent_at[(rnd, ttl)]
-        # Earlier rounds may have completed the event before the last round was sent.
-        complete.clear()
-        if not expected_in():
-            try:
-                async with asyncio.timeout(timeout_s):
-                    await complete.wait()
-            except TimeoutError:
-                pass
-    finally:
-        receiver.cancel()
-        await asyncio.gather(receiver, return_exceptions=True)
-        sock.close()
-
-    answered_ttls = [t for (_, t) in answers]
-    last = dest_ttl or (max(answered_ttls) if answered_ttls else 0)
-    hops: list[tuple[Mapping[str, str], Mapping[str, FieldValue]]] = []
-    for ttl in range(1, last + 1):
-        rtts: list[float | None] = []
-        sources: list[str] = []
-        for rnd in range(count):
-            if (rnd, ttl) not in sent_at:
-                continue
-            if (rnd, ttl) in answers:
-                at, reply = answers[(rnd, ttl)]
-                rtts.append((at - sent_at[(rnd, ttl)]) * 1000.0)
-                sources.append(reply.src)
-            else:
-                rtts.append(None)
-        stats = rtt_stats(rtts)
-        stats.pop("jitter_ms", None)
-        stats.pop("rtt_p95_ms", None)  # of three samples a p95 is just the max
-        addr = max(set(sources), key=sources.count) if sources else TRACE_NO_REPLY
-        hops.append(({"hop": hop_tag(ttl)}, {"hop_addr": addr, **stats}))
-    if dest_ttl is None:
-        reason = "no reply" if not hops else f"not reached within {max_hops} hops"
-        raise ProbeFailed(reason, {"hops": float(len(hops))}, hops)
-    dest = hops[-1][1]
-    fields: dict[str, FieldValue] = {"hops": float(dest_ttl), "hop_addr": dest["hop_addr"], "loss_pct": dest["loss_pct"]}
-    if "rtt_ms" in dest:
-        fields["rtt_ms"] = dest["rtt_ms"]
-    if answers[min(k for k in answers if k[1] == dest_ttl)][1].kind == _ICMP_UNREACHABLE:
-        raise ProbeFailed("unreachable", fields, hops)
-    return ProbeResult(fields, hops)
-
-
-async def probe_traceroute(spec: ProbeSpec) -> ProbeResult:
-    p = spec.params
-    return await traceroute(
-        spec.target,
-        count=p.get("count", TRACE_COUNT),
-        max_hops=p.get("max_hops", TRACE_MAX_HOPS),
-        interval_ms=float(p.get("interval_ms", TRACE_INTERVAL_MS)),
-        timeout_s=spec.timeout_s,
-    )
-
-
 # --- the one table --------------------------------------------------------------------------
 ProbeFn = Callable[[ProbeSpec], Awaitable[dict[str, FieldValue] | ProbeResult]]
 
+# dns and traceroute live in their own modules, imported on their first probe: most agents run
+# neither, and their code would cost resident memory for nothing (docs/benchmarks.md).
+_LAZY_MODULES = {"dns": "agent.probe_dns", "traceroute": "agent.probe_traceroute"}
+
+
+def _lazy_prober(kind: str) -> ProbeFn:
+    async def prober(spec: ProbeSpec) -> dict[str, FieldValue] | ProbeResult:
+        module = importlib.import_module(_LAZY_MODULES[kind])
+        return await getattr(module, f"probe_{kind}")(spec)
+
+    prober.__name__ = prober.__qualname__ = f"probe_{kind}"
+    return prober
+
+
 PROBES: Mapping[str, ProbeFn] = MappingProxyType(
-    {"icmp": probe_icmp, "tcp": probe_tcp, "http": probe_http, "dns": probe_dns, "traceroute": probe_traceroute}
+    {"icmp": probe_icmp, "tcp": probe_tcp, "http": probe_http, "dns": _lazy_prober("dns"), "traceroute": _lazy_prober("traceroute")}
 )
+
+# The names those modules had here before they moved, still importable from agent.probes.
+_MOVED = {
+    "agent.probe_dns": ("DNS_RCODES", "encode_qname", "build_dns_query", "parse_dns_response", "probe_dns"),
+    "agent.probe_traceroute": ("TRACE_NO_REPLY", "TraceReply", "parse_trace_reply", "hop_tag", "traceroute", "probe_traceroute"),
+}
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: imports the module only when one of its names is asked for
+    for module, names in _MOVED.items():
+        if name in names:
+            return getattr(importlib.import_module(module), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,6 +6,8 @@ Shared by both sides (the collector imports it), so it validates without pydanti
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,25 @@ class Batch:
 
     def to_json(self) -> dict[str, Any]:
         return {"agent": self.agent, "seq": self.seq, "points": [p.to_json() for p in self.points]}
+
+
+@dataclass(frozen=True)
+class EncodedBatch:
+    """A batch as the request body, ready to send: what the agent's sender posts."""
+
+    seq: int
+    points: int  # how many
+    body: bytes
+
+
+def encode_batch(agent: str, seq: int, point_json: Sequence[str]) -> EncodedBatch:
+    """The ingest body of a batch whose points are already JSON objects (as the agent's spool keeps them).
+
+    The same document as `Batch.to_json()`, built without decoding and re-encoding each point:
+    for a 5000-point backlog batch that took about 10 MB more memory at its peak.
+    """
+    head = json.dumps({"agent": agent, "seq": seq}, ensure_ascii=False)[:-1]
+    return EncodedBatch(seq, len(point_json), (head + ', "points": [' + ", ".join(point_json) + "]}").encode())
 
 
 def parse_batch(data: Any, max_points: int = MAX_POINTS_PER_BATCH) -> Batch:

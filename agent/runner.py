@@ -32,6 +32,7 @@ from agent.spool import DEFAULT_MAX_BYTES, Spool
 log = logging.getLogger("nettvakt.agent")
 
 CONFIG_PATH = "/api/v1/agents/{agent_id}/config"
+_JSON_BODY = {"Content-Type": "application/json"}
 
 
 class AgentConfigError(ValueError):
@@ -281,12 +282,12 @@ class Agent:
         backoff = 1.0
         batch_points = self.settings.batch_points
         while True:
-            batch = await asyncio.to_thread(self.spool.next_batch, batch_points)
+            batch = await asyncio.to_thread(self.spool.next_encoded, batch_points)
             if batch is None:
                 await asyncio.sleep(self.settings.send_interval_s)
                 continue
             try:
-                async with http.post(url, json=batch.to_json()) as resp:
+                async with http.post(url, data=batch.body, headers=_JSON_BODY) as resp:
                     body = await resp.text()
                     status = resp.status
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
@@ -301,8 +302,8 @@ class Agent:
                 backoff = 1.0
                 batch_points = self.settings.batch_points
                 continue
-            if status == 413 and len(batch.points) > 1:
-                batch_points = max(1, len(batch.points) // 2)
+            if status == 413 and batch.points > 1:
+                batch_points = max(1, batch.points // 2)
                 await asyncio.to_thread(self.spool.split_pending)
                 continue
             if status == 400:

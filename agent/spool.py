@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from agent.points import Point
-from agent.report import Batch
+from agent.report import Batch, EncodedBatch, encode_batch
 
 log = logging.getLogger("nettvakt.agent.spool")
 
@@ -47,6 +47,9 @@ class Spool:
         self._db.execute("PRAGMA synchronous=NORMAL")
         # The write-ahead log sits beside the bound: truncate it after checkpoints so it stays a few MB.
         self._db.execute("PRAGMA journal_size_limit=4194304")
+        # A page cache of 512 KiB instead of SQLite's 2 MB: the spool is written once and read
+        # once in id order, so a bigger cache only held about 1.5 MB more during a backlog, no faster.
+        self._db.execute("PRAGMA cache_size=-512")
         self._dropping = False  # log once per episode of drops, not for every point
         self._db.executescript(SCHEMA)
         # A new spool (fresh install, deleted file) starts its sequence at the current time in µs,
@@ -119,6 +122,21 @@ class Spool:
 
     def next_batch(self, max_points: int) -> Batch | None:
         """The batch to send now: the unacknowledged one if any (same seq, same points), else a new one."""
+        claimed = self._claim(max_points)
+        if claimed is None:
+            return None
+        seq, bodies = claimed
+        return Batch(self.agent_id, seq, [Point.from_json(json.loads(b)) for b in bodies])
+
+    def next_encoded(self, max_points: int) -> EncodedBatch | None:
+        """The same batch as `next_batch`, as the request body, straight from the stored JSON."""
+        claimed = self._claim(max_points)
+        if claimed is None:
+            return None
+        return encode_batch(self.agent_id, *claimed)
+
+    def _claim(self, max_points: int) -> tuple[int, list[str]] | None:
+        """(seq, stored JSON of its points) of the batch to send now; a new batch gets its seq here."""
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             row = self._db.execute("SELECT seq, max_id FROM outbox ORDER BY seq LIMIT 1").fetchone()
@@ -133,8 +151,8 @@ class Spool:
                 self._db.execute("INSERT INTO outbox (seq, max_id) VALUES (?, ?)", (seq, last))
                 row = (seq, last)
             seq, max_id = row
-            bodies = self._db.execute("SELECT body FROM point WHERE id <= ? ORDER BY id", (max_id,)).fetchall()
-        return Batch(self.agent_id, seq, [Point.from_json(json.loads(b)) for (b,) in bodies])
+            bodies = [b for (b,) in self._db.execute("SELECT body FROM point WHERE id <= ? ORDER BY id", (max_id,))]
+        return seq, bodies
 
     def ack(self, seq: int) -> None:
         with self._lock, self._db:

@@ -2,12 +2,19 @@
 
     .venv/bin/python bench/agent_footprint.py [--duration 600] [--warmup 30] [--json]
 
-Starts a real collector (local storage, loopback) whose inventory gives one agent 20 probe
+Starts a real collector (local storage, loopback) whose inventory gives each agent 20 probe
 targets at 30 s (12 icmp, 5 tcp, 3 http, all on loopback) and host metrics every 15 s, then
-a real `nettvakt agent run`. node_exporter runs beside it and is scraped once a second, as a
-Prometheus server with a 1 s interval would. After a warm-up, both processes are measured
-over the same window: resident memory (max of 1 s samples, and at the end) and CPU seconds
-(user + system, including child processes such as dmidecode) per minute and per hour.
+two real `nettvakt agent run` processes from copies of the `agent` package:
+
+- "nettvakt agent": byte-compiled first, as `pip install .` leaves an installed agent;
+- "nettvakt agent (no .pyc)": source only, run with PYTHONDONTWRITEBYTECODE=1, so every start
+  compiles the agent's modules (as a checkout does on a machine that sets that variable);
+  the compiler's scratch memory stays in the heap, about 2 MB more resident memory.
+
+node_exporter runs beside them and is scraped once a second, as a Prometheus server with a
+1 s interval would. After a warm-up, all three processes are measured over the same window:
+resident memory (max of 1 s samples, and at the end) and CPU seconds (user + system,
+including child processes such as dmidecode) per minute and per hour.
 
 Not a test: figures depend on the machine. Needs `prometheus-node-exporter` (Debian package).
 """
@@ -15,6 +22,7 @@ Not a test: figures depend on the machine. Needs `prometheus-node-exporter` (Deb
 from __future__ import annotations
 
 import argparse
+import compileall
 import hashlib
 import json
 import os
@@ -36,7 +44,11 @@ sys.path.insert(0, str(ROOT))
 
 from collector.services import free_port, wait_until  # noqa: E402
 
-TOKEN = "footprint-bench-token-0123456789"
+# agent id -> (label in the results, bearer token, byte-compiled)
+AGENTS = {
+    "bench": ("nettvakt agent", "footprint-bench-token-0123456789", True),
+    "bench-src": ("nettvakt agent (no .pyc)", "footprint-bench-token-source-9876", False),
+}
 
 
 def inventory(data_dir: Path, port: int) -> str:
@@ -48,16 +60,38 @@ def inventory(data_dir: Path, port: int) -> str:
     for _ in range(3):
         probes.append(("http", f"http://127.0.0.1:{port}/api/v1/health", ""))
     blocks = [
-        f'[[probe]]\nname = "p{i:02d}-{kind}"\nkind = "{kind}"\ntarget = "{target}"\nagents = ["bench"]\ninterval_s = 30\n'
+        f'[[probe]]\nname = "p{i:02d}-{kind}"\nkind = "{kind}"\ntarget = "{target}"\nagents = {json.dumps(list(AGENTS))}\ninterval_s = 30\n'
         for i, (kind, target, _) in enumerate(probes)
+    ]
+    agents = [
+        f'[[agent]]\nid = "{agent_id}"\nname = "{agent_id}"\nsite = "radhus"\n'
+        f'token_sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"\ninterval_s = 15\n'
+        for agent_id, (_, token, _) in AGENTS.items()
     ]
     return (
         f'[collector]\ndata_dir = "{data_dir}"\n\n[storage]\nkind = "local"\n\n'
         '[[site]]\nid = "radhus"\nname = "Rådhuset"\n\n'
-        f'[[agent]]\nid = "bench"\nname = "bench"\nsite = "radhus"\n'
-        f'token_sha256 = "{hashlib.sha256(TOKEN.encode()).hexdigest()}"\ninterval_s = 15\n\n'
-        + "\n".join(blocks)
+        + "\n".join(agents) + "\n" + "\n".join(blocks)
     )
+
+
+def agent_copy(dest: Path, byte_compile: bool) -> Path:
+    """A copy of the `agent` package in `dest` (without any __pycache__ of the tree), optionally byte-compiled.
+
+    The agent is started with `dest` as its working directory, so `-m agent.cli` imports this copy.
+    """
+    shutil.copytree(ROOT / "agent", dest / "agent", ignore=shutil.ignore_patterns("__pycache__"))
+    if byte_compile and not compileall.compile_dir(dest / "agent", quiet=1):
+        raise RuntimeError(f"cannot byte-compile {dest / 'agent'}")
+    return dest
+
+
+def check_import_path(py: str, cwd: Path, env: dict[str, str], byte_compiled: bool) -> None:
+    """Fail unless an interpreter started like the agent imports the copy in `cwd` (from .pyc or not, as asked)."""
+    code = "import agent.cli, os; print(agent.cli.__file__); print(os.path.exists(agent.cli.__cached__))"
+    out = subprocess.run([py, "-c", code], cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, check=True).stdout.split()
+    if not out[0].startswith(str(cwd)) or (out[1] == "True") != byte_compiled:
+        raise RuntimeError(f"agent copy in {cwd} not imported as expected: {out}")
 
 
 class Sampler:
@@ -79,8 +113,8 @@ class Sampler:
         self.max_rss = max(self.max_rss, rss)
 
 
-def start(argv: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen(argv, cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True)
+def start(argv: list[str], log: Path, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subprocess.Popen:
+    return subprocess.Popen(argv, cwd=cwd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}, start_new_session=True)
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -117,12 +151,18 @@ def main() -> int:
         collector = start([py, "-m", "agent.cli", "collector", "run", "--inventory", str(inv), "--listen", f"127.0.0.1:{port}"], work / "collector.log")
         procs.append(collector)
         wait_until(lambda: urllib.request.urlopen(f"{base}/api/v1/health", timeout=2).status == 200, 30, "collector")
-        agent = start(
-            [py, "-m", "agent.cli", "agent", "run", "--collector", base, "--agent-id", "bench", "--spool", str(work / "spool.sqlite3")],
-            work / "agent.log", {"NETTVAKT_AGENT_TOKEN": TOKEN},
-        )
+        agents: dict[str, subprocess.Popen] = {}
+        for agent_id, (label, token, byte_compiled) in AGENTS.items():
+            cwd = agent_copy(work / agent_id, byte_compiled)
+            env = {"NETTVAKT_AGENT_TOKEN": token, "PYTHONDONTWRITEBYTECODE": "1"}
+            check_import_path(py, cwd, env, byte_compiled)
+            agents[label] = start(
+                [py, "-m", "agent.cli", "agent", "run", "--collector", base, "--agent-id", agent_id, "--spool", str(work / f"{agent_id}.sqlite3")],
+                work / f"{agent_id}.log", env, cwd,
+            )
+            procs.append(agents[label])
         exporter = start([exporter_bin, f"--web.listen-address=127.0.0.1:{ne_port}"], work / "node-exporter.log")
-        procs += [agent, exporter]
+        procs.append(exporter)
         wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{ne_port}/metrics", timeout=2).status == 200, 30, "node_exporter")
 
         def scrape() -> None:
@@ -140,14 +180,14 @@ def main() -> int:
         scraper = threading.Thread(target=scrape, daemon=True)
         scraper.start()
         time.sleep(args.warmup)
-        samplers = {"nettvakt agent": Sampler(agent.pid), "prometheus-node-exporter": Sampler(exporter.pid)}
+        samplers = {**{label: Sampler(proc.pid) for label, proc in agents.items()}, "prometheus-node-exporter": Sampler(exporter.pid)}
         cpu0 = {k: s.cpu_s() for k, s in samplers.items()}
         t0 = time.monotonic()
         while time.monotonic() - t0 < args.duration:
             for s in samplers.values():
                 s.sample()
             time.sleep(1.0)
-            if agent.poll() is not None or exporter.poll() is not None:
+            if any(proc.poll() is not None for proc in procs):
                 raise RuntimeError("a measured process exited; see " + str(work))
         elapsed = time.monotonic() - t0
         cpu1 = {k: s.cpu_s() for k, s in samplers.items()}
@@ -178,7 +218,7 @@ def main() -> int:
         print(json.dumps(results, indent=2))
     else:
         print(f"window {results['window_s']} s after {args.warmup:.0f} s warm-up; node_exporter scraped {scrapes['ok']} times; "
-              f"collector received {results['agent_points_in']} agent points")
+              f"collector received {results['agent_points_in']} points from the two agents")
         print(f"{'process':28} {'RSS max MB':>10} {'RSS end MB':>10} {'CPU s/min':>10} {'CPU s/hour':>11}")
         for name, r in results["processes"].items():
             print(f"{name:28} {r['rss_max_mb']:>10} {r['rss_end_mb']:>10} {r['cpu_s_per_min']:>10} {r['cpu_s_per_hour']:>11}")

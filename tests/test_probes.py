@@ -401,6 +401,29 @@ def test_https_with_own_ca_file_and_certificate_lifetime(tmp_path: Path) -> None
     assert missing_ca.fields["up"] == 0.0 and missing_ca.fields["reason"] == "ca_file unusable: no such file or directory"
 
 
+def test_https_ca_file_replaced_on_disk_is_used_by_the_next_probe(tmp_path: Path) -> None:
+    # Probes share one TLS context per ca_file; a renewed certificate written over the file must count.
+    first_dir, second_dir = tmp_path / "a", tmp_path / "b"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    cert_a, key_a, _ = make_cert(first_dir, 30)
+    cert_b, key_b, _ = make_cert(second_dir, 90)
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(cert_a.read_bytes())
+    server_a = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_a.load_cert_chain(cert_a, key_a)
+    server_b = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_b.load_cert_chain(cert_b, key_b)
+    spec = lambda port: [http_spec(f"https://127.0.0.1:{port}/ok", ca_file=str(ca_file))]  # noqa: E731
+    [before] = run_against_server(spec, server_a)
+    [refused] = run_against_server(spec, server_b)  # the server got the new certificate first
+    ca_file.write_bytes(cert_b.read_bytes() + b"\n")  # then the file on the agent's machine
+    [after] = run_against_server(spec, server_b)
+    assert before.fields["up"] == 1.0 and 29.99 < before.fields["cert_days_left"] <= 30.0
+    assert refused.fields["up"] == 0.0 and "certificate verify failed" in str(refused.fields["reason"])
+    assert after.fields["up"] == 1.0 and 89.99 < after.fields["cert_days_left"] <= 90.0
+
+
 # --- dns ------------------------------------------------------------------------------------
 KNOWN = "intranett.karlsoy.kommune.no"
 

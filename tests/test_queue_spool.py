@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from agent.points import Point
@@ -64,6 +65,19 @@ def test_spool_resends_same_seq_until_acked(tmp_path: Path) -> None:
     assert second is not None and second.seq == first.seq + 1 and len(second.points) == 4
     spool.ack(second.seq)
     assert spool.next_batch(100) is None and spool.pending() == 0
+    spool.close()
+
+
+def test_spool_sends_its_stored_json_as_the_same_document(tmp_path: Path) -> None:
+    # The sender posts the stored JSON without decoding it: the body must be what Batch.to_json() says.
+    spool = Spool(tmp_path / "s.sqlite3", "pc1")
+    tricky = Point("probe", {"host": 'PLO pc, 2. etg "x=1"\\Vannvåg', "target": "sak"}, {"rtt_ms": 1.5, "error": 'a\nb "c", \\ æøå'}, 7)
+    spool.add([tricky, *pts(3)])
+    encoded = spool.next_encoded(10)
+    batch = spool.next_batch(10)
+    assert encoded is not None and batch is not None
+    assert (encoded.seq, encoded.points) == (batch.seq, 4)
+    assert json.loads(encoded.body) == batch.to_json()
     spool.close()
 
 
