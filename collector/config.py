@@ -218,6 +218,8 @@ class Hardware(Model):
     kind: Slug
     model: str | None = None
     serial: str | None = None
+    # The unit that uses (and budgets for) it, e.g. "Helse og omsorg": reports group by it.
+    department: str | None = None
     purchased: dt.date | None = None
     cost_nok: float | None = Field(default=None, ge=0)
     lifetime_years: float | None = Field(default=None, gt=0, le=50)

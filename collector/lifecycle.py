@@ -51,5 +51,7 @@ def lifecycle_points(inventory: Inventory, time_ns: int, today: dt.date | None =
         if not fields:
             continue
         tags = {"site": site, key: ident, "kind": hardware.kind, "due_year": str(due_year) if due_year else "unknown"}
+        if hardware.department:
+            tags["department"] = hardware.department
         points.append(Point("lifecycle", tags, fields, time_ns))
     return points

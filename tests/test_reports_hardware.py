@@ -115,7 +115,7 @@ def test_table_puts_past_due_first_then_forecast_then_groups(capsys: pytest.Capt
     assert lines[0] == "Utskiftingsplan for maskinvare"
     past_due_at = lines.index("Forfalt til utskifting (forfallsår < 2026)")
     forecast_at = next(n for n, line in enumerate(lines) if line.startswith("Prognose per budsjettår 2026"))
-    groups_at = lines.index("Alle enheter etter sted og type")
+    groups_at = lines.index("Alle enheter etter sted og avdeling")
     assert past_due_at < forecast_at < groups_at
     past_due_rows = lines[past_due_at + 4: forecast_at - 1]
     assert len(past_due_rows) == len(PAST_DUE)
@@ -129,9 +129,9 @@ def test_table_puts_past_due_first_then_forecast_then_groups(capsys: pytest.Capt
     # Aligned: every row of the forecast is as wide as its header's numeric columns end.
     header = lines[forecast_at + 2]
     assert all(lines[n].index("kr") + 2 == header.index("Kostnad") + len("Kostnad") for n in range(forecast_at + 4, forecast_at + 9))
-    # Grouped by site, the missing department field named.
-    assert f"[Rådhuset, Hansnes – 6 enheter, 305{NBSP}000{NBSP}kr]" in lines
-    assert "department" in out
+    # Grouped by site and department.
+    assert f"[Rådhuset, Hansnes / IT – 5 enheter, 294{NBSP}000{NBSP}kr]" in lines
+    assert f"[Rådhuset, Hansnes / Servicetorget – 1 enheter, 11{NBSP}000{NBSP}kr]" in lines
 
 
 def test_english(capsys: pytest.CaptureFixture[str]) -> None:
@@ -175,7 +175,7 @@ def test_csv_reads_back(capsys: pytest.CaptureFixture[str], shipped_json: dict, 
     assert [r[0] for r in forecast[1:]] == ["2026", "2027", "2028", "2029", "2030"]
     assert sum(float(r[2]) for r in forecast[1:]) == shipped_json["forecast_total_nok"]
     everything = next(rows for title, rows in blocks.items() if title.startswith(("Alle", "All")))
-    assert everything[0][0] == ("Sted" if lang == "nb" else "Site")  # the group as a column
+    assert everything[0][0] == ("Sted / avdeling" if lang == "nb" else "Site / department")  # the group as a column
     assert len(everything) - 1 == len(PAST_DUE | NOT_PAST_DUE)
 
 

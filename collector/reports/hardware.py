@@ -67,6 +67,7 @@ class HardwareItem:
     name: str
     site: str
     site_name: str
+    department: str | None
     kind: str
     model: str | None
     purchased: dt.date | None
@@ -86,7 +87,7 @@ class HardwareItem:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "table": self.table, "id": self.id, "name": self.name, "site": self.site, "site_name": self.site_name,
+            "table": self.table, "id": self.id, "name": self.name, "site": self.site, "site_name": self.site_name, "department": self.department,
             "kind": self.kind, "model": self.model,
             "purchased": self.purchased.isoformat() if self.purchased else None,
             "age_years": self.age_years, "age_source": self.age_source, "unknown_reason": self.unknown_reason,
@@ -144,7 +145,7 @@ class HardwareReport:
             "generated": self.generated.isoformat(),
             "first_year": self.first_year,
             "currency": self.currency,
-            "grouping": ["site", "kind"],
+            "grouping": ["site", "department", "kind"],
             "past_due": [i.id for i in self.past_due],
             "forecast": [f.to_json() for f in self.forecast],
             "forecast_total_nok": sum(f.cost_nok for f in self.forecast),
@@ -245,7 +246,8 @@ def build_hardware_report(
                 f.past_due_cost_nok += float(cost or 0.0)
 
         items.append(HardwareItem(
-            table=table, id=ident, name=name, site=site, site_name=sites.get(site, site), kind=hardware.kind,
+            table=table, id=ident, name=name, site=site, site_name=sites.get(site, site),
+            department=hardware.department, kind=hardware.kind,
             model=hardware.model or (str(facts["model"]) if facts.get("model") else None),
             purchased=purchased, age_years=age, age_source=source, unknown_reason=reason,
             lifetime_years=lifetime, due_year=due_year, due_estimated=estimated,
@@ -254,7 +256,7 @@ def build_hardware_report(
             low=low, status=status, replaced_in=replaced_in,
         ))
     site_order = {s.id: n for n, s in enumerate(inventory.site)}
-    items.sort(key=lambda i: (site_order.get(i.site, len(site_order)), i.site, i.kind, i.id))
+    items.sort(key=lambda i: (site_order.get(i.site, len(site_order)), i.site, i.department or "", i.kind, i.id))
     return HardwareReport(
         organisation=inventory.organisation, generated=today, first_year=first_year,
         currency=inventory.lifecycle.currency, items=items, forecast=[forecast[y] for y in window],
@@ -313,9 +315,9 @@ TEXT: dict[str, dict[str, str]] = {
         "chart_due": "Forfalt",
         "chart_planned": "Planlagt",
         "forecast": "Prognose per budsjettår",
-        "all": "Alle enheter etter sted og type",
+        "all": "Alle enheter etter sted og avdeling",
         "low": "Maskiner med for lite minne eller disk",
-        "site": "Sted", "id": "Id", "name": "Navn", "kind": "Type", "model": "Modell", "purchased": "Kjøpt",
+        "site": "Sted", "site_department": "Sted / avdeling", "id": "Id", "name": "Navn", "kind": "Type", "model": "Modell", "purchased": "Kjøpt",
         "age": "Alder (år)", "source": "Kilde for alder", "lifetime": "Levetid (år)", "due": "Forfallsår",
         "cost": "Kostnad", "status": "Status", "remark": "Merknad", "year": "År", "units": "Enheter",
         "of_past_due": "Herav forfalt", "kinds": "Typer", "mem": "Minne (GiB)", "disk": "Disk (GB)",
@@ -332,7 +334,7 @@ TEXT: dict[str, dict[str, str]] = {
         "estimated": "anslått",
         "group": "{site} \u2013 {units} enheter, {cost}",
         "none": "Ingen.",
-        "n_grouping": "Gruppert etter sted og type: inventaret har ikke felt for avdeling. Et felt `department` i [hardware] (eller i [[agent]]/[[device]]) ville gi gruppering etter avdeling.",
+        "n_grouping": "Gruppert etter sted og avdeling (`department` i [hardware] i inventaret; uten den bare sted), deretter type.",
         "n_forecast": "Prognosen regner hver enhet i forfallsåret (forfalte i første år) og på nytt én levetid senere innenfor perioden, i dagens priser.",
         "n_age": "Alder regnes fra innkjøpsdato i inventaret; uten den fra BIOS-dato eller OS-installasjonsdato som agenten melder (anslag: en oppdatert BIOS gjør maskinen yngre enn den er).",
         "n_minimums": "Krav til minne og disk: {minimums}.",
@@ -354,9 +356,9 @@ TEXT: dict[str, dict[str, str]] = {
         "chart_due": "Past due",
         "chart_planned": "Planned",
         "forecast": "Forecast per budget year",
-        "all": "All units by site and kind",
+        "all": "All units by site and department",
         "low": "Machines with too little memory or disk",
-        "site": "Site", "id": "Id", "name": "Name", "kind": "Kind", "model": "Model", "purchased": "Purchased",
+        "site": "Site", "site_department": "Site / department", "id": "Id", "name": "Name", "kind": "Kind", "model": "Model", "purchased": "Purchased",
         "age": "Age (years)", "source": "Age source", "lifetime": "Lifetime (years)", "due": "Due year",
         "cost": "Cost", "status": "Status", "remark": "Remark", "year": "Year", "units": "Units",
         "of_past_due": "Of which past due", "kinds": "Kinds", "mem": "Memory (GiB)", "disk": "Disk (GB)",
@@ -373,7 +375,7 @@ TEXT: dict[str, dict[str, str]] = {
         "estimated": "estimated",
         "group": "{site} \u2013 {units} units, {cost}",
         "none": "None.",
-        "n_grouping": "Grouped by site and kind: the inventory has no department field. A `department` field in [hardware] (or in [[agent]]/[[device]]) would allow grouping by department.",
+        "n_grouping": "Grouped by site and department (`department` in the inventory's [hardware]; without it by site only), then kind.",
         "n_forecast": "The forecast counts each unit in its due year (past-due units in the first year) and again one lifetime later within the period, at today's prices.",
         "n_age": "Age counts from the inventory's purchase date; without one, from the BIOS date or OS install date the agent reports (estimates: an updated BIOS makes a machine look younger).",
         "n_minimums": "Memory and disk minimums: {minimums}.",
@@ -463,10 +465,13 @@ def hardware_document(report: HardwareReport, lang: str) -> Document:
             for f in report.forecast
         ],
     )
+    def group_of(item: HardwareItem) -> str:
+        return f"{item.site_name} / {item.department}" if item.department else item.site_name
+
     group_labels = {}
-    for site_name in dict.fromkeys(i.site_name for i in report.items):
-        members = [i for i in report.items if i.site_name == site_name]
-        group_labels[site_name] = w["group"].format(site=site_name, units=len(members), cost=fmt_money(sum(i.cost_nok or 0 for i in members)))
+    for group in dict.fromkeys(group_of(i) for i in report.items):
+        members = [i for i in report.items if group_of(i) == group]
+        group_labels[group] = w["group"].format(site=group, units=len(members), cost=fmt_money(sum(i.cost_nok or 0 for i in members)))
     all_table = Table(
         title=w["all"],
         columns=[
@@ -478,11 +483,11 @@ def hardware_document(report: HardwareReport, lang: str) -> Document:
             Row(
                 [i.id, i.name, i18n.kind_name(i.kind, lang), i.model, i.purchased, i.age_years, source(i),
                  i.lifetime_years, i.due_year, i.cost_nok, w[f"st_{i.status}"], _remark(i, report, lang)],
-                group=i.site_name, strong=i.status == "past_due",
+                group=group_of(i), strong=i.status == "past_due",
             )
             for i in report.items
         ],
-        group_title=w["site"],
+        group_title=w["site_department"],
         group_labels=group_labels,
     )
     blocks: list[Table | Chart] = [past_due_table, chart, forecast_table, all_table]
