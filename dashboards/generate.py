@@ -199,7 +199,7 @@ def lifecycle() -> Dashboard:
     d = Dashboard("nettvakt-lifecycle", "Hardware lifecycle", "What must be replaced, when, and what it costs (from inventory.toml).", ["manager"])
     d.variable(*SITE_VAR)
     d.panel("table", "Every machine and network device", [
-        f'SELECT last("model") AS "model", last("age_years") AS "age (years)", last("lifetime_years") AS "lifetime (years)", last("remaining_years") AS "remaining (years)", last("due_year") AS "due", last("replacement_cost_nok") AS "cost (NOK)" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "site", "kind", "host", "device"'
+        f'SELECT last("model") AS "model", last("age_years") AS "age (years)", last("lifetime_years") AS "lifetime (years)", last("remaining_years") AS "remaining (years)", last("due_year") AS "due", last("replacement_cost_nok") AS "cost (NOK)" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "site", "department", "kind", "host", "device"'
     ], w=24, h=12, panel_options={"sortBy": [{"displayName": "remaining (years)", "desc": False}]},
         overrides=[{"matcher": {"id": "byName", "options": "remaining (years)"},
                     "properties": [{"id": "custom.cellOptions", "value": {"type": "color-background"}},
@@ -211,6 +211,9 @@ def lifecycle() -> Dashboard:
     d.panel("barchart", "Replacement cost per site", [
         f'SELECT sum("cost") FROM (SELECT last("replacement_cost_nok") AS "cost" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "host", "device", "site") GROUP BY "site"'
     ], unit="currencyNOK")
+    d.panel("barchart", "Replacement cost per department", [
+        f'SELECT sum("cost") FROM (SELECT last("replacement_cost_nok") AS "cost" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "host", "device", "department") GROUP BY "department"'
+    ], unit="currencyNOK", description="The department named in inventory.toml's [hardware]; empty where none is named.")
     d.panel("table", "Hardware facts reported by the machines", [
         f'SELECT last("vendor") AS "vendor", last("model") AS "model", last("serial") AS "serial", last("os_name") AS "os" FROM "hardware" WHERE $timeFilter AND {SITE} GROUP BY "site", "host", "device"'
     ], w=24)
