@@ -179,6 +179,25 @@ def test_machines_judged_silent_an_interval_apart_fold_into_one_site_alert_witho
     assert site_fired.time_ns / 1e9 - cut <= 3 * 30 + 5 + 10
 
 
+def test_a_reporting_machine_a_little_late_does_not_make_the_site_down() -> None:
+    # Coming back after an outage (or on a busy line) a machine that reports, a few seconds past
+    # its interval, is alive: the others still silent are their own alerts, not the site's.
+    engine = AlertEngine(inventory(), [SILENT])
+    clock = FakeClock(engine, MONDAY_0814)
+
+    def feed(now: float) -> list[Point]:
+        points = [device_up("sw-vannvag", "vannvag", True, now)]
+        for agent in VANNVAG_AGENTS:
+            up, silent = (True, 40.0) if agent == "vannvag-pc1" else (False, 200.0)
+            points.append(Point("availability", {"site": "vannvag", "host": agent, "kind": "agent"},
+                                {"up": float(up), "silent_s": silent}, int(now * 1e9)))
+        return points
+
+    sent = clock.run(300, feed)
+    assert not [e for e in events(sent) if e[1] == "site-unreachable"], events(sent)
+    assert sorted(e[2] for e in events(sent)) == VANNVAG_AGENTS[1:]
+
+
 def test_one_silent_agent_among_reporting_ones_is_its_own_alert_at_once() -> None:
     engine = AlertEngine(inventory(), [SILENT])
     clock = FakeClock(engine, MONDAY_0814)

@@ -28,7 +28,7 @@ log = logging.getLogger("nettvakt.alerting")
 
 # "event": a one-off happening with no state to resolve (a configuration change, the monthly digest).
 EventKind = Literal["firing", "resolved", "flapping", "repeat", "event"]
-OVERDUE_INTERVALS = 1.5
+OVERDUE_GRACE_S = 10.0
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
 # Words of the messages people read, per language (Norwegian by default).
@@ -379,8 +379,8 @@ class AlertEngine:
         if len(known) >= 2 and not any(m for _, m in known):
             return True
         # Machines cut off together are judged silent up to one report interval apart. When one
-        # is down and every other one has missed a report too, it is the site: fold now rather
-        # than let the first machine's alert go out alone.
+        # is down and every other one has missed a report too (_overdue), it is the site: fold
+        # now rather than let the first machine's alert go out alone.
         if len(known) >= 2 and not all(m for _, m in known) and all(not m or self._overdue(i, now) for i, m in known):
             return True
         if uplink is None and not known:
@@ -388,9 +388,15 @@ class AlertEngine:
         return False
 
     def _overdue(self, ident: str, now: float) -> bool:
-        """An agent that has missed at least one report (silent over 1.5 report intervals)."""
+        """An agent that has missed a report: silent for its interval plus a grace.
+
+        The grace (half an interval, at least OVERDUE_GRACE_S) covers the agent's send cadence and
+        the collector's liveness step, so a healthy agent on short intervals is never "overdue".
+        """
         seen, interval = self._silent.get(ident), self.topology.intervals.get(ident)
-        return seen is not None and interval is not None and seen[0] + (now - seen[1]) > OVERDUE_INTERVALS * interval
+        if seen is None or interval is None:
+            return False
+        return seen[0] + (now - seen[1]) > interval + max(interval / 2, OVERDUE_GRACE_S)
 
     def _step_site(self, site: SiteInfo, bad: bool, now: float) -> None:
         key = (self.site_rule.id, site.id)
