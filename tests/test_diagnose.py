@@ -301,6 +301,22 @@ def test_loss_beyond_gateway_says_where_it_begins() -> None:
     assert "hopp 1 (10.0.0.1) er gatewayen" in text
 
 
+def test_a_round_that_lost_every_echo_to_the_last_hop_does_not_hide_where_loss_begins() -> None:
+    # With every TTL-2 echo of a round lost, the traceroute goes on to TTL 3 and meets the target
+    # there, cleanly: the path is still two hops, and loss still begins at hop 2.
+    src = MemorySource()
+    clean_network(src, beyond_loss=20)
+    add_hops(src, 60, 20)
+    t = T0 + 5 * S
+    src.add("probe", t, probe_tags("sti", "traceroute"), {"up": 1.0, "hops": 3.0, "hop_addr": "192.0.2.10"})
+    src.add("probe", t, probe_tags("sti", "traceroute", hop="01"), {"hop_addr": GW, "sent": 3.0, "received": 3.0})
+    src.add("probe", t, probe_tags("sti", "traceroute", hop="02"), {"hop_addr": "*", "sent": 3.0, "received": 0.0})
+    src.add("probe", t, probe_tags("sti", "traceroute", hop="03"), {"hop_addr": "192.0.2.10", "sent": 3.0, "received": 3.0})
+    [v] = [v for v in run_checks(src).verdicts if v.kind == "loss_beyond_gateway"]
+    assert v.evidence["loss_begins_hop"] == 2 and v.evidence["loss_begins_addr"] == "192.0.2.10", v.evidence
+    assert v.evidence["hop_loss_pct"] > 20.0  # that round's three lost echoes count at hop 2
+
+
 def test_loss_at_the_gateway_too_is_not_beyond_it() -> None:
     src = MemorySource()
     clean_network(src, beyond_loss=20)

@@ -523,14 +523,30 @@ def _bucket_loss(w: Window, rounds: list[Sample]) -> list[int]:
     return [b for b, rows in grouped.items() if (loss_pct(rows)[0] or 0.0) >= LOSSY_PCT]
 
 
+def _usual_path_lengths(w: Window) -> dict[str, int]:
+    """Per traceroute target, the number of hops most of its rounds took to reach it."""
+    lengths: dict[str, list[int]] = defaultdict(list)
+    for s in w.rounds:
+        hops = num(s, "hops")
+        if s.tags.get("kind") == "traceroute" and hops is not None and num(s, "up") != 0.0:
+            lengths[s.tags.get("target", "")].append(int(hops))
+    return {target: statistics.mode(values) for target, values in lengths.items()}
+
+
 def _loss_start_hop(w: Window) -> dict[str, float | int | str] | None:
     """The first traceroute hop from which every later hop loses packets: where loss begins."""
     by_hop: dict[int, list[Sample]] = defaultdict(list)
+    path_len = _usual_path_lengths(w)
     for s in w.hops:
         try:
-            by_hop[int(s.tags["hop"])].append(s)
+            hop = int(s.tags["hop"])
         except (KeyError, ValueError):
             continue
+        # A round whose echoes to the last hop were all lost goes on one TTL further and meets the
+        # target there: that extra "hop" is the target again, not a further router.
+        if hop > path_len.get(s.tags.get("target", ""), hop):
+            continue
+        by_hop[hop].append(s)
     if not by_hop:
         return None
     loss: dict[int, float] = {}
