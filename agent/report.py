@@ -14,6 +14,7 @@ from typing import Any
 from agent.points import Point, PointError
 
 INGEST_PATH = "/api/v1/ingest"
+HEARTBEAT_PATH = "/api/v1/agents/{agent_id}/heartbeat"
 MAX_POINTS_PER_BATCH = 20000
 
 

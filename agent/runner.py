@@ -25,7 +25,7 @@ from agent.hwfacts import collect_hardware
 from agent.listening import collect_listening
 from agent.points import Point, now_ns
 from agent.probes import ProbeSpec, run_probe_points
-from agent.report import INGEST_PATH
+from agent.report import HEARTBEAT_PATH, INGEST_PATH
 from agent.services import collect_services
 from agent.spool import DEFAULT_MAX_BYTES, Spool
 
@@ -65,6 +65,9 @@ class RemoteConfig:
     site: str
     interval_s: float
     probes: list[ProbeSpec] = field(default_factory=list)
+    # How often to tell the collector "alive" between reports; None from a collector that does
+    # not ask for heartbeats (it then judges liveness by the reports alone).
+    heartbeat_s: float | None = None
     # Optional keys, from inventory `[[agent]].services` and `[[agent]].hardware`: a collector
     # that does not send them yet gives an agent that checks no services and ages by firmware.
     services: tuple[str, ...] = ()
@@ -83,6 +86,9 @@ class RemoteConfig:
             hardware = data.get("hardware") or {}
             if not isinstance(hardware, dict):
                 raise AgentConfigError("config from collector: hardware: expected an object")
+            heartbeat = data.get("heartbeat_s")
+            if heartbeat is not None and (isinstance(heartbeat, bool) or not isinstance(heartbeat, (int, float)) or heartbeat <= 0):
+                raise AgentConfigError(f"config from collector: heartbeat_s: expected a positive number, got {heartbeat!r}")
             kind, purchased = hardware.get("kind"), hardware.get("purchased")
             for key, value in (("kind", kind), ("purchased", purchased)):
                 if value is not None and not isinstance(value, str):
@@ -92,6 +98,7 @@ class RemoteConfig:
                 site=str(data["site"]),
                 interval_s=float(data["interval_s"]),
                 probes=probes,
+                heartbeat_s=float(heartbeat) if heartbeat is not None else None,
                 services=tuple(services),
                 hardware_kind=kind or None,
                 purchased=purchased or None,
@@ -111,6 +118,7 @@ class Agent:
         self._config_changed = asyncio.Event()
         self.sent_batches = 0
         self.send_failures = 0
+        self.heartbeats = 0  # answered by the collector
         self.unspooled_points = 0  # lost because the spool could not be written (full disk)
         self._store_failing = False
 
@@ -129,6 +137,7 @@ class Agent:
             tasks = [
                 asyncio.create_task(self._config_loop(http), name="config"),
                 asyncio.create_task(self._send_loop(http), name="send"),
+                asyncio.create_task(self._heartbeat_loop(http), name="heartbeat"),
                 asyncio.create_task(self._measure_loop(), name="measure"),
             ]
             try:
@@ -277,6 +286,32 @@ class Agent:
             log.warning("spool writable again; %d points were lost meanwhile", self.unspooled_points)
 
     # --- forwarding ----------------------------------------------------------------
+    async def _heartbeat_loop(self, http: aiohttp.ClientSession) -> None:
+        """'Alive, with this backlog' every heartbeat_s, apart from the reports.
+
+        Reports come as often as there is something measured (every host-metric interval at
+        least); a heartbeat lets the collector find a silent agent in seconds instead. It is not
+        spooled: a heartbeat from the past says nothing. Failures are quiet here, since the
+        send loop already says the collector is unreachable.
+        """
+        url = self.settings.collector_url.rstrip("/") + HEARTBEAT_PATH.format(agent_id=self.settings.agent_id)
+        while True:
+            interval = self.config.heartbeat_s if self.config is not None else None
+            if interval is None:
+                self._config_changed.clear()
+                await self._config_changed.wait()
+                continue
+            try:
+                pending = await asyncio.to_thread(self.spool.pending)
+                async with http.post(url, json={"pending_points": pending}, timeout=aiohttp.ClientTimeout(total=interval)) as resp:
+                    if resp.status == 200:
+                        self.heartbeats += 1
+                    else:
+                        log.debug("heartbeat answered HTTP %d: %s", resp.status, (await resp.text())[:200])
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                log.debug("heartbeat failed: %s", exc)
+            await asyncio.sleep(interval)
+
     async def _send_loop(self, http: aiohttp.ClientSession) -> None:
         url = self.settings.collector_url.rstrip("/") + INGEST_PATH
         backoff = 1.0

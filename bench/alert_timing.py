@@ -5,7 +5,8 @@ Run as root:  .venv/bin/python bench/alert_timing.py [--quick] [--repeat 3] [--j
 Builds the lab municipality (collector, InfluxDB, agents, the firewall's snmpd, an aiosmtpd
 mail catcher) and times three outages, each --repeat times, one after the other:
 
-- agent silence: the only agent of the Vannvåg outstation is stopped (`agent_silent`);
+- agent silence: the only agent of the Vannvåg outstation is stopped (`agent_silent`; its
+  heartbeats stop with it);
 - probe target loss: the internet link is cut, so every agent's `internett` ICMP probe
   fails (`target_unreachable`; the five agents' alerts arrive as one grouped mail);
 - SNMP device down: the firewall's snmpd is stopped (`device_down`).
@@ -67,6 +68,7 @@ def default_config() -> MunicipalityConfig:
     settings = AlertingSettings()
     return MunicipalityConfig(
         agent_interval_s=AgentEntry.model_fields["interval_s"].default,
+        heartbeat_s=AgentEntry.model_fields["heartbeat_s"].default,
         down_after_intervals=AgentEntry.model_fields["down_after_intervals"].default,
         probe_interval_s=float(icmp.get("interval_s", ProbeTarget.model_fields["interval_s"].default)),
         probe_timeout_s=float(icmp.get("timeout_s", ProbeTarget.model_fields["timeout_s"].default)),
@@ -121,8 +123,9 @@ CASES = [
         "Utestasjon Vannvåg, driftspc",
         lambda town: town.stop_agent(SILENT_AGENT),
         lambda town: town.start_agent(SILENT_AGENT),
-        # Silent for down_after intervals, noticed at the next liveness evaluation.
-        lambda c: c.agent_interval_s * c.down_after_intervals + HOUSEKEEPING_INTERVAL_S,
+        # Silent for down_after liveness intervals (heartbeat or report, the shorter), noticed
+        # at the next liveness evaluation.
+        lambda c: min(c.agent_interval_s, c.heartbeat_s or c.agent_interval_s) * c.down_after_intervals + HOUSEKEEPING_INTERVAL_S,
     ),
     Case(
         "probe target loss",
@@ -228,6 +231,7 @@ def main() -> int:
         "repeat": args.repeat,
         "intervals": {
             "agent_interval_s": config.agent_interval_s,
+            "heartbeat_s": config.heartbeat_s,
             "down_after_intervals": config.down_after_intervals,
             "probe_interval_s": config.probe_interval_s,
             "snmp_interval_s": config.snmp_interval_s,

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from agent.points import Point, PointError
-from agent.report import INGEST_PATH, BatchTooLargeError
+from agent.report import HEARTBEAT_PATH, INGEST_PATH, BatchTooLargeError
 from collector.alerting.admin import alert_listing, unknown_names
 from collector.alerting.context import ALERTS, alerting_context
 from collector.alerting.silences import SILENCES_FILE, SilenceError, SilenceStore
@@ -96,6 +96,25 @@ async def handle_agent_config(request: web.Request) -> web.Response:
     if wanted != agent.id:
         return _error(403, f"token belongs to agent {agent.id!r}, not {wanted!r}")
     return web.json_response(service.agent_config(agent))
+
+
+async def handle_agent_heartbeat(request: web.Request) -> web.Response:
+    service = request.app[SERVICE]
+    agent = _admitted_agent(request)
+    if isinstance(agent, web.Response):
+        return agent
+    wanted = request.match_info["agent_id"]
+    if wanted != agent.id:
+        return _error(403, f"token belongs to agent {agent.id!r}, not {wanted!r}")
+    try:
+        raw = await request.read()
+        data = json.loads(raw) if raw.strip() else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return _error(400, f"body is not valid JSON: {exc}")
+    try:
+        return web.json_response(service.heartbeat(agent, data))
+    except PointError as exc:
+        return _error(400, str(exc))
 
 
 # Trouble this recent still makes /health say "degraded".
@@ -506,6 +525,7 @@ def create_app(
     app.cleanup_ctx.append(_alert_feed_ctx)
     app.router.add_post(INGEST_PATH, handle_ingest)
     app.router.add_get("/api/v1/agents/{agent_id}/config", handle_agent_config)
+    app.router.add_post(HEARTBEAT_PATH, handle_agent_heartbeat)
     app.router.add_get("/api/v1/health", handle_health)
     app.router.add_get("/api/v1/alerts", handle_alerts)
     app.router.add_get("/api/v1/silences", handle_silence_list)

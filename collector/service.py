@@ -43,6 +43,8 @@ def token_hash(token: str) -> str:
 class AgentState:
     last_seen_ns: int = 0  # newest point time received (not arrival time: backlog is old)
     last_batch_ns: int = 0  # arrival time of the last batch
+    last_heartbeat_ns: int = 0  # arrival time (collector clock) of the last heartbeat
+    pending_points: int | None = None  # the agent's spool backlog, as its last heartbeat said
     up: bool | None = None  # None: never heard of since start
 
 
@@ -190,6 +192,25 @@ class CollectorService:
                 point.time_ns, bool(point.fields.get("up")), latency, reason if isinstance(reason, str) else None
             )
 
+    def heartbeat(self, agent: AgentEntry, data: Any) -> dict[str, Any]:
+        """A sign of life, timed by the collector's clock (an agent's clock may be off).
+
+        Unlike a report it proves the agent reaches the collector now, so it counts as live even
+        while the agent is still sending an old backlog.
+        """
+        if not isinstance(data, dict):
+            raise PointError(f"body: expected an object, got {type(data).__name__}")
+        unknown = set(data) - {"pending_points"}
+        if unknown:
+            raise PointError(f"body: unknown keys {sorted(unknown)}")
+        pending = data.get("pending_points")
+        if pending is not None and (not isinstance(pending, int) or isinstance(pending, bool) or pending < 0):
+            raise PointError(f"pending_points: expected a non-negative integer, got {pending!r}")
+        state = self.agents[agent.id]
+        state.last_heartbeat_ns = time.time_ns()
+        state.pending_points = pending
+        return {"agent": agent.id, "heartbeat_s": agent.heartbeat_s}
+
     def observe_local(self, points: list[Point]) -> None:
         """Live device state from the collector's own `availability` points (the SNMP poller's)."""
         for point in points:
@@ -216,6 +237,7 @@ class CollectorService:
             "agent": agent.id,
             "site": agent.site,
             "interval_s": agent.interval_s,
+            "heartbeat_s": agent.heartbeat_s,
             "probes": [
                 {
                     "kind": p.kind,
@@ -232,9 +254,9 @@ class CollectorService:
     def _verdict(self, agent: AgentEntry, now_ns: int) -> tuple[bool, int]:
         """(up, time of the last sign of life) of one agent at now_ns."""
         state = self.agents[agent.id]
-        allowed_ns = agent.interval_s * agent.down_after_intervals * 1e9
-        # Before the first report, give the agent its grace period from collector start.
-        reference = state.last_seen_ns or self.started_ns
+        allowed_ns = agent.liveness_interval_s * agent.down_after_intervals * 1e9
+        # Before the first sign of life, give the agent its grace period from collector start.
+        reference = max(state.last_seen_ns, state.last_heartbeat_ns) or self.started_ns
         return now_ns - reference <= allowed_ns, reference
 
     def agent_verdicts(self, now_ns: int) -> dict[str, bool]:
@@ -244,9 +266,9 @@ class CollectorService:
     def evaluate_liveness(self, now_ns: int | None = None) -> list[Point]:
         """`availability` points for every agent and every probe target it measures.
 
-        An agent silent for down_after_intervals is down. Only recent data counts as a sign of
-        life: a backlog of old points arriving after an outage is stored with its own times but
-        does not flip the agent back to up. A target's verdict is the `up` of the agent's newest
+        An agent silent for down_after_intervals liveness intervals is down. Signs of life are its
+        heartbeats and recent data: a backlog of old points arriving after an outage is stored
+        with its own times but does not by itself flip the agent back to up. A target's verdict is the `up` of the agent's newest
         probe of it, while that probe is recent; a target whose probes stopped (its agent is
         silent) gets no point, since nobody knows its state.
         """
@@ -291,7 +313,13 @@ class CollectorService:
                 "batches": self.batches_in, "points": self.points_in, "duplicates": self.duplicates, "rate_limited": self.rate_limited
             },
             "agents": {
-                a.id: {"site": a.site, "up": self.agents[a.id].up, "last_seen_ns": self.agents[a.id].last_seen_ns or None}
+                a.id: {
+                    "site": a.site,
+                    "up": self.agents[a.id].up,
+                    "last_seen_ns": self.agents[a.id].last_seen_ns or None,
+                    "last_heartbeat_ns": self.agents[a.id].last_heartbeat_ns or None,
+                    "pending_points": self.agents[a.id].pending_points,
+                }
                 for a in self.inventory.agent
             },
         }

@@ -25,6 +25,13 @@ th,td{text-align:left;padding:.2rem .7rem;border-bottom:1px solid #e2e2e2}th{fon
 """
 
 
+def _backlog(pending_points: int | None) -> str:
+    """Points the agent still holds (its last heartbeat): after an outage, what is yet to come."""
+    if pending_points is None:
+        return "unknown"
+    return "none" if pending_points == 0 else f"{pending_points} points"
+
+
 def _when(time_ns: int | None, now_ns: int) -> str:
     if not time_ns:
         return "never"
@@ -97,10 +104,11 @@ def render_status(
         agents = [a for a in inventory.agent if a.site == site.id]
         parts.append(
             _table(
-                ["agent", "name", "state", "last seen"],
+                ["agent", "name", "state", "last seen", "backlog"],
                 [
                     [f'<span id="agent-{escape(a.id)}">{escape(a.id)}</span>', escape(a.name), _state(verdicts.get(a.id)),
-                     escape(_when(service.agents[a.id].last_seen_ns, now_ns))]
+                     escape(_when(max(service.agents[a.id].last_seen_ns, service.agents[a.id].last_heartbeat_ns), now_ns)),
+                     escape(_backlog(service.agents[a.id].pending_points))]
                     for a in agents
                 ],
                 "No agents at this site.",

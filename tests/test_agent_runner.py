@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,9 @@ from aiohttp import web
 
 from agent.hwfacts import machine_age
 from agent.runner import Agent, AgentConfigError, AgentSettings, RemoteConfig
+from collector.app import SERVICE, create_app
+from collector.config import parse_inventory
+from collector.service import token_hash
 
 TOKEN = "runner-test-token"
 
@@ -157,8 +161,63 @@ def test_machine_age_sources(facts: dict[str, Any], purchased: str | None, expec
         ({"services": ["ok", ""]}, "services: expected a list of service names"),
         ({"hardware": ["pc"]}, "hardware: expected an object"),
         ({"hardware": {"purchased": 2021}}, "hardware.purchased: expected a string"),
+        ({"heartbeat_s": 0}, "heartbeat_s: expected a positive number, got 0"),
+        ({"heartbeat_s": "10"}, "heartbeat_s: expected a positive number, got '10'"),
     ],
 )
 def test_bad_optional_config_keys_are_named(extra: dict[str, Any], message: str) -> None:
     with pytest.raises(AgentConfigError, match=message):
         RemoteConfig.from_json({"agent": "a", "site": "s", "interval_s": 30, **extra})
+
+
+def test_heartbeats_reach_the_real_collector_and_keep_the_agent_live_between_reports(tmp_path: Path) -> None:
+    """The agent's heartbeat against the collector's own app: live between rare reports, down soon after it stops."""
+    inventory = parse_inventory(
+        {
+            "collector": {"data_dir": str(tmp_path / "data")},
+            "storage": {"kind": "local"},
+            "lifecycle": {"kinds": {"pc": {"lifetime_years": 5, "replacement_cost_nok": 1}}},
+            "site": [{"id": "helse", "name": "Helse"}],
+            # Host metrics once an hour: only the heartbeat (0.5 s) says it is alive in between.
+            "agent": [{"id": "plo-pc", "name": "PLO", "site": "helse", "token_sha256": token_hash(TOKEN), "interval_s": 3600, "heartbeat_s": 0.5}],
+        },
+        tmp_path / "inventory.toml",
+    )
+
+    async def scenario() -> tuple[int, int | None, float, float]:
+        app = create_app(inventory)
+        runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        service = app[SERVICE]
+        agent = Agent(AgentSettings(agent_id="plo-pc", collector_url=f"http://127.0.0.1:{runner.addresses[0][1]}", token=TOKEN,
+                                    spool_path=tmp_path / "spool.sqlite3", send_interval_s=0.1))
+        task = asyncio.create_task(agent.run())
+        try:
+            state = service.agents["plo-pc"]
+            # Until its start-up reports (host, hardware, listening) are over 2 s old: longer than
+            # 3 heartbeats, so only the heartbeats can keep it live.
+            async with asyncio.timeout(30):
+                while agent.heartbeats < 6 or not state.last_seen_ns or time.time_ns() - state.last_seen_ns < 2.5e9:
+                    await asyncio.sleep(0.1)
+            beats, pending = agent.heartbeats, state.pending_points
+            # Seconds since the last report's newest point vs since the last heartbeat.
+            now = time.time_ns()
+            since_data, since_beat = (now - state.last_seen_ns) / 1e9, (now - state.last_heartbeat_ns) / 1e9
+            assert service.agent_verdicts(now)["plo-pc"] is True
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        try:
+            stopped = time.time_ns()
+            # 3 heartbeats of 0.5 s after its last one, the agent is down.
+            assert service.agent_verdicts(stopped + int(1.0e9))["plo-pc"] is True
+            assert service.agent_verdicts(stopped + int(2.0e9))["plo-pc"] is False
+        finally:
+            await runner.cleanup()
+        return beats, pending, since_data, since_beat
+
+    beats, pending, since_data, since_beat = asyncio.run(scenario())
+    assert beats >= 6 and pending is not None and pending >= 0
+    assert since_beat < 1.0 and since_data > 2.0, (since_beat, since_data)

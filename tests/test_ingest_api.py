@@ -191,11 +191,61 @@ def test_late_backlog_does_not_flip_live_state_to_up(tmp_path: Path) -> None:
             assert resp.status == 200
         assert verdicts(app, now) == {("pc1", None): 1.0, ("pc1", "gw"): 0.0}
         assert app[SERVICE].targets[("pc1", "gw")].reason == "timeout"
-        # Silence past down_after_intervals (3 x 30 s): the agent is down, the target unknown.
-        assert verdicts(app, now + 80 * 10**9) == {("pc1", None): 1.0, ("pc1", "gw"): 0.0}
+        # Silence past down_after_intervals liveness intervals (3 x the 10 s heartbeat): the agent
+        # is down; its target keeps its last verdict while that probe is recent (3 x 30 s), then is unknown.
+        assert verdicts(app, now + 25 * 10**9) == {("pc1", None): 1.0, ("pc1", "gw"): 0.0}
+        assert verdicts(app, now + 35 * 10**9) == {("pc1", None): 0.0, ("pc1", "gw"): 0.0}
         assert verdicts(app, now + 100 * 10**9) == {("pc1", None): 0.0}
         stored = [p for b in app[QUEUE].peek(100) for p in b.points]
         assert [p.fields["up"] for p in stored] == [1.0, 0.0, 1.0]  # every report kept, with its own time
+
+    asyncio.run(with_collector(tmp_path, scenario))
+
+
+def test_heartbeats_keep_an_agent_live_by_the_collector_clock_and_tell_its_backlog(tmp_path: Path) -> None:
+    hour_ago = time.time_ns() - 3600 * 10**9
+    old = [{"measurement": "host", "tags": {}, "fields": {"cpu_pct": 1.0}, "time": hour_ago}]
+
+    def agent_up(app: web.Application, at: int) -> float:
+        return next(p.fields["up"] for p in app[SERVICE].evaluate_liveness(at) if p.tags["host"] == "pc1" and "target" not in p.tags)
+
+    async def scenario(app: web.Application, http: aiohttp.ClientSession) -> None:
+        async with http.get("/api/v1/agents/pc1/config", headers=auth()) as resp:
+            assert (await resp.json())["heartbeat_s"] == 10.0
+        # Draining an hour-old backlog: the data alone does not make the agent live...
+        async with http.post("/api/v1/ingest", json=batch(1, old), headers=auth()) as resp:
+            assert resp.status == 200
+        assert agent_up(app, time.time_ns()) == 0.0
+        # ...its heartbeat, timed by the collector, does, and says what is still to come.
+        async with http.post("/api/v1/agents/pc1/heartbeat", json={"pending_points": 4200}, headers=auth()) as resp:
+            assert resp.status == 200
+            assert await resp.json() == {"agent": "pc1", "heartbeat_s": 10.0}
+        beat = time.time_ns()
+        assert agent_up(app, beat) == 1.0
+        assert agent_up(app, beat + 29 * 10**9) == 1.0  # within 3 heartbeats
+        assert agent_up(app, beat + 31 * 10**9) == 0.0
+        async with http.get("/api/v1/health") as resp:
+            pc1 = (await resp.json())["agents"]["pc1"]
+        assert pc1["pending_points"] == 4200 and 0 < beat - pc1["last_heartbeat_ns"] < 5 * 10**9, pc1
+        async with http.get("/") as resp:
+            assert "4200 points" in await resp.text()
+        # An empty body is a plain "alive".
+        async with http.post("/api/v1/agents/pc1/heartbeat", headers=auth()) as resp:
+            assert resp.status == 200
+        # Refused, each with its reason, and no sign of life recorded for them.
+        before = app[SERVICE].agents["pc1"].last_heartbeat_ns
+        for path, body, headers, status, error in [
+            ("pc1", {"pending_points": 1}, {}, 401, "missing bearer token (Authorization: Bearer <token>)"),
+            ("pc2", {"pending_points": 1}, auth(), 403, "token belongs to agent 'pc1', not 'pc2'"),
+            ("pc1", {"pending_points": -1}, auth(), 400, "pending_points: expected a non-negative integer, got -1"),
+            ("pc1", {"pending": 1}, auth(), 400, "body: unknown keys ['pending']"),
+            ("pc1", [1], auth(), 400, "body: expected an object, got list"),
+        ]:
+            async with http.post(f"/api/v1/agents/{path}/heartbeat", json=body, headers=headers) as resp:
+                assert resp.status == status and (await resp.json())["error"] == error, (path, body, resp.status)
+        async with http.post("/api/v1/agents/pc1/heartbeat", data=b"{not json", headers=auth()) as resp:
+            assert resp.status == 400 and (await resp.json())["error"].startswith("body is not valid JSON")
+        assert app[SERVICE].agents["pc1"].last_heartbeat_ns == before
 
     asyncio.run(with_collector(tmp_path, scenario))
 

@@ -148,7 +148,7 @@ class Topology:
             (d.id, ifname) for d in inventory.device if d.snmp is not None for ifname in d.snmp.important_interfaces
         }
         names = {a.id: a.name for a in inventory.agent} | {d.id: d.name for d in inventory.device}
-        intervals = {a.id: a.interval_s for a in inventory.agent}
+        intervals = {a.id: a.liveness_interval_s for a in inventory.agent}
         return cls(sites, names, tuple(inventory.route), RuleContext(frozenset(important)), intervals)
 
 
