@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from collector.config import InventoryError, load_inventory
+from collector.services import SnmpV3User, start_snmpd
 from collector.ssh.configs import LINUX_SECRET_RULES, ConfigStore, redact
 from collector.ssh.linuxfiles import HEADER, MAX_CONFIG_FILES, files_command, output_problem, path_problem, split_files
 from collector.ssh.session import CONFIG_COMMANDS, ExecCommand, config_command
@@ -214,6 +215,9 @@ SECRET_LINES = [
     ('createUser nettvakt SHA "auth pass phrase" AES privpass-1', "privpass-1"),
     ("createUser -e 0x80001f88 bob SHA-512 -l 0xa1b2c3 AES -l 0xd4e5f6", "0xa1b2c3"),
     ("createUser -e 0x80001f88 bob SHA-512 -l 0xa1b2c3 AES -l 0xd4e5f6", "0xd4e5f6"),
+    # Written by Debian's snmpd 5.9 into its persistent file for createUser nettvakt SHA-256 ... AES ...
+    ('usmUser 1 3 0x80001f888014a46e70b5080c6b00000000 "nettvakt" "nettvakt" NULL .1.3.6.1.6.3.10.1.1.5 0xd1606640d2d5a905aa4aa125fd41d41d96d11d977714f28a7ef609fe3c53230b .1.3.6.1.6.3.10.1.2.4 0x4d4d114cfac0ea7a975d2339b4bb8cd6 ""', "0xd1606640d2d5a905aa4aa125fd41d41d96d11d977714f28a7ef609fe3c53230b"),
+    ('usmUser 1 3 0x80001f888014a46e70b5080c6b00000000 "nettvakt" "nettvakt" NULL .1.3.6.1.6.3.10.1.1.5 0xd1606640d2d5a905aa4aa125fd41d41d96d11d977714f28a7ef609fe3c53230b .1.3.6.1.6.3.10.1.2.4 0x4d4d114cfac0ea7a975d2339b4bb8cd6 ""', "0x4d4d114cfac0ea7a975d2339b4bb8cd6"),
     ("PrivateKey = yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk=", "yAnz5TF+lXXJte14tji3zlMNq+hd2rYUIgJBgB3fBmk="),
     ("PresharedKey = /UwcSPg38hW/D9Y3tcS1FOV0K1wuURMbS0sesJEP5ak=", "/UwcSPg38hW/D9Y3tcS1FOV0K1wuURMbS0sesJEP5ak="),
     ('\tpsk="Vannøya gjest 2026"', "Vannøya gjest 2026"),
@@ -277,3 +281,18 @@ def test_private_key_file_redacted_and_a_new_key_shows(tmp_path: Path) -> None:
     lines = [line for line in result.diff.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
     assert [line[:23] for line in lines] == ["-<redacted private key:", "+<redacted private key:"] and lines[0] != lines[1]
     assert store.read("fw1", full=True) == new
+
+
+def test_snmpd_persistent_file_keeps_no_usm_key_in_the_readable_copy(tmp_path: Path) -> None:
+    """A real snmpd writes its users' localised keys to its persistent file on stop; the copy for reading has none."""
+    snmpd = start_snmpd(tmp_path, v3_users=[SnmpV3User("nettvakt", "SHA-256", "auth-pass-phrase-1", "AES", "priv-pass-phrase-1")])
+    snmpd.stop()
+    assert snmpd.state_dir is not None
+    persistent = (snmpd.state_dir / "snmpd.conf").read_text()
+    [user] = [line for line in persistent.splitlines() if line.startswith("usmUser ")]
+    keys = [word for word in user.split() if word.startswith("0x")][1:]  # after the engine id: auth and priv keys
+    assert len(keys) == 2 and all(len(k) >= 34 for k in keys), user
+    readable = redact(persistent, b"k")
+    assert not any(k in readable for k in keys), readable
+    assert readable.count("<redacted:") == 2 and '"nettvakt" "nettvakt" NULL .1.3.6.1.6.3.10.1.1.5 <redacted:' in readable
+    assert "engineBoots 1" in readable  # the rest is kept for reading

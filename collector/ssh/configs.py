@@ -76,6 +76,10 @@ LINUX_SECRET_RULES: list[tuple[re.Pattern[str], int]] = [
     # createUser [-e ENGINEID] NAME (MD5|SHA...) [-l|-m] AUTHPASS [(DES|AES...) [-l|-m] [PRIVPASS]]
     (re.compile(r"^\s*createUser\s+(?:-e\s+\S+\s+)?\S+\s+(?:MD5|SHA\S*)\s+(?:-[lm]\s+)?(\"[^\"]*\"|\S+)", re.I), 1),
     (re.compile(r"^\s*createUser\s.*?\s(?:DES|AES\S*)\s+(?:-[lm]\s+)?(\"[^\"]*\"|\S+)", re.I), 1),
+    # snmpd's persistent file (/var/lib/snmp/snmpd.conf) keeps each user as `usmUser ... AUTHPROTO-OID
+    # 0xAUTHKEY PRIVPROTO-OID 0xPRIVKEY ""`: keys localised to the engine, as good as the pass phrases.
+    (re.compile(r"^\s*usmUser\s.*?\s\.1\.3\.6\.1\.6\.3\.10\.1\.1\.\d+\s+(0x[0-9A-Fa-f]+)"), 1),
+    (re.compile(r"^\s*usmUser\s.*?\s\.1\.3\.6\.1\.6\.3\.10\.1\.2\.\d+\s+(0x[0-9A-Fa-f]+)"), 1),
     # key = value / key: value / key="value" (WireGuard PrivateKey/PresharedKey, wpa_supplicant
     # psk=, hostapd wpa_passphrase=, .env, ini and YAML files); commented-out ones too.
     (
