@@ -397,6 +397,67 @@ def test_no_data_is_insufficient_data_with_what_to_add() -> None:
     assert {"name_uplink", "add_gateway_probe", "add_internet_probe", "more_data"} <= codes, codes
 
 
+def device_polls(src: MemorySource, n: int, cpu: Callable[[int], float], down: range = range(0), restart_at: int | None = None) -> None:
+    """The firewall polled every 30 s: unreachable in `down`, restarted just before poll `restart_at`."""
+    uptime = 9e5
+    for i in range(n):
+        t = T0 + i * 30 * S
+        if i in down:
+            src.add("device", t, {"site": "skole", "device": "fw"}, {"up": 0.0, "reason": "timeout"})
+            continue
+        fields = {"up": 1.0, "cpu_pct": cpu(i), "rebooted": 0.0}
+        if restart_at is not None and i == restart_at:
+            uptime, fields["rebooted"] = 12.0, 1.0
+        else:
+            uptime += 30
+        src.add("device", t, {"site": "skole", "device": "fw"}, {**fields, "uptime_s": uptime})
+
+
+def test_a_restarted_firewall_with_loss_meanwhile_is_a_verdict_with_its_outage() -> None:
+    src = MemorySource()
+    clean_network(src)
+    # Polls 8-9 unanswered, poll 10 finds it up for 12 s: it went away after poll 7 and came back 12 s before poll 10.
+    device_polls(src, 20, lambda i: 20.0, down=range(8, 10), restart_at=10)
+    for i in range(21, 30):  # every probe round lost while it was down
+        src.add("probe", T0 + i * 10 * S + 1, probe_tags("internett"), {"up": 0.0, "sent": 10.0, "received": 0.0})
+    d = run_checks(src)
+    [v] = [v for v in d.verdicts if v.kind == "device_rebooted"]
+    assert v.subject == "fw" and v.evidence["reboots"] == 1 and v.evidence["last_uptime_s"] == 12.0
+    assert v.evidence["unreachable_s"] == 78.0  # from poll 7 (210 s) to the restart (288 s)
+    assert v.evidence["loss_during_pct"] > 20 and v.confidence >= 0.8
+    assert v.ranges == [(T0 + 210 * S, T0 + 300 * S)]
+    assert d.checks["device_trouble"] == "verdict"
+    text = render_text(d, "nb")
+    assert "fw startet på nytt 1 gang(er) i tidsrommet (oppetid nå 12 s); den svarte ikke i inntil 78 s" in text, text
+    assert "restarted 1 time(s) in the window" in render_text(d, "en")
+
+
+def test_a_busy_firewall_cpu_that_slows_what_goes_through_it_is_a_verdict() -> None:
+    src = MemorySource()
+    busy = set(range(8, 14))
+    for i in range(60):
+        t = T0 + i * 10 * S
+        rtt = 80.0 if i // 3 in busy else 2.0  # rounds every 10 s, polls every 30 s
+        src.add("probe", t, probe_tags("gw"), {"up": 1.0, "rtt_ms": rtt, "sent": 10.0, "received": 10.0})
+        src.add("probe", t, probe_tags("internett"), {"up": 1.0, "rtt_ms": rtt + 10, "sent": 10.0, "received": 10.0})
+    device_polls(src, 20, lambda i: 97.0 if i in busy else 15.0)
+    d = run_checks(src)
+    [v] = [v for v in d.verdicts if v.kind == "device_overloaded"]
+    e = v.evidence
+    assert v.subject == "fw" and e["busy_samples"] == 6 and e["samples"] == 20 and e["cpu_peak_pct"] == 97.0
+    assert e["correlation"] > 0.9 and e["rtt_busy_ms"] > 10 * e["rtt_quiet_ms"], e
+    assert v.confidence >= 0.8 and v.ranges
+    assert "CPU-en på fw var over 90 % i 6 av 20 målinger" in render_text(d, "nb")
+
+
+def test_a_busy_firewall_cpu_with_latency_unchanged_is_not_the_answer() -> None:
+    src = MemorySource()
+    clean_network(src)
+    device_polls(src, 20, lambda i: 97.0 if 8 <= i < 14 else 15.0)
+    d = run_checks(src)
+    assert "device_overloaded" not in kinds(d) and d.checks["device_trouble"] == "clean", d.verdicts
+
+
 def test_a_clean_site_has_no_verdict() -> None:
     src = MemorySource()
     clean_network(src)
@@ -404,6 +465,7 @@ def test_a_clean_site_has_no_verdict() -> None:
     host_samples(src, 60, lambda i: 10.0)
     for i in range(20):
         src.add("interface", T0 + i * 30 * S, {"site": "skole", "device": "fw", "ifname": "wan1"}, {"in_util_pct": 20.0, "in_errors_ps": 0.0})
+        src.add("device", T0 + i * 30 * S, {"site": "skole", "device": "fw"}, {"up": 1.0, "uptime_s": 9e5 + i * 30, "rebooted": 0.0, "cpu_pct": 30.0})
     for i in range(30):
         t = T0 + i * 20 * S
         src.add("probe", t, probe_tags("fag", "http"), {"up": 1.0, "ttfb_ms": 40.0})

@@ -620,6 +620,85 @@ def check_host_saturated(w: Window) -> CheckResult:
     return CheckResult(verdicts)
 
 
+def check_device_trouble(w: Window) -> CheckResult:
+    """The boxes on the way: a restart (sysUpTime reset) or a CPU so busy that forwarding suffers."""
+    polled = [d for d in w.ctx.devices if d.snmp is not None]
+    if not polled:
+        return CheckResult(missing=[Suggestion("poll_site_devices_snmp", {"site": w.ctx.site.id})])
+    if not w.data.device:
+        return CheckResult(missing=[_more_data("device_polls", 0)])
+    verdicts: list[Verdict] = []
+    for device in polled:
+        rows = [s for s in w.data.device if s.tags.get("device") == device.id]
+        if rows:
+            verdicts += _device_reboots(w, device.id, rows) + _device_overload(w, device.id, rows)
+    return CheckResult(verdicts)
+
+
+def _device_reboots(w: Window, device: str, rows: list[Sample]) -> list[Verdict]:
+    restarts = [s for s in rows if num(s, "rebooted") == 1.0]
+    if not restarts:
+        return []
+    spacing = median_spacing_ns(rows, lambda s: 0) or w.bucket_ns
+    ranges: list[tuple[int, int]] = []
+    down_s = 0.0
+    for s in restarts:
+        # It came up `uptime_s` before this poll; it went away after the last poll that answered before that.
+        uptime = num(s, "uptime_s")
+        booted = s.time_ns - int(uptime * S) if uptime is not None else s.time_ns - spacing
+        before = [r.time_ns for r in rows if r.time_ns < booted and num(r, "up") != 0.0]
+        gone = max(before) if before else max(w.data.start_ns, booted - spacing)
+        ranges.append((gone, s.time_ns))
+        down_s += max(0.0, (booted - gone) / S)
+    buckets = {b for a, z in ranges for b in range(w.bucket(a), w.bucket(z) + 1)}
+    losses = [v for b, v in w.loss.items() if b in buckets]
+    evidence: Evidence = {
+        "device": device,
+        "reboots": len(restarts),
+        "last_uptime_s": round(num(restarts[-1], "uptime_s") or 0.0, 1),
+        "unreachable_s": round(down_s, 1),
+        "polls": len(rows),
+    }
+    if losses:
+        evidence["loss_during_pct"] = round(statistics.fmean(losses), 1)
+    # A restart is a fact, not a guess; that it explains what people felt needs loss at the time.
+    confidence = clamp(0.6 + 0.1 * min(3, len(restarts)) + (0.15 if losses and statistics.fmean(losses) >= LOSSY_PCT else 0.0))
+    return [Verdict("device_rebooted", confidence, device, evidence, ranges)]
+
+
+def _device_overload(w: Window, device: str, rows: list[Sample]) -> list[Verdict]:
+    cpu = [(s.time_ns, v) for s in rows if (v := num(s, "cpu_pct")) is not None]
+    busy = [(t, v) for t, v in cpu if v >= CPU_BUSY_PCT]
+    if len(cpu) < MIN_HOST_SAMPLES or len(busy) < 2:
+        return []
+    per_bucket = {b: statistics.fmean(v) for b, v in w.by_bucket((s for s in rows), lambda s: num(s, "cpu_pct")).items()}
+    busy_buckets = sorted({w.bucket(t) for t, _ in busy})
+    aligned = sorted(b for b in per_bucket if b in w.rtt)
+    corr = pearson([per_bucket[b] for b in aligned], [w.rtt[b] for b in aligned]) if len(aligned) >= MIN_ALIGNED_BUCKETS else None
+    hot_rtt = [w.rtt[b] for b in busy_buckets if b in w.rtt]
+    cool_rtt = [w.rtt[b] for b in aligned if per_bucket[b] < QUIET_UTIL_PCT]
+    ratio = statistics.median(hot_rtt) / statistics.median(cool_rtt) if hot_rtt and cool_rtt and statistics.median(cool_rtt) > 0 else None
+    rising = (corr is not None and corr >= MIN_CORRELATION) or (ratio is not None and ratio >= 2.0)
+    if aligned and not rising:
+        return []  # busy, but what goes through it was not slower: not the answer to "why slow"
+    fraction = len(busy) / len(cpu)
+    evidence: Evidence = {
+        "device": device,
+        "cpu_peak_pct": round(max(v for _, v in cpu), 1),
+        "cpu_mean_pct": round(statistics.fmean(v for _, v in cpu), 1),
+        "busy_samples": len(busy),
+        "samples": len(cpu),
+        "correlation": round(corr, 3) if corr is not None else "unknown",
+    }
+    if hot_rtt:
+        evidence["rtt_busy_ms"] = round(statistics.median(hot_rtt), 1)
+    if cool_rtt:
+        evidence["rtt_quiet_ms"] = round(statistics.median(cool_rtt), 1)
+    suggestions = [] if aligned else [Suggestion("add_gateway_probe", _gateway_params(w))]
+    confidence = clamp((0.35 + 0.3 * max(corr or 0.0, 0.0) + 0.3 * min(1.0, fraction / 0.3)) * (1.0 if aligned else 0.6))
+    return [Verdict("device_overloaded", confidence, device, evidence, w.ranges(busy_buckets), suggestions)]
+
+
 def check_application_slow(w: Window) -> CheckResult:
     http = [p for p in w.ctx.probes if p.kind == "http"]
     if not http:
@@ -669,6 +748,7 @@ CHECKS: dict[str, CheckFn] = {
     "loss_beyond_gateway": check_loss_beyond_gateway,
     "host_saturated": check_host_saturated,
     "application_slow": check_application_slow,
+    "device_trouble": check_device_trouble,
 }
 
 

@@ -21,6 +21,8 @@ TITLES: dict[str, dict[str, str]] = {
         "loss_beyond_gateway": "Pakketapet begynner bak brannmuren/gatewayen",
         "host_saturated": "Maskinen selv er overbelastet",
         "application_slow": "Applikasjonsserveren er treg, nettet er normalt",
+        "device_rebooted": "En nettverksenhet har startet på nytt",
+        "device_overloaded": "En nettverksenhet er overbelastet (CPU)",
         "insufficient_data": "For lite data til å si noe sikkert",
     },
     "en": {
@@ -29,6 +31,8 @@ TITLES: dict[str, dict[str, str]] = {
         "loss_beyond_gateway": "Loss begins beyond the firewall/gateway",
         "host_saturated": "The machine itself is saturated",
         "application_slow": "The application server is slow, the network is normal",
+        "device_rebooted": "A network device restarted",
+        "device_overloaded": "A network device is overloaded (CPU)",
         "insufficient_data": "Not enough data to judge",
     },
 }
@@ -70,6 +74,7 @@ WHAT: dict[str, dict[str, str]] = {
         "host_samples": "målinger fra agentene",
         "http_rounds": "http-runder",
         "interface": "grensesnittmålinger",
+        "device_polls": "SNMP-målinger av enhetene",
     },
     "en": {
         "uplink_interface": "SNMP samples of the uplink",
@@ -78,6 +83,7 @@ WHAT: dict[str, dict[str, str]] = {
         "host_samples": "samples from the agents",
         "http_rounds": "http rounds",
         "interface": "interface samples",
+        "device_polls": "SNMP polls of the devices",
     },
 }
 
@@ -127,6 +133,8 @@ SUMMARIES: dict[str, dict[str, str]] = {
         "loss_beyond_gateway": "Probene mot gatewayen er rene ({gateway_loss_pct} % tap over {gateway_rounds} runder), probene bak den taper {beyond_loss_pct} % ({beyond_rounds} runder).{where}",
         "host_saturated": "{host}: {resource} over {threshold_pct} % i {saturated_fraction_pct} % av målingene (topp {peak_pct} %), mens nettet {network_state}.",
         "application_slow": "Nettverksforsinkelsen til {server} er normal ({rtt_ms} ms), men http-tiden for {probe} er {http_ms} ms.",
+        "device_rebooted": "{subject} startet på nytt {reboots} gang(er) i tidsrommet (oppetid nå {last_uptime_s} s); den svarte ikke i inntil {unreachable_s} s, og tapet i nettet var {loss_during_pct} % i den tiden.",
+        "device_overloaded": "CPU-en på {subject} var over 90 % i {busy_samples} av {samples} målinger (topp {cpu_peak_pct} %), og forsinkelsen gjennom den steg: {rtt_busy_ms} ms når den var travel mot {rtt_quiet_ms} ms ellers (korrelasjon {correlation}).",
         "insufficient_data": "{checks_without_data} av {checks} kontroller hadde for lite data ({probe_rounds} proberunder, {host_samples} agentmålinger).",
     },
     "en": {
@@ -135,6 +143,8 @@ SUMMARIES: dict[str, dict[str, str]] = {
         "loss_beyond_gateway": "Probes to the gateway are clean ({gateway_loss_pct} % loss over {gateway_rounds} rounds), probes beyond it lose {beyond_loss_pct} % ({beyond_rounds} rounds).{where}",
         "host_saturated": "{host}: {resource} above {threshold_pct} % in {saturated_fraction_pct} % of the samples (peak {peak_pct} %), while the network {network_state}.",
         "application_slow": "Network latency to {server} is normal ({rtt_ms} ms), but the HTTP time of {probe} is {http_ms} ms.",
+        "device_rebooted": "{subject} restarted {reboots} time(s) in the window (up {last_uptime_s} s since); it did not answer for up to {unreachable_s} s, and network loss was {loss_during_pct} % in that time.",
+        "device_overloaded": "The CPU of {subject} was above 90 % in {busy_samples} of {samples} samples (peak {cpu_peak_pct} %), and latency through it rose: {rtt_busy_ms} ms when busy against {rtt_quiet_ms} ms otherwise (correlation {correlation}).",
         "insufficient_data": "{checks_without_data} of {checks} checks had too little data ({probe_rounds} probe rounds, {host_samples} agent samples).",
     },
 }
@@ -157,7 +167,7 @@ NETWORK_STATE = {
 }
 RESOURCES = {"nb": {"cpu": "CPU", "memory": "minne", "disk": "disk"}, "en": {"cpu": "CPU", "memory": "memory", "disk": "disk"}}
 MAX_RANGES = 6
-UNITS = (("_per_s", "/s"), ("_pct", "%"), ("_ms", "ms"), ("_bps", "bit/s"), ("_minutes", "min"), ("bucket_s", "s"))
+UNITS = (("_per_s", "/s"), ("_pct", "%"), ("_ms", "ms"), ("_bps", "bit/s"), ("_minutes", "min"), ("bucket_s", "s"), ("uptime_s", "s"), ("unreachable_s", "s"))
 SIDES = {"nb": {"gateway": "gatewayen", "beyond": "bak gatewayen"}, "en": {"gateway": "the gateway", "beyond": "beyond the gateway"}}
 # Evidence as people read it; JSON keeps the keys. A key missing here is shown as it is.
 LABELS: dict[str, dict[str, str]] = {
@@ -177,6 +187,9 @@ LABELS: dict[str, dict[str, str]] = {
         "network_rtt_ms": "forsinkelse i nettet", "probe": "probe", "server": "server", "http_ms": "http-tid", "rtt_ms": "forsinkelse",
         "slow_fraction": "andel trege", "checks_without_data": "kontroller uten data", "checks": "kontroller",
         "probe_rounds": "proberunder", "host_samples": "agentmålinger",
+        "reboots": "omstarter", "last_uptime_s": "oppetid etter siste omstart", "unreachable_s": "uten svar i inntil",
+        "polls": "SNMP-målinger", "loss_during_pct": "tap i nettet i mens", "cpu_peak_pct": "høyeste CPU", "cpu_mean_pct": "snitt-CPU",
+        "busy_samples": "målinger over 90 %",
     },
     "en": {
         "device": "device", "ifname": "interface", "correlation": "correlation", "buckets": "buckets", "bucket_s": "bucket length",
@@ -194,6 +207,9 @@ LABELS: dict[str, dict[str, str]] = {
         "network_rtt_ms": "network latency", "probe": "probe", "server": "server", "http_ms": "HTTP time", "rtt_ms": "latency",
         "slow_fraction": "share slow", "checks_without_data": "checks without data", "checks": "checks",
         "probe_rounds": "probe rounds", "host_samples": "agent samples",
+        "reboots": "restarts", "last_uptime_s": "up since the last restart", "unreachable_s": "no answer for up to",
+        "polls": "SNMP polls", "loss_during_pct": "network loss meanwhile", "cpu_peak_pct": "peak CPU", "cpu_mean_pct": "mean CPU",
+        "busy_samples": "samples above 90 %",
     },
 }
 # Said instead of an empty value (no device with SNMP to propose, no gateway address known).

@@ -1,6 +1,6 @@
 """`nettvakt diagnose` on real trouble made in the namespace lab: each scenario asserts the verdict
 and the numbers it rests on (issue 8: saturated uplink, the machine, loss beyond the gateway, too
-little data; and a slow application server).
+little data; and a slow application server and a restarted firewall).
 
 One Municipality serves the module (agents at Helse and Vannvåg, none at Hansnes; the town hall
 firewall, polled over SNMP, is named as Vannvåg's uplink, its `to-vannvag` port on the 1 Mbit/s
@@ -238,6 +238,37 @@ def test_slow_application_on_a_normal_network_is_the_server(town: DiagnoseTown) 
     assert APP_DELAY_S * 1000 <= e["http_ms"] <= APP_DELAY_S * 1000 + 300, e
     assert e["rtt_ms"] < 5 and e["network_loss_pct"] == 0 and e["slow_fraction"] >= 0.9, e
     print(f"\napplication_slow: confidence {top.confidence:.2f} {e}")
+
+
+def test_a_restarted_firewall_is_found_with_its_outage(town: DiagnoseTown) -> None:
+    # The firewall "restarts": its SNMP agent goes away and comes back with a fresh sysUpTime, and
+    # what it carried to Vannvåg is cut meanwhile. The Vannvåg agent's lost rounds arrive from its spool.
+    start = time.time_ns()
+    time.sleep(12)
+    town.stop_snmpd("fw")
+    town.lab.cut("vannvag")
+    gone = time.time_ns()
+    try:
+        time.sleep(20)
+    finally:
+        town.lab.restore("vannvag")
+        town.start_snmpd("fw")
+    back = time.time_ns()
+    time.sleep(15)  # polls of the restarted box, and the agent's backlog
+    end = time.time_ns()
+    wait_until(lambda: town.query(f"SELECT count(up) FROM probe WHERE host = 'vannvag-1' AND up = 0 AND time > {gone}"), 30, "the lost rounds from the spool")
+    d = run(town, "vannvag", start, end)
+    top = d.verdicts[0]
+    assert top.kind == "device_rebooted" and top.subject == "fw", describe(d)
+    e = top.evidence
+    assert e["reboots"] == 1 and e["last_uptime_s"] <= 20, e
+    # Unanswered from the last poll before it went (polls every 5 s) until it came back.
+    assert (back - gone) / S - 2 <= e["unreachable_s"] <= (back - gone) / S + 12, (e, (back - gone) / S)
+    assert e["loss_during_pct"] >= 50, e
+    [(first, last)] = top.ranges
+    assert gone - 7 * S <= first <= gone and back <= last <= back + 12 * S, (top.ranges, gone, back)
+    assert top.confidence >= 0.8, top.confidence
+    print(f"\ndevice_rebooted: confidence {top.confidence:.2f} {e}")
 
 
 def test_cli_unknown_site_names_the_known_ones(town: DiagnoseTown) -> None:
