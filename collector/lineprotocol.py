@@ -10,6 +10,8 @@ Numeric fields are always written as floats (see docs/metrics.md: a field never 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from agent.points import Point
 
 _MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
@@ -28,6 +30,8 @@ def _field_string(value: str) -> str:
 
 
 def _field_value(value: object) -> str:
+    if type(value) is float:
+        return repr(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -37,16 +41,40 @@ def _field_value(value: object) -> str:
     raise TypeError(f"unsupported field value {value!r}")
 
 
-def encode_point(point: Point) -> str:
-    parts = [point.measurement.translate(_MEASUREMENT_ESCAPES)]
-    for key in sorted(point.tags):
-        value = point.tags[key]
+def _head(measurement: str, tags: Mapping[str, str]) -> str:
+    parts = [measurement.translate(_MEASUREMENT_ESCAPES)]
+    for key in sorted(tags):
+        value = tags[key]
         if value == "":
             continue  # InfluxDB rejects empty tag values; an absent tag means the same.
         parts.append(f"{_escape_key(key)}={_escape_key(value)}")
-    head = ",".join(parts)
-    fields = ",".join(f"{_escape_key(k)}={_field_value(v)}" for k, v in point.fields.items())
-    return f"{head} {fields} {point.time_ns}"
+    return ",".join(parts)
+
+
+# The measurement-and-tags part of a line and escaped field keys, by what they are made of: a
+# collector sees the same few thousand series over and over, and building them was most of the
+# encoding time. Bounded; emptied when full.
+_HEADS: dict[tuple[object, ...], str] = {}
+_FIELD_KEYS: dict[str, str] = {}
+_CACHE_MAX = 50_000
+
+
+def encode_point(point: Point) -> str:
+    key = (point.measurement, *point.tags.items())
+    head = _HEADS.get(key)
+    if head is None:
+        if len(_HEADS) >= _CACHE_MAX:
+            _HEADS.clear()
+        head = _HEADS[key] = _head(point.measurement, point.tags)
+    fields = []
+    for name, value in point.fields.items():
+        escaped = _FIELD_KEYS.get(name)
+        if escaped is None:
+            if len(_FIELD_KEYS) >= _CACHE_MAX:
+                _FIELD_KEYS.clear()
+            escaped = _FIELD_KEYS[name] = _escape_key(name)
+        fields.append(f"{escaped}={_field_value(value)}")
+    return f"{head} {','.join(fields)} {point.time_ns}"
 
 
 def encode_points(points: list[Point]) -> bytes:

@@ -163,6 +163,8 @@ class CollectorService:
     def _stamp(self, agent: AgentEntry, index: int, point: Point) -> Point:
         # The inventory, not the agent, says which site and host a point belongs to: a point
         # naming another host or site is refused (the whole batch), a missing tag is filled in.
+        if point.tags.get("host") == agent.id and point.tags.get("site") == agent.site:
+            return point  # as the agent sends them: nothing to fill in
         tags = dict(point.tags)
         for key, own in (("host", agent.id), ("site", agent.site)):
             claimed = tags.get(key)

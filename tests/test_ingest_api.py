@@ -110,8 +110,19 @@ def test_ingest_accepts_dedupes_and_stamps(tmp_path: Path) -> None:
          "points[1].tags.host: 'pc2' is not this agent's host 'pc1'"),
         (batch(1, [{"measurement": "host", "tags": {"site": "skole"}, "fields": {"x": 1}, "time": 5}]), auth(), 403,
          "points[0].tags.site: 'skole' is not this agent's site 'radhus'"),
+        (batch(1, [{"measurement": "host", "tags": {}, "fields": {"x": 10**400}, "time": 5}]), auth(), 400,
+         "points[0].fields.x: " + str(10**400) + " is too large to be stored as a number"),
+        (b'{"agent": "pc1", "seq": 1, "points": [{"measurement": "host", "fields": {"x": NaN}, "time": 5}]}', auth(), 400,
+         "points[0].fields.x: NaN and infinity cannot be stored"),
+        # A pair found good before does not vouch for the same key with a bad value, nor a list.
+        (batch(1, [{"measurement": "host", "tags": {"nic": "eth0"}, "fields": {"x": 1}, "time": 5},
+                   {"measurement": "host", "tags": {"nic": "eth0\t"}, "fields": {"x": 1}, "time": 6}]), auth(), 400,
+         "points[1].tags.nic: control characters (newline, tab, ...) cannot be stored in a tag"),
+        (batch(1, [{"measurement": "host", "tags": {"nic": ["eth0"]}, "fields": {"x": 1}, "time": 5}]), auth(), 400,
+         "points[0].tags.nic: expected a non-empty string of at most 128 characters, got ['eth0']"),
     ],
-    ids=["no-token", "wrong-token", "other-agent", "malformed-json", "field-type", "measurement", "time", "tag-newline", "seq", "other-host", "other-site"],
+    ids=["no-token", "wrong-token", "other-agent", "malformed-json", "field-type", "measurement", "time", "tag-newline", "seq", "other-host", "other-site",
+         "huge-number", "nan", "tag-good-then-bad", "tag-list"],
 )
 def test_bad_input_gets_clear_json_error_and_loses_nothing(tmp_path: Path, body: Any, headers: dict[str, str], status: int, message: str | None) -> None:
     async def scenario(app: web.Application, http: aiohttp.ClientSession) -> None:
