@@ -295,22 +295,31 @@ class Agent:
         send loop already says the collector is unreachable.
         """
         url = self.settings.collector_url.rstrip("/") + HEARTBEAT_PATH.format(agent_id=self.settings.agent_id)
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
         while True:
             interval = self.config.heartbeat_s if self.config is not None else None
             if interval is None:
                 self._config_changed.clear()
                 await self._config_changed.wait()
+                next_at = loop.time()
                 continue
+            body: dict[str, int] = {}
             try:
-                pending = await asyncio.to_thread(self.spool.pending)
-                async with http.post(url, json={"pending_points": pending}, timeout=aiohttp.ClientTimeout(total=interval)) as resp:
+                body["pending_points"] = await asyncio.to_thread(self.spool.pending)
+            except sqlite3.Error as exc:  # the spool's trouble is _store's to report; "alive" still holds
+                log.debug("heartbeat without the backlog: %s", exc)
+            try:
+                async with http.post(url, json=body, timeout=aiohttp.ClientTimeout(total=interval)) as resp:
                     if resp.status == 200:
                         self.heartbeats += 1
                     else:
                         log.debug("heartbeat answered HTTP %d: %s", resp.status, (await resp.text())[:200])
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
                 log.debug("heartbeat failed: %s", exc)
-            await asyncio.sleep(interval)
+            # A fixed rate, not a pause after each post: a slow answer must not stretch the gap.
+            next_at = max(next_at + interval, loop.time())
+            await asyncio.sleep(next_at - loop.time())
 
     async def _send_loop(self, http: aiohttp.ClientSession) -> None:
         url = self.settings.collector_url.rstrip("/") + INGEST_PATH

@@ -123,9 +123,8 @@ CASES = [
         "Utestasjon Vannvåg, driftspc",
         lambda town: town.stop_agent(SILENT_AGENT),
         lambda town: town.start_agent(SILENT_AGENT),
-        # Silent for down_after liveness intervals (heartbeat or report, the shorter), noticed
-        # at the next liveness evaluation.
-        lambda c: min(c.agent_interval_s, c.heartbeat_s or c.agent_interval_s) * c.down_after_intervals + HOUSEKEEPING_INTERVAL_S,
+        # Silent for down_after heartbeats, noticed at the next liveness evaluation.
+        lambda c: (c.heartbeat_s or c.agent_interval_s) * c.down_after_intervals + HOUSEKEEPING_INTERVAL_S,
     ),
     Case(
         "probe target loss",

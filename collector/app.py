@@ -74,7 +74,7 @@ async def handle_ingest(request: web.Request) -> web.Response:
         return _error(413, f"batch larger than {limit} bytes; send smaller batches", max_bytes=limit)
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
         return _error(400, f"body is not valid JSON: {exc}")
     try:
         result = await service.ingest(agent, data)
@@ -109,7 +109,7 @@ async def handle_agent_heartbeat(request: web.Request) -> web.Response:
     try:
         raw = await request.read()
         data = json.loads(raw) if raw.strip() else {}
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
         return _error(400, f"body is not valid JSON: {exc}")
     try:
         return web.json_response(service.heartbeat(agent, data))

@@ -245,15 +245,10 @@ class AgentEntry(Model):
     # How often the agent tells the collector it is alive (POST .../heartbeat, beside its reports):
     # a silent agent is found in a few heartbeats, not a few host-metric intervals.
     heartbeat_s: PositiveSeconds = 10.0
-    # Silent for this many liveness intervals (see `liveness_interval_s`) → down.
+    # Silent for this many heartbeats (or, for an agent that sends none, report intervals) → down.
     down_after_intervals: int = Field(default=3, ge=1, le=100)
     hardware: Hardware | None = None
     services: list[str] = Field(default_factory=list)
-
-    @property
-    def liveness_interval_s(self) -> float:
-        """The longest gap between two signs of life from a healthy agent: heartbeat or report."""
-        return min(self.interval_s, self.heartbeat_s)
 
     @field_validator("token_sha256")
     @classmethod

@@ -255,11 +255,17 @@ class CollectorService:
 
     def _verdict(self, agent: AgentEntry, now_ns: int) -> tuple[bool, int]:
         """(up, time of the last sign of life) of one agent at now_ns."""
+        allowed_ns = self.liveness_interval_s(agent) * agent.down_after_intervals * 1e9
         state = self.agents[agent.id]
-        allowed_ns = agent.liveness_interval_s * agent.down_after_intervals * 1e9
         # Before the first sign of life, give the agent its grace period from collector start.
         reference = max(state.last_seen_ns, state.last_heartbeat_ns) or self.started_ns
         return now_ns - reference <= allowed_ns, reference
+
+    def liveness_interval_s(self, agent: AgentEntry) -> float:
+        """The gap between two signs of life this agent is held to: its heartbeat once it has sent
+        one (the cadence it keeps even while it sends an old backlog, when its reports carry no
+        recent point), else its report interval (an agent from before heartbeats, during an upgrade)."""
+        return agent.heartbeat_s if self.agents[agent.id].last_heartbeat_ns else agent.interval_s
 
     def agent_verdicts(self, now_ns: int) -> dict[str, bool]:
         """Up or down of every agent now, by the same rule as the availability points."""
@@ -287,7 +293,11 @@ class CollectorService:
                 Point(
                     "availability",
                     {"site": agent.site, "host": agent.id, "kind": "agent"},
-                    {"up": 1.0 if up else 0.0, "silent_s": round(max(0, now_ns - reference) / 1e9, 3)},
+                    {
+                        "up": 1.0 if up else 0.0,
+                        "silent_s": round(max(0, now_ns - reference) / 1e9, 3),
+                        "expected_s": self.liveness_interval_s(agent),
+                    },
                     now_ns,
                 )
             )

@@ -423,12 +423,13 @@ def test_a_restarted_firewall_with_loss_meanwhile_is_a_verdict_with_its_outage()
     d = run_checks(src)
     [v] = [v for v in d.verdicts if v.kind == "device_rebooted"]
     assert v.subject == "fw" and v.evidence["reboots"] == 1 and v.evidence["last_uptime_s"] == 12.0
-    assert v.evidence["unreachable_s"] == 78.0  # from poll 7 (210 s) to the restart (288 s)
+    assert v.evidence["unreachable_s"] == 90.0  # from its last answer (poll 7, 210 s) to its first after (poll 10, 300 s)
     assert v.evidence["loss_during_pct"] > 20 and v.confidence >= 0.8
     assert v.ranges == [(T0 + 210 * S, T0 + 300 * S)]
     assert d.checks["device_trouble"] == "verdict"
     text = render_text(d, "nb")
-    assert "fw startet på nytt 1 gang(er) i tidsrommet (oppetid nå 12 s); den svarte ikke i inntil 78 s" in text, text
+    assert "fw startet på nytt 1 gang(er) i tidsrommet (sysUpTime gikk tilbake" in text, text
+    assert "oppetid 12 s da den svarte igjen); den svarte ikke i inntil 90 s, og tapet i nettet var " in text, text
     assert "restarted 1 time(s) in the window" in render_text(d, "en")
 
 
@@ -448,6 +449,18 @@ def test_a_busy_firewall_cpu_that_slows_what_goes_through_it_is_a_verdict() -> N
     assert e["correlation"] > 0.9 and e["rtt_busy_ms"] > 10 * e["rtt_quiet_ms"], e
     assert v.confidence >= 0.8 and v.ranges
     assert "CPU-en på fw var over 90 % i 6 av 20 målinger" in render_text(d, "nb")
+
+
+def test_a_busy_firewall_cpu_without_latency_data_says_so() -> None:
+    src = MemorySource()
+    host_samples(src, 60, lambda i: 10.0)
+    device_polls(src, 20, lambda i: 97.0 if 8 <= i < 14 else 15.0)
+    [v] = [v for v in run_checks(src).verdicts if v.kind == "device_overloaded"]
+    assert "rtt_busy_ms" not in v.evidence and v.evidence["correlation"] == "unknown"
+    assert [s.code for s in v.suggestions] == ["add_gateway_probe"]
+    d = run_checks(src)
+    assert "forsinkelsen gjennom den ble ikke målt i den tiden" in render_text(d, "nb")
+    assert "latency through it was not measured meanwhile" in render_text(d, "en")
 
 
 def test_a_busy_firewall_cpu_with_latency_unchanged_is_not_the_answer() -> None:

@@ -120,9 +120,12 @@ def test_ingest_accepts_dedupes_and_stamps(tmp_path: Path) -> None:
          "points[1].tags.nic: control characters (newline, tab, ...) cannot be stored in a tag"),
         (batch(1, [{"measurement": "host", "tags": {"nic": ["eth0"]}, "fields": {"x": 1}, "time": 5}]), auth(), 400,
          "points[0].tags.nic: expected a non-empty string of at most 128 characters, got ['eth0']"),
+        # More digits than Python's int parser takes: json.loads says ValueError, not JSONDecodeError.
+        (b'{"agent": "pc1", "seq": 1, "points": [{"measurement": "host", "fields": {"x": 1' + b"0" * 5000 + b'}, "time": 5}]}',
+         auth(), 400, None),
     ],
     ids=["no-token", "wrong-token", "other-agent", "malformed-json", "field-type", "measurement", "time", "tag-newline", "seq", "other-host", "other-site",
-         "huge-number", "nan", "tag-good-then-bad", "tag-list"],
+         "huge-number", "nan", "tag-good-then-bad", "tag-list", "number-too-long"],
 )
 def test_bad_input_gets_clear_json_error_and_loses_nothing(tmp_path: Path, body: Any, headers: dict[str, str], status: int, message: str | None) -> None:
     async def scenario(app: web.Application, http: aiohttp.ClientSession) -> None:
@@ -202,13 +205,36 @@ def test_late_backlog_does_not_flip_live_state_to_up(tmp_path: Path) -> None:
             assert resp.status == 200
         assert verdicts(app, now) == {("pc1", None): 1.0, ("pc1", "gw"): 0.0}
         assert app[SERVICE].targets[("pc1", "gw")].reason == "timeout"
-        # Silence past down_after_intervals liveness intervals (3 x the 10 s heartbeat): the agent
-        # is down; its target keeps its last verdict while that probe is recent (3 x 30 s), then is unknown.
-        assert verdicts(app, now + 25 * 10**9) == {("pc1", None): 1.0, ("pc1", "gw"): 0.0}
-        assert verdicts(app, now + 35 * 10**9) == {("pc1", None): 0.0, ("pc1", "gw"): 0.0}
+        # Silence past down_after_intervals (3 x 30 s; it sends no heartbeats): the agent is down, the target unknown.
+        assert verdicts(app, now + 80 * 10**9) == {("pc1", None): 1.0, ("pc1", "gw"): 0.0}
         assert verdicts(app, now + 100 * 10**9) == {("pc1", None): 0.0}
         stored = [p for b in app[QUEUE].peek(100) for p in b.points]
         assert [p.fields["up"] for p in stored] == [1.0, 0.0, 1.0]  # every report kept, with its own time
+
+    asyncio.run(with_collector(tmp_path, scenario))
+
+
+def test_an_agent_without_heartbeats_is_held_to_its_report_interval(tmp_path: Path) -> None:
+    """An agent from before heartbeats (during an upgrade) is not judged by a heartbeat it never sends."""
+
+    def agent_point(app: web.Application, at: int) -> Point:
+        return next(p for p in app[SERVICE].evaluate_liveness(at) if p.tags["host"] == "pc1" and "target" not in p.tags)
+
+    async def scenario(app: web.Application, http: aiohttp.ClientSession) -> None:
+        now = time.time_ns()
+        point = {"measurement": "host", "tags": {}, "fields": {"cpu_pct": 1.0}, "time": now}
+        async with http.post("/api/v1/ingest", json=batch(1, [point]), headers=auth()) as resp:
+            assert resp.status == 200
+        # Reports every 30 s: 3 x 30 s, not 3 x the 10 s heartbeat it does not send.
+        assert agent_point(app, now + 60 * 10**9).fields["up"] == 1.0
+        assert agent_point(app, now + 60 * 10**9).fields["expected_s"] == 30.0
+        assert agent_point(app, now + 95 * 10**9).fields["up"] == 0.0
+        # Its first heartbeat: from now on the heartbeat's cadence.
+        async with http.post("/api/v1/agents/pc1/heartbeat", headers=auth()) as resp:
+            assert resp.status == 200
+        beat = time.time_ns()
+        assert agent_point(app, beat + 20 * 10**9).fields == {"up": 1.0, "silent_s": pytest.approx(20.0, abs=0.5), "expected_s": 10.0}
+        assert agent_point(app, beat + 35 * 10**9).fields["up"] == 0.0
 
     asyncio.run(with_collector(tmp_path, scenario))
 
@@ -254,8 +280,9 @@ def test_heartbeats_keep_an_agent_live_by_the_collector_clock_and_tell_its_backl
         ]:
             async with http.post(f"/api/v1/agents/{path}/heartbeat", json=body, headers=headers) as resp:
                 assert resp.status == status and (await resp.json())["error"] == error, (path, body, resp.status)
-        async with http.post("/api/v1/agents/pc1/heartbeat", data=b"{not json", headers=auth()) as resp:
-            assert resp.status == 400 and (await resp.json())["error"].startswith("body is not valid JSON")
+        for raw in (b"{not json", b'{"pending_points": 1' + b"0" * 5000 + b"}"):
+            async with http.post("/api/v1/agents/pc1/heartbeat", data=raw, headers=auth()) as resp:
+                assert resp.status == 400 and (await resp.json())["error"].startswith("body is not valid JSON")
         assert app[SERVICE].agents["pc1"].last_heartbeat_ns == before
 
     asyncio.run(with_collector(tmp_path, scenario))

@@ -284,15 +284,22 @@ def test_private_key_file_redacted_and_a_new_key_shows(tmp_path: Path) -> None:
 
 
 def test_snmpd_persistent_file_keeps_no_usm_key_in_the_readable_copy(tmp_path: Path) -> None:
-    """A real snmpd writes its users' localised keys to its persistent file on stop; the copy for reading has none."""
-    snmpd = start_snmpd(tmp_path, v3_users=[SnmpV3User("nettvakt", "SHA-256", "auth-pass-phrase-1", "AES", "priv-pass-phrase-1")])
+    """A real snmpd writes its users' localised keys to its persistent file on stop; the copy for reading has none.
+
+    AES-128 sits under the standard OID, AES-256 under net-snmp's enterprise one: both are found by position."""
+    users = [
+        SnmpV3User("nettvakt", "SHA-256", "auth-pass-phrase-1", "AES", "priv-pass-phrase-1"),
+        SnmpV3User("drift", "SHA-512", "auth-pass-phrase-2", "AES-256", "priv-pass-phrase-2"),
+    ]
+    snmpd = start_snmpd(tmp_path, v3_users=users)
     snmpd.stop()
     assert snmpd.state_dir is not None
     persistent = (snmpd.state_dir / "snmpd.conf").read_text()
-    [user] = [line for line in persistent.splitlines() if line.startswith("usmUser ")]
-    keys = [word for word in user.split() if word.startswith("0x")][1:]  # after the engine id: auth and priv keys
-    assert len(keys) == 2 and all(len(k) >= 34 for k in keys), user
+    lines = [line for line in persistent.splitlines() if line.startswith("usmUser ")]
+    assert len(lines) == 2, persistent
+    keys = [word for line in lines for word in line.split()[8::2][:2]]  # after each protocol OID: the auth and priv keys
+    assert len(keys) == 4 and all(k.startswith("0x") and len(k) >= 34 for k in keys), lines
     readable = redact(persistent, b"k")
     assert not any(k in readable for k in keys), readable
-    assert readable.count("<redacted:") == 2 and '"nettvakt" "nettvakt" NULL .1.3.6.1.6.3.10.1.1.5 <redacted:' in readable
+    assert readable.count("<redacted:") == 4 and '"nettvakt" "nettvakt" NULL .1.3.6.1.6.3.10.1.1.5 <redacted:' in readable
     assert "engineBoots 1" in readable  # the rest is kept for reading

@@ -148,7 +148,8 @@ class Topology:
             (d.id, ifname) for d in inventory.device if d.snmp is not None for ifname in d.snmp.important_interfaces
         }
         names = {a.id: a.name for a in inventory.agent} | {d.id: d.name for d in inventory.device}
-        intervals = {a.id: a.liveness_interval_s for a in inventory.agent}
+        # Until the collector's availability points say otherwise (`expected_s`), agents keep heartbeats.
+        intervals = {a.id: a.heartbeat_s for a in inventory.agent}
         return cls(sites, names, tuple(inventory.route), RuleContext(frozenset(important)), intervals)
 
 
@@ -239,6 +240,7 @@ class AlertEngine:
         self._obs: dict[tuple[str, str], _Observation] = {}
         self._up: dict[str, tuple[bool, float]] = {}  # agent/device id → (up, time)
         self._silent: dict[str, tuple[float, float]] = {}  # agent id → (silent_s, time)
+        self._expected: dict[str, float] = {}  # agent id → the gap between signs of life it is held to
         self._alerts: dict[tuple[str, str], _Alert] = {}
         self._recovering: dict[str, float] = {}  # site → folded until
         self._groups: dict[str, _Group] = {}
@@ -260,6 +262,9 @@ class AlertEngine:
                         silent = point.fields.get("silent_s")
                         if isinstance(silent, (int, float)):
                             self._silent[ident] = (float(silent), t)
+                        expected = point.fields.get("expected_s")
+                        if isinstance(expected, (int, float)) and expected > 0:
+                            self._expected[ident] = float(expected)
             for rule in self._by_measurement.get(point.measurement, ()):
                 kind = RULE_KINDS[rule.kind]
                 for sample in kind.evaluate(point, ctx):
@@ -393,7 +398,8 @@ class AlertEngine:
         The grace (half an interval, at least OVERDUE_GRACE_S) covers the agent's send cadence and
         the collector's liveness step, so a healthy agent on short intervals is never "overdue".
         """
-        seen, interval = self._silent.get(ident), self.topology.intervals.get(ident)
+        seen = self._silent.get(ident)
+        interval = self._expected.get(ident, self.topology.intervals.get(ident))
         if seen is None or interval is None:
             return False
         return seen[0] + (now - seen[1]) > interval + max(interval / 2, OVERDUE_GRACE_S)

@@ -641,7 +641,6 @@ def _device_reboots(w: Window, device: str, rows: list[Sample]) -> list[Verdict]
         return []
     spacing = median_spacing_ns(rows, lambda s: 0) or w.bucket_ns
     ranges: list[tuple[int, int]] = []
-    down_s = 0.0
     for s in restarts:
         # It came up `uptime_s` before this poll; it went away after the last poll that answered before that.
         uptime = num(s, "uptime_s")
@@ -649,14 +648,14 @@ def _device_reboots(w: Window, device: str, rows: list[Sample]) -> list[Verdict]
         before = [r.time_ns for r in rows if r.time_ns < booted and num(r, "up") != 0.0]
         gone = max(before) if before else max(w.data.start_ns, booted - spacing)
         ranges.append((gone, s.time_ns))
-        down_s += max(0.0, (booted - gone) / S)
     buckets = {b for a, z in ranges for b in range(w.bucket(a), w.bucket(z) + 1)}
     losses = [v for b, v in w.loss.items() if b in buckets]
     evidence: Evidence = {
         "device": device,
         "reboots": len(restarts),
         "last_uptime_s": round(num(restarts[-1], "uptime_s") or 0.0, 1),
-        "unreachable_s": round(down_s, 1),
+        # The longest stretch between its last answer before a restart and its first after it.
+        "unreachable_s": round(max((z - a) / S for a, z in ranges), 1),
         "polls": len(rows),
     }
     if losses:

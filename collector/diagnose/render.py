@@ -133,8 +133,8 @@ SUMMARIES: dict[str, dict[str, str]] = {
         "loss_beyond_gateway": "Probene mot gatewayen er rene ({gateway_loss_pct} % tap over {gateway_rounds} runder), probene bak den taper {beyond_loss_pct} % ({beyond_rounds} runder).{where}",
         "host_saturated": "{host}: {resource} over {threshold_pct} % i {saturated_fraction_pct} % av målingene (topp {peak_pct} %), mens nettet {network_state}.",
         "application_slow": "Nettverksforsinkelsen til {server} er normal ({rtt_ms} ms), men http-tiden for {probe} er {http_ms} ms.",
-        "device_rebooted": "{subject} startet på nytt {reboots} gang(er) i tidsrommet (oppetid nå {last_uptime_s} s); den svarte ikke i inntil {unreachable_s} s, og tapet i nettet var {loss_during_pct} % i den tiden.",
-        "device_overloaded": "CPU-en på {subject} var over 90 % i {busy_samples} av {samples} målinger (topp {cpu_peak_pct} %), og forsinkelsen gjennom den steg: {rtt_busy_ms} ms når den var travel mot {rtt_quiet_ms} ms ellers (korrelasjon {correlation}).",
+        "device_rebooted": "{subject} startet på nytt {reboots} gang(er) i tidsrommet (sysUpTime gikk tilbake: enheten eller SNMP-agenten i den startet; oppetid {last_uptime_s} s da den svarte igjen); den svarte ikke i inntil {unreachable_s} s{loss}.",
+        "device_overloaded": "CPU-en på {subject} var over 90 % i {busy_samples} av {samples} målinger (topp {cpu_peak_pct} %){latency}.",
         "insufficient_data": "{checks_without_data} av {checks} kontroller hadde for lite data ({probe_rounds} proberunder, {host_samples} agentmålinger).",
     },
     "en": {
@@ -143,8 +143,8 @@ SUMMARIES: dict[str, dict[str, str]] = {
         "loss_beyond_gateway": "Probes to the gateway are clean ({gateway_loss_pct} % loss over {gateway_rounds} rounds), probes beyond it lose {beyond_loss_pct} % ({beyond_rounds} rounds).{where}",
         "host_saturated": "{host}: {resource} above {threshold_pct} % in {saturated_fraction_pct} % of the samples (peak {peak_pct} %), while the network {network_state}.",
         "application_slow": "Network latency to {server} is normal ({rtt_ms} ms), but the HTTP time of {probe} is {http_ms} ms.",
-        "device_rebooted": "{subject} restarted {reboots} time(s) in the window (up {last_uptime_s} s since); it did not answer for up to {unreachable_s} s, and network loss was {loss_during_pct} % in that time.",
-        "device_overloaded": "The CPU of {subject} was above 90 % in {busy_samples} of {samples} samples (peak {cpu_peak_pct} %), and latency through it rose: {rtt_busy_ms} ms when busy against {rtt_quiet_ms} ms otherwise (correlation {correlation}).",
+        "device_rebooted": "{subject} restarted {reboots} time(s) in the window (sysUpTime went back: the device or its SNMP agent started again; up {last_uptime_s} s when it answered again); it did not answer for up to {unreachable_s} s{loss}.",
+        "device_overloaded": "The CPU of {subject} was above 90 % in {busy_samples} of {samples} samples (peak {cpu_peak_pct} %){latency}.",
         "insufficient_data": "{checks_without_data} of {checks} checks had too little data ({probe_rounds} probe rounds, {host_samples} agent samples).",
     },
 }
@@ -160,6 +160,20 @@ PREVIOUS = {
 PREVIOUS_GATEWAY = {
     "nb": "; hopp {previous_hop} ({previous_hop_addr}) er gatewayen, og probene dit er rene (som hopp svarer den med ICMP som begrenses i takt)",
     "en": "; hop {previous_hop} ({previous_hop_addr}) is the gateway, and the probes to it are clean (as a hop it answers with rate-limited ICMP)",
+}
+LOSS_DURING = {
+    "nb": ", og tapet i nettet var {loss_during_pct} % i den tiden",
+    "en": ", and network loss was {loss_during_pct} % in that time",
+}
+OVERLOAD_LATENCY = {
+    "nb": {
+        True: ", og forsinkelsen gjennom den steg: {rtt_busy_ms} ms når den var travel mot {rtt_quiet_ms} ms ellers (korrelasjon {correlation})",
+        False: "; forsinkelsen gjennom den ble ikke målt i den tiden, så om den gjorde nettet tregt er ukjent",
+    },
+    "en": {
+        True: ", and latency through it rose: {rtt_busy_ms} ms when busy against {rtt_quiet_ms} ms otherwise (correlation {correlation})",
+        False: "; latency through it was not measured meanwhile, so whether it slowed the network is unknown",
+    },
 }
 NETWORK_STATE = {
     "nb": {True: "var rent", False: "også hadde problemer", None: "ikke ble målt"},
@@ -277,6 +291,10 @@ def summary(v: Verdict, lang: str) -> str:
             previous = PREVIOUS_GATEWAY if v.evidence.get("previous_hop_is_gateway") is True else PREVIOUS
             values["previous"] = previous[lang].format_map(values) if "previous_hop" in v.evidence else ""
             values["where"] = WHERE[lang].format_map(values)
+    if v.kind == "device_rebooted":
+        values["loss"] = LOSS_DURING[lang].format_map(values) if "loss_during_pct" in v.evidence else ""
+    if v.kind == "device_overloaded":
+        values["latency"] = OVERLOAD_LATENCY[lang]["rtt_busy_ms" in v.evidence].format_map(values)
     if v.kind == "host_saturated":
         resource = str(v.evidence.get("resource", ""))
         base, _, mount = resource.partition(":")

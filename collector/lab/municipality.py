@@ -61,7 +61,7 @@ class MunicipalityConfig:
         LabAgent("vannvag-1", "vannvag", "Utestasjon Vannvåg, driftspc"),
     )
     agent_interval_s: float = 2.0
-    heartbeat_s: float | None = None  # None: the inventory model's default
+    heartbeat_s: float | None = None  # None: as often as the agents report (agent_interval_s)
     down_after_intervals: int = 3
     probe_interval_s: float = 2.0
     # The icmp prober waits this long after the last echo of a burst for late replies.
@@ -186,7 +186,7 @@ class Municipality:
                 f'token_sha256 = "{token_sha}"',
                 f"interval_s = {c.agent_interval_s}",
                 f"down_after_intervals = {c.down_after_intervals}",
-                *([f"heartbeat_s = {c.heartbeat_s}"] if c.heartbeat_s is not None else []),
+                f"heartbeat_s = {c.heartbeat_s or c.agent_interval_s}",
                 'hardware = { kind = "pc", purchased = 2018-05-01 }',
             ]
         remote_sites = json.dumps(sorted({a.site for a in c.agents}))

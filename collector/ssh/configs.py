@@ -65,6 +65,8 @@ _SECRET_RULES: list[tuple[re.Pattern[str], int]] = [
 ]
 # Secrets in the files that configure Linux devices (collector.ssh.linuxfiles), same shape.
 # Each has an example in tests/test_ssh_linuxfiles.py.
+_USM_TOKEN = r"(?:\"[^\"]*\"|\S+)"
+_USM_USER = r"^\s*usmUser" + (r"\s+" + _USM_TOKEN) * 7 + r"\s+"
 _KV_VALUE = r"(\"[^\"]*\"|'[^']*'|\S(?:.*\S)?)"  # quoted, or the rest of the line
 LINUX_SECRET_RULES: list[tuple[re.Pattern[str], int]] = [
     # net-snmp snmpd.conf: rocommunity/rwcommunity[6] COMMUNITY [SOURCE [OID]], trapcommunity, sinks.
@@ -78,8 +80,11 @@ LINUX_SECRET_RULES: list[tuple[re.Pattern[str], int]] = [
     (re.compile(r"^\s*createUser\s.*?\s(?:DES|AES\S*)\s+(?:-[lm]\s+)?(\"[^\"]*\"|\S+)", re.I), 1),
     # snmpd's persistent file (/var/lib/snmp/snmpd.conf) keeps each user as `usmUser ... AUTHPROTO-OID
     # 0xAUTHKEY PRIVPROTO-OID 0xPRIVKEY ""`: keys localised to the engine, as good as the pass phrases.
-    (re.compile(r"^\s*usmUser\s.*?\s\.1\.3\.6\.1\.6\.3\.10\.1\.1\.\d+\s+(0x[0-9A-Fa-f]+)"), 1),
-    (re.compile(r"^\s*usmUser\s.*?\s\.1\.3\.6\.1\.6\.3\.10\.1\.2\.\d+\s+(0x[0-9A-Fa-f]+)"), 1),
+    # By position (status, storage, engine id, name, security name, clone-from, auth protocol), so
+    # every protocol OID is covered (AES-192/256 are under net-snmp's and Cisco's enterprise OIDs).
+    (re.compile(_USM_USER + r"(0x[0-9A-Fa-f]+|\"[^\"]*\")"), 1),
+    # (the auth key may already read <redacted:...> when this rule runs)
+    (re.compile(_USM_USER + r"\S+\s+\S+\s+(0x[0-9A-Fa-f]+|\"[^\"]*\")"), 1),
     # key = value / key: value / key="value" (WireGuard PrivateKey/PresharedKey, wpa_supplicant
     # psk=, hostapd wpa_passphrase=, .env, ini and YAML files); commented-out ones too.
     (

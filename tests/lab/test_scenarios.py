@@ -197,17 +197,17 @@ def test_cut_hansnes_uplink_alerts_once_marks_agents_down_and_backlog_arrives_ex
     assert len(resolved) == 1, [m["Subject"] for m in resolved]
     assert resolved[0]["Subject"] == "[LØST] Teknisk utestasjon Hansnes er tilgjengelig igjen", resolved[0]["Subject"]
 
-    # The backlog measured during the cut has arrived: host points every interval, no gap.
+    # The backlog measured during the cut arrives: host points every interval, no gap. (The site
+    # is back as soon as the agents' heartbeats are, while they still send what they spooled.)
     interval_ns = int(town.config.agent_interval_s * 1e9)
+
+    def backlog(agent: str) -> list[int] | None:
+        rows = town.query(f"SELECT uptime_s FROM host WHERE host = '{agent}' AND time >= {cut_at - 10**10} AND time <= {restored_at}")
+        times = [r["time"] for r in rows]
+        return times if times and times[-1] >= restored_at - 2 * interval_ns else None
+
     for agent in hansnes:
-        times = [
-            r["time"]
-            for r in wait_until(
-                lambda: town.query(f"SELECT uptime_s FROM host WHERE host = '{agent}' AND time >= {cut_at - 10**10} AND time <= {restored_at}"),
-                30,
-                f"{agent} backlog",
-            )
-        ]
+        times = wait_until(lambda: backlog(agent), 60, f"{agent} backlog up to the restore")
         gaps = [b - a for a, b in zip(times, times[1:])]
         assert times[0] <= cut_at and times[-1] >= restored_at - 2 * interval_ns, (agent, times[0], times[-1])
         assert max(gaps) < 2 * interval_ns, (agent, max(gaps) / 1e9)
