@@ -300,8 +300,9 @@ class Agent:
         while True:
             interval = self.config.heartbeat_s if self.config is not None else None
             if interval is None:
-                self._config_changed.clear()
-                await self._config_changed.wait()
+                # No configuration yet, or a collector that asks for no heartbeats: look again soon.
+                # (Polling rather than waiting on _config_changed, which the measure loop owns.)
+                await asyncio.sleep(1.0)
                 next_at = loop.time()
                 continue
             body: dict[str, int] = {}
