@@ -87,32 +87,35 @@ async def handle_ingest(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
-async def handle_agent_config(request: web.Request) -> web.Response:
-    service = request.app[SERVICE]
+def _agent_in_path(request: web.Request) -> AgentEntry | web.Response:
+    """The admitted agent, when it is the one the URL names ({agent_id}); else the answer to give."""
     agent = _admitted_agent(request)
     if isinstance(agent, web.Response):
         return agent
     wanted = request.match_info["agent_id"]
     if wanted != agent.id:
         return _error(403, f"token belongs to agent {agent.id!r}, not {wanted!r}")
-    return web.json_response(service.agent_config(agent))
+    return agent
+
+
+async def handle_agent_config(request: web.Request) -> web.Response:
+    agent = _agent_in_path(request)
+    if isinstance(agent, web.Response):
+        return agent
+    return web.json_response(request.app[SERVICE].agent_config(agent))
 
 
 async def handle_agent_heartbeat(request: web.Request) -> web.Response:
-    service = request.app[SERVICE]
-    agent = _admitted_agent(request)
+    agent = _agent_in_path(request)
     if isinstance(agent, web.Response):
         return agent
-    wanted = request.match_info["agent_id"]
-    if wanted != agent.id:
-        return _error(403, f"token belongs to agent {agent.id!r}, not {wanted!r}")
     try:
         raw = await request.read()
         data = json.loads(raw) if raw.strip() else {}
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
         return _error(400, f"body is not valid JSON: {exc}")
     try:
-        return web.json_response(service.heartbeat(agent, data))
+        return web.json_response(request.app[SERVICE].heartbeat(agent, data))
     except PointError as exc:
         return _error(400, str(exc))
 
