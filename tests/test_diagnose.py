@@ -455,10 +455,10 @@ def test_a_busy_firewall_cpu_without_latency_data_says_so() -> None:
     src = MemorySource()
     host_samples(src, 60, lambda i: 10.0)
     device_polls(src, 20, lambda i: 97.0 if 8 <= i < 14 else 15.0)
-    [v] = [v for v in run_checks(src).verdicts if v.kind == "device_overloaded"]
+    d = run_checks(src)
+    [v] = [v for v in d.verdicts if v.kind == "device_overloaded"]
     assert "rtt_busy_ms" not in v.evidence and v.evidence["correlation"] == "unknown"
     assert [s.code for s in v.suggestions] == ["add_gateway_probe"]
-    d = run_checks(src)
     assert "forsinkelsen gjennom den ble ikke målt i den tiden" in render_text(d, "nb")
     assert "latency through it was not measured meanwhile" in render_text(d, "en")
 

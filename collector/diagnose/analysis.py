@@ -695,7 +695,7 @@ def _device_overload(w: Window, device: str, rows: list[Sample]) -> list[Verdict
     busy = [(t, v) for t, v in cpu if v >= CPU_BUSY_PCT]
     if len(cpu) < MIN_HOST_SAMPLES or len(busy) < 2:
         return []
-    per_bucket = {b: statistics.fmean(v) for b, v in w.by_bucket((s for s in rows), lambda s: num(s, "cpu_pct")).items()}
+    per_bucket = {b: statistics.fmean(v) for b, v in w.by_bucket(rows, lambda s: num(s, "cpu_pct")).items()}
     busy_buckets = sorted({w.bucket(t) for t, _ in busy})
     aligned = sorted(b for b in per_bucket if b in w.rtt)
     corr = pearson([per_bucket[b] for b in aligned], [w.rtt[b] for b in aligned]) if len(aligned) >= MIN_ALIGNED_BUCKETS else None
