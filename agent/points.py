@@ -13,29 +13,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Union
 
+from agent.contract import MAX_STRING_LEN, MAX_TAG_LEN, MEASUREMENTS_SPEC
+
 FieldValue = Union[float, int, bool, str]
 
-# The measurement contract (docs/metrics.md). One list, used by agent and collector alike.
-MEASUREMENTS: frozenset[str] = frozenset(
-    {
-        "probe",
-        "host",
-        "host_disk",
-        "host_net",
-        "hardware",
-        "lifecycle",
-        "device",
-        "interface",
-        "availability",
-        "alert",
-        "collector",
-        "service",
-    }
-)
+# The measurement contract (docs/metrics.md, agent/contract.py): the names, used by agent and collector alike.
+MEASUREMENTS: frozenset[str] = frozenset(MEASUREMENTS_SPEC)
 
-MAX_NAME_LEN = 128
+MAX_NAME_LEN = MAX_TAG_LEN
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
-MAX_STRING_FIELD_LEN = 4096
+MAX_STRING_FIELD_LEN = MAX_STRING_LEN
 # Line protocol writes numbers as floats: a JSON integer beyond this cannot be one.
 MAX_FIELD_NUMBER = 1.7976931348623157e308
 _POINT_KEYS = frozenset({"measurement", "tags", "fields", "time"})

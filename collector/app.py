@@ -14,12 +14,15 @@ from typing import Any
 
 from aiohttp import web
 
+from agent.contract import AGENT_MEASUREMENTS
 from agent.points import Point, PointError
 from agent.report import HEARTBEAT_PATH, INGEST_PATH, BatchTooLargeError
 from collector.alerting.admin import alert_listing, unknown_names
 from collector.alerting.context import ALERTS, alerting_context
 from collector.alerting.silences import SILENCES_FILE, SilenceError, SilenceStore
 from collector.config import AgentEntry, Inventory, InventoryError, load_inventory
+from collector import connections
+from collector.ingest import IngestError
 from collector.queue import DurableQueue
 from collector.service import AdminDisabledError, AuthError, CollectorService, UnknownAgentError
 from collector.writer import QueueWriter, make_sink
@@ -49,6 +52,63 @@ def _too_many(agent_id: str, wait_s: float) -> web.Response:
     return response
 
 
+class BodyError(Exception):
+    """A request body that cannot be taken; carries the JSON answer to give instead."""
+
+    def __init__(self, response: web.Response):
+        super().__init__(response.status)
+        self.response = response
+
+
+async def _read_json(request: web.Request, empty: Any = ...) -> Any:
+    """The request's JSON body, read within the body timeout; BodyError carries the answer otherwise.
+
+    `empty` is what an empty body means (none given: an empty body is an error like any other).
+    """
+    settings = request.app[INVENTORY].collector
+    try:
+        async with asyncio.timeout(settings.request_body_timeout_s):
+            raw = await request.read()
+    except TimeoutError:
+        response = _error(408, f"request body not received within {settings.request_body_timeout_s:g} s")
+        response.force_close()  # the rest of a trickled body is not waited for
+        raise BodyError(response) from None
+    except web.HTTPRequestEntityTooLarge:
+        response = _error(413, f"body larger than {settings.max_batch_bytes} bytes; send smaller batches", max_bytes=settings.max_batch_bytes)
+        response.force_close()
+        raise BodyError(response) from None
+    if empty is not ... and not raw.strip():
+        return empty
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise BodyError(_error(400, "body is not acceptable JSON: nested too deeply")) from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
+        raise BodyError(_error(400, f"body is not valid JSON: {exc}")) from None
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """Every error answer is JSON, also aiohttp's own (404, 405, 413), and nothing ever shows a traceback."""
+    try:
+        return await handler(request)
+    except BodyError as exc:
+        return exc.response
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = _error(exc.status, exc.reason, path=request.path)
+        for name in ("Allow", "Retry-After"):
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return _error(500, "internal error; the collector's log has the details")
+
+
 def _admitted_agent(request: web.Request) -> AgentEntry | web.Response:
     """The agent the bearer token names, or the 401/429 answer to give instead."""
     service = request.app[SERVICE]
@@ -67,19 +127,13 @@ async def handle_ingest(request: web.Request) -> web.Response:
     agent = _admitted_agent(request)
     if isinstance(agent, web.Response):
         return agent
-    try:
-        raw = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        limit = request.app[INVENTORY].collector.max_batch_bytes
-        return _error(413, f"batch larger than {limit} bytes; send smaller batches", max_bytes=limit)
-    try:
-        data = json.loads(raw)
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
-        return _error(400, f"body is not valid JSON: {exc}")
+    data = await _read_json(request)
     try:
         result = await service.ingest(agent, data)
     except BatchTooLargeError as exc:
         return _error(413, str(exc))
+    except IngestError as exc:
+        return _error(exc.status, str(exc), where=exc.where)
     except PointError as exc:
         return _error(400, str(exc))
     except UnknownAgentError as exc:
@@ -109,11 +163,7 @@ async def handle_agent_heartbeat(request: web.Request) -> web.Response:
     agent = _agent_in_path(request)
     if isinstance(agent, web.Response):
         return agent
-    try:
-        raw = await request.read()
-        data = json.loads(raw) if raw.strip() else {}
-    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
-        return _error(400, f"body is not valid JSON: {exc}")
+    data = await _read_json(request, empty={})
     try:
         return web.json_response(request.app[SERVICE].heartbeat(agent, data))
     except PointError as exc:
@@ -285,15 +335,23 @@ def _admin_refusal(request: web.Request) -> web.Response | None:
     return None
 
 
+def _finite_number(value: Any) -> float | None:
+    """A JSON number as a float, or None for anything else (booleans, NaN, 1e999, an integer too big for a float)."""
+    if type(value) not in (int, float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 async def handle_silence_add(request: web.Request) -> web.Response:
     """POST /api/v1/silences {sites, rules, subjects, duration_s | until (Unix s), comment, author} → 201."""
     refusal = _admin_refusal(request)
     if refusal is not None:
         return refusal
-    try:
-        body = await request.json()
-    except ValueError:
-        return _error(400, "body is not JSON")
+    body = await _read_json(request)
     if not isinstance(body, dict):
         return _error(400, "body must be a JSON object")
     unknown = sorted(set(body) - {"sites", "rules", "subjects", "duration_s", "until", "comment", "author"})
@@ -308,17 +366,21 @@ async def handle_silence_add(request: web.Request) -> web.Response:
     now = time.time()
     if ("duration_s" in body) == ("until" in body):
         return _error(400, "give exactly one of duration_s and until")
-    try:
-        until = now + float(body["duration_s"]) if "duration_s" in body else float(body["until"])
-    except (TypeError, ValueError):
-        return _error(400, "duration_s / until must be numbers (seconds; until in Unix time)")
+    for key in ("comment", "author"):
+        if not isinstance(body.get(key, ""), str):
+            return _error(400, f"{key} must be a string")
+    key = "duration_s" if "duration_s" in body else "until"
+    number = _finite_number(body[key])
+    if number is None:
+        return _error(400, f"{key} must be a finite number (seconds; until in Unix time)")
+    until = now + number if key == "duration_s" else number
     problems = unknown_names(request.app[SERVICE].inventory, lists["sites"], lists["rules"], lists["subjects"])
     if problems:
         return _error(400, "; ".join(problems), problems=problems)
     try:
         silence = _silence_store(request.app).add(
             now, until, sites=lists["sites"], rules=lists["rules"], subjects=lists["subjects"],
-            comment=str(body.get("comment", "")), author=str(body.get("author", "")),
+            comment=body.get("comment") or "", author=body.get("author") or "",
         )
     except SilenceError as exc:
         return _error(400, str(exc))
@@ -355,7 +417,13 @@ async def _alert_feed_ctx(app: web.Application) -> AsyncIterator[None]:
     """Agent points reach the alerting engine as they are committed (local points via store_local)."""
     alerts = app.get(ALERTS)
     if alerts is not None:
-        app[SERVICE].observers.append(alerts.observe)
+
+        def observe_agent_points(points: list[Point]) -> None:
+            # Ingest already refuses the rest; this keeps it so should that ever change: device,
+            # interface, availability and alert state come from the pollers and the engine only.
+            alerts.observe(p for p in points if p.measurement in AGENT_MEASUREMENTS)
+
+        app[SERVICE].observers.append(observe_agent_points)
     yield
 
 
@@ -508,7 +576,7 @@ def create_app(
     inventory: Inventory, extra_contexts: list[Any] | None = None, inventory_path: Path | None = None
 ) -> web.Application:
     """The collector app; with `inventory_path` the inventory reloads on SIGHUP and on file change."""
-    app = web.Application(client_max_size=inventory.collector.max_batch_bytes)
+    app = web.Application(client_max_size=inventory.collector.max_batch_bytes, middlewares=[json_errors])
     app[INVENTORY] = inventory
     if inventory_path is not None:
         app[RELOADER] = InventoryReloader(inventory_path, inventory)
@@ -549,19 +617,29 @@ async def serve(
     ssl_context = None
     if inventory.collector.tls_cert is not None and inventory.collector.tls_key is not None:
         ssl_context = _server_tls(inventory)
-    runner = web.AppRunner(create_app(inventory, inventory_path=inventory_path), access_log=None)
+    settings = inventory.collector
+    # keepalive_timeout: aiohttp closes a connection idle that long without a complete request
+    # head, also right after it opened, so idle and trickling clients are let go.
+    runner = web.AppRunner(
+        create_app(inventory, inventory_path=inventory_path), access_log=None, keepalive_timeout=settings.request_head_timeout_s
+    )
     await runner.setup()
+    server = None
     try:
-        site = web.TCPSite(runner, host.strip("[]"), int(port), ssl_context=ssl_context)
-        await site.start()
+        assert runner.server is not None
+        server, _guard = await connections.listen(
+            runner.server, host.strip("[]"), int(port), settings.max_connections_per_client, ssl_context
+        )
         scheme = "https" if ssl_context else "http"
-        bound_port = runner.addresses[0][1]
+        bound_port = server.sockets[0].getsockname()[1]
         url = f"{scheme}://{host}:{bound_port}"
         log.info("collector listening on %s", url)
         if ready is not None:
             ready(url)
         await asyncio.Event().wait()
     finally:
+        if server is not None:
+            server.close()
         await runner.cleanup()
 
 

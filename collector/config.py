@@ -55,6 +55,16 @@ class CollectorSettings(Model):
     # sha256 hex of the token that may set and remove silences over HTTP (`nettvakt agent token`
     # makes one). Without it those endpoints answer 403; reading alerts needs no token.
     admin_token_sha256: str | None = None
+    # Point times an agent may post: a little ahead of the collector's clock (clocks drift), and
+    # back as far as a full spool reaches (200 MB holds one to two months of a quiet agent).
+    max_clock_ahead_s: PositiveSeconds = 300.0
+    max_point_age_days: float = Field(default=90.0, gt=0, le=3650)
+    # Connection hygiene: a request's head must arrive within request_head_timeout_s of the
+    # connection opening (or of the previous answer: idle keep-alive connections close then too),
+    # its body within request_body_timeout_s; one client address holds at most this many connections.
+    request_head_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    request_body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    max_connections_per_client: int = Field(default=32, ge=1, le=100_000)
 
     @field_validator("admin_token_sha256")
     @classmethod

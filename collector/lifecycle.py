@@ -35,7 +35,7 @@ def plan_fields(inventory: Inventory, hardware: Hardware, today: dt.date) -> tup
         fields["age_years"] = round(age, 2)
         if lifetime is not None:
             due_year = hardware.purchased.year + int(round(lifetime))
-            fields["due_year"] = float(due_year)
+            fields["due_calendar_year"] = float(due_year)
             fields["remaining_years"] = round(lifetime - age, 2)
     return fields, due_year
 

@@ -1,80 +1,133 @@
-"""InfluxDB line protocol: the only place that knows it.
+"""InfluxDB line protocol: the only place that knows it, and the last line of defence.
 
 Escaping rules (InfluxDB docs, "Line protocol"): measurement escapes comma and space;
 tag keys/values and field keys escape comma, equals sign and space; string field values
-are double-quoted and escape backslash and double quote. Control characters
-(newlines) are refused in tags and keys by Point.validate; inside a quoted string
-field a newline is legal and InfluxDB stores it as-is.
-Numeric fields are always written as floats (see docs/metrics.md: a field never changes type).
+are double-quoted and escape backslash and double quote. Inside a quoted string field a
+newline is legal and InfluxDB stores it as-is.
+
+The encoder writes only what it can write unambiguously, whatever was let through before
+it: measurement names and keys are identifiers of the contract (`agent.contract.IDENTIFIER`,
+nothing to escape, so a key can never swallow the `=` after it), tag values carry no control
+characters and no trailing backslash, numbers are finite floats (integers and booleans too:
+a field never changes type), strings are valid UTF-8 of bounded length, and times are within
+InfluxDB's range. Anything else raises LineProtocolError and the writer sets the point aside.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 
-from agent.points import Point
+from agent.contract import IDENTIFIER, RESERVED_KEYS
+from agent.points import Point, PointError
 
-_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
-_KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
-
-
-def _escape_key(text: str) -> str:
-    # Tags ending in a backslash are refused by Point.validate: it would escape the separator.
-    return text.translate(_KEY_ESCAPES)
-
-
-def _field_string(value: str) -> str:
-    # InfluxDB 1.x unescapes only \" and \\ inside string fields; a raw newline inside the
-    # quotes is accepted and stored as-is, so newlines survive a round trip unchanged.
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+_TAG_VALUE_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+# InfluxDB's own bounds: times in ns (its min and max valid timestamps), strings up to 64 KiB.
+MIN_TIME_NS = -9223372036854775806
+MAX_TIME_NS = 9223372036854775806
+MAX_STRING_BYTES = 64 * 1024
+MAX_TAG_VALUE_LEN = 1024
 
 
-def _field_value(value: object) -> str:
-    if type(value) is float:
+class LineProtocolError(PointError):
+    """A point the encoder refuses to write, because line protocol could not say it unambiguously."""
+
+
+def _key(text: object, what: str) -> str:
+    if type(text) is not str or not IDENTIFIER.fullmatch(text) or text in RESERVED_KEYS:
+        raise LineProtocolError(f"{what} {text!r:.80} is not an identifier of the contract ([a-z][a-z0-9_]*, not 'time')")
+    return text
+
+
+def _utf8(text: str, what: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise LineProtocolError(f"{what}: not valid UTF-8 (a lone surrogate)") from None
+
+
+def _tag_value(key: str, value: object) -> str:
+    if type(value) is not str or len(value) > MAX_TAG_VALUE_LEN:
+        raise LineProtocolError(f"tag {key}: expected a string of at most {MAX_TAG_VALUE_LEN} characters, got {value!r:.80}")
+    if _CONTROL_CHARS.search(value) or value.endswith("\\"):
+        raise LineProtocolError(f"tag {key}: {value!r:.80} has control characters or a trailing backslash")
+    _utf8(value, f"tag {key}")
+    return value.translate(_TAG_VALUE_ESCAPES)
+
+
+def _field_value(key: str, value: object) -> str:
+    kind = type(value)
+    if kind is float:
+        if not math.isfinite(value):  # type: ignore[arg-type]
+            raise LineProtocolError(f"field {key}: {value!r} cannot be stored")
         return repr(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(float(value))
-    if isinstance(value, str):
-        return _field_string(value)
-    raise TypeError(f"unsupported field value {value!r}")
+    if kind is bool:
+        return "1.0" if value else "0.0"
+    if kind is int:
+        try:
+            number = float(value)  # type: ignore[arg-type]
+        except OverflowError:
+            raise LineProtocolError(f"field {key}: an integer too large to be a float") from None
+        return repr(number)
+    if kind is str:
+        if len(_utf8(value, f"field {key}")) > MAX_STRING_BYTES:  # type: ignore[arg-type]
+            raise LineProtocolError(f"field {key}: a string over {MAX_STRING_BYTES} bytes")
+        # InfluxDB 1.x unescapes only \" and \\ inside string fields; a raw newline inside the
+        # quotes is accepted and stored as-is, so newlines survive a round trip unchanged.
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'  # type: ignore[attr-defined]
+    raise LineProtocolError(f"field {key}: unsupported value {value!r:.80}")
 
 
-def _head(measurement: str, tags: Mapping[str, str]) -> str:
-    parts = [measurement.translate(_MEASUREMENT_ESCAPES)]
+def _head(measurement: object, tags: Mapping[str, str]) -> str:
+    parts = [_key(measurement, "measurement")]
     for key in sorted(tags):
         value = tags[key]
         if value == "":
             continue  # InfluxDB rejects empty tag values; an absent tag means the same.
-        parts.append(f"{_escape_key(key)}={_escape_key(value)}")
+        parts.append(f"{_key(key, 'tag key')}={_tag_value(key, value)}")
     return ",".join(parts)
 
 
-# The measurement-and-tags part of a line and escaped field keys, by what they are made of: a
+# The measurement-and-tags part of a line and checked field keys, by what they are made of: a
 # collector sees the same few thousand series over and over, and building them was most of the
-# encoding time. Bounded; emptied when full.
+# encoding time. Only what passed the checks is cached. Bounded; emptied when full.
 _HEADS: dict[tuple[object, ...], str] = {}
-_FIELD_KEYS: dict[str, str] = {}
+_FIELD_KEYS: set[object] = set()
 _CACHE_MAX = 50_000
 
 
 def encode_point(point: Point) -> str:
+    """One line; raises LineProtocolError for anything it cannot write unambiguously."""
+    if not isinstance(point.tags, Mapping) or not isinstance(point.fields, Mapping):
+        raise LineProtocolError(f"{point.measurement!r:.40}: tags and fields must be objects")
     key = (point.measurement, *point.tags.items())
-    head = _HEADS.get(key)
+    try:
+        head = _HEADS.get(key)
+    except TypeError:  # an unhashable tag value: _head refuses it below
+        head = None
     if head is None:
+        head = _head(point.measurement, point.tags)
         if len(_HEADS) >= _CACHE_MAX:
             _HEADS.clear()
-        head = _HEADS[key] = _head(point.measurement, point.tags)
+        _HEADS[key] = head
+    if not point.fields:
+        raise LineProtocolError(f"{point.measurement}: a point without fields")
     fields = []
     for name, value in point.fields.items():
-        escaped = _FIELD_KEYS.get(name)
-        if escaped is None:
+        if name not in _FIELD_KEYS:
+            _key(name, "field key")
             if len(_FIELD_KEYS) >= _CACHE_MAX:
                 _FIELD_KEYS.clear()
-            escaped = _FIELD_KEYS[name] = _escape_key(name)
-        fields.append(f"{escaped}={_field_value(value)}")
-    return f"{head} {','.join(fields)} {point.time_ns}"
+            _FIELD_KEYS.add(name)
+        if name in point.tags:  # InfluxQL's "name" would then mean the field, not the tag
+            raise LineProtocolError(f"field {name!r} has the name of a tag of the same point")
+        fields.append(f"{name}={_field_value(name, value)}")
+    ts = point.time_ns
+    if type(ts) is not int or not MIN_TIME_NS <= ts <= MAX_TIME_NS:
+        raise LineProtocolError(f"time {ts!r:.40} is outside InfluxDB's range")
+    return f"{head} {','.join(fields)} {ts}"
 
 
 def encode_points(points: list[Point]) -> bytes:

@@ -84,6 +84,11 @@ class DurableQueue:
     def put(self, source: str, seq: int, points: list[Point]) -> bool:
         """Commit a batch; False when (source, seq) was already accepted (a resend)."""
         payload = json.dumps([p.to_json() for p in points], ensure_ascii=False, separators=(",", ":"))
+        if not payload.isascii():
+            try:
+                payload.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate (ingest refuses them; a device string may not): keep it escaped
+                payload = json.dumps([p.to_json() for p in points], separators=(",", ":"))
         now = time.time_ns()
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")

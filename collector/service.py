@@ -14,6 +14,7 @@ from typing import Any
 from agent.points import Point, PointError
 from agent.report import Batch, parse_batch
 from collector.config import AgentEntry, Inventory
+from collector.ingest import TimeWindow, agent_point
 from collector.queue import DurableQueue
 
 log = logging.getLogger("nettvakt.collector")
@@ -31,8 +32,8 @@ class UnknownAgentError(Exception):
     """The token is valid but for another agent (HTTP 403), or no such agent (404)."""
 
 
-class ForeignTagError(UnknownAgentError):
-    """A point claims another host or site than the agent's own (HTTP 403, nothing stored)."""
+# A heartbeat's backlog: more than any spool holds (2 million points by default) is a lie.
+MAX_PENDING_POINTS = 10**9
 
 
 def token_hash(token: str) -> str:
@@ -142,11 +143,19 @@ class CollectorService:
         return wait_s
 
     async def ingest(self, agent: AgentEntry, data: Any) -> dict[str, Any]:
-        """Validate and durably commit a batch; only then is it acknowledged."""
-        batch = parse_batch(data, self.inventory.collector.max_batch_points)
-        if batch.agent != agent.id:
-            raise UnknownAgentError(f"token belongs to agent {agent.id!r}, batch says {batch.agent!r}")
-        points = [self._stamp(agent, i, p) for i, p in enumerate(batch.points)]
+        """Check every point against the contract and durably commit the batch; only then is it acknowledged.
+
+        Raises IngestError (400, or 403 for what this agent may not write at all), UnknownAgentError (403).
+        """
+        if isinstance(data, dict) and data.get("agent") != agent.id and isinstance(data.get("agent"), str):
+            raise UnknownAgentError(f"token belongs to agent {agent.id!r}, batch says {data['agent']!r}")
+        settings = self.inventory.collector
+        window = TimeWindow(settings.max_clock_ahead_s, settings.max_point_age_days * 86400.0)
+        now_ns = time.time_ns()
+        batch = parse_batch(
+            data, settings.max_batch_points, lambda raw, i: agent_point(raw, i, agent.id, agent.site, now_ns, window)
+        )
+        points = batch.points
         stored = await asyncio.to_thread(self.queue.put, f"agent:{agent.id}", batch.seq, points)
         self._heard_from(agent, batch)
         if stored:
@@ -159,22 +168,6 @@ class CollectorService:
         else:
             self.duplicates += 1
         return {"seq": batch.seq, "accepted": len(points) if stored else 0, "duplicate": not stored}
-
-    def _stamp(self, agent: AgentEntry, index: int, point: Point) -> Point:
-        # The inventory, not the agent, says which site and host a point belongs to: a point
-        # naming another host or site is refused (the whole batch), a missing tag is filled in.
-        if point.tags.get("host") == agent.id and point.tags.get("site") == agent.site:
-            return point  # as the agent sends them: nothing to fill in
-        tags = dict(point.tags)
-        for key, own in (("host", agent.id), ("site", agent.site)):
-            claimed = tags.get(key)
-            if claimed is not None and claimed != own:
-                raise ForeignTagError(
-                    f"points[{index}].tags.{key}: {claimed!r} is not this agent's {key} {own!r}"
-                )
-        tags["site"] = agent.site
-        tags["host"] = agent.id
-        return Point(point.measurement, tags, point.fields, point.time_ns)
 
     def _heard_from(self, agent: AgentEntry, batch: Batch) -> None:
         state = self.agents[agent.id]
@@ -204,10 +197,10 @@ class CollectorService:
             raise PointError(f"body: expected an object, got {type(data).__name__}")
         unknown = set(data) - {"pending_points"}
         if unknown:
-            raise PointError(f"body: unknown keys {sorted(unknown)}")
+            raise PointError(f"body: unknown keys {sorted(map(str, unknown))}")
         pending = data.get("pending_points")
-        if pending is not None and (not isinstance(pending, int) or isinstance(pending, bool) or pending < 0):
-            raise PointError(f"pending_points: expected a non-negative integer, got {pending!r}")
+        if pending is not None and (type(pending) is not int or not 0 <= pending <= MAX_PENDING_POINTS):
+            raise PointError(f"pending_points: expected an integer in 0..{MAX_PENDING_POINTS}")
         state = self.agents[agent.id]
         state.last_heartbeat_ns = time.time_ns()
         state.pending_points = pending
@@ -337,4 +330,4 @@ class CollectorService:
         }
 
 
-__all__ = ["AuthError", "CollectorService", "ForeignTagError", "PointError", "UnknownAgentError", "token_hash"]
+__all__ = ["AuthError", "CollectorService", "PointError", "UnknownAgentError", "token_hash"]

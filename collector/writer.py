@@ -1,7 +1,8 @@
 """Drains the durable queue into InfluxDB, in order, losing nothing and writing nothing twice.
 
 Transient failures (5xx, timeouts, connection errors) are retried with capped exponential
-backoff, keeping the batch at the head of the queue. A 4xx means bad points: the batch is
+backoff, keeping the batch at the head of the queue. A point the line-protocol encoder
+refuses (it cannot be written unambiguously) is moved aside before the write. A 4xx means bad points: the batch is
 bisected until each refused line stands alone, that line is moved aside with the reason
 and logged, and the good points behind it go on. InfluxDB overwrites a point with the same
 series and timestamp, so re-sending the good half of a bisected batch is harmless.
@@ -10,6 +11,7 @@ series and timestamp, so re-sending the good half of a bisected batch is harmles
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import ssl
 from dataclasses import dataclass, field
@@ -19,8 +21,8 @@ import aiohttp
 
 from agent.points import Point
 from collector.config import Inventory, StorageSettings
-from collector.lineprotocol import encode_point
-from collector.queue import DurableQueue
+from collector.lineprotocol import LineProtocolError, encode_point
+from collector.queue import DurableQueue, QueuedBatch
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +109,19 @@ class WriterStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
+def encode_batches(batches: list[QueuedBatch]) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """(source, line) of every point the encoder can write, and (source, point as JSON, why) of the rest."""
+    lines: list[tuple[str, str]] = []
+    unwritable: list[tuple[str, str, str]] = []
+    for batch in batches:
+        for point in batch.points:
+            try:
+                lines.append((batch.source, encode_point(point)))
+            except LineProtocolError as exc:
+                unwritable.append((batch.source, json.dumps(point.to_json(), default=repr)[:2000], f"line protocol: {exc}"))
+    return lines, unwritable
+
+
 class QueueWriter:
     def __init__(
         self,
@@ -157,11 +172,14 @@ class QueueWriter:
         batches = await asyncio.to_thread(self.queue.peek, self.batch_size)
         if not batches:
             return 0
-        lines = [(b.source, encode_point(p)) for b in batches for p in b.points]
-        written = await self._write_lines(lines)
+        lines, unwritable = encode_batches(batches)
+        for source, text, reason in unwritable:
+            log.error("a point from %s cannot be written as line protocol, moved aside: %s -- %s", source, reason, text)
+            await asyncio.to_thread(self.queue.reject, source, text, reason)
+        written = await self._write_lines(lines) if lines else 0
         await asyncio.to_thread(self.queue.ack, [b.id for b in batches], written)
         self.stats.batches_written += len(batches)
-        return len(lines)
+        return len(lines) + len(unwritable)
 
     async def _write_lines(self, lines: list[tuple[str, str]]) -> int:
         try:

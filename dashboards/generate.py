@@ -199,7 +199,7 @@ def lifecycle() -> Dashboard:
     d = Dashboard("nettvakt-lifecycle", "Hardware lifecycle", "What must be replaced, when, and what it costs (from inventory.toml).", ["manager"])
     d.variable(*SITE_VAR)
     d.panel("table", "Every machine and network device", [
-        f'SELECT last("model") AS "model", last("age_years") AS "age (years)", last("lifetime_years") AS "lifetime (years)", last("remaining_years") AS "remaining (years)", last("due_year") AS "due", last("replacement_cost_nok") AS "cost (NOK)" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "site", "department", "kind", "host", "device"'
+        f'SELECT last("model") AS "model", last("age_years") AS "age (years)", last("lifetime_years") AS "lifetime (years)", last("remaining_years") AS "remaining (years)", last("due_calendar_year") AS "due", last("replacement_cost_nok") AS "cost (NOK)" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "site", "department", "kind", "host", "device"'
     ], w=24, h=12, panel_options={"sortBy": [{"displayName": "remaining (years)", "desc": False}]},
         overrides=[{"matcher": {"id": "byName", "options": "remaining (years)"},
                     "properties": [{"id": "custom.cellOptions", "value": {"type": "color-background"}},

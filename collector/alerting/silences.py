@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import secrets
 import threading
@@ -18,6 +19,11 @@ from typing import Any
 log = logging.getLogger("nettvakt.alerting")
 
 SILENCES_FILE = "silences.json"  # in the collector's data folder
+# A silence is for a planned job or an outage being worked on, not a way to switch alerting off.
+MAX_SILENCE_S = 366 * 86400.0
+MAX_COMMENT_LEN = 1000
+MAX_AUTHOR_LEN = 100
+MAX_MATCHERS = 200  # sites + rules + subjects
 
 
 class SilenceError(ValueError):
@@ -105,8 +111,14 @@ class SilenceStore:
         comment: str = "",
         author: str = "",
     ) -> Silence:
-        if until <= now:
-            raise SilenceError("a silence needs an expiry in the future")
+        if not math.isfinite(until) or until <= now:
+            raise SilenceError("a silence needs an expiry in the future (a finite time)")
+        if until - now > MAX_SILENCE_S:
+            raise SilenceError(f"a silence lasts at most {MAX_SILENCE_S / 86400:.0f} days")
+        if len(comment) > MAX_COMMENT_LEN or len(author) > MAX_AUTHOR_LEN:
+            raise SilenceError(f"comment at most {MAX_COMMENT_LEN} characters, author at most {MAX_AUTHOR_LEN}")
+        if len(sites or ()) + len(rules or ()) + len(subjects or ()) > MAX_MATCHERS:
+            raise SilenceError(f"at most {MAX_MATCHERS} sites, rules and subjects in one silence")
         if not (sites or rules or subjects):
             # Silencing everything by accident is how real outages go unseen.
             raise SilenceError("a silence needs at least one of sites, rules or subjects")
@@ -137,7 +149,8 @@ class SilenceStore:
     def active(self, now: float) -> list[Silence]:
         with self._lock:
             self._reload_if_changed()
-            expired = [s.id for s in self._silences.values() if s.until <= now]
+            # A non-finite expiry (a hand-edited file) is no expiry at all: dropped, never "forever".
+            expired = [s.id for s in self._silences.values() if not s.until > now or not math.isfinite(s.until)]
             for sid in expired:
                 del self._silences[sid]
             if expired:
@@ -152,7 +165,7 @@ class SilenceStore:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps([s.to_json() for s in self._silences.values()], ensure_ascii=False, indent=1), encoding="utf-8")
+        tmp.write_text(json.dumps([s.to_json() for s in self._silences.values()], ensure_ascii=False, indent=1, allow_nan=False), encoding="utf-8")
         os.replace(tmp, self.path)
         st = self.path.stat()
         self._stamp = (st.st_ino, st.st_mtime_ns, st.st_size)

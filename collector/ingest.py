@@ -1,0 +1,198 @@
+"""What an agent may post: the measurement contract compiled into lookups, applied per point.
+
+Every point of a batch is checked before anything is acknowledged; one bad point refuses
+the batch with an error that names it (`points[3].fields.rtt_ms: ...`). An agent writes only
+the measurements the contract lets agents write, only about itself (the collector sets its
+`site` and `host`), only the contract's tags and fields with their stored types and ranges,
+and only at times an agent's spool can hold and the collector's clock allows.
+No per-point model is built: a dict lookup per tag and field, and a cache of tag values
+already found good (agents send the same few hundred over and over).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from agent.contract import AGENT_MEASUREMENTS, MAX_STRING_LEN, MAX_TAG_LEN, MEASUREMENTS_SPEC, UNITS
+from agent.points import Point, PointError
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_POINT_KEYS = frozenset({"measurement", "tags", "fields", "time"})
+# The collector stamps these from the inventory; an agent may send its own, never another's.
+_STAMPED = ("site", "host")
+_GOOD_TAGS_MAX = 50_000
+_MAX_FLOAT = sys.float_info.max
+
+
+class IngestError(PointError):
+    """A point the contract does not allow (HTTP 400); `where` names it, e.g. points[3].fields.rtt_ms."""
+
+    status = 400
+
+    def __init__(self, where: str, message: str):
+        super().__init__(f"{where}: {message}")
+        self.where = where
+
+
+class ForbiddenPointError(IngestError):
+    """A point this agent may not write at all: a collector measurement, another host's or site's tags (HTTP 403)."""
+
+    status = 403
+
+
+@dataclass(frozen=True, slots=True)
+class TimeWindow:
+    """Point times an agent may post, relative to the collector's clock."""
+
+    max_ahead_s: float
+    max_age_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    tags: dict[str, tuple[frozenset[str] | None, re.Pattern[str] | None]]  # agent-settable tag -> (vocabulary, shape)
+    required: tuple[str, ...]  # tags besides site/host that every point needs
+    floats: dict[str, tuple[float, float]]  # numeric field -> (low, high)
+    strings: frozenset[str]
+    allowed_fields: str  # for the error message
+
+
+def _compile() -> dict[str, _Compiled]:
+    out = {}
+    for name in AGENT_MEASUREMENTS:
+        spec = MEASUREMENTS_SPEC[name]
+        tags = {
+            t.name: (frozenset(t.values) if t.values else None, re.compile(t.pattern) if t.pattern else None)
+            for t in spec.tags.values()
+            if t.agent
+        }
+        floats = {}
+        for f in spec.fields.values():
+            unit = UNITS[f.unit]
+            if unit.type == "float":
+                # Unbounded ends are the largest float, so infinity (JSON's 1e999) is out of range too.
+                floats[f.name] = (-_MAX_FLOAT if unit.low is None else unit.low, _MAX_FLOAT if unit.high is None else unit.high)
+        out[name] = _Compiled(
+            tags=tags,
+            required=tuple(t.name for t in spec.tags.values() if t.required and t.agent and t.name not in _STAMPED),
+            floats=floats,
+            strings=frozenset(f.name for f in spec.fields.values() if UNITS[f.unit].type == "string"),
+            allowed_fields=", ".join(spec.fields),
+        )
+    return out
+
+
+_AGENT_SPECS = _compile()
+_GOOD_TAGS: set[tuple[str, str, str]] = set()  # (measurement, key, value) already checked
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_text(where: str, value: str) -> None:
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise IngestError(where, "not valid UTF-8 text (a lone surrogate such as \\ud800)") from None
+
+
+def _check_tag(measurement: str, compiled: _Compiled, where: str, key: Any, value: Any) -> None:
+    if type(key) is not str or key not in compiled.tags:
+        allowed = ", ".join(compiled.tags)
+        raise IngestError(f"{where}.tags", f"{_short(key)} is not a tag of {measurement!r} that an agent may set (allowed: {allowed})")
+    vocabulary, shape = compiled.tags[key]
+    where = f"{where}.tags.{key}"
+    if type(value) is not str or not value or len(value) > MAX_TAG_LEN:
+        raise IngestError(where, f"expected a non-empty string of at most {MAX_TAG_LEN} characters, got {_short(value)}")
+    if _CONTROL_CHARS.search(value):
+        raise IngestError(where, "control characters (newline, tab, ...) cannot be stored in a tag")
+    if value.endswith("\\"):
+        raise IngestError(where, "a tag value cannot end with a backslash (it would escape the separator in line protocol)")
+    _check_text(where, value)
+    if vocabulary is not None and value not in vocabulary:
+        raise IngestError(where, f"{_short(value)} is not one of {', '.join(sorted(vocabulary))}")
+    if shape is not None and not shape.fullmatch(value):
+        raise IngestError(where, f"{_short(value)} does not have the form {shape.pattern}")
+
+
+def agent_point(raw: Any, index: int, agent_id: str, site: str, now_ns: int, window: TimeWindow) -> Point:
+    """The point an agent posted, checked against the contract and stamped with its site and host."""
+    where = f"points[{index}]"
+    if type(raw) is not dict:
+        raise IngestError(where, f"expected an object, got {type(raw).__name__}")
+    if not raw.keys() <= _POINT_KEYS:
+        raise IngestError(where, f"unknown keys {sorted(map(str, set(raw) - _POINT_KEYS))}; a point has {', '.join(sorted(_POINT_KEYS))}")
+    measurement = raw.get("measurement")
+    compiled = _AGENT_SPECS.get(measurement) if type(measurement) is str else None
+    if compiled is None:
+        if type(measurement) is str and measurement in MEASUREMENTS_SPEC:
+            raise ForbiddenPointError(f"{where}.measurement", f"{measurement!r} is written by the collector only; agents may write {', '.join(sorted(AGENT_MEASUREMENTS))}")
+        raise IngestError(f"{where}.measurement", f"{_short(measurement)} is not an agent measurement of the contract ({', '.join(sorted(AGENT_MEASUREMENTS))})")
+
+    ts = raw.get("time")
+    if type(ts) is not int:
+        raise IngestError(f"{where}.time", f"expected an integer (ns since the Unix epoch), got {_short(ts)}")
+    if ts > now_ns + window.max_ahead_s * 1e9:
+        raise IngestError(f"{where}.time", f"{ts} is more than {window.max_ahead_s:g} s ahead of the collector's clock ({now_ns}); check the agent's clock")
+    if ts < now_ns - window.max_age_s * 1e9:
+        raise IngestError(f"{where}.time", f"{ts} is older than {window.max_age_s / 86400:g} days, more than an agent's spool keeps")
+
+    tags = raw.get("tags", {})
+    if type(tags) is not dict:
+        raise IngestError(f"{where}.tags", "expected an object")
+    for key, value in tags.items():
+        if type(value) is str and (measurement, key, value) in _GOOD_TAGS:
+            continue
+        _check_tag(measurement, compiled, where, key, value)
+        if len(_GOOD_TAGS) >= _GOOD_TAGS_MAX:
+            _GOOD_TAGS.clear()
+        _GOOD_TAGS.add((measurement, key, value))
+    for missing in compiled.required:
+        if missing not in tags:
+            raise IngestError(f"{where}.tags.{missing}", f"required on {measurement!r} points")
+    host, claimed_site = tags.get("host"), tags.get("site")
+    if host != agent_id or claimed_site != site:
+        for key, claimed, own in (("host", host, agent_id), ("site", claimed_site, site)):
+            if claimed is not None and claimed != own:
+                raise ForbiddenPointError(f"{where}.tags.{key}", f"{claimed!r} is not this agent's {key} {own!r}")
+        tags = {**tags, "site": site, "host": agent_id}
+
+    fields = raw.get("fields")
+    if type(fields) is not dict or not fields:
+        raise IngestError(f"{where}.fields", "expected a non-empty object")
+    converted: dict[str, Any] | None = None
+    for key, value in fields.items():
+        kind = type(value)
+        bounds = compiled.floats.get(key)
+        if bounds is not None:
+            if kind is float:
+                number = value
+            elif kind is int or kind is bool:
+                number = float(value) if kind is bool or abs(value) < 2**1023 else math.inf
+                converted = converted or dict(fields)
+                converted[key] = number
+            else:
+                raise IngestError(f"{where}.fields.{key}", f"expected a number, got {_short(value)}")
+            if not bounds[0] <= number <= bounds[1]:  # NaN fails both
+                low, high = bounds
+                span = f"{low:g}..{high:g}" if high < _MAX_FLOAT else (f">= {low:g}" if low > -_MAX_FLOAT else "a finite number")
+                raise IngestError(f"{where}.fields.{key}", f"{_short(value)} is out of range ({span})")
+        elif key in compiled.strings:
+            if kind is not str:
+                raise IngestError(f"{where}.fields.{key}", f"expected a string, got {_short(value)}")
+            if len(value) > MAX_STRING_LEN:
+                raise IngestError(f"{where}.fields.{key}", f"string of {len(value)} characters, at most {MAX_STRING_LEN}")
+            _check_text(f"{where}.fields.{key}", value)
+        else:
+            raise IngestError(f"{where}.fields", f"{_short(key)} is not a field of {measurement!r} (allowed: {compiled.allowed_fields})")
+    return Point(measurement, tags, converted or fields, ts)
+
+
+__all__ = ["ForbiddenPointError", "IngestError", "TimeWindow", "agent_point"]
