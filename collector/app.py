@@ -33,6 +33,7 @@ SERVICE = web.AppKey("service", CollectorService)
 QUEUE = web.AppKey("queue", DurableQueue)
 WRITER = web.AppKey("writer", QueueWriter)
 INVENTORY = web.AppKey("inventory", Inventory)  # as at start; the live one is SERVICE.inventory
+CONNECTIONS = web.AppKey("connections", connections.ConnectionGuard)  # when serve() listens
 
 # How often the collector looks at inventory.toml for changes.
 RELOAD_POLL_S = 2.0
@@ -74,9 +75,8 @@ async def _read_json(request: web.Request, empty: Any = ...) -> Any:
         response.force_close()  # the rest of a trickled body is not waited for
         raise BodyError(response) from None
     except web.HTTPRequestEntityTooLarge:
-        response = _error(413, f"body larger than {settings.max_batch_bytes} bytes; send smaller batches", max_bytes=settings.max_batch_bytes)
-        response.force_close()
-        raise BodyError(response) from None
+        # aiohttp reads and drops the rest for a few seconds (lingering), so the client gets this answer.
+        raise BodyError(_error(413, f"body larger than {settings.max_batch_bytes} bytes; send smaller batches", max_bytes=settings.max_batch_bytes)) from None
     if empty is not ... and not raw.strip():
         return empty
     try:
@@ -186,6 +186,9 @@ def health_report(app: web.Application, now_ns: int | None = None) -> dict[str, 
     body["queue"] = stats
     writer = app.get(WRITER)
     body["storage"] = {"kind": app[INVENTORY].storage.kind}
+    guard = app.get(CONNECTIONS)
+    if guard is not None:
+        body["connections"] = guard.stats()
     problems: list[str] = []
     if writer is not None:
         ws = writer.stats
@@ -620,16 +623,14 @@ async def serve(
     settings = inventory.collector
     # keepalive_timeout: aiohttp closes a connection idle that long without a complete request
     # head, also right after it opened, so idle and trickling clients are let go.
-    runner = web.AppRunner(
-        create_app(inventory, inventory_path=inventory_path), access_log=None, keepalive_timeout=settings.request_head_timeout_s
-    )
+    app = create_app(inventory, inventory_path=inventory_path)
+    guard = app[CONNECTIONS] = connections.ConnectionGuard(settings.max_connections_per_client)
+    runner = web.AppRunner(app, access_log=None, keepalive_timeout=settings.request_head_timeout_s)
     await runner.setup()
     server = None
     try:
         assert runner.server is not None
-        server, _guard = await connections.listen(
-            runner.server, host.strip("[]"), int(port), settings.max_connections_per_client, ssl_context
-        )
+        server = await connections.listen(runner.server, host.strip("[]"), int(port), guard, ssl_context)
         scheme = "https" if ssl_context else "http"
         bound_port = server.sockets[0].getsockname()[1]
         url = f"{scheme}://{host}:{bound_port}"

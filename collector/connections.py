@@ -45,6 +45,10 @@ class ConnectionGuard:
         if self.open[client] <= 0:
             del self.open[client]
 
+    def stats(self) -> dict[str, int]:
+        """For /health: connections open now, from how many addresses, and how many were refused since start."""
+        return {"open": sum(self.open.values()), "clients": len(self.open), "refused": self.refused, "per_client": self.per_client}
+
     def factory(self, inner: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
         return lambda: _GuardedProtocol(self, inner())
 
@@ -87,12 +91,11 @@ class _GuardedProtocol(asyncio.Protocol):
         self.inner.resume_writing()
 
 
+
 async def listen(
-    factory: Callable[[], asyncio.Protocol], host: str, port: int, per_client: int, ssl_context: ssl.SSLContext | None = None
-) -> tuple[asyncio.Server, ConnectionGuard]:
-    guard = ConnectionGuard(per_client)
-    server = await asyncio.get_running_loop().create_server(guard.factory(factory), host, port, ssl=ssl_context)
-    return server, guard
+    factory: Callable[[], asyncio.Protocol], host: str, port: int, guard: ConnectionGuard, ssl_context: ssl.SSLContext | None = None
+) -> asyncio.Server:
+    return await asyncio.get_running_loop().create_server(guard.factory(factory), host, port, ssl=ssl_context)
 
 
 __all__ = ["ConnectionGuard", "listen"]
