@@ -14,6 +14,7 @@ Shared by agent and collector: plain data and a few functions, no dependencies.
 
 from __future__ import annotations
 
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -325,6 +326,48 @@ def contract_errors() -> list[str]:
     return errors
 
 
+def point_problems(measurement: str, tags: Mapping[str, object], fields: Mapping[str, object], writer: Writer) -> list[str]:
+    """What in one point does not fit the contract for this writer; [] when it fits.
+
+    Plain and thorough, for tests and tools: the collector's ingest applies the same schema,
+    compiled into lookups (collector/ingest.py).
+    """
+    spec = MEASUREMENTS_SPEC.get(measurement)
+    if spec is None:
+        return [f"measurement {measurement!r} is not in the contract"]
+    if writer not in spec.writers:
+        return [f"{measurement}: written by {', '.join(sorted(spec.writers))} only, not {writer}"]
+    problems = []
+    for key, value in tags.items():
+        tag = spec.tags.get(key)
+        if tag is None or (writer == "agent" and not tag.agent):
+            problems.append(f"{measurement}: tag {key!r} is not in the contract")
+        elif not isinstance(value, str) or not value or len(value) > MAX_TAG_LEN:
+            problems.append(f"{measurement}.{key}: tag value {value!r} is not a string of 1..{MAX_TAG_LEN} characters")
+        elif tag.values and value not in tag.values:
+            problems.append(f"{measurement}.{key}: {value!r} is not one of {tag.values}")
+        elif tag.pattern and not re.fullmatch(tag.pattern, value):
+            problems.append(f"{measurement}.{key}: {value!r} does not have the form {tag.pattern}")
+    required = [t.name for t in spec.tags.values() if t.required and (writer == "collector" or t.agent)]
+    problems += [f"{measurement}: required tag {name!r} is missing" for name in required if name not in tags]
+    if not fields:
+        problems.append(f"{measurement}: no fields")
+    for key, value in fields.items():
+        field = spec.fields.get(key)
+        if field is None:
+            problems.append(f"{measurement}: field {key!r} is not in the contract")
+            continue
+        unit = UNITS[field.unit]
+        if unit.type == "string":
+            if not isinstance(value, str) or len(value) > MAX_STRING_LEN:
+                problems.append(f"{measurement}.{key}: expected a string of at most {MAX_STRING_LEN} characters, got {value!r:.60}")
+        elif not isinstance(value, (int, float)) or not math.isfinite(value):
+            problems.append(f"{measurement}.{key}: expected a finite number, got {value!r:.60}")
+        elif (unit.low is not None and value < unit.low) or (unit.high is not None and value > unit.high):
+            problems.append(f"{measurement}.{key}: {value!r} is out of range for {field.unit}")
+    return problems
+
+
 # --- docs/metrics.md ----------------------------------------------------------------------------
 _BEGIN = "<!-- contract:{} -->"
 _END = "<!-- /contract:{} -->"
@@ -390,5 +433,5 @@ if __name__ == "__main__":
 
 __all__ = [
     "AGENT_MEASUREMENTS", "IDENTIFIER", "MAX_STRING_LEN", "MAX_TAG_LEN", "MEASUREMENTS_SPEC", "PROBE_KINDS", "UNITS",
-    "FieldSpec", "MeasurementSpec", "TagSpec", "Unit", "contract_errors", "markdown_tables", "render_metrics_doc",
+    "FieldSpec", "MeasurementSpec", "TagSpec", "Unit", "contract_errors", "markdown_tables", "point_problems", "render_metrics_doc",
 ]

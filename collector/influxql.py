@@ -58,3 +58,28 @@ def query(
         raise InfluxQueryError(f"HTTP {exc.code}: {exc.read().decode(errors='replace')[:300]}") from exc
     except (urllib.error.URLError, OSError) as exc:
         raise InfluxQueryError(f"{url}: {exc}") from exc
+
+
+def contract_problems(url: str, database: str, username: str | None = None, password: str | None = None) -> list[str]:
+    """What a database holds outside the measurement contract: measurements, tag keys, field keys
+    and field types (agent/contract.py). [] for a database only nettvakt has written to."""
+    from agent.contract import MEASUREMENTS_SPEC, UNITS
+
+    def ask(statement: str) -> list[dict[str, Any]]:
+        return query(url, database, statement, username, password)
+
+    problems = []
+    for row in ask("SHOW MEASUREMENTS"):
+        name = row["name"]
+        spec = MEASUREMENTS_SPEC.get(name)
+        if spec is None:
+            problems.append(f"measurement {name!r} is not in the contract")
+            continue
+        for field in ask(f'SHOW FIELD KEYS FROM "{name}"'):
+            key, kind = field["fieldKey"], field["fieldType"]
+            if key not in spec.fields:
+                problems.append(f"{name}: field {key!r} is not in the contract")
+            elif kind != UNITS[spec.fields[key].unit].type:
+                problems.append(f"{name}: field {key!r} is stored as {kind}, the contract says {UNITS[spec.fields[key].unit].type}")
+        problems += [f"{name}: tag {t['tagKey']!r} is not in the contract" for t in ask(f'SHOW TAG KEYS FROM "{name}"') if t["tagKey"] not in spec.tags]
+    return problems

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from agent import hwfacts
+from agent.contract import point_problems
 from agent.hwfacts import (
     clean,
     collect_hardware,
@@ -60,7 +61,7 @@ def test_every_recording_makes_a_valid_point(hw_dir: Path) -> None:
     for path in recordings(hw_dir):
         point = hardware_point(facts_of(path), {"site": "karlsoy", "host": "pc-1", "kind": "pc"})
         assert point is not None and point.measurement == "hardware"
-        point.validate(str(path))
+        assert point_problems(point.measurement, point.tags, point.fields, "agent") == [], path
 
 
 @pytest.mark.parametrize(

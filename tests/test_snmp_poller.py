@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from agent.contract import point_problems
 from agent.points import Point
 from collector.services import SnmpdServer, SnmpsimServer, start_snmpsim
 from collector.snmp.poller import DevicePoller, counter_rate, sanitize_name, sys_uptime_rebooted
@@ -139,6 +140,8 @@ def test_every_recording_yields_points_that_match_snmpbulkwalk(
         return first, await poller.poll()
 
     first, second = asyncio.run(two_polls())
+    for point in first + second:  # what the poller writes is the contract's
+        assert point_problems(point.measurement, point.tags, point.fields, "collector") == [], point
     env = net_snmp_env(tmp_path)
     walk = {key: _bulkwalk(server, community, oid, env) for key, oid in IF_COLUMNS.items()}
     later = {key: _bulkwalk(server, community + LATER, IF_COLUMNS[key], env) for key in ("hc_in", "in", "hc_out", "out", "in_errors")}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.influxql import query
+from collector.influxql import contract_problems, query
 from collector.services import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +44,8 @@ def test_demo_lab_runs_the_municipality_and_cleans_up(lab_possible: None, tmp_pa
             lambda: query(where["influxdb"], where["database"], "SELECT last(up) FROM device WHERE device = 'fw'"), 30, "the firewall polled over SNMP"
         )
         assert devices[0]["last"] == 1.0
+        # Everything the municipality wrote (agents, SNMP, alerting, liveness) is contract data.
+        assert contract_problems(where["influxdb"], where["database"]) == []
     finally:
         assert proc.wait(90) == 0, (tmp_path / "demo.log").read_text()
     # Its own namespaces are gone (other runs on this machine may have labs of their own).
