@@ -100,34 +100,39 @@ _CACHE_MAX = 50_000
 
 def encode_point(point: Point) -> str:
     """One line; raises LineProtocolError for anything it cannot write unambiguously."""
-    if not isinstance(point.tags, Mapping) or not isinstance(point.fields, Mapping):
+    tags, fields = point.tags, point.fields
+    if type(tags) is not dict and not isinstance(tags, Mapping) or type(fields) is not dict and not isinstance(fields, Mapping):
         raise LineProtocolError(f"{point.measurement!r:.40}: tags and fields must be objects")
-    key = (point.measurement, *point.tags.items())
+    key = (point.measurement, *tags.items())
     try:
         head = _HEADS.get(key)
     except TypeError:  # an unhashable tag value: _head refuses it below
         head = None
     if head is None:
-        head = _head(point.measurement, point.tags)
+        head = _head(point.measurement, tags)
         if len(_HEADS) >= _CACHE_MAX:
             _HEADS.clear()
         _HEADS[key] = head
-    if not point.fields:
+    if not fields:
         raise LineProtocolError(f"{point.measurement}: a point without fields")
-    fields = []
-    for name, value in point.fields.items():
+    parts = []
+    for name, value in fields.items():
         if name not in _FIELD_KEYS:
             _key(name, "field key")
             if len(_FIELD_KEYS) >= _CACHE_MAX:
                 _FIELD_KEYS.clear()
             _FIELD_KEYS.add(name)
-        if name in point.tags:  # InfluxQL's "name" would then mean the field, not the tag
+        if name in tags:  # InfluxQL's "name" would then mean the field, not the tag
             raise LineProtocolError(f"field {name!r} has the name of a tag of the same point")
-        fields.append(f"{name}={_field_value(name, value)}")
+        # The common case first: a finite float (x - x is 0.0 only when x is finite).
+        if type(value) is float and value - value == 0.0:
+            parts.append(f"{name}={value!r}")
+        else:
+            parts.append(f"{name}={_field_value(name, value)}")
     ts = point.time_ns
     if type(ts) is not int or not MIN_TIME_NS <= ts <= MAX_TIME_NS:
         raise LineProtocolError(f"time {ts!r:.40} is outside InfluxDB's range")
-    return f"{head} {','.join(fields)} {ts}"
+    return f"{head} {','.join(parts)} {ts}"
 
 
 def encode_points(points: list[Point]) -> bytes:

@@ -187,14 +187,24 @@ class NettvaktProcesses:
             return json.load(resp)
 
 
-@pytest.fixture
-def nettvakt() -> Iterator[NettvaktProcesses]:
+def _nettvakt_processes() -> Iterator[NettvaktProcesses]:
     processes = NettvaktProcesses()
     try:
         yield processes
     finally:
         for proc in processes.started:
             processes.stop(proc)
+
+
+@pytest.fixture
+def nettvakt() -> Iterator[NettvaktProcesses]:
+    yield from _nettvakt_processes()
+
+
+@pytest.fixture(scope="module")
+def nettvakt_module() -> Iterator[NettvaktProcesses]:
+    """As `nettvakt`, for processes that a module's tests share (stopped after the module)."""
+    yield from _nettvakt_processes()
 
 
 class SmtpInbox:

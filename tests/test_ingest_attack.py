@@ -13,12 +13,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 import uuid
 import urllib.request
@@ -37,7 +33,6 @@ from collector.influxql import contract_problems, query
 from collector.service import token_hash
 from collector.services import free_port, wait_until
 
-REPO = Path(__file__).resolve().parents[1]
 A_TOKEN, B_TOKEN, ADMIN_TOKEN = "token-of-pc-a", "token-of-pc-b", "the-admin-token"
 AGENT_SITES = {"pc-a": "radhus", "pc-b": "hansnes"}
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -148,7 +143,7 @@ def _health(url: str) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def collector(influxd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
+def collector(influxd, nettvakt_module, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
     tmp = tmp_path_factory.mktemp("attack")
     database = f"attack_{uuid.uuid4().hex[:8]}"
     _influx_post(influxd.url, f"/query?q=CREATE+DATABASE+{database}")
@@ -156,10 +151,8 @@ def collector(influxd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Col
     write_inventory(inventory, influxd.url, database, free_port(kind="udp"))
     port = free_port()
     log = tmp / "collector.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agent.cli", "collector", "run", "--inventory", str(inventory), "--listen", f"127.0.0.1:{port}"],
-        cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "NETTVAKT_TEST_COMMUNITY": "public"},
+    proc = nettvakt_module.start(
+        ["collector", "run", "--inventory", str(inventory), "--listen", f"127.0.0.1:{port}"], log, {"NETTVAKT_TEST_COMMUNITY": "public"}
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -169,13 +162,8 @@ def collector(influxd, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Col
 
         wait_until(healthy, 30, "collector health")
         yield Collector(url, influxd.url, database, tmp / "data", log, itertools.count(1), {"pc-a": set(), "pc-b": set()})
+        nettvakt_module.stop(proc)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
         _influx_post(influxd.url, f"/query?q=DROP+DATABASE+{database}")
     assert "Traceback" not in log.read_text(errors="replace"), log.read_text(errors="replace")[-3000:]
 

@@ -58,6 +58,39 @@ def test_v1_writes_in_order_and_moves_bad_points_aside(influx_db, tmp_path: Path
     queue.close()
 
 
+def test_points_the_encoder_refuses_are_set_aside_and_the_rest_written(influx_db, tmp_path: Path) -> None:
+    """Whatever reached the queue, the writer writes only what line protocol says unambiguously."""
+    server, database = influx_db
+    inventory = storage_inventory(tmp_path, {"kind": "influxdb_v1", "url": server.url, "database": database})
+    queue = DurableQueue(tmp_path / "q.sqlite3")
+    t0 = time.time_ns()
+    injection = 'x"\nprobe,host=pc-b up=1 1\nforged v=1 1'
+    unwritable = [
+        Point("host", {"host": "pc1"}, {"x\\": injection}, t0 + 10),  # the key that escaped its '='
+        Point("host", {"host": "pc1"}, {"host": "pc-b"}, t0 + 11),  # a field shadowing a tag
+        Point("host", {"host": "pc1"}, {"reason": "\ud800"}, t0 + 12),  # a lone surrogate (kept escaped in the queue)
+        Point("host", {"host": "pc1"}, {"cpu_pct": float("nan")}, t0 + 13),
+        Point("host", {"host": "pc1"}, {"cpu_pct": 1.0}, 10**30),
+    ]
+    queue.put_local("collector", host_points(3, t0) + unwritable + host_points(2, t0 + 100))
+
+    async def scenario() -> None:
+        sink = make_sink(inventory)
+        try:
+            await drain(QueueWriter(queue, sink))
+        finally:
+            await sink.close()
+
+    asyncio.run(scenario())
+    assert [r["name"] for r in query(server.url, database, "SHOW MEASUREMENTS")] == ["host"]
+    assert len(query(server.url, database, "SELECT cpu_pct FROM host")) == 5
+    assert [f["fieldKey"] for f in query(server.url, database, "SHOW FIELD KEYS FROM host")] == ["cpu_pct"]
+    stats = queue.stats()
+    assert stats["queue_points"] == 0 and stats["rejected_points"] == 5 and stats["written_points"] == 5
+    assert all(r["reason"].startswith("line protocol:") for r in queue.rejected())
+    queue.close()
+
+
 def test_v1_outage_is_retried_and_written_exactly_once(tmp_path: Path) -> None:
     port = free_port()
     inventory = storage_inventory(tmp_path, {"kind": "influxdb_v1", "url": f"http://127.0.0.1:{port}", "database": "outage", "timeout_s": 2})
