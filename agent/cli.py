@@ -214,10 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     def inventory_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--inventory", default="inventory.toml", metavar="PATH", help="inventory file (default ./inventory.toml)")
 
-    p = sub.add_parser("check", help="validate an inventory file", description="Validate inventory.toml: types, unknown keys, references, secrets.")
+    p = sub.add_parser(
+        "check", help="validate an inventory file",
+        description="Validate inventory.toml as the collector does before it starts: types, unknown keys, references, "
+        "probe targets, addresses, secrets and files. Exit 2 with every problem, each with its line.",
+    )
     p.add_argument("path", nargs="?", metavar="INVENTORY", help="inventory file (overrides --inventory)")
     inventory_arg(p)
-    p.add_argument("--strict", action="store_true", help="unresolvable secret references are errors, not warnings")
+    p.add_argument("--offline", action="store_true", help="checking a file on another machine: secrets and files are notes, not errors")
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=_collector_command("cmd_check"))
 

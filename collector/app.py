@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import signal
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,6 +17,7 @@ from aiohttp import web
 
 from agent.contract import AGENT_MEASUREMENTS
 from agent.points import Point, PointError
+from agent.secrets import SecretError
 from agent.report import HEARTBEAT_PATH, INGEST_PATH, BatchTooLargeError
 from collector.alerting.admin import alert_listing, unknown_names
 from collector.alerting.context import ALERTS, alerting_context
@@ -227,6 +229,7 @@ class InventoryReloader:
         self.inventory = inventory
         self.poll_s = poll_s
         self.hooks: list[Callable[[Inventory, Inventory], Awaitable[None]]] = []
+        self.on_refused: list[Callable[[str], Awaitable[object]]] = []  # told the first problem of a refused file
         self.reloads = 0
         self.refused = 0
         self.last_error: str | None = None
@@ -241,20 +244,22 @@ class InventoryReloader:
         return (st.st_mtime_ns, st.st_size)
 
     async def reload(self, why: str) -> bool:
+        """Apply the file if it validates (as `nettvakt check` does); else keep the inventory in force and say why."""
         async with self._lock:
             self._stamp = self._file_stamp()
             try:
-                new = await asyncio.to_thread(load_inventory, self.path)
+                new = await asyncio.to_thread(load_inventory, self.path, startup=True)
             except InventoryError as exc:
-                self.refused += 1
-                self.last_error = str(exc)
-                log.error("inventory reload (%s) refused, the previous inventory stays in force:\n%s", why, exc)
+                await self._refused(why, exc)
                 return False
             old, self.inventory = self.inventory, new
             self.reloads += 1
             self.last_error = None
             for hook in self.hooks:
-                await hook(old, new)
+                try:
+                    await hook(old, new)
+                except Exception:  # one part failing to take the new inventory must not stop the others
+                    log.exception("inventory reload (%s): applying it to %s failed", why, getattr(hook, "__qualname__", hook))
             restart_only = [name for name in ("collector", "storage") if getattr(old, name) != getattr(new, name)]
             log.info(
                 "inventory reloaded (%s): %d sites, %d agents, %d devices, %d probes%s",
@@ -263,12 +268,28 @@ class InventoryReloader:
             )
             return True
 
+    async def _refused(self, why: str, exc: InventoryError) -> None:
+        self.refused += 1
+        self.last_error = str(exc)
+        first = exc.lines()[0] if exc.found else str(exc)
+        more = f" (and {len(exc.found) - 1} more; `nettvakt check {self.path}` lists them)" if len(exc.found) > 1 else ""
+        log.error("inventory reload (%s) refused, the previous inventory stays in force: %s%s", why, first, more)
+        for announce in self.on_refused:
+            try:
+                await announce(first + more)
+            except Exception:  # the refusal is logged already; a failing channel is alerting's to report
+                log.exception("inventory reload: announcing the refusal failed")
+
     async def watch(self) -> None:
+        """Poll the file; a change is applied, or refused with the old inventory kept. Never stops on an error."""
         while True:
             await asyncio.sleep(self.poll_s)
-            stamp = self._file_stamp()
-            if stamp is not None and stamp != self._stamp:
-                await self.reload("file changed")
+            try:
+                stamp = self._file_stamp()
+                if stamp is not None and stamp != self._stamp:
+                    await self.reload("file changed")
+            except Exception:
+                log.exception("inventory watcher: checking %s failed; still watching", self.path)
 
 
 RELOADER = web.AppKey("reloader", InventoryReloader)
@@ -609,28 +630,46 @@ def create_app(
     return app
 
 
+class StartupError(Exception):
+    """The collector cannot start on this machine (port in use, unreadable certificate, data folder): one line for the user."""
+
+
 async def serve(
     inventory: Inventory,
     listen: str | None = None,
     ready: Callable[[str], None] | None = None,
     inventory_path: Path | None = None,
 ) -> None:
-    """Run the collector until cancelled; `ready` gets the base URL once the port is bound."""
-    host, _, port = (listen or inventory.collector.listen).rpartition(":")
-    ssl_context = None
-    if inventory.collector.tls_cert is not None and inventory.collector.tls_key is not None:
-        ssl_context = _server_tls(inventory)
+    """Run the collector until cancelled; `ready` gets the base URL once the port is bound.
+
+    Raises StartupError, naming what and why, when it cannot start.
+    """
+    address = listen or inventory.collector.listen
+    host, _, port = address.rpartition(":")
     settings = inventory.collector
-    # keepalive_timeout: aiohttp closes a connection idle that long without a complete request
-    # head, also right after it opened, so idle and trickling clients are let go.
+    ssl_context = None
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        try:
+            ssl_context = _server_tls(inventory)
+        except (OSError, ValueError, SecretError) as exc:  # ssl.SSLError is an OSError
+            raise StartupError(f"cannot load the TLS certificate {settings.tls_cert} and its key: {exc}") from None
     app = create_app(inventory, inventory_path=inventory_path)
     guard = app[CONNECTIONS] = connections.ConnectionGuard(settings.max_connections_per_client)
+    # keepalive_timeout: aiohttp closes a connection idle that long without a complete request
+    # head, also right after it opened, so idle and trickling clients are let go.
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=settings.request_head_timeout_s)
-    await runner.setup()
+    try:
+        await runner.setup()  # opens the queue, starts the writer and pollers
+    except (OSError, sqlite3.Error, SecretError) as exc:
+        await runner.cleanup()
+        raise StartupError(f"cannot start: {exc}") from None
     server = None
     try:
         assert runner.server is not None
-        server = await connections.listen(runner.server, host.strip("[]"), int(port), guard, ssl_context)
+        try:
+            server = await connections.listen(runner.server, host.strip("[]"), int(port), guard, ssl_context)
+        except OSError as exc:
+            raise StartupError(f"cannot listen on {address}: {exc.strerror or exc}") from None
         scheme = "https" if ssl_context else "http"
         bound_port = server.sockets[0].getsockname()[1]
         url = f"{scheme}://{host}:{bound_port}"

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from agent.probes import PROBES
+from agent.probes import PROBES, ProbeConfigError, ProbeSpec
 from agent.secrets import SecretError, is_secret_ref, resolve_secret
 from collector.alerting.config import (
     AlertingSettings,
@@ -24,16 +24,26 @@ from collector.alerting.config import (
     rule_names,
     template_problem,
 )
-from collector.models import SHA256_RE, HostPort, Model, PositiveSeconds, SecretRef, Slug
+from collector.models import SHA256_RE, HostName, HostPort, Model, PositiveSeconds, SecretRef, Slug
+from collector.problems import Problem, describe, did_you_mean, from_text, placed
 
 
 class InventoryError(ValueError):
-    """Raised with every problem found, each naming file and TOML path."""
+    """Raised with every problem found, each naming file, line, entry and key (collector/problems.py)."""
 
-    def __init__(self, path: Path | str, problems: list[str]):
+    def __init__(self, path: Path | str, problems: list[Problem] | list[str]):
         self.path = str(path)
-        self.problems = problems
-        super().__init__("\n".join(f"{self.path}: {p}" for p in problems))
+        self.found = [p if isinstance(p, Problem) else Problem((), p) for p in problems]
+        super().__init__("\n".join(self.lines()))
+
+    @property
+    def problems(self) -> list[str]:
+        """Each problem without the file: `device 'sw-a': snmp.version: ...`."""
+        return [p.text() for p in self.found]
+
+    def lines(self) -> list[str]:
+        """Each problem as printed: `inventory.toml:12: device 'sw-a': snmp.version: ...`."""
+        return [p.render(self.path) for p in self.found]
 
 
 class CollectorSettings(Model):
@@ -161,6 +171,15 @@ class SnmpSettings(Model):
     # Real line rate of interfaces whose ifSpeed lies (e.g. a 1 Gbit port on a 50 Mbit/s fibre contract).
     interface_speed_bps: dict[str, float] = Field(default_factory=dict)
 
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, value: str | None) -> str | None:
+        from collector.snmp.profiles import PROFILES  # plain data; kept out of import time of the models
+
+        if value is not None and value not in PROFILES:
+            raise ValueError(f"unknown SNMP profile {value!r} (known: {', '.join(sorted(PROFILES))}){did_you_mean(value, PROFILES)}")
+        return value
+
     @model_validator(mode="after")
     def _credentials(self) -> "SnmpSettings":
         if self.version in ("1", "2c") and self.community is None:
@@ -239,7 +258,7 @@ class Device(Model):
     id: Slug
     name: str
     site: Slug
-    host: str
+    host: HostName
     hardware: Hardware
     snmp: SnmpSettings | None = None
     ssh: SshSettings | None = None
@@ -498,30 +517,39 @@ class Inventory(Model):
         channel_ids = _unique(problems, "channel", [c.id for c in self.channel])
         for i, site in enumerate(self.site):
             if site.uplink is not None and site.uplink not in device_ids:
-                problems.append(f"site[{i}].uplink: no device with id {site.uplink!r}")
+                problems.append(f"site[{i}].uplink: no device with id {site.uplink!r}{did_you_mean(site.uplink, device_ids)}")
         for table, entries in (("device", self.device), ("agent", self.agent)):
             for i, entry in enumerate(entries):
                 if entry.site not in site_ids:
-                    problems.append(f"{table}[{i}].site: no site with id {entry.site!r}")
+                    problems.append(f"{table}[{i}].site: no site with id {entry.site!r}{did_you_mean(entry.site, site_ids)}")
                 hw = entry.hardware
                 if hw is not None and hw.lifetime_years is None and hw.kind not in self.lifecycle.kinds:
                     problems.append(
                         f"{table}[{i}].hardware.kind: {hw.kind!r} has no [lifecycle.kinds.{hw.kind}] and no lifetime_years"
                     )
         for i, probe in enumerate(self.probe):
+            # What the agent would refuse when the collector sends it (and `nettvakt probe` refuses), refused here.
+            try:
+                ProbeSpec.from_json(
+                    {"kind": probe.kind, "target": probe.target, "name": probe.name, "interval_s": probe.interval_s,
+                     "timeout_s": probe.timeout_s, "params": probe.params},
+                    f"probe[{i}]",
+                )
+            except ProbeConfigError as exc:
+                problems.append(str(exc))
             for j, site in enumerate(probe.sites):
                 if site not in site_ids:
-                    problems.append(f"probe[{i}].sites[{j}]: no site with id {site!r}")
+                    problems.append(f"probe[{i}].sites[{j}]: no site with id {site!r}{did_you_mean(site, site_ids)}")
             for j, agent in enumerate(probe.agents):
                 if agent not in agent_ids:
-                    problems.append(f"probe[{i}].agents[{j}]: no agent with id {agent!r}")
+                    problems.append(f"probe[{i}].agents[{j}]: no agent with id {agent!r}{did_you_mean(agent, agent_ids)}")
         for i, route in enumerate(self.route):
             for j, ch in enumerate(route.channels):
                 if ch not in channel_ids:
-                    problems.append(f"route[{i}].channels[{j}]: no channel with id {ch!r}")
+                    problems.append(f"route[{i}].channels[{j}]: no channel with id {ch!r}{did_you_mean(ch, channel_ids)}")
             for j, site in enumerate(route.sites):
                 if site not in site_ids:
-                    problems.append(f"route[{i}].sites[{j}]: no site with id {site!r}")
+                    problems.append(f"route[{i}].sites[{j}]: no site with id {site!r}{did_you_mean(site, site_ids)}")
             for j, rule in enumerate(route.rules):
                 if rule not in rule_names(self.alert):
                     problems.append(f"route[{i}].rules[{j}]: no alert rule or rule kind {rule!r}")
@@ -531,7 +559,7 @@ class Inventory(Model):
         hashes: dict[str, int] = {}
         for i, agent in enumerate(self.agent):
             if agent.token_sha256 in hashes:
-                problems.append(f"agent[{i}].token_sha256: same token as agent[{hashes[agent.token_sha256]}]; give every agent its own")
+                problems.append(f"agent[{i}].token_sha256: same token as agent {self.agent[hashes[agent.token_sha256]].id!r}; give every agent its own")
             hashes.setdefault(agent.token_sha256, i)
         return problems
 
@@ -564,6 +592,19 @@ class Inventory(Model):
     def secret(self, ref: str) -> str:
         return resolve_secret(ref, self.base_dir)
 
+    def startup_problems(self) -> list[str]:
+        """What would stop the collector on this machine though the file is valid: each 'path: problem'."""
+        problems = [] if self.site else ["site: no [[site]]: an inventory needs at least one site (`nettvakt init` writes a first one)"]
+        problems += self.unresolved_secrets()
+        cert = self.collector.tls_cert
+        if cert is not None:
+            path = cert if cert.is_absolute() else self.base_dir / cert
+            try:
+                path.read_bytes()
+            except OSError as exc:
+                problems.append(f"collector.tls_cert: cannot read {path}: {exc.strerror or exc}")
+        return problems
+
     # Lookups used by the service layer.
     def agent_by_id(self, agent_id: str) -> AgentEntry | None:
         return next((a for a in self.agent if a.id == agent_id), None)
@@ -580,58 +621,64 @@ def _unique(problems: list[str], table: str, ids: list[str], key: str = "id") ->
     seen: dict[str, int] = {}
     for i, ident in enumerate(ids):
         if ident in seen:
-            problems.append(f"{table}[{i}].{key}: {ident!r} is already used by {table}[{seen[ident]}]")
+            problems.append(f"{table}[{i}].{key}: {ident!r} is already used by an earlier {table}")
         seen.setdefault(ident, i)
     return set(seen)
 
 
-def format_loc(loc: tuple[Any, ...]) -> str:
-    """('device', 3, 'snmp', 'version') -> 'device[3].snmp.version'."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out or "(top level)"
-
-
-def _describe(error: dict[str, Any]) -> str:
-    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    msg = error["msg"]
-    if error["type"] == "extra_forbidden":
-        msg = "unknown key"
-    elif msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
-    elif error["type"] == "missing":
-        msg = "required key is missing"
-    return f"{format_loc(loc)}: {msg}"
-
-
-def parse_inventory(data: dict[str, Any], path: Path | str = "inventory.toml") -> Inventory:
+def parse_inventory(data: dict[str, Any], path: Path | str = "inventory.toml", text: str | None = None) -> Inventory:
+    """The inventory from parsed TOML; `text` (the file as written) puts line numbers on the problems."""
     base_dir = Path(path).resolve().parent
     try:
         inventory = Inventory.model_validate({**data, "base_dir": base_dir})
     except ValidationError as exc:
-        raise InventoryError(path, [_describe(e) for e in exc.errors()]) from None
+        raise InventoryError(path, placed([describe(e, Inventory) for e in exc.errors()], data, text)) from None
     problems = inventory.cross_check()
     if problems:
-        raise InventoryError(path, problems)
+        raise InventoryError(path, placed([from_text(p) for p in problems], data, text))
     return inventory
 
 
-def load_inventory(path: Path | str) -> Inventory:
+def load_inventory(path: Path | str, *, startup: bool = False, offline: bool = False) -> Inventory:
+    """inventory.toml, validated; InventoryError lists every problem, each with its line.
+
+    With `startup` (the collector's gate: `check`, `collector run`, every reload) also what would
+    stop the collector on this machine: no sites, secrets that do not resolve, an unreadable
+    certificate. `offline` (checking a file on another machine) leaves secrets and files out;
+    `offline_notes()` says which were not checked.
+    """
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise InventoryError(path, [f"cannot read: {exc.strerror or exc}"]) from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InventoryError(path, [f"not UTF-8: {exc}"]) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise InventoryError(path, [f"TOML syntax: {exc}"]) from None
+        where = re.search(r" \(at line (\d+), column (\d+)\)", str(exc))
+        if where is None:
+            raise InventoryError(path, [Problem((), f"TOML syntax: {exc}")]) from None
+        message = f"TOML syntax: {str(exc).replace(where.group(0), '')} (column {where.group(2)})"
+        raise InventoryError(path, [Problem((), message, int(where.group(1)))]) from None
     if "base_dir" in data:
-        raise InventoryError(path, ["base_dir: unknown key"])
-    return parse_inventory(data, path)
+        raise InventoryError(path, placed([Problem(("base_dir",), "unknown key")], data, text))
+    inventory = parse_inventory(data, path, text)
+    if startup:
+        problems = [p for p in inventory.startup_problems() if not (offline and _environmental(p))]
+        if problems:
+            raise InventoryError(path, placed([from_text(p) for p in problems], data, text))
+    return inventory
+
+
+def _environmental(problem: str) -> bool:
+    """A problem of this machine rather than of the file (an unset variable, an unreadable file)."""
+    return not problem.startswith("site: ")
+
+
+def offline_notes(inventory: Inventory) -> list[str]:
+    """What `check --offline` did not check: the secrets and files only the collector's machine has."""
+    return [p for p in inventory.startup_problems() if _environmental(p)]

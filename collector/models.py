@@ -40,7 +40,26 @@ def _host_port(value: str) -> str:
 
 
 Slug = Annotated[str, AfterValidator(_slug)]
+_HOST_LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+
+
+def _host_name(value: str) -> str:
+    """An IP address (v4 or v6) or a DNS host name; four numbers are an IPv4 address and must be one."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    labels = value.rstrip(".").split(".")
+    if all(label.isdigit() for label in labels) or ":" in value or len(value) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        raise ValueError(f"{value!r} is not an IP address or host name")
+    return value
+
+
 SecretRef = Annotated[str, AfterValidator(_secret)]
+HostName = Annotated[str, AfterValidator(_host_name)]
 HostPort = Annotated[str, AfterValidator(_host_port)]
 PositiveSeconds = Annotated[float, Field(gt=0, le=86400)]
 

@@ -31,7 +31,7 @@ def test_limits_default_per_kind_and_override() -> None:
 
 def test_bad_rules_name_the_problem() -> None:
     assert error_of(AlertRule, id="x", kind="disk_full").startswith(
-        "kind: Value error, unknown rule kind 'disk_full'; known: agent_silent, collector_backlog, collector_dropping,"
+        "kind: Value error, unknown rule kind 'disk_full' (known: agent_silent, collector_backlog, collector_dropping,"
     )
     assert error_of(AlertRule, id="x", kind="host_cpu", threshold=90, clear=95) == (
         "-: Value error, clear (95.0) must not be above threshold (90.0): the alert could never clear"
@@ -105,7 +105,7 @@ def test_cross_checks_name_the_toml_path() -> None:
     assert alerting_problems(rules, windows, {"radhus"}, {"radhus-srv", "fw-radhus"}) == [
         "alert[0].sites[1]: no site with id 'finnes-ikke'",
         "alert[0].subjects[1]: no agent, device or probe with id 'ukjent-pc'",
-        "alert[1].id: 'cpu' is already used by alert[0]",
+        "alert[1].id: 'cpu' is already used by an earlier alert",
         "maintenance[0].rules[2]: no alert rule or rule kind 'tull'",
     ]
 

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from collector.alerting.rules import EVENT_RULES, RULE_KINDS, SITE_RULE
 from collector.models import Model, Slug
+from collector.problems import did_you_mean
 
 
 Severity = Literal["info", "warning", "critical"]
@@ -74,7 +75,8 @@ def _known_zone(value: str) -> str:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as 'Europe/Oslo')") from None
+        hint = did_you_mean(value, zoneinfo.available_timezones())
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as 'Europe/Oslo'){hint}") from None
     return value
 
 
@@ -101,7 +103,8 @@ class AlertRule(Model):
     @classmethod
     def _known_kind(cls, value: str) -> str:
         if value not in RULE_KINDS and value != SITE_RULE:
-            raise ValueError(f"unknown rule kind {value!r}; known: {', '.join(sorted([*RULE_KINDS, SITE_RULE]))}")
+            known = sorted([*RULE_KINDS, SITE_RULE])
+            raise ValueError(f"unknown rule kind {value!r} (known: {', '.join(known)}){did_you_mean(value, known)}")
         return value
 
     @field_validator("summary")
@@ -230,7 +233,7 @@ def alerting_problems(
     known_rules = rule_names(rules)
     for i, rule in enumerate(rules):
         if rule.id in seen:
-            problems.append(f"alert[{i}].id: {rule.id!r} is already used by alert[{seen[rule.id]}]")
+            problems.append(f"alert[{i}].id: {rule.id!r} is already used by an earlier alert")
         seen.setdefault(rule.id, i)
         for j, site in enumerate(rule.sites):
             if site not in site_ids:
@@ -241,7 +244,7 @@ def alerting_problems(
     seen = {}
     for i, window in enumerate(maintenance):
         if window.id in seen:
-            problems.append(f"maintenance[{i}].id: {window.id!r} is already used by maintenance[{seen[window.id]}]")
+            problems.append(f"maintenance[{i}].id: {window.id!r} is already used by an earlier maintenance window")
         seen.setdefault(window.id, i)
         for j, site in enumerate(window.sites):
             if site not in site_ids:

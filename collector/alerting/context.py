@@ -37,9 +37,19 @@ def alerting_context(*, interval_s: float = 1.0, **engine_overrides: object) -> 
         async def follow(old: Inventory, new: Inventory) -> None:
             await service.reload(new, **engine_overrides)
 
+        async def reload_refused(problem: str) -> None:
+            # The file on disk is not what runs: the people who edit it should know without reading logs.
+            await service.announce(
+                rule="inventory_reload_failed", site="", subject="collector", severity="warning",
+                title=f"inventory.toml not applied: {problem}"[:300],
+                body=f"The collector refused the changed inventory and keeps running on the previous one.\n\n{problem}\n\n"
+                "Fix the file (nettvakt check shows every problem); it is applied as soon as it validates.",
+            )
+
         reloader = app.get(RELOADER)
         if reloader is not None:
             reloader.hooks.append(follow)
+            reloader.on_refused.append(reload_refused)
         task = asyncio.create_task(service.run(), name="alerting")
         yield
         task.cancel()

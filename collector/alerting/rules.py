@@ -191,7 +191,7 @@ RULE_KINDS: dict[str, RuleKind] = {
 # but it is configured like any rule (severity, for_s, summary).
 SITE_RULE = "site_unreachable"
 # One-off events (no state to resolve) that routes, windows and silences may name like rules.
-EVENT_RULES = ("config_change", "ssh_host_key_changed", "lifecycle_digest")
+EVENT_RULES = ("config_change", "ssh_host_key_changed", "lifecycle_digest", "inventory_reload_failed")
 SITE_TEXT = {
     "nb": "{site_name} utilgjengelig siden {since}, {affected} maskiner bak den",
     "en": "{site_name} unreachable since {since}, {affected} machines behind it",
