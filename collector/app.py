@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import math
+import os
 import signal
 import sqlite3
 import time
@@ -669,7 +670,8 @@ async def serve(
         try:
             server = await connections.listen(runner.server, host.strip("[]"), int(port), guard, ssl_context)
         except OSError as exc:
-            raise StartupError(f"cannot listen on {address}: {exc.strerror or exc}") from None
+            reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+            raise StartupError(f"cannot listen on {address}: {reason}") from None
         scheme = "https" if ssl_context else "http"
         bound_port = server.sockets[0].getsockname()[1]
         url = f"{scheme}://{host}:{bound_port}"

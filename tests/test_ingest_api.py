@@ -464,7 +464,7 @@ def test_inventory_reloads_on_change_and_sighup_and_refuses_a_bad_one(tmp_path: 
                 path.write_text(inventory_toml(tmp_path, [("pc1", "radhus", TOKEN), ("pc2", "skole", OTHER_TOKEN)]), encoding="utf-8")
                 await asyncio.to_thread(wait_until, lambda: reloader.refused == 1, 10, "bad inventory refused")
                 assert await status_for(http, OTHER_TOKEN) == 200
-                assert "agent[1].site: no site with id 'skole'" in (reloader.last_error or "")
+                assert "agent 'pc2': site: no site with id 'skole'" in (reloader.last_error or "")
                 # SIGHUP, with the file watcher slowed down so only the signal can explain the reload.
                 reloader.poll_s = 3600
                 await asyncio.sleep(0.2)
@@ -478,5 +478,5 @@ def test_inventory_reloads_on_change_and_sighup_and_refuses_a_bad_one(tmp_path: 
     asyncio.run(scenario())
     messages = [r.getMessage() for r in caplog.records]
     refused = [m for m in messages if m.startswith("inventory reload (file changed) refused")]
-    assert len(refused) == 1 and "agent[1].site: no site with id 'skole'" in refused[0]
+    assert len(refused) == 1 and "agent 'pc2': site: no site with id 'skole'" in refused[0]
     assert any(m.startswith("inventory reloaded (SIGHUP): 1 sites, 1 agents") for m in messages)

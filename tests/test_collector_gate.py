@@ -1,0 +1,185 @@
+"""The collector's gate, as a user meets it: real `nettvakt collector run` processes on loopback.
+
+Start-up failures are one line on stderr and exit 2, never a traceback; a changed inventory
+that does not validate is refused, announced through alerting (a real webhook receiver
+here), and the collector keeps watching: the next good file is applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from collector.service import token_hash
+from collector.services import free_port, wait_until
+
+REPO = Path(__file__).resolve().parents[1]
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def inventory_text(tmp_path: Path, port: int, webhook_port: int, agents: tuple[str, ...] = ("pc1",), extra: str = "") -> str:
+    text = f"""
+[collector]
+data_dir = "{tmp_path / 'data'}"
+listen = "127.0.0.1:{port}"
+
+[alerting]
+group_wait_s = 0
+
+[[site]]
+id = "radhus"
+name = "Rådhuset"
+
+[[channel]]
+id = "vakt"
+kind = "webhook"
+url = "http://127.0.0.1:{webhook_port}/hook"
+
+[[route]]
+channels = ["vakt"]
+"""
+    for i, agent in enumerate(agents):
+        text += f'\n[[agent]]\nid = "{agent}"\nname = "{agent}"\nsite = "radhus"\ntoken_sha256 = "{token_hash(agent + "-token")}"\n'
+    return text + extra
+
+
+class Webhook:
+    """A real HTTP receiver on loopback, in a thread of its own, keeping every JSON body posted to it."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.bodies: list[dict[str, Any]] = []
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+
+        async def hook(request: web.Request) -> web.Response:
+            self.bodies.append(await request.json())
+            return web.json_response({"ok": True})
+
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        self._runner = web.AppRunner(app)
+        self._loop.run_until_complete(self._runner.setup())
+        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
+        self._ready.set()
+        self._loop.run_forever()
+
+    def __enter__(self) -> "Webhook":
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+
+
+def _config_status(port: int, agent: str) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/api/v1/agents/{agent}/config", headers={"Authorization": f"Bearer {agent}-token"}
+    )
+    try:
+        with _NO_PROXY.open(request, timeout=5) as resp:
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_a_bad_reload_is_refused_announced_and_the_next_good_one_applied(nettvakt, tmp_path: Path) -> None:
+    port = free_port()
+    path = tmp_path / "inventory.toml"
+    with Webhook() as hook:
+        path.write_text(inventory_text(tmp_path, port, hook.port), encoding="utf-8")
+        log = tmp_path / "collector.log"
+        proc = nettvakt.start(["collector", "run", "--inventory", str(path)], log)
+        wait_until(lambda: _config_status(port, "pc1") == 200, 30, "the collector serving pc1")
+        # The mistake that used to kill the file watcher (an SNMP profile under its SSH name), and a bad address.
+        bad = inventory_text(tmp_path, port, hook.port, ("pc1", "pc2")) + (
+            '\n[[device]]\nid = "fw"\nname = "FW"\nsite = "radhus"\nhost = "127.0.0.300"\n'
+            'hardware = { kind = "firewall", lifetime_years = 8 }\n[device.snmp]\ncommunity = "env:NETTVAKT_NEVER_SET"\nprofile = "fortinet"\n'
+        )
+        path.write_text(bad, encoding="utf-8")
+
+        def announced() -> list[dict[str, Any]]:
+            return [b for b in hook.bodies if "inventory_reload_failed" in json.dumps(b)]
+
+        (event,) = wait_until(announced, 30, "the refused reload announced on the webhook")
+        text = json.dumps(event, ensure_ascii=False)
+        line = bad.splitlines().index('host = "127.0.0.300"') + 1
+        assert f"{path}:{line}: device 'fw': host: '127.0.0.300' is not an IP address or host name" in text, text
+        assert "(and 1 more; `nettvakt check" in text
+        assert _config_status(port, "pc2") == 401  # the old inventory is in force
+        # The next good file is applied: the watcher is alive.
+        path.write_text(inventory_text(tmp_path, port, hook.port, ("pc1", "pc2")), encoding="utf-8")
+        wait_until(lambda: _config_status(port, "pc2") == 200, 30, "the good inventory applied")
+        assert proc.poll() is None
+    nettvakt.stop(proc)
+    output = log.read_text(errors="replace")
+    assert "Traceback" not in output
+    refusals = [l for l in output.splitlines() if "inventory reload (file changed) refused" in l]
+    assert len(refusals) == 1 and "(and 1 more; `nettvakt check" in refusals[0], refusals
+
+
+def run_collector(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "agent.cli", "collector", "run", *args], capture_output=True, text=True, cwd=REPO, timeout=timeout)
+
+
+def test_start_up_failures_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    # A port already in use.
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    path = tmp_path / "inventory.toml"
+    path.write_text(inventory_text(tmp_path, port, free_port()), encoding="utf-8")
+    try:
+        result = run_collector("--inventory", str(path))
+    finally:
+        taken.close()
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == f"nettvakt collector run: cannot listen on 127.0.0.1:{port}: address already in use"
+    assert "Traceback" not in result.stderr
+    # A certificate that is not a certificate.
+    (tmp_path / "cert.pem").write_text("not a certificate\n", encoding="utf-8")
+    (tmp_path / "key.pem").write_text("not a key\n", encoding="utf-8")
+    path.write_text(
+        inventory_text(tmp_path, free_port(), free_port()).replace("[collector]\n", '[collector]\ntls_cert = "cert.pem"\ntls_key = "file:key.pem"\n'),
+        encoding="utf-8",
+    )
+    result = run_collector("--inventory", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    (last,) = result.stderr.strip().splitlines()[-1:]
+    assert last.startswith("nettvakt collector run: cannot load the TLS certificate cert.pem and its key:"), result.stderr
+    # A data folder it cannot create (a file stands where the folder should be).
+    (tmp_path / "blocked").write_text("", encoding="utf-8")
+    path.write_text(inventory_text(tmp_path / "blocked", free_port(), free_port()), encoding="utf-8")
+    result = run_collector("--inventory", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("nettvakt collector run: cannot start:"), result.stderr
+    # An unset secret: found before anything starts, with its line.
+    path.write_text(
+        inventory_text(tmp_path, free_port(), free_port()).replace('[storage]', '')
+        + '\n[storage]\nkind = "influxdb_v1"\nurl = "http://127.0.0.1:8086"\ndatabase = "n"\nusername = "u"\npassword = "env:NETTVAKT_NEVER_SET"\n',
+        encoding="utf-8",
+    )
+    started = time.monotonic()
+    result = run_collector("--inventory", str(path))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    line = path.read_text().splitlines().index('password = "env:NETTVAKT_NEVER_SET"') + 1
+    assert f"{path}:{line}: storage.password: env:NETTVAKT_NEVER_SET: environment variable NETTVAKT_NEVER_SET is not set" in result.stderr
+    assert time.monotonic() - started < 30
