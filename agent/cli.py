@@ -205,10 +205,22 @@ def _positive_mb(text: str) -> float:
     return value
 
 
+def version() -> str:
+    """The installed package's version (pyproject.toml), or 'unknown' when run from a bare checkout."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("nettvakt")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 # --- parser ---------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nettvakt", description="Network and device monitoring: agents, collector, InfluxDB, Grafana.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"nettvakt {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def inventory_arg(p: argparse.ArgumentParser) -> None:
@@ -296,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=64, metavar="N", help="addresses tried at once (default 64)")
     p.add_argument("--no-icmp", action="store_true", help="SNMP only")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--add-to", metavar="INVENTORY", help="append the proposed [[device]] entries to this inventory (after showing them; kept only if it still validates)")
+    p.add_argument("--site", metavar="ID", help="with --add-to: the site the devices found are at")
     p.set_defaults(func=_collector_command("cmd_discover"))
 
     p = sub.add_parser("config", help="network device configurations over SSH: backups, history, diffs")

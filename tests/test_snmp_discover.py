@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import parse_inventory
+from collector.config import load_inventory, parse_inventory
 from collector.services import SnmpV3User, free_port, start_snmpd, start_snmpsim
 from collector.snmp.discover import (
     LLDP_LOC_PORT_DESC,
@@ -87,6 +87,8 @@ class Lab:
     port: int
     runs: dict[str, Run]
     sys_name: str  # of the snmpd on .4
+    workdir: Path
+    ours: str  # ours.toml as it was before --add-to
 
 
 @pytest.fixture(scope="module")
@@ -114,14 +116,23 @@ def lab(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "bad_cidr": ["10.20.0.0/33"],
             "too_big": ["10.0.0.0/8"],
             "nothing_to_try": ["127.0.0.9", "--no-icmp", "--inventory", "missing.toml"],
+            "add_to": ["127.0.0.0/29", *common, "--community", "dev", "--inventory", "inventory.toml", "--add-to", "ours.toml", "--site", "radhus"],
+            "add_to_invalid": ["127.0.0.0/29", *common, "--community", "dev", "--inventory", "inventory.toml", "--add-to", "theirs.toml", "--site", "radhus"],
+            "add_to_without_site": ["127.0.0.3", "--add-to", "ours.toml"],
         }
+        # Ours knows the kinds the devices found have; theirs has no [lifecycle.kinds.network] for the Linux box.
+        ours = "# Karlsøy: our own comments stay\n" + INVENTORY.format(port=port, user=V3_USER.name, auth=V3_USER.auth_protocol,
+                                                                   priv=V3_USER.priv_protocol)
+        ours += "\n[lifecycle.kinds.network]  # kept as written\nlifetime_years = 8\nreplacement_cost_nok = 0\n"
+        (tmp / "ours.toml").write_text(ours, encoding="utf-8")
+        (tmp / "theirs.toml").write_text(ours.replace("[lifecycle.kinds.network]", "[lifecycle.kinds.router]"), encoding="utf-8")
         procs = {name: subprocess.Popen([*DISCOVER, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                         env=env, cwd=tmp) for name, argv in cases.items()}
         runs = {}
         for name, proc in procs.items():
             stdout, stderr = proc.communicate(timeout=60)
             runs[name] = Run(proc.returncode, stdout, stderr)
-        yield Lab(port, runs, "kjeller-linux")
+        yield Lab(port, runs, "kjeller-linux", tmp, ours)
     finally:
         for server in servers:
             server.stop()
@@ -203,10 +214,28 @@ def test_text_output_progress_and_tables(lab: Lab) -> None:
     assert 'host = "127.0.0.2"' not in run.stdout
 
 
+def test_add_to_appends_what_it_found_keeping_the_file_as_written(lab: Lab) -> None:
+    run = lab.runs["add_to"]
+    assert run.returncode == 0, run.stderr
+    text = (lab.workdir / "ours.toml").read_text(encoding="utf-8")
+    assert text.startswith(lab.ours.rstrip("\n"))  # comments and layout as they were
+    added = text[len(lab.ours.rstrip("\n")):]
+    assert added in run.stdout.replace("# Adding to ours.toml:", "")  # shown before it was written
+    inventory = load_inventory(lab.workdir / "ours.toml", startup=True, offline=True)
+    assert {d.host: d.site for d in inventory.device} == {"127.0.0.2": "radhus", "10.99.0.1": "radhus", "127.0.0.3": "radhus", "127.0.0.4": "radhus"}
+    # One that would not validate is not written, and says why, by line.
+    invalid = lab.runs["add_to_invalid"]
+    assert invalid.returncode == 2 and (lab.workdir / "theirs.toml").read_text(encoding="utf-8") == lab.ours.replace("[lifecycle.kinds.network]", "[lifecycle.kinds.router]")
+    assert "theirs.toml:" in invalid.stderr and "'network' has no [lifecycle.kinds.network]" in invalid.stderr
+    assert "theirs.toml is unchanged" in invalid.stderr and "Traceback" not in invalid.stderr
+    assert not list(lab.workdir.glob(".*.discover"))
+
+
 @pytest.mark.parametrize(("case", "message"), [
     ("bad_cidr", "'10.20.0.0/33' is not an address or network"),
     ("too_big", "10.0.0.0/8 has 16777216 addresses"),
     ("nothing_to_try", "missing.toml: cannot read"),
+    ("add_to_without_site", "--add-to needs --site"),
 ])
 def test_usage_errors_exit_2(lab: Lab, case: str, message: str) -> None:
     run = lab.runs[case]

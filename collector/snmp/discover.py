@@ -17,8 +17,10 @@ import asyncio
 import ipaddress
 import json
 import logging
+import os
 import re
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -370,8 +372,8 @@ def _toml_str(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid TOML basic string
 
 
-def proposed_entries(hosts: Iterable[Host], port: int) -> str:
-    """[[device]] tables for inventory.toml, for SNMP hosts the inventory does not have yet."""
+def proposed_entries(hosts: Iterable[Host], port: int, site: str | None = None) -> str:
+    """[[device]] tables for inventory.toml, for SNMP hosts the inventory does not have yet (at `site`, if given)."""
     blocks: list[str] = []
     used: set[str] = set()
     for host in hosts:
@@ -388,7 +390,7 @@ def proposed_entries(hosts: Iterable[Host], port: int) -> str:
             "[[device]]",
             f"id = {_toml_str(ident)}",
             f"name = {_toml_str(host.sys_name or host.address)}",
-            'site = "unassigned"  # TODO: the id of the [[site]] this device is at',
+            f"site = {_toml_str(site)}" if site else 'site = "unassigned"  # TODO: the id of the [[site]] this device is at',
             f"host = {_toml_str(host.address)}",
             f"hardware = {{ kind = {_toml_str(PROFILE_KIND.get(host.profile, 'network'))} }}  # a kind in [lifecycle.kinds]",
             "[device.snmp]",
@@ -460,6 +462,8 @@ def run_discover(args: argparse.Namespace) -> int:
     try:
         if args.timeout <= 0 or args.concurrency < 1 or not 0 < args.port < 65536:
             raise UsageError(f"{PROG}: --timeout must be > 0, --concurrency >= 1, --port 1..65535")
+        if args.add_to and not args.site:
+            raise UsageError(f"{PROG}: --add-to needs --site: the id of the [[site]] the devices found are at")
         addresses = parse_targets(args.cidrs)
         inventory = Path(args.inventory or "inventory.toml")
         creds, known = credentials(inventory, args.community or [], explicit_inventory=args.inventory is not None)
@@ -474,11 +478,43 @@ def run_discover(args: argparse.Namespace) -> int:
     if args.no_icmp:
         progress.start("snmp")
     hosts = asyncio.run(sweep(addresses, args, creds, known, progress))
+    if args.add_to:
+        return add_to_inventory(Path(args.add_to), hosts, args.port, args.site)
     if args.json:
         print(json.dumps(to_json(hosts, args.port), ensure_ascii=False))
     else:
         print(render(hosts, args.port))
     return EXIT_OK if any(h.alive for h in hosts) else EXIT_FAIL
+
+
+def add_to_inventory(path: Path, hosts: Sequence[Host], port: int, site: str) -> int:
+    """Append the proposed [[device]] entries to inventory.toml after showing them, keeping the file as
+    written (comments, layout); only if the result validates as `nettvakt check --offline` would."""
+    proposal = proposed_entries(hosts, port, site)
+    if not proposal:
+        print(f"{PROG}: no new devices that answer SNMP; {path} is unchanged")
+        return EXIT_OK if any(h.alive for h in hosts) else EXIT_FAIL
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"{PROG}: {path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+    added = f"\n\n# Added by nettvakt discover on {time.strftime('%Y-%m-%d')}\n{proposal}\n"
+    print(f"# Adding to {path}:{added}")
+    # Checked in a copy beside it (relative file: secrets resolve the same), then put in place at once.
+    candidate = path.with_name(f".{path.name}.discover")
+    candidate.write_text(text.rstrip("\n") + added, encoding="utf-8")
+    try:
+        load_inventory(candidate, startup=True, offline=True)
+    except InventoryError as exc:
+        candidate.unlink()
+        for line in exc.lines():
+            print(line.replace(str(candidate), str(path)), file=sys.stderr)
+        print(f"{PROG}: {path} is unchanged: with these entries it would not validate", file=sys.stderr)
+        return EXIT_USAGE
+    os.replace(candidate, path)
+    print(f"{PROG}: {path}: {proposal.count('[[device]]')} device(s) added")
+    return EXIT_OK
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -493,6 +529,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--concurrency", type=int, default=64, metavar="N", help="addresses tried at once (default 64)")
     parser.add_argument("--no-icmp", action="store_true", help="SNMP only")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--add-to", metavar="INVENTORY", help="append the proposed [[device]] entries to this inventory (after showing them; kept only if it still validates)")
+    parser.add_argument("--site", metavar="ID", help="with --add-to: the site the devices found are at")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
