@@ -237,6 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable result")
     p.set_defaults(func=_collector_command("cmd_check"))
 
+    p = sub.add_parser("init", help="write a first inventory.toml", description="Write a small, valid, commented inventory.toml for one site; `nettvakt check` passes on it and the collector starts on it.")
+    p.add_argument("path", nargs="?", default="inventory.toml", metavar="PATH", help="where to write it (default ./inventory.toml)")
+    p.add_argument("--organisation", default="Karlsøy kommune", metavar="NAME", help="the municipality or organisation")
+    p.add_argument("--site", default="radhus", metavar="ID", help="id of the first site (lower-case letters, digits, '-')")
+    p.add_argument("--site-name", metavar="NAME", help="its display name (default: the id)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p.set_defaults(func=_collector_command("cmd_init"))
+
     p = sub.add_parser("collector", help="collector commands")
     csub = p.add_subparsers(dest="collector_command", required=True, metavar="SUBCOMMAND")
     run = csub.add_parser("run", help="run the collector", description="Run the collector: ingest API, pollers, InfluxDB writer.")

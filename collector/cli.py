@@ -95,6 +95,12 @@ def cmd_collector_tls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from collector.init import run_init
+
+    return run_init(args)
+
+
 def cmd_discover(args: argparse.Namespace) -> int:
     from collector.snmp.discover import run_discover
 

@@ -183,3 +183,27 @@ def test_start_up_failures_are_one_line_and_exit_2(tmp_path: Path) -> None:
     line = path.read_text().splitlines().index('password = "env:NETTVAKT_NEVER_SET"') + 1
     assert f"{path}:{line}: storage.password: env:NETTVAKT_NEVER_SET: environment variable NETTVAKT_NEVER_SET is not set" in result.stderr
     assert time.monotonic() - started < 30
+
+
+def test_init_writes_a_first_inventory_that_passes_check_and_starts_a_collector(nettvakt, tmp_path: Path) -> None:
+    path = tmp_path / "kommune" / "inventory.toml"
+    init = subprocess.run([sys.executable, "-m", "agent.cli", "init", str(path), "--site", "hansnes", "--site-name", "Hansnes"],
+                          capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert init.returncode == 0, init.stderr
+    assert "# Check it with `nettvakt check`" in path.read_text(encoding="utf-8")  # commented, for people
+    check = subprocess.run([sys.executable, "-m", "agent.cli", "check", str(path)], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert check.returncode == 0 and "OK (1 sites" in check.stdout, check.stderr
+    again = subprocess.run([sys.executable, "-m", "agent.cli", "init", str(path)], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert again.returncode == 2 and "never overwritten without --force" in again.stderr
+    port = free_port()
+    log = tmp_path / "collector.log"
+    proc = nettvakt.start(["collector", "run", "--inventory", str(path), "--listen", f"127.0.0.1:{port}"], log)
+
+    def health() -> dict[str, Any]:
+        assert proc.poll() is None, log.read_text(errors="replace")
+        with _NO_PROXY.open(f"http://127.0.0.1:{port}/api/v1/health", timeout=5) as resp:
+            return json.load(resp)
+
+    assert wait_until(health, 30, "the collector started on the new inventory")["status"] == "ok"
+    nettvakt.stop(proc)
+    assert (path.parent / "var" / "collector" / "queue.sqlite3").exists()  # data_dir relative to the file
