@@ -527,12 +527,15 @@ async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
         last_report = 0.0
         while True:
             await asyncio.sleep(HOUSEKEEPING_INTERVAL_S)
-            now = time.time_ns()
-            points = app[SERVICE].evaluate_liveness(now)
-            if time.monotonic() - last_report >= SELF_MONITOR_INTERVAL_S - 0.5:
-                last_report = time.monotonic()
-                points += await asyncio.to_thread(collector_points, app, now)
-            await store_local(app, "collector", points)
+            try:
+                now = time.time_ns()
+                points = app[SERVICE].evaluate_liveness(now)
+                if time.monotonic() - last_report >= SELF_MONITOR_INTERVAL_S - 0.5:
+                    last_report = time.monotonic()
+                    points += await asyncio.to_thread(collector_points, app, now)
+                await store_local(app, "collector", points)
+            except Exception:  # one bad round (the queue's disk) must not end liveness for good
+                log.exception("housekeeping round failed; trying again in %.0f s", HOUSEKEEPING_INTERVAL_S)
 
     task = asyncio.create_task(loop(), name="housekeeping")
     yield
@@ -573,7 +576,10 @@ async def _lifecycle_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def loop() -> None:
         while True:
-            await store_local(app, "lifecycle", lifecycle_points(app[SERVICE].inventory, time.time_ns()))
+            try:
+                await store_local(app, "lifecycle", lifecycle_points(app[SERVICE].inventory, time.time_ns()))
+            except Exception:
+                log.exception("lifecycle points not stored; trying again in %.0f s", LIFECYCLE_INTERVAL_S)
             await asyncio.sleep(LIFECYCLE_INTERVAL_S)
 
     task = asyncio.create_task(loop(), name="lifecycle")

@@ -96,7 +96,10 @@ class SnmpScheduler:
                 log.exception("device %s: poll failed", device.id)
                 points = []
             points.append(availability_point(device, points, stamp))
-            await self.emit(f"device:{device.id}", points)
+            try:
+                await self.emit(f"device:{device.id}", points)
+            except Exception:  # the queue's trouble (a full disk) is reported by /health; polling goes on
+                log.exception("device %s: %d points not stored", device.id, len(points))
             next_at += interval
             await asyncio.sleep(max(0.0, next_at - loop.time()))
 

@@ -207,3 +207,50 @@ def test_init_writes_a_first_inventory_that_passes_check_and_starts_a_collector(
     assert wait_until(health, 30, "the collector started on the new inventory")["status"] == "ok"
     nettvakt.stop(proc)
     assert (path.parent / "var" / "collector" / "queue.sqlite3").exists()  # data_dir relative to the file
+
+
+def test_one_failing_part_at_run_time_does_not_stop_the_others(tmp_path: Path, monkeypatch) -> None:
+    """The queue refuses writes for a while (a full disk): liveness and the SNMP poller go on after it."""
+    import sqlite3
+
+    import collector.app as app_module
+    from collector.app import QUEUE, create_app
+    from collector.config import load_inventory
+
+    monkeypatch.setattr(app_module, "HOUSEKEEPING_INTERVAL_S", 0.1)
+    path = tmp_path / "inventory.toml"
+    path.write_text(
+        inventory_text(tmp_path, free_port(), free_port())
+        + '\n[[device]]\nid = "sw"\nname = "S"\nsite = "radhus"\nhost = "127.0.0.1"\nhardware = { kind = "switch", lifetime_years = 8 }\n'
+        f'[device.snmp]\ncommunity = "file:community"\nport = {free_port(kind="udp")}\ninterval_s = 0.2\ntimeout_s = 0.1\nretries = 0\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "community").write_text("public\n", encoding="utf-8")
+
+    async def scenario() -> set[str]:
+        app = create_app(load_inventory(path, startup=True))
+        runner = web.AppRunner(app)
+        await runner.setup()
+        try:
+            queue = app[QUEUE]
+            real = queue.put_local
+            failures = {"collector": 2, "device:sw": 2}  # each part meets the full disk twice
+            stored: set[str] = set()
+
+            def flaky(source: str, points: list) -> None:
+                if failures.get(source, 0) > 0:
+                    failures[source] -= 1
+                    raise sqlite3.OperationalError("database or disk is full")
+                real(source, points)
+                stored.add(source)
+
+            queue.put_local = flaky  # type: ignore[method-assign]
+            deadline = time.monotonic() + 30
+            while not {"collector", "device:sw"} <= stored and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert failures == {"collector": 0, "device:sw": 0}
+            return stored
+        finally:
+            await runner.cleanup()
+
+    assert {"collector", "device:sw"} <= asyncio.run(scenario())
