@@ -25,6 +25,9 @@ from typing import Any, Callable
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 COLLECTOR_EXTRA_HINT = "this command needs the collector extra: pip install 'nettvakt[collector]'"
+# The collector extra's libraries (pyproject.toml), by the name they are imported under.
+_COLLECTOR_EXTRA = frozenset({"pydantic", "pysnmp", "pyasn1", "netmiko", "paramiko", "ntc_templates", "textfsm", "yaml",
+                              "cryptography", "matplotlib", "reportlab"})
 
 
 def _collector_command(name: str) -> Callable[[argparse.Namespace], int]:
@@ -34,13 +37,22 @@ def _collector_command(name: str) -> Callable[[argparse.Namespace], int]:
         except ImportError as exc:
             print(f"nettvakt: {COLLECTOR_EXTRA_HINT} ({exc.name or exc} is not installed)", file=sys.stderr)
             return EXIT_USAGE
-        return getattr(module, name)(args)
+        try:
+            return getattr(module, name)(args)
+        except ModuleNotFoundError as exc:  # a command's own library of the extra (pysnmp, netmiko, reportlab...)
+            if (exc.name or "").split(".")[0] not in _COLLECTOR_EXTRA:
+                raise
+            print(f"nettvakt: {COLLECTOR_EXTRA_HINT} ({exc.name} is not installed)", file=sys.stderr)
+            return EXIT_USAGE
 
     return run
 
 
 # --- agent-side commands --------------------------------------------------------------
 def cmd_agent_run(args: argparse.Namespace) -> int:
+    import sqlite3
+    import ssl
+
     from agent.runner import Agent, AgentSettings
     from agent.secrets import SecretError, resolve_secret
 
@@ -57,13 +69,22 @@ def cmd_agent_run(args: argparse.Namespace) -> int:
         ca_file=Path(args.ca_file) if args.ca_file else None,
         spool_max_bytes=int(args.spool_max_mb * 1024 * 1024),
     )
-    return run_until_signal(Agent(settings).run())
+    try:
+        if settings.ca_file is not None:
+            ssl.create_default_context(cafile=str(settings.ca_file))  # a missing or broken file is found now, not at the first send
+        agent = Agent(settings)  # opens the spool
+    except (OSError, sqlite3.Error) as exc:  # ssl.SSLError is an OSError
+        print(f"nettvakt agent run: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return run_until_signal(agent.run())
 
 
 def cmd_agent_install_service(args: argparse.Namespace) -> int:
     from agent.install import InstallError, ServiceOptions, default_spool, install_linux, install_windows
 
-    if not args.token.startswith(("env:", "file:")):
+    from agent.secrets import is_secret_ref
+
+    if not is_secret_ref(args.token):
         print("nettvakt agent install-service: --token must be a reference (file:PATH or env:NAME), never the token", file=sys.stderr)
         return EXIT_USAGE
     windows = sys.platform == "win32"

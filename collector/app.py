@@ -70,16 +70,7 @@ async def _read_json(request: web.Request, empty: Any = ...) -> Any:
     `empty` is what an empty body means (none given: an empty body is an error like any other).
     """
     settings = request.app[INVENTORY].collector
-    try:
-        async with asyncio.timeout(settings.request_body_timeout_s):
-            raw = await request.read()
-    except TimeoutError:
-        response = _error(408, f"request body not received within {settings.request_body_timeout_s:g} s")
-        response.force_close()  # the rest of a trickled body is not waited for
-        raise BodyError(response) from None
-    except web.HTTPRequestEntityTooLarge:
-        # aiohttp reads and drops the rest for a few seconds (lingering), so the client gets this answer.
-        raise BodyError(_error(413, f"body larger than {settings.max_batch_bytes} bytes; send smaller batches", max_bytes=settings.max_batch_bytes)) from None
+    raw = await _read_body(request, settings.request_body_timeout_s, settings.max_batch_bytes)
     if empty is not ... and not raw.strip():
         return empty
     try:
@@ -88,6 +79,41 @@ async def _read_json(request: web.Request, empty: Any = ...) -> Any:
         raise BodyError(_error(400, "body is not acceptable JSON: nested too deeply")) from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, an integer of over 4300 digits
         raise BodyError(_error(400, f"body is not valid JSON: {exc}")) from None
+
+
+# After request_body_timeout_s, a body must keep arriving at this rate: a big backlog batch
+# over a slow rural line gets the time it needs, a client trickling bytes does not.
+MIN_BODY_BYTES_PER_S = 1024
+
+
+async def _read_body(request: web.Request, timeout_s: float, max_bytes: int) -> bytes:
+    """The whole body, or BodyError with 408 (too slow) or 413 (too big) as JSON."""
+    too_big = _error(413, f"body larger than {max_bytes} bytes; send smaller batches", max_bytes=max_bytes)
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise BodyError(too_big)  # refused before a byte of it is read
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    chunks: list[bytes] = []
+    got = 0
+    while True:
+        left = started + timeout_s + got / MIN_BODY_BYTES_PER_S - loop.time()
+        try:
+            if left <= 0:
+                raise TimeoutError
+            chunk = await asyncio.wait_for(request.content.readany(), left)
+        except TimeoutError:
+            response = _error(
+                408, f"request body not received within {timeout_s:g} s (and {MIN_BODY_BYTES_PER_S} bytes/s after that)"
+            )
+            response.force_close()  # the rest of a trickled body is not waited for
+            raise BodyError(response) from None
+        if not chunk:
+            return b"".join(chunks)
+        got += len(chunk)
+        if got > max_bytes:  # a chunked body with no length said
+            # aiohttp reads and drops the rest for a few seconds (lingering), so the client gets this answer.
+            raise BodyError(too_big)
+        chunks.append(chunk)
 
 
 @web.middleware
@@ -409,6 +435,8 @@ async def handle_silence_add(request: web.Request) -> web.Response:
         )
     except SilenceError as exc:
         return _error(400, str(exc))
+    except OSError as exc:  # SilenceStoreError: the file cannot be read and is not written over
+        return _error(503, str(exc))
     log.info("silence %s added over HTTP by %s until %s", silence.id, silence.author or "?", silence.until)
     return web.json_response(silence.to_json(), status=201)
 
@@ -422,7 +450,11 @@ async def handle_silence_remove(request: web.Request) -> web.Response:
     if refusal is not None:
         return refusal
     silence_id = request.match_info["silence_id"]
-    if not _silence_store(request.app).remove(silence_id):
+    try:
+        removed = _silence_store(request.app).remove(silence_id)
+    except OSError as exc:
+        return _error(503, str(exc))
+    if not removed:
         return _error(404, f"no active silence {silence_id!r}")
     return web.Response(status=204)
 

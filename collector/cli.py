@@ -49,7 +49,14 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_collector_run(args: argparse.Namespace) -> int:
     from collector.app import StartupError, serve
+    from collector.models import check_host_port
 
+    if args.listen is not None:
+        try:
+            check_host_port(args.listen)
+        except ValueError as exc:
+            print(f"nettvakt collector run: --listen {exc}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         inventory = load_inventory(args.inventory, startup=True)
     except InventoryError as exc:
@@ -81,10 +88,16 @@ def cmd_collector_tls(args: argparse.Namespace) -> int:
     from collector.tls import TlsError, make_self_signed
 
     cert, key = Path(args.cert), Path(args.key)
+    if args.days < 1 or any(not name.strip() for name in args.name):
+        print("nettvakt collector tls: --days must be at least 1 and every --name a host name or address", file=sys.stderr)
+        return EXIT_USAGE
     try:
         make_self_signed(cert, key, list(args.name), days=args.days, overwrite=args.force)
-    except TlsError as exc:
-        print(str(exc), file=sys.stderr)
+    except (TlsError, ValueError) as exc:  # ValueError: a name the certificate cannot hold
+        print(f"nettvakt collector tls: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"nettvakt collector tls: cannot write {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     print(f"wrote {cert} and {key} (key readable by its owner only) for {', '.join(args.name)}")
     print("in inventory.toml:")

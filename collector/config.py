@@ -71,7 +71,8 @@ class CollectorSettings(Model):
     max_point_age_days: float = Field(default=90.0, gt=0, le=3650)
     # Connection hygiene: a request's head must arrive within request_head_timeout_s of the
     # connection opening (or of the previous answer: idle keep-alive connections close then too),
-    # its body within request_body_timeout_s; one client address holds at most this many connections.
+    # its body within request_body_timeout_s plus a second per KiB; one client address holds at
+    # most this many connections.
     request_head_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     request_body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     max_connections_per_client: int = Field(default=32, ge=1, le=100_000)

@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from agent.cli import EXIT_FAIL, EXIT_OK, run_until_signal
+from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE, run_until_signal
 from agent.runner import Agent, AgentSettings
 from collector.app import serve
 from collector.config import load_inventory
@@ -103,7 +103,11 @@ def run_demo(args: argparse.Namespace) -> int:
 
         return run_lab_demo(args)
     workdir = Path(args.workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"nettvakt demo: cannot use --workdir {workdir}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
     influx = _start_local_influxd(workdir)
     try:
         port = free_port()
@@ -133,7 +137,11 @@ def run_demo(args: argparse.Namespace) -> int:
         async def both() -> None:
             collector_ready = asyncio.Event()
             server = asyncio.create_task(serve(inventory, ready=lambda url: collector_ready.set()))
-            await collector_ready.wait()
+            ready = asyncio.create_task(collector_ready.wait())
+            await asyncio.wait({server, ready}, return_when=asyncio.FIRST_COMPLETED)
+            if server.done():  # it failed before it listened: say why instead of waiting for ever
+                ready.cancel()
+                server.result()
             if args.json:
                 print(json.dumps(where), flush=True)
             else:

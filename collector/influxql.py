@@ -6,6 +6,7 @@ Read side only: reports, diagnosis and tests ask InfluxDB through here.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import urllib.error
 import urllib.parse
@@ -56,8 +57,10 @@ def query(
             return rows(json.load(resp))
     except urllib.error.HTTPError as exc:
         raise InfluxQueryError(f"HTTP {exc.code}: {exc.read().decode(errors='replace')[:300]}") from exc
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         raise InfluxQueryError(f"{url}: {exc}") from exc
+    except ValueError as exc:  # 200 with something that is not InfluxDB's JSON (a proxy's page)
+        raise InfluxQueryError(f"{url}: the answer is not InfluxDB's JSON: {exc}") from exc
 
 
 def contract_problems(url: str, database: str, username: str | None = None, password: str | None = None) -> list[str]:

@@ -32,7 +32,7 @@ def _secret(value: str) -> str:
     return value
 
 
-def _host_port(value: str) -> str:
+def check_host_port(value: str) -> str:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"{value!r}: expected HOST:PORT")
@@ -60,7 +60,7 @@ def _host_name(value: str) -> str:
 
 SecretRef = Annotated[str, AfterValidator(_secret)]
 HostName = Annotated[str, AfterValidator(_host_name)]
-HostPort = Annotated[str, AfterValidator(_host_port)]
+HostPort = Annotated[str, AfterValidator(check_host_port)]
 PositiveSeconds = Annotated[float, Field(gt=0, le=86400)]
 
 

@@ -30,6 +30,10 @@ class SourceError(RuntimeError):
     """The store cannot be read; the message names the URL or path."""
 
 
+class SourceConfigError(SourceError):
+    """The store asked for is not configured (a configuration error, exit 2, not a failed read)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Sample:
     time_ns: int
@@ -164,18 +168,21 @@ class LocalSource:
         finally:
             db.close()
         out: list[Sample] = []
-        for payload in payloads:
-            for point in json.loads(payload):
-                if point.get("measurement") != measurement:
-                    continue
-                time_ns = int(point["time"])
-                if not start_ns <= time_ns < end_ns:
-                    continue
-                point_tags = {str(k): str(v) for k, v in point.get("tags", {}).items()}
-                if any(point_tags.get(k) != v for k, v in wanted.items()):
-                    continue
-                fields = {k: v for k, v in ((k, _field_value(v)) for k, v in point.get("fields", {}).items()) if v is not None}
-                out.append(Sample(time_ns, point_tags, fields))
+        try:
+            for payload in payloads:
+                for point in json.loads(payload):
+                    if point.get("measurement") != measurement:
+                        continue
+                    time_ns = int(point["time"])
+                    if not start_ns <= time_ns < end_ns:
+                        continue
+                    point_tags = {str(k): str(v) for k, v in point.get("tags", {}).items()}
+                    if any(point_tags.get(k) != v for k, v in wanted.items()):
+                        continue
+                    fields = {k: v for k, v in ((k, _field_value(v)) for k, v in point.get("fields", {}).items()) if v is not None}
+                    out.append(Sample(time_ns, point_tags, fields))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a damaged store: say so, never a traceback
+            raise SourceError(f"local store {self.path}: a batch that is not what the collector writes: {exc!r}") from exc
         out.sort(key=lambda s: s.time_ns)
         return out
 
@@ -188,7 +195,7 @@ def open_source(inventory: Inventory, kind: Literal["auto", "influx", "local"] =
     if kind == "local":
         return LocalSource(inventory.data_dir() / "queue.sqlite3")
     if storage.kind == "local" or storage.url is None:
-        raise SourceError("storage.kind = 'local' in the inventory: no InfluxDB URL to read from (use --source local)")
+        raise SourceConfigError("storage.kind = 'local' in the inventory: no InfluxDB URL to read from (use --source local)")
     timeout = max(storage.timeout_s, READ_TIMEOUT_S)
     if storage.kind == "influxdb_v2":
         # The v1-compatible /query endpoint takes the token as the password; the bucket maps to a database.

@@ -151,7 +151,7 @@ def test_alerts_lists_firing_and_history_and_silences_mute(tmp_path: Path, smtp:
     assert code == 0
     assert SilenceStore.load(inventory.data_dir() / SILENCES_FILE).active(time.time()) == []
     code, _, err = run_cli(capsys, "silence", "remove", silence["id"], "--inventory", str(path))
-    assert code == 1 and "no active silence" in err
+    assert code == 2 and "no active silence" in err  # an id that names nothing: a usage error
 
 
 @pytest.mark.parametrize(

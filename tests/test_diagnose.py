@@ -615,4 +615,4 @@ def test_cli_unknown_site_bad_inventory_and_unreadable_store(tmp_path: Path, cap
     broken = tmp_path / "broken.toml"
     broken.write_text("[[site]]\nid = 3\n", encoding="utf-8")
     assert nettvakt(["diagnose", "skole", "--inventory", str(broken)]) == 2
-    assert "site[0]" in capsys.readouterr().err
+    assert f"{broken}:2: site #1: id: expected a string (in quotes), got 3" in capsys.readouterr().err

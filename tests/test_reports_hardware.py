@@ -17,6 +17,7 @@ import json
 import subprocess
 import time
 import tomllib
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from PIL import Image
 from agent.cli import main
 from agent.hwfacts import facts_from_dmidecode
 from agent.points import Point
+from collector.queue import DurableQueue
 from collector.config import load_inventory, parse_inventory
 from collector.lineprotocol import encode_points
 from collector.writer import make_sink
@@ -41,6 +43,23 @@ from collector.reports.render import ALERT_COLOUR, BAR_COLOUR, render_csv
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "inventory.toml"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _shipped_with_a_local_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The shipped inventory, its data in a local store of its own that a collector has written:
+    the report reads it (and finds no observed facts yet) instead of an InfluxDB this machine lacks."""
+    global SHIPPED
+    original = SHIPPED
+    folder = tmp_path_factory.mktemp("shipped")
+    text = original.read_text(encoding="utf-8")
+    storage = text[text.index("[storage]\n"):text.index("\n\n", text.index("[storage]\n"))]
+    text = text.replace(storage, '[storage]\nkind = "local"').replace('data_dir = "/var/lib/nettvakt"', f'data_dir = "{folder / "data"}"')
+    SHIPPED = folder / "inventory.toml"
+    SHIPPED.write_text(text, encoding="utf-8")
+    DurableQueue(folder / "data" / "queue.sqlite3").close()
+    yield
+    SHIPPED = original
 YEAR = 2026
 NBSP = "\u00a0"
 # In the shipped inventory, due before 2026: the old firewall, every PC and the laptop, the server,
@@ -286,7 +305,7 @@ def test_pdf_needs_output_and_bad_inventory_is_named(capsys: pytest.CaptureFixtu
     bad.write_text('[[device]]\nid = "x"\n', encoding="utf-8")
     rc = main(["report", "hardware", "--inventory", str(bad)])
     err = capsys.readouterr().err
-    assert rc == 2 and f"{bad}: device[0].name: required key is missing" in err
+    assert rc == 2 and f"{bad}:1: device 'x': name: required key is missing" in err
 
 
 # ---------------------------------------------------------------- recorded hardware facts
@@ -445,7 +464,8 @@ def test_unreachable_store_is_said_in_the_report(tmp_path: Path, capsys: pytest.
     inventory = tmp_path / "inventory.toml"
     inventory.write_text(FACTS_INVENTORY + f'[collector]\ndata_dir = "{tmp_path / "none"}"\n', encoding="utf-8")
     rc = main(["report", "hardware", "--inventory", str(inventory), "--year", "2026", "--lang", "en"])
-    out = capsys.readouterr().out
-    assert rc == 0
+    out, err = capsys.readouterr()
+    assert rc == 1  # the plan is printed, and the exit says its data could not be read
+    assert "made without observed facts: cannot read the data" in err
     assert f"Observed hardware facts could not be read: local store {tmp_path / 'none'}" in out
     assert "no purchase date in the inventory, and observed facts could not be read" in out

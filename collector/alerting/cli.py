@@ -17,7 +17,7 @@ import zoneinfo
 
 from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from collector.alerting.admin import alert_listing, unknown_names
-from collector.alerting.silences import SILENCES_FILE, Silence, SilenceError, SilenceStore
+from collector.alerting.silences import SILENCES_FILE, Silence, SilenceError, SilenceStore, SilenceStoreError
 from collector.config import Inventory, InventoryError, load_inventory
 
 
@@ -106,6 +106,9 @@ def run_silence_add(args: argparse.Namespace) -> int:
     except SilenceError as exc:
         print(f"nettvakt silence add: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # SilenceStoreError, or the data folder cannot be written
+        print(f"nettvakt silence add: {exc}", file=sys.stderr)
+        return EXIT_FAIL
     if args.json:
         print(json.dumps(silence.to_json(), ensure_ascii=False))
     else:
@@ -117,7 +120,11 @@ def run_silence_list(args: argparse.Namespace) -> int:
     inventory = _inventory(args)
     if inventory is None:
         return EXIT_USAGE
-    silences = SilenceStore.load(inventory.data_dir() / SILENCES_FILE).active(time.time())
+    store = SilenceStore.load(inventory.data_dir() / SILENCES_FILE)
+    silences = store.active(time.time())
+    if store.read_error is not None:
+        print(f"nettvakt silence list: {store.read_error}", file=sys.stderr)
+        return EXIT_FAIL
     if args.json:
         print(json.dumps([s.to_json() for s in silences], ensure_ascii=False))
         return EXIT_OK
@@ -133,8 +140,14 @@ def run_silence_remove(args: argparse.Namespace) -> int:
     inventory = _inventory(args)
     if inventory is None:
         return EXIT_USAGE
-    if SilenceStore.load(inventory.data_dir() / SILENCES_FILE).remove(args.silence_id):
+    try:
+        removed = SilenceStore.load(inventory.data_dir() / SILENCES_FILE).remove(args.silence_id)
+    except OSError as exc:
+        print(f"nettvakt silence remove: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    if removed:
         print(f"silence {args.silence_id} removed")
         return EXIT_OK
+    # An id that names nothing is a mistake on the command line, like an unknown device.
     print(f"nettvakt silence remove: no active silence {args.silence_id!r} (see: nettvakt silence list)", file=sys.stderr)
-    return EXIT_FAIL
+    return EXIT_USAGE

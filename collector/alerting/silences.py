@@ -30,6 +30,10 @@ class SilenceError(ValueError):
     """A silence that cannot be set (no expiry in the future, no matcher)."""
 
 
+class SilenceStoreError(OSError):
+    """The silences file cannot be read; it is not written over (the silences in it would be lost)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Silence:
     id: str
@@ -68,6 +72,7 @@ class SilenceStore:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # (inode, mtime, size): the CLI replaces the file, so a new inode marks every write.
     _stamp: tuple[int, int, int] | None = None
+    read_error: str | None = None  # why the file could not be read, while it cannot
 
     @classmethod
     def load(cls, path: Path) -> "SilenceStore":
@@ -82,6 +87,10 @@ class SilenceStore:
         try:
             st = self.path.stat()
         except FileNotFoundError:
+            self.read_error = None
+            return
+        except OSError as exc:
+            self.read_error = f"cannot read {self.path}: {exc.strerror or exc}"
             return
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp == self._stamp:
@@ -96,9 +105,15 @@ class SilenceStore:
             # A half-edited file must not end alerting: keep the silences we had, say why.
             log.error("silences: cannot read %s (%s); keeping the %d known", self.path, exc, len(self._silences))
             self._stamp = stamp
+            self.read_error = f"cannot read {self.path}: {exc}"
             return
         self._silences = loaded
+        self.read_error = None
         self._stamp = stamp
+
+    def _writable(self) -> None:
+        if self.read_error is not None:
+            raise SilenceStoreError(f"{self.read_error}; not written over: fix or remove the file first")
 
     def add(
         self,
@@ -134,6 +149,7 @@ class SilenceStore:
         )
         with self._lock:
             self._reload_if_changed()
+            self._writable()
             self._silences[silence.id] = silence
             self._save()
         return silence
@@ -141,6 +157,7 @@ class SilenceStore:
     def remove(self, silence_id: str) -> bool:
         with self._lock:
             self._reload_if_changed()
+            self._writable()
             found = self._silences.pop(silence_id, None) is not None
             if found:
                 self._save()
@@ -153,7 +170,7 @@ class SilenceStore:
             expired = [s.id for s in self._silences.values() if not s.until > now or not math.isfinite(s.until)]
             for sid in expired:
                 del self._silences[sid]
-            if expired:
+            if expired and self.read_error is None:
                 self._save()
             return sorted(self._silences.values(), key=lambda s: s.until)
 

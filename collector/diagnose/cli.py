@@ -17,7 +17,7 @@ from collector.config import Inventory, InventoryError, load_inventory
 from collector.diagnose.analysis import Diagnosis, diagnose
 from collector.diagnose.data import UnknownSiteError, load_site_data, site_context
 from collector.diagnose.render import render_json, render_markdown, render_text
-from collector.timeseries import SeriesSource, SourceError, open_source
+from collector.timeseries import SeriesSource, SourceConfigError, SourceError, open_source
 
 
 def diagnose_site(inventory: Inventory, site_id: str, source: SeriesSource, start_ns: int, end_ns: int) -> Diagnosis:
@@ -46,6 +46,9 @@ def run_diagnose(args: argparse.Namespace) -> int:
         result = diagnose(ctx, load_site_data(source, ctx, start_ns, end_ns))
     except SecretError as exc:
         print(f"nettvakt diagnose: {args.inventory}: storage: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SourceConfigError as exc:
+        print(f"nettvakt diagnose: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except SourceError as exc:
         print(f"nettvakt diagnose: cannot read the data: {exc}", file=sys.stderr)

@@ -18,7 +18,7 @@ from typing import Any, Callable, Literal
 from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from agent.secrets import SecretError
 from collector.config import Inventory, InventoryError, load_inventory
-from collector.timeseries import SeriesSource, SourceError, open_source
+from collector.timeseries import SeriesSource, SourceConfigError, SourceError, open_source
 from collector.reports.render import Document, render_csv, render_html, render_pdf, render_text
 
 # How far back the hardware report looks for the agents' facts (sent hourly, and at start),
@@ -31,8 +31,8 @@ def _load(args: argparse.Namespace, command: str) -> Inventory | None:
     try:
         return load_inventory(Path(args.inventory))
     except InventoryError as exc:
-        for problem in exc.problems:
-            print(f"{exc.path}: {problem}", file=sys.stderr)
+        for line in exc.lines():
+            print(line, file=sys.stderr)
         print(f"nettvakt report {command}: the inventory has {len(exc.problems)} problem(s)", file=sys.stderr)
         return None
 
@@ -100,10 +100,16 @@ def run_hardware(args: argparse.Namespace) -> int:
             ("host_disk", end_ns - int(SIZES_LOOKBACK_S * 1e9), None),
         ], end_ns)
         observed = observed_from_points(points["hardware"], points["host"], points["host_disk"])
-    except (SourceError, SecretError) as exc:  # the plan stands without observed facts; the report says so
+    except (SourceError, SecretError) as exc:  # the plan stands without observed facts: printed, saying so
         error = str(exc)
+        # An unset secret is the configuration's fault (2); a store that cannot be read, the data's (1).
+        failed = EXIT_USAGE if isinstance(exc, (SecretError, SourceConfigError)) else EXIT_FAIL
     report = build_hardware_report(inventory, args.year or today.year, today, observed, facts_error=error)
-    return _emit(args, "hardware", hardware_document(report, lang), report.to_json)
+    status = _emit(args, "hardware", hardware_document(report, lang), report.to_json)
+    if error is not None and status == EXIT_OK:
+        print(f"nettvakt report hardware: made without observed facts: cannot read the data: {error}", file=sys.stderr)
+        return failed
+    return status
 
 
 def run_servers(args: argparse.Namespace) -> int:
@@ -124,7 +130,13 @@ def run_servers(args: argparse.Namespace) -> int:
         wanted += [("host", start_ns, tags), ("host_disk", start_ns, tags), ("service", apps_start_ns, tags), ("hardware", start_ns, tags)]
     try:
         points = _read(open_source(inventory, args.source), wanted, end_ns)
-    except (SourceError, SecretError) as exc:  # no data, no report: say where it failed
+    except SecretError as exc:
+        print(f"nettvakt report servers: {args.inventory}: storage: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SourceConfigError as exc:
+        print(f"nettvakt report servers: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SourceError as exc:  # no data, no report: say where it failed
         print(f"nettvakt report servers: cannot read the data ({args.source}): {exc}", file=sys.stderr)
         return EXIT_FAIL
     report = build_servers_report(inventory, points, start_ns, end_ns)
