@@ -365,7 +365,10 @@ async def handle_alerts(request: web.Request) -> web.Response:
         return _error(400, "recent_s must be a number of seconds")
     if not 0 < recent_s <= MAX_RECENT_S:
         return _error(400, f"recent_s must be in (0, {MAX_RECENT_S:.0f}]")
-    listing = await asyncio.to_thread(alert_listing, request.app[SERVICE].inventory, recent_s)
+    try:
+        listing = await asyncio.to_thread(alert_listing, request.app[SERVICE].inventory, recent_s)
+    except (OSError, ValueError) as exc:
+        return _error(503, f"cannot read the alert state: {exc}")
     return web.json_response(listing)
 
 

@@ -88,8 +88,11 @@ def firing_from_state(path: Path) -> list[dict[str, Any]]:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return []
+    alerts = data.get("alerts", []) if isinstance(data, dict) else None
+    if not isinstance(alerts, list) or not all(isinstance(a, dict) for a in alerts):
+        raise ValueError(f"{path}: not the alert state the collector writes")
     return [
         {k: a.get(k) for k in ("rule", "kind", "severity", "site", "subject", "since", "summary", "flapping", "affected")}
-        for a in data.get("alerts", [])
+        for a in alerts
         if a.get("state") == "firing" or a.get("flapping")
     ]

@@ -83,7 +83,7 @@ def run_backup(args: argparse.Namespace) -> int:
     runner = SshRunner(known_hosts_path(data_dir), max_sessions=getattr(args, "max_sessions", None) or DEFAULT_MAX_SESSIONS)
     try:
         runs = asyncio.run(run_devices(runner, targets, facts=False, store=store)) if targets else []
-    except BackupError as exc:
+    except (BackupError, OSError) as exc:  # the backup folder or git: the data cannot be kept
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_FAIL
     finally:
@@ -96,6 +96,8 @@ def run_backup(args: argparse.Namespace) -> int:
             print(_line(run))
             if run.backup is not None and run.backup.changed and run.backup.diff:
                 print(run.backup.diff, end="" if run.backup.diff.endswith("\n") else "\n")
+    if failed:  # credentials that do not resolve are the configuration's to fix, not the device's
+        return EXIT_USAGE
     return EXIT_OK if all(_ok(r) for r in runs) else EXIT_FAIL
 
 
