@@ -45,11 +45,19 @@ CREATE TABLE IF NOT EXISTS counter (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS seen_floor (
+    source TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+) WITHOUT ROWID;
 """
 
-# How long (source, seq) pairs are remembered for de-duplication. Agents keep their spool
-# far shorter than this, so a resend older than this cannot happen.
-SEEN_RETENTION_S = 14 * 86400
+# The newest sequence numbers remembered per source. An agent has one batch in flight at a time
+# and numbers them upwards (agent/spool.py), so a resend is always of its newest batches; a
+# thousand covers every resend with room to spare. Older ones are forgotten, and a number at or
+# below what was forgotten (the floor) is taken as a resend: acknowledged, not stored again.
+SEEN_PER_SOURCE = 1000
+# What one remembered (source, seq) costs on disk, for the queue's bound (SQLite row and index).
+SEEN_ROW_BYTES = 64
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,7 @@ class QueuedBatch:
 class DurableQueue:
     """Thread-safe; callers on the event loop run its methods in a thread (they fsync)."""
 
-    def __init__(self, path: Path, max_bytes: int = 2 * 1024**3):
+    def __init__(self, path: Path, max_bytes: int = 2 * 1024**3, seen_per_source: int = SEEN_PER_SOURCE):
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.max_bytes = max_bytes
@@ -72,7 +80,10 @@ class DurableQueue:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+        self.seen_per_source = seen_per_source
         self._pending_bytes = self._db.execute("SELECT COALESCE(SUM(n_bytes), 0) FROM batch").fetchone()[0]
+        self._seen_rows = self._db.execute("SELECT COUNT(*) FROM seen").fetchone()[0]
+        self._floors: dict[str, int] = dict(self._db.execute("SELECT source, seq FROM seen_floor").fetchall())
         # When data was last dropped or refused, in this process: /health reports recent trouble.
         self.last_drop_ns = 0
         self.last_reject_ns = 0
@@ -91,18 +102,38 @@ class DurableQueue:
                 payload = json.dumps([p.to_json() for p in points], separators=(",", ":"))
         now = time.time_ns()
         with self._lock, self._db:
+            if seq <= self._floors.get(source, -1):
+                return False  # older than every number still remembered: a resend of a forgotten batch
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute("INSERT INTO seen (source, seq, received_ns) VALUES (?, ?, ?)", (source, seq, now))
             except sqlite3.IntegrityError:
                 return False
+            self._seen_rows += 1
             self._db.execute(
                 "INSERT INTO batch (source, seq, received_ns, n_points, n_bytes, points) VALUES (?, ?, ?, ?, ?, ?)",
                 (source, seq, now, len(points), len(payload), payload),
             )
             self._pending_bytes += len(payload)
+            if seq % 100 == 0 or self._seen_rows * SEEN_ROW_BYTES > self.max_bytes // 10:
+                self._forget_old_seqs(source)
             self._enforce_bound()
         return True
+
+    def _forget_old_seqs(self, source: str) -> None:
+        """Keep the newest seen_per_source numbers of `source`; raise its floor to the newest one forgotten."""
+        row = self._db.execute(
+            "SELECT seq FROM seen WHERE source = ? ORDER BY seq DESC LIMIT 1 OFFSET ?", (source, self.seen_per_source)
+        ).fetchone()
+        if row is None:
+            return
+        floor = row[0]
+        self._seen_rows -= self._db.execute("DELETE FROM seen WHERE source = ? AND seq <= ?", (source, floor)).rowcount
+        self._db.execute(
+            "INSERT INTO seen_floor (source, seq) VALUES (?, ?) ON CONFLICT(source) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+            (source, floor),
+        )
+        self._floors[source] = max(floor, self._floors.get(source, -1))
 
     def put_local(self, source: str, points: list[Point]) -> None:
         """Points the collector made itself (SNMP, availability): no de-duplication needed."""
@@ -114,7 +145,9 @@ class DurableQueue:
 
     def _enforce_bound(self) -> None:
         # Called inside the write transaction. Drop oldest first: recent data matters most on call.
-        while self._pending_bytes > self.max_bytes:
+        # The de-duplication memory counts too (bounded per source); it may take at most half.
+        budget = max(self.max_bytes - self._seen_rows * SEEN_ROW_BYTES, self.max_bytes // 2)
+        while self._pending_bytes > budget:
             row = self._db.execute("SELECT id, n_points, n_bytes FROM batch ORDER BY id LIMIT 1").fetchone()
             if row is None:
                 break
@@ -173,10 +206,6 @@ class DurableQueue:
             self._add("rejected_points", 1)
             self.last_reject_ns = time.time_ns()
 
-    def prune_seen(self, older_than_s: float = SEEN_RETENTION_S) -> int:
-        cutoff = time.time_ns() - int(older_than_s * 1e9)
-        with self._lock, self._db:
-            return self._db.execute("DELETE FROM seen WHERE received_ns < ?", (cutoff,)).rowcount
 
     def stats(self) -> dict[str, float]:
         with self._lock:
@@ -195,6 +224,7 @@ class DurableQueue:
             "written_points": counters.get("written_points", 0),
             "dropped_points": counters.get("dropped_points", 0),
             "rejected_points": counters.get("rejected_points", 0),
+            "seen_batches": self._seen_rows,
         }
 
     def rejected(self, limit: int = 100) -> list[dict[str, object]]:

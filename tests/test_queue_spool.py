@@ -106,3 +106,43 @@ def test_spool_bound_drops_oldest_unpromised(tmp_path: Path) -> None:
     assert spool.dropped() == 4
     assert spool.next_batch(100) == promised  # the unacknowledged batch is intact
     spool.close()
+
+
+def test_dedup_memory_stays_bounded_through_100000_batches_and_still_catches_resends() -> None:
+    """Every batch leaves its (source, seq) behind for de-duplication; that memory is bounded per
+    source and counted in the queue's disk bound, and the newest numbers (all an agent can resend) stay."""
+    import tempfile
+
+    from collector.queue import SEEN_ROW_BYTES
+
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as folder:  # tmpfs: 100,000 synchronous commits in seconds
+        path = Path(folder) / "queue.sqlite3"
+        queue = DurableQueue(path, max_bytes=4 * 1024 * 1024, seen_per_source=1000)
+        try:
+            point = [Point("host", {"host": "a"}, {"cpu_pct": 1.0}, 1)]
+            seq0 = 1_764_000_000_000_000  # agents start at the time in µs
+            sizes = []
+            for k in range(100_000):
+                source = f"agent:pc{k % 10}"
+                assert queue.put(source, seq0 + k // 10, point)
+                if k % 20_000 == 19_999:
+                    sizes.append(path.stat().st_size)
+            stats = queue.stats()
+            # At most the newest 1,000 (plus the hundred between prunings) per source are remembered.
+            assert stats["seen_batches"] <= 10 * 1100, stats
+            assert stats["queue_bytes"] + stats["seen_batches"] * SEEN_ROW_BYTES <= 4 * 1024 * 1024
+            assert stats["dropped_points"] > 0  # the bound held by dropping the oldest points, as it says
+            assert max(sizes) < 12 * 1024 * 1024 and sizes[-1] <= sizes[2] * 1.05, sizes  # the file stops growing
+            # The newest batch of each agent, resent, is still recognised; so is one long forgotten.
+            last = seq0 + 99_999 // 10
+            assert not queue.put("agent:pc3", last, point)
+            assert not queue.put("agent:pc3", seq0 + 5, point)
+            assert queue.put("agent:pc3", last + 1, point)  # and the next one is new
+        finally:
+            queue.close()
+        # The floor survives a restart.
+        queue = DurableQueue(path, max_bytes=4 * 1024 * 1024)
+        try:
+            assert not queue.put("agent:pc3", seq0 + 5, point)
+        finally:
+            queue.close()
