@@ -107,6 +107,21 @@ HOST = T("host", "agent id from inventory.toml (set by the collector on agent po
 DEVICE = T("device", "device id from inventory.toml", required=True, agent=False)
 
 PROBE_KINDS = ("icmp", "tcp", "http", "dns", "traceroute")
+# What "latency" is for each probe kind, defined once: the status page shows it, `probe_latency`
+# alerts on it, `nettvakt diagnose` compares it. A round trip for the network probes, the wait
+# for the first answer for the application ones.
+PROBE_LATENCY_FIELD: Mapping[str, str] = MappingProxyType(
+    {"icmp": "rtt_ms", "tcp": "connect_ms", "http": "ttfb_ms", "dns": "resolve_ms", "traceroute": "rtt_ms"}
+)
+
+
+def probe_latency_ms(kind: object, fields: Mapping[str, object]) -> float | None:
+    """The latency of one probe round of this kind, or None when the round has none (it failed)."""
+    name = PROBE_LATENCY_FIELD.get(kind) if isinstance(kind, str) else None
+    value = fields.get(name) if name is not None else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return None
+    return float(value)
 
 _ICMP_STATS = [
     F("rtt_ms", "ms", "median round-trip time of the burst (icmp; traceroute: per hop, and on the round point to the destination)"),
@@ -323,6 +338,10 @@ def contract_errors() -> list[str]:
         errors += [f"{m.name}: field {n!r} shadows a tag" for n in m.fields if n in m.tags]
         errors += [f"{m.name}.{f.name}: unknown unit {f.unit!r}" for f in m.fields.values() if f.unit not in UNITS]
         errors += [f"{m.name}: no writer" for _ in [0] if not m.writers <= {"agent", "collector"} or not m.writers]
+    probe = MEASUREMENTS_SPEC["probe"]
+    errors += [f"probe latency of {kind}: {name!r} is not a probe field" for kind, name in PROBE_LATENCY_FIELD.items() if name not in probe.fields]
+    if set(PROBE_LATENCY_FIELD) != set(PROBE_KINDS):
+        errors.append("PROBE_LATENCY_FIELD must name a latency field for every probe kind")
     return errors
 
 
@@ -432,6 +451,7 @@ if __name__ == "__main__":
     raise SystemExit(_main(sys.argv[1:]))
 
 __all__ = [
-    "AGENT_MEASUREMENTS", "IDENTIFIER", "MAX_STRING_LEN", "MAX_TAG_LEN", "MEASUREMENTS_SPEC", "PROBE_KINDS", "UNITS",
+    "AGENT_MEASUREMENTS", "IDENTIFIER", "MAX_STRING_LEN", "MAX_TAG_LEN", "MEASUREMENTS_SPEC", "PROBE_KINDS", "PROBE_LATENCY_FIELD",
+    "UNITS", "probe_latency_ms",
     "FieldSpec", "MeasurementSpec", "TagSpec", "Unit", "contract_errors", "markdown_tables", "point_problems", "render_metrics_doc",
 ]

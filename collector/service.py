@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from agent.contract import probe_latency_ms
 from agent.points import Point, PointError
 from agent.report import Batch, parse_batch
 from collector.config import AgentEntry, Inventory
@@ -67,8 +68,6 @@ class DeviceState:
     up: bool
 
 
-# The probe field shown as "latency" for a target, first present wins.
-LATENCY_FIELDS = ("rtt_ms", "connect_ms", "ttfb_ms", "total_ms", "resolve_ms", "duration_ms")
 
 
 class RateLimiter:
@@ -181,7 +180,7 @@ class CollectorService:
             known = self.targets.get((agent.id, target))
             if known is not None and known.time_ns > point.time_ns:
                 continue  # backlog older than what we know: stored, but not the live state
-            latency = next((point.fields[f] for f in LATENCY_FIELDS if isinstance(point.fields.get(f), (int, float))), None)
+            latency = probe_latency_ms(point.tags.get("kind"), point.fields)
             reason = point.fields.get("reason")
             self.targets[(agent.id, target)] = TargetState(
                 point.time_ns, bool(point.fields.get("up")), latency, reason if isinstance(reason, str) else None

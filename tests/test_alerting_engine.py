@@ -7,6 +7,7 @@ import zoneinfo
 from collections.abc import Callable
 from typing import Any
 
+from agent.contract import point_problems
 from agent.points import Point
 from collector.alerting.config import AlertRule, MaintenanceWindow
 from collector.alerting.engine import AlertEngine, Notification
@@ -78,7 +79,7 @@ class FakeClock:
             new += self.engine.evaluate(self.now)
             taken = self.engine.take_points()
             for point in taken:
-                point.validate()  # every alert point fits the measurement contract
+                assert point_problems(point.measurement, point.tags, point.fields, "collector") == []  # alert points fit the contract
             self.points += taken
         self.sent += new
         return new
@@ -525,3 +526,29 @@ def test_odd_points_and_a_failing_template_never_crash() -> None:
     ]
     sent = clock.run(60, odd)
     assert [n.title for n in sent] == ["[AKTIV] cpu: RADHUS-PC"]  # the fallback text, logged
+
+
+def test_probe_latency_alerts_for_every_probe_kind_on_its_own_latency() -> None:
+    """Latency is defined once per kind (agent/contract.py): round trip for icmp, the handshake for
+    tcp, the first byte for http, the answer for dns. Traceroute hop points never speak for the target."""
+    slow = AlertRule(id="slow", kind="probe_latency", severity="warning", threshold=100, clear=50)
+    engine = AlertEngine(inventory(), [slow])
+    clock = FakeClock(engine, MONDAY_0814)
+    fields = {"icmp": "rtt_ms", "tcp": "connect_ms", "http": "ttfb_ms", "dns": "resolve_ms"}
+
+    def feed(now: float) -> list[Point]:
+        points = [
+            Point("probe", {"site": "radhus", "host": "radhus-srv", "kind": kind, "target": f"t-{kind}"},
+                  {"up": 1.0, name: 250.0, "duration_ms": 5.0}, int(now * 1e9))
+            for kind, name in fields.items()
+        ]
+        # A slow hop on the way, with a fast round to the target: no alert for the target.
+        points.append(Point("probe", {"site": "radhus", "host": "radhus-srv", "kind": "traceroute", "target": "t-trace", "hop": "03"},
+                            {"rtt_ms": 900.0, "loss_pct": 0.0}, int(now * 1e9)))
+        points.append(Point("probe", {"site": "radhus", "host": "radhus-srv", "kind": "traceroute", "target": "t-trace"},
+                            {"up": 1.0, "rtt_ms": 20.0, "hops": 5.0}, int(now * 1e9)))
+        return points
+
+    clock.run(60, feed)
+    fired = {subject for event, rule, subject in events(clock.sent) if event == "firing"}
+    assert fired == {f"t-{kind}@radhus-srv" for kind in fields}

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from agent.contract import probe_latency_ms
 from agent.points import Point
 
 Direction = Literal["above", "below"]
@@ -79,8 +80,18 @@ def _tag(name: str) -> Callable[[Point], str | None]:
 
 def _target(point: Point) -> str | None:
     # The same target seen from two agents is two subjects: one agent's path may be the problem.
+    # A traceroute's hop points are about the hops, not the target: its round point speaks for it.
     target, host = point.tags.get("target"), point.tags.get("host")
-    return f"{target}@{host}" if target and host else None
+    return f"{target}@{host}" if target and host and "hop" not in point.tags else None
+
+
+def _probe_latency(point: Point, ctx: RuleContext) -> list[Sample]:
+    if point.measurement != "probe":
+        return []
+    value, who = probe_latency_ms(point.tags.get("kind"), point.fields), _target(point)
+    if value is None or not who:
+        return []
+    return [Sample(who, point.tags.get("site", ""), value)]
 
 
 def _disk(point: Point) -> str | None:
@@ -136,7 +147,7 @@ RULE_KINDS: dict[str, RuleKind] = {
         {"nb": "{subject} svarer ikke", "en": "{subject} does not answer"},
     ),
     "probe_latency": RuleKind(
-        "probe", _field("probe", "rtt_ms", _target), "above", 200.0, 150.0,
+        "probe", _probe_latency, "above", 200.0, 150.0,
         {"nb": "{subject}: svartid {value:.0f} ms (grense {threshold:.0f} ms)",
          "en": "{subject}: latency {value:.0f} ms (limit {threshold:.0f} ms)"},
     ),

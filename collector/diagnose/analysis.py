@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from urllib.parse import urlsplit
 
+from agent.contract import probe_latency_ms
 from collector.config import ProbeTarget
 from collector.diagnose.data import SiteContext, SiteData
 from collector.timeseries import Sample
@@ -92,11 +93,6 @@ def num(sample: Sample, name: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         return None
     return float(value)
-
-
-def first_num(sample: Sample, *names: str) -> float | None:
-    """The first of these fields the sample has."""
-    return next((v for name in names if (v := num(sample, name)) is not None), None)
 
 
 def pearson(xs: list[float], ys: list[float]) -> float | None:
@@ -736,9 +732,9 @@ def check_application_slow(w: Window) -> CheckResult:
             missing.append(Suggestion("add_server_probe", {"site": w.ctx.site.id, "host": server, "probe": probe.name}))
             continue
         rounds = [s for s in w.rounds if s.tags.get("target") == probe.name]
-        times = [(s.time_ns, v) for s in rounds if (v := first_num(s, "ttfb_ms", "total_ms")) is not None]
+        times = [(s.time_ns, v) for s in rounds if (v := probe_latency_ms(s.tags.get("kind"), s.fields)) is not None]
         net = [s for s in w.rounds if s.tags.get("target") in network]
-        rtts = [v for s in net if (v := first_num(s, "rtt_ms", "connect_ms")) is not None]
+        rtts = [v for s in net if (v := probe_latency_ms(s.tags.get("kind"), s.fields)) is not None]
         if len(times) < MIN_PROBE_ROUNDS or len(rtts) < MIN_PROBE_ROUNDS:
             missing.append(_more_data("http_rounds", min(len(times), len(rtts))))
             continue
