@@ -292,6 +292,7 @@ MEASUREMENTS_SPEC: Mapping[str, MeasurementSpec] = MappingProxyType({m.name: m f
         F("up", "0/1"),
         F("silent_s", "s", "seconds since the last sign of life (agents: a heartbeat or a recent report; targets: the newest probe)"),
         F("expected_s", "s", "agents: the longest gap between signs of life it is held to (its heartbeat, or its report interval); down after `down_after_intervals` of them"),
+        F("waiting_s", "s", "agents never heard from (no `up`: neither up nor down): how long the collector has been waiting for the first report"),
     ]),
     _measurement("alert", ("collector",), [
         T("site", "absent for the collector's own alerts"),
@@ -319,6 +320,7 @@ MEASUREMENTS_SPEC: Mapping[str, MeasurementSpec] = MappingProxyType({m.name: m f
         F("write_errors", "count", "failed write attempts since start"),
         F("agents_up", "count"),
         F("agents_down", "count"),
+        F("agents_waiting", "count", "agents that have never reported"),
         F("agents_total", "count"),
         F("rate_limited", "count", "ingest requests answered 429 since start"),
     ]),

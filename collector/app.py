@@ -27,7 +27,7 @@ from collector.config import AgentEntry, Inventory, InventoryError, load_invento
 from collector import connections
 from collector.ingest import IngestError
 from collector.queue import DurableQueue
-from collector.service import AdminDisabledError, AuthError, CollectorService, UnknownAgentError
+from collector.service import LIVENESS_FILE, AdminDisabledError, AuthError, CollectorService, UnknownAgentError
 from collector.writer import QueueWriter, make_sink
 
 log = logging.getLogger("nettvakt.collector")
@@ -491,8 +491,12 @@ async def _queue_ctx(app: web.Application) -> AsyncIterator[None]:
     inventory = app[INVENTORY]
     queue = DurableQueue(inventory.data_dir() / "queue.sqlite3", inventory.collector.queue_max_bytes)
     app[QUEUE] = queue
-    app[SERVICE] = CollectorService(inventory, queue)
+    app[SERVICE] = CollectorService(inventory, queue, inventory.data_dir() / LIVENESS_FILE)
     yield
+    try:
+        app[SERVICE].save_liveness()
+    except OSError as exc:
+        log.error("liveness state not saved: %s", exc)
     queue.close()
 
 
@@ -550,6 +554,7 @@ def collector_points(app: web.Application, now_ns: int) -> list[Point]:
         "rejected_points": float(stats["rejected_points"]),
         "agents_up": float(sum(1 for s in service.agents.values() if s.up)),
         "agents_down": float(sum(1 for s in service.agents.values() if s.up is False)),
+        "agents_waiting": float(sum(1 for s in service.agents.values() if s.up is None)),
         "agents_total": float(len(service.agents)),
     }
     if writer is not None:
@@ -569,6 +574,7 @@ async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
                     last_report = time.monotonic()
                     points += await asyncio.to_thread(collector_points, app, now)
                 await store_local(app, "collector", points)
+                await asyncio.to_thread(app[SERVICE].save_liveness)
             except Exception:  # one bad round (the queue's disk) must not end liveness for good
                 log.exception("housekeeping round failed; trying again in %.0f s", HOUSEKEEPING_INTERVAL_S)
 

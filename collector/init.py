@@ -112,6 +112,11 @@ kind = "agent_silent"
 severity = "critical"
 
 [[alert]]
+id = "agent-never-reported"
+kind = "agent_never_reported"
+severity = "warning"
+
+[[alert]]
 id = "device-down"
 kind = "device_down"
 severity = "critical"

@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agent.contract import probe_latency_ms
@@ -47,7 +50,14 @@ class AgentState:
     last_batch_ns: int = 0  # arrival time of the last batch
     last_heartbeat_ns: int = 0  # arrival time (collector clock) of the last heartbeat
     pending_points: int | None = None  # the agent's spool backlog, as its last heartbeat said
-    up: bool | None = None  # None: never heard of since start
+    up: bool | None = None  # None: waiting for its first report (never heard from, also before a restart)
+    known_since_ns: int = 0  # when the collector first had it in its inventory (how long it has been waited for)
+
+
+# An agent's state, as people read it.
+UP, DOWN, WAITING = "up", "down", "waiting for first report"
+# Liveness the collector keeps across restarts (data_dir), so a restart changes no one's state.
+LIVENESS_FILE = "liveness.json"
 
 
 @dataclass
@@ -91,17 +101,20 @@ class RateLimiter:
 
 
 class CollectorService:
-    def __init__(self, inventory: Inventory, queue: DurableQueue):
+    def __init__(self, inventory: Inventory, queue: DurableQueue, state_path: Path | None = None):
         self.inventory = inventory
         self.queue = queue
-        self.agents: dict[str, AgentState] = {a.id: AgentState() for a in inventory.agent}
+        self.state_path = state_path
+        self.started_ns = time.time_ns()
+        self.agents: dict[str, AgentState] = {a.id: AgentState(known_since_ns=self.started_ns) for a in inventory.agent}
+        self._saved: dict[str, Any] | None = None
+        self._load_liveness()
         self.targets: dict[tuple[str, str], TargetState] = {}  # (agent id, probe name)
         self.devices: dict[str, DeviceState] = {}
         self._by_hash = {a.token_sha256: a for a in inventory.agent}
         self.points_in = 0
         self.batches_in = 0
         self.duplicates = 0
-        self.started_ns = time.time_ns()
         self.on_ingest: list[Any] = []  # callables woken after a commit (the writer)
         self.observers: list[Callable[[list[Point]], None]] = []  # given each committed batch (alerting)
         self.limiter = RateLimiter(inventory.collector.agent_requests_per_s, inventory.collector.agent_request_burst)
@@ -126,10 +139,43 @@ class CollectorService:
         if not hmac.compare_digest(expected, token_hash(authorization[len("Bearer "):].strip())):
             raise AuthError("not the admin token")
 
+    def _load_liveness(self) -> None:
+        """Signs of life from before a restart: an agent up then is up now, one down stays down."""
+        if self.state_path is None:
+            return
+        try:
+            saved = json.loads(self.state_path.read_text(encoding="utf-8"))
+            for agent_id, entry in saved.get("agents", {}).items():
+                state = self.agents.get(agent_id)
+                if state is not None:
+                    state.last_seen_ns = int(entry.get("last_seen_ns") or 0)
+                    state.last_heartbeat_ns = int(entry.get("last_heartbeat_ns") or 0)
+                    state.known_since_ns = int(entry.get("known_since_ns") or state.known_since_ns)
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            log.error("liveness state %s unreadable (%s); every agent waits for its next report", self.state_path, exc)
+
+    def save_liveness(self) -> None:
+        """Blocking (a small file, replaced atomically); only when something changed."""
+        if self.state_path is None:
+            return
+        data = {"agents": {
+            agent_id: {"last_seen_ns": s.last_seen_ns, "last_heartbeat_ns": s.last_heartbeat_ns, "known_since_ns": s.known_since_ns}
+            for agent_id, s in self.agents.items()
+        }}
+        if data == self._saved:
+            return
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, self.state_path)
+        self._saved = data
+
     def reload(self, inventory: Inventory) -> None:
-        """A new inventory in force: new agents start unknown, removed ones are forgotten."""
+        """A new inventory in force: new agents start waiting for their first report, removed ones are forgotten."""
         self.inventory = inventory
-        self.agents = {a.id: self.agents.get(a.id) or AgentState() for a in inventory.agent}
+        now = time.time_ns()
+        self.agents = {a.id: self.agents.get(a.id) or AgentState(known_since_ns=now) for a in inventory.agent}
         self._by_hash = {a.token_sha256: a for a in inventory.agent}
         known = {a.id for a in inventory.agent}
         self.targets = {key: state for key, state in self.targets.items() if key[0] in known}
@@ -245,12 +291,13 @@ class CollectorService:
             ],
         }
 
-    def _verdict(self, agent: AgentEntry, now_ns: int) -> tuple[bool, int]:
-        """(up, time of the last sign of life) of one agent at now_ns."""
-        allowed_ns = self.liveness_interval_s(agent) * agent.down_after_intervals * 1e9
+    def _verdict(self, agent: AgentEntry, now_ns: int) -> tuple[bool | None, int]:
+        """(up, time of the last sign of life) of one agent at now_ns; up is None while it has never been heard from."""
         state = self.agents[agent.id]
-        # Before the first sign of life, give the agent its grace period from collector start.
-        reference = max(state.last_seen_ns, state.last_heartbeat_ns) or self.started_ns
+        reference = max(state.last_seen_ns, state.last_heartbeat_ns)
+        if not reference:
+            return None, 0
+        allowed_ns = self.liveness_interval_s(agent) * agent.down_after_intervals * 1e9
         return now_ns - reference <= allowed_ns, reference
 
     def liveness_interval_s(self, agent: AgentEntry) -> float:
@@ -259,8 +306,8 @@ class CollectorService:
         recent point), else its report interval (an agent from before heartbeats, during an upgrade)."""
         return agent.heartbeat_s if self.agents[agent.id].last_heartbeat_ns else agent.interval_s
 
-    def agent_verdicts(self, now_ns: int) -> dict[str, bool]:
-        """Up or down of every agent now, by the same rule as the availability points."""
+    def agent_verdicts(self, now_ns: int) -> dict[str, bool | None]:
+        """Up, down or None (waiting for its first report) of every agent now, as the availability points say."""
         return {agent.id: self._verdict(agent, now_ns)[0] for agent in self.inventory.agent}
 
     def evaluate_liveness(self, now_ns: int | None = None) -> list[Point]:
@@ -268,23 +315,30 @@ class CollectorService:
 
         An agent silent for down_after_intervals liveness intervals is down. Signs of life are its
         heartbeats and recent data: a backlog of old points arriving after an outage is stored
-        with its own times but does not by itself flip the agent back to up. A target's verdict is the `up` of the agent's newest
-        probe of it, while that probe is recent; a target whose probes stopped (its agent is
-        silent) gets no point, since nobody knows its state.
+        with its own times but does not by itself flip the agent back to up. An agent never heard
+        from is neither: its point carries `waiting_s` (how long it has been waited for) and no
+        `up`, so nothing calls it down, and `agent_never_reported` can say so after a while.
+        A target's verdict is the `up` of the agent's newest probe of it, while that probe is
+        recent; a target whose probes stopped (its agent is silent) gets no point, since nobody
+        knows its state.
         """
         now_ns = now_ns or time.time_ns()
         points = []
         for agent in self.inventory.agent:
             state = self.agents[agent.id]
             up, reference = self._verdict(agent, now_ns)
-            if up != state.up:
-                if state.up is not None or not up:
-                    log.info("agent %s (%s) is %s", agent.id, agent.site, "up" if up else "DOWN")
-                state.up = up
+            if up != state.up and up is not None:
+                log.info("agent %s (%s) is %s", agent.id, agent.site, "up" if up else "DOWN")
+            state.up = up
+            tags = {"site": agent.site, "host": agent.id, "kind": "agent"}
+            if up is None:
+                waiting_s = round(max(0, now_ns - state.known_since_ns) / 1e9, 3)
+                points.append(Point("availability", tags, {"waiting_s": waiting_s, "expected_s": self.liveness_interval_s(agent)}, now_ns))
+                continue
             points.append(
                 Point(
                     "availability",
-                    {"site": agent.site, "host": agent.id, "kind": "agent"},
+                    tags,
                     {
                         "up": 1.0 if up else 0.0,
                         "silent_s": round(max(0, now_ns - reference) / 1e9, 3),
@@ -311,15 +365,18 @@ class CollectorService:
         return points
 
     def health(self) -> dict[str, Any]:
+        now_ns = time.time_ns()
+        verdicts = self.agent_verdicts(now_ns)  # as of now, not as of the last housekeeping round
         return {
-            "uptime_s": round((time.time_ns() - self.started_ns) / 1e9, 1),
+            "uptime_s": round((now_ns - self.started_ns) / 1e9, 1),
             "ingest": {
                 "batches": self.batches_in, "points": self.points_in, "duplicates": self.duplicates, "rate_limited": self.rate_limited
             },
             "agents": {
                 a.id: {
                     "site": a.site,
-                    "up": self.agents[a.id].up,
+                    "up": verdicts[a.id],
+                    "state": agent_state_word(verdicts[a.id]),
                     "last_seen_ns": self.agents[a.id].last_seen_ns or None,
                     "last_heartbeat_ns": self.agents[a.id].last_heartbeat_ns or None,
                     "pending_points": self.agents[a.id].pending_points,
@@ -327,6 +384,10 @@ class CollectorService:
                 for a in self.inventory.agent
             },
         }
+
+
+def agent_state_word(up: bool | None) -> str:
+    return WAITING if up is None else UP if up else DOWN
 
 
 __all__ = ["AuthError", "CollectorService", "PointError", "UnknownAgentError", "token_hash"]

@@ -11,7 +11,7 @@ from html import escape
 from typing import Any
 
 from collector.config import Inventory
-from collector.service import CollectorService
+from collector.service import WAITING, CollectorService
 
 REFRESH_S = 10
 
@@ -46,9 +46,10 @@ def _when(time_ns: int | None, now_ns: int) -> str:
     return f"{stamp} ({ago})"
 
 
-def _state(up: bool | None) -> str:
+def _state(up: bool | None, waiting: str = "unknown") -> str:
+    """up, DOWN, or `waiting` (no verdict yet: never reported, not polled yet, not measured yet)."""
     if up is None:
-        return '<span class="unknown">unknown</span>'
+        return f'<span class="unknown">{escape(waiting)}</span>'
     return '<span class="up">up</span>' if up else '<span class="down">DOWN</span>'
 
 
@@ -70,6 +71,8 @@ def render_status(
     inventory: Inventory = service.inventory
     verdicts = service.agent_verdicts(now_ns)
     n_down = sum(1 for up in verdicts.values() if up is False)
+    n_up = sum(1 for up in verdicts.values() if up)
+    n_waiting = len(verdicts) - n_down - n_up
     health = health or {}
     problems = health.get("problems") or []
     parts = [
@@ -80,8 +83,9 @@ def render_status(
         '<link rel="icon" href="data:,">',  # no favicon request, so no 404 in the browser console
         f"<title>nettvakt – {escape(inventory.organisation)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>nettvakt – {escape(inventory.organisation)}</h1>",
-        f'<p class="summary" id="summary">{len(verdicts) - n_down} of {len(verdicts)} agents up, '
-        f'{n_down} down · collector {escape(str(health.get("status", "ok")))} · '
+        f'<p class="summary" id="summary">{n_up} of {len(verdicts)} agents up, {n_down} down'
+        + (f', {n_waiting} waiting for first report' if n_waiting else "")
+        + f' · collector {escape(str(health.get("status", "ok")))} · '
         f'storage {escape(inventory.storage.kind)} · {escape(_when(now_ns, now_ns).split(" (")[0])}</p>',
     ]
     if problems:
@@ -106,7 +110,7 @@ def render_status(
             _table(
                 ["agent", "name", "state", "last seen", "backlog"],
                 [
-                    [f'<span id="agent-{escape(a.id)}">{escape(a.id)}</span>', escape(a.name), _state(verdicts.get(a.id)),
+                    [f'<span id="agent-{escape(a.id)}">{escape(a.id)}</span>', escape(a.name), _state(verdicts.get(a.id), WAITING),
                      escape(_when(max(service.agents[a.id].last_seen_ns, service.agents[a.id].last_heartbeat_ns), now_ns)),
                      escape(_backlog(service.agents[a.id].pending_points))]
                     for a in agents
@@ -120,7 +124,8 @@ def render_status(
             for d in devices:
                 state = service.devices.get(d.id)
                 rows.append([f'<span id="device-{escape(d.id)}">{escape(d.id)}</span>', escape(d.name),
-                             _state(state.up if state else None), escape(_when(state.time_ns if state else None, now_ns))])
+                             _state(state.up if state else None, "waiting for first poll"),
+                             escape(_when(state.time_ns if state else None, now_ns))])
             parts.append(_table(["device", "name", "state", "last polled"], rows, ""))
         target_rows = []
         for a in agents:
@@ -130,7 +135,7 @@ def render_status(
                 if target and not target.up and target.reason:
                     latency += f' <span class="muted">({escape(target.reason)})</span>'
                 target_rows.append([
-                    escape(probe.name), escape(probe.kind), escape(a.id), _state(target.up if target else None), latency,
+                    escape(probe.name), escape(probe.kind), escape(a.id), _state(target.up if target else None, "not measured yet"), latency,
                     escape(_when(target.time_ns if target else None, now_ns)),
                 ])
         if target_rows:

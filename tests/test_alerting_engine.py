@@ -552,3 +552,24 @@ def test_probe_latency_alerts_for_every_probe_kind_on_its_own_latency() -> None:
     clock.run(60, feed)
     fired = {subject for event, rule, subject in events(clock.sent) if event == "firing"}
     assert fired == {f"t-{kind}@radhus-srv" for kind in fields}
+
+
+def test_agents_never_heard_from_are_waiting_not_down_and_warned_about_after_the_grace() -> None:
+    """Machines in the inventory that never reported (not installed yet, a wrong token) are no
+    outage: no agent-silent and no site alert; after the rule's grace, one warning each."""
+    never = AlertRule(id="never", kind="agent_never_reported", severity="warning", threshold=3600)
+    site_down = AlertRule(id="site-down", kind="site_unreachable", severity="critical")
+    engine = AlertEngine(inventory(), [SILENT, DEVICE_DOWN, never, site_down])
+    clock = FakeClock(engine, MONDAY_0814)
+    started = clock.now
+
+    def feed(now: float) -> list[Point]:
+        waiting = [Point("availability", {"site": "vannvag", "host": a, "kind": "agent"},
+                         {"waiting_s": now - started, "expected_s": 10.0}, int(now * 1e9)) for a in VANNVAG_AGENTS]
+        return waiting + [device_up("sw-vannvag", "vannvag", True, now), agent_up("radhus-srv", "radhus", True, now)]
+
+    assert clock.run(3500, feed, step=60) == []  # an hour of waiting: nobody paged
+    sent = clock.run(300, feed, step=60)
+    assert sorted(events(sent)) == sorted(("firing", "never", a) for a in VANNVAG_AGENTS)
+    assert all(e.severity == "warning" for n in sent for e in n.events)
+    assert "har aldri rapportert" in sent[0].body or "har aldri rapportert" in sent[0].title

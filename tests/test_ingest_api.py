@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import asyncio
 import logging
 import os
@@ -422,8 +423,8 @@ def test_self_monitoring_point_has_queue_age_and_agents_down(tmp_path: Path) -> 
         (point,) = await asyncio.to_thread(collector_points, app, time.time_ns())
         assert point.measurement == "collector" and dict(point.tags) == {"collector": "main"}
         assert point.fields["queue_points"] >= 1.0 and point.fields["queue_age_s"] >= 0.0
-        # pc1's only point is an hour old: down; pc2 has not reported yet but is in its grace period.
-        assert point.fields["agents_down"] == 1.0 and point.fields["agents_up"] == 1.0
+        # pc1's only point is an hour old: down; pc2 has never reported: waiting, neither up nor down.
+        assert (point.fields["agents_down"], point.fields["agents_up"], point.fields["agents_waiting"]) == (1.0, 0.0, 1.0)
         assert {"points_in", "batches_in", "written_points", "dropped_points", "rejected_points", "rate_limited"} <= set(point.fields)
 
     asyncio.run(with_collector(tmp_path, scenario))
@@ -480,3 +481,33 @@ def test_inventory_reloads_on_change_and_sighup_and_refuses_a_bad_one(tmp_path: 
     refused = [m for m in messages if m.startswith("inventory reload (file changed) refused")]
     assert len(refused) == 1 and "agent 'pc2': site: no site with id 'skole'" in refused[0]
     assert any(m.startswith("inventory reloaded (SIGHUP): 1 sites, 1 agents") for m in messages)
+
+
+def test_a_restart_keeps_every_agents_state(tmp_path: Path) -> None:
+    """Liveness survives a collector restart (data_dir/liveness.json): an agent up before is up at
+    once after, one down stays down, one never heard from is still waiting; nothing flips."""
+    inv = inventory(tmp_path)
+
+    async def first(app: web.Application, http: aiohttp.ClientSession) -> None:
+        async with http.post("/api/v1/agents/pc1/heartbeat", json={"pending_points": 0}, headers=auth()) as resp:
+            assert resp.status == 200
+        assert app[SERVICE].agent_verdicts(time.time_ns()) == {"pc1": True, "pc2": None}
+
+    asyncio.run(with_collector(tmp_path, first))
+    saved = json.loads((tmp_path / "data" / "liveness.json").read_text(encoding="utf-8"))
+    assert saved["agents"]["pc1"]["last_heartbeat_ns"] > 0 and saved["agents"]["pc2"]["last_heartbeat_ns"] == 0
+
+    async def second(app: web.Application, http: aiohttp.ClientSession) -> None:
+        service = app[SERVICE]
+        now = time.time_ns()
+        assert service.agent_verdicts(now) == {"pc1": True, "pc2": None}  # no "down" or "waiting" for pc1 after the restart
+        points = {p.tags["host"]: p.fields for p in service.evaluate_liveness(now) if p.tags.get("kind") == "agent"}
+        assert points["pc1"]["up"] == 1.0 and "up" not in points["pc2"] and points["pc2"]["waiting_s"] > 0
+        # Later, pc1's silence is judged from its last heartbeat before the restart, as it would have been.
+        assert service.agent_verdicts(now + 60 * 10**9) == {"pc1": False, "pc2": None}
+        async with http.get("/api/v1/health") as resp:
+            agents = (await resp.json())["agents"]
+        assert (agents["pc1"]["state"], agents["pc2"]["state"], agents["pc2"]["up"]) == ("up", "waiting for first report", None)
+
+    asyncio.run(with_collector(tmp_path, second))
+    assert inv.agent[0].id == "pc1"

@@ -87,7 +87,9 @@ def test_status_page_shows_live_state_and_an_agent_going_down(tmp_path: Path) ->
                 assert "PC &lt;1&gt; &amp; co" in html  # names are escaped, never markup
                 assert "<script" not in html
                 assert row_text(html, "agent-pc1").startswith("pc1 PC <1> & co up ")
-                assert row_text(html, "agent-pc2") == "pc2 PC 2 up never unknown"  # in its grace period since start; no heartbeat yet
+                # Never heard from: neither up nor down, and not counted as either.
+                assert row_text(html, "agent-pc2") == "pc2 PC 2 waiting for first report never unknown"
+                assert "1 of 2 agents up, 0 down, 1 waiting for first report" in html
                 assert row_text(html, "device-fw-radhus").startswith("fw-radhus Brannmur DOWN ")
                 assert target_row(html, "gw").startswith("gw icmp pc1 up 4.2 ms ")
                 assert target_row(html, "web").startswith("web tcp pc1 DOWN – (timeout) ")
@@ -96,7 +98,7 @@ def test_status_page_shows_live_state_and_an_agent_going_down(tmp_path: Path) ->
                 # pc1 falls silent: after 3 intervals the page shows it down, with its last-seen time.
                 html = await wait_for_page(page, lambda h: " DOWN " in row_text(h, "agent-pc1"))
                 assert re.match(r"pc1 PC <1> & co DOWN \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\d+ s ago\) unknown$", row_text(html, "agent-pc1"))
-                assert "1 of 2 agents up, 1 down" in html
+                assert "0 of 2 agents up, 1 down, 1 waiting for first report" in html
         finally:
             await runner.cleanup()
 
@@ -160,7 +162,7 @@ def test_status_page_in_headless_chromium_shows_an_agent_going_down(tmp_path: Pa
                 await asyncio.sleep(0.3)
                 await asyncio.to_thread(browser.refresh)
             summary = await asyncio.to_thread(lambda: browser.find_element(By.ID, "summary").text)
-            assert summary.startswith("1 of 2 agents up, 1 down")
+            assert summary.startswith("0 of 2 agents up, 1 down, 1 waiting for first report")
             logs = await asyncio.to_thread(browser.get_log, "browser")
             assert [entry for entry in logs if entry["level"] in ("SEVERE", "WARNING")] == []
         finally:

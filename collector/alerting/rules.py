@@ -138,6 +138,12 @@ RULE_KINDS: dict[str, RuleKind] = {
         "availability", _field("availability", "up", _tag("host"), kind="agent"), "below", 0.5, None,
         {"nb": "{subject} har ikke rapportert", "en": "{subject} has stopped reporting"},
     ),
+    "agent_never_reported": RuleKind(
+        # No `up` before the first report: nobody calls it down; after `threshold` seconds of waiting
+        # (default an hour) someone should look at the machine or its token.
+        "availability", _field("availability", "waiting_s", _tag("host"), kind="agent"), "above", 3600.0, None,
+        {"nb": "{subject} har aldri rapportert", "en": "{subject} has never reported"},
+    ),
     "device_down": RuleKind(
         "availability", _field("availability", "up", _tag("device"), kind="device"), "below", 0.5, None,
         {"nb": "{subject} svarer ikke på SNMP", "en": "{subject} does not answer SNMP"},
