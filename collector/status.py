@@ -10,6 +10,7 @@ import datetime as dt
 from html import escape
 from typing import Any
 
+from collector import clock
 from collector.config import Inventory
 from collector.service import WAITING, CollectorService
 
@@ -32,11 +33,11 @@ def _backlog(pending_points: int | None) -> str:
     return "none" if pending_points == 0 else f"{pending_points} points"
 
 
-def _when(time_ns: int | None, now_ns: int) -> str:
+def _when(time_ns: int | None, now_ns: int, zone: str) -> str:
     if not time_ns:
         return "never"
     age_s = max(0, (now_ns - time_ns) // 10**9)
-    stamp = dt.datetime.fromtimestamp(time_ns / 1e9).strftime("%Y-%m-%d %H:%M:%S")
+    stamp = clock.local(time_ns / 1e9, zone, "%Y-%m-%d %H:%M:%S")
     if age_s < 120:
         ago = f"{age_s} s ago"
     elif age_s < 7200:
@@ -70,6 +71,7 @@ def render_status(
     """The whole page. Cells are HTML-escaped: names come from inventory.toml and agents."""
     inventory: Inventory = service.inventory
     verdicts = service.agent_verdicts(now_ns)
+    zone = inventory.alerting.timezone  # one clock for people, labelled
     n_down = sum(1 for up in verdicts.values() if up is False)
     n_up = sum(1 for up in verdicts.values() if up)
     n_waiting = len(verdicts) - n_down - n_up
@@ -86,7 +88,7 @@ def render_status(
         f'<p class="summary" id="summary">{n_up} of {len(verdicts)} agents up, {n_down} down'
         + (f', {n_waiting} waiting for first report' if n_waiting else "")
         + f' · collector {escape(str(health.get("status", "ok")))} · '
-        f'storage {escape(inventory.storage.kind)} · {escape(_when(now_ns, now_ns).split(" (")[0])}</p>',
+        f'storage {escape(inventory.storage.kind)} · {escape(_when(now_ns, now_ns, zone).split(" (")[0])}</p>',
     ]
     if problems:
         parts.append('<ul class="problems">' + "".join(f"<li>{escape(p)}</li>" for p in problems) + "</ul>")
@@ -97,7 +99,7 @@ def render_status(
             [
                 [escape(a.get("severity", "")), escape(a.get("site") or ""), escape(str(a.get("subject", ""))),
                  escape(str(a.get("summary", ""))) + (f' <span class="muted">({escape(a["muted"])})</span>' if a.get("muted") else ""),
-                 escape(_when(int(a["since"] * 1e9), now_ns)) if a.get("since") else ""]
+                 escape(_when(int(a["since"] * 1e9), now_ns, zone)) if a.get("since") else ""]
                 for a in alerts or []
             ],
             "No active alerts." if alerts is not None else "Alerting is not running.",
@@ -111,7 +113,7 @@ def render_status(
                 ["agent", "name", "state", "last seen", "backlog"],
                 [
                     [f'<span id="agent-{escape(a.id)}">{escape(a.id)}</span>', escape(a.name), _state(verdicts.get(a.id), WAITING),
-                     escape(_when(max(service.agents[a.id].last_seen_ns, service.agents[a.id].last_heartbeat_ns), now_ns)),
+                     escape(_when(max(service.agents[a.id].last_seen_ns, service.agents[a.id].last_heartbeat_ns), now_ns, zone)),
                      escape(_backlog(service.agents[a.id].pending_points))]
                     for a in agents
                 ],
@@ -125,7 +127,7 @@ def render_status(
                 state = service.devices.get(d.id)
                 rows.append([f'<span id="device-{escape(d.id)}">{escape(d.id)}</span>', escape(d.name),
                              _state(state.up if state else None, "waiting for first poll"),
-                             escape(_when(state.time_ns if state else None, now_ns))])
+                             escape(_when(state.time_ns if state else None, now_ns, zone))])
             parts.append(_table(["device", "name", "state", "last polled"], rows, ""))
         target_rows = []
         for a in agents:
@@ -136,7 +138,7 @@ def render_status(
                     latency += f' <span class="muted">({escape(target.reason)})</span>'
                 target_rows.append([
                     escape(probe.name), escape(probe.kind), escape(a.id), _state(target.up if target else None, "not measured yet"), latency,
-                    escape(_when(target.time_ns if target else None, now_ns)),
+                    escape(_when(target.time_ns if target else None, now_ns, zone)),
                 ])
         if target_rows:
             parts.append(_table(["target", "kind", "from agent", "state", "latency", "measured"], target_rows, ""))

@@ -13,6 +13,7 @@ import base64
 import datetime as dt
 import ipaddress
 import json
+import re
 import ssl
 import typing
 import urllib.parse
@@ -402,7 +403,7 @@ def test_teams_adaptive_card_for_a_site_outage() -> None:
     assert "Berørt: PC1, PC2, PC3, PC4, PC5, PC6, PC7" in texts
     assert f"AKTIV (advarsel): {TRICKY}" in texts
     facts = {f["title"]: f["value"] for f in items[-1]["facts"]}
-    assert facts == {"Sted": "hansnes, radhus", "Siden": "30.11.2026 08:10", "Berørte maskiner": "7"}
+    assert facts == {"Sted": "hansnes, radhus", "Siden": "30.11.2026 08:10 CET", "Berørte maskiner": "7"}
 
 
 def test_teams_resolved_is_green_and_english_by_setting() -> None:
@@ -415,7 +416,7 @@ def test_teams_resolved_is_green_and_english_by_setting() -> None:
     assert "RESOLVED (critical): Hansnes er tilgjengelig igjen" in texts
     assert not any(t.startswith("Affected") for t in texts)  # a resolved site lists nobody
     facts = {f["title"]: f["value"] for f in container["items"][-1]["facts"]}
-    assert facts == {"Site": "hansnes", "Since": "30.11.2026 07:20", "Machines affected": "7"}
+    assert facts == {"Site": "hansnes", "Since": "30.11.2026 07:20 UTC", "Machines affected": "7"}
 
 
 # ---------------------------------------------------------------------- Slack
@@ -433,7 +434,7 @@ def test_slack_text_fallback_and_blocks() -> None:
         "    _Berørt: PC1, PC2, PC3, PC4, PC5, PC6, PC7_",
         ":large_orange_circle: *AKTIV* advarsel: Ruter &lt;gw&gt; &amp; svitsj på Vannøya",
     ]
-    assert context["elements"][0]["text"] == "*Sted:* hansnes, radhus  ·  *Siden:* 30.11.2026 08:10  ·  *Berørte maskiner:* 7"
+    assert context["elements"][0]["text"] == "*Sted:* hansnes, radhus  ·  *Siden:* 30.11.2026 08:10 CET  ·  *Berørte maskiner:* 7"
 
 
 def test_slack_header_kept_within_slack_limit() -> None:
@@ -678,7 +679,7 @@ BAD_CHANNELS = [
     (SMS + 'sms_username = "u"\n', "channel[1]: sms_username and sms_password go together (HTTP basic authentication)"),
     (SMS + 'sms_body = { to = "{to}", n = 1 }\n',
      "channel[1].sms_body: n: a form field is text; nested values need sms_body_format = 'json'"),
-    (SMS + 'sms_max_lenght = 70\n', "channel[1].sms_max_lenght: unknown key"),
+    (SMS + 'sms_max_lenght = 70\n', "channel[1].sms_max_lenght: unknown key; did you mean 'sms_max_length'?"),
     (SMS + 'sms_headers = { X-Api-Key = "abc123" }\n',
      'channel[1].sms_headers: X-Api-Key: credentials are not written inline: set sms_token = "env:NAME" (or file:PATH) and write {token} here'),
     (SMS + 'sms_body = "key={token}&to={to}"\n', "channel[1]: the templates use {token} but `sms_token` is not set"),
@@ -696,8 +697,13 @@ def test_bad_channel_names_the_toml_path(tmp_path: Path, channel: str, message: 
                    encoding="utf-8")
     with pytest.raises(InventoryError) as info:
         load_inventory(inv)
-    assert info.value.problems == [message]
-    assert str(info.value) == f"{inv}: {message}"
+    # As printed: the channel by its id, then the key within it (collector/problems.py).
+    ident = re.search(r'id = "([^"]+)"', channel).group(1)  # type: ignore[union-attr]
+    path, _, text = message.partition(": ")
+    key = path[len("channel[1]"):].lstrip(".")
+    expected = f"channel {ident!r}: {key}: {text}" if key else f"channel {ident!r}: {text}"
+    assert info.value.problems == [expected]
+    assert re.fullmatch(rf"{re.escape(str(inv))}:\d+: {re.escape(expected)}", str(info.value))
 
 
 def test_sms_template_failing_at_run_time_is_a_channel_error() -> None:

@@ -115,7 +115,7 @@ def test_site_outage_gives_one_message_each_way() -> None:
     assert len(during) == 1, events(during)
     message = during[0]
     assert message.channel == "vakt-epost"
-    assert message.title == "[AKTIV] Teknisk utestasjon Vannvåg utilgjengelig siden 08:14, 7 maskiner bak den"
+    assert message.title == "[AKTIV] Teknisk utestasjon Vannvåg utilgjengelig siden 08:14 CET, 7 maskiner bak den"
     assert "VANNVAG-PC1" in message.body and "VANNVAG-PC7" in message.body
     assert "Opplink nede: Svitsj Vannvåg" in message.body  # what went down, not only what it hides
     assert [e.event for e in message.events] == ["firing"]
@@ -430,7 +430,7 @@ def test_english_messages() -> None:
     engine = AlertEngine(inventory(), [SILENT, DEVICE_DOWN], language="en")
     clock = FakeClock(engine, MONDAY_0814 - 5)
     sent = clock.run(60, lambda now: [device_up("sw-vannvag", "vannvag", False, now)])
-    assert sent[0].title == "[FIRING] Teknisk utestasjon Vannvåg unreachable since 08:14, 7 machines behind it"
+    assert sent[0].title == "[FIRING] Teknisk utestasjon Vannvåg unreachable since 08:14 CET, 7 machines behind it"
 
 
 def test_restart_keeps_state_no_storm_no_lost_resolved() -> None:

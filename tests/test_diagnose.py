@@ -493,16 +493,16 @@ def test_a_clean_site_has_no_verdict() -> None:
 def test_text_in_norwegian_has_decimal_comma_and_norwegian_times() -> None:
     d = saturated_diagnosis()
     text = render_text(d, "nb", "Europe/Oslo")
-    assert text.startswith("Diagnose for Skolen (skole)\nTidsrom: 18.11.2026 12:06–12:16\n")
+    assert text.startswith("Diagnose for Skolen (skole)\nTidsrom: 18.11.2026 12:06–12:16 CET\n")
     assert "1. Opplinken er mettet (sikkerhet 0," in text
     assert "utnyttelse opptil 97,5 %" in text and "korrelasjon 0,99 over 19 intervaller à 30 s" in text
     assert "Gjelder: 18.11.2026 12:10–12:13" in text
     assert "Grunnlag: enhet: fw; grensesnitt: wan1; korrelasjon: 0,99; intervaller: 19; intervallengde: 30 s; høyeste utnyttelse: 97,5 %;" in text
     assert "linjehastighet: 10\u00a0000\u00a0000 bit/s" in text  # grouped by a no-break space
-    assert span(T0, T0 + 60 * S, "nb", "Europe/Oslo") == "18.11.2026 12:06–12:07"
+    assert span(T0, T0 + 60 * S, "nb", "Europe/Oslo") == "18.11.2026 12:06–12:07 CET"
     english = render_text(d, "en", "Europe/Oslo")
     assert "1. The uplink is saturated (confidence 0." in english and "utilisation up to 97.5 %" in english
-    assert span(T0, T0 + 60 * S, "en", "UTC") == "2026-11-18 11:06–11:07"
+    assert span(T0, T0 + 60 * S, "en", "UTC") == "2026-11-18 11:06–11:07 UTC"
 
 
 def test_markdown_and_json() -> None:

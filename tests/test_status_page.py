@@ -97,7 +97,8 @@ def test_status_page_shows_live_state_and_an_agent_going_down(tmp_path: Path) ->
 
                 # pc1 falls silent: after 3 intervals the page shows it down, with its last-seen time.
                 html = await wait_for_page(page, lambda h: " DOWN " in row_text(h, "agent-pc1"))
-                assert re.match(r"pc1 PC <1> & co DOWN \d{4}-\d\d-\d\d \d\d:\d\d:\d\d \(\d+ s ago\) unknown$", row_text(html, "agent-pc1"))
+                # Local time in the inventory's zone, labelled (one clock for people).
+                assert re.match(r"pc1 PC <1> & co DOWN \d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T \(\d+ s ago\) unknown$", row_text(html, "agent-pc1"))
                 assert "0 of 2 agents up, 1 down, 1 waiting for first report" in html
         finally:
             await runner.cleanup()
@@ -163,6 +164,14 @@ def test_status_page_in_headless_chromium_shows_an_agent_going_down(tmp_path: Pa
                 await asyncio.to_thread(browser.refresh)
             summary = await asyncio.to_thread(lambda: browser.find_element(By.ID, "summary").text)
             assert summary.startswith("0 of 2 agents up, 1 down, 1 waiting for first report")
+            # What a person sees: the never-heard agent waiting, times in the municipality's zone, labelled.
+            shot = tmp_path / "status.png"
+            assert await asyncio.to_thread(browser.save_screenshot, str(shot))
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+            pc2 = await asyncio.to_thread(lambda: browser.find_element(By.XPATH, '//tr[.//*[@id="agent-pc2"]]').text)
+            assert "waiting for first report" in pc2
+            assert re.search(r"\d\d:\d\d:\d\d CES?T \(\d+ s ago\)", await asyncio.to_thread(agent_row))
+            assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T$", summary)
             logs = await asyncio.to_thread(browser.get_log, "browser")
             assert [entry for entry in logs if entry["level"] in ("SEVERE", "WARNING")] == []
         finally:

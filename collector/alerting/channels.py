@@ -32,6 +32,7 @@ import aiohttp
 import yarl
 
 from agent.secrets import is_secret_ref
+from collector import clock
 from collector.alerting.engine import SEVERITY_RANK, WORDS, AlertEvent, Notification
 from collector.alerting.rules import SITE_RULE
 from collector.config import Channel
@@ -68,7 +69,7 @@ class Locale:
         return WORDS.get(self.language, WORDS["nb"])
 
     def clock(self, t: float) -> str:
-        return dt.datetime.fromtimestamp(t, zoneinfo.ZoneInfo(self.timezone)).strftime("%d.%m.%Y %H:%M")
+        return clock.local(t, self.timezone, "%d.%m.%Y %H:%M")
 
 
 DEFAULT_LOCALE = Locale()

@@ -16,6 +16,7 @@ import time
 import zoneinfo
 
 from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from collector import clock
 from collector.alerting.admin import alert_listing, unknown_names
 from collector.alerting.silences import SILENCES_FILE, Silence, SilenceError, SilenceStore, SilenceStoreError
 from collector.config import Inventory, InventoryError, load_inventory
@@ -30,7 +31,7 @@ def _inventory(args: argparse.Namespace) -> Inventory | None:
 
 
 def _local(t: float, zone: zoneinfo.ZoneInfo) -> str:
-    return dt.datetime.fromtimestamp(t, zone).strftime("%Y-%m-%d %H:%M")
+    return clock.local(t, zone)
 
 
 def run_alerts(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agent.points import MAX_NAME_LEN, Point
+from collector import clock
 from collector.alerting.config import AlertRule, MaintenanceWindow
 from collector.alerting.rules import RULE_KINDS, SITE_RULE, SITE_TEXT, RuleContext, RuleKind
 from collector.alerting.silences import SilenceStore
@@ -631,7 +632,7 @@ class AlertEngine:
         return info.name if info else site
 
     def _clock(self, t: float) -> str:
-        return dt.datetime.fromtimestamp(t, self.zone).strftime("%H:%M")
+        return clock.local(t, self.zone, "%H:%M")
 
     def _summary(self, alert: _Alert) -> str:
         threshold = alert.rule.limits()[0] if alert.kind is not None else math.nan

@@ -265,11 +265,13 @@ def when(time_ns: int, lang: str, tz: str) -> str:
 
 
 def span(start_ns: int, end_ns: int, lang: str, tz: str) -> str:
-    first, last = when(start_ns, lang, tz), when(end_ns, lang, tz)
-    # Same day: only the clock of the end, as people write it (08:14–09:02).
-    if first[:-5] == last[:-5]:
-        last = last[-5:]
-    return f"{first}–{last}"
+    zone = _zone(tz)
+    start, end = (dt.datetime.fromtimestamp(t / 1e9, zone) for t in (start_ns, end_ns))
+    # Same day and zone: the end as a clock only, and the zone said once (08:14–09:02 CET).
+    if start.date() == end.date() and start.strftime("%Z") == end.strftime("%Z"):
+        first = timestamp(start.replace(tzinfo=None), lang)
+        return f"{first}–{end.strftime('%H:%M')} {end.strftime('%Z')}".rstrip()
+    return f"{timestamp(start, lang)}–{timestamp(end, lang)}"
 
 
 def suggestion_text(s: Suggestion, lang: str) -> str:

@@ -75,5 +75,7 @@ def parse_number(text: str, lang: str) -> float:
 
 
 def timestamp(value: dt.datetime, lang: str) -> str:
-    """Date and minute, in the zone `value` carries (convert it to the municipality's first)."""
-    return value.strftime("%d.%m.%Y %H:%M" if lang == "nb" else "%Y-%m-%d %H:%M")
+    """Date and minute, in the zone `value` carries (convert it to the municipality's first), labelled."""
+    text = value.strftime("%d.%m.%Y %H:%M" if lang == "nb" else "%Y-%m-%d %H:%M")
+    label = value.strftime("%Z") if value.tzinfo is not None else ""
+    return f"{text} {label}" if label else text
