@@ -95,25 +95,22 @@ async def _read_body(request: web.Request, timeout_s: float, max_bytes: int) -> 
     started = loop.time()
     chunks: list[bytes] = []
     got = 0
-    while True:
-        left = started + timeout_s + got / MIN_BODY_BYTES_PER_S - loop.time()
-        try:
-            if left <= 0:
-                raise TimeoutError
-            chunk = await asyncio.wait_for(request.content.readany(), left)
-        except TimeoutError:
-            response = _error(
-                408, f"request body not received within {timeout_s:g} s (and {MIN_BODY_BYTES_PER_S} bytes/s after that)"
-            )
-            response.force_close()  # the rest of a trickled body is not waited for
-            raise BodyError(response) from None
-        if not chunk:
-            return b"".join(chunks)
-        got += len(chunk)
-        if got > max_bytes:  # a chunked body with no length said
-            # aiohttp reads and drops the rest for a few seconds (lingering), so the client gets this answer.
-            raise BodyError(too_big)
-        chunks.append(chunk)
+    try:
+        # One deadline moved on as bytes arrive; no task per chunk, so a body already received is
+        # read whole before the loop gets to a connection that closed right after sending it.
+        async with asyncio.timeout_at(started + timeout_s) as deadline:
+            while chunk := await request.content.readany():
+                got += len(chunk)
+                if got > max_bytes:  # a chunked body with no length said
+                    # aiohttp reads and drops the rest for a few seconds (lingering), so the client gets this answer.
+                    raise BodyError(too_big)
+                chunks.append(chunk)
+                deadline.reschedule(started + timeout_s + got / MIN_BODY_BYTES_PER_S)
+    except TimeoutError:
+        response = _error(408, f"request body not received within {timeout_s:g} s (and {MIN_BODY_BYTES_PER_S} bytes/s after that)")
+        response.force_close()  # the rest of a trickled body is not waited for
+        raise BodyError(response) from None
+    return b"".join(chunks)
 
 
 @web.middleware

@@ -31,7 +31,7 @@ def test_limits_default_per_kind_and_override() -> None:
 
 def test_bad_rules_name_the_problem() -> None:
     assert error_of(AlertRule, id="x", kind="disk_full").startswith(
-        "kind: Value error, unknown rule kind 'disk_full' (known: agent_silent, collector_backlog, collector_dropping,"
+        "kind: Value error, unknown rule kind 'disk_full' (known: agent_never_reported, agent_silent, collector_backlog,"
     )
     assert error_of(AlertRule, id="x", kind="host_cpu", threshold=90, clear=95) == (
         "-: Value error, clear (95.0) must not be above threshold (90.0): the alert could never clear"

@@ -87,6 +87,13 @@ def shipped_json() -> dict:
 
 
 # ------------------------------------------------------------------------------ formatting
+def test_counted_words_agree_with_their_number() -> None:
+    # "1 enheter", "1 maskiner bak den" were what people read before.
+    assert [i18n.count(n, "machine", "nb") for n in (0, 1, 7)] == ["0 maskiner", "1 maskin", "7 maskiner"]
+    assert [i18n.count(n, "unit", "en") for n in (1, 2)] == ["1 unit", "2 units"]
+    assert i18n.count(1, "unit", "nb") == "1 enhet"
+
+
 def test_norwegian_and_english_numbers_and_dates() -> None:
     assert i18n.number(1234567.5, "nb", 1) == f"1{NBSP}234{NBSP}567,5"
     assert i18n.number(1234567.5, "en", 1) == "1,234,567.5"

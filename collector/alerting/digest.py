@@ -21,31 +21,31 @@ MAX_LISTED = 25  # past-due lines in the mail; the full list is in the report
 
 TEXT = {
     "nb": {
-        "title": "[nettvakt] Utskifting {month}: {past} enheter forfalt ({past_cost}), {due} forfaller i {year} ({due_cost})",
+        "title": "[nettvakt] Utskifting {month}: {past} forfalt ({past_cost}), {due} forfaller i {year} ({due_cost})",
         "past": "Forfalt (skulle vært byttet):",
         "due": "Forfaller i {year}:",
         "forecast": "Plan for de neste fem budsjettårene:",
-        "row": "  {year}: {units} enheter, {cost}",
+        "row": "  {year}: {units}, {cost}",
         "item": "  - {name} ({kind}, {site}): kjøpt {purchased}, {due_word} {due_year}, {cost}",
         "was_due": "forfalt", "falls_due": "forfaller",
         "more": "  ... og {n} til",
         "none": "  (ingen)",
-        "unknown": "{n} enheter har ukjent alder; se rapporten.",
+        "unknown": "Ukjent alder: {n}; se rapporten.",
         "footer": "Full rapport med diagram: nettvakt report hardware --format pdf --output utskifting.pdf",
         "months": ["januar", "februar", "mars", "april", "mai", "juni", "juli", "august", "september",
                    "oktober", "november", "desember"],
     },
     "en": {
-        "title": "[nettvakt] Renewal {month}: {past} units past due ({past_cost}), {due} fall due in {year} ({due_cost})",
+        "title": "[nettvakt] Renewal {month}: {past} past due ({past_cost}), {due} due in {year} ({due_cost})",
         "past": "Past due (should have been replaced):",
         "due": "Falling due in {year}:",
         "forecast": "Plan for the next five budget years:",
-        "row": "  {year}: {units} units, {cost}",
+        "row": "  {year}: {units}, {cost}",
         "item": "  - {name} ({kind}, {site}): bought {purchased}, {due_word} {due_year}, {cost}",
         "was_due": "was due", "falls_due": "due",
         "more": "  ... and {n} more",
         "none": "  (none)",
-        "unknown": "{n} units have an unknown age; see the report.",
+        "unknown": "Unknown age: {n}; see the report.",
         "footer": "Full report with chart: nettvakt report hardware --format pdf --output renewal.pdf",
         "months": ["January", "February", "March", "April", "May", "June", "July", "August", "September",
                    "October", "November", "December"],
@@ -85,7 +85,7 @@ def lifecycle_digest(inventory: Inventory, today: dt.date, lang: str) -> tuple[s
     past = report.past_due
     due_now = [i for i in report.items if i.status == "due" and i.due_year == today.year]
     title = t["title"].format(
-        month=f"{t['months'][today.month - 1]} {today.year}", past=len(past),
+        month=f"{t['months'][today.month - 1]} {today.year}", past=i18n.count(len(past), "unit", lang),
         past_cost=money(sum(i.cost_nok or 0.0 for i in past)), due=len(due_now), year=today.year,
         due_cost=money(sum(i.cost_nok or 0.0 for i in due_now)),
     )
@@ -106,8 +106,8 @@ def lifecycle_digest(inventory: Inventory, today: dt.date, lang: str) -> tuple[s
     if len(due_now) > MAX_LISTED:
         lines.append(t["more"].format(n=len(due_now) - MAX_LISTED))
     lines += ["", t["forecast"]]
-    lines += [t["row"].format(year=f.year, units=f.units, cost=money(f.cost_nok)) for f in report.forecast]
+    lines += [t["row"].format(year=f.year, units=i18n.count(f.units, "unit", lang), cost=money(f.cost_nok)) for f in report.forecast]
     if report.unknown:
-        lines += ["", t["unknown"].format(n=len(report.unknown))]
+        lines += ["", t["unknown"].format(n=i18n.count(len(report.unknown), "unit", lang))]
     lines += ["", t["footer"]]
     return title, "\n".join(lines) + "\n"

@@ -24,6 +24,7 @@ from collector.alerting.config import AlertRule, MaintenanceWindow
 from collector.alerting.rules import RULE_KINDS, SITE_RULE, SITE_TEXT, RuleContext, RuleKind
 from collector.alerting.silences import SilenceStore
 from collector.config import Inventory, Route
+from collector.reports import i18n
 
 log = logging.getLogger("nettvakt.alerting")
 
@@ -641,6 +642,7 @@ class AlertEngine:
             "subject": name, "site": alert.site, "site_name": self._site_name(alert.site), "value": alert.value,
             "threshold": threshold, "rule": alert.rule.id, "severity": alert.rule.severity,
             "since": self._clock(alert.since), "affected": len(alert.affected),
+            "affected_machines": i18n.count(len(alert.affected), "machine", self.language),
         }
         if alert.rule.summary is not None:
             template = alert.rule.summary

@@ -210,6 +210,6 @@ SITE_RULE = "site_unreachable"
 # One-off events (no state to resolve) that routes, windows and silences may name like rules.
 EVENT_RULES = ("config_change", "ssh_host_key_changed", "lifecycle_digest", "inventory_reload_failed")
 SITE_TEXT = {
-    "nb": "{site_name} utilgjengelig siden {since}, {affected} maskiner bak den",
-    "en": "{site_name} unreachable since {since}, {affected} machines behind it",
+    "nb": "{site_name} utilgjengelig siden {since}, {affected_machines} bak den",
+    "en": "{site_name} unreachable since {since}, {affected_machines} behind it",
 }

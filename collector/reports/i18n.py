@@ -32,6 +32,19 @@ KIND_NAMES: dict[str, dict[str, str]] = {
 }
 
 
+# Words that are counted in texts: (one, more) per language.
+COUNTED = {
+    "machine": {"nb": ("maskin", "maskiner"), "en": ("machine", "machines")},
+    "unit": {"nb": ("enhet", "enheter"), "en": ("unit", "units")},
+}
+
+
+def count(n: int, word: str, lang: str) -> str:
+    """'1 maskin', '7 maskiner', '1 unit': the number with its word in the right form."""
+    one, more = COUNTED[word].get(lang, COUNTED[word]["en"])
+    return f"{n} {one if n == 1 else more}"
+
+
 def kind_name(kind: str, lang: str) -> str:
     return KIND_NAMES[lang].get(kind, kind)
 
