@@ -97,9 +97,9 @@ def test_ssh_settings_keys() -> None:
 @pytest.mark.parametrize(
     "ssh, message",
     [
-        ({"password": "file:pw", "allow_commands": ["show ("]}, "inventory.toml: device[0].ssh.allow_commands: allow_commands[0] 'show (' is not a regular expression: missing )"),
-        ({"password": "file:pw", "key_passphrase": "env:X"}, "device[0].ssh: key_passphrase without key_file"),
-        ({"password": "file:pw", "enable_secret": "cisco"}, "device[0].ssh.enable_secret"),
+        ({"password": "file:pw", "allow_commands": ["show ("]}, "inventory.toml: device 'sw1': ssh.allow_commands: allow_commands[0] 'show (' is not a regular expression: missing )"),
+        ({"password": "file:pw", "key_passphrase": "env:X"}, "device 'sw1': ssh: key_passphrase without key_file"),
+        ({"password": "file:pw", "enable_secret": "cisco"}, "device 'sw1': ssh.enable_secret"),
     ],
 )
 def test_bad_ssh_settings_named(ssh: dict[str, Any], message: str) -> None:

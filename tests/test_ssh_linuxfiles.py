@@ -6,6 +6,7 @@ The backups themselves, over a real sshd, are in tests/test_ssh_peers.py.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -174,21 +175,21 @@ def test_inventory_takes_config_files(tmp_path: Path) -> None:
     [
         (
             'device_type = "cisco_ios"\nconfig_files = ["/etc/nftables.conf"]',
-            "device[0].ssh.config_files: only for device_type = \"linux\" (this device is 'cisco_ios', whose configuration is its running-config)",
+            "device 'fw1': ssh.config_files: only for device_type = \"linux\" (this device is 'cisco_ios', whose configuration is its running-config)",
         ),
-        ('device_type = "linux"\nconfig_files = ["/etc/hosts", "nftables.conf"]', "device[0].ssh.config_files: config_files[1] 'nftables.conf' is not an absolute path"),
-        ('device_type = "linux"\nconfig_files = ["/etc/../etc/shadow"]', "device[0].ssh.config_files: config_files[0] '/etc/../etc/shadow' holds a . or .. component"),
+        ('device_type = "linux"\nconfig_files = ["/etc/hosts", "nftables.conf"]', "device 'fw1': ssh.config_files: config_files[1] 'nftables.conf' is not an absolute path"),
+        ('device_type = "linux"\nconfig_files = ["/etc/../etc/shadow"]', "device 'fw1': ssh.config_files: config_files[0] '/etc/../etc/shadow' holds a . or .. component"),
         (
             'device_type = "linux"\nconfig_files = ["/etc/hosts; reboot"]',
-            "device[0].ssh.config_files: config_files[0] '/etc/hosts; reboot' holds a character other than letters, digits and . _ + @ , : = / - "
+            "device 'fw1': ssh.config_files: config_files[0] '/etc/hosts; reboot' holds a character other than letters, digits and . _ + @ , : = / - "
             "(no spaces, quotes or shell metacharacters)",
         ),
-        ('device_type = "linux"\nconfig_files = ["/etc/hosts", "/etc/hosts"]', "device[0].ssh.config_files: config_files[1] '/etc/hosts' is already listed as config_files[0]"),
+        ('device_type = "linux"\nconfig_files = ["/etc/hosts", "/etc/hosts"]', "device 'fw1': ssh.config_files: config_files[1] '/etc/hosts' is already listed as config_files[0]"),
         (
             'device_type = "linux"\nconfig_files = [' + ", ".join(f'"/etc/f{i}"' for i in range(MAX_CONFIG_FILES + 1)) + "]",
-            f"device[0].ssh.config_files: lists {MAX_CONFIG_FILES + 1} files; at most {MAX_CONFIG_FILES}",
+            f"device 'fw1': ssh.config_files: lists {MAX_CONFIG_FILES + 1} files; at most {MAX_CONFIG_FILES}",
         ),
-        ('device_type = "linux"\nconfig_files = "/etc/hosts"', "device[0].ssh.config_files: Input should be a valid list"),
+        ('device_type = "linux"\nconfig_files = "/etc/hosts"', "device 'fw1': ssh.config_files: expected a list such as [\"a\", \"b\"], got '/etc/hosts'"),
     ],
     ids=["not-linux", "relative", "dotdot", "metachar", "duplicate", "too-many", "not-a-list"],
 )
@@ -197,7 +198,7 @@ def test_bad_config_files_name_the_place(tmp_path: Path, ssh: str, message: str)
     with pytest.raises(InventoryError) as info:
         load_inventory(path)
     assert info.value.problems == [message]
-    assert str(info.value) == f"{path}: {message}"
+    assert re.fullmatch(rf"{re.escape(str(path))}:\d+: {re.escape(message)}", str(info.value))
 
 
 # ---------------------------------------------------------------- redaction
