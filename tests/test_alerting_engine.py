@@ -453,6 +453,8 @@ def test_restart_keeps_state_no_storm_no_lost_resolved() -> None:
     # site alert, the uplink's own (folded) device alert, the silent pc
     assert second.restore(json.loads(json.dumps(first.snapshot())), clock.now + 30) == 3
     clock = FakeClock(second, clock.now + 30)
+    # The first seconds after start, before any machine or poll is heard of: unknown is not "back".
+    assert clock.run(20, lambda now: []) == []
     assert clock.run(600, feed) == []  # no second "firing" for what people already know
     down["site"] = down["pc"] = False
     after = clock.run(600, feed)

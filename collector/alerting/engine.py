@@ -289,8 +289,18 @@ class AlertEngine:
         """Step every alert to `now`; return the messages due now (after group wait)."""
         for site in self.topology.sites.values() if self.judge_sites else ():
             bad = self._site_down(site, now)
-            if bad is not None or (self.site_rule.id, site.id) in self._alerts:
-                self._step_site(site, bool(bad), now)
+            key = (self.site_rule.id, site.id)
+            if bad is not None:
+                self._step_site(site, bad, now)
+                if key in self._alerts:
+                    self._alerts[key].seen = now
+                continue
+            alert = self._alerts.get(key)
+            if alert is not None and alert.state != "inactive" and now - alert.seen > self.stale_s:
+                # Nothing known of the site for a long while (its machines left the inventory): end it.
+                self._end_quietly(alert, now)
+            # Else nothing is known yet (just after a restart): unknown is not "back", so no resolved
+            # message goes out before the site's machines and uplink have been judged again.
         for key, obs in list(self._obs.items()):
             rule = self._rule_by_id[key[0]]
             stale = now - obs.time > self.stale_s
