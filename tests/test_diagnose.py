@@ -12,8 +12,10 @@ import pytest
 
 from agent.cli import main as nettvakt
 from agent.points import Point
+from collector import clock
 from collector.config import parse_inventory
 from collector.diagnose import diagnose, load_site_data, site_context
+from collector.diagnose.data import SiteData
 from collector.diagnose.analysis import Diagnosis, pearson
 from collector.diagnose.render import render_json, render_markdown, render_text, span
 from collector.lineprotocol import encode_points
@@ -594,7 +596,9 @@ def test_cli_language_from_the_inventory_and_thin_data(tmp_path: Path, capsys: p
     fill_local_store(tmp_path)
     assert nettvakt(["diagnose", "skole", "--inventory", str(inventory), "--since", "15"]) == 0
     text = capsys.readouterr().out
-    assert text.startswith("Diagnosis for Skolen (skole)") and "1. Not enough data to judge (confidence" in text, text
+    # "Not enough data" is no finding: no confidence attached; the checks named in the report's language.
+    assert text.startswith("Diagnosis for Skolen (skole)") and "1. Not enough data to judge: skole\n" in text, text
+    assert "(confidence" not in text and "uplink_saturated" not in text and "machine saturated too little data" in text
     assert "Wait for more data or widen --since" in text
 
 
@@ -616,3 +620,24 @@ def test_cli_unknown_site_bad_inventory_and_unreadable_store(tmp_path: Path, cap
     broken.write_text("[[site]]\nid = 3\n", encoding="utf-8")
     assert nettvakt(["diagnose", "skole", "--inventory", str(broken)]) == 2
     assert f"{broken}:2: site #1: id: expected a string (in quotes), got 3" in capsys.readouterr().err
+
+
+def test_thin_data_says_who_is_silent_in_plain_words() -> None:
+    """A device that stopped answering and an agent that reported nothing are named, with the time."""
+    inventory = parse_inventory({
+        "alerting": {"language": "en", "timezone": "Europe/Oslo"},
+        "site": [{"id": "vannvag", "name": "Vannvåg", "uplink": "sw-vannvag"}],
+        "device": [{"id": "sw-vannvag", "name": "Svitsj", "site": "vannvag", "host": "10.0.0.2",
+                    "hardware": {"kind": "switch", "lifetime_years": 8}, "snmp": {"community": "env:X"}}],
+        "agent": [{"id": "vannvag-ops", "name": "OPS", "site": "vannvag", "token_sha256": "1" * 64}],
+    })
+    ctx = site_context(inventory, "vannvag")
+    start = 1_796_000_000 * S
+    polls = [Sample(start + k * 60 * S, {"device": "sw-vannvag", "site": "vannvag"}, {"up": 1.0 if k < 3 else 0.0}) for k in range(10)]
+    result = diagnose(ctx, SiteData(start, start + 600 * S, device=polls))
+    text = render_text(result, "en", "Europe/Oslo")
+    answered = clock.local((start + 2 * 60 * S) / 1e9, "Europe/Oslo", "%H:%M")
+    assert f"sw-vannvag has not answered SNMP since {answered}." in text, text
+    assert "The agent vannvag-ops reported nothing in the window" in text
+    assert json.loads(render_json(result, "en"))["verdicts"][0]["confidence"] is None
+

@@ -772,11 +772,30 @@ CHECKS: dict[str, CheckFn] = {
 }
 
 
+def _silent_sources(ctx: SiteContext, data: SiteData) -> list[Suggestion]:
+    """Who said nothing in the window, in plain words: an agent without a single measurement, a
+    device that never answered SNMP (with the last time it did, when the window shows one)."""
+    heard = {s.tags.get("host") for s in (*data.host, *data.probe)}
+    out = [Suggestion("agent_silent", {"agent": a.id}) for a in ctx.agents if a.id not in heard]
+    for device in ctx.devices:
+        if device.snmp is None:
+            continue
+        polls = [s for s in data.device if s.tags.get("device") == device.id]
+        answered = [s.time_ns for s in polls if num(s, "up") == 1.0]
+        if not polls:
+            out.append(Suggestion("device_not_polled", {"device": device.id}))
+        elif not answered or num(polls[-1], "up") != 1.0:
+            since = max((t for t in answered), default=0)
+            out.append(Suggestion("device_silent", {"device": device.id, "since_ns": str(since) if since else ""}))
+    return out
+
+
 def diagnose(ctx: SiteContext, data: SiteData) -> Diagnosis:
     """Run every check; verdicts by confidence, `insufficient_data` when none could judge."""
     w = Window(ctx, data)
     verdicts: list[Verdict] = []
     missing: list[Suggestion] = []
+    silent = _silent_sources(ctx, data)  # said whatever the checks find; not by itself "too little data"
     checks: dict[str, str] = {}
     if not ctx.agents:
         missing.append(Suggestion("add_agent", {"site": ctx.site.id}))
@@ -800,8 +819,9 @@ def diagnose(ctx: SiteContext, data: SiteData) -> Diagnosis:
                 ctx.site.id,
                 {"checks_without_data": unjudged, "checks": applicable, "probe_rounds": len(w.rounds), "host_samples": len(data.host)},
                 [(data.start_ns, data.end_ns)],
-                list(missing),
+                silent + list(missing),
             )
         )
+    missing = silent + missing
     verdicts.sort(key=lambda v: -v.confidence)
     return Diagnosis(ctx.site.id, ctx.site.name, data.start_ns, data.end_ns, w.bucket_ns, verdicts, checks, missing)

@@ -54,7 +54,7 @@ def run_diagnose(args: argparse.Namespace) -> int:
         print(f"nettvakt diagnose: cannot read the data: {exc}", file=sys.stderr)
         return EXIT_FAIL
     tz = inventory.alerting.timezone
-    sys.stdout.write(render_json(result, lang) if args.json else render_text(result, lang, tz))
+    sys.stdout.write(render_json(result, lang, tz) if args.json else render_text(result, lang, tz))
     if args.markdown:
         try:
             Path(args.markdown).write_text(render_markdown(result, lang, tz), encoding="utf-8")

@@ -11,6 +11,7 @@ import json
 import zoneinfo
 from typing import Any
 
+from collector import clock
 from collector.diagnose.analysis import Diagnosis, Suggestion, Verdict
 from collector.reports.i18n import number, timestamp
 
@@ -50,6 +51,9 @@ SUGGESTIONS: dict[str, dict[str, str]] = {
         "poll_site_devices_snmp": "Poll svitsjen/ruteren på stedet {site} over SNMP ([[device]] med [device.snmp]) for å se feil på grensesnittene.",
         "add_server_probe": "Legg til en icmp- eller tcp-probe mot {host} (serveren bak http-proben {probe}) så nettverksforsinkelsen dit måles.",
         "more_data": "Vent på mer data eller øk --since: bare {have} {what_text} i tidsrommet.",
+        "agent_silent": "Agenten {agent} har ikke rapportert noe i tidsrommet: sjekk at den kjører og når innsamleren (nettvakt-status viser når den sist ble hørt).",
+        "device_not_polled": "{device} har ingen SNMP-målinger i tidsrommet: innsamleren har ikke nådd den, eller har ikke kjørt.",
+        "device_silent": "{device} har ikke svart på SNMP {since_text}.",
     },
     "en": {
         "name_uplink": "Name the site's uplink: `uplink = \"<device id>\"` under [[site]] id = \"{site}\" (candidates with SNMP: {candidates}).",
@@ -63,6 +67,9 @@ SUGGESTIONS: dict[str, dict[str, str]] = {
         "poll_site_devices_snmp": "Poll the switch/router at {site} over SNMP ([[device]] with [device.snmp]) to see interface errors.",
         "add_server_probe": "Add an icmp or tcp probe to {host} (the server behind http probe {probe}) so network latency to it is measured.",
         "more_data": "Wait for more data or widen --since: only {have} {what_text} in the window.",
+        "agent_silent": "The agent {agent} reported nothing in the window: check that it runs and reaches the collector (the status page shows when it was last heard).",
+        "device_not_polled": "{device} has no SNMP samples in the window: the collector has not reached it, or was not running.",
+        "device_silent": "{device} has not answered SNMP {since_text}.",
     },
 }
 
@@ -274,12 +281,18 @@ def span(start_ns: int, end_ns: int, lang: str, tz: str) -> str:
     return f"{timestamp(start, lang)}–{timestamp(end, lang)}"
 
 
-def suggestion_text(s: Suggestion, lang: str) -> str:
+def suggestion_text(s: Suggestion, lang: str, tz: str = "Europe/Oslo") -> str:
     params = _Blank(s.params)
     for key, placeholder in PLACEHOLDERS[lang].items():
         if not params.get(key):
             params[key] = placeholder
     params["what_text"] = WHAT[lang].get(s.params.get("what", ""), s.params.get("what", ""))
+    if "since_ns" in s.params:  # the words about when, in the reader's clock
+        since = s.params["since_ns"]
+        params["since_text"] = (
+            ("siden " if lang == "nb" else "since ") + clock.local(int(since) / 1e9, tz, "%H:%M") if since
+            else ("i hele tidsrommet" if lang == "nb" else "in the whole window")
+        )
     params["have"] = fmt(int(s.params["have"]), lang) if s.params.get("have", "").isdigit() else s.params.get("have", "")
     return SUGGESTIONS[lang].get(s.code, s.code).format_map(params)
 
@@ -346,24 +359,41 @@ def _evidence_items(v: Verdict, lang: str) -> list[str]:
     return [f"{label}: {value}" for label, value in _evidence_pairs(v, lang)]
 
 
+INSUFFICIENT = "insufficient_data"
+# The checks by name in the report's language.
+CHECK_NAMES: dict[str, dict[str, str]] = {
+    "nb": {"uplink_saturated": "opplink full", "interface_errors": "grensesnittfeil", "loss_beyond_gateway": "tap bak gatewayen",
+           "host_saturated": "maskin overbelastet", "application_slow": "treg applikasjon", "device_trouble": "nettverksenheter"},
+    "en": {"uplink_saturated": "uplink saturated", "interface_errors": "interface errors", "loss_beyond_gateway": "loss beyond the gateway",
+           "host_saturated": "machine saturated", "application_slow": "slow application", "device_trouble": "network devices"},
+}
+
+
+def _confidence(v: Verdict, lang: str) -> str:
+    """' (sikkerhet 0,93)' for a finding; nothing for "not enough data", which is no finding."""
+    if v.kind == INSUFFICIENT:
+        return ""
+    return f" ({WORDS[lang]['confidence']} {fmt(round(v.confidence, 2), lang)})"
+
+
 def render_text(d: Diagnosis, lang: str = "nb", tz: str = "Europe/Oslo") -> str:
     w = WORDS[lang]
     lines = [w["heading"].format(name=d.site_name, site=d.site), f"{w['window']}: {span(d.start_ns, d.end_ns, lang, tz)}", ""]
     if not d.verdicts:
         lines += [w["none"], ""]
     for i, v in enumerate(d.verdicts, 1):
-        lines.append(f"{i}. {TITLES[lang][v.kind]} ({w['confidence']} {fmt(round(v.confidence, 2), lang)}): {v.subject}")
+        lines.append(f"{i}. {TITLES[lang][v.kind]}{_confidence(v, lang)}: {v.subject}")
         lines.append(f"   {summary(v, lang)}")
         if v.ranges:
             lines.append(f"   {w['times']}: {_ranges_text(v, lang, tz)}")
         lines.append(f"   {w['evidence']}: " + "; ".join(_evidence_items(v, lang)))
         for s in v.suggestions:
-            lines.append(f"   → {suggestion_text(s, lang)}")
+            lines.append(f"   → {suggestion_text(s, lang, tz)}")
         lines.append("")
-    lines.append(f"{w['checks']}: " + ", ".join(f"{name} {w[state]}" for name, state in d.checks.items()))
+    lines.append(f"{w['checks']}: " + ", ".join(f"{CHECK_NAMES[lang].get(name, name)} {w[state]}" for name, state in d.checks.items()))
     extra = [s for s in d.missing if not any(s in v.suggestions for v in d.verdicts)]
     if extra:
-        lines += ["", f"{w['missing']}:"] + [f"  - {suggestion_text(s, lang)}" for s in extra]
+        lines += ["", f"{w['missing']}:"] + [f"  - {suggestion_text(s, lang, tz)}" for s in extra]
     return "\n".join(lines) + "\n"
 
 
@@ -376,7 +406,8 @@ def render_markdown(d: Diagnosis, lang: str = "nb", tz: str = "Europe/Oslo") -> 
         header = {"nb": "| # | Funn | Sikkerhet | Gjelder |", "en": "| # | Finding | Confidence | Subject |"}[lang]
         lines += [header, "|---|---|---|---|"]
         for i, v in enumerate(d.verdicts, 1):
-            lines.append(f"| {i} | {TITLES[lang][v.kind]} | {fmt(round(v.confidence, 2), lang)} | `{v.subject}` |")
+            confidence = "–" if v.kind == INSUFFICIENT else fmt(round(v.confidence, 2), lang)
+            lines.append(f"| {i} | {TITLES[lang][v.kind]} | {confidence} | `{v.subject}` |")
         lines.append("")
     for i, v in enumerate(d.verdicts, 1):
         lines += [f"## {i}. {TITLES[lang][v.kind]}", "", summary(v, lang), ""]
@@ -384,13 +415,13 @@ def render_markdown(d: Diagnosis, lang: str = "nb", tz: str = "Europe/Oslo") -> 
             lines += [f"**{w['times']}:** {_ranges_text(v, lang, tz)}", ""]
         lines += [f"**{w['evidence']}:**", "", "| | |", "|---|---|"]
         lines += [f"| {label} | {value} |" for label, value in _evidence_pairs(v, lang)] + [""]
-        lines += [f"- → {suggestion_text(s, lang)}" for s in v.suggestions]
+        lines += [f"- → {suggestion_text(s, lang, tz)}" for s in v.suggestions]
         if v.suggestions:
             lines.append("")
-    lines += [f"## {w['checks']}", ""] + [f"- {name}: {w[state]}" for name, state in d.checks.items()] + [""]
+    lines += [f"## {w['checks']}", ""] + [f"- {CHECK_NAMES[lang].get(name, name)}: {w[state]}" for name, state in d.checks.items()] + [""]
     extra = [s for s in d.missing if not any(s in v.suggestions for v in d.verdicts)]
     if extra:
-        lines += [f"## {w['missing']}", ""] + [f"- {suggestion_text(s, lang)}" for s in extra] + [""]
+        lines += [f"## {w['missing']}", ""] + [f"- {suggestion_text(s, lang, tz)}" for s in extra] + [""]
     return "\n".join(lines)
 
 
@@ -398,11 +429,11 @@ def _iso(time_ns: int) -> str:
     return dt.datetime.fromtimestamp(time_ns / 1e9, dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _suggestion_json(s: Suggestion, lang: str) -> dict[str, Any]:
-    return {"code": s.code, "params": s.params, "text": suggestion_text(s, lang)}
+def _suggestion_json(s: Suggestion, lang: str, tz: str) -> dict[str, Any]:
+    return {"code": s.code, "params": s.params, "text": suggestion_text(s, lang, tz)}
 
 
-def to_json(d: Diagnosis, lang: str = "nb") -> dict[str, Any]:
+def to_json(d: Diagnosis, lang: str = "nb", tz: str = "Europe/Oslo") -> dict[str, Any]:
     return {
         "site": d.site,
         "site_name": d.site_name,
@@ -414,19 +445,20 @@ def to_json(d: Diagnosis, lang: str = "nb") -> dict[str, Any]:
             {
                 "kind": v.kind,
                 "title": TITLES[lang][v.kind],
-                "confidence": round(v.confidence, 3),
+                # "Not enough data" is no finding: it has no confidence to give.
+                "confidence": None if v.kind == INSUFFICIENT else round(v.confidence, 3),
                 "subject": v.subject,
                 "summary": summary(v, lang),
                 "evidence": v.evidence,
                 "ranges": [{"start": _iso(a), "end": _iso(b), "start_ns": a, "end_ns": b} for a, b in v.ranges],
-                "suggestions": [_suggestion_json(s, lang) for s in v.suggestions],
+                "suggestions": [_suggestion_json(s, lang, tz) for s in v.suggestions],
             }
             for v in d.verdicts
         ],
         "checks": d.checks,
-        "missing": [_suggestion_json(s, lang) for s in d.missing],
+        "missing": [_suggestion_json(s, lang, tz) for s in d.missing],
     }
 
 
-def render_json(d: Diagnosis, lang: str = "nb") -> str:
-    return json.dumps(to_json(d, lang), ensure_ascii=False, indent=2) + "\n"
+def render_json(d: Diagnosis, lang: str = "nb", tz: str = "Europe/Oslo") -> str:
+    return json.dumps(to_json(d, lang, tz), ensure_ascii=False, indent=2) + "\n"
