@@ -267,6 +267,8 @@ MEASUREMENTS_SPEC: Mapping[str, MeasurementSpec] = MappingProxyType({m.name: m f
         F("sys_descr", "string"),
         F("profile", "string", "the SNMP profile that polled it"),
         F("poll_ms", "ms", "time the poll took"),
+        F("partial", "0/1", "1 when the device answered but some tables timed out (or are skipped for a few polls after timing out)"),
+        F("partial_tables", "string", "the tables of a partial poll, e.g. `entPhysicalDescr, ifAlias`"),
     ]),
     _measurement("interface", ("collector",), [SITE, DEVICE, T("ifname", "ifName, else ifDescr", required=True)], [
         F("in_bps", "bits/s", "from ifHCInOctets (64-bit) or ifInOctets (32-bit, wrap handled)"),

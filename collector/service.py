@@ -76,8 +76,7 @@ class DeviceState:
 
     time_ns: int
     up: bool
-
-
+    partial: str | None = None  # the tables that timed out, when the device answered the rest
 
 
 class RateLimiter:
@@ -252,13 +251,17 @@ class CollectorService:
         return {"agent": agent.id, "heartbeat_s": agent.heartbeat_s}
 
     def observe_local(self, points: list[Point]) -> None:
-        """Live device state from the collector's own `availability` points (the SNMP poller's)."""
+        """Live device state from the collector's own points (the SNMP poller's `device` and `availability`)."""
+        partial: dict[str, str | None] = {}
         for point in points:
             device = point.tags.get("device")
+            if point.measurement == "device" and device is not None:
+                tables = point.fields.get("partial_tables")
+                partial[device] = tables if isinstance(tables, str) and point.fields.get("partial") else None
             if point.measurement == "availability" and point.tags.get("kind") == "device" and device is not None:
                 known = self.devices.get(device)
                 if known is None or known.time_ns <= point.time_ns:
-                    self.devices[device] = DeviceState(point.time_ns, bool(point.fields.get("up")))
+                    self.devices[device] = DeviceState(point.time_ns, bool(point.fields.get("up")), partial.get(device))
 
     def agent_config(self, agent: AgentEntry) -> dict[str, Any]:
         config = self._agent_config(agent)

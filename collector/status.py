@@ -125,8 +125,10 @@ def render_status(
             rows = []
             for d in devices:
                 state = service.devices.get(d.id)
-                rows.append([f'<span id="device-{escape(d.id)}">{escape(d.id)}</span>', escape(d.name),
-                             _state(state.up if state else None, "waiting for first poll"),
+                shown = _state(state.up if state else None, "waiting for first poll")
+                if state is not None and state.up and state.partial:
+                    shown += f' <span class="muted">(partial: {escape(state.partial)} timed out)</span>'
+                rows.append([f'<span id="device-{escape(d.id)}">{escape(d.id)}</span>', escape(d.name), shown,
                              escape(_when(state.time_ns if state else None, now_ns, zone))])
             parts.append(_table(["device", "name", "state", "last polled"], rows, ""))
         target_rows = []

@@ -517,3 +517,42 @@ def test_profile_override_and_unknown_profile(shared_dir: Path) -> None:
     assert device.fields["profile"] == "generic" and "sessions" not in device.fields
     with pytest.raises(ValueError, match="unknown SNMP profile"):
         DevicePoller("x", "y", session, profile_override="fortinet")
+
+
+def test_a_table_that_times_out_mid_walk_makes_a_partial_poll_and_is_skipped_a_while(
+    shared_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Real agents sometimes stop answering in the middle of one table. snmpsim does the same for a
+    row whose OID is malformed: no answer to any GETBULK that would include it. The device is up,
+    the poll is marked partial and names the table, the log says what happened, and the next poll
+    skips the table instead of waiting out its timeout again."""
+    lines = (shared_dir / "snmprec" / "procurve_e2910.snmprec").read_text(encoding="utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("1.3.6.1.2.1.47.1.1.1.1.11."))
+    lines.insert(at + 1, lines[at].split("|", 1)[0] + ".xx|4|a row no agent can encode")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "dev.snmprec").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    server = start_snmpsim(data, tmp_path / "snmpsim")
+    try:
+        session = SnmpSession(server.host, server.port, SnmpAuth("2c", community="dev"), timeout_s=1.0, retries=0, device="sw-hansnes")
+        poller = DevicePoller("sw-hansnes", "hansnes", session)
+
+        async def two_polls() -> tuple[list[Point], list[Point]]:
+            return await poller.poll(), await poller.poll()
+
+        with caplog.at_level(logging.WARNING, logger="nettvakt.snmp"):
+            first, second = asyncio.run(two_polls())
+    finally:
+        server.stop()
+    device1, device2 = first[0], second[0]
+    for device in (device1, device2):
+        assert device.fields["up"] == 1.0 and device.fields["partial"] == 1.0
+        # The bad row's own table; a GETBULK of the table before it runs into the row too.
+        assert "entPhysicalSerialNum" in device.fields["partial_tables"].split(", "), device.fields
+        assert "ifDescr" not in device.fields["partial_tables"]
+        assert point_problems(device.measurement, device.tags, device.fields, "collector") == []
+    assert any(p.measurement == "interface" for p in first)  # the other tables all came
+    # The first poll waited out the timeout; the second skipped the table (a ratio, not a time limit).
+    assert device1.fields["poll_ms"] >= 1000 and device2.fields["poll_ms"] < device1.fields["poll_ms"] / 2, (device1.fields, device2.fields)
+    warnings = [r.getMessage() for r in caplog.records if "entPhysicalSerialNum table" in r.getMessage()]
+    assert len(warnings) == 1 and "timed out mid-walk while the device answered the rest" in warnings[0], warnings

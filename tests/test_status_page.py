@@ -179,3 +179,23 @@ def test_status_page_in_headless_chromium_shows_an_agent_going_down(tmp_path: Pa
             await runner.cleanup()
 
     asyncio.run(scenario())
+
+
+def test_a_partial_poll_shows_which_tables_timed_out(tmp_path: Path) -> None:
+    from collector.queue import DurableQueue
+    from collector.service import CollectorService
+    from collector.status import render_status
+
+    queue = DurableQueue(tmp_path / "q.sqlite3")
+    try:
+        service = CollectorService(inventory(tmp_path), queue)
+        now = time.time_ns()
+        tags = {"site": "radhus", "device": "fw-radhus"}
+        service.observe_local([
+            Point("device", tags, {"up": 1.0, "partial": 1.0, "partial_tables": "entPhysicalSerialNum"}, now),
+            Point("availability", {**tags, "kind": "device"}, {"up": 1.0}, now),
+        ])
+        html = render_status(service, now)
+        assert row_text(html, "device-fw-radhus").startswith("fw-radhus Brannmur up (partial: entPhysicalSerialNum timed out) ")
+    finally:
+        queue.close()

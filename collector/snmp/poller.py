@@ -41,6 +41,8 @@ MIN_FRAME_BITS = 84 * 8
 # Slack on "plausible": speeds are nominal and polls are not exactly where the clock says.
 PLAUSIBLE_SLACK = 1.05
 MAX_REASON_LEN = 512
+# A table that times out is skipped for 1, 2, 4 ... polls, at most this many, then tried again.
+MAX_TABLE_BACKOFF_POLLS = 16
 # A system GET slower than this leaves our own sample time unsure by about as much: the
 # interval for rates is then taken from the device's sysUpTime, if that agrees roughly.
 SLOW_ROUND_TRIP_S = 1.0
@@ -174,6 +176,8 @@ class DevicePoller:
         self._clock = clock
         self._previous: _Previous | None = None
         self._failing: set[str] = set()
+        # Tables that timed out mid-poll while the device answered the rest: oid -> (polls to skip, backoff).
+        self._skipping: dict[str, tuple[int, int]] = {}
 
     # ------------------------------------------------------------------ error bookkeeping
 
@@ -190,12 +194,28 @@ class DevicePoller:
             log.info("SNMP %s (%s) answers again", key, self.device_id)
 
     async def _walk(self, column: Column) -> tuple[Column, dict[str, Any] | None]:
-        """{row index: value} of one column, or None when the walk failed."""
+        """{row index: value} of one column, or None when the walk failed (or is skipped after timing out)."""
+        left, backoff = self._skipping.get(column.oid, (0, 0))
+        if left > 0:
+            self._skipping[column.oid] = (left - 1, backoff)
+            return column, None
         try:
             rows = await self.session.walk(column.oid)
         except SnmpError as exc:
-            self._failed(f"walk {column.name} {column.oid}", exc)
+            if exc.timed_out:
+                # The device answered the system group (else there is no walk), so this is one table
+                # it cannot finish (real agents stop mid-walk on a bad row): skip it for a while,
+                # doubling, so it does not cost every poll its timeout.
+                backoff = min(MAX_TABLE_BACKOFF_POLLS, max(1, backoff * 2))
+                self._skipping[column.oid] = (backoff, backoff)
+                self._failed(f"walk {column.name} {column.oid}", SnmpError(
+                    self.device_id, column.oid,
+                    f"the {column.name} table timed out mid-walk while the device answered the rest; "
+                    f"skipped for the next {backoff} poll(s)", timed_out=True))
+            else:
+                self._failed(f"walk {column.name} {column.oid}", exc)
             return column, None
+        self._skipping.pop(column.oid, None)
         self._worked(f"walk {column.name} {column.oid}")
         cut = len(column.oid) + 1
         # A value of the wrong type (a counter sent as a string) is dropped and logged once,
@@ -242,6 +262,8 @@ class DevicePoller:
         tables: dict[str, dict[str, Any] | None] = {}
         for column, rows in await asyncio.gather(*(self._walk(c) for c in primary)):
             tables[column.oid] = rows
+        # Tables that time out (now, or skipped after timing out before): the poll is partial.
+        partial = sorted({c.name for c in primary if c.oid in self._skipping})
         await self._walk_fallbacks(profile, tables)
         values = dict(system)
         values.update(await scalar_task)
@@ -275,6 +297,9 @@ class DevicePoller:
             self._previous = _Previous(old.t_mono, uptime_ticks, old.interfaces, old.rate_uptime_ticks, old.round_trip_s)
 
         device_fields["poll_ms"] = (self._clock() - started) * 1000
+        device_fields["partial"] = 1.0 if partial else 0.0
+        if partial:
+            device_fields["partial_tables"] = ", ".join(partial)[:MAX_REASON_LEN]
         points.insert(0, Point("device", tags, device_fields, ts))
         return points
 

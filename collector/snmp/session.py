@@ -77,11 +77,12 @@ GET_CHUNK = 20
 class SnmpError(Exception):
     """An SNMP request failed; `str()` names the device and the OID."""
 
-    def __init__(self, device: str, oid: str, message: str) -> None:
+    def __init__(self, device: str, oid: str, message: str, timed_out: bool = False) -> None:
         super().__init__(f"{device}: SNMP {oid}: {message}")
         self.device = device
         self.oid = oid
         self.message = message
+        self.timed_out = timed_out  # no answer at all (rather than an error answer)
 
 
 @dataclass(frozen=True)
@@ -314,6 +315,7 @@ class SnmpSession:
                 oid,
                 f"timeout: no answer within {self.timeout_s:g} s x {tries} tries "
                 f"(device down, or wrong community/credentials)",
+                timed_out=True,
             )
         if isinstance(indication, _AUTH_ERRORS):
             return SnmpError(self.device, oid, f"authentication failed: {indication}")
