@@ -9,12 +9,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from agent.points import Point
 from collector.alerting.context import ALERTS, alerting_context
 from collector.app import QUEUE, create_app
 from collector.config import parse_inventory
+from collector.service import token_hash
 from collector.services import wait_until_async
 
 
@@ -57,3 +59,102 @@ def test_collector_app_alerts_without_influxdb(tmp_path: Path, smtp_inbox: Calla
     assert inbox.subjects == ["[AKTIV] Kjernesvitsj svarer ikke på SNMP"]
     assert (tmp_path / "data" / "alerts.json").exists()  # state for the next start
     assert [(p.tags["rule"], p.tags["state"], p.fields["active"]) for p in points] == [("device-down", "firing", 1.0)]
+
+
+# --- restarts change nothing people see ---------------------------------------------------------
+def restart_inventory(tmp_path: Path, smtp_port: int) -> Any:
+    agents = [("pc-h1", "hansnes"), ("pc-h2", "hansnes"), ("pc-r1", "radhus")]
+    return parse_inventory(
+        {
+            "collector": {"data_dir": str(tmp_path / "data")},
+            "site": [{"id": "radhus", "name": "Rådhuset"}, {"id": "hansnes", "name": "Hansnes"}],
+            "agent": [{"id": a, "name": a.upper(), "site": s, "token_sha256": token_hash(a), "heartbeat_s": 0.3} for a, s in agents],
+            "channel": [{"id": "vakt", "kind": "email", "to": ["vakt@karlsoy.example"], "smtp_host": "127.0.0.1", "smtp_port": smtp_port}],
+            "route": [{"channels": ["vakt"]}],
+            "alert": [{"id": "agent-silent", "kind": "agent_silent", "severity": "critical"},
+                      {"id": "site-down", "kind": "site_unreachable", "severity": "critical"}],
+            "alerting": {"recovery_grace_s": 0},
+        },
+        tmp_path / "inventory.toml",
+    )
+
+
+class Collector:
+    """The collector app on a loopback port, and agents that heartbeat to it while they are 'alive'."""
+
+    def __init__(self, inventory: Any) -> None:
+        self.inventory = inventory
+        self.alive: set[str] = set()
+
+    async def __aenter__(self) -> "Collector":
+        self.app = create_app(self.inventory, extra_contexts=[alerting_context(group_wait_s=0, interval_s=0.05)])
+        self.runner = web.AppRunner(self.app)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+        self.http = aiohttp.ClientSession()
+        self.beats = asyncio.create_task(self._beat())
+        return self
+
+    async def _beat(self) -> None:
+        while True:
+            for agent in sorted(self.alive):
+                async with self.http.post(f"{self.url}/api/v1/agents/{agent}/heartbeat", json={},
+                                          headers={"Authorization": f"Bearer {agent}"}) as resp:
+                    assert resp.status == 200
+            await asyncio.sleep(0.1)
+
+    async def judged(self, rounds: int = 40) -> None:
+        """Wait until the engine has evaluated `rounds` more times and liveness has run a few rounds too."""
+        mark = self.app[ALERTS].evaluations
+        await wait_until_async(lambda: self.app[ALERTS].evaluations >= mark + rounds, 20, f"{rounds} more evaluations")
+
+    async def __aexit__(self, *_: object) -> None:
+        self.beats.cancel()
+        await asyncio.gather(self.beats, return_exceptions=True)
+        await self.http.close()
+        await self.runner.cleanup()
+
+
+def test_restarts_change_nothing_people_see(tmp_path: Path, smtp_inbox: Callable[..., Any], monkeypatch: Any) -> None:
+    """(a) a restart in a quiet period sends nothing; (b) a restart during a site outage that goes
+    on sends nothing; (c) an outage that ended while the collector was down gives one 'resolved'."""
+    import collector.app as app_module
+
+    monkeypatch.setattr(app_module, "HOUSEKEEPING_INTERVAL_S", 0.1)
+    inbox = smtp_inbox()
+    inventory = restart_inventory(tmp_path, inbox.port)
+    everyone = {"pc-h1", "pc-h2", "pc-r1"}
+
+    async def scenario() -> None:
+        # (a) Quiet, then a restart, quiet again: nobody hears anything.
+        async with Collector(inventory) as c:
+            c.alive = set(everyone)
+            await c.judged()
+        async with Collector(inventory) as c:
+            c.alive = set(everyone)
+            await c.judged()
+        assert inbox.subjects == []
+        # The line to Hansnes drops: one message for the site.
+        async with Collector(inventory) as c:
+            c.alive = set(everyone)
+            await c.judged()
+            c.alive = {"pc-r1"}
+            await wait_until_async(lambda: inbox.subjects, 20, "the site alert")
+            await c.judged()
+        assert inbox.subjects == ["[AKTIV] Hansnes utilgjengelig siden " + inbox.subjects[0].split("siden ")[1]]
+        assert inbox.subjects[0].endswith(", 2 maskiner bak den")
+        # (b) The collector restarts while Hansnes is still cut off: nothing new.
+        async with Collector(inventory) as c:
+            c.alive = {"pc-r1"}
+            await c.judged()
+        assert len(inbox.subjects) == 1
+        # (c) Hansnes came back while the collector was down: exactly one "resolved" after the restart.
+        async with Collector(inventory) as c:
+            c.alive = set(everyone)
+            await wait_until_async(lambda: len(inbox.subjects) > 1, 20, "the resolved message")
+            await c.judged()
+        assert inbox.subjects[1:] == ["[LØST] Hansnes er tilgjengelig igjen"]
+
+    asyncio.run(scenario())
