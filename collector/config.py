@@ -488,6 +488,9 @@ class Route(Model):
     severities: list[Literal["info", "warning", "critical"]] = Field(default_factory=list)
     rules: list[str] = Field(default_factory=list)
     repeat_interval_s: PositiveSeconds = 4 * 3600.0
+    # Notices about nettvakt itself (a channel that fails) go to the channels of routes that ask
+    # for them: the people on call, not the managers' digest.
+    system_notices: bool = False
 
 
 class Inventory(Model):

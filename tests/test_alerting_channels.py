@@ -15,6 +15,7 @@ import ipaddress
 import json
 import re
 import ssl
+import time
 import typing
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
@@ -281,13 +282,21 @@ def test_signature_is_hmac_sha256_of_the_body() -> None:
     assert not verify("key", b"{}", None)
 
 
+def notices_to_mail() -> AlertEngine:
+    """An engine whose on-call route (the mail channel) takes notices about nettvakt itself."""
+    return AlertEngine(parse_inventory({
+        "channel": [{"id": "vakt-epost", "kind": "email", "to": ["vakt@karlsoy.example"], "smtp_host": "127.0.0.1"}],
+        "route": [{"channels": ["vakt-epost"], "system_notices": True}],
+    }), [])
+
+
 def test_failing_channel_is_reported_through_the_others(smtp_inbox: Callable[..., Any]) -> None:
     dead_port = free_port()  # nothing listens here
 
     async def scenario(port: int) -> None:
         email_sender = EmailSender("vakt-epost", "127.0.0.1", port, ["vakt@karlsoy.example"], "n@karlsoy.example")
         hook = WebhookSender("vakt-webhook", f"http://127.0.0.1:{dead_port}/hook", SECRET, attempts=2, backoff_s=0.01)
-        service = AlertService(AlertEngine(parse_inventory({}), []), {"vakt-epost": email_sender, "vakt-webhook": hook})
+        service = AlertService(notices_to_mail(), {"vakt-epost": email_sender, "vakt-webhook": hook})
         delivered = await service.deliver(notification("vakt-webhook"))
         await service.drain()
         await service.close()
@@ -298,8 +307,11 @@ def test_failing_channel_is_reported_through_the_others(smtp_inbox: Callable[...
     port = inbox.port
     asyncio.run(scenario(port))
     assert len(inbox.messages) == 1
-    assert inbox.messages[0]["Subject"] == "[nettvakt] varslingskanal vakt-webhook feiler / alert channel failing"
-    assert "[AKTIV] Vannvåg utilgjengelig" in inbox.messages[0].get_content()
+    subject = inbox.messages[0]["Subject"]
+    assert subject.startswith("[nettvakt] varslingskanal vakt-webhook feiler siden ") and "/ alert channel vakt-webhook failing since" in subject
+    content = inbox.messages[0].get_content()
+    assert "Siste feil / last error:" in content and "vakt-webhook" in content
+    assert "[AKTIV] Vannvåg utilgjengelig" not in content  # the alert itself is not sent again
 
 
 def test_failing_sms_gateway_is_reported_through_email(smtp_inbox: Callable[..., Any]) -> None:
@@ -311,7 +323,7 @@ def test_failing_sms_gateway_is_reported_through_email(smtp_inbox: Callable[...,
             sms = SmsSender("vakt-sms", base + "/send?to={to}&key={token}", ["+4791234567", "+4741234567"],
                             body={"text": "{message}"}, token="topp-hemmelig", attempts=2, backoff_s=0.01)
             email_sender = EmailSender("vakt-epost", "127.0.0.1", smtp_port, ["vakt@karlsoy.example"], "n@karlsoy.example")
-            service = AlertService(AlertEngine(parse_inventory({}), []), {"vakt-epost": email_sender, "vakt-sms": sms})
+            service = AlertService(notices_to_mail(), {"vakt-epost": email_sender, "vakt-sms": sms})
             delivered = await service.deliver(notification("vakt-sms"))
             await service.drain()
             await service.close()
@@ -327,10 +339,10 @@ def test_failing_sms_gateway_is_reported_through_email(smtp_inbox: Callable[...,
     assert [r.query["to"] for r in seen] == ["+4791234567", "+4791234567", "+4741234567", "+4741234567"]
     assert len(inbox.messages) == 1
     mail = inbox.messages[0]
-    assert mail["Subject"] == "[nettvakt] varslingskanal vakt-sms feiler / alert channel failing"
+    assert mail["Subject"].startswith("[nettvakt] varslingskanal vakt-sms feiler siden ")
     content = mail.get_content()
     assert "sms vakt-sms to +4741234567: status 503 after 2 attempts" in content
-    assert "[AKTIV] Vannvåg utilgjengelig" in content
+    assert "[AKTIV] Vannvåg utilgjengelig" not in content
     assert "topp-hemmelig" not in content
 
 
@@ -719,3 +731,52 @@ def test_chat_formats_show_the_body_when_there_are_no_alerts() -> None:
     assert card["style"] == "good" and card["items"][1]["text"] == "Første linje\nAndre linje & mer\n"
     blocks = SlackSender("slack", "http://unused.invalid/").payload(bare)["blocks"]
     assert blocks[1]["text"]["text"] == "Første linje\nAndre linje &amp; mer\n"
+
+
+def test_mail_server_down_each_phone_gets_the_alert_once_and_one_notice_and_managers_nothing(
+    smtp_inbox: Callable[..., Any], tmp_path: Path
+) -> None:
+    """The on-call route sends mail and SMS; the mail server is down. Each phone gets each alert
+    once, plus one notice that names the failing mail channel (not repeated for the next alert);
+    the managers' channel, whose route takes no system notices, gets nothing."""
+    managers = smtp_inbox()
+    dead = free_port()  # the mail server that is down
+
+    async def scenario() -> list[Seen]:
+        async with receiver() as (requests, base):
+            inventory = parse_inventory({
+                "collector": {"data_dir": str(tmp_path / "data")},
+                "site": [{"id": "radhus", "name": "Rådhuset"}, {"id": "hansnes", "name": "Hansnes"}],
+                "device": [{"id": f"sw{i}", "name": f"Svitsj {i}", "site": site, "host": f"10.0.0.{i}",
+                            "hardware": {"kind": "switch", "lifetime_years": 8}} for i, site in ((1, "radhus"), (2, "hansnes"))],
+                "channel": [
+                    {"id": "vakt-epost", "kind": "email", "to": ["vakt@karlsoy.example"], "smtp_host": "127.0.0.1",
+                     "smtp_port": dead, "attempts": 1},
+                    {"id": "vakt-sms", "kind": "sms", "url": base + "/send?to={to}", "to": ["+4791234567", "+4741234567"],
+                     "sms_body": {"text": "{message}"}},
+                    {"id": "ledelse", "kind": "email", "to": ["leder@karlsoy.example"], "smtp_host": "127.0.0.1", "smtp_port": managers.port},
+                ],
+                "route": [{"channels": ["vakt-epost", "vakt-sms"], "system_notices": True},
+                          {"channels": ["ledelse"], "rules": ["lifecycle_digest"]}],
+                "alert": [{"id": "device-down", "kind": "device_down", "severity": "critical"}],
+            }, tmp_path / "inventory.toml")
+            service = AlertService.from_inventory(inventory, group_wait_s=0)
+            t0 = time.time()
+            for i, site, t in ((1, "radhus", t0), (2, "hansnes", t0 + 600)):  # two outages ten minutes apart, mail down all along
+                service.observe([Point("availability", {"site": site, "device": f"sw{i}", "kind": "device"}, {"up": 0.0}, int(t * 1e9))])
+                await service.tick(t)
+                await service.drain()
+            await service.close()
+            return requests
+
+    requests = asyncio.run(scenario())
+    texts: dict[str, list[str]] = {}
+    for request in requests:
+        texts.setdefault(request.query["to"], []).append(urllib.parse.parse_qs(request.body.decode())["text"][0])
+    for phone in ("+4791234567", "+4741234567"):
+        alerts = [t for t in texts[phone] if "svarer ikke" in t]
+        notices = [t for t in texts[phone] if "vakt-epost" in t]
+        assert len(alerts) == 2 and len(set(alerts)) == 2, texts[phone]  # each alert once
+        assert len(notices) == 1 and "feiler siden" in notices[0], texts[phone]  # one notice, naming the mail channel
+        assert len(texts[phone]) == 3
+    assert managers.messages == []

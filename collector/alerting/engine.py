@@ -531,6 +531,10 @@ class AlertEngine:
             return "site"
         return None
 
+    def notice_channels(self) -> set[str]:
+        """The channels of routes that take notices about nettvakt itself (`system_notices = true`)."""
+        return {channel for route in self.topology.routes if route.system_notices for channel in route.channels}
+
     def route(self, site: str, severity: str, rule: str, kind: str | None = None, *, named_only: bool = False) -> dict[str, float]:
         """channel → repeat interval, over every route that matches (site, severity, rule id or kind).
 

@@ -16,8 +16,10 @@ import time
 import zoneinfo
 from pathlib import Path
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 from agent.points import Point
+from collector import clock
 from collector.alerting.channels import ChannelError, Locale, Sender, build_senders
 from collector.alerting.config import AlertRule, MaintenanceWindow
 from collector.alerting.digest import DIGEST_RULE, digest_month, lifecycle_digest, previous_month
@@ -29,6 +31,17 @@ from collector.config import Inventory
 log = logging.getLogger("nettvakt.alerting")
 
 Emit = Callable[[list[Point]], Awaitable[None]]
+
+
+# A failing channel is noticed again at most this often while it keeps failing.
+NOTICE_REPEAT_S = 4 * 3600.0
+
+
+@dataclass
+class ChannelTrouble:
+    since: float
+    last_error: str = ""
+    noticed: float | None = None
 
 
 class AlertService:
@@ -47,6 +60,7 @@ class AlertService:
         self.interval_s = interval_s
         self.clock = clock
         self.failures: list[tuple[str, str]] = []  # (channel, error), newest last, for health
+        self._troubles: dict[str, ChannelTrouble] = {}  # channels failing now
         self.evaluations = 0
         self._deliveries: set[asyncio.Task[bool]] = set()
         # One lock per channel: messages to one channel go out one at a time, in order
@@ -212,32 +226,50 @@ class AlertService:
             await asyncio.sleep(self.interval_s)
 
     async def deliver(self, notification: Notification, *, report_failure: bool = True) -> bool:
-        sender = self.senders.get(notification.channel)
+        channel = notification.channel
+        sender = self.senders.get(channel)
         if sender is None:
-            error = f"channel {notification.channel!r} is not configured or could not be set up"
+            error = f"channel {channel!r} is not configured or could not be set up"
         else:
             try:
-                async with self._locks.setdefault(notification.channel, asyncio.Lock()):
+                async with self._locks.setdefault(channel, asyncio.Lock()):
                     await sender.send(notification)
+                if self._troubles.pop(channel, None) is not None:
+                    log.info("alerting: channel %s delivers again", channel)
                 return True
             except ChannelError as exc:
                 error = str(exc)
         log.error("alerting: %s; lost message: %s", error, notification.title)
-        self.failures = (self.failures + [(notification.channel, error)])[-20:]
+        self.failures = (self.failures + [(channel, error)])[-20:]
         if report_failure:
-            others = [c for c in self.senders if c != notification.channel]
-            for channel in others:
-                report = Notification(
-                    channel,
-                    f"[nettvakt] varslingskanal {notification.channel} feiler / alert channel failing",
-                    f"{error}\n\nMeldingen som ikke kom fram / the message that did not arrive:\n"
-                    f"{notification.title}\n{notification.body}",
-                    notification.events,
-                    notification.created,
-                )
-                # A failure report that fails is logged, not reported again: no loops.
-                self._spawn(self.deliver(report, report_failure=False))
+            self._notice_failing(channel, error)
         return False
+
+    def _notice_failing(self, channel: str, error: str) -> None:
+        """One notice per failing channel, at most every NOTICE_REPEAT_S, to the routes that take
+        system notices: which channel, since when, its last error. Never the alert again: whoever
+        got it through another channel has it already."""
+        now = self.clock()
+        trouble = self._troubles.setdefault(channel, ChannelTrouble(since=now))
+        trouble.last_error = error
+        if trouble.noticed is not None and now - trouble.noticed < NOTICE_REPEAT_S:
+            return
+        trouble.noticed = now
+        targets = sorted(self.engine.notice_channels() - {channel})
+        if not targets:
+            log.warning("alerting: channel %s is failing and no route takes system notices (system_notices = true)", channel)
+            return
+        zone = self.inventory.alerting.timezone if self.inventory is not None else "Europe/Oslo"
+        since = clock.local(trouble.since, zone)
+        title = f"[nettvakt] varslingskanal {channel} feiler siden {since} / alert channel {channel} failing since {since}"
+        body = (
+            f"Varsler til kanalen {channel} kommer ikke fram. Siste feil / last error:\n{error}\n\n"
+            f"Messages to channel {channel} do not arrive; this notice is repeated at most every "
+            f"{NOTICE_REPEAT_S / 3600:.0f} hours while it fails."
+        )
+        for target in targets:
+            # A notice that fails is logged, not noticed again: no loops.
+            self._spawn(self.deliver(Notification(target, title, body, (), now), report_failure=False))
 
     def _spawn(self, coro: Awaitable[bool]) -> None:
         task = asyncio.ensure_future(coro)
