@@ -340,3 +340,33 @@ severities = ["critical"]
         ("it-leder@karlsoy.example", "[AKTIV] Kjernesvitsj svarer ikke på SNMP"),
         ("vakt@karlsoy.example", "[AKTIV] Kjernesvitsj svarer ikke på SNMP"),
     ]
+
+
+def test_alerts_are_listed_by_site_with_what_a_site_outage_folds_under_it() -> None:
+    import zoneinfo
+
+    from collector.alerting.cli import firing_lines
+    from collector.config import parse_inventory
+
+    inventory = parse_inventory({
+        "site": [{"id": "radhus", "name": "Rådhuset"}, {"id": "hansnes", "name": "Hansnes"}, {"id": "skole", "name": "Skolen"}],
+        "device": [{"id": "sw-hansnes", "name": "Svitsj Hansnes", "site": "hansnes", "host": "10.0.0.2",
+                    "hardware": {"kind": "switch", "lifetime_years": 8}}],
+        "agent": [{"id": a, "name": f"PC {a}", "site": s, "token_sha256": f"{i:064x}"}
+                  for i, (a, s) in enumerate([("pc-h1", "hansnes"), ("pc-r1", "radhus"), ("pc-s1", "skole")], 1)],
+    })
+    t = 1_796_000_000.0
+    firing = [
+        {"rule": "cpu", "kind": "host_cpu", "severity": "warning", "site": "radhus", "subject": "pc-r1", "since": t, "summary": "CPU 95 %"},
+        {"rule": "agent-silent", "kind": "agent_silent", "severity": "critical", "site": "skole", "subject": "pc-s1", "since": t + 1, "summary": "stille"},
+        {"rule": "device-down", "kind": "device_down", "severity": "critical", "site": "hansnes", "subject": "sw-hansnes", "since": t + 5, "summary": "svarer ikke"},
+        {"rule": "site-down", "kind": "site_unreachable", "severity": "critical", "site": "hansnes", "subject": "hansnes",
+         "since": t + 10, "summary": "Hansnes utilgjengelig", "affected": ["PC pc-h1", "Svitsj Hansnes"]},
+        {"rule": "agent-silent", "kind": "agent_silent", "severity": "critical", "site": "hansnes", "subject": "pc-h1", "since": t + 12, "summary": "stille"},
+    ]
+    lines = firing_lines(inventory, firing, zoneinfo.ZoneInfo("Europe/Oslo"))
+    text = "\n".join(lines)
+    # The site outage first, what it folds under it (oldest first, names before ids), then the other sites.
+    assert [line.strip() for line in lines if not line.startswith("    ")] == ["Hansnes (hansnes)", "Rådhuset (radhus)", "Skolen (skole)"]
+    assert text.index("Hansnes utilgjengelig") < text.index("Svitsj Hansnes (sw-hansnes): svarer ikke") < text.index("PC pc-h1 (pc-h1): stille")
+    assert text.count("[folded into the site outage]") == 2 and "CPU 95 %" in text and "PC pc-r1 (pc-r1)" in text

@@ -18,7 +18,8 @@ import zoneinfo
 from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from collector import clock
 from collector.alerting.admin import alert_listing, unknown_names
-from collector.alerting.silences import SILENCES_FILE, Silence, SilenceError, SilenceStore, SilenceStoreError
+from collector.alerting.rules import SITE_RULE
+from collector.alerting.silences import SILENCES_FILE, Silence, SilenceError, SilenceStore
 from collector.config import Inventory, InventoryError, load_inventory
 
 
@@ -49,9 +50,8 @@ def run_alerts(args: argparse.Namespace) -> int:
         return EXIT_OK
     zone = zoneinfo.ZoneInfo(inventory.alerting.timezone)
     print(f"Firing ({len(firing)}):")
-    for a in sorted(firing, key=lambda a: a.get("since") or 0):
-        flag = " (flapping)" if a.get("flapping") else ""
-        print(f"  {_local(float(a.get('since') or 0), zone)}  {a.get('severity') or '':<8} {a['rule']:<20} {a['subject']:<20} {a.get('summary') or ''}{flag}")
+    for line in firing_lines(inventory, firing, zone):
+        print(line)
     print(f"\nState changes in the last {_span(args.recent)} ({len(recent)}):")
     for e in recent:
         print(f"  {_local(float(e['time']), zone)}  {e['state']:<9} {e.get('severity') or '':<8} {e['rule']:<20} {e['subject']:<20} {e.get('summary') or ''}")
@@ -60,6 +60,39 @@ def run_alerts(args: argparse.Namespace) -> int:
         for item in silences:
             print("  " + _silence_line(Silence.from_json(item), zone))
     return EXIT_OK
+
+
+def firing_lines(inventory: Inventory, firing: list[dict], zone: zoneinfo.ZoneInfo) -> list[str]:
+    """What fires, by site: a site's own outage first with what it folds under it, the sites with
+    the most trouble first; names before ids."""
+    names = {**{d.id: d.name for d in inventory.device}, **{a.id: a.name for a in inventory.agent}}
+    site_names = {s.id: s.name for s in inventory.site}
+    by_site: dict[str, list[dict]] = {}
+    for alert in firing:
+        by_site.setdefault(alert.get("site") or "", []).append(alert)
+
+    def site_alert(alerts: list[dict]) -> dict | None:
+        return next((a for a in alerts if a.get("kind") == SITE_RULE), None)
+
+    def weight(site: str) -> tuple:
+        outage = site_alert(by_site[site])
+        return (outage is None, -len(outage.get("affected") or ()) if outage else 0, -len(by_site[site]), site_names.get(site, site))
+
+    lines = []
+    for site in sorted(by_site, key=weight):
+        alerts = by_site[site]
+        outage = site_alert(alerts)
+        lines.append(f"  {site_names.get(site, site or 'the collector')} ({site or '-'})")
+        if outage is not None:
+            lines.append(f"    {_local(float(outage.get('since') or 0), zone)}  {outage.get('severity') or '':<8} {outage.get('summary') or ''}")
+        for a in sorted((a for a in alerts if a is not outage), key=lambda a: a.get("since") or 0):
+            subject = str(a.get("subject", ""))
+            label = f"{names[subject]} ({subject})" if subject in names else subject
+            note = "  [folded into the site outage]" if outage is not None else ""
+            flag = " (flapping)" if a.get("flapping") else ""
+            indent = "      " if outage is not None else "    "
+            lines.append(f"{indent}{_local(float(a.get('since') or 0), zone)}  {a.get('severity') or '':<8} {a['rule']:<16} {label}: {a.get('summary') or ''}{flag}{note}")
+    return lines
 
 
 def _span(seconds: float) -> str:
