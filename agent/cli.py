@@ -380,6 +380,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_collector_command("cmd_alerts"))
 
+    p = sub.add_parser("ack", help="acknowledge a firing alert: someone is on it, repeats stop",
+                       description="Mark a firing alert as being worked on: it is no longer repeated (it still resolves), "
+                       "and the status page, `nettvakt alerts` and the alert history say who and when.")
+    p.add_argument("rule", metavar="RULE", help="the alert's rule id, as `nettvakt alerts` shows it")
+    p.add_argument("subject", metavar="SUBJECT", help="what it is about: a device, agent, site, device/ifname or target@host")
+    inventory_arg(p)
+    p.add_argument("--comment", default="", help="what is being done")
+    p.add_argument("--author", default="", help="who is on it (default: your user name)")
+    p.set_defaults(func=_collector_command("cmd_ack"))
+
     p = sub.add_parser("silence", help="silence alerts for a while (maintenance, known problems)")
     slsub = p.add_subparsers(dest="silence_command", required=True, metavar="SUBCOMMAND")
     sadd = slsub.add_parser("add", help="silence matching alerts until an expiry", description="Silence alerts matching every given site, rule and subject until the expiry; the running collector picks it up.")

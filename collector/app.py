@@ -20,7 +20,7 @@ from agent.contract import AGENT_MEASUREMENTS
 from agent.points import Point, PointError
 from agent.secrets import SecretError
 from agent.report import HEARTBEAT_PATH, INGEST_PATH, BatchTooLargeError
-from collector.alerting.admin import alert_listing, unknown_names
+from collector.alerting.admin import AckError, acknowledge, alert_listing, unknown_names
 from collector.alerting.context import ALERTS, alerting_context
 from collector.alerting.silences import SILENCES_FILE, SilenceError, SilenceStore
 from collector.config import AgentEntry, Inventory, InventoryError, load_inventory
@@ -441,6 +441,30 @@ async def handle_silence_add(request: web.Request) -> web.Response:
     return web.json_response(silence.to_json(), status=201)
 
 
+async def handle_ack(request: web.Request) -> web.Response:
+    """POST /api/v1/alerts/ack {rule, subject, comment, author} (admin token) → 201: someone is on it."""
+    refusal = _admin_refusal(request)
+    if refusal is not None:
+        return refusal
+    body = await _read_json(request)
+    if not isinstance(body, dict) or not {"rule", "subject"} <= body.keys() or not body.keys() <= {"rule", "subject", "comment", "author"}:
+        return _error(400, "expected {rule, subject} and optionally comment and author")
+    if not all(isinstance(body.get(k, ""), str) for k in ("rule", "subject", "comment", "author")):
+        return _error(400, "rule, subject, comment and author must be strings")
+    try:
+        ack = await asyncio.to_thread(
+            acknowledge, request.app[SERVICE].inventory, body["rule"], body["subject"], body.get("author") or "?", body.get("comment", "")
+        )
+    except AckError as exc:
+        return _error(404, str(exc))
+    except ValueError as exc:
+        return _error(400, str(exc))
+    except OSError as exc:
+        return _error(503, f"cannot keep the acknowledgement: {exc}")
+    log.info("alert %s %s acknowledged over HTTP by %s", ack.rule, ack.subject, ack.by)
+    return web.json_response({"rule": ack.rule, "subject": ack.subject, "by": ack.by, "at": ack.at, "comment": ack.comment}, status=201)
+
+
 async def handle_silence_list(request: web.Request) -> web.Response:
     return web.json_response([s.to_json() for s in _silence_store(request.app).active(time.time())])
 
@@ -668,6 +692,7 @@ def create_app(
     app.router.add_post(HEARTBEAT_PATH, handle_agent_heartbeat)
     app.router.add_get("/api/v1/health", handle_health)
     app.router.add_get("/api/v1/alerts", handle_alerts)
+    app.router.add_post("/api/v1/alerts/ack", handle_ack)
     app.router.add_get("/api/v1/silences", handle_silence_list)
     app.router.add_post("/api/v1/silences", handle_silence_add)
     app.router.add_delete("/api/v1/silences/{silence_id}", handle_silence_remove)

@@ -150,6 +150,12 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return run_alerts(args)
 
 
+def cmd_ack(args: argparse.Namespace) -> int:
+    from collector.alerting.cli import run_ack
+
+    return run_ack(args)
+
+
 def cmd_silence_add(args: argparse.Namespace) -> int:
     from collector.alerting.cli import run_silence_add
 

@@ -98,7 +98,9 @@ def render_status(
             ["severity", "site", "subject", "summary", "since"],
             [
                 [escape(a.get("severity", "")), escape(a.get("site") or ""), escape(str(a.get("subject", ""))),
-                 escape(str(a.get("summary", ""))) + (f' <span class="muted">({escape(a["muted"])})</span>' if a.get("muted") else ""),
+                 escape(str(a.get("summary", ""))) + (f' <span class="muted">({escape(a["muted"])})</span>' if a.get("muted") else "")
+                 + (f' <span class="muted">(acknowledged by {escape(str(a["acked_by"]))}, {escape(_when(int(a["acked_at"] * 1e9), now_ns, zone))})</span>'
+                    if a.get("acked_by") else ""),
                  escape(_when(int(a["since"] * 1e9), now_ns, zone)) if a.get("since") else ""]
                 for a in alerts or []
             ],

@@ -370,3 +370,55 @@ def test_alerts_are_listed_by_site_with_what_a_site_outage_folds_under_it() -> N
     assert [line.strip() for line in lines if not line.startswith("    ")] == ["Hansnes (hansnes)", "Rådhuset (radhus)", "Skolen (skole)"]
     assert text.index("Hansnes utilgjengelig") < text.index("Svitsj Hansnes (sw-hansnes): svarer ikke") < text.index("PC pc-h1 (pc-h1): stille")
     assert text.count("[folded into the site outage]") == 2 and "CPU 95 %" in text and "PC pc-r1 (pc-r1)" in text
+
+
+def test_ack_from_the_cli_and_the_api_shows_who_and_stops_repeats(tmp_path: Path, smtp: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    inbox, port = smtp
+    path = write_inventory(tmp_path, port)
+    inventory = load_inventory(path)
+
+    async def fire() -> None:
+        service = AlertService.from_inventory(inventory)
+        service.observe([down("sw-radhus", "radhus"), down("rtr-hansnes", "hansnes")])
+        await service.tick()
+        await service.drain()
+        await service.close()
+
+    asyncio.run(fire())
+    assert len(inbox.subjects) == 1  # both in one message
+    code, out, _ = run_cli(capsys, "ack", "device-down", "sw-radhus", "--comment", "bytter strømforsyning", "--author", "ola",
+                           "--inventory", str(path))
+    assert code == 0 and "acknowledged device-down sw-radhus by ola" in out
+    code, _, err = run_cli(capsys, "ack", "device-down", "sw-nope", "--inventory", str(path))
+    assert code == 2 and "no firing alert device-down for 'sw-nope'" in err
+    code, out, _ = run_cli(capsys, "alerts", "--inventory", str(path))
+    assert "Kjernesvitsj (sw-radhus): Kjernesvitsj svarer ikke på SNMP (acknowledged by ola " in out
+    recent = AlertHistory(tmp_path / "data" / HISTORY_FILE).read(since=0)
+    assert [e["summary"] for e in recent if e["state"] == "acknowledged"] == [
+        "Kjernesvitsj svarer ikke på SNMP (acknowledged by ola: bytter strømforsyning)"]
+
+    async def api() -> None:
+        app = create_app(inventory)
+        async with TestClient(TestServer(app)) as client:
+            headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            resp = await client.post("/api/v1/alerts/ack", json={"rule": "device-down", "subject": "rtr-hansnes", "author": "kari"}, headers=headers)
+            assert resp.status == 201 and (await resp.json())["by"] == "kari"
+            resp = await client.post("/api/v1/alerts/ack", json={"rule": "device-down", "subject": "nope"}, headers=headers)
+            assert resp.status == 404 and "no firing alert" in (await resp.json())["error"]
+            resp = await client.post("/api/v1/alerts/ack", json={"rule": "device-down", "subject": "rtr-hansnes"})
+            assert resp.status == 401
+            listing = await (await client.get("/api/v1/alerts")).json()
+            assert {a["subject"]: a.get("acked_by") for a in listing["firing"]} == {"sw-radhus": "ola", "rtr-hansnes": "kari"}
+
+    asyncio.run(api())
+
+    async def later() -> None:  # five hours later (past the 4 h repeat), both still down: nobody is told again
+        at = time.time() + 5 * 3600
+        service = AlertService.from_inventory(inventory)
+        service.observe([Point(p.measurement, p.tags, p.fields, int(at * 1e9)) for p in (down("sw-radhus", "radhus"), down("rtr-hansnes", "hansnes"))])
+        await service.tick(at)
+        await service.drain()
+        await service.close()
+
+    asyncio.run(later())
+    assert len(inbox.subjects) == 1

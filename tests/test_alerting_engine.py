@@ -575,3 +575,29 @@ def test_agents_never_heard_from_are_waiting_not_down_and_warned_about_after_the
     assert sorted(events(sent)) == sorted(("firing", "never", a) for a in VANNVAG_AGENTS)
     assert all(e.severity == "warning" for n in sent for e in n.events)
     assert "har aldri rapportert" in sent[0].body or "har aldri rapportert" in sent[0].title
+
+
+def test_an_acknowledged_alert_is_not_repeated_but_still_resolves(tmp_path) -> None:
+    from collector.alerting.acks import Ack, AckStore
+
+    acks = AckStore(tmp_path / "acks.json")
+    engine = AlertEngine(inventory([{"channels": ["vakt-epost"], "repeat_interval_s": 600}]), [DEVICE_DOWN], acks=acks)
+    clock = FakeClock(engine, MONDAY_0814)
+    down = {"sw": True}
+
+    def feed(now: float) -> list[Point]:
+        return [device_up("sw-radhus", "radhus", not down["sw"], now)]
+
+    clock.run(60, feed)
+    assert [e[:2] for e in events(clock.sent)] == [("firing", "device-down")]
+    (firing,) = engine.firing(clock.now)
+    assert clock.run(700, feed) and events(clock.sent)[-1][0] == "repeat"  # nobody on it: repeated
+    acks.add(Ack("device-down", "sw-radhus", firing["since"], "ola", clock.now, "bytter strømforsyning"))
+    assert engine.firing(clock.now)[0]["acked_by"] == "ola"
+    assert clock.run(3600, feed) == []  # someone on it: no repeats for an hour
+    down["sw"] = False
+    assert [e[:2] for e in events(clock.run(60, feed))] == [("resolved", "device-down")]
+    assert acks.get("device-down", "sw-radhus", firing["since"]) is None  # the ack ended with its episode
+    down["sw"] = True
+    clock.run(60, feed)
+    assert "acked_by" not in engine.firing(clock.now)[0]  # a new episode: nobody on it yet

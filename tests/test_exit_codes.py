@@ -94,6 +94,7 @@ def cases(tmp_path: Path) -> list[tuple[str, list[str], int, str]]:
         ("ssh run unknown device", ["ssh", "run", "nope", "show", "version", "--inventory", good], 2, "nope"),
         ("alerts ok", ["alerts", "--inventory", good], 0, ""),
         ("alerts bad inventory", ["alerts", "--inventory", missing], 2, "cannot read"),
+        ("ack nothing firing", ["ack", "device-down", "sw-nope", "--inventory", good], 2, "no firing alert"),
         ("silence add unknown site", ["silence", "add", "--site", "nope", "--for", "1h", "--inventory", good], 2, "no such site"),
         ("silence list", ["silence", "list", "--inventory", good], 0, ""),
         ("silence remove unknown id", ["silence", "remove", "abcd1234", "--inventory", good], 2, "no active silence"),

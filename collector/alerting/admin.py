@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from collector.alerting.config import rule_names, subject_id
+from collector.alerting.acks import ACKS_FILE, Ack, AckStore, ack_json
 from collector.alerting.history import HISTORY_FILE, STATE_FILE, AlertHistory, firing_from_state
 from collector.alerting.silences import SILENCES_FILE, SilenceStore
 from collector.config import Inventory
@@ -19,11 +20,36 @@ def alert_listing(inventory: Inventory, recent_s: float, now: float | None = Non
     """What fires, what changed in the last `recent_s`, and the active silences (CLI and HTTP API)."""
     data = inventory.data_dir()
     now = time.time() if now is None else now
+    acks = AckStore(data / ACKS_FILE)
     return {
-        "firing": firing_from_state(data / STATE_FILE),
+        "firing": [{**a, **ack_json(acks.get(a["rule"], a["subject"], a["since"]))} for a in firing_from_state(data / STATE_FILE)],
         "recent": AlertHistory(data / HISTORY_FILE).read(since=now - recent_s),
         "silences": [s.to_json() for s in SilenceStore.load(data / SILENCES_FILE).active(now)],
     }
+
+
+class AckError(LookupError):
+    """No such firing alert to acknowledge (a usage error: the name says nothing that fires)."""
+
+
+def acknowledge(inventory: Inventory, rule: str, subject: str, by: str, comment: str, now: float | None = None) -> Ack:
+    """Mark one firing alert as being worked on: its repeats stop, and the history says who and when.
+
+    Shared by `nettvakt ack` and POST /api/v1/alerts/ack. Raises AckError when it does not fire,
+    ValueError for a comment or author too long.
+    """
+    data = inventory.data_dir()
+    now = time.time() if now is None else now
+    firing = next((a for a in firing_from_state(data / STATE_FILE) if a["rule"] == rule and a["subject"] == subject), None)
+    if firing is None:
+        raise AckError(f"no firing alert {rule} for {subject!r} (see: nettvakt alerts)")
+    ack = AckStore(data / ACKS_FILE).add(Ack(rule, subject, float(firing["since"]), by or "?", now, comment))
+    who = f"{ack.by}: {comment}" if comment else ack.by
+    AlertHistory(data / HISTORY_FILE).append([{
+        "time": now, "rule": rule, "severity": firing.get("severity"), "state": "acknowledged", "site": firing.get("site") or "",
+        "subject": subject, "summary": f"{firing.get('summary') or rule} (acknowledged by {who})", "affected": 0,
+    }])
+    return ack
 
 
 def unknown_names(inventory: Inventory, sites: list[str], rules: list[str], subjects: list[str]) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
 import json
 import sys
 import time
@@ -17,7 +18,7 @@ import zoneinfo
 
 from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from collector import clock
-from collector.alerting.admin import alert_listing, unknown_names
+from collector.alerting.admin import AckError, acknowledge, alert_listing, unknown_names
 from collector.alerting.rules import SITE_RULE
 from collector.alerting.silences import SILENCES_FILE, Silence, SilenceError, SilenceStore
 from collector.config import Inventory, InventoryError, load_inventory
@@ -84,12 +85,15 @@ def firing_lines(inventory: Inventory, firing: list[dict], zone: zoneinfo.ZoneIn
         outage = site_alert(alerts)
         lines.append(f"  {site_names.get(site, site or 'the collector')} ({site or '-'})")
         if outage is not None:
-            lines.append(f"    {_local(float(outage.get('since') or 0), zone)}  {outage.get('severity') or '':<8} {outage.get('summary') or ''}")
+            acked = f" (acknowledged by {outage['acked_by']} {_local(float(outage['acked_at']), zone)})" if outage.get("acked_by") else ""
+            lines.append(f"    {_local(float(outage.get('since') or 0), zone)}  {outage.get('severity') or '':<8} {outage.get('summary') or ''}{acked}")
         for a in sorted((a for a in alerts if a is not outage), key=lambda a: a.get("since") or 0):
             subject = str(a.get("subject", ""))
             label = f"{names[subject]} ({subject})" if subject in names else subject
             note = "  [folded into the site outage]" if outage is not None else ""
             flag = " (flapping)" if a.get("flapping") else ""
+            if a.get("acked_by"):
+                flag += f" (acknowledged by {a['acked_by']} {_local(float(a['acked_at']), zone)})"
             indent = "      " if outage is not None else "    "
             lines.append(f"{indent}{_local(float(a.get('since') or 0), zone)}  {a.get('severity') or '':<8} {a['rule']:<16} {label}: {a.get('summary') or ''}{flag}{note}")
     return lines
@@ -147,6 +151,26 @@ def run_silence_add(args: argparse.Namespace) -> int:
         print(json.dumps(silence.to_json(), ensure_ascii=False))
     else:
         print("silenced: " + _silence_line(silence, zoneinfo.ZoneInfo(inventory.alerting.timezone)))
+    return EXIT_OK
+
+
+def run_ack(args: argparse.Namespace) -> int:
+    inventory = _inventory(args)
+    if inventory is None:
+        return EXIT_USAGE
+    try:
+        ack = acknowledge(inventory, args.rule, args.subject, args.author or getpass.getuser(), args.comment)
+    except AckError as exc:
+        print(f"nettvakt ack: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as exc:
+        print(f"nettvakt ack: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"nettvakt ack: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    zone = zoneinfo.ZoneInfo(inventory.alerting.timezone)
+    print(f"acknowledged {ack.rule} {ack.subject} by {ack.by} at {_local(ack.at, zone)}: no repeats until it resolves")
     return EXIT_OK
 
 

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from agent.points import MAX_NAME_LEN, Point
 from collector import clock
+from collector.alerting.acks import AckStore, ack_json
 from collector.alerting.config import AlertRule, MaintenanceWindow
 from collector.alerting.rules import RULE_KINDS, SITE_RULE, SITE_TEXT, RuleContext, RuleKind
 from collector.alerting.silences import SilenceStore
@@ -213,6 +214,7 @@ class AlertEngine:
         maintenance: Sequence[MaintenanceWindow] = (),
         *,
         silences: SilenceStore | None = None,
+        acks: AckStore | None = None,
         group_wait_s: float = 10.0,
         recovery_grace_s: float = 120.0,
         stale_s: float = 900.0,
@@ -231,6 +233,7 @@ class AlertEngine:
             self._by_measurement.setdefault(RULE_KINDS[rule.kind].measurement, []).append(rule)
         self.maintenance = list(maintenance)
         self.silences = silences if silences is not None else SilenceStore()
+        self.acks = acks if acks is not None else AckStore()
         self.group_wait_s = group_wait_s
         # After a site comes back its machines need a report round to turn up again; their
         # alerts stay folded meanwhile so the "back" message is the only one.
@@ -377,7 +380,8 @@ class AlertEngine:
         """What fires now, for `nettvakt alerts` and the health page; `muted` says why nobody is told."""
         return [
             {"rule": a.rule.id, "kind": a.rule.kind, "severity": a.rule.severity, "site": a.site, "subject": a.subject,
-             "since": a.since, "flapping": a.flapping, "summary": a.summary, "muted": self._muted(a, now)}
+             "since": a.since, "flapping": a.flapping, "summary": a.summary, "muted": self._muted(a, now),
+             **ack_json(self.acks.get(a.rule.id, a.subject, a.since))}
             for a in self._alerts.values() if a.state == "firing" or a.flapping
         ]
 
@@ -572,12 +576,13 @@ class AlertEngine:
             if not alert.notified:
                 alert.notified = True
                 self._enqueue(alert, "firing", now, routes)
-            else:
+            elif self.acks.get(alert.rule.id, alert.subject, alert.since) is None:  # someone on it: no repeats
                 due = {c: r for c, r in routes.items() if now - alert.last_sent.get(c, now) >= r}
                 if due:
                     self._enqueue(alert, "repeat", now, due)
         elif alert.notified:
             alert.notified = False
+            self.acks.remove(alert.rule.id, alert.subject)  # the ack ends with the episode it was about
             # People told of a problem are told it ended, unless they asked for quiet.
             if muted is None or muted == "site":
                 # To the channels that were told it fired (routes may have changed since, by a reload).

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from agent.points import Point
 from collector import clock
+from collector.alerting.acks import ACKS_FILE, AckStore
 from collector.alerting.channels import ChannelError, Locale, Sender, build_senders
 from collector.alerting.config import AlertRule, MaintenanceWindow
 from collector.alerting.digest import DIGEST_RULE, digest_month, lifecycle_digest, previous_month
@@ -304,12 +305,14 @@ def _engine(
     options: dict[str, object],
 ) -> AlertEngine:
     silences = SilenceStore.load(inventory.data_dir() / SILENCES_FILE)
+    acks = AckStore(inventory.data_dir() / ACKS_FILE)
     merged = {**inventory.alerting.engine_options(), **options}
     return AlertEngine(
         inventory,
         inventory.alert if rules is None else rules,
         inventory.maintenance if maintenance is None else maintenance,
         silences=silences,
+        acks=acks,
         **merged,  # type: ignore[arg-type]
     )
 
