@@ -780,3 +780,13 @@ def test_mail_server_down_each_phone_gets_the_alert_once_and_one_notice_and_mana
         assert len(notices) == 1 and "feiler siden" in notices[0], texts[phone]  # one notice, naming the mail channel
         assert len(texts[phone]) == 3
     assert managers.messages == []
+
+
+def test_sms_names_the_biggest_site_first_when_it_must_shorten() -> None:
+    """The town hall with five machines behind it is not the one hidden in "(+N)"."""
+    small = AlertEvent("firing", "site-unreachable", "site_unreachable", "critical", "skole", "skole",  # type: ignore[arg-type]
+                       "Skolen utilgjengelig siden 08:20, 1 maskin bak den", SINCE, ("PC1",))
+    big = AlertEvent("firing", "site-unreachable", "site_unreachable", "critical", "radhus", "radhus",  # type: ignore[arg-type]
+                     "Rådhuset utilgjengelig siden 08:20, 5 maskiner bak den", SINCE, tuple(f"PC{i}" for i in range(5)))
+    text = sms_text(note(small, big, cpu_event()), Locale("nb"), 70)
+    assert text.startswith("Rådhuset utilgjengelig siden 08:20, 5 maskiner bak den") and text.endswith("(+2)"), text

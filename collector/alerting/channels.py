@@ -421,13 +421,14 @@ def shorten(text: str, limit: int) -> str:
 
 
 def sms_text(notification: Notification, locale: Locale, limit: int) -> str:
-    """One line for a phone: site alerts first, whole alerts while they fit, then "(+N)".
+    """One line for a phone: site alerts first (the biggest first), whole alerts while they fit, then "(+N)".
 
     A firing alert is its summary alone ("Hansnes utilgjengelig siden 08:14, 7 maskiner bak den");
     anything else says what happened ("LØST: Hansnes er tilgjengelig igjen").
     """
     words = locale.words()
-    events = sorted(notification.events, key=lambda e: e.kind != SITE_RULE)  # stable: engine order otherwise
+    # Site alerts first, the biggest site (most machines behind it) first; stable: engine order otherwise.
+    events = sorted(notification.events, key=lambda e: (e.kind != SITE_RULE, -len(e.affected) if e.kind == SITE_RULE else 0))
     parts = [e.summary if e.event in ("firing", "repeat") else f"{words.get(e.event, e.event)}: {e.summary}" for e in events]
     if not parts:
         return shorten(" ".join(f"{notification.title}: {notification.body}".split()), limit)
