@@ -92,6 +92,8 @@ def test_counted_words_agree_with_their_number() -> None:
     assert [i18n.count(n, "machine", "nb") for n in (0, 1, 7)] == ["0 maskiner", "1 maskin", "7 maskiner"]
     assert [i18n.count(n, "unit", "en") for n in (1, 2)] == ["1 unit", "2 units"]
     assert i18n.count(1, "unit", "nb") == "1 enhet"
+    assert [i18n.kind_count(n, "firewall", "en") for n in (1, 2)] == ["1 firewall", "2 firewalls"]
+    assert [i18n.kind_count(n, "switch", "nb") for n in (1, 7)] == ["1 svitsj", "7 svitsjer"]
 
 
 def test_norwegian_and_english_numbers_and_dates() -> None:

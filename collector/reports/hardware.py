@@ -410,7 +410,7 @@ def hardware_document(report: HardwareReport, lang: str) -> Document:
     first, last = report.first_year, report.first_year + FORECAST_YEARS - 1
     fmt_money = lambda v: i18n.money(v, lang, cur)  # noqa: E731
     kinds = Counter(i.kind for i in report.items)
-    summary = [w["s_items"].format(n=len(report.items), kinds=", ".join(f"{n} {i18n.kind_name(k, lang)}" for k, n in sorted(kinds.items())))]
+    summary = [w["s_items"].format(n=len(report.items), kinds=", ".join(i18n.kind_count(n, k, lang) for k, n in sorted(kinds.items())))]
     past_due = report.past_due
     if past_due:
         summary.append(w["s_past_due"].format(
@@ -461,7 +461,7 @@ def hardware_document(report: HardwareReport, lang: str) -> Document:
         ],
         rows=[
             Row([f.year, f.units, f.cost_nok, f.past_due_units,
-                 ", ".join(f"{n} {i18n.kind_name(k, lang)}" for k, n in sorted(f.kinds.items()))], strong=bool(f.past_due_units))
+                 ", ".join(i18n.kind_count(n, k, lang) for k, n in sorted(f.kinds.items()))], strong=bool(f.past_due_units))
             for f in report.forecast
         ],
     )

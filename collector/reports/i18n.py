@@ -45,8 +45,25 @@ def count(n: int, word: str, lang: str) -> str:
     return f"{n} {one if n == 1 else more}"
 
 
+KIND_PLURALS: dict[str, dict[str, str]] = {
+    "nb": {
+        "pc": "PC-er", "laptop": "bærbare PC-er", "server": "servere", "firewall": "brannmurer", "switch": "svitsjer",
+        "printer": "skrivere", "ups": "UPS-er", "router": "rutere", "network": "nettverksutstyr",
+    },
+    "en": {
+        "pc": "PCs", "laptop": "laptops", "server": "servers", "firewall": "firewalls", "switch": "switches",
+        "printer": "printers", "ups": "UPSes", "router": "routers", "network": "network devices",
+    },
+}
+
+
 def kind_name(kind: str, lang: str) -> str:
     return KIND_NAMES[lang].get(kind, kind)
+
+
+def kind_count(n: int, kind: str, lang: str) -> str:
+    """'1 brannmur', '7 svitsjer', '2 firewalls': a count of hardware of one kind."""
+    return f"{n} {kind_name(kind, lang) if n == 1 else KIND_PLURALS[lang].get(kind, kind)}"
 
 
 def number(value: float | None, lang: str, decimals: int = 0, group: bool = True) -> str:
