@@ -266,7 +266,9 @@ def test_a_restarted_firewall_is_found_with_its_outage(town: DiagnoseTown) -> No
     assert (back - gone) / S <= e["unreachable_s"] <= (back - gone) / S + 16, (e, (back - gone) / S)
     assert e["loss_during_pct"] >= 50, e
     [(first, last)] = top.ranges
-    assert gone - 7 * S <= first <= gone and back <= last <= back + 12 * S, (top.ranges, gone, back)
+    # `gone` and `back` are taken around the commands that stop and start snmpd, which take their
+    # own time on a busy machine: the outage edges may fall a few seconds either side of them.
+    assert gone - 7 * S <= first <= gone + 3 * S and back - 3 * S <= last <= back + 12 * S, (top.ranges, gone, back)
     assert top.confidence >= 0.8, top.confidence
     print(f"\ndevice_rebooted: confidence {top.confidence:.2f} {e}")
 

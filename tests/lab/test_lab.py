@@ -108,17 +108,22 @@ def test_shaped_link_limits_goodput_and_queues(lab: Lab) -> None:
 
 
 def test_loss_is_symmetric_and_one_way_on_request(lab: Lab) -> None:
+    echoes = 1000
     try:
         lab.set_loss("helse", 30)
-        both = lab.ping("helse", INET_TARGET, count=500, interval=0.002, timeout_s=1)
+        both = lab.ping("helse", INET_TARGET, count=echoes, interval=0.002, timeout_s=1)
         lab.set_loss("helse", 30, toward="helse")
-        one_way = lab.ping("helse", INET_TARGET, count=500, interval=0.002, timeout_s=1)
+        one_way = lab.ping("helse", INET_TARGET, count=echoes, interval=0.002, timeout_s=1)
     finally:
         lab.clear_loss("helse")
     print(f"loss 30 % each way: ping loss {both.loss_pct:.1f} %; toward helse only: {one_way.loss_pct:.1f} %")
+
+    def five_sigma(p: float) -> float:  # binomial, in percentage points
+        return 5 * 100 * (p * (1 - p) / echoes) ** 0.5
+
     # Each direction drops 30 %: a round trip survives with 0.7 * 0.7 = 49 %.
-    assert abs(both.loss_pct - 51.0) <= 8, both
-    assert abs(one_way.loss_pct - 30.0) <= 8, one_way
+    assert abs(both.loss_pct - 51.0) <= five_sigma(0.51), both
+    assert abs(one_way.loss_pct - 30.0) <= five_sigma(0.30), one_way
     clean = lab.ping("helse", INET_TARGET, count=20, interval=0.01)
     assert clean.loss_pct == 0, clean
 
