@@ -215,6 +215,10 @@ def health_report(app: web.Application, now_ns: int | None = None) -> dict[str, 
     guard = app.get(CONNECTIONS)
     if guard is not None:
         body["connections"] = guard.stats()
+    alerts = app.get(ALERTS)
+    if alerts is not None:
+        # How many times the engine has judged since start: "nothing more came" is provable by waiting for more rounds.
+        body["alerting"] = {"evaluations": alerts.evaluations}
     problems: list[str] = []
     if writer is not None:
         ws = writer.stats
