@@ -15,6 +15,8 @@ import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from collector.alerting.silences import file_stamp
+
 log = logging.getLogger("nettvakt.alerting")
 
 ACKS_FILE = "acks.json"
@@ -49,14 +51,13 @@ class AckStore:
         if self.path is None:
             return
         try:
-            st = self.path.stat()
+            stamp = file_stamp(self.path)
         except FileNotFoundError:
             self._acks, self._stamp = {}, None
             return
         except OSError as exc:
             log.error("acks: cannot read %s: %s", self.path, exc)
             return
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp == self._stamp:
             return
         try:
@@ -73,8 +74,7 @@ class AckStore:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps([asdict(a) for a in self._acks.values()], ensure_ascii=False, indent=1), encoding="utf-8")
         os.replace(tmp, self.path)
-        st = self.path.stat()
-        self._stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        self._stamp = file_stamp(self.path)
 
     def add(self, ack: Ack) -> Ack:
         if len(ack.comment) > MAX_COMMENT_LEN or len(ack.by) > MAX_AUTHOR_LEN:

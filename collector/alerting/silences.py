@@ -34,6 +34,12 @@ class SilenceStoreError(OSError):
     """The silences file cannot be read; it is not written over (the silences in it would be lost)."""
 
 
+def file_stamp(path: Path) -> tuple[int, int, int]:
+    """(inode, mtime, size): what changes on every write, since writers replace the file. OSError if unreadable."""
+    st = path.stat()
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 @dataclass(frozen=True, slots=True)
 class Silence:
     id: str
@@ -85,14 +91,13 @@ class SilenceStore:
         if self.path is None:
             return
         try:
-            st = self.path.stat()
+            stamp = file_stamp(self.path)
         except FileNotFoundError:
             self.read_error = None
             return
         except OSError as exc:
             self.read_error = f"cannot read {self.path}: {exc.strerror or exc}"
             return
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp == self._stamp:
             return
         try:
@@ -184,5 +189,4 @@ class SilenceStore:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps([s.to_json() for s in self._silences.values()], ensure_ascii=False, indent=1, allow_nan=False), encoding="utf-8")
         os.replace(tmp, self.path)
-        st = self.path.stat()
-        self._stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        self._stamp = file_stamp(self.path)
