@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from collector.alerting.config import rule_names, subject_id
+from collector import clock
 from collector.alerting.acks import ACKS_FILE, Ack, AckStore, ack_json
 from collector.alerting.history import HISTORY_FILE, STATE_FILE, AlertHistory, firing_from_state
 from collector.alerting.silences import SILENCES_FILE, SilenceStore
@@ -21,9 +22,14 @@ def alert_listing(inventory: Inventory, recent_s: float, now: float | None = Non
     data = inventory.data_dir()
     now = time.time() if now is None else now
     acks = AckStore(data / ACKS_FILE)
+    zone = inventory.alerting.timezone
+    # Unix times for programs, and ISO 8601 with the municipality's offset beside them for people.
     return {
-        "firing": [{**a, **ack_json(acks.get(a["rule"], a["subject"], a["since"]))} for a in firing_from_state(data / STATE_FILE)],
-        "recent": AlertHistory(data / HISTORY_FILE).read(since=now - recent_s),
+        "firing": [
+            {**a, "since_iso": clock.iso(float(a["since"] or 0), zone), **ack_json(acks.get(a["rule"], a["subject"], a["since"]))}
+            for a in firing_from_state(data / STATE_FILE)
+        ],
+        "recent": [{**e, "time_iso": clock.iso(float(e["time"]), zone)} for e in AlertHistory(data / HISTORY_FILE).read(since=now - recent_s)],
         "silences": [s.to_json() for s in SilenceStore.load(data / SILENCES_FILE).active(now)],
     }
 
