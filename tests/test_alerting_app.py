@@ -68,7 +68,7 @@ def restart_inventory(tmp_path: Path, smtp_port: int) -> Any:
         {
             "collector": {"data_dir": str(tmp_path / "data")},
             "site": [{"id": "radhus", "name": "Rådhuset"}, {"id": "hansnes", "name": "Hansnes"}],
-            "agent": [{"id": a, "name": a.upper(), "site": s, "token_sha256": token_hash(a), "heartbeat_s": 0.3} for a, s in agents],
+            "agent": [{"id": a, "name": a.upper(), "site": s, "token_sha256": token_hash(a), "heartbeat_s": 1.0} for a, s in agents],
             "channel": [{"id": "vakt", "kind": "email", "to": ["vakt@karlsoy.example"], "smtp_host": "127.0.0.1", "smtp_port": smtp_port}],
             "route": [{"channels": ["vakt"]}],
             "alert": [{"id": "agent-silent", "kind": "agent_silent", "severity": "critical"},

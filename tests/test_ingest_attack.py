@@ -502,7 +502,8 @@ def test_random_batches_from_one_agent_touch_only_its_own_series(collector: Coll
     before = b_rows()
     assert len(before) >= 5
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    # derandomize: the same examples every run, so CI never meets a new one by chance.
+    @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(batches())
     def attack(drawn: tuple[list[dict[str, Any]], int]) -> None:
         points, expected = drawn

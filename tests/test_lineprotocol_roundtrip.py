@@ -63,7 +63,8 @@ def test_random_points_round_trip_through_a_real_influxd(influx_db) -> None:
     server, database = influx_db
     counter = iter(range(10**6))
 
-    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    # derandomize: the same examples every run, so CI never meets a new one by chance (explore by hand with a seed).
+    @settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
     @given(point_sets())
     def round_trip(drawn: list[Point]) -> None:
         # Each example its own measurements (no database churn, no type clash between examples).
