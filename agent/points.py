@@ -26,10 +26,6 @@ MAX_STRING_FIELD_LEN = MAX_STRING_LEN
 # Line protocol writes numbers as floats: a JSON integer beyond this cannot be one.
 MAX_FIELD_NUMBER = 1.7976931348623157e308
 _POINT_KEYS = frozenset({"measurement", "tags", "fields", "time"})
-# Tag pairs already found good. Agents send the same few hundred pairs over and over, and
-# checking each again was a third of the collector's ingest time; bounded, emptied when full.
-_GOOD_TAGS: set[tuple[str, str]] = set()
-_GOOD_TAGS_MAX = 50_000
 
 
 class PointError(ValueError):
@@ -81,8 +77,6 @@ class Point:
         if type(self.tags) is not dict and not isinstance(self.tags, Mapping):
             raise PointError(f"{where}.tags: expected an object")
         for key, value in self.tags.items():
-            if type(key) is str and type(value) is str and (key, value) in _GOOD_TAGS:
-                continue
             if not isinstance(key, str) or not key or len(key) > MAX_NAME_LEN:
                 raise PointError(f"{where}.tags: bad tag key {key!r}")
             if not isinstance(value, str) or not value or len(value) > MAX_NAME_LEN:
@@ -91,9 +85,6 @@ class Point:
                 raise PointError(f"{where}.tags.{key}: control characters (newline, tab, ...) cannot be stored in a tag")
             if key.endswith("\\") or value.endswith("\\"):
                 raise PointError(f"{where}.tags.{key}: a tag cannot end with a backslash in line protocol")
-            if len(_GOOD_TAGS) >= _GOOD_TAGS_MAX:
-                _GOOD_TAGS.clear()
-            _GOOD_TAGS.add((key, value))
         if (type(self.fields) is not dict and not isinstance(self.fields, Mapping)) or not self.fields:
             raise PointError(f"{where}.fields: expected a non-empty object")
         for key, value in self.fields.items():

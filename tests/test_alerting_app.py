@@ -103,7 +103,7 @@ class Collector:
                 async with self.http.post(f"{self.url}/api/v1/agents/{agent}/heartbeat", json={},
                                           headers={"Authorization": f"Bearer {agent}"}) as resp:
                     assert resp.status == 200
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # the agents' cadence (well inside their 1 s heartbeat), not a wait for anything
 
     async def judged(self, rounds: int = 40) -> None:
         """Wait until the engine has evaluated `rounds` more times and liveness has run a few rounds too."""

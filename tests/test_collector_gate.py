@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from collector.service import token_hash
-from collector.services import free_port, wait_until
+from collector.services import free_port, wait_until, wait_until_async
 
 REPO = Path(__file__).resolve().parents[1]
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -245,9 +245,7 @@ def test_one_failing_part_at_run_time_does_not_stop_the_others(tmp_path: Path, m
                 stored.add(source)
 
             queue.put_local = flaky  # type: ignore[method-assign]
-            deadline = time.monotonic() + 30
-            while not {"collector", "device:sw"} <= stored and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
+            await wait_until_async(lambda: {"collector", "device:sw"} <= stored, 30, "both parts storing again after the full disk")
             assert failures == {"collector": 0, "device:sw": 0}
             return stored
         finally:

@@ -602,7 +602,7 @@ def test_idle_and_trickling_clients_are_let_go_and_one_address_cannot_crowd_out_
             break
         if time.monotonic() - started > 20:
             break
-        time.sleep(0.3)
+        time.sleep(0.3)  # the trickle under test: a request head sent a byte at a time
     assert closed or _closed_within(slow_head, 1)[0]
     assert time.monotonic() - started < 20
     slow_head.close()

@@ -576,9 +576,10 @@ class AlertEngine:
             if not alert.notified:
                 alert.notified = True
                 self._enqueue(alert, "firing", now, routes)
-            elif self.acks.get(alert.rule.id, alert.subject, alert.since) is None:  # someone on it: no repeats
+            else:
                 due = {c: r for c, r in routes.items() if now - alert.last_sent.get(c, now) >= r}
-                if due:
+                # Someone on it (nettvakt ack): no repeats. Asked only when one is due, not every round.
+                if due and self.acks.get(alert.rule.id, alert.subject, alert.since) is None:
                     self._enqueue(alert, "repeat", now, due)
         elif alert.notified:
             alert.notified = False
