@@ -10,6 +10,7 @@ tbf-shaped line). Each scenario makes its trouble for a window, then diagnoses e
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -35,6 +36,7 @@ VANNVAG_RATE_BPS = 1_000_000  # the lab's tbf on the Vannvåg line (topology: ra
 APP_PORT = 8080
 APP_URL = f"http://{INET_TARGET}:{APP_PORT}/"
 APP_DELAY_S = 1.2
+ROUNDS_FOR_LOSS = 30
 # A web application that thinks for APP_DELAY_S before every answer.
 SLOW_APP = f"""
 import http.server, time
@@ -86,6 +88,18 @@ def town(lab_possible: None, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield municipality
     finally:
         lab.stop()
+
+
+def count_since(town: Municipality, field: str, where: str, start_ns: int) -> int:
+    """How many points of `field` the store holds since `start_ns` (what diagnose will read)."""
+    rows = town.query(f"SELECT count({field}) FROM {where} AND time > {start_ns}")
+    return int(rows[0]["count"]) if rows else 0
+
+
+def wait_for_points(town: Municipality, field: str, where: str, start_ns: int, n: int, what: str) -> None:
+    """Scenario windows end after a number of stored samples, not after a time: a busy machine
+    runs fewer probe rounds per second, and statistics need the samples, not the seconds."""
+    wait_until(lambda: count_since(town, field, where, start_ns) >= n, 30 + 6 * n, f"{n} {what}", interval_s=1.0)
 
 
 def inventory(town: Municipality) -> Inventory:
@@ -178,9 +192,11 @@ def test_cpu_bound_host_on_a_clean_link_is_the_machine(town: DiagnoseTown) -> No
         subprocess.Popen(["nice", "-n", "19", sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 2)
     ]
     try:
-        time.sleep(4)  # the agent's first sample inside the burn
+        # From the agent's first sample that is all inside the burn, ten more samples.
+        burn = time.time_ns()
+        wait_for_points(town, "cpu_pct", "host WHERE host = 'plo-pc'", burn, 1, "host sample inside the burn")
         start = time.time_ns()
-        time.sleep(20)
+        wait_for_points(town, "cpu_pct", "host WHERE host = 'plo-pc'", start, 10, "host samples inside the burn")
         end = time.time_ns()
     finally:
         for burner in burners:
@@ -202,7 +218,9 @@ def test_loss_beyond_the_firewall_is_located_at_the_second_hop(town: DiagnoseTow
     town.lab.set_loss("inet", 30, toward="inet")
     start = time.time_ns()
     try:
-        time.sleep(30)
+        # 30 rounds of 5 echoes to the internet host: 150 echoes, so 5 sigma of the binomial is
+        # 19 points of loss; fewer rounds (a busy machine's 12 in 30 s) cannot tell 30 % from 10 %.
+        wait_for_points(town, "up", "probe WHERE host = 'plo-pc' AND target = 'internett'", start + 3 * S, ROUNDS_FOR_LOSS, "rounds to the internet host")
     finally:
         town.lab.clear_loss("inet")
     end = time.time_ns()
@@ -211,64 +229,81 @@ def test_loss_beyond_the_firewall_is_located_at_the_second_hop(town: DiagnoseTow
     assert top.kind == "loss_beyond_gateway", describe(d)
     e = top.evidence
     assert e["gateway_loss_pct"] <= 1.0 and e["gateway_rounds"] >= 10, e
-    # 30 % of the echo requests dropped; a round that loses echoes can also run out of time, so more.
-    assert 20 <= e["beyond_loss_pct"] <= 70 and e["beyond_rounds"] >= 6, e
-    fw_on_helse = town.lab.addr("fw", "helse")
-    assert e["loss_begins_hop"] == 2 and e["loss_begins_addr"] == INET_TARGET, e
-    print(f"\nloss_beyond_gateway: confidence {top.confidence:.2f} {e}")
-    assert e["previous_hop"] == 1 and e["previous_hop_addr"] == fw_on_helse, e
     targets = {t["target"]: t for t in e["targets"]}  # type: ignore[union-attr]
     assert targets["gw"]["side"] == "gateway" and targets["internett"]["side"] == "beyond", targets
+    echoes = 5 * int(targets["internett"]["rounds"])
+    five_sigma = 5 * 100 * math.sqrt(0.3 * 0.7 / echoes)
+    # 30 % of the echo requests dropped, within 5 sigma below; a round that loses echoes can
+    # also run out of time and count them all, so the bound above is looser.
+    assert 30 - five_sigma <= e["beyond_loss_pct"] <= 70 and e["beyond_rounds"] >= ROUNDS_FOR_LOSS, (e, five_sigma)
+    fw_on_helse = town.lab.addr("fw", "helse")
+    assert e["loss_begins_hop"] == 2 and e["loss_begins_addr"] == INET_TARGET, e
+    print(f"\nloss_beyond_gateway: confidence {top.confidence:.2f} {e} (5 sigma {five_sigma:.1f} over {echoes} echoes)")
+    assert e["previous_hop"] == 1 and e["previous_hop_addr"] == fw_on_helse, e
 
 
 def test_slow_application_on_a_normal_network_is_the_server(town: DiagnoseTown) -> None:
     app = town.lab.spawn("inet", [sys.executable, "-c", SLOW_APP], "slow-app")
+    fagsystem = "probe WHERE host = 'plo-pc' AND target = 'fagsystem' AND up = 1"
     try:
-        time.sleep(3)  # listening, and the next probe round finds it
+        listening = time.time_ns()
+        wait_for_points(town, "up", fagsystem, listening, 1, "answer from the slow application")
         start = time.time_ns()
-        time.sleep(22)
+        wait_for_points(town, "up", fagsystem, start, 10, "answers from the slow application")
         end = time.time_ns()
     finally:
         app.stop()
     d = run(town, "helse", start, end)
-    top = d.verdicts[0]
-    assert top.kind == "application_slow" and top.subject == "fagsystem", describe(d)
-    e = top.evidence
-    assert e["server"] == INET_TARGET and e["rounds"] >= 5, e
+    [slow] = only(d, "application_slow")
+    # Nothing about the network may rank above the server. The machine itself may, and only when
+    # it was truly saturated: the CI proves the suite beside a CPU hog on every core, and then the
+    # agent's own host is the first thing a user should hear about.
+    above = d.verdicts[: d.verdicts.index(slow)]
+    assert all(v.kind == "host_saturated" and v.evidence["peak_pct"] >= 95 for v in above), describe(d)
+    assert slow.subject == "fagsystem", describe(d)
+    e = slow.evidence
+    assert e["server"] == INET_TARGET and e["rounds"] >= 10, e
     assert APP_DELAY_S * 1000 <= e["http_ms"] <= APP_DELAY_S * 1000 + 300, e
     assert e["rtt_ms"] < 5 and e["network_loss_pct"] == 0 and e["slow_fraction"] >= 0.9, e
-    print(f"\napplication_slow: confidence {top.confidence:.2f} {e}")
+    print(f"\napplication_slow: confidence {slow.confidence:.2f} {e} (ranked {len(above) + 1})")
 
 
 def test_a_restarted_firewall_is_found_with_its_outage(town: DiagnoseTown) -> None:
     # The firewall "restarts": its SNMP agent goes away and comes back with a fresh sysUpTime, and
     # what it carried to Vannvåg is cut meanwhile. The Vannvåg agent's lost rounds arrive from its spool.
     start = time.time_ns()
-    time.sleep(12)
+    fw_polls = "device WHERE device = 'fw' AND up = 1"
+    wait_for_points(town, "up", fw_polls, start, 2, "polls of the firewall before it restarts")
+    # Each edge is bracketed by the times around the commands that make it: they take their own
+    # time on a busy machine. The firewall is surely silent from `stopped` to `starting`.
+    stopping = time.time_ns()
     town.stop_snmpd("fw")
     town.lab.cut("vannvag")
-    gone = time.time_ns()
+    stopped = time.time_ns()
     try:
-        time.sleep(20)
+        time.sleep(20)  # the length of the outage under test
     finally:
+        starting = time.time_ns()
         town.lab.restore("vannvag")
         town.start_snmpd("fw")
-    back = time.time_ns()
-    time.sleep(15)  # polls of the restarted box, and the agent's backlog
+    started = time.time_ns()
+    wait_for_points(town, "up", fw_polls, started, 2, "polls of the restarted firewall")
     end = time.time_ns()
-    wait_until(lambda: town.query(f"SELECT count(up) FROM probe WHERE host = 'vannvag-1' AND up = 0 AND time > {gone}"), 30, "the lost rounds from the spool")
+    wait_until(lambda: town.query(f"SELECT count(up) FROM probe WHERE host = 'vannvag-1' AND up = 0 AND time > {stopped}"), 30, "the lost rounds from the spool")
     d = run(town, "vannvag", start, end)
     top = d.verdicts[0]
     assert top.kind == "device_rebooted" and top.subject == "fw", describe(d)
     e = top.evidence
     assert e["reboots"] == 1 and e["last_uptime_s"] <= 20, e
-    # Unanswered from the last poll before it went (polls every 5 s) to the first after it came back.
-    assert (back - gone) / S <= e["unreachable_s"] <= (back - gone) / S + 16, (e, (back - gone) / S)
+    # Unanswered from the last poll before it went to the first after it came back. A poll is
+    # stamped when it starts, and its retry (2 s timeout, 1 retry) may reach the restarted agent:
+    # so at least the sure silence less those 4 s, at most the bracket plus one poll interval
+    # (5 s) and a poll's own time.
+    sure, bracket = (starting - stopped) / S, (started - stopping) / S
+    assert sure - 4 <= e["unreachable_s"] <= bracket + 16, (e, sure, bracket)
     assert e["loss_during_pct"] >= 50, e
     [(first, last)] = top.ranges
-    # `gone` and `back` are taken around the commands that stop and start snmpd, which take their
-    # own time on a busy machine: the outage edges may fall a few seconds either side of them.
-    assert gone - 7 * S <= first <= gone + 3 * S and back - 3 * S <= last <= back + 12 * S, (top.ranges, gone, back)
+    assert stopping - 7 * S <= first <= stopped + 3 * S and starting - 3 * S <= last <= started + 12 * S, (top.ranges, stopping, stopped, starting, started)
     assert top.confidence >= 0.8, top.confidence
     print(f"\ndevice_rebooted: confidence {top.confidence:.2f} {e}")
 
