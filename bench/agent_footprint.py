@@ -42,7 +42,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from collector.services import free_port, wait_until  # noqa: E402
+from collector.localservers import free_port, wait_until  # noqa: E402
 
 # agent id -> (label in the results, bearer token, byte-compiled)
 AGENTS = {

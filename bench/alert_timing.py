@@ -48,7 +48,7 @@ from collector.app import HOUSEKEEPING_INTERVAL_S  # noqa: E402
 from collector.config import AgentEntry, ProbeTarget, SnmpSettings  # noqa: E402
 from collector.lab import KARLSOY_LAB, Lab, check_lab_possible, cleanup_stale  # noqa: E402
 from collector.lab.municipality import Municipality, MunicipalityConfig, lab_alert_rules  # noqa: E402
-from collector.services import wait_until  # noqa: E402
+from collector.localservers import wait_until  # noqa: E402
 
 EXAMPLE_INVENTORY = Path(__file__).resolve().parents[1] / "inventory.toml"
 # The collector's alert service evaluates once a second (collector/alerting/context.py).

@@ -43,7 +43,7 @@ from collector.ingest import TimeWindow, agent_point  # noqa: E402
 from collector.lineprotocol import encode_point  # noqa: E402
 from collector.queue import DurableQueue  # noqa: E402
 from collector.service import token_hash  # noqa: E402
-from collector.services import free_port, start_influxd, wait_until  # noqa: E402
+from collector.localservers import free_port, start_influxd, wait_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from collector.lab import KARLSOY_LAB, Lab
 from collector.lab.municipality import Municipality, MunicipalityConfig
-from collector.services import wait_until
+from collector.localservers import wait_until
 
 
 def main() -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from collector.services import start_snmpsim  # noqa: E402
+from collector.localservers import start_snmpsim  # noqa: E402
 from collector.snmp.poller import DevicePoller  # noqa: E402
 from collector.snmp.profiles import IF_MIB  # noqa: E402
 from collector.snmp.session import SnmpAuth, SnmpSession, close_engines  # noqa: E402

@@ -22,7 +22,7 @@ from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE, run_until_signal
 from agent.runner import Agent, AgentSettings
 from collector.app import serve
 from collector.config import load_inventory
-from collector.services import InfluxdServer, ServiceError, free_port, start_influxd
+from collector.localservers import InfluxdServer, ServiceError, free_port, start_influxd
 
 log = logging.getLogger("nettvakt.demo")
 

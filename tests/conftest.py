@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from collector.services import (
+from collector.localservers import (
     InfluxdServer,
     ServiceError,
     SnmpdServer,

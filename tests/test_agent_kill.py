@@ -20,7 +20,7 @@ from typing import Any
 
 from collector.influxql import query
 from collector.service import token_hash
-from collector.services import free_port, wait_until
+from collector.localservers import free_port, wait_until
 
 TOKEN = "kill-test-agent-token-0123456789"
 AGENT = "plo-pc"

@@ -1,7 +1,7 @@
 """agent/services.py: a real process for the process-name backend, a stand-in `systemctl`
 script on PATH for the systemd backend, and the real (unbooted) systemctl of this VM.
 
-(tests/test_services.py is collector/services.py's test; this file is the agent's.)
+(tests/test_localservers.py is collector/localservers.py's test; this file is the agent's.)
 """
 
 from __future__ import annotations

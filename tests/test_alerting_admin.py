@@ -23,7 +23,7 @@ from collector.alerting.service import AlertService
 from collector.alerting.silences import SILENCES_FILE, SilenceStore
 from collector.app import RELOADER, create_app
 from collector.config import load_inventory
-from collector.services import free_port, wait_until_async
+from collector.localservers import free_port, wait_until_async
 
 ADMIN_TOKEN = "karlsoy-admin-token-for-tests"
 

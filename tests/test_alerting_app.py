@@ -17,7 +17,7 @@ from collector.alerting.context import ALERTS, alerting_context
 from collector.app import QUEUE, create_app
 from collector.config import parse_inventory
 from collector.service import token_hash
-from collector.services import wait_until_async
+from collector.localservers import wait_until_async
 
 
 def test_collector_app_alerts_without_influxdb(tmp_path: Path, smtp_inbox: Callable[..., Any]) -> None:

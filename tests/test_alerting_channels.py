@@ -54,7 +54,7 @@ from collector.alerting.config import AlertRule
 from collector.alerting.engine import AlertEngine, AlertEvent, Notification
 from collector.alerting.service import AlertService
 from collector.config import Channel, InventoryError, load_inventory, parse_inventory
-from collector.services import free_port
+from collector.localservers import free_port
 
 SECRET = "hemmelig-nøkkel"
 

@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from collector.service import token_hash
-from collector.services import free_port, wait_until, wait_until_async
+from collector.localservers import free_port, wait_until, wait_until_async
 
 REPO = Path(__file__).resolve().parents[1]
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 
 from collector.influxql import query
-from collector.services import wait_until
+from collector.localservers import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,7 @@ from collector.diagnose.analysis import Diagnosis, pearson
 from collector.diagnose.render import render_json, render_markdown, render_text, span
 from collector.lineprotocol import encode_points
 from collector.queue import DurableQueue
-from collector.services import free_port
+from collector.localservers import free_port
 from collector.timeseries import InfluxSource, LocalSource, Sample, SeriesSource, SourceError, open_source
 from collector.writer import InfluxHttpSink
 

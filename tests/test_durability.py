@@ -24,7 +24,7 @@ from collector.config import parse_inventory
 from collector.influxql import query
 from collector.queue import DurableQueue
 from collector.service import token_hash
-from collector.services import InfluxdServer, free_port, start_influxd, wait_until
+from collector.localservers import InfluxdServer, free_port, start_influxd, wait_until
 
 N_AGENTS = 20
 OUTAGE_S = 60.0

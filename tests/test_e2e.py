@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from collector.influxql import query
-from collector.services import free_port, wait_until
+from collector.localservers import free_port, wait_until
 from collector.service import token_hash
 
 TOKEN = "e2e-agent-token-0123456789"

@@ -13,7 +13,7 @@ import pytest
 
 from agent.cli import main
 from collector.queue import DurableQueue
-from collector.services import free_port
+from collector.localservers import free_port
 
 GOOD = """\
 [collector]

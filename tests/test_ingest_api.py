@@ -23,7 +23,7 @@ from collector.cli import cmd_collector_tls
 from collector.config import load_inventory, parse_inventory
 from collector.queue import DurableQueue
 from collector.service import token_hash
-from collector.services import free_port, wait_until
+from collector.localservers import free_port, wait_until
 
 # Points are dated now: ingest refuses times from before an agent's spool could hold them.
 NOW_NS = time.time_ns()

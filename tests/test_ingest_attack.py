@@ -31,7 +31,7 @@ from hypothesis import strategies as st
 from agent.contract import AGENT_MEASUREMENTS, MEASUREMENTS_SPEC, UNITS
 from collector.influxql import contract_problems, query
 from collector.service import token_hash
-from collector.services import free_port, wait_until
+from collector.localservers import free_port, wait_until
 
 A_TOKEN, B_TOKEN, ADMIN_TOKEN = "token-of-pc-a", "token-of-pc-b", "the-admin-token"
 AGENT_SITES = {"pc-a": "radhus", "pc-b": "hansnes"}

@@ -18,7 +18,7 @@ import pytest
 
 from agent.cli import build_parser
 from agent.points import Point
-from collector.services import SnmpdServer, SnmpsimServer
+from collector.localservers import SnmpdServer, SnmpsimServer
 from collector.snmp.cli import UsageError, parse_address, run_poll
 from test_snmp_session import net_snmp_env, net_snmp_walk
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from agent.points import Point
-from collector.services import SnmpsimServer, start_snmpsim
+from collector.localservers import SnmpsimServer, start_snmpsim
 from collector.snmp.poller import DevicePoller
 from collector.snmp.session import SnmpAuth, SnmpSession, oid_tuple
 

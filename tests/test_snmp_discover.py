@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from collector.config import load_inventory, parse_inventory
-from collector.services import SnmpV3User, free_port, start_snmpd, start_snmpsim
+from collector.localservers import SnmpV3User, free_port, start_snmpd, start_snmpsim
 from collector.snmp.discover import (
     LLDP_LOC_PORT_DESC,
     LLDP_LOC_PORT_ID,

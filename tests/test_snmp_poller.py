@@ -13,7 +13,7 @@ import pytest
 
 from agent.contract import point_problems
 from agent.points import Point
-from collector.services import SnmpdServer, SnmpsimServer, start_snmpsim
+from collector.localservers import SnmpdServer, SnmpsimServer, start_snmpsim
 from collector.snmp.poller import DevicePoller, counter_rate, sanitize_name, sys_uptime_rebooted
 from collector.snmp.session import SnmpAuth, SnmpError, SnmpSession
 from collector.snmp.snmprec import RecordedSession, load_snmprec

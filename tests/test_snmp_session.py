@@ -15,7 +15,7 @@ import pytest
 from pyasn1.type import univ
 from pysnmp.proto import rfc1902, rfc1905
 
-from collector.services import SnmpdServer, SnmpsimServer, SnmpV3User, start_snmpd
+from collector.localservers import SnmpdServer, SnmpsimServer, SnmpV3User, start_snmpd
 from collector.snmp.session import SnmpAuth, SnmpError, SnmpSession, decode_octets, oid_tuple, to_python
 
 # pysnmp 7.1 builds a pysmi MIB compiler per engine with pysmi 2 names it has deprecated.

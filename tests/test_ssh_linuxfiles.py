@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from collector.config import InventoryError, load_inventory
-from collector.services import SnmpV3User, start_snmpd
+from collector.localservers import SnmpV3User, start_snmpd
 from collector.ssh.configs import LINUX_SECRET_RULES, ConfigStore, redact
 from collector.ssh.linuxfiles import HEADER, MAX_CONFIG_FILES, files_command, output_problem, path_problem, split_files
 from collector.ssh.session import CONFIG_COMMANDS, ExecCommand, config_command

@@ -1,6 +1,6 @@
 """SSH against real peers: an emulated Cisco switch (fake-switches) and a private OpenSSH sshd.
 
-Each is started once for this module on a free loopback port (collector.services) and
+Each is started once for this module on a free loopback port (collector.localservers) and
 stopped at the end, also on failure. Tests that change a peer's state (its configuration,
 its host key) use names of their own or a peer of their own, so the order does not matter.
 """
@@ -26,7 +26,7 @@ import pytest
 from agent.points import Point
 from collector.alerting.service import AlertService
 from collector.config import Inventory, load_inventory
-from collector.services import FakeSwitchServer, SshdServer, free_port, ssh_keygen, start_fake_switch, start_sshd, wait_until
+from collector.localservers import FakeSwitchServer, SshdServer, free_port, ssh_keygen, start_fake_switch, start_sshd, wait_until
 from collector.ssh.cli import EXIT_OK, EXIT_USAGE, backup_dir, run_backup, run_command, run_diff, run_history
 from collector.ssh.configs import ConfigStore
 from collector.ssh.recorded import load_session

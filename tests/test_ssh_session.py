@@ -15,7 +15,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from collector.services import free_port, wait_until
+from collector.localservers import free_port, wait_until
 from collector.ssh.configs import ConfigStore
 from collector.ssh.facts import LINUX_FACTS_COMMAND
 from collector.ssh.recorded import load_session

@@ -13,7 +13,7 @@ from agent.points import Point
 from collector.config import parse_inventory
 from collector.influxql import query
 from collector.queue import DurableQueue
-from collector.services import free_port, start_influxd
+from collector.localservers import free_port, start_influxd
 from collector.writer import QueueWriter, make_sink
 
 

@@ -29,7 +29,7 @@ from types import FrameType, TracebackType
 from typing import Any, Protocol
 
 from collector.lab.topology import KARLSOY_LAB, Link, Topology
-from collector.services import (
+from collector.localservers import (
     InfluxdServer,
     ManagedProcess,
     SnmpdServer,
@@ -505,7 +505,7 @@ class Lab:
         return proc
 
     def start_influxd(self, node: str, port: int = 8086, host: str = "127.0.0.1") -> InfluxdServer:
-        """InfluxDB inside `node` (collector/services.py does the work); stopped with the lab."""
+        """InfluxDB inside `node` (collector/localservers.py does the work); stopped with the lab."""
         if not self._started:
             raise LabError("lab is not started")
         server = start_influxd(self.workdir / f"influxd-{node}", host=host, port=port, netns=self.ns(node))
@@ -516,7 +516,7 @@ class Lab:
         """snmpd inside `node`, on its primary address by default; stopped with the lab.
 
         Extra keyword arguments (community, v3_users, sys_name, sys_location) go to
-        collector.services.start_snmpd.
+        collector.localservers.start_snmpd.
         """
         if not self._started:
             raise LabError("lab is not started")

@@ -23,7 +23,7 @@ from collector.app import HOUSEKEEPING_INTERVAL_S
 from collector.influxql import query
 from collector.lab.lab import Lab
 from collector.lab.topology import INET_TARGET
-from collector.services import ManagedProcess, SnmpdServer, wait_until
+from collector.localservers import ManagedProcess, SnmpdServer, wait_until
 
 COLLECTOR_PORT = 8650
 INFLUX_PORT = 8086

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from collector.influxql import contract_problems, query
-from collector.services import wait_until
+from collector.localservers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.lab

@@ -26,7 +26,7 @@ from collector.diagnose.cli import diagnose_site
 from collector.lab import KARLSOY_LAB, Lab
 from collector.lab.municipality import DATABASE, LabAgent, Municipality, MunicipalityConfig
 from collector.lab.topology import INET_TARGET
-from collector.services import wait_until
+from collector.localservers import wait_until
 from collector.timeseries import InfluxSource
 
 pytestmark = pytest.mark.lab

@@ -23,7 +23,7 @@ from collector.config import Inventory, load_inventory
 from collector.lab import KARLSOY_LAB, Lab
 from dashboards import check, generate
 from collector.lab.municipality import LabAgent, Municipality, MunicipalityConfig
-from collector.services import wait_until
+from collector.localservers import wait_until
 
 pytestmark = pytest.mark.lab
 

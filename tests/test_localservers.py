@@ -1,4 +1,4 @@
-"""collector/services.py against the real servers: they start, answer, and are gone when stopped."""
+"""collector/localservers.py against the real servers: they start, answer, and are gone when stopped."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from collector import services
-from collector.services import (
+from collector import localservers
+from collector.localservers import (
     BINARIES,
     ManagedProcess,
     ServiceError,
@@ -190,7 +190,7 @@ def test_snmpsim_serves_the_fortigate_60f_recording(snmpsim, shared_dir: Path) -
     recorded = recorded_value(shared_dir / "snmprec" / "fortigate_60f.snmprec", "1.3.6.1.2.1.1.2.0")
     assert recorded == "1.3.6.1.4.1.12356.101.1.644"
     assert "fortigate_60f" in snmpsim.communities
-    env = services._net_snmp_env(snmpsim.process.log_path.parent / "snmp-client")
+    env = localservers._net_snmp_env(snmpsim.process.log_path.parent / "snmp-client")
     result = snmpget(["-v2c", "-c", "fortigate_60f"], f"{snmpsim.host}:{snmpsim.port}", "1.3.6.1.2.1.1.2.0", env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f".{recorded}"
@@ -230,9 +230,9 @@ def test_stop_all_stops_what_is_still_running(tmp_path: Path) -> None:
     # In a child interpreter: stop_all() here would also stop this session's shared servers.
     script = f"""
 from pathlib import Path
-from collector import services
-proc = services.ManagedProcess.start("sleeper", ["sleep", "60"], Path({str(tmp_path / "sleeper.log")!r}))
-stopped = services.stop_all()
+from collector import localservers
+proc = localservers.ManagedProcess.start("sleeper", ["sleep", "60"], Path({str(tmp_path / "sleeper.log")!r}))
+stopped = localservers.stop_all()
 assert stopped == [proc], stopped
 assert not proc.alive()
 print("ok")

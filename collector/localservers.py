@@ -368,7 +368,7 @@ def _toml_str(value: str) -> str:
 
 
 def _influxd_config(workdir: Path, host: str, port: int, rpc_port: int) -> str:
-    return f"""# Written by collector/services.py: everything under this directory, loopback only, quiet.
+    return f"""# Written by collector/localservers.py: everything under this directory, loopback only, quiet.
 reporting-enabled = false
 reporting-disabled = true
 bind-address = {_toml_str(_hostport(host, rpc_port))}
@@ -530,7 +530,7 @@ def _snmpd_config(
 ) -> str:
     ipv6 = ":" in host
     lines = [
-        "# Written by collector/services.py: one UDP endpoint, read-only access only.",
+        "# Written by collector/localservers.py: one UDP endpoint, read-only access only.",
         f"agentAddress {'udp6' if ipv6 else 'udp'}:{_hostport(host, port)}",
         f"{'rocommunity6' if ipv6 else 'rocommunity'} {community} default",
     ]
