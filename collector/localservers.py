@@ -109,9 +109,19 @@ class ManagedProcess:
 
     @classmethod
     def start(
-        cls, name: str, argv: Sequence[str], log_path: Path, *, env: dict[str, str] | None = None, cwd: Path | None = None
+        cls,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        *,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+        pass_fds: Sequence[int] = (),
     ) -> ManagedProcess:
-        """Start `argv` with stdout and stderr appended to `log_path`, and register it for stop_all()."""
+        """Start `argv` with stdout and stderr appended to `log_path`, and register it for stop_all().
+
+        `pass_fds` hands open descriptors to the child (the lab passes listening sockets this way).
+        """
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             try:
@@ -122,6 +132,7 @@ class ManagedProcess:
                     stderr=subprocess.STDOUT,
                     env=env,
                     cwd=cwd,
+                    pass_fds=tuple(pass_fds),
                     start_new_session=True,
                 )
             except OSError as exc:

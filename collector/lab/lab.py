@@ -32,6 +32,7 @@ from collector.lab.topology import KARLSOY_LAB, Link, Topology
 from collector.localservers import (
     InfluxdServer,
     ManagedProcess,
+    ServiceError,
     SnmpdServer,
     SnmpsimServer,
     start_influxd,
@@ -77,25 +78,6 @@ def _run(argv: Sequence[str], *, check: bool = True, timeout: float = 30.0, inpu
 
 class _Stoppable(Protocol):
     def stop(self) -> None: ...
-
-
-def _spawn(name: str, argv: Sequence[str], log_path: Path, *, env: dict[str, str], pass_fds: Sequence[int]) -> ManagedProcess:
-    """Like ManagedProcess.start (own process group, log file) but able to hand over fds."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        try:
-            popen = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                pass_fds=tuple(pass_fds),
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise LabError(f"{name} could not be executed: {exc}", cmd=argv) from exc
-    return ManagedProcess(name, argv, log_path, popen)
 
 
 def _netns_list() -> set[str]:
@@ -500,7 +482,10 @@ class Lab:
             raise LabError("lab is not started")
         self._counter += 1
         log_path = self.workdir / f"{self._counter:03d}-{name}.log"
-        proc = _spawn(name, ["ip", "netns", "exec", self.ns(node), *argv], log_path, env=self._env(env), pass_fds=pass_fds)
+        try:
+            proc = ManagedProcess.start(name, ["ip", "netns", "exec", self.ns(node), *argv], log_path, env=self._env(env), pass_fds=pass_fds)
+        except ServiceError as exc:
+            raise LabError(str(exc)) from exc
         self._procs.append(proc)
         return proc
 
