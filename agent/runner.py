@@ -11,15 +11,16 @@ import asyncio
 import json
 import logging
 import os
-import random
 import sqlite3
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from agent.cadence import run_every
 from agent.hostmetrics import HostMetrics
 from agent.hwfacts import collect_hardware
 from agent.listening import collect_listening
@@ -192,32 +193,22 @@ class Agent:
             tags = {"site": config.site, "host": self.settings.agent_id}
             self._config_changed.clear()
             jobs = [
-                asyncio.create_task(self._every(config.interval_s, self._host_job(tags))),
-                asyncio.create_task(self._every(self.settings.hardware_interval_s, self._hardware_job(config, tags))),
-                asyncio.create_task(self._every(self.settings.listen_interval_s, self._listening_job(tags))),
+                self._every(config.interval_s, self._host_job(tags), "host metrics"),
+                self._every(self.settings.hardware_interval_s, self._hardware_job(config, tags), "hardware facts"),
+                self._every(self.settings.listen_interval_s, self._listening_job(tags), "listening ports"),
             ]
             if config.services:
-                jobs.append(asyncio.create_task(self._every(config.interval_s, self._services_job(config, tags))))
-            jobs += [asyncio.create_task(self._every(p.interval_s, self._probe_job(p, tags))) for p in config.probes]
+                jobs.append(self._every(config.interval_s, self._services_job(config, tags), "services"))
+            jobs += [self._every(p.interval_s, self._probe_job(p, tags), f"probe {p.name}") for p in config.probes]
             await self._config_changed.wait()
             for job in jobs:
                 job.cancel()
             await asyncio.gather(*jobs, return_exceptions=True)
 
-    async def _every(self, interval_s: float, job: Any) -> None:
-        # Spread the first runs so forty probes do not fire in the same millisecond.
-        await asyncio.sleep(random.uniform(0, min(interval_s, 2.0)))
-        loop = asyncio.get_running_loop()
-        next_at = loop.time()
-        while True:
-            try:
-                await job()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a broken job must not stop the others; it is logged with its trace
-                log.exception("measurement job failed")
-            next_at += interval_s
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
+    @staticmethod
+    def _every(interval_s: float, job: Callable[[], Awaitable[object]], what: str) -> asyncio.Task[None]:
+        # Spread the first runs over up to 2 s so forty probes do not fire in the same millisecond.
+        return asyncio.create_task(run_every(interval_s, job, what=what, log=log, spread_s=2.0))
 
     def _host_job(self, tags: dict[str, str]):
         metrics = HostMetrics(tags)

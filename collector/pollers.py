@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 
+from agent.cadence import run_every
 from agent.points import Point, now_ns
 from agent.secrets import SecretError
 from collector.config import Device, Inventory
@@ -82,11 +82,8 @@ class SnmpScheduler:
 
     async def _loop(self, device: Device, poller: DevicePoller) -> None:
         assert device.snmp is not None
-        interval = device.snmp.interval_s
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(random.uniform(0, min(interval, 1.0)))  # spread devices over the interval
-        next_at = loop.time()
-        while True:
+
+        async def poll_once() -> None:
             stamp = now_ns()
             try:
                 points = await poller.poll(stamp)
@@ -100,8 +97,9 @@ class SnmpScheduler:
                 await self.emit(f"device:{device.id}", points)
             except Exception:  # the queue's trouble (a full disk) is reported by /health; polling goes on
                 log.exception("device %s: %d points not stored", device.id, len(points))
-            next_at += interval
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
+
+        # Devices spread over up to 1 s of the interval.
+        await run_every(device.snmp.interval_s, poll_once, what=f"device {device.id}: poll round", log=log, spread_s=1.0)
 
     async def stop(self) -> None:
         for task in self._tasks:
