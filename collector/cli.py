@@ -1,4 +1,8 @@
-"""Collector-side subcommands of `nettvakt` (imported only when one is invoked)."""
+"""`nettvakt check` and `nettvakt collector run|tls`: the collector's own commands.
+
+Each collector command is declared beside the code that runs it (`COMMANDS` of its module);
+agent/cli.py names the module and imports it only when the command is invoked or listed.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE, run_until_signal
+from agent.commandline import Command, add_inventory_argument
+from agent.process import EXIT_OK, EXIT_USAGE, run_until_signal
 from collector.config import InventoryError, load_inventory, offline_notes
 from collector.problems import format_loc
 
@@ -71,18 +76,6 @@ def cmd_collector_run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from collector.demo import run_demo
-
-    return run_demo(args)
-
-
-def cmd_snmp_poll(args: argparse.Namespace) -> int:
-    from collector.snmp.cli import run_poll
-
-    return run_poll(args)
-
-
 def cmd_collector_tls(args: argparse.Namespace) -> int:
     """Make a self-signed certificate and key and print the inventory.toml lines that use them."""
     from collector.tls import TlsError, make_self_signed
@@ -108,85 +101,38 @@ def cmd_collector_tls(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_init(args: argparse.Namespace) -> int:
-    from collector.init import run_init
-
-    return run_init(args)
-
-
-def cmd_discover(args: argparse.Namespace) -> int:
-    from collector.snmp.discover import run_discover
-
-    return run_discover(args)
+def _check_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", metavar="INVENTORY", help="inventory file (overrides --inventory)")
+    add_inventory_argument(parser)
+    parser.add_argument("--offline", action="store_true", help="checking a file on another machine: secrets and files are notes, not errors")
+    parser.add_argument("--json", action="store_true", help="machine-readable result")
 
 
-def cmd_config_backup(args: argparse.Namespace) -> int:
-    from collector.ssh.cli import run_backup
-
-    return run_backup(args)
-
-
-def cmd_config_history(args: argparse.Namespace) -> int:
-    from collector.ssh.cli import run_history
-
-    return run_history(args)
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    add_inventory_argument(parser)
+    parser.add_argument("--listen", metavar="HOST:PORT", help="override collector.listen")
 
 
-def cmd_config_diff(args: argparse.Namespace) -> int:
-    from collector.ssh.cli import run_diff
-
-    return run_diff(args)
-
-
-def cmd_ssh_run(args: argparse.Namespace) -> int:
-    from collector.ssh.cli import run_command
-
-    return run_command(args)
+def _tls_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cert", required=True, metavar="PATH", help="certificate file to write (PEM)")
+    parser.add_argument("--key", required=True, metavar="PATH", help="private key file to write (PEM, mode 0600)")
+    parser.add_argument("--name", action="append", required=True, metavar="NAME", help="host name or IP address agents use to reach the collector (repeatable)")
+    parser.add_argument("--days", type=int, default=825, help="validity in days (default 825)")
+    parser.add_argument("--force", action="store_true", help="overwrite existing files")
 
 
-def cmd_alerts(args: argparse.Namespace) -> int:
-    from collector.alerting.cli import run_alerts
-
-    return run_alerts(args)
-
-
-def cmd_ack(args: argparse.Namespace) -> int:
-    from collector.alerting.cli import run_ack
-
-    return run_ack(args)
-
-
-def cmd_silence_add(args: argparse.Namespace) -> int:
-    from collector.alerting.cli import run_silence_add
-
-    return run_silence_add(args)
-
-
-def cmd_silence_list(args: argparse.Namespace) -> int:
-    from collector.alerting.cli import run_silence_list
-
-    return run_silence_list(args)
-
-
-def cmd_silence_remove(args: argparse.Namespace) -> int:
-    from collector.alerting.cli import run_silence_remove
-
-    return run_silence_remove(args)
-
-
-def cmd_diagnose(args: argparse.Namespace) -> int:
-    from collector.diagnose.cli import run_diagnose
-
-    return run_diagnose(args)
-
-
-def cmd_report_hardware(args: argparse.Namespace) -> int:
-    from collector.reports.cli import run_hardware
-
-    return run_hardware(args)
-
-
-def cmd_report_servers(args: argparse.Namespace) -> int:
-    from collector.reports.cli import run_servers
-
-    return run_servers(args)
+COMMANDS = (
+    Command(
+        "check", help="validate an inventory file",
+        description="Validate inventory.toml as the collector does before it starts: types, unknown keys, references, "
+        "probe targets, addresses, secrets and files. Exit 2 with every problem, each with its line.",
+        arguments=_check_arguments, run=cmd_check,
+    ),
+    Command("collector", help="collector commands", subcommands=(
+        Command("run", help="run the collector", description="Run the collector: ingest API, pollers, InfluxDB writer.",
+                arguments=_run_arguments, run=cmd_collector_run),
+        Command("tls", help="make a self-signed certificate and key for HTTPS",
+                description="Make a self-signed certificate and key for the collector's HTTPS; agents pin the certificate with --ca-file.",
+                arguments=_tls_arguments, run=cmd_collector_tls),
+    )),
+)

@@ -18,7 +18,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE, run_until_signal
+from agent.commandline import Command
+from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE, run_until_signal
 from agent.runner import Agent, AgentSettings
 from collector.app import serve
 from collector.config import load_inventory
@@ -168,3 +169,20 @@ def run_demo(args: argparse.Namespace) -> int:
     finally:
         if influx is not None:
             influx.stop()
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lab", action="store_true", help="build the simulated municipality in network namespaces (root)")
+    parser.add_argument("--workdir", default="var/demo", metavar="PATH", help="where the demo keeps its data")
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
+    parser.add_argument("--json", action="store_true", help="print the demo's endpoints as JSON")
+
+
+COMMANDS = (
+    Command(
+        "demo", help="run a collector and a local agent",
+        description="Start a collector and a local agent, writing to a local InfluxDB if one can be started, "
+        "else to the collector's own durable store.",
+        arguments=_arguments, run=run_demo,
+    ),
+)

@@ -13,6 +13,8 @@ import os
 import sys
 from pathlib import Path
 
+from agent.commandline import Command
+from agent.process import EXIT_OK, EXIT_USAGE
 from collector.config import InventoryError, load_inventory
 from collector.models import SLUG_RE
 
@@ -152,10 +154,10 @@ def run_init(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not SLUG_RE.match(args.site):
         print(f"{PROG}: --site {args.site!r} is not an id: use lower-case ASCII letters, digits and '-' (the name goes in --site-name)", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if path.exists() and not args.force:
         print(f"{PROG}: {path} exists; it is never overwritten without --force", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     text = render(args.organisation, args.site, args.site_name or args.site)
     candidate = path.with_name(f".{path.name}.init")
     try:
@@ -166,10 +168,27 @@ def run_init(args: argparse.Namespace) -> int:
     except InventoryError as exc:  # a bug of ours, or an odd name: say so, write nothing
         candidate.unlink(missing_ok=True)
         print("\n".join(exc.lines()), file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except OSError as exc:
         candidate.unlink(missing_ok=True)
         print(f"{PROG}: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     print(f"wrote {path}: site {args.site!r}; next: `nettvakt check {path}`, then `nettvakt collector run --inventory {path}`")
-    return 0
+    return EXIT_OK
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", nargs="?", default="inventory.toml", metavar="PATH", help="where to write it (default ./inventory.toml)")
+    parser.add_argument("--organisation", default="Karlsøy kommune", metavar="NAME", help="the municipality or organisation")
+    parser.add_argument("--site", default="radhus", metavar="ID", help="id of the first site (lower-case letters, digits, '-')")
+    parser.add_argument("--site-name", metavar="NAME", help="its display name (default: the id)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+
+COMMANDS = (
+    Command(
+        "init", help="write a first inventory.toml",
+        description="Write a small, valid, commented inventory.toml for one site; `nettvakt check` passes on it and the collector starts on it.",
+        arguments=_arguments, run=run_init,
+    ),
+)

@@ -1,4 +1,4 @@
-"""`nettvakt alerts` and `nettvakt silence add|list|remove`.
+"""`nettvakt alerts`, `nettvakt ack` and `nettvakt silence add|list|remove`.
 
 They work on the collector's data folder (run them on the collector's machine, with the
 collector's inventory.toml): the running collector re-reads the silences file before each
@@ -16,7 +16,8 @@ import sys
 import time
 import zoneinfo
 
-from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from agent.commandline import Command, add_inventory_argument, parse_duration
+from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from collector import clock
 from collector.alerting.admin import AckError, acknowledge, alert_listing, unknown_names
 from collector.alerting.rules import SITE_RULE
@@ -206,3 +207,58 @@ def run_silence_remove(args: argparse.Namespace) -> int:
     # An id that names nothing is a mistake on the command line, like an unknown device.
     print(f"nettvakt silence remove: no active silence {args.silence_id!r} (see: nettvakt silence list)", file=sys.stderr)
     return EXIT_USAGE
+
+
+def _alerts_arguments(parser: argparse.ArgumentParser) -> None:
+    add_inventory_argument(parser)
+    parser.add_argument("--recent", type=parse_duration, default=24 * 3600.0, metavar="DURATION", help="how far back to list state changes (default 24h)")
+    parser.add_argument("--json", action="store_true")
+
+
+def _ack_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("rule", metavar="RULE", help="the alert's rule id, as `nettvakt alerts` shows it")
+    parser.add_argument("subject", metavar="SUBJECT", help="what it is about: a device, agent, site, device/ifname or target@host")
+    add_inventory_argument(parser)
+    parser.add_argument("--comment", default="", help="what is being done")
+    parser.add_argument("--author", default="", help="who is on it (default: your user name)")
+
+
+def _silence_add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_inventory_argument(parser)
+    parser.add_argument("--site", action="append", default=[], metavar="SITE", help="site id (repeatable)")
+    parser.add_argument("--rule", action="append", default=[], metavar="RULE", help="rule id or rule kind (repeatable)")
+    parser.add_argument("--subject", action="append", default=[], metavar="SUBJECT", help="agent, device, probe or interface (repeatable)")
+    expiry = parser.add_mutually_exclusive_group(required=True)
+    expiry.add_argument("--for", dest="duration", type=parse_duration, metavar="DURATION", help="how long, e.g. 2h")
+    expiry.add_argument("--until", metavar="TIME", help="ISO time it ends, e.g. 2026-12-06T14:00 (local time of [alerting] timezone)")
+    parser.add_argument("--comment", default="", help="why (shown in listings)")
+    parser.add_argument("--author", default="", help="who")
+    parser.add_argument("--json", action="store_true")
+
+
+def _silence_list_arguments(parser: argparse.ArgumentParser) -> None:
+    add_inventory_argument(parser)
+    parser.add_argument("--json", action="store_true")
+
+
+def _silence_remove_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("silence_id", metavar="ID")
+    add_inventory_argument(parser)
+
+
+COMMANDS = (
+    Command("alerts", help="what is firing and what fired recently",
+            description="List firing alerts and recent alert state changes from the collector's local store.",
+            arguments=_alerts_arguments, run=run_alerts),
+    Command("ack", help="acknowledge a firing alert: someone is on it, repeats stop",
+            description="Mark a firing alert as being worked on: it is no longer repeated (it still resolves), "
+            "and the status page, `nettvakt alerts` and the alert history say who and when.",
+            arguments=_ack_arguments, run=run_ack),
+    Command("silence", help="silence alerts for a while (maintenance, known problems)", subcommands=(
+        Command("add", help="silence matching alerts until an expiry",
+                description="Silence alerts matching every given site, rule and subject until the expiry; the running collector picks it up.",
+                arguments=_silence_add_arguments, run=run_silence_add),
+        Command("list", help="active silences", arguments=_silence_list_arguments, run=run_silence_list),
+        Command("remove", help="end a silence now", arguments=_silence_remove_arguments, run=run_silence_remove),
+    )),
+)

@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from agent.commandline import Command, add_inventory_argument, parse_duration
+from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from agent.secrets import SecretError
 from collector.config import Inventory, InventoryError, load_inventory
 from collector.diagnose.analysis import Diagnosis, diagnose
@@ -62,3 +63,24 @@ def run_diagnose(args: argparse.Namespace) -> int:
             print(f"nettvakt diagnose: cannot write {args.markdown}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_FAIL
     return EXIT_OK
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("site", metavar="SITE", help="site id in inventory.toml")
+    add_inventory_argument(parser)
+    parser.add_argument("--since", type=parse_duration, default=24 * 3600.0, metavar="DURATION", help="how far back to look (default 24h)")
+    parser.add_argument("--source", choices=["auto", "influx", "local"], default="auto",
+                        help="where to read (default: InfluxDB when configured, else the collector's local store)")
+    parser.add_argument("--lang", choices=["nb", "en"], default=None, help="language (default: [alerting] language, nb)")
+    parser.add_argument("--json", action="store_true", help="machine-readable verdicts")
+    parser.add_argument("--markdown", metavar="PATH", help="also write a Markdown report to PATH")
+
+
+COMMANDS = (
+    Command(
+        "diagnose", help="explain slowness and loss at a site",
+        description="Locate and explain slowness and loss for a site from agent probes and SNMP data: a verdict per finding, "
+        "with confidence, evidence and times.",
+        arguments=_arguments, run=run_diagnose,
+    ),
+)

@@ -9,7 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
-from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from collector.lab.lab import Lab, LabError, check_lab_possible, cleanup_stale
 from collector.lab.municipality import Municipality
 from collector.lab.topology import KARLSOY_LAB

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from agent.commandline import Command, add_inventory_argument, parse_duration
+from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from agent.secrets import SecretError
 from collector.config import Inventory, InventoryError, load_inventory
 from collector.timeseries import SeriesSource, SourceConfigError, SourceError, open_source
@@ -141,3 +142,41 @@ def run_servers(args: argparse.Namespace) -> int:
         return EXIT_FAIL
     report = build_servers_report(inventory, points, start_ns, end_ns)
     return _emit(args, "servers", servers_document(report, lang), report.to_json)
+
+
+def _hardware_arguments(parser: argparse.ArgumentParser) -> None:
+    add_inventory_argument(parser)
+    parser.add_argument("--year", type=int, metavar="N", help="first budget year of the forecast (default: this year)")
+    parser.add_argument(
+        "--format", choices=["table", "csv", "html", "pdf", "json"], default="table",
+        help="table (terminal); csv (nb: ';' and decimal comma, for Norwegian Excel; en: ',' and '.'); json; "
+        "html (one self-contained file with the chart); pdf (needs --output)",
+    )
+    parser.add_argument("--output", metavar="PATH", help="write here instead of standard output (required for pdf)")
+    parser.add_argument("--lang", choices=["nb", "en"], default=None, help="language (default: [alerting] language, nb)")
+
+
+def _servers_arguments(parser: argparse.ArgumentParser) -> None:
+    add_inventory_argument(parser)
+    parser.add_argument("--since", type=parse_duration, default=30 * 86400.0, metavar="DURATION", help="period to summarise (default 30d)")
+    parser.add_argument("--source", choices=["auto", "influx", "local"], default="auto")
+    parser.add_argument(
+        "--format", choices=["table", "csv", "html", "json"], default="table",
+        help="table (terminal); csv (nb: ';' and decimal comma; en: ',' and '.'); json; html (one self-contained file)",
+    )
+    parser.add_argument("--output", metavar="PATH", help="write here instead of standard output")
+    parser.add_argument("--lang", choices=["nb", "en"], default=None)
+
+
+COMMANDS = (
+    Command("report", help="reports for managers: hardware renewal, server use", subcommands=(
+        Command("hardware", help="age, due year and cost of every machine, with a five-year forecast",
+                description="Every PC, server, printer, switch and firewall with its age and its source, expected lifetime, "
+                "due year and replacement cost, grouped by site and department, with a five-year forecast.",
+                arguments=_hardware_arguments, run=run_hardware),
+        Command("servers", help="applications, ports and use of every server; consolidation candidates",
+                description="Per server: the applications it runs (listening services), their ports, and average and peak "
+                "CPU, memory and disk use; servers with little use listed as candidates for consolidation.",
+                arguments=_servers_arguments, run=run_servers),
+    )),
+)

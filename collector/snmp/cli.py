@@ -19,7 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from agent.commandline import Command, add_inventory_argument
 from agent.points import Point
+from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from agent.secrets import SecretError, is_secret_ref, resolve_secret
 from collector.config import InventoryError, load_inventory
 from collector.pollers import snmp_auth
@@ -27,7 +29,6 @@ from collector.pollers import snmp_auth
 from .poller import DevicePoller
 from .session import AUTH_PROTOCOLS, PRIV_PROTOCOLS, SnmpAuth, SnmpSession, close_engines
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 PROG = "nettvakt snmp poll"
 # Long enough for net-snmp's agent, which caches interface counters for about 3 s.
 RATE_GAP_S = 4.0
@@ -232,7 +233,7 @@ def render_table(points: Sequence[Point], gap_s: float) -> str:
 
 
 def run_poll(args: argparse.Namespace) -> int:
-    """Entry point of `nettvakt snmp poll` (parser in agent/cli.py)."""
+    """Entry point of `nettvakt snmp poll`."""
     try:
         target = build_target(args)
     except UsageError as exc:
@@ -250,3 +251,27 @@ def run_poll(args: argparse.Namespace) -> int:
         print(f"{PROG}: {target.device_id} did not answer: {device.fields.get('reason', 'no reason given')}", file=sys.stderr)
         return EXIT_FAIL
     return EXIT_OK
+
+
+def _poll_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("device", nargs="?", metavar="DEVICE", help="device id in inventory.toml")
+    add_inventory_argument(parser)
+    parser.add_argument("--address", metavar="HOST[:PORT]", help="poll this address instead of an inventory device")
+    parser.add_argument("--community", metavar="NAME", help="v1/v2c community (with --address)")
+    parser.add_argument("--version", choices=["1", "2c", "3"], default=None, help="SNMP version (with --address; default 2c, or 3 with --v3-user)")
+    parser.add_argument("--v3-user", metavar="USER")
+    parser.add_argument("--auth", metavar="PROTO", help="v3 auth protocol: SHA, SHA-256, SHA-512, ...")
+    parser.add_argument("--auth-key", metavar="REF", help="v3 auth key as env:NAME or file:PATH")
+    parser.add_argument("--priv", metavar="PROTO", help="v3 privacy protocol: AES, AES-256, ...")
+    parser.add_argument("--priv-key", metavar="REF", help="v3 privacy key as env:NAME or file:PATH")
+    parser.add_argument("--timeout", type=float, default=3.0, metavar="S")
+    parser.add_argument("--json", action="store_true")
+
+
+COMMANDS = (
+    Command("snmp", help="SNMP commands", subcommands=(
+        Command("poll", help="poll one device once and print its points",
+                description="Poll one device once: an inventory device by id, or any device given --address.",
+                arguments=_poll_arguments, run=run_poll),
+    )),
+)

@@ -26,7 +26,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from agent.commandline import Command
 from agent.probes import ProbeFailed, ping
+from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from agent.secrets import SecretError, is_secret_ref, resolve_secret
 from collector.config import InventoryError, load_inventory
 from collector.pollers import snmp_auth
@@ -36,7 +38,6 @@ from .session import SnmpAuth, SnmpError, SnmpSession, close_engines
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 PROG = "nettvakt discover"
 MAX_ADDRESSES = 65536  # a /16; a bigger sweep is a typo more often than a plan
 CLI_COMMUNITY_REF = "env:NETTVAKT_SNMP_COMMUNITY"
@@ -458,7 +459,7 @@ def to_json(hosts: Sequence[Host], port: int) -> dict[str, Any]:
 
 
 def run_discover(args: argparse.Namespace) -> int:
-    """Entry point of `nettvakt discover` (see build_parser for the arguments)."""
+    """Entry point of `nettvakt discover` (arguments: add_arguments)."""
     try:
         if args.timeout <= 0 or args.concurrency < 1 or not 0 < args.port < 65536:
             raise UsageError(f"{PROG}: --timeout must be > 0, --concurrency >= 1, --port 1..65535")
@@ -518,7 +519,7 @@ def add_to_inventory(path: Path, hosts: Sequence[Host], port: int, site: str) ->
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The arguments of `nettvakt discover` (agent/cli.py declares the same ones)."""
+    """The arguments of `nettvakt discover` and of `python -m collector.snmp.discover`."""
     parser.add_argument("cidrs", nargs="+", metavar="CIDR", help="networks or addresses to sweep, e.g. 10.20.0.0/24")
     parser.add_argument("--inventory", default=None, metavar="PATH",
                         help="inventory whose SNMP communities and v3 users are tried (default ./inventory.toml if present)")
@@ -531,6 +532,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--add-to", metavar="INVENTORY", help="append the proposed [[device]] entries to this inventory (after showing them; kept only if it still validates)")
     parser.add_argument("--site", metavar="ID", help="with --add-to: the site the devices found are at")
+
+
+COMMANDS = (
+    Command(
+        "discover", help="sweep networks with ICMP and SNMP, propose inventory entries",
+        description="Sweep CIDRs with ICMP and SNMP (the inventory's communities and v3 users, plus --community), read system and "
+        "LLDP-MIB neighbours, print proposed [[device]] entries and a neighbour table.",
+        arguments=add_arguments, run=run_discover,
+    ),
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

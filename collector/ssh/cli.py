@@ -29,6 +29,8 @@ import re
 import sys
 from pathlib import Path
 
+from agent.commandline import Command, add_inventory_argument
+from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from collector.config import Device, InventoryError, load_inventory
 
 from .commands import normalise_command, refusal
@@ -36,7 +38,6 @@ from .configs import BackupError, ConfigStore
 from .session import DEFAULT_MAX_SESSIONS, SshFailure, SshRunner, SshTarget, config_command, target_from_inventory
 from .tasks import DeviceRun, run_devices
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 PROG = "nettvakt config backup"
 
 
@@ -238,3 +239,48 @@ def run_command(args: argparse.Namespace) -> int:
         print(shown, end="" if shown.endswith("\n") or not shown else "\n")
         print(f"# saved as {readable} (secrets redacted; exact output in {full})", file=sys.stderr)
     return EXIT_OK
+
+
+def _backup_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("device", nargs="?", metavar="DEVICE", help="device id in inventory.toml (default: every device with [device.ssh])")
+    add_inventory_argument(parser)
+    parser.add_argument("--max-sessions", type=int, default=None, metavar="N", help="concurrent SSH sessions (default 4)")
+    parser.add_argument("--json", action="store_true")
+
+
+def _history_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("device", metavar="DEVICE")
+    add_inventory_argument(parser)
+    parser.add_argument("--json", action="store_true")
+
+
+def _diff_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("device", metavar="DEVICE")
+    add_inventory_argument(parser)
+    parser.add_argument("--from", dest="from_rev", metavar="REV")
+    parser.add_argument("--to", dest="to_rev", metavar="REV")
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("device", metavar="DEVICE", help="device id in inventory.toml")
+    parser.add_argument("words", nargs="+", metavar="COMMAND", help="the command, e.g. show interfaces status; put -- before a command with options: nettvakt ssh run srv1 -- df -h")
+    add_inventory_argument(parser)
+    parser.add_argument("--json", action="store_true")
+
+
+COMMANDS = (
+    Command("config", help="network device configurations over SSH: backups, history, diffs", subcommands=(
+        Command("backup", help="back up running configurations now",
+                description="Fetch the running configuration of one inventory device, or of every device with [device.ssh], "
+                "and store it with history; prints what changed, secrets redacted.",
+                arguments=_backup_arguments, run=run_backup),
+        Command("history", help="stored configuration revisions of a device", arguments=_history_arguments, run=run_history),
+        Command("diff", help="redacted diff between two revisions (default: the latest change)", arguments=_diff_arguments, run=run_diff),
+    )),
+    Command("ssh", help="run a command on a network device over SSH", subcommands=(
+        Command("run", help="run one command on a device and keep its output with the device's history",
+                description="Run one CLI command on an inventory device over SSH. Only read-only commands unless the device's "
+                "[device.ssh] allows more.",
+                arguments=_run_arguments, run=run_command),
+    )),
+)
