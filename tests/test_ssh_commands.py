@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from collector.config import InventoryError, parse_inventory
-from collector.ssh.commands import READ_ONLY, refusal
+from collector.ssh.commands import refusal
 from collector.ssh.scheduler import _WORDS, cut_diff
 
 
@@ -74,9 +74,9 @@ def test_device_allow_list_comes_first() -> None:
 
 
 def test_every_platform_has_read_only_commands() -> None:
-    from collector.ssh.session import NETMIKO_TYPES
+    from collector.ssh.platforms import PLATFORMS
 
-    assert set(READ_ONLY) == set(NETMIKO_TYPES)
+    assert all(platform.read_only for platform in PLATFORMS.values())
 
 
 def inventory(ssh: dict[str, Any]) -> dict[str, Any]:

@@ -10,21 +10,12 @@ import pytest
 import yaml
 
 from agent.points import Point
-from collector.ssh.facts import (
-    FACTS_COMMANDS,
-    LINUX_FACTS_COMMAND,
-    Facts,
-    FactsError,
-    duration_s,
-    facts_from_outputs,
-    facts_points,
-    parse_fortios_hardware,
-    parse_fortios_status,
-    parse_ios_inventory,
-    parse_ios_version,
-    parse_linux,
-    parse_procurve_system,
-)
+from collector.ssh.facts import Facts, FactsError, duration_s, facts_from_outputs, facts_points
+from collector.ssh.facts_fortios import parse_fortios_hardware, parse_fortios_status
+from collector.ssh.facts_ios import parse_ios_inventory, parse_ios_version
+from collector.ssh.facts_linux import LINUX_FACTS_COMMAND, parse_linux
+from collector.ssh.facts_procurve import parse_procurve_system
+from collector.ssh.platforms import PLATFORMS
 from collector.ssh.recorded import load_session
 
 FORTI_STATUS = ["fortinet_get_system_status_6.2", "fortinet_get_system_status_7.0", "fortinet_get_system_status_7.0_40f", "fortinet_get_system_status_7.4"]
@@ -102,7 +93,7 @@ def test_fortios_hardware_status(cli: Path, rel: str) -> None:
     facts = parse_fortios_hardware(session.outputs["get hardware status"])
     assert (facts.model, facts.cpu_threads, facts.hw_rev, facts.cpu_model) == (model, cpus, hw_rev, cpu)
     assert facts.mem_total_bytes == ram_mb * 1024 * 1024
-    both = facts_from_outputs("fortinet", session.outputs)
+    both = facts_from_outputs(PLATFORMS["fortinet"].facts, session.outputs)
     assert both.model == model and both.serial and both.mem_total_bytes == facts.mem_total_bytes  # status and hardware merged
 
 
@@ -162,7 +153,7 @@ def test_ios_show_inventory_genie_stack(cli: Path) -> None:
 
 def test_ios_oxidized_session_version_and_inventory(cli: Path) -> None:
     session = load_session(cli / "cisco_ios/running_config/ios#C9200L-24P-4G_17.09.04a#simulation.yaml")
-    facts = facts_from_outputs("cisco_ios", session.outputs)
+    facts = facts_from_outputs(PLATFORMS["cisco_ios"].facts, session.outputs)
     assert facts.model == "C9200L-24P-4G"
     assert facts.sw_rev == "17.9.4a" or facts.sw_rev == "17.09.04a"
     assert facts.serial == "JAE24FFFFFF"
@@ -221,11 +212,11 @@ def test_unrelated_output_is_an_error(parse: object) -> None:
 
 def test_optional_command_may_fail() -> None:
     version = "Cisco IOS Software, C2960 Software (C2960-LANBASEK9-M), Version 15.0(2)SE4, RELEASE SOFTWARE (fc1)\n"
-    facts = facts_from_outputs("cisco_ios", {"show version": version, "show inventory": "% Invalid input detected at '^' marker.\n"})
+    facts = facts_from_outputs(PLATFORMS["cisco_ios"].facts, {"show version": version, "show inventory": "% Invalid input detected at '^' marker.\n"})
     assert facts.sw_rev == "15.0(2)SE4"
     with pytest.raises(FactsError, match="no output for 'show version'"):
-        facts_from_outputs("cisco_ios", {})
-    assert set(FACTS_COMMANDS) == {"fortinet", "cisco_ios", "hp_procurve", "linux"}
+        facts_from_outputs(PLATFORMS["cisco_ios"].facts, {})
+    assert set(PLATFORMS) == {"fortinet", "cisco_ios", "hp_procurve", "linux"} and all(p.facts for p in PLATFORMS.values())
 
 
 def test_points_follow_the_contract() -> None:

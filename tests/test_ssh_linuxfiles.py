@@ -17,9 +17,10 @@ import pytest
 
 from collector.config import InventoryError, load_inventory
 from collector.localservers import SnmpV3User, start_snmpd
-from collector.ssh.configs import LINUX_SECRET_RULES, ConfigStore, redact
+from collector.ssh.configs import ConfigStore, redact
 from collector.ssh.linuxfiles import HEADER, MAX_CONFIG_FILES, files_command, output_problem, path_problem, split_files
-from collector.ssh.session import CONFIG_COMMANDS, ExecCommand, config_command
+from collector.ssh.platforms import PLATFORMS
+from collector.ssh.session import ExecCommand, config_command
 from collector.ssh.tasks import commands_for, config_problem
 from collector.ssh.session import SshTarget
 
@@ -99,7 +100,7 @@ def test_output_that_is_not_the_listing() -> None:
 
 
 def test_config_command_per_device() -> None:
-    assert config_command("linux") is None and "linux" not in CONFIG_COMMANDS
+    assert config_command("linux") is None and PLATFORMS["linux"].config_command is None
     assert config_command("cisco_ios") == "show running-config"
     command = config_command("linux", ["/etc/nftables.conf"])
     assert isinstance(command, ExecCommand) and command.label == "the config_files listing"
@@ -203,7 +204,7 @@ def test_bad_config_files_name_the_place(tmp_path: Path, ssh: str, message: str)
 
 # ---------------------------------------------------------------- redaction
 
-# (line as in the file, the secret it holds): one or more per rule in LINUX_SECRET_RULES.
+# (line as in the file, the secret it holds): one or more per secret rule of the linux platform.
 SECRET_LINES = [
     ("rocommunity karlsoy-ro-1 10.20.0.0/16", "karlsoy-ro-1"),
     ("rwcommunity6 karlsoy-rw-1 fd00::/8 .1.3.6.1.2.1.1", "karlsoy-rw-1"),
@@ -246,8 +247,8 @@ def test_linux_secret_redacted(line: str, secret: str) -> None:
 
 
 def test_every_linux_rule_has_an_example() -> None:
-    for pattern, _group in LINUX_SECRET_RULES:
-        assert any(pattern.search(line) for line, _ in SECRET_LINES), pattern.pattern
+    for rule in PLATFORMS["linux"].config_filters.secrets:
+        assert any(rule.pattern.search(line) for line, _ in SECRET_LINES), rule.pattern.pattern
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import pytest
 
 from collector.localservers import free_port, wait_until
 from collector.ssh.configs import ConfigStore
-from collector.ssh.facts import LINUX_FACTS_COMMAND
+from collector.ssh.facts_linux import LINUX_FACTS_COMMAND
 from collector.ssh.recorded import load_session
 from collector.ssh.session import HostKeyChanged, PinnedHostKeys, SshRunner, SshTarget
 from collector.ssh.simulator import CliSimulator, DeviceScript

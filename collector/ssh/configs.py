@@ -9,6 +9,9 @@ FortiOS `#conf_file_ver=`) are dropped and FortiOS `ENC` blobs, which FortiOS re
 on every export, are replaced by a constant. So every commit is a real change, and
 `diff()` shows only the lines that changed in meaning, redacted.
 
+Those rules, and the secrets each platform writes, are data in the platforms' descriptors
+(collector.ssh.platforms `ConfigFilters`); every platform's apply to every configuration.
+
 Redacted secrets other than FortiOS ENC values read `<redacted:1a2b3c4d>`: an HMAC of the
 secret under a key kept in the restricted folder, so a reader sees that a secret changed
 without learning it (nor being able to test guesses against it).
@@ -28,105 +31,46 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .platforms import ConfigFilters, all_config_filters
+
 CONFIG_SUFFIX = ".cfg"
 # Inventory ids are slugs; the file name is the id, so nothing else may pass.
 _DEVICE_ID = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-ENC_PLACEHOLDER = "ENC <redacted>"
-
-# Lines whose content changes without the configuration changing.
-VOLATILE_LINES = [
-    re.compile(r"^! Last configuration change at "),
-    re.compile(r"^! NVRAM config last updated at "),
-    re.compile(r"^! No configuration change since last restart"),
-    re.compile(r"^\s*ntp clock-period \d+"),
-    re.compile(r"^Building configuration\.\.\."),
-    re.compile(r"^Current configuration ?: \d+ bytes"),
-    re.compile(r"^#conf_file_ver="),
-    re.compile(r"^; .*Configuration Editor; Created on release"),  # ProCurve header carries the running release
-]
-_ENC = re.compile(r"\bENC \S+")
-# A quoted PEM block of an encrypted private key: re-encrypted on each FortiOS export, and secret.
+# Private keys are secrets on any platform. A quoted PEM block of an encrypted one: FortiOS
+# re-encrypts it on each export, so it is compared as a constant.
 _PEM_KEY = re.compile(r'"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----"', re.DOTALL)
-
-# (pattern, group holding the secret). Line-based; the first that matches a line wins.
-_SECRET_RULES: list[tuple[re.Pattern[str], int]] = [
-    # Cisco: enable secret 9 $9$..., username x secret 5 ..., password 7 0822..., password 0 cisco
-    (re.compile(r"\b(?:secret|password)\s+[0-9]\s+(\S+)"), 1),
-    (re.compile(r"^\s*enable (?:secret|password)\s+(?!\d\s)(\S+)"), 1),
-    (re.compile(r"\b(?:password|secret)\s+(?![0-9]\s)(?!ENC\s)(\S+)\s*$"), 1),
-    (re.compile(r"\bsnmp-server community\s+(\"[^\"]*\"|\S+)"), 1),
-    (re.compile(r"\bsnmp-server host\s+\S+\s+(?:vrf\s+\S+\s+)?(?:(?:informs|traps)\s+)?(?:version\s+(?:1|2c|3\s+(?:auth|noauth|priv))\s+)?(\S+)"), 1),
-    (re.compile(r"\b(?:auth|priv)\s+(?:md5|sha\S*|des\S*|aes(?:\s+\d+)?|3des)\s+(\S+)"), 1),
-    (re.compile(r"\bkey(?:-string)?\s+(?:[0-9]\s+)?(\S+)\s*$"), 1),
-    (re.compile(r"\bcrypto isakmp key\s+(?:[0-9]\s+)?(\S+)"), 1),
-    (re.compile(r"\bpre-shared-key\s+(?:local\s+|remote\s+)?(?:[0-9]\s+)?(\S+)"), 1),
-    # FortiOS: set passwd/psksecret/... "value" (plain, where not ENC)
-    (re.compile(r"^\s*set\s+(?:\S+-)?(?:password|passwd|psksecret|secret|key|pwd|community)\s+(?!ENC\s)(?!<redacted)(\"[^\"]*\"|\S+)"), 1),
-]
-# Secrets in the files that configure Linux devices (collector.ssh.linuxfiles), same shape.
-# Each has an example in tests/test_ssh_linuxfiles.py.
-_USM_TOKEN = r"(?:\"[^\"]*\"|\S+)"
-_USM_USER = r"^\s*usmUser" + (r"\s+" + _USM_TOKEN) * 7 + r"\s+"
-_KV_VALUE = r"(\"[^\"]*\"|'[^']*'|\S(?:.*\S)?)"  # quoted, or the rest of the line
-LINUX_SECRET_RULES: list[tuple[re.Pattern[str], int]] = [
-    # net-snmp snmpd.conf: rocommunity/rwcommunity[6] COMMUNITY [SOURCE [OID]], trapcommunity, sinks.
-    (re.compile(r"^\s*(?:ro|rw)community6?\s+(\S+)"), 1),
-    (re.compile(r"^\s*trapcommunity\s+(\S+)"), 1),
-    (re.compile(r"^\s*(?:trapsink|trap2sink|informsink)\s+\S+\s+(\S+)"), 1),
-    (re.compile(r"^\s*com2sec6?\s+(?:-Cn\s+\S+\s+)?\S+\s+\S+\s+(\S+)"), 1),
-    (re.compile(r"^\s*authcommunity\s+\S+\s+(\S+)"), 1),
-    # createUser [-e ENGINEID] NAME (MD5|SHA...) [-l|-m] AUTHPASS [(DES|AES...) [-l|-m] [PRIVPASS]]
-    (re.compile(r"^\s*createUser\s+(?:-e\s+\S+\s+)?\S+\s+(?:MD5|SHA\S*)\s+(?:-[lm]\s+)?(\"[^\"]*\"|\S+)", re.I), 1),
-    (re.compile(r"^\s*createUser\s.*?\s(?:DES|AES\S*)\s+(?:-[lm]\s+)?(\"[^\"]*\"|\S+)", re.I), 1),
-    # snmpd's persistent file (/var/lib/snmp/snmpd.conf) keeps each user as `usmUser ... AUTHPROTO-OID
-    # 0xAUTHKEY PRIVPROTO-OID 0xPRIVKEY ""`: keys localised to the engine, as good as the pass phrases.
-    # By position (status, storage, engine id, name, security name, clone-from, auth protocol), so
-    # every protocol OID is covered (AES-192/256 are under net-snmp's and Cisco's enterprise OIDs).
-    (re.compile(_USM_USER + r"(0x[0-9A-Fa-f]+|\"[^\"]*\")"), 1),
-    # (the auth key may already read <redacted:...> when this rule runs)
-    (re.compile(_USM_USER + r"\S+\s+\S+\s+(0x[0-9A-Fa-f]+|\"[^\"]*\")"), 1),
-    # key = value / key: value / key="value" (WireGuard PrivateKey/PresharedKey, wpa_supplicant
-    # psk=, hostapd wpa_passphrase=, .env, ini and YAML files); commented-out ones too.
-    (
-        re.compile(
-            r"^\s*(?:[#;]\s*)?(?:export\s+)?[\"']?[\w.-]*(?:password|passwd|passphrase|secret|psk|wep_key\d|private_?key|"
-            r"pre_?shared_?key|api_?key|token)\w*[\"']?\s*[=:]\s*" + _KV_VALUE,
-            re.I,
-        ),
-        1,
-    ),
-    # Debian /etc/network/interfaces with wpasupplicant: wpa-psk SECRET, wpa-password SECRET.
-    (re.compile(r"^\s*wpa-(?:psk|password)\s+" + _KV_VALUE), 1),
-    # strongSwan/Libreswan ipsec.secrets: `left right : PSK "secret"`.
-    (re.compile(r":\s*(?:PSK|EAP|XAUTH)\s+(\"[^\"]*\"|\S+)"), 1),
-    # /etc/shadow and htpasswd: name:$hash$...:
-    (re.compile(r"^[\w.-]+:(\$[^:\s]+)(?::|$)"), 1),
-]
-_SECRET_RULES += LINUX_SECRET_RULES
-# An unquoted private key (a key file among config_files, OpenVPN inline <key>): a real change shows as one.
+# An unquoted one (a key file among config_files, OpenVPN inline <key>): a real change shows as one.
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY|OpenVPN Static key V1)-----.*?-----END \1-----", re.DOTALL)
-# FortiOS names its SNMP communities in `set name` inside `config system snmp community`.
-_FORTI_SNMP_BLOCK = re.compile(r"^\s*config system snmp community\s*$")
-_FORTI_SET_NAME = re.compile(r"^\s*set name\s+(\"[^\"]*\"|\S+)")
 
 
 class BackupError(RuntimeError):
     """git failed, or a device id that cannot be a file name."""
 
 
+def _without_churn(line: str, filters: ConfigFilters) -> str:
+    for pattern, constant in filters.churn:
+        line = pattern.sub(constant, line)
+    return line
+
+
 def normalise(config: str) -> str:
-    """The configuration as compared for changes: volatile lines out, ENC values constant, LF line ends."""
+    """The configuration as compared for changes: volatile lines out, churning values constant, LF line ends."""
+    filters = all_config_filters()
     text = config.replace("\r\n", "\n").replace("\r", "\n")
     text = _PEM_KEY.sub('"<private key>"', text)
-    lines = [_ENC.sub(ENC_PLACEHOLDER, line.rstrip()) for line in text.split("\n")]
-    kept = [line for line in lines if not any(p.match(line) for p in VOLATILE_LINES)]
+    lines = [_without_churn(line.rstrip(), filters) for line in text.split("\n")]
+    kept = [line for line in lines if not any(p.match(line) for p in filters.volatile_lines)]
     while kept and not kept[-1]:
         kept.pop()
     return "\n".join(kept) + "\n"
 
 
 def redact(config: str, key: bytes = b"") -> str:
-    """A copy for reading: every secret replaced by `<redacted:HMAC>` (ENC values by a constant)."""
+    """A copy for reading: every secret replaced by `<redacted:HMAC>` (churning values by their constant)."""
+    filters = all_config_filters()
+    # A rule scoped to a block runs before the others, so a value inside it is tagged whole.
+    scoped = [(rule, rule.block[0], rule.block[1]) for rule in filters.secrets if rule.block is not None]
+    unscoped = [rule for rule in filters.secrets if rule.block is None]
     text = config.replace("\r\n", "\n").replace("\r", "\n")
     text = _PEM_KEY.sub("<redacted private key>", text)
 
@@ -137,19 +81,19 @@ def redact(config: str, key: bytes = b"") -> str:
     text = _PEM_BLOCK.sub(lambda m: f"<redacted {m.group(1).lower()}:{tag(m.group(0))[len('<redacted:'):]}", text)
 
     out = []
-    in_snmp = False
+    inside = dict.fromkeys((rule for rule, _, _ in scoped), False)
     for line in text.split("\n"):
-        line = _ENC.sub(ENC_PLACEHOLDER, line)
-        if _FORTI_SNMP_BLOCK.match(line):
-            in_snmp = True
-        elif in_snmp and re.match(r"^end\s*$", line):
-            in_snmp = False
-        name = _FORTI_SET_NAME.match(line) if in_snmp else None
-        if name:
-            line = line[: name.start(1)] + tag(name.group(1)) + line[name.end(1):]
+        line = _without_churn(line, filters)
+        for rule, start, end in scoped:
+            if start.match(line):
+                inside[rule] = True
+            elif inside[rule] and end.match(line):
+                inside[rule] = False
+            if inside[rule]:
+                line = rule.pattern.sub(lambda m, g=rule.group: _replace_group(m, g, tag), line)
         # Every rule, every match: one line can hold several secrets (SNMPv3 auth and priv keys).
-        for pattern, group in _SECRET_RULES:
-            line = pattern.sub(lambda m, g=group: _replace_group(m, g, tag), line)
+        for rule in unscoped:
+            line = rule.pattern.sub(lambda m, g=rule.group: _replace_group(m, g, tag), line)
         out.append(line)
     return "\n".join(out)
 

@@ -1,15 +1,16 @@
 """Facts from CLI output: model, serial, firmware, uptime, as `hardware` and `device` points.
 
-Pure functions over text. Where ntc-templates has a TextFSM template for the command
-(FortiOS `get system status`, Cisco IOS `show version`/`show inventory`, ProCurve
-`show system`) it does the parsing; our own code only picks and converts fields. Linux has
-no template for what we read, so `parse_linux` reads the `head` output of LINUX_FACTS_COMMAND.
+Pure functions over text. Each platform's parsers live in a module of their own
+(facts_fortios, facts_ios, facts_procurve, facts_linux) and its descriptor in
+collector.ssh.platforms lists them as `FactsRecipe`s; this module holds what they share.
+Where ntc-templates has a TextFSM template for a command, it does the parsing and our code
+only picks and converts fields.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agent.points import FieldValue, Point, now_ns
@@ -76,228 +77,13 @@ def textfsm_parse(platform: str, command: str, text: str) -> list[dict[str, obje
         raise FactsError(f"{platform} `{command}` template rejected the output: {exc}") from None
 
 
-def _clean(value: object) -> str | None:
+def text_value(value: object) -> str | None:
+    """A parsed field as stripped text; None when it is empty."""
     text = str(value).strip() if value is not None else ""
     return text or None
 
 
-# --- FortiOS --------------------------------------------------------------------------
-_FORTI_VERSION = re.compile(r"^(?P<model>\S+)\s+v(?P<rev>[\d.]+)")
-
-
-def _fortios_key_values(text: str) -> list[dict[str, object]]:
-    """`Key: value` lines as the template names them ("Serial-Number" -> "serial_number")."""
-    row: dict[str, object] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip():
-            row.setdefault(re.sub(r"[^a-z0-9]+", "_", key.strip().lower()).strip("_"), value.strip())
-    return [row] if row else []
-
-
-def parse_fortios_status(text: str) -> Facts:
-    """`get system status`. Its 'Cluster uptime' is the cluster's, not this unit's, so no uptime_s.
-
-    The template knows each release's lines and rejects others (7.4.7 added Proxy-IPS-DB);
-    the output is plain `Key: value` lines, so then we read those ourselves.
-    """
-    try:
-        rows = textfsm_parse("fortinet", "get system status", text)
-    except FactsError:
-        rows = _fortios_key_values(text)
-    if not rows or not rows[0].get("version"):
-        raise FactsError("no 'Version:' line: not FortiOS `get system status` output")
-    row = rows[0]
-    version = str(row["version"]).strip()
-    match = _FORTI_VERSION.match(version)
-    serial = _clean(row.get("serial_number"))
-    return Facts(
-        vendor="Fortinet",
-        model=match.group("model") if match else None,
-        sw_rev=match.group("rev") if match else None,
-        firmware=version,
-        serial=serial,
-        serials=[serial] if serial else [],
-        fw_rev=_clean(row.get("bios_version")),
-        hostname=_clean(row.get("hostname")),
-        ha_state=_clean(row.get("current_ha_mode")),
-        os_name="FortiOS",
-        os_version=match.group("rev") if match else None,
-    )
-
-
-def parse_fortios_hardware(text: str) -> Facts:
-    """`get hardware status` (no ntc-template exists): plain `Key: value` lines."""
-    row = next(iter(_fortios_key_values(text)), {})
-    if "model_name" not in row:
-        raise FactsError("no 'Model name:' line: not FortiOS `get hardware status` output")
-    ram = re.fullmatch(r"(\d+)\s*MB", str(row.get("ram", "")))
-    cpus = str(row.get("number_of_cpus", ""))
-    hw_rev = _clean(row.get("hardware_revision"))
-    return Facts(
-        vendor="Fortinet",
-        model=_clean(row.get("model_name")),
-        hw_rev=None if hw_rev in (None, "unknown") else hw_rev,
-        cpu_model=_clean(row.get("cpu")),
-        cpu_threads=float(cpus) if cpus.isdigit() else None,
-        mem_total_bytes=float(int(ram.group(1)) * 1024 * 1024) if ram else None,  # FortiOS's MB are MiB
-    )
-
-
-# --- Cisco IOS / IOS-XE ---------------------------------------------------------------
-# The release line, e.g. "Cisco IOS Software, C2960 Software (C2960-LANBASEK9-M), Version 15.0(2)SE4, ...";
-# like NAPALM's os_version we drop the "Cisco IOS Software, " prefix.
-_IOS_FIRMWARE_LINE = re.compile(r"^(?:Cisco )?IOS Software(?: \[\w+\])?,? ?(?P<rest>.*Version.*)$", re.MULTILINE)
-
-
-def parse_ios_version(text: str) -> Facts:
-    rows = textfsm_parse("cisco_ios", "show version", text)
-    if not rows or not rows[0].get("version"):
-        raise FactsError("no IOS version line: not Cisco IOS `show version` output")
-    row = rows[0]
-    models = [m for m in row.get("hardware") or [] if m]
-    serials = [s for s in row.get("serial") or [] if s]
-    firmware = _IOS_FIRMWARE_LINE.search(text)
-    return Facts(
-        vendor="Cisco",
-        model=models[0] if models else None,
-        serial=serials[0] if serials else None,
-        serials=serials,
-        sw_rev=_clean(row.get("version")),
-        firmware=firmware.group("rest").strip() if firmware else _clean(row.get("version")),
-        hostname=_clean(row.get("hostname")),
-        uptime_s=duration_s(str(row.get("uptime") or "")),
-        os_name="IOS-XE" if "IOS-XE" in text or "IOS XE" in text else "IOS",
-        os_version=_clean(row.get("version")),
-    )
-
-
-def parse_ios_inventory(text: str) -> Facts:
-    """`show inventory`: the first entry is the chassis (or the stack, whose serial is switch 1's)."""
-    rows = textfsm_parse("cisco_ios", "show inventory", text)
-    if not rows:
-        raise FactsError("no NAME:/PID: entries: not Cisco `show inventory` output")
-    chassis = rows[0]
-    serial = _clean(chassis.get("sn"))
-    serials: list[str] = []
-    # Stack members are named "Switch N"; a single chassis has just itself.
-    for row in rows:
-        if re.fullmatch(r"Switch \d+", str(row.get("name", "")).strip()) and _clean(row.get("sn")):
-            serials.append(str(row["sn"]).strip())
-    if not serials and serial:
-        serials = [serial]
-    return Facts(
-        vendor="Cisco",
-        model=_clean(chassis.get("pid")) or _clean(chassis.get("descr")),
-        serial=serial,
-        serials=serials,
-    )
-
-
-# --- HP / Aruba ProCurve --------------------------------------------------------------
-def parse_procurve_system(text: str) -> Facts:
-    """`show system`: one row per VSF member; ProCurve does not name its model here."""
-    rows = textfsm_parse("hp_procurve", "show system", text)
-    if not rows or not rows[0].get("software_version"):
-        raise FactsError("no 'Software revision' line: not ProCurve `show system` output")
-    first = rows[0]
-    serials = [str(r["serial"]).strip() for r in rows if _clean(r.get("serial"))]
-    return Facts(
-        vendor="HP",
-        serial=serials[0] if serials else None,
-        serials=serials,
-        sw_rev=_clean(first.get("software_version")),
-        firmware=_clean(first.get("software_version")),
-        fw_rev=_clean(first.get("rom_version")),
-        hostname=_clean(first.get("name")),
-        uptime_s=duration_s(str(first.get("uptime") or "")),
-        os_name="ArubaOS-Switch",
-        os_version=_clean(first.get("software_version")),
-    )
-
-
-# --- Linux ----------------------------------------------------------------------------
-_DMI = "/sys/class/dmi/id/"
-LINUX_FILES = (
-    _DMI + "sys_vendor",
-    _DMI + "product_name",
-    _DMI + "product_serial",
-    _DMI + "bios_version",
-    _DMI + "bios_date",
-    "/proc/sys/kernel/osrelease",
-    "/proc/uptime",
-    "/etc/os-release",
-)
-# `head` prints "==> FILE <==" before each file it could read and skips unreadable ones
-# (product_serial is root-only), so one round trip gives every file, labelled.
-LINUX_FACTS_COMMAND = "LC_ALL=C head -n 40 " + " ".join(LINUX_FILES) + " 2>/dev/null"
-_HEAD_HEADER = re.compile(r"^==> (.+) <==$")
-# Placeholders that vendors leave in DMI instead of a value.
-_DMI_PLACEHOLDERS = {"", "to be filled by o.e.m.", "default string", "not specified", "system serial number", "none", "0"}
-
-
-def split_head_output(text: str) -> dict[str, str]:
-    files: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in text.replace("\r\n", "\n").split("\n"):
-        header = _HEAD_HEADER.match(line)
-        if header:
-            current = files.setdefault(header.group(1), [])
-        elif current is not None:
-            current.append(line)
-    return {name: "\n".join(lines).strip() for name, lines in files.items()}
-
-
-def _os_release(text: str) -> dict[str, str]:
-    out = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            out[key.strip()] = value.strip().strip('"').strip("'")
-    return out
-
-
-def _dmi(files: Mapping[str, str], name: str) -> str | None:
-    value = files.get(_DMI + name, "").strip()
-    return None if value.lower() in _DMI_PLACEHOLDERS else value
-
-
-def _iso_date(us_date: str | None) -> str | None:
-    """DMI's MM/DD/YYYY -> YYYY-MM-DD."""
-    match = re.fullmatch(r"(\d{2})/(\d{2})/(\d{4})", us_date or "")
-    return f"{match.group(3)}-{match.group(1)}-{match.group(2)}" if match else None
-
-
-def parse_linux(text: str) -> Facts:
-    files = split_head_output(text)
-    if "/proc/sys/kernel/osrelease" not in files and "/etc/os-release" not in files:
-        raise FactsError("no '==> /proc/sys/kernel/osrelease <==' section: not the output of LINUX_FACTS_COMMAND")
-    release = _os_release(files.get("/etc/os-release", ""))
-    uptime = files.get("/proc/uptime", "").split()
-    serial = _dmi(files, "product_serial")
-    # Containers and some VMs have no /sys/class/dmi/id; product_serial is readable by root only.
-    missing = [
-        f"{name} ({_DMI}{file})"
-        for name, file in (("vendor", "sys_vendor"), ("model", "product_name"), ("serial", "product_serial"), ("fw_rev", "bios_version"))
-        if _dmi(files, file) is None
-    ]
-    return Facts(
-        vendor=_dmi(files, "sys_vendor"),
-        model=_dmi(files, "product_name"),
-        serial=serial,
-        serials=[serial] if serial else [],
-        sw_rev=files.get("/proc/sys/kernel/osrelease") or None,
-        firmware=release.get("PRETTY_NAME"),
-        fw_rev=_dmi(files, "bios_version"),
-        bios_date=_iso_date(_dmi(files, "bios_date")),
-        uptime_s=float(uptime[0]) if uptime else None,
-        os_name=release.get("NAME"),
-        os_version=release.get("VERSION_ID"),
-        missing=missing,
-    )
-
-
-# --- per device type: commands and how to read them -----------------------------------
+# --- commands and how to read them ------------------------------------------------------
 @dataclass(frozen=True)
 class FactsRecipe:
     command: str
@@ -306,24 +92,10 @@ class FactsRecipe:
     required: bool = True
 
 
-FACTS_COMMANDS: dict[str, tuple[FactsRecipe, ...]] = {
-    "fortinet": (
-        FactsRecipe("get system status", parse_fortios_status),
-        FactsRecipe("get hardware status", parse_fortios_hardware, required=False),
-    ),
-    "cisco_ios": (
-        FactsRecipe("show version", parse_ios_version),
-        FactsRecipe("show inventory", parse_ios_inventory, required=False),
-    ),
-    "hp_procurve": (FactsRecipe("show system", parse_procurve_system),),
-    "linux": (FactsRecipe(LINUX_FACTS_COMMAND, parse_linux),),
-}
-
-
-def facts_from_outputs(device_type: str, outputs: Mapping[str, str]) -> Facts:
-    """Combine the outputs of FACTS_COMMANDS[device_type] (command -> text) into one Facts."""
+def facts_from_outputs(recipes: Sequence[FactsRecipe], outputs: Mapping[str, str]) -> Facts:
+    """Combine the outputs of a platform's facts `recipes` (command -> text) into one Facts."""
     facts = Facts()
-    for recipe in FACTS_COMMANDS[device_type]:
+    for recipe in recipes:
         text = outputs.get(recipe.command)
         if text is None:
             if recipe.required:

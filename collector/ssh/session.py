@@ -30,19 +30,9 @@ from agent.secrets import SecretError, resolve_secret
 from collector.config import Device
 
 from .linuxfiles import files_command
+from .platforms import PLATFORMS
 
-# inventory device_type -> netmiko device_type
-NETMIKO_TYPES = {"fortinet": "fortinet", "cisco_ios": "cisco_ios", "hp_procurve": "hp_procurve", "linux": "linux"}
-# The command that prints the running configuration. A Linux device's configuration is the
-# files its inventory entry lists (`config_files`), so its command is built per device.
-CONFIG_COMMANDS: dict[str, str] = {
-    "fortinet": "show | grep .",  # `show` without the blank lines FortiOS pads it with
-    "cisco_ios": "show running-config",
-    "hp_procurve": "show running-config",
-}
 DEFAULT_MAX_SESSIONS = 4
-# Platforms that may log in unprivileged (prompt `>`) and need `enable` for the configuration.
-ENABLE_TYPES = frozenset({"cisco_ios", "hp_procurve"})
 
 
 class SshFailure(RuntimeError):
@@ -95,9 +85,10 @@ class ExecCommand(str):
 
 def config_command(device_type: str, config_files: Sequence[str] = ()) -> str | None:
     """The command that prints the device's configuration; None when it has none to back up."""
-    if device_type == "linux":
+    platform = PLATFORMS[device_type]
+    if platform.config_from_files:
         return ExecCommand(files_command(config_files), "the config_files listing") if config_files else None
-    return CONFIG_COMMANDS[device_type]
+    return platform.config_command
 
 
 def target_from_inventory(device: Device, base_dir: Path | None = None) -> SshTarget:
@@ -221,6 +212,7 @@ def run_session(target: SshTarget, commands: Sequence[str], host_keys: PinnedHos
     from netmiko.exceptions import NetmikoAuthenticationException, NetmikoTimeoutException, ReadTimeout
 
     t = target.timeout_s
+    platform = PLATFORMS[target.device_type]
     if target.key_file is not None:
         check_key_file(target)
     try:
@@ -228,7 +220,7 @@ def run_session(target: SshTarget, commands: Sequence[str], host_keys: PinnedHos
     except (OSError, EOFError, paramiko.SSHException) as exc:
         raise SshFailure(target.device, "cannot reach ssh", f"{target.host}:{target.port}: {exc}") from None
     params: dict[str, object] = {
-        "device_type": NETMIKO_TYPES[target.device_type],
+        "device_type": platform.netmiko_type,
         "host": target.host,
         "port": target.port,
         "username": target.username,
@@ -254,7 +246,7 @@ def run_session(target: SshTarget, commands: Sequence[str], host_keys: PinnedHos
     command = "(login)"
     try:
         conn = ConnectHandler(**params)
-        if target.device_type in ENABLE_TYPES and not conn.check_enable_mode():
+        if platform.uses_enable and not conn.check_enable_mode():
             command = "enable"
             try:
                 conn.enable()

@@ -20,22 +20,24 @@ from dataclasses import dataclass, field
 
 import paramiko
 
+from .platforms import PLATFORMS
+
 _QUIET = re.compile(r"^(config\b|set\b|end$|next$|terminal\b|abort$|edit\b|unset\b)")
-UNKNOWN = {
-    "fortinet": "Unknown action 0\nCommand fail. Return code -1\n",
-    "cisco_ios": "% Invalid input detected at '^' marker.\n",
-    "hp_procurve": "Invalid input: {command}\n",
-    "linux": "sh: 1: {word}: not found\n",
-}
 
 
 @dataclass
 class DeviceScript:
     prompt: str  # "LAB-SW123_9200L#" or "TEST-FW1234 #"
     outputs: dict[str, str]  # command -> output with "\n" line ends
-    flavour: str = "cisco_ios"  # how unknown commands are answered
+    # The platform (collector.ssh.platforms) whose CLI habits it has: how unknown commands are
+    # answered, whether logging out asks first.
+    flavour: str = "cisco_ios"
     misbehave: dict[str, str] = field(default_factory=dict)  # command -> "hang" | "disconnect"
     banner: str = ""
+
+    def __post_init__(self) -> None:
+        if self.flavour not in PLATFORMS:
+            raise ValueError(f"flavour {self.flavour!r} is no platform (known: {', '.join(sorted(PLATFORMS))})")
 
 
 _moduli_lock = threading.Lock()
@@ -250,8 +252,9 @@ class CliSimulator:
                 pass  # nothing more, ever: no prompt comes (until the client gives up)
             return False
         if command in ("exit", "quit", "logout"):
-            if script.flavour == "hp_procurve":
-                self._send(channel, "Do you want to log out [y/n]? ")
+            question = PLATFORMS[script.flavour].logout_question
+            if question is not None:
+                self._send(channel, question)
                 channel.settimeout(5)
                 channel.recv(16)  # the answer; either way the session ends
             channel.close()
@@ -270,5 +273,5 @@ class CliSimulator:
             return "".join(line + "\n" for line in kept)
         if _QUIET.match(command):
             return ""
-        text = UNKNOWN.get(self.script.flavour, UNKNOWN["cisco_ios"])
-        return text.format(command=command, word=command.split()[0])
+        reply = PLATFORMS[self.script.flavour].unknown_command_reply
+        return reply.format(command=command, word=command.split()[0])

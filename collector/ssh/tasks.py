@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from agent.points import Point
 
 from .configs import BackupResult, ConfigStore
-from .facts import FACTS_COMMANDS, Facts, FactsError, facts_from_outputs, facts_points
+from .facts import Facts, FactsError, facts_from_outputs, facts_points
 from .linuxfiles import output_problem
+from .platforms import PLATFORMS, all_error_prefixes
 from .session import SshFailure, SshRunner, SshTarget, config_command
 
 
@@ -26,23 +27,20 @@ class DeviceRun:
     backup_error: str | None = None  # the config command printed an error, not a configuration
 
 
-# What devices print instead of a configuration when the command or the privilege is wrong.
-_NOT_A_CONFIG = ("%", "Unknown action", "command parse error", "Command fail", "Invalid input")
-
-
 def config_problem(text: str, target: SshTarget | None = None) -> str | None:
-    if target is not None and target.device_type == "linux":
+    """None when `text` is a configuration; else what the device printed instead."""
+    if target is not None and PLATFORMS[target.device_type].config_from_files:
         return output_problem(text, target.config_files)
     head = text.lstrip()
     if not head:
         return "empty output"
-    if head.startswith(_NOT_A_CONFIG):
+    if head.startswith(all_error_prefixes()):
         return f"device said: {head.splitlines()[0][:120]}"
     return None
 
 
 def commands_for(target: SshTarget, *, facts: bool, backup: bool) -> list[str]:
-    commands = [r.command for r in FACTS_COMMANDS[target.device_type]] if facts else []
+    commands = [r.command for r in PLATFORMS[target.device_type].facts] if facts else []
     config_cmd = config_command(target.device_type, target.config_files)
     if backup and config_cmd:
         commands.append(config_cmd)
@@ -66,7 +64,7 @@ async def run_devices(
         if result.ok:
             if facts:
                 try:
-                    run.facts = facts_from_outputs(target.device_type, result.outputs)
+                    run.facts = facts_from_outputs(PLATFORMS[target.device_type].facts, result.outputs)
                     run.points = facts_points(run.facts, device=target.device, site=target.site, kind=target.kind)
                 except FactsError as exc:
                     run.facts_error = str(exc)
