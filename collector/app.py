@@ -1,4 +1,9 @@
-"""The collector's aiohttp application: app factory, resources in cleanup_ctx, one route table."""
+"""The collector's aiohttp application: app factory, resources in cleanup_ctx, one route table.
+
+Its typed keys are in collector/appkeys.py. Every point, an agent's batch or the collector's own,
+is committed by the CollectorService (`ingest`, `store_local`) and reaches its subscribers
+(live state, the writer, alerting) the same way.
+"""
 
 from __future__ import annotations
 
@@ -16,30 +21,23 @@ from typing import Any
 
 from aiohttp import web
 
-from agent.contract import AGENT_MEASUREMENTS
 from agent.points import Point, PointError
 from agent.secrets import SecretError
 from agent.report import HEARTBEAT_PATH, INGEST_PATH, BatchTooLargeError
 from collector.alerting.admin import AckError, acknowledge, alert_listing, unknown_names
-from collector.alerting.context import ALERTS, alerting_context
+from collector.alerting.context import AlertingOptions, alerting_context
 from collector.alerting.silences import SILENCES_FILE, SilenceError, SilenceStore
-from collector.config import AgentEntry, Inventory, InventoryError, load_inventory
+from collector.appkeys import ALERTS, CONNECTIONS, INVENTORY, QUEUE, RELOADER, SERVICE, WRITER
+from collector.config import AgentEntry, Inventory
 from collector import connections
 from collector.ingest import IngestError
 from collector.queue import DurableQueue
+from collector.reload import InventoryReloader
 from collector.service import LIVENESS_FILE, AdminDisabledError, AuthError, CollectorService, UnknownAgentError
 from collector.writer import QueueWriter, make_sink
 
 log = logging.getLogger("nettvakt.collector")
 
-SERVICE = web.AppKey("service", CollectorService)
-QUEUE = web.AppKey("queue", DurableQueue)
-WRITER = web.AppKey("writer", QueueWriter)
-INVENTORY = web.AppKey("inventory", Inventory)  # as at start; the live one is SERVICE.inventory
-CONNECTIONS = web.AppKey("connections", connections.ConnectionGuard)  # when serve() listens
-
-# How often the collector looks at inventory.toml for changes.
-RELOAD_POLL_S = 2.0
 # How often the collector evaluates liveness (availability points), and reports on itself.
 HOUSEKEEPING_INTERVAL_S = 5.0
 SELF_MONITOR_INTERVAL_S = 10.0
@@ -245,84 +243,6 @@ async def handle_health(request: web.Request) -> web.Response:
     return web.json_response(await asyncio.to_thread(health_report, request.app))
 
 
-class InventoryReloader:
-    """inventory.toml reloaded on SIGHUP and when the file changes; a bad file is refused, the old one stays.
-
-    What a reload changes at once: agents and their tokens, sites, probes (served to agents),
-    devices (the SNMP pollers restart). [collector] and [storage] are read at start only.
-    """
-
-    def __init__(self, path: Path, inventory: Inventory, poll_s: float = RELOAD_POLL_S):
-        self.path = path
-        self.inventory = inventory
-        self.poll_s = poll_s
-        self.hooks: list[Callable[[Inventory, Inventory], Awaitable[None]]] = []
-        self.on_refused: list[Callable[[str], Awaitable[object]]] = []  # told the first problem of a refused file
-        self.reloads = 0
-        self.refused = 0
-        self.last_error: str | None = None
-        self._stamp = self._file_stamp()
-        self._lock = asyncio.Lock()
-
-    def _file_stamp(self) -> tuple[int, int] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
-
-    async def reload(self, why: str) -> bool:
-        """Apply the file if it validates (as `nettvakt check` does); else keep the inventory in force and say why."""
-        async with self._lock:
-            self._stamp = self._file_stamp()
-            try:
-                new = await asyncio.to_thread(load_inventory, self.path, startup=True)
-            except InventoryError as exc:
-                await self._refused(why, exc)
-                return False
-            old, self.inventory = self.inventory, new
-            self.reloads += 1
-            self.last_error = None
-            for hook in self.hooks:
-                try:
-                    await hook(old, new)
-                except Exception:  # one part failing to take the new inventory must not stop the others
-                    log.exception("inventory reload (%s): applying it to %s failed", why, getattr(hook, "__qualname__", hook))
-            restart_only = [name for name in ("collector", "storage") if getattr(old, name) != getattr(new, name)]
-            log.info(
-                "inventory reloaded (%s): %d sites, %d agents, %d devices, %d probes%s",
-                why, len(new.site), len(new.agent), len(new.device), len(new.probe),
-                f"; changes in [{'], ['.join(restart_only)}] take effect at the next restart" if restart_only else "",
-            )
-            return True
-
-    async def _refused(self, why: str, exc: InventoryError) -> None:
-        self.refused += 1
-        self.last_error = str(exc)
-        first = exc.lines()[0] if exc.found else str(exc)
-        more = f" (and {len(exc.found) - 1} more; `nettvakt check {self.path}` lists them)" if len(exc.found) > 1 else ""
-        log.error("inventory reload (%s) refused, the previous inventory stays in force: %s%s", why, first, more)
-        for announce in self.on_refused:
-            try:
-                await announce(first + more)
-            except Exception:  # the refusal is logged already; a failing channel is alerting's to report
-                log.exception("inventory reload: announcing the refusal failed")
-
-    async def watch(self) -> None:
-        """Poll the file; a change is applied, or refused with the old inventory kept. Never stops on an error."""
-        while True:
-            await asyncio.sleep(self.poll_s)
-            try:
-                stamp = self._file_stamp()
-                if stamp is not None and stamp != self._stamp:
-                    await self.reload("file changed")
-            except Exception:
-                log.exception("inventory watcher: checking %s failed; still watching", self.path)
-
-
-RELOADER = web.AppKey("reloader", InventoryReloader)
-
-
 async def _reload_ctx(app: web.Application) -> AsyncIterator[None]:
     reloader = app.get(RELOADER)
     if reloader is None:
@@ -498,20 +418,6 @@ async def handle_status_page(request: web.Request) -> web.Response:
     return web.Response(text=page, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"})
 
 
-async def _alert_feed_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Agent points reach the alerting engine as they are committed (local points via store_local)."""
-    alerts = app.get(ALERTS)
-    if alerts is not None:
-
-        def observe_agent_points(points: list[Point]) -> None:
-            # Ingest already refuses the rest; this keeps it so should that ever change: device,
-            # interface, availability and alert state come from the pollers and the engine only.
-            alerts.observe(p for p in points if p.measurement in AGENT_MEASUREMENTS)
-
-        app[SERVICE].observers.append(observe_agent_points)
-    yield
-
-
 async def _queue_ctx(app: web.Application) -> AsyncIterator[None]:
     inventory = app[INVENTORY]
     queue = DurableQueue(inventory.data_dir() / "queue.sqlite3", inventory.collector.queue_max_bytes)
@@ -537,7 +443,7 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
         app[QUEUE], sink, storage.batch_size, storage.flush_interval_s, backoff_max_s=inventory.collector.write_backoff_max_s
     )
     app[WRITER] = writer
-    app[SERVICE].on_ingest.append(writer.wake)
+    app[SERVICE].subscribers.append(lambda source, points: writer.wake())
     task = asyncio.create_task(writer.run(), name="influx-writer")
     yield
     task.cancel()
@@ -548,18 +454,6 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
     except Exception as exc:  # the points stay queued on disk; they are written at next start
         log.info("final drain skipped (%s); points stay queued", exc)
     await sink.close()
-
-
-async def store_local(app: web.Application, source: str, points: list[Point]) -> None:
-    """Queue points the collector made itself (liveness, self-monitoring, SNMP) and wake the writer."""
-    await asyncio.to_thread(app[QUEUE].put_local, source, points)
-    app[SERVICE].observe_local(points)
-    alerts = app.get(ALERTS)
-    if alerts is not None and source != "alerting":  # the engine's own alert points are not input
-        alerts.observe(points)
-    writer = app.get(WRITER)
-    if writer is not None:
-        writer.wake()
 
 
 def collector_points(app: web.Application, now_ns: int) -> list[Point]:
@@ -598,7 +492,7 @@ async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
                 if time.monotonic() - last_report >= SELF_MONITOR_INTERVAL_S - 0.5:
                     last_report = time.monotonic()
                     points += await asyncio.to_thread(collector_points, app, now)
-                await store_local(app, "collector", points)
+                await app[SERVICE].store_local("collector", points)
                 await asyncio.to_thread(app[SERVICE].save_liveness)
             except Exception:  # one bad round (the queue's disk) must not end liveness for good
                 log.exception("housekeeping round failed; trying again in %.0f s", HOUSEKEEPING_INTERVAL_S)
@@ -612,9 +506,7 @@ async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _snmp_ctx(app: web.Application) -> AsyncIterator[None]:
     from collector.pollers import SnmpScheduler
 
-    def emit(source: str, points: list[Point]) -> Awaitable[None]:
-        return store_local(app, source, points)
-
+    emit = app[SERVICE].store_local
     current = SnmpScheduler(app[INVENTORY], emit)
     current.start()
 
@@ -643,7 +535,7 @@ async def _lifecycle_ctx(app: web.Application) -> AsyncIterator[None]:
     async def loop() -> None:
         while True:
             try:
-                await store_local(app, "lifecycle", lifecycle_points(app[SERVICE].inventory, time.time_ns()))
+                await app[SERVICE].store_local("lifecycle", lifecycle_points(app[SERVICE].inventory, time.time_ns()))
             except Exception:
                 log.exception("lifecycle points not stored; trying again in %.0f s", LIFECYCLE_INTERVAL_S)
             await asyncio.sleep(LIFECYCLE_INTERVAL_S)
@@ -663,16 +555,21 @@ async def _ssh_ctx(app: web.Application) -> AsyncIterator[None]:
         alerts = app.get(ALERTS)
         return 0 if alerts is None else await alerts.announce(**event)
 
-    scheduler = SshScheduler(app[INVENTORY], lambda source, points: store_local(app, source, points), announce=announce)
+    scheduler = SshScheduler(app[INVENTORY], app[SERVICE].store_local, announce=announce)
     scheduler.start()
     yield
     await scheduler.stop()
 
 
 def create_app(
-    inventory: Inventory, extra_contexts: list[Any] | None = None, inventory_path: Path | None = None
+    inventory: Inventory, *, inventory_path: Path | None = None, alerting: AlertingOptions | None = AlertingOptions()
 ) -> web.Application:
-    """The collector app; with `inventory_path` the inventory reloads on SIGHUP and on file change."""
+    """The collector app; with `inventory_path` the inventory reloads on SIGHUP and on file change.
+
+    `alerting`: how the alert engine runs (tests: a shorter interval, group_wait_s=0), or None for
+    no alert engine. It runs when the inventory has rules or channels: channels without rules still
+    carry one-off events (configuration changes, the monthly digest).
+    """
     app = web.Application(client_max_size=inventory.collector.max_batch_bytes, middlewares=[json_errors])
     app[INVENTORY] = inventory
     if inventory_path is not None:
@@ -685,12 +582,8 @@ def create_app(
     app.cleanup_ctx.append(_lifecycle_ctx)
     if any(device.ssh is not None for device in inventory.device):
         app.cleanup_ctx.append(_ssh_ctx)
-    if (inventory.alert or inventory.channel) and not extra_contexts:
-        # Channels without rules still carry one-off events (configuration changes, the monthly digest).
-        app.cleanup_ctx.append(alerting_context())
-    for ctx in extra_contexts or []:
-        app.cleanup_ctx.append(ctx)
-    app.cleanup_ctx.append(_alert_feed_ctx)
+    if alerting is not None and (inventory.alert or inventory.channel):
+        app.cleanup_ctx.append(alerting_context(alerting))
     app.router.add_post(INGEST_PATH, handle_ingest)
     app.router.add_get("/api/v1/agents/{agent_id}/config", handle_agent_config)
     app.router.add_post(HEARTBEAT_PATH, handle_agent_heartbeat)

@@ -39,6 +39,23 @@ class UnknownAgentError(Exception):
 # A heartbeat's backlog: more than any spool holds (2 million points by default) is a lie.
 MAX_PENDING_POINTS = 10**9
 
+PointSubscriber = Callable[[str, list[Point]], None]
+"""Told of every batch of points once the queue has it, the agents' and the collector's own alike:
+its source (`agent_source(id)` for an agent's; the collector's own: `collector`, `device:ID`,
+`ssh:ID`, `lifecycle`, `alerting`) and its points. Called in the event loop: it must not block."""
+
+_AGENT_SOURCE = "agent:"
+
+
+def agent_source(agent_id: str) -> str:
+    """The queue source of an agent's batches."""
+    return _AGENT_SOURCE + agent_id
+
+
+def is_agent_source(source: str) -> bool:
+    """True for points an agent sent (checked against the contract), false for the collector's own."""
+    return source.startswith(_AGENT_SOURCE)
+
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -114,8 +131,9 @@ class CollectorService:
         self.points_in = 0
         self.batches_in = 0
         self.duplicates = 0
-        self.on_ingest: list[Any] = []  # callables woken after a commit (the writer)
-        self.observers: list[Callable[[list[Point]], None]] = []  # given each committed batch (alerting)
+        # Every committed batch goes to each, in order: the live device state first, then the
+        # writer and alerting as their contexts start.
+        self.subscribers: list[PointSubscriber] = [self._follow_devices]
         self.limiter = RateLimiter(inventory.collector.agent_requests_per_s, inventory.collector.agent_request_burst)
         self.rate_limited = 0
 
@@ -200,15 +218,13 @@ class CollectorService:
             data, settings.max_batch_points, lambda raw, i: agent_point(raw, i, agent.id, agent.site, now_ns, window)
         )
         points = batch.points
-        stored = await asyncio.to_thread(self.queue.put, f"agent:{agent.id}", batch.seq, points)
+        source = agent_source(agent.id)
+        stored = await asyncio.to_thread(self.queue.put, source, batch.seq, points)
         self._heard_from(agent, batch)
         if stored:
             self.points_in += len(points)
             self.batches_in += 1
-            for wake in self.on_ingest:
-                wake()
-            for observe in self.observers:
-                observe(points)
+            self._publish(source, points)
         else:
             self.duplicates += 1
         return {"seq": batch.seq, "accepted": len(points) if stored else 0, "duplicate": not stored}
@@ -249,6 +265,19 @@ class CollectorService:
         state.last_heartbeat_ns = time.time_ns()
         state.pending_points = pending
         return {"agent": agent.id, "heartbeat_s": agent.heartbeat_s}
+
+    async def store_local(self, source: str, points: list[Point]) -> None:
+        """Queue points the collector made itself (liveness, self-monitoring, SNMP, SSH, alerts) and tell the subscribers."""
+        await asyncio.to_thread(self.queue.put_local, source, points)
+        self._publish(source, points)
+
+    def _publish(self, source: str, points: list[Point]) -> None:
+        for subscriber in self.subscribers:
+            subscriber(source, points)
+
+    def _follow_devices(self, source: str, points: list[Point]) -> None:
+        if not is_agent_source(source):  # an agent's points never steer the collector's own device state
+            self.observe_local(points)
 
     def observe_local(self, points: list[Point]) -> None:
         """Live device state from the collector's own points (the SNMP poller's `device` and `availability`)."""

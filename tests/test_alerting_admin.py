@@ -12,16 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from agent.cli import main as nettvakt
 from agent.points import Point
-from collector.alerting.context import ALERTS, alerting_context
+from collector.alerting.context import AlertingOptions
 from collector.alerting.history import HISTORY_FILE, AlertHistory
 from collector.alerting.service import AlertService
 from collector.alerting.silences import SILENCES_FILE, SilenceStore
-from collector.app import RELOADER, create_app
+from collector.app import create_app
+from collector.appkeys import ALERTS, RELOADER
 from collector.config import load_inventory
 from collector.localservers import free_port, wait_until_async
 
@@ -240,7 +240,7 @@ def test_http_api_lists_alerts_and_sets_silences_with_the_admin_token(tmp_path: 
     no_admin = load_inventory(write_inventory(tmp_path / "other", port, admin=False))
 
     async def scenario() -> None:
-        app = create_app(inventory, extra_contexts=[alerting_context(group_wait_s=0, interval_s=0.05)])
+        app = create_app(inventory, alerting=AlertingOptions(interval_s=0.05, engine_overrides={"group_wait_s": 0}))
         async with TestClient(TestServer(app)) as client:
             app[ALERTS].observe([down("sw-radhus", "radhus")])
             await wait_until_async(lambda: app[ALERTS].engine.firing(time.time()), 10, "the alert to fire")
@@ -288,7 +288,7 @@ def test_alerting_follows_an_inventory_reload_without_repeating_or_losing_messag
     inventory = load_inventory(path)
 
     async def scenario() -> None:
-        app = create_app(inventory, extra_contexts=[alerting_context(interval_s=0.05)], inventory_path=path)
+        app = create_app(inventory, alerting=AlertingOptions(interval_s=0.05), inventory_path=path)
         async with TestClient(TestServer(app)):
             alerts = app[ALERTS]
             alerts.observe([down("sw-radhus", "radhus")])

@@ -13,8 +13,9 @@ import aiohttp
 from aiohttp import web
 
 from agent.points import Point
-from collector.alerting.context import ALERTS, alerting_context
-from collector.app import QUEUE, create_app
+from collector.alerting.context import AlertingOptions
+from collector.app import create_app
+from collector.appkeys import ALERTS, QUEUE
 from collector.config import parse_inventory
 from collector.service import token_hash
 from collector.localservers import wait_until_async
@@ -38,7 +39,7 @@ def test_collector_app_alerts_without_influxdb(tmp_path: Path, smtp_inbox: Calla
     )
 
     async def scenario() -> list[Point]:
-        app = create_app(inventory, extra_contexts=[alerting_context(group_wait_s=0, interval_s=0.05)])
+        app = create_app(inventory, alerting=AlertingOptions(interval_s=0.05, engine_overrides={"group_wait_s": 0}))
         runner = web.AppRunner(app)
         await runner.setup()
         try:
@@ -87,7 +88,7 @@ class Collector:
         self.alive: set[str] = set()
 
     async def __aenter__(self) -> "Collector":
-        self.app = create_app(self.inventory, extra_contexts=[alerting_context(group_wait_s=0, interval_s=0.05)])
+        self.app = create_app(self.inventory, alerting=AlertingOptions(interval_s=0.05, engine_overrides={"group_wait_s": 0}))
         self.runner = web.AppRunner(self.app)
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0)

@@ -18,7 +18,8 @@ import pytest
 from aiohttp import web
 
 from agent.runner import Agent, AgentSettings
-from collector.app import QUEUE, RELOADER, SERVICE, WRITER, collector_points, create_app, serve
+from collector.app import collector_points, create_app, serve
+from collector.appkeys import QUEUE, RELOADER, SERVICE, WRITER
 from collector.cli import cmd_collector_tls
 from collector.config import load_inventory, parse_inventory
 from collector.queue import DurableQueue

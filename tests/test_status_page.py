@@ -13,7 +13,8 @@ import pytest
 from aiohttp import web
 
 from agent.points import Point
-from collector.app import create_app, store_local
+from collector.app import create_app
+from collector.appkeys import SERVICE
 from collector.config import parse_inventory
 from collector.service import token_hash
 
@@ -79,7 +80,7 @@ def test_status_page_shows_live_state_and_an_agent_going_down(tmp_path: Path) ->
                 async with http.post("/api/v1/ingest", json={"agent": "pc1", "seq": 1, "points": points}, headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
                     assert resp.status == 200
                 # What the SNMP poller would report for the firewall: it does not answer.
-                await store_local(app, "device:fw-radhus", [Point("availability", {"site": "radhus", "device": "fw-radhus", "kind": "device"}, {"up": 0.0}, now)])
+                await app[SERVICE].store_local("device:fw-radhus", [Point("availability", {"site": "radhus", "device": "fw-radhus", "kind": "device"}, {"up": 0.0}, now)])
 
                 html = await page()
                 assert "<title>nettvakt – Karlsøy kommune</title>" in html

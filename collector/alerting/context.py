@@ -1,41 +1,63 @@
 """The collector's cleanup_ctx for alerting: build the service at startup, run it, close it.
 
-collector/app.py appends `alerting_context()` when the inventory has alert rules or channels
-and feeds points to `app[ALERTS].observe`; alert points go to the durable local queue through
-`store_local`, so history is kept while InfluxDB is down and messages never wait for it.
-Rules, windows, routes and channels follow inventory reloads (SIGHUP, file change).
+`create_app(alerting=AlertingOptions(...))` installs `alerting_context` when the inventory has
+alert rules or channels. The engine subscribes to every committed point (the collector service's
+one subscriber path, agents' and the collector's own alike); its alert points go to the durable
+local queue through the same path, so history is kept while InfluxDB is down and messages never
+wait for it. Rules, windows, routes and channels follow inventory reloads (SIGHUP, file change).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from agent.contract import AGENT_MEASUREMENTS
 from agent.points import Point
 from collector.alerting.service import AlertService
+from collector.appkeys import ALERTS, INVENTORY, RELOADER, SERVICE
 from collector.config import Inventory
+from collector.service import is_agent_source
 
-ALERTS = web.AppKey("alerts", AlertService)
+# The queue source of the engine's own alert points; they are not input to it.
+ALERTING_SOURCE = "alerting"
 
 
-def alerting_context(*, interval_s: float = 1.0, **engine_overrides: object) -> Callable[[web.Application], AsyncIterator[None]]:
-    """`engine_overrides` replace [alerting] settings (tests: `group_wait_s=0`)."""
+@dataclass(frozen=True)
+class AlertingOptions:
+    """How the collector runs its alert engine: how often it evaluates, and [alerting] settings replaced (tests: group_wait_s=0)."""
+
+    interval_s: float = 1.0
+    engine_overrides: Mapping[str, object] = field(default_factory=dict)
+
+
+def alerting_context(options: AlertingOptions) -> Callable[[web.Application], AsyncIterator[None]]:
+    overrides = dict(options.engine_overrides)
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        # Imported here: collector.app imports this module to install the context.
-        from collector.app import INVENTORY, RELOADER, store_local
+        collector = app[SERVICE]
 
         async def emit(points: list[Point]) -> None:
-            await store_local(app, "alerting", points)
+            await collector.store_local(ALERTING_SOURCE, points)
 
-        service = AlertService.from_inventory(app[INVENTORY], emit=emit, **engine_overrides)
-        service.interval_s = interval_s
+        service = AlertService.from_inventory(app[INVENTORY], emit=emit, **overrides)
+        service.interval_s = options.interval_s
         app[ALERTS] = service
 
+        def observe(source: str, points: list[Point]) -> None:
+            if source == ALERTING_SOURCE:
+                return
+            if is_agent_source(source):
+                # Ingest already refuses the rest; this keeps it so should that ever change: device,
+                # interface, availability and alert state come from the pollers and the engine only.
+                points = [p for p in points if p.measurement in AGENT_MEASUREMENTS]
+            service.observe(points)
+
         async def follow(old: Inventory, new: Inventory) -> None:
-            await service.reload(new, **engine_overrides)
+            await service.reload(new, **overrides)
 
         async def reload_refused(problem: str) -> None:
             # The file on disk is not what runs: the people who edit it should know without reading logs.
@@ -46,12 +68,14 @@ def alerting_context(*, interval_s: float = 1.0, **engine_overrides: object) -> 
                 "Fix the file (nettvakt check shows every problem); it is applied as soon as it validates.",
             )
 
+        collector.subscribers.append(observe)
         reloader = app.get(RELOADER)
         if reloader is not None:
             reloader.hooks.append(follow)
             reloader.on_refused.append(reload_refused)
         task = asyncio.create_task(service.run(), name="alerting")
         yield
+        collector.subscribers.remove(observe)  # points made while the rest shuts down find a closed engine otherwise
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         await service.close()

@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable
 
 from agent.commandline import Command, add_inventory_argument, parse_duration
 from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE

@@ -1,0 +1,25 @@
+"""The collector app's typed keys, in one place: what lives in `app[...]`, and who puts it there.
+
+The app (collector/app.py) and the contexts it installs (collector/alerting/context.py) both
+read them from here, so neither imports the other.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from collector.alerting.service import AlertService
+from collector.config import Inventory
+from collector.connections import ConnectionGuard
+from collector.queue import DurableQueue
+from collector.reload import InventoryReloader
+from collector.service import CollectorService
+from collector.writer import QueueWriter
+
+INVENTORY = web.AppKey("inventory", Inventory)  # as at start (create_app); the live one is SERVICE.inventory
+QUEUE = web.AppKey("queue", DurableQueue)  # the queue context
+SERVICE = web.AppKey("service", CollectorService)  # the queue context
+WRITER = web.AppKey("writer", QueueWriter)  # the writer context, when storage is InfluxDB
+RELOADER = web.AppKey("reloader", InventoryReloader)  # create_app, when it knows the inventory's path
+CONNECTIONS = web.AppKey("connections", ConnectionGuard)  # serve(), when it listens
+ALERTS = web.AppKey("alerts", AlertService)  # the alerting context, when alerting runs
