@@ -10,19 +10,20 @@ import datetime as dt
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, GetCoreSchemaHandler, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_core import CoreSchema
 
 from agent.probes import PROBES, ProbeConfigError, ProbeSpec
 from agent.secrets import SecretError, is_secret_ref, resolve_secret
+from collector.alerting.channels import CHANNELS, ChannelSettings
 from collector.alerting.config import (
     AlertingSettings,
     AlertRule,
     MaintenanceWindow,
     alerting_problems,
     rule_names,
-    template_problem,
 )
 from collector.models import SHA256_RE, HostName, HostPort, Model, PositiveSeconds, SecretRef, Slug
 from collector.problems import Problem, describe, did_you_mean, from_text, placed
@@ -313,173 +314,20 @@ class ProbeTarget(Model):
         return self
 
 
-class Channel(Model):
-    """`[[channel]]`: where messages go. `kind` picks the sender in collector/alerting/channels.py."""
+class _SettingsOfItsKind:
+    """pydantic: a `[[channel]]` table is validated by the settings model of its `kind`.
 
-    id: Slug
-    kind: Literal["email", "webhook", "teams", "slack", "sms"]
-    # email: addresses; sms: E.164 numbers (+4791234567), one request per number
-    to: list[str] = Field(default_factory=list)
-    smtp_host: str | None = None
-    smtp_port: int = Field(default=25, gt=0, lt=65536)
-    smtp_username: str | None = None
-    smtp_password: SecretRef | None = None
-    # auto: upgrade when the server offers it; always: refuse to send in clear; never: plain.
-    smtp_starttls: Literal["auto", "always", "never"] = "auto"
-    # email: the From address; sms: the sender name or number the provider shows ({sender})
-    sender: str | None = None
-    # webhook, teams, slack: where to POST; may be a secret reference, as such URLs carry a token.
-    # sms: the provider's URL template ({to}, {message}, ... URL-encoded).
-    url: str | None = None
-    secret: SecretRef | None = None
-    # sms: the provider's HTTP API as a request template. Credentials only as secret references:
-    # basic auth (sms_username + sms_password) and/or sms_token, used as {token} in the URL,
-    # body or a header value (sms_headers = { Authorization = "Bearer {token}" }).
-    sms_method: Literal["GET", "POST"] = "POST"
-    sms_headers: dict[str, str] = Field(default_factory=dict)
-    sms_username: str | None = None
-    sms_password: SecretRef | None = None
-    sms_token: SecretRef | None = None
-    sms_body_format: Literal["form", "json"] = "form"
-    # A table (form fields, or a JSON object whose strings are templates) or one template string.
-    sms_body: str | dict[str, Any] | None = None
-    sms_max_length: int = Field(default=160, ge=20, le=1600)
-    # Delivery; unset: the kind's own default (email 3 attempts from 2 s, HTTP kinds 4 from 1 s).
-    attempts: int | None = Field(default=None, ge=1, le=20)
-    backoff_s: float | None = Field(default=None, gt=0, le=600)
-    timeout_s: float | None = Field(default=None, gt=0, le=300)
+    A discriminated union of every kind's model in CHANNELS, made when the schema is built, so a
+    kind is added in collector/alerting/channels/ alone; each kind's model gives its own errors.
+    """
 
-    @staticmethod
-    def sms_variables() -> frozenset[str]:
-        """What an sms template may use; channels.py fills exactly these."""
-        return frozenset({"to", "message", "sender", "title", "token"})
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        models = tuple(kind.settings for kind in CHANNELS.values())
+        return handler.generate_schema(Annotated[Union[models], Field(discriminator="kind")])  # noqa: UP007 - a tuple of types
 
-    @staticmethod
-    def kind_keys() -> dict[str, frozenset[str]]:
-        """Keys that mean something per kind; one set elsewhere is a mistake worth naming."""
-        sms = {k for k in Channel.model_fields if k.startswith("sms_")}
-        return {
-            "email": frozenset({"to", "sender", "smtp_host", "smtp_port", "smtp_username", "smtp_password", "smtp_starttls"}),
-            "webhook": frozenset({"url", "secret"}),
-            "teams": frozenset({"url"}),
-            "slack": frozenset({"url"}),
-            "sms": frozenset({"to", "sender", "url", *sms}),
-        }
 
-    @staticmethod
-    def check_template(template: str, where: str = "") -> None:
-        problem = template_problem(template, Channel.sms_variables())
-        if problem is not None:
-            raise ValueError(f"{where}{problem}")
-
-    def sms_templates(self) -> list[str]:
-        """Every template string of an sms channel: URL, header values, body strings."""
-        found = [self.url or "", *self.sms_headers.values()]
-
-        def walk(node: Any) -> None:
-            if isinstance(node, str):
-                found.append(node)
-            elif isinstance(node, dict):
-                for item in node.values():
-                    walk(item)
-            elif isinstance(node, list):
-                for item in node:
-                    walk(item)
-
-        walk(self.sms_body)
-        return found
-
-    @field_validator("to")
-    @classmethod
-    def _numbers(cls, value: list[str], info: Any) -> list[str]:
-        if info.data.get("kind") == "sms":
-            for i, number in enumerate(value):
-                if not re.fullmatch(r"\+[1-9][0-9]{6,14}", number):
-                    raise ValueError(
-                        f"{number!r} (entry {i}) is not an E.164 number (+, country code and number, digits only, e.g. +4791234567)"
-                    )
-        return value
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str | None, info: Any) -> str | None:
-        if value is None:
-            return value
-        kind = info.data.get("kind")
-        if not value.startswith(("http://", "https://")) and not (kind != "sms" and is_secret_ref(value)):
-            also = "" if kind == "sms" else " or a secret reference (env:NAME, file:PATH)"
-            raise ValueError(f"{value!r} is not an http:// or https:// URL{also}")
-        if kind == "sms":
-            cls.check_template(value)
-        return value
-
-    @field_validator("sms_headers")
-    @classmethod
-    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, template in value.items():
-            cls.check_template(template, f"{name}: ")
-            # A credential written here would sit inline in the inventory; it belongs in sms_token.
-            looks_secret = any(word in name.lower() for word in ("auth", "token", "key", "secret", "password"))
-            if (looks_secret or is_secret_ref(template)) and "{token}" not in template:
-                raise ValueError(
-                    f"{name}: credentials are not written inline: set sms_token = \"env:NAME\" (or file:PATH) and write {{token}} here"
-                )
-        return value
-
-    @field_validator("sms_body")
-    @classmethod
-    def _body(cls, value: str | dict[str, Any] | None, info: Any) -> str | dict[str, Any] | None:
-        if isinstance(value, str):
-            try:
-                cls.check_template(value)
-            except ValueError as exc:
-                if info.data.get("sms_body_format") != "json":
-                    raise
-                raise ValueError(f"{exc} (a JSON body is easiest written as a TOML table: sms_body = {{ text = \"{{message}}\" }})") from None
-        elif isinstance(value, dict):
-            form = info.data.get("sms_body_format") == "form"
-
-            def walk(node: Any, path: str) -> None:
-                if isinstance(node, str):
-                    cls.check_template(node, f"{path}: ")
-                elif isinstance(node, dict):
-                    for key, item in node.items():
-                        if form and not isinstance(item, str):
-                            raise ValueError(f"{path}{key}: a form field is text; nested values need sms_body_format = 'json'")
-                        walk(item, f"{path}.{key}" if path else key)
-                elif isinstance(node, list):
-                    for i, item in enumerate(node):
-                        walk(item, f"{path}[{i}]")
-
-            walk(value, "")
-        return value
-
-    @model_validator(mode="after")
-    def _per_kind(self) -> "Channel":
-        if self.kind == "email" and (not self.to or not self.smtp_host):
-            raise ValueError("an email channel needs `to` and `smtp_host`")
-        if self.kind in ("webhook", "teams", "slack") and not self.url:
-            raise ValueError(f"a {self.kind} channel needs `url`")
-        if self.kind == "sms":
-            missing = [k for k in ("url", "to") if not getattr(self, k)]
-            if missing:
-                raise ValueError(f"an sms channel needs {' and '.join(f'`{k}`' for k in missing)}")
-            if self.sms_method == "GET" and self.sms_body is not None:
-                raise ValueError("sms_body is not sent with sms_method = 'GET': put the variables in the `url` template")
-            if (self.sms_username is None) != (self.sms_password is None):
-                raise ValueError("sms_username and sms_password go together (HTTP basic authentication)")
-            from collector.alerting.config import template_variables  # noqa: PLC0415 - see check_template
-
-            used = set().union(*(template_variables(t) for t in self.sms_templates()))
-            for variable, key in (("token", "sms_token"), ("sender", "sender")):
-                if variable in used and getattr(self, key) is None:
-                    raise ValueError(f"the templates use {{{variable}}} but `{key}` is not set")
-        stray = sorted(self.model_fields_set - self.kind_keys()[self.kind] - {"id", "kind", "attempts", "backoff_s", "timeout_s"})
-        if stray:
-            verb = "does" if len(stray) == 1 else "do"
-            article = "an" if self.kind in ("email", "sms") else "a"
-            raise ValueError(f"{', '.join(f'`{k}`' for k in stray)} {verb} not apply to {article} {self.kind} channel")
-        return self
+# `[[channel]]`: where messages go; one model and one sender per kind (collector/alerting/channels/).
+Channel = Annotated[ChannelSettings, _SettingsOfItsKind()]
 
 
 class Route(Model):
@@ -636,11 +484,61 @@ def parse_inventory(data: dict[str, Any], path: Path | str = "inventory.toml", t
     try:
         inventory = Inventory.model_validate({**data, "base_dir": base_dir})
     except ValidationError as exc:
-        raise InventoryError(path, placed([describe(e, Inventory) for e in exc.errors()], data, text)) from None
+        raise InventoryError(path, placed(_described(exc.errors()), data, text)) from None
     problems = inventory.cross_check()
     if problems:
         raise InventoryError(path, placed([from_text(p) for p in problems], data, text))
     return inventory
+
+
+def _described(errors: list[Any]) -> list[Problem]:
+    """pydantic's errors as Problems; those of a `[[channel]]` in the words of its kind."""
+    problems = []
+    missing: dict[tuple[object, ...], tuple[str, list[str]]] = {}  # a channel's loc -> (how it is called, keys it lacks)
+    for error in errors:
+        loc = error["loc"]
+        if len(loc) < 2 or loc[0] != "channel" or not isinstance(loc[1], int):
+            problems.append(describe(error, Inventory))
+            continue
+        problem = _channel_problem(error)
+        if error["type"] == "missing" and len(problem.loc) == 3:
+            # One line per channel, as "an email channel needs `to` and `smtp_host`", on its [[channel]] line.
+            missing.setdefault(loc[:2], (CHANNELS[loc[2]].called, []))[1].append(f"`{problem.loc[2]}`")
+        else:
+            problems.append(problem)
+    problems += [Problem(where, f"{called} needs {_listed(keys, 'and')}") for where, (called, keys) in missing.items()]
+    return problems
+
+
+def _channel_problem(error: Any) -> Problem:
+    """One error of a `[[channel]]` table.
+
+    pydantic puts the kind into the loc of the errors of its model (the union's tag, as in
+    `("channel", 2, "sms", "to")`); that is no TOML key, so it is taken out and the kind's own
+    model words the error. A key of another kind is named as such, not as an unknown key.
+    """
+    where, tag, rest = error["loc"][:2], error["loc"][2:3], error["loc"][3:]
+    kinds = _listed([repr(name) for name in CHANNELS], "or")
+    if error["type"] == "union_tag_not_found":
+        return Problem((*where, "kind"), f"required key is missing (one of {kinds})")
+    if error["type"] == "union_tag_invalid":
+        given = error["input"]["kind"]  # as written (the tag in ctx is its str())
+        return Problem((*where, "kind"), f"{given!r} is not one of {kinds}{did_you_mean(given, CHANNELS)}")
+    if not tag or tag[0] not in CHANNELS:  # not a table at all
+        return Problem(where, f"expected a table, got {error['input']!r}")
+    kind = CHANNELS[tag[0]]
+    problem = describe({**error, "loc": rest}, kind.settings)
+    if error["type"] == "extra_forbidden" and len(problem.loc) == 1:
+        key = problem.loc[0]
+        others = [other.name for other in CHANNELS.values() if key in other.settings.model_fields]
+        if others:
+            return Problem((*where, key), f"does not apply to {kind.called} (only to {_listed(others, 'and')} channels)")
+    return Problem((*where, *problem.loc), problem.message)
+
+
+def _listed(words: list[str], last: str) -> str:
+    """'a', 'a and b', 'a, b and c' (or 'or')."""
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} {last} {words[-1]}"
 
 
 def load_inventory(path: Path | str, *, startup: bool = False, offline: bool = False) -> Inventory:

@@ -22,6 +22,8 @@ from agent.points import MAX_NAME_LEN, Point
 from collector import clock
 from collector.alerting.acks import AckStore, ack_json
 from collector.alerting.config import AlertRule, MaintenanceWindow
+# Re-exported: the service and the tests import Notification and AlertEvent from the engine.
+from collector.alerting.notification import SEVERITY_RANK, WORDS, AlertEvent, EventKind, Notification  # noqa: F401
 from collector.alerting.rules import RULE_KINDS, SITE_RULE, SITE_TEXT, RuleContext, RuleKind
 from collector.alerting.silences import SilenceStore
 from collector.config import Inventory, Route
@@ -29,88 +31,7 @@ from collector.reports import i18n
 
 log = logging.getLogger("nettvakt.alerting")
 
-# "event": a one-off happening with no state to resolve (a configuration change, the monthly digest).
-EventKind = Literal["firing", "resolved", "flapping", "repeat", "event"]
 OVERDUE_GRACE_S = 10.0
-SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
-
-# Words of the messages people read, per language (Norwegian by default).
-WORDS: dict[str, dict[str, str]] = {
-    "nb": {
-        "firing": "AKTIV", "resolved": "LØST", "repeat": "FORTSATT AKTIV", "flapping": "USTABIL", "event": "HENDELSE",
-        "info": "info", "warning": "advarsel", "critical": "kritisk",
-        "flap_text": "{summary} (skifter tilstand for ofte; holdes til den er stabil)",
-        "back_text": "{site_name} er tilgjengelig igjen",
-        "affected": "Berørt",
-        "uplink": "Opplink nede",
-        "many": "{n} varsler: {firing} aktive, {resolved} løst",
-        "since": "siden",
-    },
-    "en": {
-        "firing": "FIRING", "resolved": "RESOLVED", "repeat": "STILL FIRING", "flapping": "FLAPPING", "event": "EVENT",
-        "info": "info", "warning": "warning", "critical": "critical",
-        "flap_text": "{summary} (changing state too often; held until it settles)",
-        "back_text": "{site_name} is reachable again",
-        "affected": "Affected",
-        "uplink": "Uplink down",
-        "many": "{n} alerts: {firing} firing, {resolved} resolved",
-        "since": "since",
-    },
-}
-
-
-@dataclass(frozen=True, slots=True)
-class AlertEvent:
-    """One line of a notification."""
-
-    event: EventKind
-    rule: str
-    kind: str
-    severity: str
-    site: str
-    subject: str
-    summary: str
-    since: float
-    affected: tuple[str, ...] = ()
-    uplink: str = ""  # site alerts: the uplink device that is down, by name
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.rule, self.subject)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "uplink": self.uplink,
-            "event": self.event,
-            "rule": self.rule,
-            "kind": self.kind,
-            "severity": self.severity,
-            "site": self.site,
-            "subject": self.subject,
-            "summary": self.summary,
-            "since": self.since,
-            "affected": list(self.affected),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class Notification:
-    """One message to one channel; it may carry several alerts that fired together."""
-
-    channel: str
-    title: str
-    body: str
-    events: tuple[AlertEvent, ...]
-    created: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "channel": self.channel,
-            "title": self.title,
-            "body": self.body,
-            "created": self.created,
-            "alerts": [e.to_json() for e in self.events],
-        }
 
 
 @dataclass(frozen=True, slots=True)
