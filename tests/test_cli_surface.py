@@ -68,3 +68,16 @@ def test_version() -> None:
     result = subprocess.run([sys.executable, "-m", "agent.cli", "--version"], capture_output=True, text=True, cwd=REPO, timeout=60)
     version = re.search(r'^version = "([^"]+)"', (REPO / "pyproject.toml").read_text(encoding="utf-8"), re.M)
     assert result.returncode == 0 and version is not None and result.stdout.strip() == f"nettvakt {version.group(1)}"
+
+
+def test_help_lists_every_command_also_where_only_the_agent_is_installed() -> None:
+    from test_agent_light import run
+
+    from agent.cli import COMMAND_MODULES
+
+    result = run("import agent.cli; agent.cli.main(['--help'])")
+    assert result.returncode == 0, result.stderr
+    listed = {m.group(1): m.group(0) for m in re.finditer(r"^ {4}([a-z-]+)\b.*$", result.stdout, re.M)}  # not wrapped lines
+    assert list(listed) == list(COMMAND_MODULES)
+    for name, module in COMMAND_MODULES.items():
+        assert ("needs the collector extra" in listed[name]) == module.startswith("collector."), listed[name]
