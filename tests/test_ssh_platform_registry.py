@@ -54,7 +54,6 @@ def toy_platform(folder: Path) -> SshPlatform:
     """The toy's files (its status and its configuration) are in `folder`."""
     return SshPlatform(
         name=TOY,
-        title="Toybox appliance",
         netmiko_type="linux",
         facts=(FactsRecipe(f"cat {folder}/status", parse_toy_status),),
         config_command=f"cat {folder}/toy.conf",
@@ -230,9 +229,11 @@ def test_a_bad_descriptor_is_refused(tmp_path: Path, change: dict[str, Any], mes
 
 def test_docs_name_every_shipped_platform() -> None:
     """docs/ssh.md's table of device_types has a row per platform, with its configuration command."""
-    rows = {line.split("|")[1].strip(): line for line in (REPO / "docs" / "ssh.md").read_text().splitlines() if line.startswith("| `")}
-    assert {name.split("`")[1] for name in rows} == set(PLATFORMS)
-    for row, line in rows.items():
-        platform = PLATFORMS[row.split("`")[1]]
+    text = (REPO / "docs" / "ssh.md").read_text()
+    table = text[text.index("Supported `device_type`s"):].split("\n\n")[1]
+    rows = {line.split("`")[1]: line for line in table.splitlines() if line.startswith("| `")}
+    assert set(rows) == set(PLATFORMS)
+    for name, line in rows.items():
+        platform = PLATFORMS[name]
         shown = f"`{platform.config_command}`".replace("|", "\\|") if platform.config_command else "`config_files`"
         assert shown in line, (platform.name, line)

@@ -55,7 +55,6 @@ class SshPlatform:
     """One `device_type`: how to log in, what to run, how to read it and what it may run."""
 
     name: str  # the inventory's device_type
-    title: str  # what people call it, for docs and messages
     netmiko_type: str  # netmiko's ConnectHandler device_type
     facts: tuple[FactsRecipe, ...]  # the facts commands, in the order they run, each with its parser
     # `nettvakt ssh run` (collector.ssh.commands): the read-only commands, each matched against
@@ -175,7 +174,6 @@ _PLATFORMS: dict[str, SshPlatform] = {
     for platform in (
         SshPlatform(
             name="cisco_ios",
-            title="Cisco IOS, IOS-XE",
             netmiko_type="cisco_ios",
             facts=(
                 FactsRecipe("show version", parse_ios_version),
@@ -201,7 +199,6 @@ _PLATFORMS: dict[str, SshPlatform] = {
         ),
         SshPlatform(
             name="hp_procurve",
-            title="HP/Aruba ProCurve (ArubaOS-Switch)",
             netmiko_type="hp_procurve",
             facts=(FactsRecipe("show system", parse_procurve_system),),
             config_command="show running-config",
@@ -219,7 +216,6 @@ _PLATFORMS: dict[str, SshPlatform] = {
         ),
         SshPlatform(
             name="fortinet",
-            title="FortiOS",
             netmiko_type="fortinet",
             facts=(
                 FactsRecipe("get system status", parse_fortios_status),
@@ -243,7 +239,6 @@ _PLATFORMS: dict[str, SshPlatform] = {
         ),
         SshPlatform(
             name="linux",
-            title="Linux",
             netmiko_type="linux",
             facts=(FactsRecipe(LINUX_FACTS_COMMAND, parse_linux),),
             config_from_files=True,
