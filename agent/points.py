@@ -13,12 +13,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Union
 
-from agent.contract import MAX_STRING_LEN, MAX_TAG_LEN, MEASUREMENTS_SPEC
+from agent.schema import DECLARED_MEASUREMENTS, MAX_STRING_LEN, MAX_TAG_LEN
 
 FieldValue = Union[float, int, bool, str]
 
 # The measurement contract (docs/metrics.md, agent/contract.py): the names, used by agent and collector alike.
-MEASUREMENTS: frozenset[str] = frozenset(MEASUREMENTS_SPEC)
+# From agent/schema.py, beneath the contract: the probe package builds points, and the contract
+# reads the probe package's kinds.
+MEASUREMENTS: frozenset[str] = frozenset(DECLARED_MEASUREMENTS)
 
 MAX_NAME_LEN = MAX_TAG_LEN
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")

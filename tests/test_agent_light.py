@@ -29,7 +29,7 @@ def run(code: str) -> subprocess.CompletedProcess[str]:
 def test_agent_modules_import_without_collector_dependencies() -> None:
     result = run(
         "import agent.cli, agent.runner, agent.probes, agent.hostmetrics, agent.spool, agent.report,"
-        " agent.hwfacts, agent.services, agent.listening, agent.install, agent.probe_dns, agent.probe_traceroute\n"
+        " agent.hwfacts, agent.services, agent.listening, agent.install, agent.probes.dns_query, agent.probes.traceroute_hops\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in Block.BLOCKED]\n"
         "assert not bad, bad\n"
         "print('ok')"

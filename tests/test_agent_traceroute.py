@@ -16,15 +16,8 @@ from typing import Any
 
 import pytest
 
-from agent.probes import (
-    ProbeConfigError,
-    ProbeSpec,
-    build_echo_request,
-    hop_tag,
-    parse_trace_reply,
-    run_probe,
-    run_probe_points,
-)
+from agent.probes import ProbeConfigError, ProbeSpec, build_echo_request, run_probe, run_probe_points
+from agent.probes.traceroute_hops import hop_tag, parse_trace_reply
 from collector.lab import Lab, check_lab_possible
 from collector.lab.topology import Link, Node, Topology
 

@@ -1,0 +1,31 @@
+"""The one registry of probe kinds: kind name -> its descriptor, read-only.
+
+A new kind is one module beside the others that declares its `KIND`, and one entry below.
+Config validation, the runner, the measurement contract (kind vocabulary, fields, latency) and
+the docs read `PROBES`; nothing else lists the kinds.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from types import MappingProxyType
+from typing import Iterator, Mapping
+
+from agent.probes import dns, http, icmp, tcp, traceroute
+from agent.probes.kind import ProbeKind
+
+_KINDS: dict[str, ProbeKind] = {kind.name: kind for kind in (icmp.KIND, tcp.KIND, http.KIND, dns.KIND, traceroute.KIND)}
+
+PROBES: Mapping[str, ProbeKind] = MappingProxyType(_KINDS)
+
+
+@contextmanager
+def kind_registered_for_test(kind: ProbeKind) -> Iterator[ProbeKind]:
+    """For tests: `kind` is in PROBES inside the block, and the registry is as it was after it."""
+    if kind.name in _KINDS:
+        raise ValueError(f"probe kind {kind.name!r} is registered already")
+    _KINDS[kind.name] = kind
+    try:
+        yield kind
+    finally:
+        del _KINDS[kind.name]
