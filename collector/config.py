@@ -7,17 +7,27 @@ wrong; unknown keys are errors. Secrets are references (`env:`/`file:`), never i
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, GetCoreSchemaHandler, ValidationError, ValidationInfo, field_validator, model_validator
-from pydantic_core import CoreSchema
+from pydantic import (
+    BaseModel,
+    Field,
+    GetCoreSchemaHandler,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import CoreSchema, core_schema
 
 from agent.probes import PROBES, ProbeConfigError, ProbeSpec
 from agent.secrets import SecretError, is_secret_ref, resolve_secret
-from collector.alerting.channels import CHANNELS, ChannelSettings
+from collector.alerting.channels import CHANNELS, ChannelKind, ChannelSettings
 from collector.alerting.config import (
     AlertingSettings,
     AlertRule,
@@ -317,13 +327,24 @@ class ProbeTarget(Model):
 class _SettingsOfItsKind:
     """pydantic: a `[[channel]]` table is validated by the settings model of its `kind`.
 
-    A discriminated union of every kind's model in CHANNELS, made when the schema is built, so a
-    kind is added in collector/alerting/channels/ alone; each kind's model gives its own errors.
+    That is a discriminated union on `kind` of every model in CHANNELS, made from the registry as
+    it is when a table is validated: a kind is added in collector/alerting/channels/ alone (and a
+    kind a test registers counts too). Each kind's model gives its own errors; pydantic adds them,
+    each with its loc, to the inventory's (see _channel_problem for how they are worded).
     """
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
-        models = tuple(kind.settings for kind in CHANNELS.values())
-        return handler.generate_schema(Annotated[Union[models], Field(discriminator="kind")])  # noqa: UP007 - a tuple of types
+        return core_schema.no_info_plain_validator_function(_channel_settings)
+
+
+def _channel_settings(table: Any) -> ChannelSettings:
+    return _settings_union(tuple(CHANNELS.values())).validate_python(table)
+
+
+@functools.lru_cache(maxsize=8)
+def _settings_union(kinds: tuple[ChannelKind[Any], ...]) -> TypeAdapter[ChannelSettings]:
+    models = tuple(kind.settings for kind in kinds)
+    return TypeAdapter(Annotated[Union[models], Field(discriminator="kind")])  # noqa: UP007 - a tuple of types
 
 
 # `[[channel]]`: where messages go; one model and one sender per kind (collector/alerting/channels/).

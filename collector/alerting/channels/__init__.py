@@ -5,7 +5,7 @@ settings model, its sender, a line of help), listed once in the read-only `CHANN
     http.py      the HTTP delivery every posting kind shares (one retry loop, secrets redacted)
     chat.py      what teams and slack share;  text.py  shortening to a limit (slack, sms)
     email.py, webhook.py, teams.py, slack.py, sms.py   the kinds
-    registry.py  CHANNELS and build_senders
+    registry.py  CHANNELS, build_senders (and `registered`, for tests)
 
 Messages arrive rendered by the engine (title, body, events): channels only format and send
 them. A channel raises `ChannelError` when it gives up; the service then reports that through
@@ -24,7 +24,7 @@ from collector.alerting.channels.base import (
 from collector.alerting.channels.chat import ChatSender, ChatSettings
 from collector.alerting.channels.email import EmailSender, EmailSettings
 from collector.alerting.channels.http import USER_AGENT, HttpDelivery
-from collector.alerting.channels.registry import CHANNELS, build_senders
+from collector.alerting.channels.registry import CHANNELS, build_senders, registered
 from collector.alerting.channels.slack import SlackSender, SlackSettings, slack_escape
 from collector.alerting.channels.sms import SmsSender, SmsSettings, sms_text
 from collector.alerting.channels.teams import TeamsSender, TeamsSettings
@@ -36,5 +36,5 @@ __all__ = [
     "ChannelError", "ChannelKind", "ChannelSettings", "ChatSender", "ChatSettings", "EmailSender", "EmailSettings",
     "HttpDelivery", "Locale", "SecretResolver", "Sender", "SlackSender", "SlackSettings", "SmsSender", "SmsSettings",
     "TeamsSender", "TeamsSettings", "WebhookSender", "WebhookSettings",
-    "build_senders", "shorten", "sign", "slack_escape", "sms_text", "verify",
+    "build_senders", "registered", "shorten", "sign", "slack_escape", "sms_text", "verify",
 ]

@@ -6,8 +6,9 @@ collector/config.py builds the `[[channel]]` model from CHANNELS, so nothing els
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -24,6 +25,21 @@ _KINDS: dict[str, ChannelKind[Any]] = {kind.name: kind for kind in (
     sms.KIND,
 )}
 CHANNELS: Mapping[str, ChannelKind[Any]] = MappingProxyType(_KINDS)
+
+
+@contextlib.contextmanager
+def registered(kind: ChannelKind[Any]) -> Iterator[ChannelKind[Any]]:
+    """For tests: `kind` is in the registry while the block runs; afterwards the registry is as before.
+
+    Everything else only reads CHANNELS (a read-only view of this list).
+    """
+    if kind.name in _KINDS:
+        raise ValueError(f"channel kind {kind.name!r} is registered already")
+    _KINDS[kind.name] = kind
+    try:
+        yield kind
+    finally:
+        del _KINDS[kind.name]
 
 
 def build_senders(
