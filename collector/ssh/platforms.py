@@ -82,7 +82,7 @@ class SshPlatform:
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
-            raise ValueError(f"platform name {self.name!r}: lower-case letters, digits and _ only (it is a TOML value)")
+            raise ValueError(f"platform name {self.name!r}: lower-case letters, digits and _ only (inventories write it as device_type)")
         if self.config_command is not None and self.config_from_files:
             raise ValueError(f"platform {self.name!r}: a config_command or config_from_files, not both")
         if not self.read_only:
