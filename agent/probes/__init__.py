@@ -15,12 +15,13 @@ from __future__ import annotations
 from agent.probes.checks import ProbeConfigError
 from agent.probes.icmp import build_echo_request, icmp_checksum, parse_echo_reply, ping, rtt_stats
 from agent.probes.kind import ProbeFailed, ProbeKind, ProbeResult
-from agent.probes.registry import PROBES
+from agent.probes.registry import PROBES, registered
 from agent.probes.runner import run_probe, run_probe_points
 from agent.probes.spec import ProbeSpec
 from agent.probes.tls import cert_not_after
 
 __all__ = [
     "PROBES", "ProbeConfigError", "ProbeFailed", "ProbeKind", "ProbeResult", "ProbeSpec",
-    "build_echo_request", "cert_not_after", "icmp_checksum", "parse_echo_reply", "ping", "rtt_stats", "run_probe", "run_probe_points",
+    "build_echo_request", "cert_not_after", "icmp_checksum", "parse_echo_reply", "ping", "registered", "rtt_stats", "run_probe",
+    "run_probe_points",
 ]

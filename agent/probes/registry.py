@@ -20,8 +20,11 @@ PROBES: Mapping[str, ProbeKind] = MappingProxyType(_KINDS)
 
 
 @contextmanager
-def kind_registered_for_test(kind: ProbeKind) -> Iterator[ProbeKind]:
-    """For tests: `kind` is in PROBES inside the block, and the registry is as it was after it."""
+def registered(kind: ProbeKind) -> Iterator[ProbeKind]:
+    """For tests: `kind` is in the registry while the block runs; afterwards the registry is as before.
+
+    Everything else only reads PROBES (a read-only view of this table).
+    """
     if kind.name in _KINDS:
         raise ValueError(f"probe kind {kind.name!r} is registered already")
     _KINDS[kind.name] = kind

@@ -1,0 +1,309 @@
+"""A probe kind registered at test time is picked up everywhere, with no other edit.
+
+The toy kind "banner" connects to host:port and times the server's first line (as an SMTP or
+SSH server greets); its descriptor (run function, checks, latency field, the fields it writes)
+lives only in this file. Registered for one test at a time (`agent.probes.registered`): an
+inventory using it validates and a mistake in it is named with its line; the configuration the
+collector sends an agent carries it and the agent's side runs it against a real server on
+loopback; its points fit the contract and pass the collector's ingest; its latency is what
+`probe_latency` alerts on. Afterwards the registry is as it was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import pytest
+from test_alerting_engine import MONDAY_0814, FakeClock, events
+
+import collector.ingest
+from agent.contract import (
+    MEASUREMENTS_SPEC,
+    PROBE_KINDS,
+    PROBE_LATENCY_FIELD,
+    contract_errors,
+    point_problems,
+    probe_kinds_table,
+    probe_latency_ms,
+)
+from agent.points import Point
+from agent.probes import PROBES, ProbeConfigError, ProbeFailed, ProbeKind, ProbeSpec, registered, run_probe_points
+from agent.probes.checks import split_host_port
+from agent.probes.net import ms
+from agent.runner import RemoteConfig
+from agent.schema import FieldSpec
+from collector.alerting.config import AlertRule
+from collector.alerting.engine import AlertEngine
+from collector.config import InventoryError, load_inventory
+from collector.ingest import TimeWindow, agent_point
+from collector.queue import DurableQueue
+from collector.service import CollectorService
+
+ROOT = Path(__file__).resolve().parents[1]
+WINDOW = TimeWindow(max_ahead_s=300, max_age_s=90 * 86400)
+AGENT_TOKEN_SHA256 = "1" * 64
+
+
+# --- the toy kind: everything it is, in one place -------------------------------------------
+async def probe_banner(target: str, params: Mapping[str, Any], timeout_s: float) -> dict[str, Any]:
+    host, port = split_host_port(target)
+    t0 = time.perf_counter()
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        line = await reader.readline()
+    finally:
+        writer.close()
+    fields: dict[str, Any] = {"banner_ms": ms(time.perf_counter() - t0), "banner": line.decode("utf-8", "replace").strip()}
+    if not line:
+        raise ProbeFailed("closed without a banner", {"banner_ms": fields["banner_ms"]})
+    if not str(fields["banner"]).startswith(params.get("expect", "")):
+        raise ProbeFailed(f"unexpected banner: {fields['banner'][:40]}", fields)
+    return fields
+
+
+def check_banner_target(target: str, where: str) -> None:
+    try:
+        host, port = split_host_port(target)
+    except ValueError:
+        host, port = "", None
+    if not host or port is None:
+        raise ProbeConfigError(f"{where}: expected host:port, got {target!r}")
+
+
+def check_expect(value: Any, where: str) -> None:
+    if not isinstance(value, str) or not value:
+        raise ProbeConfigError(f"{where}: expected the start of the banner as text, got {value!r}")
+
+
+BANNER = ProbeKind(
+    name="banner",
+    run=probe_banner,
+    check_target=check_banner_target,
+    latency_field="banner_ms",
+    fields=(
+        FieldSpec("banner_ms", "ms", "banner: time from connect to the server's first line"),
+        FieldSpec("banner", "string", "banner: the server's first line"),
+    ),
+    help="connect to host:port and time the server's greeting",
+    params=MappingProxyType({"expect": check_expect}),
+)
+
+
+@pytest.fixture
+def banner_kind() -> Iterator[ProbeKind]:
+    """The toy kind registered for this test; afterwards the registry is as before."""
+    before = dict(PROBES)
+    with registered(BANNER):
+        yield BANNER
+    assert dict(PROBES) == before
+
+
+@asynccontextmanager
+async def banner_server(greeting: bytes) -> AsyncIterator[int]:
+    """A TCP server on loopback that greets each connection with `greeting`; yields its port."""
+
+    async def greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(greeting)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(greet, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1]
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def inventory_text(data_dir: Path, target: str = "127.0.0.1:2525", params: str = 'expect = "220"', extra: str = "") -> str:
+    return f"""
+[collector]
+data_dir = "{data_dir}"
+
+[[site]]
+id = "radhus"
+name = "Rådhuset"
+
+[[agent]]
+id = "radhus-srv"
+name = "Server rådhus"
+site = "radhus"
+token_sha256 = "{AGENT_TOKEN_SHA256}"
+
+[[probe]]
+name = "smtp-radhus"
+kind = "banner"
+target = "{target}"
+sites = ["radhus"]
+params = {{ {params} }}
+{extra}"""
+
+
+def line_of(text: str, key: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if line.startswith(f"{key} ="))
+
+
+# --- the registry itself -------------------------------------------------------------------
+def test_the_registry_is_read_only_and_lists_the_five_kinds() -> None:
+    with pytest.raises(TypeError):
+        PROBES["banner"] = BANNER  # type: ignore[index]
+    with pytest.raises(ValueError, match="registered already"), registered(PROBES["icmp"]):
+        pass
+    assert list(PROBES) == ["icmp", "tcp", "http", "dns", "traceroute"]
+    assert all(name == kind.name for name, kind in PROBES.items())
+
+
+def test_the_agent_loads_the_dns_and_traceroute_code_on_first_use_only() -> None:
+    code = (
+        "import sys, agent.runner, agent.probes, agent.contract\n"
+        "from agent.probes import PROBES, ProbeSpec\n"
+        "ProbeSpec.from_json({'kind': 'dns', 'target': 'a.no', 'name': 'd', 'params': {'resolver': '10.0.0.53'}}, 'p')\n"
+        "ProbeSpec.from_json({'kind': 'traceroute', 'target': 'h', 'name': 't'}, 'p')\n"
+        "print(sorted(m for m in sys.modules if m.endswith(('dns_query', 'traceroute_hops'))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"  # validated, and described in the contract, without their measuring code
+
+
+# --- inventory validation ------------------------------------------------------------------
+def test_an_inventory_with_the_toy_kind_validates(banner_kind: ProbeKind, tmp_path: Path) -> None:
+    path = tmp_path / "inventory.toml"
+    path.write_text(inventory_text(tmp_path / "data"), encoding="utf-8")
+    inventory = load_inventory(path, startup=True)
+    [probe] = inventory.probe
+    assert (probe.kind, probe.target, probe.params) == ("banner", "127.0.0.1:2525", {"expect": "220"})
+
+
+def test_without_its_registry_line_the_toy_kind_is_unknown(tmp_path: Path) -> None:
+    text = inventory_text(tmp_path / "data")
+    path = tmp_path / "inventory.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    assert info.value.lines() == [
+        f"{path}:{line_of(text, 'kind')}: probe 'smtp-radhus': kind: unknown probe kind 'banner'; known: dns, http, icmp, tcp, traceroute"
+    ]
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ("expect = 220", "params.expect: expected the start of the banner as text, got 220"),
+    ('expectt = "220"', "params.expectt: unknown key for banner probes (known: expect)"),
+])
+def test_a_bad_param_of_the_toy_kind_is_named_with_its_line(
+    banner_kind: ProbeKind, tmp_path: Path, params: str, message: str
+) -> None:
+    text = inventory_text(tmp_path / "data", params=params)
+    path = tmp_path / "inventory.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    assert info.value.lines() == [f"{path}:{line_of(text, 'params')}: probe 'smtp-radhus': {message}"]
+
+
+def test_a_bad_target_of_the_toy_kind_is_named_with_its_line(banner_kind: ProbeKind, tmp_path: Path) -> None:
+    text = inventory_text(tmp_path / "data", target="mail.radhus")
+    path = tmp_path / "inventory.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    assert info.value.lines() == [f"{path}:{line_of(text, 'target')}: probe 'smtp-radhus': target: expected host:port, got 'mail.radhus'"]
+
+
+# --- from the inventory to the agent's points, the ingest and an alert ----------------------
+def agent_rounds(tmp_path: Path, greeting: bytes, rounds: int = 1) -> list[Point]:
+    """The toy probe as the collector configures it and the agent runs it, against a real server on loopback."""
+
+    async def scenario() -> list[Point]:
+        async with banner_server(greeting) as port:
+            path = tmp_path / "inventory.toml"
+            path.write_text(inventory_text(tmp_path / "data", target=f"127.0.0.1:{port}"), encoding="utf-8")
+            inventory = load_inventory(path, startup=True)
+            queue = DurableQueue(tmp_path / "data" / "queue.sqlite3")
+            try:
+                [agent] = inventory.agent
+                sent = CollectorService(inventory, queue).agent_config(agent)  # GET /api/v1/agents/{id}/config
+            finally:
+                queue.close()
+            config = RemoteConfig.from_json(sent)  # as the agent reads it
+            [spec] = config.probes
+            assert spec == ProbeSpec("banner", f"127.0.0.1:{port}", "smtp-radhus", params=MappingProxyType({"expect": "220"}))
+            tags = {"site": config.site, "host": config.agent}
+            points: list[Point] = []
+            for _ in range(rounds):
+                points += await run_probe_points(spec, tags)  # what the agent's probe job spools
+            return points
+
+    return asyncio.run(scenario())
+
+
+def test_the_agent_runs_the_toy_probe_from_the_collectors_config(banner_kind: ProbeKind, tmp_path: Path) -> None:
+    [point] = agent_rounds(tmp_path, b"220 smtp.radhus ESMTP\r\n")
+    assert point.measurement == "probe"
+    assert dict(point.tags) == {"site": "radhus", "host": "radhus-srv", "kind": "banner", "target": "smtp-radhus"}
+    assert point.fields["up"] == 1.0 and point.fields["banner"] == "220 smtp.radhus ESMTP"
+    assert 0 <= point.fields["banner_ms"] <= point.fields["duration_ms"]
+    assert probe_latency_ms("banner", point.fields) == point.fields["banner_ms"]
+
+
+def test_a_failed_toy_round_is_a_point_with_its_reason(banner_kind: ProbeKind, tmp_path: Path) -> None:
+    [point] = agent_rounds(tmp_path, b"554 go away\r\n")
+    assert point.fields["up"] == 0.0 and point.fields["reason"] == "unexpected banner: 554 go away"
+    assert point.fields["banner"] == "554 go away"  # what it measured before failing is kept
+    spec = ProbeSpec.from_json({"kind": "banner", "target": "127.0.0.1:1", "name": "nobody"}, "probe")
+    [refused] = asyncio.run(run_probe_points(spec, {}))
+    assert refused.fields["up"] == 0.0 and refused.fields["reason"] == "connection refused"
+    assert probe_latency_ms("banner", refused.fields) is None
+
+
+def test_the_contract_takes_the_toy_kind_and_its_fields(banner_kind: ProbeKind, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "banner" in PROBE_KINDS and PROBE_LATENCY_FIELD["banner"] == "banner_ms"
+    assert contract_errors() == []
+    probe = MEASUREMENTS_SPEC["probe"]
+    assert probe.tags["kind"].values is not None and "banner" in probe.tags["kind"].values
+    assert probe.fields["banner_ms"].unit == "ms" and probe.fields["banner"].type == "string"
+    assert "| `banner` | `banner_ms` | `expect` | connect to host:port and time the server's greeting |" in probe_kinds_table()
+    [point] = agent_rounds(tmp_path, b"220 ok\r\n")
+    assert point_problems(point.measurement, point.tags, point.fields, "agent") == []
+    # The collector compiles the contract into lookups when it starts (collector/ingest.py): a
+    # kind registered after that start is compiled here, as a collector started with it would.
+    monkeypatch.setattr(collector.ingest, "_AGENT_SPECS", collector.ingest._compile())
+    monkeypatch.setattr(collector.ingest, "_GOOD_TAGS", set())
+    posted = {**point.to_json(), "tags": {"kind": "banner", "target": "smtp-radhus"}}  # site and host come from the token
+    stored = agent_point(posted, 0, "radhus-srv", "radhus", time.time_ns(), WINDOW)
+    assert dict(stored.tags) == dict(point.tags) and stored.fields["banner"] == "220 ok"
+
+
+def test_without_its_registry_line_the_contract_refuses_the_toy_points() -> None:
+    fields = {"up": 1.0, "banner_ms": 3.0}
+    problems = point_problems("probe", {"site": "radhus", "host": "pc1", "kind": "banner", "target": "smtp"}, fields, "agent")
+    assert problems == [
+        "probe.kind: 'banner' is not one of ('icmp', 'tcp', 'http', 'dns', 'traceroute')",
+        "probe: field 'banner_ms' is not in the contract",
+    ]
+    assert probe_latency_ms("banner", fields) is None
+
+
+def test_probe_latency_alerts_on_the_toy_kinds_latency(banner_kind: ProbeKind, tmp_path: Path) -> None:
+    path = tmp_path / "inventory.toml"
+    on_call = '\n[[channel]]\nid = "vakt"\nkind = "webhook"\nurl = "http://127.0.0.1:9/hook"\n\n[[route]]\nchannels = ["vakt"]\n'
+    path.write_text(inventory_text(tmp_path / "data", extra=on_call), encoding="utf-8")
+    slow = AlertRule(id="slow-target", kind="probe_latency", threshold=200, clear=150, for_s=60)
+    clock = FakeClock(AlertEngine(load_inventory(path), [slow]), MONDAY_0814)
+    tags = {"site": "radhus", "host": "radhus-srv", "kind": "banner", "target": "smtp-radhus"}
+
+    def greeting_after(latency_ms: float) -> Any:
+        return lambda now: [Point("probe", tags, {"up": 1.0, "banner_ms": latency_ms, "banner": "220 ok"}, int(now * 1e9))]
+
+    assert clock.run(600, greeting_after(40.0)) == []
+    assert events(clock.run(300, greeting_after(900.0))) == [("firing", "slow-target", "smtp-radhus@radhus-srv")]
+    assert events(clock.run(300, greeting_after(40.0))) == [("resolved", "slow-target", "smtp-radhus@radhus-srv")]
+    assert clock.sent[0].title.endswith("smtp-radhus@radhus-srv: svartid 900 ms (grense 200 ms)"), clock.sent[0].title
