@@ -36,7 +36,7 @@ from agent.contract import (
 )
 from agent.points import Point
 from agent.probes import PROBES, ProbeConfigError, ProbeFailed, ProbeKind, ProbeSpec, registered, run_probe_points
-from agent.probes.checks import split_host_port
+from agent.probes.checks import check_host_port, split_host_port
 from agent.probes.net import ms
 from agent.runner import RemoteConfig
 from agent.schema import FieldSpec
@@ -69,15 +69,6 @@ async def probe_banner(target: str, params: Mapping[str, Any], timeout_s: float)
     return fields
 
 
-def check_banner_target(target: str, where: str) -> None:
-    try:
-        host, port = split_host_port(target)
-    except ValueError:
-        host, port = "", None
-    if not host or port is None:
-        raise ProbeConfigError(f"{where}: expected host:port, got {target!r}")
-
-
 def check_expect(value: Any, where: str) -> None:
     if not isinstance(value, str) or not value:
         raise ProbeConfigError(f"{where}: expected the start of the banner as text, got {value!r}")
@@ -86,7 +77,7 @@ def check_expect(value: Any, where: str) -> None:
 BANNER = ProbeKind(
     name="banner",
     run=probe_banner,
-    check_target=check_banner_target,
+    check_target=check_host_port,  # the check tcp uses
     latency_field="banner_ms",
     fields=(
         FieldSpec("banner_ms", "ms", "banner: time from connect to the server's first line"),
@@ -215,7 +206,8 @@ def test_a_bad_target_of_the_toy_kind_is_named_with_its_line(banner_kind: ProbeK
     path.write_text(text, encoding="utf-8")
     with pytest.raises(InventoryError) as info:
         load_inventory(path)
-    assert info.value.lines() == [f"{path}:{line_of(text, 'target')}: probe 'smtp-radhus': target: expected host:port, got 'mail.radhus'"]
+    expected = "target: expected host:port (e.g. \"10.0.0.1:443\" or \"[::1]:22\"), got 'mail.radhus'"
+    assert info.value.lines() == [f"{path}:{line_of(text, 'target')}: probe 'smtp-radhus': {expected}"]
 
 
 # --- from the inventory to the agent's points, the ingest and an alert ----------------------

@@ -47,6 +47,16 @@ def check_host(target: str, where: str) -> None:
         raise ProbeConfigError(f"{where}: expected a host name or IP address, got {target!r}")
 
 
+def check_host_port(target: str, where: str) -> None:
+    """host:port (tcp)."""
+    try:
+        host, port = split_host_port(target)
+    except ValueError:
+        host, port = "", None
+    if not host or port is None or any(c.isspace() for c in host):
+        raise ProbeConfigError(f"{where}: expected host:port (e.g. \"10.0.0.1:443\" or \"[::1]:22\"), got {target!r}")
+
+
 def split_host_port(text: str) -> tuple[str, int | None]:
     """'host:port', '[v6]:port', 'host', 'v6' -> (host, port or None)."""
     if text.startswith("["):

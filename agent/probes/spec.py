@@ -37,10 +37,10 @@ class ProbeSpec:
                 raise ProbeConfigError(f"{where}.{key}: unknown key (known: {', '.join(_SPEC_KEYS)})")
         if "kind" not in data:
             raise ProbeConfigError(f"{where}.kind: required ({', '.join(sorted(PROBES))})")
-        name_of_kind = data["kind"]
-        if not isinstance(name_of_kind, str) or name_of_kind not in PROBES:
-            raise ProbeConfigError(f"{where}.kind: unknown probe kind {name_of_kind!r}; known: {', '.join(sorted(PROBES))}")
-        kind = PROBES[name_of_kind]
+        kind_name = data["kind"]
+        if not isinstance(kind_name, str) or kind_name not in PROBES:
+            raise ProbeConfigError(f"{where}.kind: unknown probe kind {kind_name!r}; known: {', '.join(sorted(PROBES))}")
+        kind = PROBES[kind_name]
         target = data.get("target")
         if not isinstance(target, str) or not target.strip():
             raise ProbeConfigError(f"{where}.target: expected a non-empty string")

@@ -7,7 +7,7 @@ import socket
 import time
 from typing import Any, Mapping
 
-from agent.probes.checks import ProbeConfigError, split_host_port
+from agent.probes.checks import check_host_port, split_host_port
 from agent.probes.kind import Fields, ProbeFailed, ProbeKind
 from agent.probes.net import failure_reason, ms, resolve
 from agent.schema import FieldSpec
@@ -32,19 +32,10 @@ async def probe_tcp(target: str, params: Mapping[str, Any], timeout_s: float) ->
     raise ProbeFailed(failure_reason(error))
 
 
-def _check_target(target: str, where: str) -> None:
-    try:
-        host, port = split_host_port(target)
-    except ValueError:
-        host, port = "", None
-    if not host or port is None or any(c.isspace() for c in host):
-        raise ProbeConfigError(f"{where}: expected host:port (e.g. \"10.0.0.1:443\" or \"[::1]:22\"), got {target!r}")
-
-
 KIND = ProbeKind(
     name="tcp",
     run=probe_tcp,
-    check_target=_check_target,
+    check_target=check_host_port,
     latency_field="connect_ms",
     fields=(FieldSpec("connect_ms", "ms", "tcp: handshake time"),),
     help="TCP connect to host:port: the handshake time",
