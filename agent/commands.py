@@ -182,8 +182,11 @@ def _json_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def _probe_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", metavar="KIND", help="icmp, tcp, http, dns, traceroute")
-    parser.add_argument("target", metavar="TARGET", help="host (icmp, traceroute), host:port (tcp), URL (http), name (dns)")
+    from agent.probes import PROBES  # the kinds as registered now (a kind added at test time too)
+
+    kinds = "; ".join(f"{name}: {kind.help}" for name, kind in PROBES.items())
+    parser.add_argument("kind", metavar="KIND", help=kinds)
+    parser.add_argument("target", metavar="TARGET", help="what the kind measures: a host, host:port, URL or name")
     parser.add_argument("--count", type=int, help="icmp: echoes in the burst; traceroute: probes per hop")
     parser.add_argument("--max-hops", type=int, help="traceroute: give up after this many hops (default 30)")
     parser.add_argument("--interval-ms", type=int, help="icmp: spacing of the echoes")

@@ -119,15 +119,6 @@ def one_cycle(graph: dict[str, set[str]], group: frozenset[str]) -> list[str]:
     raise AssertionError(f"no loop through {start} in {sorted(group)}")
 
 
-# Cycles another change of issue 17 removes; each entry fails the test once its cycle is gone,
-# so none outlives its reason.
-BEING_REMOVED = {
-    # agent/probes.py imports agent.probe_dns for encode_qname and probe_dns imports its helpers
-    # back; the probes become a package of one module per kind (issue 17, item 1).
-    frozenset({"agent.probes", "agent.probe_dns"}),
-}
-
-
 def test_the_graph_sees_the_imports() -> None:
     graph = import_graph()
     assert "agent.points" in graph["collector.app"]  # module level
@@ -144,8 +135,5 @@ def test_the_search_finds_a_cycle() -> None:
 
 def test_no_import_cycles() -> None:
     graph = import_graph()
-    groups = tied_groups(graph)
-    new = [" -> ".join(one_cycle(graph, g)) for g in groups if g not in BEING_REMOVED]
-    assert not new, "import cycles:\n  " + "\n  ".join(new)
-    gone = [sorted(g) for g in BEING_REMOVED if g not in groups]
-    assert not gone, f"no longer a cycle, remove from BEING_REMOVED: {gone}"
+    cycles = [" -> ".join(one_cycle(graph, group)) for group in tied_groups(graph)]
+    assert not cycles, "import cycles:\n  " + "\n  ".join(cycles)
