@@ -17,13 +17,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from agent.points import Point
 from agent.runner import Agent, AgentSettings
 from collector.app import collector_points, create_app, serve
 from collector.appkeys import QUEUE, RELOADER, SERVICE, WRITER
 from collector.cli import cmd_collector_tls
 from collector.config import load_inventory, parse_inventory
 from collector.queue import DurableQueue
-from collector.service import token_hash
+from collector.service import is_agent_source, token_hash
 from collector.localservers import free_port, wait_until
 
 # Points are dated now: ingest refuses times from before an agent's spool could hold them.
@@ -90,6 +91,28 @@ def test_ingest_accepts_dedupes_and_stamps(tmp_path: Path) -> None:
         assert len(queued) == 1
         # the site the agent left out comes from the inventory
         assert dict(queued[0].points[0].tags) == {"host": "pc1", "site": "radhus"}
+
+    asyncio.run(with_collector(tmp_path, scenario))
+
+
+def test_every_committed_point_reaches_the_subscribers_one_way(tmp_path: Path) -> None:
+    """An agent's batch and the collector's own points reach a subscriber alike, each with its
+    source, once committed; a resend is not told again, and an agent's points never touch the
+    collector's live device state."""
+    told: list[tuple[str, list[str]]] = []
+
+    async def scenario(app: web.Application, http: aiohttp.ClientSession) -> None:
+        service = app[SERVICE]
+        service.subscribers.append(lambda source, points: told.append((source, [p.measurement for p in points])))
+        for _ in range(2):  # the second is a resend
+            async with http.post("/api/v1/ingest", json=batch(3), headers=auth()) as resp:
+                assert resp.status == 200
+        await service.store_local("device:sw1", [Point("availability", {"site": "radhus", "device": "sw1", "kind": "device"}, {"up": 0.0}, NOW_NS)])
+        ours = ("agent:pc1", "device:sw1")  # housekeeping and lifecycle points may come in between
+        assert [t for t in told if t[0] in ours] == [("agent:pc1", ["host"]), ("device:sw1", ["availability"])]
+        assert is_agent_source("agent:pc1") and not is_agent_source("device:sw1")
+        assert set(service.devices) == {"sw1"}  # from the collector's own point only
+        assert [b.source for b in app[QUEUE].peek(100) if b.source in ours] == list(ours)
 
     asyncio.run(with_collector(tmp_path, scenario))
 
