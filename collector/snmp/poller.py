@@ -115,6 +115,10 @@ def _index_key(index: str) -> tuple[int, ...]:
 class _Counter:
     value: int
     bits: int
+    # Local monotonic time its column was read (the middle of that walk). Walks of one poll run
+    # concurrently and a slow agent answers them one after another, so each counter's interval
+    # is measured between its own reads, not between the polls' starts.
+    read_at: float
 
 
 @dataclass
@@ -132,18 +136,18 @@ class _Previous:
     round_trip_s: float = 0.0  # of that poll's system GET
 
 
-def rate_interval_s(
+def device_interval_s(
     local_s: float, prev_ticks: int | None, cur_ticks: int | None, round_trip_s: float
-) -> float:
-    """Seconds between two samples for rates: the local clock, or the device's sysUpTime delta
-    when a round trip was slow (our timestamp is then off by up to that much, the device's is
-    not). The device's figure is used only within 0.5x..1.5x of the local one, so a stuck or
-    odd sysUpTime (recordings, broken agents) cannot make a rate absurd.
+) -> float | None:
+    """The device's sysUpTime delta as the interval for rates, when a round trip was slow (our
+    read times are then off by up to that much, the device's clock is not); None: use our own
+    read times. The device's figure is used only within 0.5x..1.5x of the local one, so a stuck
+    or odd sysUpTime (recordings, broken agents) cannot make a rate absurd.
     """
     if round_trip_s <= SLOW_ROUND_TRIP_S or prev_ticks is None or cur_ticks is None or local_s <= 0:
-        return local_s
+        return None
     device_s = ((cur_ticks - prev_ticks) % TIMETICKS_MODULO) / 100
-    return device_s if 0.5 * local_s <= device_s <= 1.5 * local_s else local_s
+    return device_s if 0.5 * local_s <= device_s <= 1.5 * local_s else None
 
 
 class DevicePoller:
@@ -178,6 +182,8 @@ class DevicePoller:
         self._failing: set[str] = set()
         # Tables that timed out mid-poll while the device answered the rest: oid -> (polls to skip, backoff).
         self._skipping: dict[str, tuple[int, int]] = {}
+        # This poll's read time of each walked column: oid -> the middle of its walk.
+        self._read_at: dict[str, float] = {}
 
     # ------------------------------------------------------------------ error bookkeeping
 
@@ -199,6 +205,7 @@ class DevicePoller:
         if left > 0:
             self._skipping[column.oid] = (left - 1, backoff)
             return column, None
+        asked = self._clock()
         try:
             rows = await self.session.walk(column.oid)
         except SnmpError as exc:
@@ -215,6 +222,7 @@ class DevicePoller:
             else:
                 self._failed(f"walk {column.name} {column.oid}", exc)
             return column, None
+        self._read_at[column.oid] = (asked + self._clock()) / 2
         self._skipping.pop(column.oid, None)
         self._worked(f"walk {column.name} {column.oid}")
         cut = len(column.oid) + 1
@@ -255,6 +263,7 @@ class DevicePoller:
         self._worked("system")
         profile = select_profile(system.get(SYS_OBJECT_ID), self.profile_override)
         sample_t = self._clock()
+        self._read_at = {}
 
         scalars = [s for s in profile.scalars() if s.oid not in system]
         primary = [c for c in profile.columns() if not c.fallback]
@@ -278,13 +287,13 @@ class DevicePoller:
             device_fields["rebooted"] = 1.0 if rebooted else 0.0
 
         points: list[Point] = []
-        interfaces = self._interfaces(profile, tables)
+        interfaces = self._interfaces(profile, tables, sample_t)
         if interfaces is not None:
-            dt = 0.0
+            device_dt = None
             if prev is not None:
                 slowest = max(sample_t - started, prev.round_trip_s)
-                dt = rate_interval_s(sample_t - prev.t_mono, prev.rate_uptime_ticks, uptime_ticks, slowest)
-            points.extend(self._interface_points(interfaces, tables, profile, dt, bool(rebooted), tags, ts))
+                device_dt = device_interval_s(sample_t - prev.t_mono, prev.rate_uptime_ticks, uptime_ticks, slowest)
+            points.extend(self._interface_points(interfaces, tables, profile, device_dt, bool(rebooted), tags, ts))
         hardware = self._hardware(profile, tables)
         if hardware:
             points.append(Point("hardware", {**tags, "kind": self.hardware_kind}, hardware, ts))
@@ -363,7 +372,7 @@ class DevicePoller:
     # ------------------------------------------------------------------ interfaces
 
     def _interfaces(
-        self, profile: Profile, tables: Mapping[str, dict[str, Any] | None]
+        self, profile: Profile, tables: Mapping[str, dict[str, Any] | None], sample_t: float
     ) -> dict[str, _InterfaceSample] | None:
         """{ifIndex: sample} with unique, sanitised names; None if the profile has no IF-MIB or it failed."""
         columns = [c for c in profile.columns() if c.meaning in ("ifname", "ifdescr")]
@@ -398,7 +407,8 @@ class DevicePoller:
                         continue
                     value = (tables.get(column.oid) or {}).get(index)
                     if isinstance(value, int):
-                        sample.counters[meaning] = _Counter(value, 64 if column.kind == "counter64" else 32)
+                        bits = 64 if column.kind == "counter64" else 32
+                        sample.counters[meaning] = _Counter(value, bits, self._read_at.get(column.oid, sample_t))
                         break
         return samples
 
@@ -425,7 +435,7 @@ class DevicePoller:
         samples: dict[str, _InterfaceSample],
         tables: Mapping[str, dict[str, Any] | None],
         profile: Profile,
-        dt: float,
+        device_dt: float | None,
         rebooted: bool,
         tags: Mapping[str, str],
         ts: int,
@@ -453,13 +463,13 @@ class DevicePoller:
             # No rates on the first poll, after a reboot (every counter restarted), or when the
             # index now names another interface (re-created, renumbered).
             if before is not None and not rebooted and before.name == sample.name:
-                fields.update(self._rates(before, sample, dt, speed))
+                fields.update(self._rates(before, sample, device_dt, speed))
             if fields:
                 points.append(Point("interface", {**tags, "ifname": sample.name}, fields, ts))
         return points
 
     @staticmethod
-    def _rates(before: _InterfaceSample, now: _InterfaceSample, dt: float, speed: float | None) -> dict[str, float]:
+    def _rates(before: _InterfaceSample, now: _InterfaceSample, device_dt: float | None, speed: float | None) -> dict[str, float]:
         out: dict[str, float] = {}
         for meaning, field_name in _RATE_FIELDS.items():
             a, b = before.counters.get(meaning), now.counters.get(meaning)
@@ -470,6 +480,7 @@ class DevicePoller:
                 max_rate = speed / 8 * PLAUSIBLE_SLACK if octets else speed / MIN_FRAME_BITS * PLAUSIBLE_SLACK
             else:
                 max_rate = None
+            dt = device_dt if device_dt is not None else b.read_at - a.read_at
             rate = counter_rate(a.value, b.value, b.bits, dt, max_rate)
             if rate is None:
                 continue
