@@ -202,7 +202,7 @@ class SnmpSettings(Model):
 
 
 class SshSettings(Model):
-    device_type: Literal["fortinet", "cisco_ios", "hp_procurve", "linux"]
+    device_type: str  # a name in collector.ssh.platforms.PLATFORMS
     port: int = Field(default=22, gt=0, lt=65536)
     username: str
     password: SecretRef | None = None
@@ -219,6 +219,15 @@ class SshSettings(Model):
     # linux only: the files that are this device's configuration, backed up as one text
     # (collector/ssh/linuxfiles.py). Without them a linux device gives facts only.
     config_files: list[str] = Field(default_factory=list)
+
+    @field_validator("device_type")
+    @classmethod
+    def _known_platform(cls, value: str) -> str:
+        from collector.ssh.platforms import PLATFORMS  # the SSH platform table; kept out of import time of the models
+
+        if value not in PLATFORMS:
+            raise ValueError(f"unknown device_type {value!r} (known: {', '.join(sorted(PLATFORMS))}){did_you_mean(value, PLATFORMS)}")
+        return value
 
     @model_validator(mode="after")
     def _auth(self) -> "SshSettings":
@@ -243,10 +252,12 @@ class SshSettings(Model):
     def _config_files(cls, paths: list[str], info: ValidationInfo) -> list[str]:
         # Imported here: the rule for a safe path lives with the command that uses it.
         from collector.ssh.linuxfiles import config_files_problem
+        from collector.ssh.platforms import PLATFORMS
 
         device_type = info.data.get("device_type")
-        if paths and device_type is not None and device_type != "linux":
-            raise ValueError(f'only for device_type = "linux" (this device is {device_type!r}, whose configuration is its running-config)')
+        if paths and device_type in PLATFORMS and not PLATFORMS[device_type].config_from_files:
+            names = " or ".join(f'"{name}"' for name, platform in sorted(PLATFORMS.items()) if platform.config_from_files)
+            raise ValueError(f"only for device_type = {names} (this device is {device_type!r}, whose configuration is its running-config)")
         problem = config_files_problem(paths)
         if problem is not None:
             raise ValueError(problem)
