@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from agent.cadence import run_every
 from agent.points import Point, now_ns
 from collector.config import Device, Inventory
 
@@ -161,19 +161,8 @@ class SshScheduler:
 
     async def _loop(self, device: Device) -> None:
         assert device.ssh is not None
-        interval = device.ssh.interval_s
-        loop = asyncio.get_running_loop()
-        await asyncio.sleep(random.uniform(0, min(interval, self.start_spread_s)))  # devices do not all log in at once
-        next_at = loop.time()
-        while True:
-            try:
-                await self.run_once(device)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bug for one device must not stop the others; logged with its trace
-                log.exception("ssh %s: round failed", device.id)
-            next_at += interval
-            await asyncio.sleep(max(0.0, next_at - loop.time()))
+        # Devices do not all log in at once: the first rounds spread over start_spread_s.
+        await run_every(device.ssh.interval_s, lambda: self.run_once(device), what=f"ssh {device.id}: round", log=log, spread_s=self.start_spread_s)
 
     async def stop(self) -> None:
         for task in self._tasks:
