@@ -20,7 +20,7 @@ import re
 import sys
 from dataclasses import replace
 from types import MappingProxyType
-from typing import Callable, Iterable, Iterator, Mapping, TypeVar
+from typing import Callable, Iterable, Iterator, Mapping, Sequence, TypeVar, overload
 
 from agent.probes.kind import ProbeKind
 from agent.probes.registry import PROBES
@@ -75,6 +75,29 @@ class _WithProbeKinds(Mapping[str, _Spec]):
         return len(self._current())
 
 
+class _KindNames(Sequence[str]):
+    """The registered probe kinds' names, in registry order, read from the registry when used."""
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[str, ...]: ...
+    def __getitem__(self, index: int | slice) -> str | tuple[str, ...]:
+        return tuple(PROBES)[index]
+
+    def __len__(self) -> int:
+        return len(PROBES)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(tuple(PROBES))
+
+    def __contains__(self, name: object) -> bool:
+        return name in PROBES
+
+    def __repr__(self) -> str:
+        return repr(tuple(PROBES))
+
+
 class _LatencyFields(Mapping[str, str]):
     """Probe kind -> the field that is its latency, from the registry."""
 
@@ -88,8 +111,8 @@ class _LatencyFields(Mapping[str, str]):
         return len(PROBES)
 
 
-# The probe kinds, as the registry has them (a live view: a kind registered later is in it).
-PROBE_KINDS = PROBES.keys()
+# The probe kinds, as the registry has them (a kind registered later is in it), in its order.
+PROBE_KINDS: Sequence[str] = _KindNames()
 # What "latency" is for each probe kind, from its descriptor: the status page shows it,
 # `probe_latency` alerts on it, `nettvakt diagnose` compares it. A round trip for the network
 # probes, the wait for the first answer for the application ones.
