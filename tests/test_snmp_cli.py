@@ -20,6 +20,7 @@ from agent.cli import build_parser
 from agent.points import Point
 from collector.localservers import SnmpdServer, SnmpsimServer
 from collector.snmp.cli import UsageError, parse_address, run_poll
+from inventories import InventoryBuilder
 from test_snmp_session import net_snmp_env, net_snmp_walk
 
 # pysnmp 7.1 builds a pysmi MIB compiler per engine with pysmi 2 names it has deprecated.
@@ -29,44 +30,16 @@ NETTVAKT = [sys.executable, "-m", "agent.cli"]
 REPO = Path(__file__).resolve().parents[1]
 IF_NAME = "1.3.6.1.2.1.31.1.1.1.1"
 
-INVENTORY = """\
-[lifecycle.kinds.switch]
-lifetime_years = 8
-replacement_cost_nok = 30000
 
-[[site]]
-id = "radhus"
-name = "Rådhuset"
-
-[[device]]
-id = "sw-core"
-name = "Kjerneswitch"
-site = "radhus"
-host = "{host}"
-hardware = {{ kind = "switch" }}
-[device.snmp]
-port = {port}
-community = "env:NV_TEST_COMMUNITY"
-timeout_s = 2
-retries = 1
-
-[[device]]
-id = "sw-nokey"
-name = "Switch uten nøkkel"
-site = "radhus"
-host = "{host}"
-hardware = {{ kind = "switch" }}
-[device.snmp]
-port = {port}
-community = "env:NV_TEST_UNSET_COMMUNITY"
-
-[[device]]
-id = "printer"
-name = "Skriver"
-site = "radhus"
-host = "{host}"
-hardware = {{ kind = "switch" }}
-"""
+def write_inventory(folder: Path, host: str, port: int) -> Path:
+    """Switches on snmpsim: one with its community set, one whose variable is unset; a device without SNMP."""
+    return (
+        InventoryBuilder(folder)
+        .device("sw-core", host=host, snmp={"port": port, "community": "env:NV_TEST_COMMUNITY", "timeout_s": 2, "retries": 1})
+        .device("sw-nokey", host=host, snmp={"port": port, "community": "env:NV_TEST_UNSET_COMMUNITY"})
+        .device("printer", host=host)
+        .write()
+    )
 
 
 @dataclass
@@ -83,8 +56,7 @@ class Run:
 @pytest.fixture(scope="module")
 def runs(snmpsim: SnmpsimServer, snmpd: SnmpdServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
     tmp = tmp_path_factory.mktemp("snmp-cli")
-    inventory = tmp / "inventory.toml"
-    inventory.write_text(INVENTORY.format(host=snmpsim.host, port=snmpsim.port), encoding="utf-8")
+    inventory = write_inventory(tmp, snmpsim.host, snmpsim.port)
     user = next(u for u in snmpd.v3_users if u.auth_protocol == "SHA" and u.priv_protocol == "AES")
     (tmp / "priv.key").write_text(f"{user.priv_key}\n", encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(REPO), "NV_TEST_COMMUNITY": "fortigate_100e",
@@ -202,8 +174,7 @@ def test_usage_errors_exit_2_with_a_clear_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str
 ) -> None:
     # In process: these fail before any SNMP, and a subprocess each would only add start-up time.
-    inventory = tmp_path / "inventory.toml"
-    inventory.write_text(INVENTORY.format(host="127.0.0.1", port=1161), encoding="utf-8")
+    inventory = write_inventory(tmp_path, "127.0.0.1", 1161)
     monkeypatch.delenv("NV_TEST_UNSET_COMMUNITY", raising=False)
     monkeypatch.delenv("NV_TEST_UNSET_KEY", raising=False)
     args = build_parser().parse_args(["snmp", "poll", *argv, "--inventory", str(inventory)])

@@ -30,6 +30,7 @@ from collector.snmp.discover import (
     parse_targets,
     slug,
 )
+from inventories import InventoryBuilder
 from test_snmp_session import net_snmp_env, net_snmp_walk
 
 # pysnmp 7.1 builds a pysmi MIB compiler per engine with pysmi 2 names it has deprecated.
@@ -39,40 +40,16 @@ DISCOVER = [sys.executable, "-m", "collector.snmp.discover"]
 REPO = Path(__file__).resolve().parents[1]
 V3_USER = SnmpV3User("nv-discover", "SHA-256", "disc-auth-secret", "AES", "disc-priv-secret")
 
-INVENTORY = """\
-[lifecycle.kinds.switch]
-lifetime_years = 8
-replacement_cost_nok = 30000
 
-[[site]]
-id = "radhus"
-name = "Rådhuset"
-
-[[device]]
-id = "sw-core"
-name = "Kjerneswitch"
-site = "radhus"
-host = "127.0.0.2"
-hardware = {{ kind = "switch" }}
-[device.snmp]
-port = {port}
-community = "env:NV_DISC_COMMUNITY"
-
-[[device]]
-id = "fw-remote"
-name = "Brannmur et annet sted"
-site = "radhus"
-host = "10.99.0.1"
-hardware = {{ kind = "switch" }}
-[device.snmp]
-version = "3"
-[device.snmp.v3]
-user = "{user}"
-auth_protocol = "{auth}"
-auth_key = "env:NV_DISC_AUTH"
-priv_protocol = "{priv}"
-priv_key = "file:priv.key"
-"""
+def known_devices(folder: Path, port: int) -> InventoryBuilder:
+    """The ProCurve on .2 with its community; a far-away device with the v3 user of the snmpd on .4."""
+    v3 = {"user": V3_USER.name, "auth_protocol": V3_USER.auth_protocol, "auth_key": "env:NV_DISC_AUTH",
+          "priv_protocol": V3_USER.priv_protocol, "priv_key": "file:priv.key"}
+    return (
+        InventoryBuilder(folder)
+        .device("sw-core", host="127.0.0.2", snmp={"port": port, "community": "env:NV_DISC_COMMUNITY"})
+        .device("fw-remote", host="10.99.0.1", snmp={"version": "3", "v3": v3})
+    )
 
 
 @dataclass
@@ -105,8 +82,7 @@ def lab(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         snmpd = start_snmpd(tmp / "snmpd", host="127.0.0.4", port=port, community="not-tried-by-discovery",
                             v3_users=[V3_USER], sys_name="kjeller-linux")
         servers.append(snmpd)
-        (tmp / "inventory.toml").write_text(INVENTORY.format(port=port, user=V3_USER.name, auth=V3_USER.auth_protocol,
-                                                             priv=V3_USER.priv_protocol), encoding="utf-8")
+        known_devices(tmp, port).write()
         (tmp / "priv.key").write_text(V3_USER.priv_key or "", encoding="utf-8")
         env = {**os.environ, "PYTHONPATH": str(REPO), "NV_DISC_COMMUNITY": "dev", "NV_DISC_AUTH": V3_USER.auth_key or ""}
         common = ["--port", str(port), "--timeout", "0.5"]
@@ -121,8 +97,7 @@ def lab(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             "add_to_without_site": ["127.0.0.3", "--add-to", "ours.toml"],
         }
         # Ours knows the kinds the devices found have; theirs has no [lifecycle.kinds.network] for the Linux box.
-        ours = "# Karlsøy: our own comments stay\n" + INVENTORY.format(port=port, user=V3_USER.name, auth=V3_USER.auth_protocol,
-                                                                   priv=V3_USER.priv_protocol)
+        ours = "# Karlsøy: our own comments stay\n" + known_devices(tmp, port).text()
         ours += "\n[lifecycle.kinds.network]  # kept as written\nlifetime_years = 8\nreplacement_cost_nok = 0\n"
         (tmp / "ours.toml").write_text(ours, encoding="utf-8")
         (tmp / "theirs.toml").write_text(ours.replace("[lifecycle.kinds.network]", "[lifecycle.kinds.router]"), encoding="utf-8")
