@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,47 +13,23 @@ from collector.ssh.cli import EXIT_FAIL, EXIT_OK, EXIT_USAGE, backup_dir, run_ba
 from collector.ssh.configs import ConfigStore
 from collector.ssh.recorded import load_session
 from collector.ssh.simulator import CliSimulator, DeviceScript
+from inventories import InventoryBuilder
 
 IOS_9200 = "cisco_ios/running_config/ios#C9200L-24P-4G_17.09.04a#simulation.yaml"
 
 
-def inventory(tmp_path: Path, devices: str) -> Path:
-    path = tmp_path / "inventory.toml"
-    path.write_text(
-        f"""
-[collector]
-data_dir = "data"
-
-[lifecycle.kinds.switch]
-lifetime_years = 8
-replacement_cost_nok = 30000
-
-[[site]]
-id = "radhus"
-name = "Rådhuset"
-{devices}
-""",
-        encoding="utf-8",
-    )
-    (tmp_path / "ssh-password").write_text("secret\n")
-    return path
+def inventory(tmp_path: Path, devices: dict[str, dict[str, Any]]) -> Path:
+    """Switches (device id -> its [device.ssh]) at one site; their data beside the file, in tmp_path/data."""
+    inv = InventoryBuilder(tmp_path)
+    inv.secret_file("ssh-password", "secret")
+    for dev_id, settings in devices.items():
+        inv.device(dev_id, ssh=settings)
+    return inv.write()
 
 
-def device(dev_id: str, port: int, device_type: str = "cisco_ios", password: str = "file:ssh-password") -> str:
-    return f"""
-[[device]]
-id = "{dev_id}"
-name = "{dev_id}"
-site = "radhus"
-host = "127.0.0.1"
-hardware = {{ kind = "switch" }}
-[device.ssh]
-device_type = "{device_type}"
-port = {port}
-username = "admin"
-password = "{password}"
-timeout_s = 3
-"""
+def ssh(port: int, device_type: str = "cisco_ios", password: str = "file:ssh-password") -> dict[str, Any]:
+    """[device.ssh] of a device on the simulator."""
+    return {"device_type": device_type, "port": port, "username": "admin", "password": password, "timeout_s": 3}
 
 
 def args(path: Path, dev: str | None = None, as_json: bool = False) -> argparse.Namespace:
@@ -67,7 +44,7 @@ def ios_script(shared_dir: Path) -> DeviceScript:
 
 def test_backup_all_then_one(tmp_path: Path, ios_script: DeviceScript, capsys: pytest.CaptureFixture[str]) -> None:
     with CliSimulator(ios_script) as sim:
-        inv = inventory(tmp_path, device("sw1", sim.port) + device("sw2", sim.port) + device("srv", sim.port, "linux"))
+        inv = inventory(tmp_path, {"sw1": ssh(sim.port), "sw2": ssh(sim.port), "srv": ssh(sim.port, "linux")})
         assert run_backup(args(inv)) == EXIT_OK
         out = capsys.readouterr().out
         assert "sw1: changed (revision " in out and "sw2: changed (revision " in out and "srv" not in out
@@ -87,7 +64,8 @@ def test_backup_all_then_one(tmp_path: Path, ios_script: DeviceScript, capsys: p
 
 def test_failures_and_usage(tmp_path: Path, ios_script: DeviceScript, capsys: pytest.CaptureFixture[str]) -> None:
     with CliSimulator(ios_script) as sim:
-        inv = inventory(tmp_path, device("sw1", sim.port) + device("sw-bad", sim.port, password="env:NETTVAKT_TEST_UNSET_PW") + device("srv", sim.port, "linux"))
+        inv = inventory(tmp_path, {"sw1": ssh(sim.port), "sw-bad": ssh(sim.port, password="env:NETTVAKT_TEST_UNSET_PW"),
+                                   "srv": ssh(sim.port, "linux")})
         assert run_backup(args(inv)) == EXIT_USAGE  # the others are backed up; the unset secret is the configuration's to fix
         out = capsys.readouterr().out
         assert "sw1: changed" in out
@@ -104,7 +82,7 @@ def test_history_and_diff(tmp_path: Path, ios_script: DeviceScript, capsys: pyte
     from collector.ssh.cli import run_diff, run_history
 
     with CliSimulator(ios_script) as sim:
-        inv = inventory(tmp_path, device("sw1", sim.port))
+        inv = inventory(tmp_path, {"sw1": ssh(sim.port)})
         assert run_backup(args(inv)) == EXIT_OK
         ios_script.outputs["show running-config"] = ios_script.outputs["show running-config"].replace("hostname LAB-SW123_9200L", "hostname LAB-SW999")
         assert run_backup(args(inv)) == EXIT_OK

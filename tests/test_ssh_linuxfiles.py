@@ -23,6 +23,7 @@ from collector.ssh.platforms import PLATFORMS
 from collector.ssh.session import ExecCommand, config_command
 from collector.ssh.tasks import commands_for, config_problem
 from collector.ssh.session import SshTarget
+from inventories import InventoryBuilder
 
 NOBODY = 65534
 
@@ -140,62 +141,45 @@ def test_shell_metacharacters_refused(path: str) -> None:
 # ---------------------------------------------------------------- the inventory
 
 
-def inventory_with(tmp_path: Path, ssh: str) -> Path:
-    path = tmp_path / "inventory.toml"
-    path.write_text(
-        f"""
-[[site]]
-id = "radhus"
-name = "Rådhuset"
-
-[[device]]
-id = "fw1"
-name = "Brannmur"
-site = "radhus"
-host = "10.20.0.1"
-hardware = {{ kind = "firewall", lifetime_years = 8 }}
-[device.ssh]
-username = "nettvakt"
-password = "env:NETTVAKT_TEST_PW"
-{ssh}
-""",
-        encoding="utf-8",
-    )
-    return path
+def inventory_with(tmp_path: Path, **ssh: object) -> Path:
+    """A firewall at one site whose [device.ssh] logs in with a password and has these keys besides."""
+    firewall = {"kind": "firewall", "lifetime_years": 8}
+    settings = {"username": "nettvakt", "password": "env:NETTVAKT_TEST_PW", **ssh}
+    return InventoryBuilder(tmp_path).device("fw1", name="Brannmur", host="10.20.0.1", hardware=firewall, ssh=settings).write()
 
 
 def test_inventory_takes_config_files(tmp_path: Path) -> None:
-    inventory = load_inventory(inventory_with(tmp_path, 'device_type = "linux"\nconfig_files = ["/etc/nftables.conf", "/etc/snmp/snmpd.conf"]'))
+    inventory = load_inventory(inventory_with(tmp_path, device_type="linux", config_files=["/etc/nftables.conf", "/etc/snmp/snmpd.conf"]))
     assert inventory.device[0].ssh is not None and inventory.device[0].ssh.config_files == ["/etc/nftables.conf", "/etc/snmp/snmpd.conf"]
-    facts_only = load_inventory(inventory_with(tmp_path, 'device_type = "linux"'))
+    facts_only = load_inventory(inventory_with(tmp_path, device_type="linux"))
     assert facts_only.device[0].ssh is not None and facts_only.device[0].ssh.config_files == []
 
 
 @pytest.mark.parametrize(
-    ("ssh", "message"),
+    ("config_files", "device_type", "message"),
     [
         (
-            'device_type = "cisco_ios"\nconfig_files = ["/etc/nftables.conf"]',
+            ["/etc/nftables.conf"], "cisco_ios",
             "device 'fw1': ssh.config_files: only for device_type = \"linux\" (this device is 'cisco_ios', whose configuration is its running-config)",
         ),
-        ('device_type = "linux"\nconfig_files = ["/etc/hosts", "nftables.conf"]', "device 'fw1': ssh.config_files: config_files[1] 'nftables.conf' is not an absolute path"),
-        ('device_type = "linux"\nconfig_files = ["/etc/../etc/shadow"]', "device 'fw1': ssh.config_files: config_files[0] '/etc/../etc/shadow' holds a . or .. component"),
+        (["/etc/hosts", "nftables.conf"], "linux", "device 'fw1': ssh.config_files: config_files[1] 'nftables.conf' is not an absolute path"),
+        (["/etc/../etc/shadow"], "linux", "device 'fw1': ssh.config_files: config_files[0] '/etc/../etc/shadow' holds a . or .. component"),
         (
-            'device_type = "linux"\nconfig_files = ["/etc/hosts; reboot"]',
+            ["/etc/hosts; reboot"], "linux",
             "device 'fw1': ssh.config_files: config_files[0] '/etc/hosts; reboot' holds a character other than letters, digits and . _ + @ , : = / - "
             "(no spaces, quotes or shell metacharacters)",
         ),
-        ('device_type = "linux"\nconfig_files = ["/etc/hosts", "/etc/hosts"]', "device 'fw1': ssh.config_files: config_files[1] '/etc/hosts' is already listed as config_files[0]"),
+        (["/etc/hosts", "/etc/hosts"], "linux", "device 'fw1': ssh.config_files: config_files[1] '/etc/hosts' is already listed as config_files[0]"),
         (
-            'device_type = "linux"\nconfig_files = [' + ", ".join(f'"/etc/f{i}"' for i in range(MAX_CONFIG_FILES + 1)) + "]",
+            [f"/etc/f{i}" for i in range(MAX_CONFIG_FILES + 1)], "linux",
             f"device 'fw1': ssh.config_files: lists {MAX_CONFIG_FILES + 1} files; at most {MAX_CONFIG_FILES}",
         ),
-        ('device_type = "linux"\nconfig_files = "/etc/hosts"', "device 'fw1': ssh.config_files: expected a list such as [\"a\", \"b\"], got '/etc/hosts'"),
+        ("/etc/hosts", "linux", "device 'fw1': ssh.config_files: expected a list such as [\"a\", \"b\"], got '/etc/hosts'"),
     ],
     ids=["not-linux", "relative", "dotdot", "metachar", "duplicate", "too-many", "not-a-list"],
 )
-def test_bad_config_files_name_the_place(tmp_path: Path, ssh: str, message: str) -> None:
-    path = inventory_with(tmp_path, ssh)
+def test_bad_config_files_name_the_place(tmp_path: Path, config_files: list[str] | str, device_type: str, message: str) -> None:
+    path = inventory_with(tmp_path, device_type=device_type, config_files=config_files)
     with pytest.raises(InventoryError) as info:
         load_inventory(path)
     assert info.value.problems == [message]

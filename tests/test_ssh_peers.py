@@ -33,6 +33,7 @@ from collector.ssh.recorded import load_session
 from collector.ssh.scheduler import CONFIG_CHANGE_RULE, HOST_KEY_RULE, SshScheduler
 from collector.ssh.session import ExecCommand, HostKeyChanged, SshRunner, SshTarget
 from collector.ssh.simulator import CliSimulator, DeviceScript
+from inventories import InventoryBuilder
 
 SWITCH_PASSWORD = "sw-pass-1"
 ENABLE_SECRET = "en-secret-1"
@@ -88,87 +89,35 @@ def sshd(tmp_path_factory: pytest.TempPathFactory, client_keys: dict[str, Path])
 
 
 def switch_device(
-    dev_id: str, port: int, *, password: str = "file:sw-pass", enable: str = "file:sw-enable", extra: str = "",
-    device_type: str = "cisco_ios", name: str = "Svitsj",
-) -> str:
-    return f"""
-[[device]]
-id = "{dev_id}"
-name = "{name} {dev_id}"
-site = "radhus"
-host = "127.0.0.1"
-hardware = {{ kind = "switch" }}
-[device.ssh]
-device_type = "{device_type}"
-port = {port}
-username = "admin"
-password = "{password}"
-{f'enable_secret = "{enable}"' if enable else ""}
-timeout_s = 5
-{extra}"""
+    dev_id: str, port: int, *, password: str = "file:sw-pass", enable: str = "file:sw-enable",
+    device_type: str = "cisco_ios", name: str = "Svitsj", **ssh: Any,
+) -> dict[str, Any]:
+    """A switch logging in as admin (InventoryBuilder.device's arguments); `enable=""` for none."""
+    settings = {"device_type": device_type, "port": port, "username": "admin", "password": password}
+    if enable:
+        settings["enable_secret"] = enable
+    return {"id": dev_id, "name": f"{name} {dev_id}", "ssh": {**settings, "timeout_s": 5, **ssh}}
 
 
-def server_device(dev_id: str, port: int, auth: str, extra: str = "") -> str:
-    return f"""
-[[device]]
-id = "{dev_id}"
-name = "Server {dev_id}"
-site = "radhus"
-host = "127.0.0.1"
-hardware = {{ kind = "server" }}
-[device.ssh]
-device_type = "linux"
-port = {port}
-username = "root"
-{auth}
-timeout_s = 5
-{extra}"""
+def server_device(dev_id: str, port: int, key_file: Path, **ssh: Any) -> dict[str, Any]:
+    """A Linux server logging in as root with a key (InventoryBuilder.device's arguments)."""
+    settings = {"device_type": "linux", "port": port, "username": "root", "key_file": key_file, "timeout_s": 5, **ssh}
+    return {"id": dev_id, "name": f"Server {dev_id}", "hardware": "server", "ssh": settings}
 
 
-def write_inventory(folder: Path, devices: str, *, smtp_port: int | None = None, language: str = "nb") -> Path:
-    (folder / "sw-pass").write_text(SWITCH_PASSWORD + "\n")
-    (folder / "sw-enable").write_text(ENABLE_SECRET + "\n")
-    (folder / "passphrase").write_text(PASSPHRASE + "\n")
-    alerting = ""
+def write_inventory(folder: Path, *devices: dict[str, Any], smtp_port: int | None = None, language: str = "nb") -> Path:
+    """The devices at one site, their secrets in files beside it; with `smtp_port`, config and host-key events mailed."""
+    inv = InventoryBuilder(folder)
+    inv.secret_file("sw-pass", SWITCH_PASSWORD)
+    inv.secret_file("sw-enable", ENABLE_SECRET)
+    inv.secret_file("passphrase", PASSPHRASE)
     if smtp_port is not None:
-        alerting = f"""
-[alerting]
-language = "{language}"
-
-[[channel]]
-id = "vakt"
-kind = "email"
-to = ["it@karlsoy.example"]
-smtp_host = "127.0.0.1"
-smtp_port = {smtp_port}
-smtp_starttls = "never"
-sender = "nettvakt@karlsoy.example"
-
-[[route]]
-channels = ["vakt"]
-rules = ["{CONFIG_CHANGE_RULE}", "{HOST_KEY_RULE}"]
-"""
-    path = folder / "inventory.toml"
-    path.write_text(
-        f"""
-[collector]
-data_dir = "data"
-
-[lifecycle.kinds.switch]
-lifetime_years = 8
-replacement_cost_nok = 30000
-
-[lifecycle.kinds.server]
-lifetime_years = 6
-replacement_cost_nok = 60000
-
-[[site]]
-id = "radhus"
-name = "Rådhuset"
-{alerting}{devices}""",
-        encoding="utf-8",
-    )
-    return path
+        inv.alerting(language=language)
+        inv.email("vakt", smtp_port, to=["it@karlsoy.example"], smtp_starttls="never", sender="nettvakt@karlsoy.example")
+        inv.route("vakt", rules=[CONFIG_CHANGE_RULE, HOST_KEY_RULE])
+    for device in devices:
+        inv.device(**device)
+    return inv.write()
 
 
 @contextlib.asynccontextmanager
@@ -329,8 +278,8 @@ def test_fortios_enc_churn_no_alert_real_change_one_alert(tmp_path: Path, shared
         emitted.extend(points)
 
     with CliSimulator(script, password=SWITCH_PASSWORD) as sim:
-        devices = switch_device("fw1", sim.port, device_type="fortinet", enable="", name="Brannmur")
-        inventory = load_inventory(write_inventory(tmp_path, devices, smtp_port=smtp_port, language="en"))
+        fw1 = switch_device("fw1", sim.port, device_type="fortinet", enable="", name="Brannmur")
+        inventory = load_inventory(write_inventory(tmp_path, fw1, smtp_port=smtp_port, language="en"))
 
         async def main() -> list[Any]:
             runs = []
@@ -359,7 +308,7 @@ def test_fortios_enc_churn_no_alert_real_change_one_alert(tmp_path: Path, shared
 
 
 def test_ssh_run_on_switch(tmp_path: Path, switch: FakeSwitchServer, capsys: pytest.CaptureFixture[str]) -> None:
-    inv = write_inventory(tmp_path, switch_device("sw3", switch.port, extra='allow_commands = ["write( memory)?"]\n'))
+    inv = write_inventory(tmp_path, switch_device("sw3", switch.port, allow_commands=["write( memory)?"]))
 
     assert run_command(ns(inv, device="sw3", words=["show", "version"], json=False)) == EXIT_OK
     captured = capsys.readouterr()
@@ -395,11 +344,11 @@ def test_ssh_run_on_switch(tmp_path: Path, switch: FakeSwitchServer, capsys: pyt
 def test_linux_facts_over_sshd_with_keys(tmp_path: Path, sshd: SshdServer, client_keys: dict[str, Path], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setenv("NETTVAKT_TEST_SSH_PASSPHRASE", PASSPHRASE)
     devices = (
-        server_device("srv-plain", sshd.port, f'key_file = "{client_keys["plain"]}"')
-        + server_device("srv-file", sshd.port, f'key_file = "{client_keys["protected"]}"\nkey_passphrase = "file:passphrase"')
-        + server_device("srv-env", sshd.port, f'key_file = "{client_keys["protected"]}"\nkey_passphrase = "env:NETTVAKT_TEST_SSH_PASSPHRASE"')
+        server_device("srv-plain", sshd.port, client_keys["plain"]),
+        server_device("srv-file", sshd.port, client_keys["protected"], key_passphrase="file:passphrase"),
+        server_device("srv-env", sshd.port, client_keys["protected"], key_passphrase="env:NETTVAKT_TEST_SSH_PASSPHRASE"),
     )
-    inventory = load_inventory(write_inventory(tmp_path, devices))
+    inventory = load_inventory(write_inventory(tmp_path, *devices))
     emitted: dict[str, list[Point]] = {}
 
     async def emit(source: str, points: list[Point]) -> None:
@@ -434,7 +383,7 @@ def test_linux_facts_over_sshd_with_keys(tmp_path: Path, sshd: SshdServer, clien
 
 def test_sshd_host_key_pinned_then_change_refused_and_announced(tmp_path: Path, client_keys: dict[str, Path]) -> None:
     port = free_port()
-    inventory = load_inventory(write_inventory(tmp_path, server_device("srv-pin", port, f'key_file = "{client_keys["plain"]}"')))
+    inventory = load_inventory(write_inventory(tmp_path, server_device("srv-pin", port, client_keys["plain"])))
     device = inventory.device[0]
     known_hosts = tmp_path / "data" / "ssh" / "known_hosts"
     announced: list[dict[str, object]] = []
@@ -491,8 +440,7 @@ def test_sshd_host_key_pinned_then_change_refused_and_announced(tmp_path: Path, 
 
 def test_ssh_run_on_linux(tmp_path: Path, sshd: SshdServer, client_keys: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     marker = tmp_path / "allowed-marker"
-    extra = r'allow_commands = ["touch /tmp/\\S+"]' + "\n"
-    inv = write_inventory(tmp_path, server_device("srv-run", sshd.port, f'key_file = "{client_keys["plain"]}"', extra))
+    inv = write_inventory(tmp_path, server_device("srv-run", sshd.port, client_keys["plain"], allow_commands=[r"touch /tmp/\S+"]))
     assert run_command(ns(inv, device="srv-run", words=["uptime"], json=False)) == EXIT_OK
     assert "load average" in capsys.readouterr().out
     assert run_command(ns(inv, device="srv-run", words=["cat", "/proc/loadavg"], json=True)) == EXIT_OK
@@ -552,16 +500,14 @@ def linux_config_files(folder: Path, community: str = "lx-ro-start") -> list[str
     return [str(etc / "nftables.conf"), str(etc / "snmp" / "snmpd.conf"), str(etc / "wireguard" / "wg0.conf"), str(etc / "network-interfaces"), str(etc / "wireguard"), "/proc/self/mem"]
 
 
-def files_extra(paths: list[str]) -> str:
-    return "config_files = [" + ", ".join(json.dumps(p) for p in paths) + "]\n"
-
-
 def test_linux_config_files_backup_history_diff_redaction(tmp_path: Path, sshd: SshdServer, client_keys: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     paths = linux_config_files(tmp_path)
     nft, snmpd = Path(paths[0]), Path(paths[1])
-    devices = server_device("srv-cfg", sshd.port, f'key_file = "{client_keys["plain"]}"', files_extra(paths))
-    devices += server_device("srv-facts", sshd.port, f'key_file = "{client_keys["plain"]}"')  # no config_files: facts only
-    inv = write_inventory(tmp_path, devices)
+    inv = write_inventory(
+        tmp_path,
+        server_device("srv-cfg", sshd.port, client_keys["plain"], config_files=paths),
+        server_device("srv-facts", sshd.port, client_keys["plain"]),  # no config_files: facts only
+    )
 
     assert run_backup(ns(inv, device=None, json=False, max_sessions=None)) == EXIT_OK
     out = capsys.readouterr().out
@@ -624,8 +570,8 @@ def test_linux_config_files_backup_history_diff_redaction(tmp_path: Path, sshd: 
 def test_linux_config_change_one_session_one_mail(tmp_path: Path, sshd: SshdServer, client_keys: dict[str, Path], smtp_inbox: Callable[..., Any]) -> None:
     mail = smtp_inbox()
     paths = linux_config_files(tmp_path)
-    devices = server_device("srv-fw", sshd.port, f'key_file = "{client_keys["plain"]}"', files_extra(paths))
-    inventory = load_inventory(write_inventory(tmp_path, devices, smtp_port=mail.port))
+    srv_fw = server_device("srv-fw", sshd.port, client_keys["plain"], config_files=paths)
+    inventory = load_inventory(write_inventory(tmp_path, srv_fw, smtp_port=mail.port))
     device = inventory.device[0]
     log = sshd.workdir / "sshd.log"
     emitted: list[Point] = []

@@ -13,45 +13,19 @@ from collector.config import load_inventory
 from collector.ssh.recorded import load_session
 from collector.ssh.scheduler import SshScheduler
 from collector.ssh.simulator import CliSimulator, DeviceScript
+from inventories import InventoryBuilder
 
 IOS_9200 = "cisco_ios/running_config/ios#C9200L-24P-4G_17.09.04a#simulation.yaml"
 
 
 def write_inventory(tmp_path: Path, port: int) -> Path:
-    (tmp_path / "pw").write_text("secret\n")
-    (tmp_path / "bad-pw").write_text("wrong\n")
-    devices = ""
-    for dev_id, pw in (("sw1", "pw"), ("sw-bad", "bad-pw")):
-        devices += f"""
-[[device]]
-id = "{dev_id}"
-name = "{dev_id}"
-site = "radhus"
-host = "127.0.0.1"
-hardware = {{ kind = "switch" }}
-[device.ssh]
-device_type = "cisco_ios"
-port = {port}
-username = "admin"
-password = "file:{pw}"
-interval_s = 600
-timeout_s = 3
-"""
-    path = tmp_path / "inventory.toml"
-    path.write_text(
-        f"""
-[collector]
-data_dir = "data"
-[lifecycle.kinds.switch]
-lifetime_years = 8
-replacement_cost_nok = 30000
-[[site]]
-id = "radhus"
-name = "Rådhuset"
-{devices}""",
-        encoding="utf-8",
-    )
-    return path
+    """Two switches on the simulator: sw1 with the right password, sw-bad with a wrong one (in tmp_path/bad-pw)."""
+    inv = InventoryBuilder(tmp_path)
+    for dev_id, password_file, password in (("sw1", "pw", "secret"), ("sw-bad", "bad-pw", "wrong")):
+        password_ref = inv.secret_file(password_file, password)
+        inv.device(dev_id, ssh={"device_type": "cisco_ios", "port": port, "username": "admin", "password": password_ref,
+                                "interval_s": 600, "timeout_s": 3})
+    return inv.write()
 
 
 def test_scheduler_emits_facts_and_stores_backups(tmp_path: Path, shared_dir: Path) -> None:
