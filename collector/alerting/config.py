@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from collector.alerting.rules import EVENT_RULES, RULE_KINDS, SITE_RULE
 from collector.models import Model, Slug
+from collector.texts import DEFAULT_LANGUAGE, Lang
 from collector.problems import did_you_mean
 
 
@@ -49,7 +50,7 @@ def template_problem(template: str, known: frozenset[str]) -> str | None:
 class AlertingSettings(Model):
     """`[alerting]`: how the engine talks and waits; the defaults suit a small municipality."""
 
-    language: Literal["nb", "en"] = "nb"
+    language: Lang = DEFAULT_LANGUAGE
     timezone: str = "Europe/Oslo"
     # Alerts that fire within this long go out as one message.
     group_wait_s: float = Field(default=10.0, ge=0, le=3600)

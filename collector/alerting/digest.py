@@ -12,46 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import zoneinfo
 
+from collector import texts
 from collector.config import Inventory
 from collector.reports import i18n
 from collector.reports.hardware import HardwareItem, build_hardware_report
 
 DIGEST_RULE = "lifecycle_digest"
 MAX_LISTED = 25  # past-due lines in the mail; the full list is in the report
-
-TEXT = {
-    "nb": {
-        "title": "[nettvakt] Utskifting {month}: {past} forfalt ({past_cost}), {due} forfaller i {year} ({due_cost})",
-        "past": "Forfalt (skulle vært byttet):",
-        "due": "Forfaller i {year}:",
-        "forecast": "Plan for de neste fem budsjettårene:",
-        "row": "  {year}: {units}, {cost}",
-        "item": "  - {name} ({kind}, {site}): kjøpt {purchased}, {due_word} {due_year}, {cost}",
-        "was_due": "forfalt", "falls_due": "forfaller",
-        "more": "  ... og {n} til",
-        "none": "  (ingen)",
-        "unknown": "Ukjent alder: {n}; se rapporten.",
-        "footer": "Full rapport med diagram: nettvakt report hardware --format pdf --output utskifting.pdf",
-        "months": ["januar", "februar", "mars", "april", "mai", "juni", "juli", "august", "september",
-                   "oktober", "november", "desember"],
-    },
-    "en": {
-        "title": "[nettvakt] Renewal {month}: {past} past due ({past_cost}), {due} due in {year} ({due_cost})",
-        "past": "Past due (should have been replaced):",
-        "due": "Falling due in {year}:",
-        "forecast": "Plan for the next five budget years:",
-        "row": "  {year}: {units}, {cost}",
-        "item": "  - {name} ({kind}, {site}): bought {purchased}, {due_word} {due_year}, {cost}",
-        "was_due": "was due", "falls_due": "due",
-        "more": "  ... and {n} more",
-        "none": "  (none)",
-        "unknown": "Unknown age: {n}; see the report.",
-        "footer": "Full report with chart: nettvakt report hardware --format pdf --output renewal.pdf",
-        "months": ["January", "February", "March", "April", "May", "June", "July", "August", "September",
-                   "October", "November", "December"],
-    },
-}
-
 
 def digest_month(now: float, zone: zoneinfo.ZoneInfo, day: int, at: dt.time, last_sent: str | None) -> str | None:
     """The month ("2026-12") whose digest is due at Unix time `now`, or None.
@@ -75,7 +42,8 @@ def previous_month(now: float, zone: zoneinfo.ZoneInfo) -> str:
 
 def lifecycle_digest(inventory: Inventory, today: dt.date, lang: str) -> tuple[str, str]:
     """(title, body) of the digest for `today`."""
-    t = TEXT[lang]
+    catalog = texts.of(lang)
+    t = catalog.digest
     report = build_hardware_report(inventory, today.year, today)
     currency = report.currency
 
@@ -85,7 +53,7 @@ def lifecycle_digest(inventory: Inventory, today: dt.date, lang: str) -> tuple[s
     past = report.past_due
     due_now = [i for i in report.items if i.status == "due" and i.due_year == today.year]
     title = t["title"].format(
-        month=f"{t['months'][today.month - 1]} {today.year}", past=i18n.count(len(past), "unit", lang),
+        month=f"{catalog.months[today.month - 1]} {today.year}", past=i18n.count(len(past), "unit", lang),
         past_cost=money(sum(i.cost_nok or 0.0 for i in past)), due=len(due_now), year=today.year,
         due_cost=money(sum(i.cost_nok or 0.0 for i in due_now)),
     )

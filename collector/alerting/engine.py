@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agent.points import MAX_NAME_LEN, Point
-from collector import clock
+from collector import clock, texts
 from collector.alerting.acks import AckStore, ack_json
 from collector.alerting.config import AlertRule, MaintenanceWindow
 # Re-exported: the service and the tests import Notification and AlertEvent from the engine.
-from collector.alerting.notification import SEVERITY_RANK, WORDS, AlertEvent, EventKind, Notification  # noqa: F401
+from collector.alerting.notification import SEVERITY_RANK, AlertEvent, EventKind, Notification  # noqa: F401
 from collector.alerting.rules import RULE_KINDS, SITE_RULE, SITE_TEXT, RuleContext, RuleKind
 from collector.alerting.silences import SilenceStore
 from collector.config import Inventory, Route
@@ -160,7 +160,7 @@ class AlertEngine:
         # alerts stay folded meanwhile so the "back" message is the only one.
         self.recovery_grace_s = recovery_grace_s
         self.stale_s = stale_s
-        self.words = WORDS[language]
+        self.words = texts.of(language).alert
         self.language = language
         self.zone = zoneinfo.ZoneInfo(timezone)
         self._obs: dict[tuple[str, str], _Observation] = {}

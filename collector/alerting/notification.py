@@ -1,5 +1,5 @@
-"""What the alert engine tells people: a `Notification` to one channel, made of `AlertEvent` lines,
-and the words (per language) they are written in.
+"""What the alert engine tells people: a `Notification` to one channel, made of `AlertEvent` lines
+(their words, per language, are the `alert` section of collector/texts).
 
 Kept apart from the engine so that the channels that format and send notifications need not
 import the engine (which imports collector.config, which builds its `[[channel]]` model from
@@ -14,31 +14,6 @@ from typing import Any, Literal
 # "event": a one-off happening with no state to resolve (a configuration change, the monthly digest).
 EventKind = Literal["firing", "resolved", "flapping", "repeat", "event"]
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
-
-# Words of the messages people read, per language (Norwegian by default).
-WORDS: dict[str, dict[str, str]] = {
-    "nb": {
-        "firing": "AKTIV", "resolved": "LØST", "repeat": "FORTSATT AKTIV", "flapping": "USTABIL", "event": "HENDELSE",
-        "info": "info", "warning": "advarsel", "critical": "kritisk",
-        "flap_text": "{summary} (skifter tilstand for ofte; holdes til den er stabil)",
-        "back_text": "{site_name} er tilgjengelig igjen",
-        "affected": "Berørt",
-        "uplink": "Opplink nede",
-        "many": "{n} varsler: {firing} aktive, {resolved} løst",
-        "since": "siden",
-    },
-    "en": {
-        "firing": "FIRING", "resolved": "RESOLVED", "repeat": "STILL FIRING", "flapping": "FLAPPING", "event": "EVENT",
-        "info": "info", "warning": "warning", "critical": "critical",
-        "flap_text": "{summary} (changing state too often; held until it settles)",
-        "back_text": "{site_name} is reachable again",
-        "affected": "Affected",
-        "uplink": "Uplink down",
-        "many": "{n} alerts: {firing} firing, {resolved} resolved",
-        "since": "since",
-    },
-}
-
 
 @dataclass(frozen=True, slots=True)
 class AlertEvent:

@@ -13,6 +13,7 @@ from typing import Literal
 
 from agent.contract import probe_latency_ms
 from agent.points import Point
+from collector import texts
 
 Direction = Literal["above", "below"]
 
@@ -46,7 +47,7 @@ class RuleKind:
     direction: Direction
     threshold: float
     clear: float | None  # None: the same as threshold (0/1 states need no hysteresis)
-    # Summary per language; {subject}, {value}, {threshold} and {site_name} are filled in.
+    # Summary per language (the catalog's rule_summaries); {subject}, {value}, {threshold} and {site_name} are filled in.
     text: Mapping[str, str] = field(default_factory=dict)
     # Values are cumulative counters: the engine compares the increase between observations.
     delta: bool = False
@@ -133,74 +134,75 @@ def _vpn_down(point: Point, ctx: RuleContext) -> list[Sample]:
     return [Sample(point.tags.get("device", ""), point.tags.get("site", ""), total - up)]
 
 
+def _summary(kind: str) -> Mapping[str, str]:
+    """The summary of rule kind `kind` in each language, from collector/texts."""
+    return texts.in_each_language(lambda catalog: catalog.rule_summaries[kind])
+
+
 RULE_KINDS: dict[str, RuleKind] = {
     "agent_silent": RuleKind(
         "availability", _field("availability", "up", _tag("host"), kind="agent"), "below", 0.5, None,
-        {"nb": "{subject} har ikke rapportert", "en": "{subject} has stopped reporting"},
+        _summary("agent_silent"),
     ),
     "agent_never_reported": RuleKind(
         # No `up` before the first report: nobody calls it down; after `threshold` seconds of waiting
         # (default an hour) someone should look at the machine or its token.
         "availability", _field("availability", "waiting_s", _tag("host"), kind="agent"), "above", 3600.0, None,
-        {"nb": "{subject} har aldri rapportert", "en": "{subject} has never reported"},
+        _summary("agent_never_reported"),
     ),
     "device_down": RuleKind(
         "availability", _field("availability", "up", _tag("device"), kind="device"), "below", 0.5, None,
-        {"nb": "{subject} svarer ikke på SNMP", "en": "{subject} does not answer SNMP"},
+        _summary("device_down"),
     ),
     "target_unreachable": RuleKind(
         "probe", _field("probe", "up", _target), "below", 0.5, None,
-        {"nb": "{subject} svarer ikke", "en": "{subject} does not answer"},
+        _summary("target_unreachable"),
     ),
     "probe_latency": RuleKind(
         "probe", _probe_latency, "above", 200.0, 150.0,
-        {"nb": "{subject}: svartid {value:.0f} ms (grense {threshold:.0f} ms)",
-         "en": "{subject}: latency {value:.0f} ms (limit {threshold:.0f} ms)"},
+        _summary("probe_latency"),
     ),
     "probe_loss": RuleKind(
         "probe", _field("probe", "loss_pct", _target), "above", 20.0, 5.0,
-        {"nb": "{subject}: pakketap {value:.0f} % (grense {threshold:.0f} %)",
-         "en": "{subject}: packet loss {value:.0f} % (limit {threshold:.0f} %)"},
+        _summary("probe_loss"),
     ),
     "interface_down": RuleKind(
         "interface", _interface_down, "below", 0.5, None,
-        {"nb": "grensesnitt {subject} er nede", "en": "interface {subject} is down"},
+        _summary("interface_down"),
     ),
     "interface_util": RuleKind(
         "interface", _interface_max(("in_util_pct", "out_util_pct")), "above", 90.0, 75.0,
-        {"nb": "{subject}: utnyttelse {value:.0f} % (grense {threshold:.0f} %)",
-         "en": "{subject}: utilisation {value:.0f} % (limit {threshold:.0f} %)"},
+        _summary("interface_util"),
     ),
     "interface_errors": RuleKind(
         "interface", _interface_max(("in_errors_ps", "out_errors_ps")), "above", 10.0, 1.0,
-        {"nb": "{subject}: {value:.1f} feil/s", "en": "{subject}: {value:.1f} errors/s"},
+        _summary("interface_errors"),
     ),
     "host_cpu": RuleKind(
         "host", _field("host", "cpu_pct", _tag("host")), "above", 95.0, 80.0,
-        {"nb": "{subject}: CPU {value:.0f} %", "en": "{subject}: CPU {value:.0f} %"},
+        _summary("host_cpu"),
     ),
     "host_mem": RuleKind(
         "host", _field("host", "mem_used_pct", _tag("host")), "above", 95.0, 85.0,
-        {"nb": "{subject}: minne {value:.0f} % brukt", "en": "{subject}: memory {value:.0f} % used"},
+        _summary("host_mem"),
     ),
     "host_disk": RuleKind(
         "host_disk", _field("host_disk", "used_pct", _disk), "above", 90.0, 85.0,
-        {"nb": "{subject}: disk {value:.0f} % full", "en": "{subject}: disk {value:.0f} % full"},
+        _summary("host_disk"),
     ),
     "vpn_tunnel_down": RuleKind(
         "device", _vpn_down, "above", 1.0, None,
-        {"nb": "{subject}: {value:.0f} IPsec-tunnel(er) nede", "en": "{subject}: {value:.0f} IPsec tunnel(s) down"},
+        _summary("vpn_tunnel_down"),
     ),
     "collector_dropping": RuleKind(
         "collector", _field("collector", "dropped_points", _tag("collector")), "above", 1.0, None,
-        {"nb": "innsamleren mister data: {value:.0f} punkter forkastet", "en": "the collector is dropping data: {value:.0f} points dropped"},
+        _summary("collector_dropping"),
         delta=True,
     ),
     # For InfluxDB storage: with `storage.kind = "local"` the queue is the store and only grows.
     "collector_backlog": RuleKind(
         "collector", _field("collector", "queue_age_s", _tag("collector")), "above", 600.0, 60.0,
-        {"nb": "innsamleren får ikke skrevet til InfluxDB: eldste data venter i {value:.0f} s",
-         "en": "the collector cannot write to InfluxDB: the oldest data has waited {value:.0f} s"},
+        _summary("collector_backlog"),
     ),
 }
 
@@ -209,7 +211,4 @@ RULE_KINDS: dict[str, RuleKind] = {
 SITE_RULE = "site_unreachable"
 # One-off events (no state to resolve) that routes, windows and silences may name like rules.
 EVENT_RULES = ("config_change", "ssh_host_key_changed", "lifecycle_digest", "inventory_reload_failed")
-SITE_TEXT = {
-    "nb": "{site_name} utilgjengelig siden {since}, {affected_machines} bak den",
-    "en": "{site_name} unreachable since {since}, {affected_machines} behind it",
-}
+SITE_TEXT = _summary(SITE_RULE)

@@ -14,6 +14,7 @@ from pathlib import Path
 from agent.commandline import Command, add_inventory_argument, parse_duration
 from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from agent.secrets import SecretError
+from collector import texts
 from collector.config import Inventory, InventoryError, load_inventory
 from collector.diagnose.analysis import Diagnosis, diagnose
 from collector.diagnose.data import UnknownSiteError, load_site_data, site_context
@@ -71,7 +72,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", type=parse_duration, default=24 * 3600.0, metavar="DURATION", help="how far back to look (default 24h)")
     parser.add_argument("--source", choices=["auto", "influx", "local"], default="auto",
                         help="where to read (default: InfluxDB when configured, else the collector's local store)")
-    parser.add_argument("--lang", choices=["nb", "en"], default=None, help="language (default: [alerting] language, nb)")
+    parser.add_argument("--lang", choices=texts.LANGUAGES, default=None, help="language (default: [alerting] language, nb)")
     parser.add_argument("--json", action="store_true", help="machine-readable verdicts")
     parser.add_argument("--markdown", metavar="PATH", help="also write a Markdown report to PATH")
 

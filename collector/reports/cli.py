@@ -18,6 +18,7 @@ from typing import Any, Callable
 from agent.commandline import Command, add_inventory_argument, parse_duration
 from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from agent.secrets import SecretError
+from collector import texts
 from collector.config import Inventory, InventoryError, load_inventory
 from collector.timeseries import SeriesSource, SourceConfigError, SourceError, open_source
 from collector.reports.render import Document, render_csv, render_html, render_pdf, render_text
@@ -153,7 +154,7 @@ def _hardware_arguments(parser: argparse.ArgumentParser) -> None:
         "html (one self-contained file with the chart); pdf (needs --output)",
     )
     parser.add_argument("--output", metavar="PATH", help="write here instead of standard output (required for pdf)")
-    parser.add_argument("--lang", choices=["nb", "en"], default=None, help="language (default: [alerting] language, nb)")
+    parser.add_argument("--lang", choices=texts.LANGUAGES, default=None, help="language (default: [alerting] language, nb)")
 
 
 def _servers_arguments(parser: argparse.ArgumentParser) -> None:
@@ -165,7 +166,7 @@ def _servers_arguments(parser: argparse.ArgumentParser) -> None:
         help="table (terminal); csv (nb: ';' and decimal comma; en: ',' and '.'); json; html (one self-contained file)",
     )
     parser.add_argument("--output", metavar="PATH", help="write here instead of standard output")
-    parser.add_argument("--lang", choices=["nb", "en"], default=None)
+    parser.add_argument("--lang", choices=texts.LANGUAGES, default=None)
 
 
 COMMANDS = (

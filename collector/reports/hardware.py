@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from agent.hwfacts import machine_age
+from collector import texts
 from collector.config import Hardware, Inventory
 from collector.lifecycle import plan_fields
 from collector.reports import i18n
@@ -46,7 +47,7 @@ RESOURCE_MINIMUMS: dict[str, Minimums] = {
 }
 
 AgeSource = Literal["purchased", "bios_date", "os_installed"]
-# Why an age is unknown; the words are in TEXT.
+# Why an age is unknown; the words are the catalog's hardware_report (collector/texts).
 UnknownReason = Literal["no_facts_agent", "no_facts_device", "virtual", "no_dates", "facts_unavailable"]
 Status = Literal["past_due", "due", "later", "unknown"]
 
@@ -298,100 +299,13 @@ def observed_from_points(
     return out
 
 
-# ---------------------------------------------------------------------------------- words
-TEXT: dict[str, dict[str, str]] = {
-    "nb": {
-        "title": "Utskiftingsplan for maskinvare",
-        "subtitle": "{org} \u2013 laget {date} \u2013 budsjettår {first}\u2013{last}",
-        "s_items": "{n} enheter i inventaret ({kinds}).",
-        "s_past_due": "{n} enheter er forfalt til utskifting (forfallsår før {first}), til sammen {cost}: {names}.",
-        "s_none_past_due": "Ingen enheter er forfalt til utskifting før {first}.",
-        "s_forecast": "Prognose for {first}\u2013{last}: {units} enheter, {cost} (største år: {peak_year}, {peak_cost}).",
-        "s_unknown": "{n} enheter har ukjent alder og er ikke med i prognosen: {names}.",
-        "s_low": "{n} maskiner har for lite minne eller disk for dagens behov: {names}.",
-        "past_due": "Forfalt til utskifting",
-        "chart": "Utskiftingskostnad per budsjettår",
-        "chart_y": "Kostnad (kr)",
-        "chart_due": "Forfalt",
-        "chart_planned": "Planlagt",
-        "forecast": "Prognose per budsjettår",
-        "all": "Alle enheter etter sted og avdeling",
-        "low": "Maskiner med for lite minne eller disk",
-        "site": "Sted", "site_department": "Sted / avdeling", "id": "Id", "name": "Navn", "kind": "Type", "model": "Modell", "purchased": "Kjøpt",
-        "age": "Alder (år)", "source": "Kilde for alder", "lifetime": "Levetid (år)", "due": "Forfallsår",
-        "cost": "Kostnad", "status": "Status", "remark": "Merknad", "year": "År", "units": "Enheter",
-        "of_past_due": "Herav forfalt", "kinds": "Typer", "mem": "Minne (GiB)", "disk": "Disk (GB)",
-        "need": "Krav",
-        "src_purchased": "innkjøpsdato (inventar)", "src_bios_date": "BIOS-dato (anslag)",
-        "src_os_installed": "OS installert (anslag)", "src_none": "ukjent",
-        "st_past_due": "forfalt", "st_due": "i perioden", "st_later": "senere", "st_unknown": "ukjent",
-        "r_no_facts_agent": "ingen innkjøpsdato i inventaret, og agenten har ikke meldt maskinvarefakta",
-        "r_no_facts_device": "ingen innkjøpsdato i inventaret; nettverksutstyr oppgir ingen produksjonsdato",
-        "r_virtual": "ingen innkjøpsdato; virtuell maskin: BIOS-datoen er hypervisorens, og OS-installasjonsdato mangler",
-        "r_no_dates": "ingen innkjøpsdato, og maskinen oppgir verken BIOS- eller installasjonsdato",
-        "r_facts_unavailable": "ingen innkjøpsdato i inventaret, og observerte fakta kunne ikke leses",
-        "low_mem": "for lite minne (under {need} GiB)", "low_disk": "for liten disk (under {need} GB)",
-        "estimated": "anslått",
-        "group": "{site} \u2013 {units} enheter, {cost}",
-        "none": "Ingen.",
-        "n_grouping": "Gruppert etter sted og avdeling (`department` i [hardware] i inventaret; uten den bare sted), deretter type.",
-        "n_forecast": "Prognosen regner hver enhet i forfallsåret (forfalte i første år) og på nytt én levetid senere innenfor perioden, i dagens priser.",
-        "n_age": "Alder regnes fra innkjøpsdato i inventaret; uten den fra BIOS-dato eller OS-installasjonsdato som agenten melder (anslag: en oppdatert BIOS gjør maskinen yngre enn den er).",
-        "n_minimums": "Krav til minne og disk: {minimums}.",
-        "n_facts_error": "Observerte maskinvarefakta kunne ikke leses: {error}",
-        "n_currency": "Beløp i {currency}.",
-    },
-    "en": {
-        "title": "Hardware replacement plan",
-        "subtitle": "{org} \u2013 made {date} \u2013 budget years {first}\u2013{last}",
-        "s_items": "{n} units in the inventory ({kinds}).",
-        "s_past_due": "{n} units are past due for replacement (due before {first}), {cost} in all: {names}.",
-        "s_none_past_due": "No unit is past due for replacement before {first}.",
-        "s_forecast": "Forecast for {first}\u2013{last}: {units} units, {cost} (largest year: {peak_year}, {peak_cost}).",
-        "s_unknown": "{n} units have an unknown age and are not in the forecast: {names}.",
-        "s_low": "{n} machines have too little memory or disk for current needs: {names}.",
-        "past_due": "Past due for replacement",
-        "chart": "Replacement cost per budget year",
-        "chart_y": "Cost (NOK)",
-        "chart_due": "Past due",
-        "chart_planned": "Planned",
-        "forecast": "Forecast per budget year",
-        "all": "All units by site and department",
-        "low": "Machines with too little memory or disk",
-        "site": "Site", "site_department": "Site / department", "id": "Id", "name": "Name", "kind": "Kind", "model": "Model", "purchased": "Purchased",
-        "age": "Age (years)", "source": "Age source", "lifetime": "Lifetime (years)", "due": "Due year",
-        "cost": "Cost", "status": "Status", "remark": "Remark", "year": "Year", "units": "Units",
-        "of_past_due": "Of which past due", "kinds": "Kinds", "mem": "Memory (GiB)", "disk": "Disk (GB)",
-        "need": "Minimum",
-        "src_purchased": "purchase date (inventory)", "src_bios_date": "BIOS date (estimate)",
-        "src_os_installed": "OS installed (estimate)", "src_none": "unknown",
-        "st_past_due": "past due", "st_due": "in period", "st_later": "later", "st_unknown": "unknown",
-        "r_no_facts_agent": "no purchase date in the inventory, and the agent has reported no hardware facts",
-        "r_no_facts_device": "no purchase date in the inventory; network devices report no build date",
-        "r_virtual": "no purchase date; virtual machine: its BIOS date is the hypervisor's and no OS install date is known",
-        "r_no_dates": "no purchase date, and the machine reports neither a BIOS nor an install date",
-        "r_facts_unavailable": "no purchase date in the inventory, and observed facts could not be read",
-        "low_mem": "too little memory (under {need} GiB)", "low_disk": "disk too small (under {need} GB)",
-        "estimated": "estimated",
-        "group": "{site} \u2013 {units} units, {cost}",
-        "none": "None.",
-        "n_grouping": "Grouped by site and department (`department` in the inventory's [hardware]; without it by site only), then kind.",
-        "n_forecast": "The forecast counts each unit in its due year (past-due units in the first year) and again one lifetime later within the period, at today's prices.",
-        "n_age": "Age counts from the inventory's purchase date; without one, from the BIOS date or OS install date the agent reports (estimates: an updated BIOS makes a machine look younger).",
-        "n_minimums": "Memory and disk minimums: {minimums}.",
-        "n_facts_error": "Observed hardware facts could not be read: {error}",
-        "n_currency": "Amounts in {currency}.",
-    },
-}
-
-
 def _names(items: Iterable[HardwareItem], limit: int = 8) -> str:
     ids = [i.id for i in items]
     return ", ".join(ids[:limit]) + (f" (+{len(ids) - limit})" if len(ids) > limit else "")
 
 
 def _remark(item: HardwareItem, report: HardwareReport, lang: str) -> str:
-    w = TEXT[lang]
+    w = texts.of(lang).hardware_report
     parts = []
     if item.unknown_reason:
         parts.append(w[f"r_{item.unknown_reason}"])
@@ -405,7 +319,7 @@ def _remark(item: HardwareItem, report: HardwareReport, lang: str) -> str:
 
 
 def hardware_document(report: HardwareReport, lang: str) -> Document:
-    w = TEXT[lang]
+    w = texts.of(lang).hardware_report
     cur = report.currency
     first, last = report.first_year, report.first_year + FORECAST_YEARS - 1
     fmt_money = lambda v: i18n.money(v, lang, cur)  # noqa: E731

@@ -1,69 +1,37 @@
-"""Numbers, money and dates for the reports, in Norwegian (bokmål) or English: one place.
+"""Numbers, money, dates and counts for people, in the reader's language: one place for how they are written.
 
-Norwegian: digits grouped by a no-break space (U+00A0: a plain-looking space that never breaks a
-number across lines, and that the PDF's standard fonts can draw, unlike the thin U+202F),
-decimal comma, `1 234 567 kr`, dates `29.11.2026`. English: `1,234,567`, `NOK 1,234,567`, ISO
-dates. CSV cells are ungrouped (Norwegian Excel reads `1234567,5` as a number, not `1 234 567,5`).
+The conventions are the language's, from its catalog (collector/texts): Norwegian groups digits
+with a no-break space (U+00A0: a plain-looking space that never breaks a number across lines,
+and that the PDF's standard fonts can draw, unlike the thin U+202F), has a decimal comma,
+`1 234 567 kr` and dates `29.11.2026`; English `1,234,567`, `NOK 1,234,567` and ISO dates.
+CSV cells are ungrouped (Norwegian Excel reads `1234567,5` as a number, not `1 234 567,5`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import math
-from typing import Literal
 
-Lang = Literal["nb", "en"]
-LANGUAGES: tuple[Lang, ...] = ("nb", "en")
-NB_GROUP = "\u00a0"
+from collector import texts
 
-# CSV dialect per language: Norwegian Excel expects `;` because `,` is its decimal mark.
-CSV_DELIMITER: dict[str, str] = {"nb": ";", "en": ","}
-
-# Hardware kinds as people say them; an unknown kind is shown as written in the inventory.
-KIND_NAMES: dict[str, dict[str, str]] = {
-    "nb": {
-        "pc": "PC", "laptop": "bærbar PC", "server": "server", "firewall": "brannmur", "switch": "svitsj",
-        "printer": "skriver", "ups": "UPS", "router": "ruter", "network": "nettverksutstyr",
-    },
-    "en": {
-        "pc": "PC", "laptop": "laptop", "server": "server", "firewall": "firewall", "switch": "switch",
-        "printer": "printer", "ups": "UPS", "router": "router", "network": "network device",
-    },
-}
-
-
-# Words that are counted in texts: (one, more) per language.
-COUNTED = {
-    "machine": {"nb": ("maskin", "maskiner"), "en": ("machine", "machines")},
-    "unit": {"nb": ("enhet", "enheter"), "en": ("unit", "units")},
-}
+NO_BREAK_SPACE = "\u00a0"
 
 
 def count(n: int, word: str, lang: str) -> str:
     """'1 maskin', '7 maskiner', '1 unit': the number with its word in the right form."""
-    one, more = COUNTED[word].get(lang, COUNTED[word]["en"])
-    return f"{n} {one if n == 1 else more}"
-
-
-KIND_PLURALS: dict[str, dict[str, str]] = {
-    "nb": {
-        "pc": "PC-er", "laptop": "bærbare PC-er", "server": "servere", "firewall": "brannmurer", "switch": "svitsjer",
-        "printer": "skrivere", "ups": "UPS-er", "router": "rutere", "network": "nettverksutstyr",
-    },
-    "en": {
-        "pc": "PCs", "laptop": "laptops", "server": "servers", "firewall": "firewalls", "switch": "switches",
-        "printer": "printers", "ups": "UPSes", "router": "routers", "network": "network devices",
-    },
-}
+    return f"{n} {texts.of(lang).counted[word].form(n)}"
 
 
 def kind_name(kind: str, lang: str) -> str:
-    return KIND_NAMES[lang].get(kind, kind)
+    """A hardware kind as people say it; an unknown kind as the inventory writes it."""
+    forms = texts.of(lang).kinds.get(kind)
+    return forms.one if forms else kind
 
 
 def kind_count(n: int, kind: str, lang: str) -> str:
     """'1 brannmur', '7 svitsjer', '2 firewalls': a count of hardware of one kind."""
-    return f"{n} {kind_name(kind, lang) if n == 1 else KIND_PLURALS[lang].get(kind, kind)}"
+    forms = texts.of(lang).kinds.get(kind)
+    return f"{n} {forms.form(n) if forms else kind}"
 
 
 def number(value: float | None, lang: str, decimals: int = 0, group: bool = True) -> str:
@@ -73,39 +41,33 @@ def number(value: float | None, lang: str, decimals: int = 0, group: bool = True
     text = f"{value:,.{decimals}f}" if group else f"{value:.{decimals}f}"
     if text in ("-0", "-0.0", "-0.00"):
         text = text[1:]
-    if lang == "nb":
-        # Swap through a placeholder: `,` (group) -> no-break space, `.` (decimal) -> `,`.
-        text = text.replace(",", "\0").replace(".", ",").replace("\0", NB_GROUP)
-    return text
+    style = texts.of(lang)
+    # Swap through a placeholder: `,` (group) -> the language's group mark, `.` (decimal) -> its decimal mark.
+    return text.replace(",", "\0").replace(".", style.decimal_mark).replace("\0", style.group_mark)
 
 
 def money(value: float | None, lang: str, currency: str = "NOK") -> str:
     if value is None:
         return ""
-    amount = number(value, lang)
-    if lang == "nb" and currency == "NOK":
-        return f"{amount}{NB_GROUP}kr"
-    return f"{currency}{NB_GROUP}{amount}" if lang == "en" else f"{amount}{NB_GROUP}{currency}"
+    style = texts.of(lang)
+    return (style.money_nok if currency == "NOK" else style.money).format(amount=number(value, lang), currency=currency)
 
 
 def date(value: dt.date | None, lang: str) -> str:
     if value is None:
         return ""
-    return value.strftime("%d.%m.%Y") if lang == "nb" else value.isoformat()
+    return value.strftime(texts.of(lang).date_format)
 
 
 def parse_number(text: str, lang: str) -> float:
     """The inverse of `number` (also of its CSV form): for tests and for reading reports back."""
-    cleaned = text.replace(NB_GROUP, "").replace(" ", "")
-    if lang == "nb":
-        cleaned = cleaned.replace(",", ".")
-    else:
-        cleaned = cleaned.replace(",", "")
-    return float(cleaned)
+    style = texts.of(lang)
+    cleaned = text.replace(NO_BREAK_SPACE, "").replace(" ", "").replace(style.group_mark, "")
+    return float(cleaned.replace(style.decimal_mark, "."))
 
 
 def timestamp(value: dt.datetime, lang: str) -> str:
     """Date and minute, in the zone `value` carries (convert it to the municipality's first), labelled."""
-    text = value.strftime("%d.%m.%Y %H:%M" if lang == "nb" else "%Y-%m-%d %H:%M")
+    text = value.strftime(texts.of(lang).timestamp_format)
     label = value.strftime("%Z") if value.tzinfo is not None else ""
     return f"{text} {label}" if label else text

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from collector import texts
 from collector.reports import i18n
 
 CellKind = Literal["text", "int", "money", "years", "date", "year", "gib", "gb", "pct"]
@@ -166,7 +167,7 @@ def render_text(doc: Document) -> str:
 def render_csv(doc: Document) -> str:
     """Each table as a block: its title, its header, its rows; an empty line between blocks."""
     buf = io.StringIO()
-    writer = csv.writer(buf, delimiter=i18n.CSV_DELIMITER[doc.lang], lineterminator="\r\n")
+    writer = csv.writer(buf, delimiter=texts.of(doc.lang).csv_delimiter, lineterminator="\r\n")
     for n, table in enumerate(doc.tables):
         if n:
             writer.writerow([])

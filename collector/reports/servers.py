@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from collector import texts
 from collector.config import AgentEntry, Inventory
 from collector.reports import i18n
 from collector.reports.render import Column, Document, Row, Table
@@ -206,66 +207,12 @@ def build_servers_report(
     )
 
 
-TEXT: dict[str, dict[str, str]] = {
-    "nb": {
-        "title": "Servere: programmer og bruk",
-        "subtitle": "{org} \u2013 perioden {start}\u2013{end} ({length})",
-        "days": "{n} døgn", "hours": "{n} timer",
-        "s_servers": "Servere i inventaret: {n}.",
-        "s_candidates": "Lite brukt, og kan vurderes for konsolidering eller utfasing ({n}): {names}.",
-        "s_no_candidates": "Ingen servere brukes så lite at de er kandidater for konsolidering.",
-        "s_no_data": "For lite data til å vurdere: {names}.",
-        "use": "Bruk per server",
-        "apps": "Programmer og porter",
-        "candidates": "Kandidater for konsolidering eller utfasing",
-        "site": "Sted", "id": "Id", "name": "Navn", "model": "Modell",
-        "cpu_avg": "CPU snitt (%)", "cpu_peak": "CPU topp (%)", "mem_avg": "Minne snitt (%)", "mem_peak": "Minne topp (%)",
-        "disk": "Disk (fullest)", "disk_avg": "Disk snitt (%)", "disk_peak": "Disk topp (%)", "samples": "Målinger",
-        "verdict": "Vurdering", "server": "Server", "app": "Program", "ports": "Porter", "listen": "Lytter på",
-        "type": "Type", "status": "Status", "evidence": "Grunnlag",
-        "v_candidate": "lite brukt", "v_in_use": "i bruk", "v_no_data": "for lite data",
-        "t_listen": "lytter", "t_configured": "overvåket tjeneste",
-        "up": "kjører", "down": "stoppet", "unreported": "ikke rapportert",
-        "evidence_text": "CPU i snitt {cpu_avg} % (grense {avg_limit} %), topp {cpu_peak} % (grense {peak_limit} %), {samples} målinger; minne i snitt {mem_avg} %; programmer: {apps}",
-        "no_apps": "ingen lyttende programmer",
-        "none": "Ingen.",
-        "n_threshold": "Lite brukt: CPU i snitt under {avg} % og topp under {peak} % gjennom perioden, med minst {samples} målinger.",
-        "n_servers": "Servere er agenter med maskinvaretype «server» eller med overvåkede tjenester ([[agent]].services).",
-    },
-    "en": {
-        "title": "Servers: applications and use",
-        "subtitle": "{org} \u2013 period {start}\u2013{end} ({length})",
-        "days": "{n} days", "hours": "{n} hours",
-        "s_servers": "Servers in the inventory: {n}.",
-        "s_candidates": "Little used, and may be consolidated or phased out ({n}): {names}.",
-        "s_no_candidates": "No server is used so little that it is a candidate for consolidation.",
-        "s_no_data": "Too little data to judge: {names}.",
-        "use": "Use per server",
-        "apps": "Applications and ports",
-        "candidates": "Candidates for consolidation or phasing out",
-        "site": "Site", "id": "Id", "name": "Name", "model": "Model",
-        "cpu_avg": "CPU avg (%)", "cpu_peak": "CPU peak (%)", "mem_avg": "Memory avg (%)", "mem_peak": "Memory peak (%)",
-        "disk": "Disk (fullest)", "disk_avg": "Disk avg (%)", "disk_peak": "Disk peak (%)", "samples": "Samples",
-        "verdict": "Verdict", "server": "Server", "app": "Application", "ports": "Ports", "listen": "Listens on",
-        "type": "Type", "status": "Status", "evidence": "Evidence",
-        "v_candidate": "little used", "v_in_use": "in use", "v_no_data": "too little data",
-        "t_listen": "listening", "t_configured": "monitored service",
-        "up": "running", "down": "stopped", "unreported": "not reported",
-        "evidence_text": "CPU average {cpu_avg} % (limit {avg_limit} %), peak {cpu_peak} % (limit {peak_limit} %), {samples} samples; memory average {mem_avg} %; applications: {apps}",
-        "no_apps": "no listening applications",
-        "none": "None.",
-        "n_threshold": "Little used: CPU average under {avg} % and peak under {peak} % over the period, with at least {samples} samples.",
-        "n_servers": "Servers are agents with hardware kind \"server\" or with monitored services ([[agent]].services).",
-    },
-}
-
-
 def _app_list(server: ServerUse) -> str:
     return ", ".join(f"{a.name} ({' '.join(map(str, a.ports))})" if a.ports else a.name for a in server.apps if a.kind == "listen")
 
 
 def servers_document(report: ServersReport, lang: str) -> Document:
-    w = TEXT[lang]
+    w = texts.of(lang).servers_report
     days = (report.end - report.start).total_seconds() / 86400
     num = lambda v: i18n.number(v, lang, 1)  # noqa: E731
     summary = [w["s_servers"].format(n=len(report.servers))]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from agent.cadence import run_every
 from agent.points import Point, now_ns
+from collector import texts
 from collector.config import Device, Inventory
 
 from .configs import ConfigStore
@@ -38,25 +39,11 @@ HOST_KEY_RULE = "ssh_host_key_changed"
 # A message body beyond this is cut (a mail of a whole re-numbered configuration helps nobody).
 MAX_DIFF_CHARS = 20_000
 
-_WORDS = {
-    "nb": {
-        "config_title": "Konfigurasjon endret: {device} ({site})",
-        "config_intro": "Konfigurasjonen til {device} ({site}) er endret. Revisjon {rev}. Hemmeligheter er sladdet.",
-        "cut": "[... kuttet etter {shown} av {total} tegn; `nettvakt config diff {device_id}` viser alt]",
-        "key_title": "SSH-vertsnøkkel endret: {device} ({site})",
-        "key_intro": "{device} viser en annen SSH-vertsnøkkel enn den som er lagret. Nettvakt logger ikke inn før dette er avklart.",
-    },
-    "en": {
-        "config_title": "Configuration changed: {device} ({site})",
-        "config_intro": "The configuration of {device} ({site}) has changed. Revision {rev}. Secrets are redacted.",
-        "cut": "[... cut after {shown} of {total} characters; `nettvakt config diff {device_id}` shows all]",
-        "key_title": "SSH host key changed: {device} ({site})",
-        "key_intro": "{device} presents another SSH host key than the pinned one. Nettvakt will not log in until this is sorted out.",
-    },
-}
+# The messages' words by language (the catalog's ssh_events).
+_WORDS = texts.in_each_language(lambda catalog: catalog.ssh_events)
 
 
-def cut_diff(diff: str, words: dict[str, str], device_id: str, limit: int = MAX_DIFF_CHARS) -> str:
+def cut_diff(diff: str, words: texts.Words, device_id: str, limit: int = MAX_DIFF_CHARS) -> str:
     """The diff, or its first `limit` characters (whole lines) and a note saying where the rest is."""
     if len(diff) <= limit:
         return diff
@@ -108,7 +95,7 @@ class SshScheduler:
             await self.emit(f"ssh:{device.id}", run.points + events)
         return run
 
-    def _names(self, device: Device) -> tuple[str, str, dict[str, str]]:
+    def _names(self, device: Device) -> tuple[str, str, texts.Words]:
         site = next((s.name for s in self.inventory.site if s.id == device.site), device.site)
         return device.name, site, _WORDS[self.inventory.alerting.language]
 

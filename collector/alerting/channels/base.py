@@ -14,8 +14,8 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from pydantic import Field
 
-from collector import clock
-from collector.alerting.notification import WORDS, Notification
+from collector import clock, texts
+from collector.alerting.notification import Notification
 from collector.models import Model, Slug
 
 
@@ -41,8 +41,13 @@ class Locale:
     language: str = "nb"
     timezone: str = "Europe/Oslo"
 
-    def words(self) -> dict[str, str]:
-        return WORDS.get(self.language, WORDS["nb"])
+    def catalog(self) -> texts.Catalog:
+        """The texts of this language; Norwegian, the default, for one there are no texts in."""
+        return texts.of(self.language if self.language in texts.LANGUAGES else texts.DEFAULT_LANGUAGE)
+
+    def words(self) -> texts.Words:
+        """The words of alert messages: states, severities, "Affected"."""
+        return self.catalog().alert
 
     def clock(self, t: float) -> str:
         return clock.local(t, self.timezone, "%d.%m.%Y %H:%M")

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from collector.alerting.channels.base import DEFAULT_LOCALE, ChannelSettings, Locale, SecretResolver
 from collector.alerting.channels.http import JSON_HEADERS, HttpDelivery, WebhookUrl, json_body, resolve_url
 from collector.alerting.notification import SEVERITY_RANK, AlertEvent, Notification
+from collector.texts import Words
 
 
 class ChatSettings(ChannelSettings):
@@ -26,16 +27,9 @@ def state(events: tuple[AlertEvent, ...]) -> str:
     return max((e.severity for e in live), key=lambda s: SEVERITY_RANK.get(s, 0))
 
 
-# Fact labels the engine has no word for; the rest come from its WORDS.
-LABELS: dict[str, dict[str, str]] = {
-    "nb": {"site": "Sted", "since": "Siden", "affected": "Berørte maskiner"},
-    "en": {"site": "Site", "since": "Since", "affected": "Machines affected"},
-}
-
-
 def facts(notification: Notification, locale: Locale) -> list[tuple[str, str]]:
     """(label, value): the sites, the earliest start, how many machines are affected."""
-    labels = LABELS.get(locale.language, LABELS["nb"])
+    labels = locale.catalog().chat_facts
     events = notification.events
     sites = sorted({e.site for e in events if e.site})
     found = []
@@ -47,7 +41,7 @@ def facts(notification: Notification, locale: Locale) -> list[tuple[str, str]]:
     return found
 
 
-def line(event: AlertEvent, words: dict[str, str]) -> str:
+def line(event: AlertEvent, words: Words) -> str:
     return f"{words.get(event.event, event.event)} ({words.get(event.severity, event.severity)}): {event.summary}"
 
 
