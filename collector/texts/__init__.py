@@ -1,9 +1,11 @@
-"""The texts people read, one module per language: nb.py (Norsk bokmål, the default) and en.py.
+"""The texts people read in Norwegian or English, one module per language: nb.py (bokmål, the default) and en.py.
 
 Alert messages, counted words, the lifecycle digest, diagnose's reports, the hardware and
 servers reports and the way numbers and dates are written all come from here; no other module
 keeps words per language (tests/test_texts.py). A module asks for its section of the reader's
 language, `texts.of(lang).digest["title"]`, and fills in the `{placeholders}` with `format`.
+What is in one language only (the status page, `nettvakt alerts` and other command output,
+errors) stays beside its code.
 
 Plain Python rather than gettext catalogs: two languages, texts looked up by key rather than by
 their English wording, and no compile step or dependency for the collector.

@@ -27,7 +27,7 @@ class Plural:
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
-    """Every text people read, in one language, by what it is for."""
+    """Every translated text, in one language, by what it is for."""
 
     # How numbers, money and dates are written (collector/reports/i18n.py).
     decimal_mark: str

@@ -1,4 +1,4 @@
-"""English: every text people read, when `[alerting] language = "en"` or `--lang en`.
+"""English: every text that is translated, when `[alerting] language = "en"` or `--lang en`.
 
 nb.py has the same sections, keys and {placeholders}; tests/test_texts.py holds them to it.
 """

@@ -1,4 +1,4 @@
-"""Norsk (bokmål): every text people read, the default language.
+"""Norsk (bokmål), the default language: every text that is translated.
 
 en.py has the same sections, keys and {placeholders}; tests/test_texts.py holds them to it.
 """
