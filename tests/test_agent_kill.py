@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from collector.influxql import query
-from collector.service import token_hash
 from collector.localservers import free_port, wait_until
+from inventories import InventoryBuilder
 
 TOKEN = "kill-test-agent-token-0123456789"
 AGENT = "plo-pc"
@@ -28,38 +28,14 @@ TOKEN_ENV = {"NETTVAKT_AGENT_TOKEN": TOKEN}
 AGENT_MEASUREMENTS = ("probe", "host", "host_disk", "host_net", "hardware", "service")
 
 
-def write_inventory(path: Path, influx_url: str, database: str, port: int) -> None:
-    path.write_text(
-        f"""
-[collector]
-data_dir = "{path.parent / 'collector-data'}"
-
-[storage]
-kind = "influxdb_v1"
-url = "{influx_url}"
-database = "{database}"
-flush_interval_s = 0.2
-
-[[site]]
-id = "helse"
-name = "Helse og omsorg"
-
-[[agent]]
-id = "{AGENT}"
-name = "PLO pc"
-site = "helse"
-token_sha256 = "{token_hash(TOKEN)}"
-interval_s = 0.5
-
-[[probe]]
-name = "collector-port"
-kind = "tcp"
-target = "127.0.0.1:{port}"
-agents = ["{AGENT}"]
-interval_s = 0.5
-timeout_s = 1
-""",
-        encoding="utf-8",
+def kill_test_inventory(folder: Path, influx_url: str, database: str, port: int) -> InventoryBuilder:
+    """One agent reporting every half second, probing the collector's own port."""
+    return (
+        InventoryBuilder(folder)
+        .influxdb(influx_url, database, flush_interval_s=0.2)
+        .site("helse")
+        .agent(AGENT, TOKEN, interval_s=0.5)
+        .probe("collector-port", "tcp", f"127.0.0.1:{port}", agents=[AGENT], interval_s=0.5, timeout_s=1)
     )
 
 
@@ -115,11 +91,11 @@ def stored_points(url: str, database: str) -> dict[tuple[Any, ...], dict[str, An
 def test_sigkill_mid_send_and_collector_outage_lose_and_duplicate_nothing(influx_db, nettvakt, tmp_path: Path) -> None:
     server, database = influx_db
     port = free_port()
-    inventory = tmp_path / "inventory.toml"
-    write_inventory(inventory, server.url, database, port)
+    built = kill_test_inventory(tmp_path, server.url, database, port)
+    inventory = built.write()
     base = f"http://127.0.0.1:{port}"
     spool = tmp_path / "agent" / "spool.sqlite3"
-    queue_db = tmp_path / "collector-data" / "queue.sqlite3"
+    queue_db = built.data_dir / "queue.sqlite3"
     collector_args = ["collector", "run", "--inventory", str(inventory), "--listen", f"127.0.0.1:{port}"]
     agent_args = ["agent", "run", "--collector", base, "--agent-id", AGENT, "--spool", str(spool)]
     collector_log, agent_log = tmp_path / "collector.log", tmp_path / "agent.log"

@@ -20,11 +20,10 @@ from aiohttp import web
 from agent.points import Point
 from agent.runner import Agent, AgentSettings
 from collector.app import QUEUE, create_app
-from collector.config import parse_inventory
 from collector.influxql import query
 from collector.queue import DurableQueue
-from collector.service import token_hash
 from collector.localservers import InfluxdServer, free_port, start_influxd, wait_until
+from inventories import InventoryBuilder
 
 N_AGENTS = 20
 OUTAGE_S = 60.0
@@ -39,35 +38,13 @@ def token(i: int) -> str:
     return f"durability-token-{i:02d}-0123456789"
 
 
-def write_inventory(path: Path, influx_url: str) -> None:
-    agents = "".join(
-        f'\n[[agent]]\nid = "{agent_id(i)}"\nname = "PC {i}"\nsite = "radhus"\ntoken_sha256 = "{token_hash(token(i))}"\n'
-        for i in range(N_AGENTS)
-    )
-    path.write_text(
-        f"""
-[collector]
-data_dir = "{path.parent / 'collector-data'}"
-# Retry InfluxDB at least every second, so the test sees the outage end promptly.
-write_backoff_max_s = 1
-
-[storage]
-kind = "influxdb_v1"
-url = "{influx_url}"
-database = "{DATABASE}"
-flush_interval_s = 0.2
-timeout_s = 3
-
-[lifecycle.kinds.pc]
-lifetime_years = 5
-replacement_cost_nok = 11000
-
-[[site]]
-id = "radhus"
-name = "Rådhuset"
-{agents}""",
-        encoding="utf-8",
-    )
+def write_inventory(folder: Path, influx_url: str) -> Path:
+    inv = InventoryBuilder(folder)
+    # Retry InfluxDB at least every second, so the test sees the outage end promptly.
+    inv.collector(data_dir="collector-data", write_backoff_max_s=1).influxdb(influx_url, DATABASE, flush_interval_s=0.2, timeout_s=3)
+    for i in range(N_AGENTS):
+        inv.agent(agent_id(i), token(i))
+    return inv.write()
 
 
 def create_database(server: InfluxdServer) -> None:
@@ -128,8 +105,7 @@ def test_twenty_agents_through_influx_outage_and_collector_sigkill(nettvakt, tmp
     create_database(influx)
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    inventory = tmp_path / "inventory.toml"
-    write_inventory(inventory, influx.url)
+    inventory = write_inventory(tmp_path, influx.url)
     log = tmp_path / "collector.log"
     collector = nettvakt.start(["collector", "run", "--inventory", str(inventory), "--listen", f"127.0.0.1:{port}"], log)
     senders = Senders(base, tmp_path)
@@ -211,16 +187,7 @@ def test_twenty_agents_through_influx_outage_and_collector_sigkill(nettvakt, tmp
 
 def test_resent_batch_stored_once_and_bad_point_does_not_block_good_ones(influx_db, tmp_path: Path) -> None:
     server, database = influx_db
-    inventory = parse_inventory(
-        {
-            "collector": {"data_dir": str(tmp_path / "data")},
-            "storage": {"kind": "influxdb_v1", "url": server.url, "database": database, "flush_interval_s": 0.1},
-            "lifecycle": {"kinds": {"pc": {"lifetime_years": 5, "replacement_cost_nok": 1}}},
-            "site": [{"id": "radhus", "name": "Rådhuset"}],
-            "agent": [{"id": "pc1", "name": "PC 1", "site": "radhus", "token_sha256": token_hash(token(1))}],
-        },
-        tmp_path / "inventory.toml",
-    )
+    inventory = InventoryBuilder(tmp_path).influxdb(server.url, database, flush_interval_s=0.1).agent("pc1", token(1)).parse()
     t0 = time.time_ns() - 60 * 10**9
 
     def host_point(k: int, value: Any, **more: float) -> dict[str, Any]:

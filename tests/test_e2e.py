@@ -12,54 +12,21 @@ import pytest
 
 from collector.influxql import query
 from collector.localservers import free_port, wait_until
-from collector.service import token_hash
+from inventories import InventoryBuilder
 
 TOKEN = "e2e-agent-token-0123456789"
 
 
-def write_inventory(path: Path, influx_url: str, database: str, collector_port: int) -> None:
-    path.write_text(
-        f"""
-[collector]
-data_dir = "{path.parent / 'collector-data'}"
-
-[storage]
-kind = "influxdb_v1"
-url = "{influx_url}"
-database = "{database}"
-flush_interval_s = 0.2
-
-[lifecycle.kinds.pc]
-lifetime_years = 5
-replacement_cost_nok = 11000
-
-[[site]]
-id = "helse"
-name = "Helse og omsorg"
-
-[[agent]]
-id = "plo-pc"
-name = "PLO pc, 2. etg"
-site = "helse"
-token_sha256 = "{token_hash(TOKEN)}"
-interval_s = 1
-
-[[probe]]
-name = "collector-port"
-kind = "tcp"
-target = "127.0.0.1:{collector_port}"
-sites = ["helse"]
-interval_s = 1
-
-[[probe]]
-name = "loopback"
-kind = "icmp"
-target = "127.0.0.1"
-agents = ["plo-pc"]
-interval_s = 1
-params = {{ count = 3, interval_ms = 20 }}
-""",
-        encoding="utf-8",
+def write_inventory(folder: Path, influx_url: str, database: str, collector_port: int) -> Path:
+    """Agent plo-pc at helse, every second: a tcp probe of the collector (for its site) and an icmp one of its own."""
+    return (
+        InventoryBuilder(folder)
+        .influxdb(influx_url, database, flush_interval_s=0.2)
+        .site("helse")
+        .agent("plo-pc", TOKEN, interval_s=1)
+        .probe("collector-port", "tcp", f"127.0.0.1:{collector_port}", sites=["helse"], interval_s=1)
+        .probe("loopback", "icmp", "127.0.0.1", agents=["plo-pc"], interval_s=1, params={"count": 3, "interval_ms": 20})
+        .write()
     )
 
 
@@ -77,8 +44,7 @@ def post_json(url: str, body: dict[str, Any], token: str) -> tuple[int, dict[str
 def test_agent_to_influxdb_end_to_end(influx_db, nettvakt, tmp_path: Path) -> None:
     server, database = influx_db
     port = free_port()
-    inventory = tmp_path / "inventory.toml"
-    write_inventory(inventory, server.url, database, port)
+    inventory = write_inventory(tmp_path, server.url, database, port)
     base = f"http://127.0.0.1:{port}"
     collector = nettvakt.start(["collector", "run", "--inventory", str(inventory), "--listen", f"127.0.0.1:{port}"], tmp_path / "collector.log")
     agent = None

@@ -11,6 +11,7 @@ host and site, and exactly the good points that were sent.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import json
 import re
@@ -32,6 +33,7 @@ from agent.contract import AGENT_MEASUREMENTS, MEASUREMENTS_SPEC, UNITS
 from collector.influxql import contract_problems, query
 from collector.service import token_hash
 from collector.localservers import free_port, wait_until
+from inventories import InventoryBuilder
 
 A_TOKEN, B_TOKEN, ADMIN_TOKEN = "token-of-pc-a", "token-of-pc-b", "the-admin-token"
 AGENT_SITES = {"pc-a": "radhus", "pc-b": "hansnes"}
@@ -53,82 +55,24 @@ class Collector:
         return query(self.influx_url, self.database, statement)
 
 
-def write_inventory(path: Path, influx_url: str, database: str, snmp_port: int) -> None:
-    path.write_text(
-        f"""
-[collector]
-data_dir = "{path.parent / 'data'}"
-admin_token_sha256 = "{token_hash(ADMIN_TOKEN)}"
-agent_requests_per_s = 5000
-agent_request_burst = 5000
-request_head_timeout_s = 2
-request_body_timeout_s = 2
-max_connections_per_client = 8
-
-[storage]
-kind = "influxdb_v1"
-url = "{influx_url}"
-database = "{database}"
-flush_interval_s = 0.1
-
-[alerting]
-group_wait_s = 0
-recovery_grace_s = 0
-
-[lifecycle.kinds.pc]
-lifetime_years = 5
-replacement_cost_nok = 11000
-
-[lifecycle.kinds.switch]
-lifetime_years = 8
-replacement_cost_nok = 20000
-
-[[site]]
-id = "radhus"
-name = "Rådhuset"
-
-[[site]]
-id = "hansnes"
-name = "Hansnes"
-
-[[agent]]
-id = "pc-a"
-name = "PC A"
-site = "radhus"
-token_sha256 = "{token_hash(A_TOKEN)}"
-
-[[agent]]
-id = "pc-b"
-name = "PC B"
-site = "hansnes"
-token_sha256 = "{token_hash(B_TOKEN)}"
-
-[[probe]]
-name = "gw"
-kind = "icmp"
-target = "127.0.0.1"
-sites = ["radhus", "hansnes"]
-
-[[device]]
-id = "sw-a"
-name = "Switch A (nothing answers on its SNMP port)"
-site = "hansnes"
-host = "127.0.0.1"
-hardware = {{ kind = "switch", model = "Test switch", purchased = 2024-01-15 }}
-[device.snmp]
-version = "2c"
-community = "env:NETTVAKT_TEST_COMMUNITY"
-port = {snmp_port}
-interval_s = 1
-timeout_s = 0.3
-retries = 0
-
-[[alert]]
-id = "device-down"
-kind = "device_down"
-severity = "critical"
-""",
-        encoding="utf-8",
+def write_inventory(folder: Path, influx_url: str, database: str, snmp_port: int) -> Path:
+    """Agents pc-a and pc-b at their own sites; sw-a at hansnes, really down: nothing answers on its SNMP port."""
+    switch = {"kind": "switch", "model": "Test switch", "purchased": dt.date(2024, 1, 15)}
+    snmp = {"version": "2c", "community": "env:NETTVAKT_TEST_COMMUNITY", "port": snmp_port, "interval_s": 1, "timeout_s": 0.3, "retries": 0}
+    return (
+        InventoryBuilder(folder)
+        .collector(admin_token_sha256=token_hash(ADMIN_TOKEN), agent_requests_per_s=5000, agent_request_burst=5000,
+                   request_head_timeout_s=2, request_body_timeout_s=2, max_connections_per_client=8)
+        .influxdb(influx_url, database, flush_interval_s=0.1)
+        .alerting(group_wait_s=0, recovery_grace_s=0)
+        .site("radhus")
+        .site("hansnes")
+        .agent("pc-a", A_TOKEN, site="radhus")
+        .agent("pc-b", B_TOKEN, site="hansnes")
+        .probe("gw", "icmp", "127.0.0.1", sites=["radhus", "hansnes"])
+        .device("sw-a", site="hansnes", hardware=switch, snmp=snmp)
+        .alert("device-down", "device_down")
+        .write()
     )
 
 
@@ -147,8 +91,7 @@ def collector(influxd, nettvakt_module, tmp_path_factory: pytest.TempPathFactory
     tmp = tmp_path_factory.mktemp("attack")
     database = f"attack_{uuid.uuid4().hex[:8]}"
     _influx_post(influxd.url, f"/query?q=CREATE+DATABASE+{database}")
-    inventory = tmp / "inventory.toml"
-    write_inventory(inventory, influxd.url, database, free_port(kind="udp"))
+    inventory = write_inventory(tmp, influxd.url, database, free_port(kind="udp"))
     port = free_port()
     log = tmp / "collector.log"
     proc = nettvakt_module.start(

@@ -16,7 +16,6 @@ import io
 import json
 import subprocess
 import time
-import tomllib
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -29,7 +28,7 @@ from agent.cli import main
 from agent.hwfacts import facts_from_dmidecode
 from agent.points import Point
 from collector.queue import DurableQueue
-from collector.config import load_inventory, parse_inventory
+from collector.config import load_inventory
 from collector.lineprotocol import encode_points
 from collector.writer import make_sink
 from collector.reports import i18n
@@ -40,6 +39,7 @@ from collector.reports.hardware import (
     observed_from_points,
 )
 from collector.reports.render import ALERT_COLOUR, BAR_COLOUR, render_csv
+from inventories import InventoryBuilder
 
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED = REPO / "inventory.toml"
@@ -318,57 +318,21 @@ def test_pdf_needs_output_and_bad_inventory_is_named(capsys: pytest.CaptureFixtu
 
 
 # ---------------------------------------------------------------- recorded hardware facts
-FACTS_INVENTORY = """
-organisation = "Test kommune"
-[lifecycle.kinds.pc]
-lifetime_years = 5
-replacement_cost_nok = 11000
-[lifecycle.kinds.server]
-lifetime_years = 6
-replacement_cost_nok = 140000
-[lifecycle.kinds.switch]
-lifetime_years = 8
-replacement_cost_nok = 28000
-[[site]]
-id = "radhus"
-name = "Rådhuset"
-[[device]]
-id = "sw-1"
-name = "Svitsj"
-site = "radhus"
-host = "10.0.0.2"
-hardware = { kind = "switch", model = "HP 1820-8G" }
-[[agent]]
-id = "pc-old"
-name = "Gammel PC"
-site = "radhus"
-token_sha256 = "%s"
-hardware = { kind = "pc" }
-[[agent]]
-id = "pc-lenovo"
-name = "Lenovo-PC"
-site = "radhus"
-token_sha256 = "%s"
-hardware = { kind = "pc", purchased = 2011-01-10 }
-[[agent]]
-id = "srv-new"
-name = "Ny server"
-site = "radhus"
-token_sha256 = "%s"
-hardware = { kind = "server", lifetime_years = 7 }
-[[agent]]
-id = "srv-vm"
-name = "Virtuell server"
-site = "radhus"
-token_sha256 = "%s"
-hardware = { kind = "server", cost_nok = 0 }
-[[agent]]
-id = "pc-silent"
-name = "PC uten agentdata"
-site = "radhus"
-token_sha256 = "%s"
-hardware = { kind = "pc" }
-""" % tuple(f"{n:064x}" for n in range(1, 6))
+def facts_inventory(folder: Path) -> InventoryBuilder:
+    """PCs and servers with recorded hardware facts (RECORDINGS), a PC without, and a switch (no facts from devices)."""
+    return (
+        InventoryBuilder(folder)
+        .lifecycle("pc", 5, 11000)
+        .lifecycle("server", 6, 140000)
+        .lifecycle("switch", 8, 28000)
+        .device("sw-1", host="10.0.0.2", hardware={"kind": "switch", "model": "HP 1820-8G"})
+        .agent("pc-old", hardware="pc")
+        .agent("pc-lenovo", hardware={"kind": "pc", "purchased": dt.date(2011, 1, 10)})
+        .agent("srv-new", hardware={"kind": "server", "lifetime_years": 7})
+        .agent("srv-vm", hardware={"kind": "server", "cost_nok": 0})
+        .agent("pc-silent", hardware="pc")
+    )
+
 
 RECORDINGS = {
     "pc-old": "desktop_dell-optiplex-7010_1D78E8528AA7.txt",  # BIOS 09/19/2012, 6 GiB
@@ -392,8 +356,8 @@ def recorded_points(shared_dir: Path) -> tuple[list, list, list]:
     return hardware, host, host_disk
 
 
-def test_age_from_recorded_facts_and_unknown_with_a_reason(recorded_points: tuple[list, list, list]) -> None:
-    inventory = parse_inventory(tomllib.loads(FACTS_INVENTORY))
+def test_age_from_recorded_facts_and_unknown_with_a_reason(recorded_points: tuple[list, list, list], tmp_path: Path) -> None:
+    inventory = facts_inventory(tmp_path).parse()
     observed = observed_from_points(*recorded_points)
     report = build_hardware_report(inventory, 2026, dt.date(2026, 11, 29), observed)
     items = {i.id: i for i in report.items}
@@ -454,8 +418,7 @@ def test_command_reads_recorded_facts_from_influxdb(
     points = [Point("hardware", {**tags, "kind": "pc"}, dict(fields), now - 3600 * 10**9) for tags, fields in hardware]
     points += [Point("host", tags, fields, now - 60 * 10**9) for tags, fields in host]
     points += [Point("host_disk", tags, fields, now - 60 * 10**9) for tags, fields in host_disk]
-    inventory = tmp_path / "inventory.toml"
-    inventory.write_text(FACTS_INVENTORY + f'[storage]\nkind = "influxdb_v1"\nurl = "{server.url}"\ndatabase = "{db}"\n', encoding="utf-8")
+    inventory = facts_inventory(tmp_path).influxdb(server.url, db).write()
     asyncio.run(write_through_collector_sink(inventory, points))
     rc = main(["report", "hardware", "--inventory", str(inventory), "--year", "2026", "--format", "json"])
     out, err = capsys.readouterr()
@@ -470,8 +433,7 @@ def test_command_reads_recorded_facts_from_influxdb(
 
 
 def test_unreachable_store_is_said_in_the_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    inventory = tmp_path / "inventory.toml"
-    inventory.write_text(FACTS_INVENTORY + f'[collector]\ndata_dir = "{tmp_path / "none"}"\n', encoding="utf-8")
+    inventory = facts_inventory(tmp_path).collector(data_dir=tmp_path / "none").write()
     rc = main(["report", "hardware", "--inventory", str(inventory), "--year", "2026", "--lang", "en"])
     out, err = capsys.readouterr()
     assert rc == 1  # the plan is printed, and the exit says its data could not be read

@@ -22,6 +22,7 @@ from collector.config import load_inventory
 from collector.lineprotocol import encode_points
 from collector.queue import DurableQueue
 from collector.writer import make_sink
+from inventories import InventoryBuilder
 
 MINUTE_NS = 60 * 10**9
 SAMPLES = 60
@@ -43,53 +44,16 @@ LISTEN = {
 }
 
 
-def inventory_text(storage: str, data_dir: Path) -> str:
-    tokens = iter(f"{n:064x}" for n in range(1, 10))
-    return f"""
-organisation = "Test kommune"
-[collector]
-data_dir = "{data_dir}"
-{storage}
-[lifecycle.kinds.server]
-lifetime_years = 6
-replacement_cost_nok = 140000
-[lifecycle.kinds.pc]
-lifetime_years = 5
-replacement_cost_nok = 11000
-[[site]]
-id = "radhus"
-name = "Rådhuset"
-[[agent]]
-id = "srv-idle"
-name = "Gammel filserver"
-site = "radhus"
-token_sha256 = "{next(tokens)}"
-hardware = {{ kind = "server", model = "HP ProLiant DL360 G7" }}
-[[agent]]
-id = "srv-sak"
-name = "Sak/arkiv"
-site = "radhus"
-token_sha256 = "{next(tokens)}"
-services = ["MSSQLSERVER", "W3SVC"]
-[[agent]]
-id = "srv-busy"
-name = "Fagsystem"
-site = "radhus"
-token_sha256 = "{next(tokens)}"
-hardware = {{ kind = "server" }}
-[[agent]]
-id = "srv-new"
-name = "Ny server"
-site = "radhus"
-token_sha256 = "{next(tokens)}"
-hardware = {{ kind = "server" }}
-[[agent]]
-id = "pc-1"
-name = "PC"
-site = "radhus"
-token_sha256 = "{next(tokens)}"
-hardware = {{ kind = "pc" }}
-"""
+def servers_inventory(folder: Path) -> InventoryBuilder:
+    """srv-idle (an old HP server), srv-sak (its services watched: no hardware kind), srv-busy, srv-new; pc-1 a PC."""
+    return (
+        InventoryBuilder(folder)
+        .agent("srv-idle", hardware={"kind": "server", "model": "HP ProLiant DL360 G7"})
+        .agent("srv-sak", services=["MSSQLSERVER", "W3SVC"])
+        .agent("srv-busy", hardware="server")
+        .agent("srv-new", hardware="server")
+        .agent("pc-1", hardware="pc")
+    )
 
 
 def recorded_points(end_ns: int) -> list[Point]:
@@ -116,9 +80,7 @@ def recorded_points(end_ns: int) -> list[Point]:
 def influx_inventory(influx_db: tuple, tmp_path: Path) -> Path:
     server, db = influx_db
     end_ns = time.time_ns()
-    path = tmp_path / "inventory.toml"
-    storage = f'[storage]\nkind = "influxdb_v1"\nurl = "{server.url}"\ndatabase = "{db}"'
-    path.write_text(inventory_text(storage, tmp_path / "data"), encoding="utf-8")
+    path = servers_inventory(tmp_path).influxdb(server.url, db).write()
 
     async def write() -> None:  # the way the collector writes: its own sink
         sink = make_sink(load_inventory(path))
@@ -134,18 +96,16 @@ def influx_inventory(influx_db: tuple, tmp_path: Path) -> Path:
 
 @pytest.fixture
 def local_inventory(tmp_path: Path) -> Path:
-    data = tmp_path / "data"
-    data.mkdir()
-    queue = DurableQueue(data / "queue.sqlite3")
+    inventory = servers_inventory(tmp_path).storage("local")
+    inventory.data_dir.mkdir()
+    queue = DurableQueue(inventory.data_dir / "queue.sqlite3")
     try:
         points = recorded_points(time.time_ns())
         for n in range(0, len(points), 100):  # several batches, as agents send them
             queue.put("agent:test", n, points[n: n + 100])
     finally:
         queue.close()
-    path = tmp_path / "inventory.toml"
-    path.write_text(inventory_text('[storage]\nkind = "local"', data), encoding="utf-8")
-    return path
+    return inventory.write()
 
 
 def report_json(path: Path, capsys: pytest.CaptureFixture[str], source: str) -> dict:
@@ -235,8 +195,7 @@ def test_table_csv_and_html_name_the_candidate_with_evidence(local_inventory: Pa
 
 
 def test_unreadable_store_fails_with_the_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = tmp_path / "inventory.toml"
-    path.write_text(inventory_text('[storage]\nkind = "local"', tmp_path / "nothing"), encoding="utf-8")
+    path = servers_inventory(tmp_path).storage("local").collector(data_dir=tmp_path / "nothing").write()
     rc = main(["report", "servers", "--inventory", str(path)])
     err = capsys.readouterr().err
     assert rc == 1 and "cannot read the data" in err and str(tmp_path / "nothing") in err
