@@ -138,8 +138,8 @@ class InventoryBuilder:
         self._arrays["probe"].append({**entry, **keys})
         return self
 
-    def alert(self, id: str, kind: str, severity: str = "critical", **keys: Any) -> Self:
-        self._arrays["alert"].append({"id": id, "kind": kind, "severity": severity, **keys})
+    def alert(self, id: str, kind: str, **keys: Any) -> Self:
+        self._arrays["alert"].append({"id": id, "kind": kind, **keys})
         return self
 
     def channel(self, id: str, kind: str, **keys: Any) -> Self:

@@ -4,7 +4,6 @@ and alerting following an inventory reload — against a real SMTP server and th
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from collector.app import create_app
 from collector.appkeys import ALERTS, RELOADER
 from collector.config import load_inventory
 from collector.localservers import free_port, wait_until_async
+from inventories import InventoryBuilder, token_sha256
 
 ADMIN_TOKEN = "karlsoy-admin-token-for-tests"
 
@@ -34,60 +34,24 @@ def smtp(smtp_inbox: Callable[..., Any]) -> tuple[Any, int]:
     return inbox, inbox.port
 
 
-def write_inventory(tmp_path: Path, smtp_port: int, *, admin: bool = True, extra: str = "") -> Path:
-    admin_line = f'admin_token_sha256 = "{hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest()}"' if admin else ""
-    text = f"""
-[collector]
-data_dir = "data"
-{admin_line}
+def admin_inventory(folder: Path, smtp_port: int, *, admin: bool = True) -> InventoryBuilder:
+    """Kjernesvitsj at radhus and Ruter Hansnes at hansnes; device-down mailed to vakt at once; the admin token's hash."""
+    inv = InventoryBuilder(folder).storage("local").alerting(group_wait_s=0)
+    if admin:
+        inv.collector(admin_token_sha256=token_sha256(ADMIN_TOKEN))
+    return (
+        inv.site("radhus")
+        .site("hansnes", "Teknisk utestasjon Hansnes")
+        .device("sw-radhus", name="Kjernesvitsj", host="10.0.0.2", hardware={"kind": "switch", "lifetime_years": 8})
+        .device("rtr-hansnes", name="Ruter Hansnes", site="hansnes", host="10.0.3.1", hardware={"kind": "router", "lifetime_years": 8})
+        .email("vakt", smtp_port)
+        .route("vakt")
+        .alert("device-down", "device_down", severity="critical")
+    )
 
-[storage]
-kind = "local"
 
-[alerting]
-group_wait_s = 0
-
-[[site]]
-id = "radhus"
-name = "Rådhuset"
-
-[[site]]
-id = "hansnes"
-name = "Teknisk utestasjon Hansnes"
-
-[[device]]
-id = "sw-radhus"
-name = "Kjernesvitsj"
-site = "radhus"
-host = "10.0.0.2"
-hardware = {{ kind = "switch", lifetime_years = 8 }}
-
-[[device]]
-id = "rtr-hansnes"
-name = "Ruter Hansnes"
-site = "hansnes"
-host = "10.0.3.1"
-hardware = {{ kind = "router", lifetime_years = 8 }}
-
-[[channel]]
-id = "vakt"
-kind = "email"
-to = ["vakt@karlsoy.example"]
-smtp_host = "127.0.0.1"
-smtp_port = {smtp_port}
-
-[[route]]
-channels = ["vakt"]
-
-[[alert]]
-id = "device-down"
-kind = "device_down"
-severity = "critical"
-{extra}
-"""
-    path = tmp_path / "inventory.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+def write_inventory(folder: Path, smtp_port: int, *, admin: bool = True) -> Path:
+    return admin_inventory(folder, smtp_port, admin=admin).write()
 
 
 def down(device: str, site: str) -> Point:
@@ -177,20 +141,12 @@ def test_silence_add_refuses_what_would_silence_nothing_or_everything(
 
 def test_announce_routes_one_off_events_and_keeps_them_in_history(tmp_path: Path, smtp: Any) -> None:
     inbox, port = smtp
-    extra = """
-[[channel]]
-id = "drift"
-kind = "email"
-to = ["drift@karlsoy.example"]
-smtp_host = "127.0.0.1"
-smtp_port = %d
-
-[[route]]
-channels = ["drift"]
-rules = ["config_change"]
-sites = ["hansnes"]
-""" % port
-    inventory = load_inventory(write_inventory(tmp_path, port, extra=extra))
+    inventory = (
+        admin_inventory(tmp_path, port)
+        .email("drift", port, to=["drift@karlsoy.example"])
+        .route("drift", rules=["config_change"], sites=["hansnes"])
+        .load()
+    )
 
     async def scenario() -> tuple[int, int, int]:
         service = AlertService.from_inventory(inventory)
@@ -294,23 +250,13 @@ def test_alerting_follows_an_inventory_reload_without_repeating_or_losing_messag
             alerts.observe([down("sw-radhus", "radhus")])
             await wait_until_async(lambda: len(inbox.messages) == 1, 10, "the firing mail")
             # The new inventory adds a rule and sends critical alerts to a second channel too.
-            write_inventory(tmp_path, port, extra="""
-[[alert]]
-id = "cpu-high"
-kind = "host_cpu"
-threshold = 95
-
-[[channel]]
-id = "ledelse"
-kind = "email"
-to = ["it-leder@karlsoy.example"]
-smtp_host = "127.0.0.1"
-smtp_port = %d
-
-[[route]]
-channels = ["ledelse"]
-severities = ["critical"]
-""" % port)
+            (
+                admin_inventory(tmp_path, port)
+                .alert("cpu-high", "host_cpu", threshold=95)
+                .email("ledelse", port, to=["it-leder@karlsoy.example"])
+                .route("ledelse", severities=["critical"])
+                .write()
+            )
             assert await app[RELOADER].reload("test") is True
             assert app[ALERTS] is alerts
             assert sorted(r.id for r in alerts.engine.rules) == ["cpu-high", "device-down"]

@@ -5,6 +5,7 @@ through the real entry point (`agent.cli.main`), each with the message the user 
 
 from __future__ import annotations
 
+import datetime as dt
 import socket
 import tempfile
 from pathlib import Path
@@ -14,41 +15,17 @@ import pytest
 from agent.cli import main
 from collector.queue import DurableQueue
 from collector.localservers import free_port
-
-GOOD = """\
-[collector]
-data_dir = "{data}"
-
-[storage]
-kind = "{storage}"
-{influx}
-[lifecycle.kinds.pc]
-lifetime_years = 5
-replacement_cost_nok = 11000
-
-[[site]]
-id = "radhus"
-name = "Rådhuset"
-
-[[agent]]
-id = "pc1"
-name = "PC 1"
-site = "radhus"
-token_sha256 = "{hash}"
-hardware = {{ kind = "pc", purchased = 2019-01-01 }}
-services = ["sshd"]
-"""
+from inventories import InventoryBuilder
 
 
 def inventory(tmp_path: Path, name: str = "inventory.toml", *, influx_port: int | None = None) -> Path:
     """A valid inventory with one agent, a server (its services are watched); its local store exists."""
-    path = tmp_path / name
-    influx = f'url = "http://127.0.0.1:{influx_port}"\ndatabase = "nettvakt"\ntimeout_s = 1\n' if influx_port else ""
-    path.write_text(
-        GOOD.format(data=tmp_path / "data", storage="influxdb_v1" if influx_port else "local", influx=influx, hash="1" * 64),
-        encoding="utf-8",
-    )
-    DurableQueue(tmp_path / "data" / "queue.sqlite3").close()  # as a collector that has run leaves it
+    inv = InventoryBuilder(tmp_path, name=name)
+    inv.agent("pc1", hardware={"kind": "pc", "purchased": dt.date(2019, 1, 1)}, services=["sshd"])
+    if influx_port:
+        inv.influxdb(f"http://127.0.0.1:{influx_port}", "nettvakt", timeout_s=1)
+    path = inv.write()
+    DurableQueue(inv.data_dir / "queue.sqlite3").close()  # as a collector that has run leaves it
     return path
 
 

@@ -71,7 +71,7 @@ def write_inventory(folder: Path, influx_url: str, database: str, snmp_port: int
         .agent("pc-b", B_TOKEN, site="hansnes")
         .probe("gw", "icmp", "127.0.0.1", sites=["radhus", "hansnes"])
         .device("sw-a", site="hansnes", hardware=switch, snmp=snmp)
-        .alert("device-down", "device_down")
+        .alert("device-down", "device_down", severity="critical")
         .write()
     )
 
