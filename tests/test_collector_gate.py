@@ -20,37 +20,25 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.service import token_hash
 from collector.localservers import free_port, wait_until, wait_until_async
+from inventories import InventoryBuilder
 
 REPO = Path(__file__).resolve().parents[1]
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def inventory_text(tmp_path: Path, port: int, webhook_port: int, agents: tuple[str, ...] = ("pc1",), extra: str = "") -> str:
-    text = f"""
-[collector]
-data_dir = "{tmp_path / 'data'}"
-listen = "127.0.0.1:{port}"
-
-[alerting]
-group_wait_s = 0
-
-[[site]]
-id = "radhus"
-name = "Rådhuset"
-
-[[channel]]
-id = "vakt"
-kind = "webhook"
-url = "http://127.0.0.1:{webhook_port}/hook"
-
-[[route]]
-channels = ["vakt"]
-"""
-    for i, agent in enumerate(agents):
-        text += f'\n[[agent]]\nid = "{agent}"\nname = "{agent}"\nsite = "radhus"\ntoken_sha256 = "{token_hash(agent + "-token")}"\n'
-    return text + extra
+def gate_inventory(folder: Path, port: int, webhook_port: int, agents: tuple[str, ...] = ("pc1",)) -> InventoryBuilder:
+    """The collector on `port`; agents at one site, each with the token `<id>-token`; alerts to a webhook at once."""
+    inv = (
+        InventoryBuilder(folder)
+        .collector(listen=f"127.0.0.1:{port}")
+        .alerting(group_wait_s=0)
+        .channel("vakt", "webhook", url=f"http://127.0.0.1:{webhook_port}/hook")
+        .route("vakt")
+    )
+    for agent in agents:
+        inv.agent(agent)
+    return inv
 
 
 class Webhook:
@@ -102,30 +90,29 @@ def _config_status(port: int, agent: str) -> int:
 
 def test_a_bad_reload_is_refused_announced_and_the_next_good_one_applied(nettvakt, tmp_path: Path) -> None:
     port = free_port()
-    path = tmp_path / "inventory.toml"
     with Webhook() as hook:
-        path.write_text(inventory_text(tmp_path, port, hook.port), encoding="utf-8")
+        path = gate_inventory(tmp_path, port, hook.port).write()
         log = tmp_path / "collector.log"
         proc = nettvakt.start(["collector", "run", "--inventory", str(path)], log)
         wait_until(lambda: _config_status(port, "pc1") == 200, 30, "the collector serving pc1")
         # The mistake that used to kill the file watcher (an SNMP profile under its SSH name), and a bad address.
-        bad = inventory_text(tmp_path, port, hook.port, ("pc1", "pc2")) + (
-            '\n[[device]]\nid = "fw"\nname = "FW"\nsite = "radhus"\nhost = "127.0.0.300"\n'
-            'hardware = { kind = "firewall", lifetime_years = 8 }\n[device.snmp]\ncommunity = "env:NETTVAKT_NEVER_SET"\nprofile = "fortinet"\n'
+        bad = gate_inventory(tmp_path, port, hook.port, ("pc1", "pc2")).device(
+            "fw", host="127.0.0.300", hardware={"kind": "firewall", "lifetime_years": 8},
+            snmp={"community": "env:NETTVAKT_NEVER_SET", "profile": "fortinet"},
         )
-        path.write_text(bad, encoding="utf-8")
+        bad.write()
 
         def announced() -> list[dict[str, Any]]:
             return [b for b in hook.bodies if "inventory_reload_failed" in json.dumps(b)]
 
         (event,) = wait_until(announced, 30, "the refused reload announced on the webhook")
         text = json.dumps(event, ensure_ascii=False)
-        line = bad.splitlines().index('host = "127.0.0.300"') + 1
+        line = bad.text().splitlines().index('host = "127.0.0.300"') + 1
         assert f"{path}:{line}: device 'fw': host: '127.0.0.300' is not an IP address or host name" in text, text
         assert "(and 1 more; `nettvakt check" in text
         assert _config_status(port, "pc2") == 401  # the old inventory is in force
         # The next good file is applied: the watcher is alive.
-        path.write_text(inventory_text(tmp_path, port, hook.port, ("pc1", "pc2")), encoding="utf-8")
+        gate_inventory(tmp_path, port, hook.port, ("pc1", "pc2")).write()
         wait_until(lambda: _config_status(port, "pc2") == 200, 30, "the good inventory applied")
         assert proc.poll() is None
     nettvakt.stop(proc)
@@ -145,8 +132,7 @@ def test_start_up_failures_are_one_line_and_exit_2(tmp_path: Path) -> None:
     taken.bind(("127.0.0.1", 0))
     taken.listen()
     port = taken.getsockname()[1]
-    path = tmp_path / "inventory.toml"
-    path.write_text(inventory_text(tmp_path, port, free_port()), encoding="utf-8")
+    path = gate_inventory(tmp_path, port, free_port()).write()
     try:
         result = run_collector("--inventory", str(path))
     finally:
@@ -157,26 +143,21 @@ def test_start_up_failures_are_one_line_and_exit_2(tmp_path: Path) -> None:
     # A certificate that is not a certificate.
     (tmp_path / "cert.pem").write_text("not a certificate\n", encoding="utf-8")
     (tmp_path / "key.pem").write_text("not a key\n", encoding="utf-8")
-    path.write_text(
-        inventory_text(tmp_path, free_port(), free_port()).replace("[collector]\n", '[collector]\ntls_cert = "cert.pem"\ntls_key = "file:key.pem"\n'),
-        encoding="utf-8",
-    )
+    gate_inventory(tmp_path, free_port(), free_port()).collector(tls_cert="cert.pem", tls_key="file:key.pem").write()
     result = run_collector("--inventory", str(path))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     (last,) = result.stderr.strip().splitlines()[-1:]
     assert last.startswith("nettvakt collector run: cannot load the TLS certificate cert.pem and its key:"), result.stderr
     # A data folder it cannot create (a file stands where the folder should be).
     (tmp_path / "blocked").write_text("", encoding="utf-8")
-    path.write_text(inventory_text(tmp_path / "blocked", free_port(), free_port()), encoding="utf-8")
+    gate_inventory(tmp_path, free_port(), free_port()).collector(data_dir=tmp_path / "blocked" / "data").write()
     result = run_collector("--inventory", str(path))
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("nettvakt collector run: cannot start:"), result.stderr
     # An unset secret: found before anything starts, with its line.
-    path.write_text(
-        inventory_text(tmp_path, free_port(), free_port()).replace('[storage]', '')
-        + '\n[storage]\nkind = "influxdb_v1"\nurl = "http://127.0.0.1:8086"\ndatabase = "n"\nusername = "u"\npassword = "env:NETTVAKT_NEVER_SET"\n',
-        encoding="utf-8",
-    )
+    gate_inventory(tmp_path, free_port(), free_port()).influxdb(
+        "http://127.0.0.1:8086", "n", username="u", password="env:NETTVAKT_NEVER_SET"
+    ).write()
     started = time.monotonic()
     result = run_collector("--inventory", str(path))
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -218,14 +199,9 @@ def test_one_failing_part_at_run_time_does_not_stop_the_others(tmp_path: Path, m
     from collector.config import load_inventory
 
     monkeypatch.setattr(app_module, "HOUSEKEEPING_INTERVAL_S", 0.1)
-    path = tmp_path / "inventory.toml"
-    path.write_text(
-        inventory_text(tmp_path, free_port(), free_port())
-        + '\n[[device]]\nid = "sw"\nname = "S"\nsite = "radhus"\nhost = "127.0.0.1"\nhardware = { kind = "switch", lifetime_years = 8 }\n'
-        f'[device.snmp]\ncommunity = "file:community"\nport = {free_port(kind="udp")}\ninterval_s = 0.2\ntimeout_s = 0.1\nretries = 0\n',
-        encoding="utf-8",
-    )
-    (tmp_path / "community").write_text("public\n", encoding="utf-8")
+    inv = gate_inventory(tmp_path, free_port(), free_port())
+    snmp = {"community": inv.secret_file("community", "public"), "port": free_port(kind="udp"), "interval_s": 0.2, "timeout_s": 0.1, "retries": 0}
+    path = inv.device("sw", hardware={"kind": "switch", "lifetime_years": 8}, snmp=snmp).write()
 
     async def scenario() -> set[str]:
         app = create_app(load_inventory(path, startup=True))

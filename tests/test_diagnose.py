@@ -23,6 +23,7 @@ from collector.queue import DurableQueue
 from collector.localservers import free_port
 from collector.timeseries import InfluxSource, LocalSource, Sample, SeriesSource, SourceError, open_source
 from collector.writer import InfluxHttpSink
+from inventories import InventoryBuilder
 
 S = 1_000_000_000
 T0 = 1_795_000_000 * S
@@ -523,38 +524,17 @@ def test_markdown_and_json() -> None:
 
 
 def local_inventory(tmp_path: Path, language: str = "nb") -> Path:
-    path = tmp_path / "inventory.toml"
-    path.write_text(
-        f"""
-[collector]
-data_dir = "data"
-[alerting]
-language = "{language}"
-[[site]]
-id = "skole"
-name = "Skolen"
-[[site]]
-id = "hall"
-name = "Rådhuset"
-[[agent]]
-id = "pc1"
-name = "Lærer-pc"
-site = "skole"
-token_sha256 = "{SHA}"
-[[probe]]
-name = "gw"
-kind = "icmp"
-target = "{GW}"
-sites = ["skole"]
-[[probe]]
-name = "internett"
-kind = "icmp"
-target = "192.0.2.10"
-sites = ["skole"]
-""",
-        encoding="utf-8",
+    """The school without a named uplink: the teacher's PC and its icmp probes; the store is the local one (fill_local_store)."""
+    return (
+        InventoryBuilder(tmp_path)
+        .alerting(language=language)
+        .site("skole", "Skolen")
+        .site("hall", "Rådhuset")
+        .agent("pc1", name="Lærer-pc", site="skole")
+        .probe("gw", "icmp", GW, sites=["skole"])
+        .probe("internett", "icmp", "192.0.2.10", sites=["skole"])
+        .write()
     )
-    return path
 
 
 def fill_local_store(tmp_path: Path) -> None:

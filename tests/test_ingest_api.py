@@ -22,10 +22,11 @@ from agent.runner import Agent, AgentSettings
 from collector.app import collector_points, create_app, serve
 from collector.appkeys import QUEUE, RELOADER, SERVICE, WRITER
 from collector.cli import cmd_collector_tls
-from collector.config import load_inventory, parse_inventory
+from collector.config import Inventory, load_inventory
 from collector.queue import DurableQueue
 from collector.service import is_agent_source, token_hash
 from collector.localservers import free_port, wait_until
+from inventories import InventoryBuilder
 
 # Points are dated now: ingest refuses times from before an agent's spool could hold them.
 NOW_NS = time.time_ns()
@@ -33,22 +34,13 @@ TOKEN = "token-for-pc1"
 OTHER_TOKEN = "token-for-pc2"
 
 
-def inventory(tmp_path: Path, storage: dict[str, Any] | None = None, **collector: Any):
-    return parse_inventory(
-        {
-            "collector": {"data_dir": str(tmp_path / "data"), **collector},
-            "storage": storage or {"kind": "local"},
-            "lifecycle": {"kinds": {"pc": {"lifetime_years": 5, "replacement_cost_nok": 1}}},
-            "site": [{"id": "radhus", "name": "Rådhuset"}],
-            "agent": [
-                {"id": "pc1", "name": "PC 1", "site": "radhus", "token_sha256": token_hash(TOKEN)},
-                {"id": "pc2", "name": "PC 2", "site": "radhus", "token_sha256": token_hash(OTHER_TOKEN),
-                 "services": ["sshd"]},
-            ],
-            "probe": [{"name": "gw", "kind": "icmp", "target": "127.0.0.1", "sites": ["radhus"], "params": {"count": 3}}],
-        },
-        tmp_path / "inventory.toml",
-    )
+def inventory(tmp_path: Path, storage: dict[str, Any] | None = None, **collector: Any) -> Inventory:
+    """pc1 and pc2 (its sshd watched) at one site, an icmp probe for them; the local store unless `storage` says otherwise."""
+    built = InventoryBuilder(tmp_path).collector(**collector)
+    if storage is not None:
+        built.storage(**storage)
+    built.agent("pc1", TOKEN).agent("pc2", OTHER_TOKEN, services=["sshd"])
+    return built.probe("gw", "icmp", "127.0.0.1", params={"count": 3}).parse()
 
 
 def batch(seq: int, points: list[dict[str, Any]] | None = None, agent: str = "pc1") -> dict[str, Any]:
@@ -454,16 +446,16 @@ def test_self_monitoring_point_has_queue_age_and_agents_down(tmp_path: Path) -> 
     asyncio.run(with_collector(tmp_path, scenario))
 
 
-def inventory_toml(tmp_path: Path, agents: list[tuple[str, str, str]]) -> str:
-    text = f'[collector]\ndata_dir = "{tmp_path / "data"}"\n\n[[site]]\nid = "radhus"\nname = "Rådhuset"\n'
-    for agent_id, site, tok in agents:
-        text += f'\n[[agent]]\nid = "{agent_id}"\nname = "{agent_id}"\nsite = "{site}"\ntoken_sha256 = "{token_hash(tok)}"\n'
-    return text
+def write_agents(tmp_path: Path, agents: list[tuple[str, str, str]]) -> Path:
+    """An inventory of one site, radhus, and these agents: (id, site, token)."""
+    built = InventoryBuilder(tmp_path)
+    for agent_id, site, token in agents:
+        built.agent(agent_id, token, site=site)
+    return built.write()
 
 
 def test_inventory_reloads_on_change_and_sighup_and_refuses_a_bad_one(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = tmp_path / "inventory.toml"
-    path.write_text(inventory_toml(tmp_path, [("pc1", "radhus", TOKEN)]), encoding="utf-8")
+    path = write_agents(tmp_path, [("pc1", "radhus", TOKEN)])
     caplog.set_level(logging.INFO, logger="nettvakt.collector")
 
     async def status_for(http: aiohttp.ClientSession, token: str) -> int:
@@ -482,18 +474,18 @@ def test_inventory_reloads_on_change_and_sighup_and_refuses_a_bad_one(tmp_path: 
             async with aiohttp.ClientSession(f"http://127.0.0.1:{runner.addresses[0][1]}") as http:
                 assert await status_for(http, OTHER_TOKEN) == 401
                 # The file changes: pc2 is known without a restart.
-                path.write_text(inventory_toml(tmp_path, [("pc1", "radhus", TOKEN), ("pc2", "radhus", OTHER_TOKEN)]), encoding="utf-8")
+                write_agents(tmp_path, [("pc1", "radhus", TOKEN), ("pc2", "radhus", OTHER_TOKEN)])
                 await asyncio.to_thread(wait_until, lambda: reloader.reloads == 1, 10, "reload on file change")
                 assert await status_for(http, OTHER_TOKEN) == 200
                 # A bad file is refused with its reason; the inventory in force stays.
-                path.write_text(inventory_toml(tmp_path, [("pc1", "radhus", TOKEN), ("pc2", "skole", OTHER_TOKEN)]), encoding="utf-8")
+                write_agents(tmp_path, [("pc1", "radhus", TOKEN), ("pc2", "skole", OTHER_TOKEN)])
                 await asyncio.to_thread(wait_until, lambda: reloader.refused == 1, 10, "bad inventory refused")
                 assert await status_for(http, OTHER_TOKEN) == 200
                 assert "agent 'pc2': site: no site with id 'skole'" in (reloader.last_error or "")
                 # SIGHUP, with the file watcher slowed down so only the signal can explain the reload.
                 reloader.poll_s = 3600
                 await asyncio.sleep(0.2)
-                path.write_text(inventory_toml(tmp_path, [("pc1", "radhus", TOKEN)]), encoding="utf-8")
+                write_agents(tmp_path, [("pc1", "radhus", TOKEN)])
                 os.kill(os.getpid(), signal.SIGHUP)
                 await asyncio.to_thread(wait_until, lambda: reloader.reloads == 2, 10, "reload on SIGHUP")
                 assert await status_for(http, OTHER_TOKEN) == 401
