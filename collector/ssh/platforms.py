@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import MappingProxyType
+
+from agent import registry
 
 from .facts import FactsRecipe
 from .facts_fortios import parse_fortios_hardware, parse_fortios_status
@@ -287,16 +288,9 @@ def all_error_prefixes() -> tuple[str, ...]:
     return tuple(dict.fromkeys(prefix for platform in _PLATFORMS.values() for prefix in platform.error_prefixes))
 
 
-@contextlib.contextmanager
-def registered(platform: SshPlatform) -> Iterator[SshPlatform]:
+def registered(platform: SshPlatform) -> contextlib.AbstractContextManager[SshPlatform]:
     """For tests: `platform` is in the table while the block runs; afterwards the table is as before.
 
     Everything else only reads PLATFORMS (a read-only view of this table).
     """
-    if platform.name in _PLATFORMS:
-        raise ValueError(f"platform {platform.name!r} is registered already")
-    _PLATFORMS[platform.name] = platform
-    try:
-        yield platform
-    finally:
-        del _PLATFORMS[platform.name]
+    return registry.registered(_PLATFORMS, platform.name, platform, "platform")

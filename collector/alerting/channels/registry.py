@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
+from agent import registry
 from collector.alerting.channels import email, slack, sms, teams, webhook
 from collector.alerting.channels.base import DEFAULT_LOCALE, ChannelKind, ChannelSettings, Locale, SecretResolver, Sender
 
@@ -27,19 +28,12 @@ _KINDS: dict[str, ChannelKind[Any]] = {kind.name: kind for kind in (
 CHANNELS: Mapping[str, ChannelKind[Any]] = MappingProxyType(_KINDS)
 
 
-@contextlib.contextmanager
-def registered(kind: ChannelKind[Any]) -> Iterator[ChannelKind[Any]]:
+def registered(kind: ChannelKind[Any]) -> contextlib.AbstractContextManager[ChannelKind[Any]]:
     """For tests: `kind` is in the registry while the block runs; afterwards the registry is as before.
 
     Everything else only reads CHANNELS (a read-only view of this list).
     """
-    if kind.name in _KINDS:
-        raise ValueError(f"channel kind {kind.name!r} is registered already")
-    _KINDS[kind.name] = kind
-    try:
-        yield kind
-    finally:
-        del _KINDS[kind.name]
+    return registry.registered(_KINDS, kind.name, kind, "channel kind")
 
 
 def build_senders(
