@@ -20,8 +20,7 @@ from aiohttp import web
 from agent.hwfacts import machine_age
 from agent.runner import Agent, AgentConfigError, AgentSettings, RemoteConfig
 from collector.app import SERVICE, create_app
-from collector.config import parse_inventory
-from collector.service import token_hash
+from inventories import InventoryBuilder
 
 TOKEN = "runner-test-token"
 
@@ -172,17 +171,8 @@ def test_bad_optional_config_keys_are_named(extra: dict[str, Any], message: str)
 
 def test_heartbeats_reach_the_real_collector_and_keep_the_agent_live_between_reports(tmp_path: Path) -> None:
     """The agent's heartbeat against the collector's own app: live between rare reports, down soon after it stops."""
-    inventory = parse_inventory(
-        {
-            "collector": {"data_dir": str(tmp_path / "data")},
-            "storage": {"kind": "local"},
-            "lifecycle": {"kinds": {"pc": {"lifetime_years": 5, "replacement_cost_nok": 1}}},
-            "site": [{"id": "helse", "name": "Helse"}],
-            # Host metrics once an hour: only the heartbeat (0.5 s) says it is alive in between.
-            "agent": [{"id": "plo-pc", "name": "PLO", "site": "helse", "token_sha256": token_hash(TOKEN), "interval_s": 3600, "heartbeat_s": 0.5}],
-        },
-        tmp_path / "inventory.toml",
-    )
+    # Host metrics once an hour: only the heartbeat (0.5 s) says it is alive in between.
+    inventory = InventoryBuilder(tmp_path).site("helse").agent("plo-pc", TOKEN, interval_s=3600, heartbeat_s=0.5).parse()
 
     async def scenario() -> tuple[int, int | None, float, float]:
         app = create_app(inventory)

@@ -16,26 +16,22 @@ from agent.points import Point
 from collector.alerting.context import AlertingOptions
 from collector.app import create_app
 from collector.appkeys import ALERTS, QUEUE
-from collector.config import parse_inventory
-from collector.service import token_hash
+from collector.config import Inventory
 from collector.localservers import wait_until_async
+from inventories import InventoryBuilder
 
 
 def test_collector_app_alerts_without_influxdb(tmp_path: Path, smtp_inbox: Callable[..., Any]) -> None:
     inbox = smtp_inbox()
     smtp_port = inbox.port
-    inventory = parse_inventory(
-        {
-            "collector": {"data_dir": str(tmp_path / "data")},
-            "storage": {"kind": "local"},
-            "site": [{"id": "radhus", "name": "Rådhuset"}],
-            "device": [{"id": "sw-radhus", "name": "Kjernesvitsj", "site": "radhus", "host": "10.0.0.2",
-                        "hardware": {"kind": "switch", "lifetime_years": 8}}],
-            "channel": [{"id": "vakt", "kind": "email", "to": ["vakt@karlsoy.example"], "smtp_host": "127.0.0.1", "smtp_port": smtp_port}],
-            "route": [{"channels": ["vakt"]}],
-            "alert": [{"id": "device-down", "kind": "device_down", "severity": "critical"}],
-        },
-        tmp_path / "inventory.toml",
+    inventory = (
+        InventoryBuilder(tmp_path)
+        .storage("local")
+        .device("sw-radhus", name="Kjernesvitsj", host="10.0.0.2", hardware={"kind": "switch", "lifetime_years": 8})
+        .email("vakt", smtp_port)
+        .route("vakt")
+        .alert("device-down", "device_down", severity="critical")
+        .parse()
     )
 
     async def scenario() -> list[Point]:
@@ -63,27 +59,20 @@ def test_collector_app_alerts_without_influxdb(tmp_path: Path, smtp_inbox: Calla
 
 
 # --- restarts change nothing people see ---------------------------------------------------------
-def restart_inventory(tmp_path: Path, smtp_port: int) -> Any:
-    agents = [("pc-h1", "hansnes"), ("pc-h2", "hansnes"), ("pc-r1", "radhus")]
-    return parse_inventory(
-        {
-            "collector": {"data_dir": str(tmp_path / "data")},
-            "site": [{"id": "radhus", "name": "Rådhuset"}, {"id": "hansnes", "name": "Hansnes"}],
-            "agent": [{"id": a, "name": a.upper(), "site": s, "token_sha256": token_hash(a), "heartbeat_s": 1.0} for a, s in agents],
-            "channel": [{"id": "vakt", "kind": "email", "to": ["vakt@karlsoy.example"], "smtp_host": "127.0.0.1", "smtp_port": smtp_port}],
-            "route": [{"channels": ["vakt"]}],
-            "alert": [{"id": "agent-silent", "kind": "agent_silent", "severity": "critical"},
-                      {"id": "site-down", "kind": "site_unreachable", "severity": "critical"}],
-            "alerting": {"recovery_grace_s": 0},
-        },
-        tmp_path / "inventory.toml",
-    )
+def restart_inventory(tmp_path: Path, smtp_port: int) -> Inventory:
+    """Two agents behind Hansnes' line and one at radhus, each heartbeating every second with its id as token."""
+    built = InventoryBuilder(tmp_path).alerting(recovery_grace_s=0).site("radhus").site("hansnes", "Hansnes")
+    for agent, site in (("pc-h1", "hansnes"), ("pc-h2", "hansnes"), ("pc-r1", "radhus")):
+        built.agent(agent, agent, site=site, heartbeat_s=1.0)
+    built.email("vakt", smtp_port).route("vakt")
+    built.alert("agent-silent", "agent_silent", severity="critical").alert("site-down", "site_unreachable", severity="critical")
+    return built.parse()
 
 
 class Collector:
     """The collector app on a loopback port, and agents that heartbeat to it while they are 'alive'."""
 
-    def __init__(self, inventory: Any) -> None:
+    def __init__(self, inventory: Inventory) -> None:
         self.inventory = inventory
         self.alive: set[str] = set()
 

@@ -15,31 +15,25 @@ from aiohttp import web
 from agent.points import Point
 from collector.app import create_app
 from collector.appkeys import SERVICE
-from collector.config import parse_inventory
-from collector.service import token_hash
+from collector.config import Inventory
+from inventories import InventoryBuilder
 
 TOKEN = "status-page-token-pc1"
 
 
-def inventory(tmp_path: Path):
-    return parse_inventory(
-        {
-            "organisation": "Karlsøy kommune",
-            "collector": {"data_dir": str(tmp_path / "data")},
-            "lifecycle": {"kinds": {"fw": {"lifetime_years": 8, "replacement_cost_nok": 1}}},
-            "site": [{"id": "radhus", "name": "Rådhuset"}, {"id": "skole", "name": "Hansnes skole"}],
-            "device": [{"id": "fw-radhus", "name": "Brannmur", "site": "radhus", "host": "192.0.2.1", "hardware": {"kind": "fw"}}],
-            # Silent for 3 x 1 s: down.
-            "agent": [
-                {"id": "pc1", "name": "PC <1> & co", "site": "radhus", "token_sha256": token_hash(TOKEN), "interval_s": 1},
-                {"id": "pc2", "name": "PC 2", "site": "skole", "token_sha256": token_hash("other"), "interval_s": 3600},
-            ],
-            "probe": [
-                {"name": "gw", "kind": "icmp", "target": "192.0.2.1", "sites": ["radhus"]},
-                {"name": "web", "kind": "tcp", "target": "192.0.2.2:443", "sites": ["radhus"]},
-            ],
-        },
-        tmp_path / "inventory.toml",
+def inventory(tmp_path: Path) -> Inventory:
+    """A firewall at radhus, pc1 there (silent for 3 x 1 s: down) and pc2 at the school; two probes at radhus."""
+    return (
+        InventoryBuilder(tmp_path, organisation="Karlsøy kommune")
+        .lifecycle("fw", 8, 1)
+        .site("radhus")
+        .site("skole", "Hansnes skole")
+        .device("fw-radhus", name="Brannmur", host="192.0.2.1", hardware="fw")
+        .agent("pc1", TOKEN, name="PC <1> & co", interval_s=1)
+        .agent("pc2", name="PC 2", site="skole", interval_s=3600)
+        .probe("gw", "icmp", "192.0.2.1", sites=["radhus"])
+        .probe("web", "tcp", "192.0.2.2:443", sites=["radhus"])
+        .parse()
     )
 
 
