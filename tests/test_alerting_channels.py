@@ -53,6 +53,7 @@ from collector.alerting.engine import AlertEngine, AlertEvent, Notification
 from collector.alerting.service import AlertService
 from collector.config import InventoryError, load_inventory, parse_inventory
 from collector.localservers import free_port
+from inventories import InventoryBuilder
 
 SECRET = "hemmelig-nøkkel"
 
@@ -344,15 +345,11 @@ def test_site_outage_end_to_end_to_smtp(smtp_inbox: Callable[..., Any], tmp_path
     agents = [f"pc{i}" for i in range(1, 8)]
 
     async def scenario(port: int) -> None:
-        inventory = parse_inventory({
-            "collector": {"data_dir": str(tmp_path / "data")},
-            "site": [{"id": "vannvag", "name": "Teknisk utestasjon Vannvåg", "uplink": "sw-vannvag"}],
-            "device": [{"id": "sw-vannvag", "name": "Svitsj", "site": "vannvag", "host": "10.9.0.2",
-                        "hardware": {"kind": "switch", "lifetime_years": 8}}],
-            "agent": [{"id": a, "name": a, "site": "vannvag", "token_sha256": f"{i:064x}"} for i, a in enumerate(agents, 1)],
-            "channel": [{"id": "vakt-epost", "kind": "email", "to": ["vakt@karlsoy.example"], "smtp_host": "127.0.0.1", "smtp_port": port}],
-            "route": [{"channels": ["vakt-epost"], "severities": ["critical"]}],
-        })
+        built = InventoryBuilder(tmp_path).site("vannvag", "Teknisk utestasjon Vannvåg", uplink="sw-vannvag")
+        built.device("sw-vannvag", name="Svitsj", host="10.9.0.2", hardware={"kind": "switch", "lifetime_years": 8})
+        for agent in agents:
+            built.agent(agent)
+        inventory = built.email("vakt-epost", port).route("vakt-epost", severities=["critical"]).parse()
         rules = [AlertRule(id="silent", kind="agent_silent", severity="critical"), AlertRule(id="down", kind="device_down", severity="critical")]
         stored: list[Point] = []
 
