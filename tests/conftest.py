@@ -19,7 +19,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -63,6 +63,22 @@ def _started(start: Callable[..., T], *args: object, **kwargs: object) -> T:
         pytest.fail(str(exc), pytrace=False)
 
 
+class _Server(Protocol):
+    def stop(self) -> object: ...
+
+
+ServerT = TypeVar("ServerT", bound=_Server)
+
+
+def _serving(start: Callable[..., ServerT], *args: object, **kwargs: object) -> Iterator[ServerT]:
+    """A fixture's server: started (or the test failed with why), handed over, stopped at teardown."""
+    server = _started(start, *args, **kwargs)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _stop_leftover_servers() -> Iterator[None]:
     """Safety net: at session end stop every server process a test or fixture left running."""
@@ -84,11 +100,7 @@ def shared_dir() -> Path:
 @pytest.fixture(scope="session")
 def influxd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InfluxdServer]:
     """One influxd for the session; use influx_db for a database of your own."""
-    server = _started(start_influxd, tmp_path_factory.mktemp("influxd"))
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serving(start_influxd, tmp_path_factory.mktemp("influxd"))
 
 
 def _influx_query(url: str, query: str, database: str | None = None) -> dict:
@@ -116,7 +128,7 @@ def influx_db(influxd: InfluxdServer) -> Iterator[tuple[InfluxdServer, str]]:
 @pytest.fixture(scope="session")
 def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpdServer]:
     """A net-snmp agent on loopback: v2c community SNMPD_COMMUNITY and the SNMPD_V3_USERS."""
-    server = _started(
+    yield from _serving(
         start_snmpd,
         tmp_path_factory.mktemp("snmpd"),
         community=SNMPD_COMMUNITY,
@@ -124,30 +136,18 @@ def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpdServer]:
         sys_name=SNMPD_SYS_NAME,
         sys_location="loopback",
     )
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
 def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VictoriaMetricsServer]:
     """One VictoriaMetrics for the session (InfluxDB line protocol on /write and /api/v2/write)."""
-    server = _started(start_victoria_metrics, tmp_path_factory.mktemp("victoria-metrics"))
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serving(start_victoria_metrics, tmp_path_factory.mktemp("victoria-metrics"))
 
 
 @pytest.fixture(scope="session")
 def snmpsim(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpsimServer]:
     """snmpsim serving shared/snmprec: v2c community = recording name, e.g. fortigate_60f."""
-    server = _started(start_snmpsim, shared_dir / "snmprec", tmp_path_factory.mktemp("snmpsim"))
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serving(start_snmpsim, shared_dir / "snmprec", tmp_path_factory.mktemp("snmpsim"))
 
 
 class NettvaktProcesses:
