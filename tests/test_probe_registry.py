@@ -22,7 +22,6 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 import pytest
-from test_alerting_engine import MONDAY_0814, FakeClock, events
 
 import collector.ingest
 from agent.contract import (
@@ -46,10 +45,11 @@ from collector.config import InventoryError, load_inventory
 from collector.ingest import TimeWindow, agent_point
 from collector.queue import DurableQueue
 from collector.service import CollectorService
+from inventories import InventoryBuilder
+from test_alerting_engine import MONDAY_0814, FakeClock, events
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW = TimeWindow(max_ahead_s=300, max_age_s=90 * 86400)
-AGENT_TOKEN_SHA256 = "1" * 64
 
 
 # --- the toy kind: everything it is, in one place -------------------------------------------
@@ -114,28 +114,17 @@ async def banner_server(greeting: bytes) -> AsyncIterator[int]:
         await server.wait_closed()
 
 
-def inventory_text(data_dir: Path, target: str = "127.0.0.1:2525", params: str = 'expect = "220"', extra: str = "") -> str:
-    return f"""
-[collector]
-data_dir = "{data_dir}"
+def toy_inventory(folder: Path, target: str = "127.0.0.1:2525", **params: Any) -> InventoryBuilder:
+    """One site with one agent and one banner probe (with `expect = "220"` unless `params` are given)."""
+    return (
+        InventoryBuilder(folder)
+        .agent("radhus-srv", name="Server rådhus")
+        .probe("smtp-radhus", "banner", target, sites=["radhus"], params=params or {"expect": "220"})
+    )
 
-[[site]]
-id = "radhus"
-name = "Rådhuset"
 
-[[agent]]
-id = "radhus-srv"
-name = "Server rådhus"
-site = "radhus"
-token_sha256 = "{AGENT_TOKEN_SHA256}"
-
-[[probe]]
-name = "smtp-radhus"
-kind = "banner"
-target = "{target}"
-sites = ["radhus"]
-params = {{ {params} }}
-{extra}"""
+def written_text(inventory: InventoryBuilder) -> str:
+    return inventory.write().read_text(encoding="utf-8")
 
 
 def line_of(text: str, key: str) -> int:
@@ -167,17 +156,13 @@ def test_the_agent_loads_the_dns_and_traceroute_code_on_first_use_only() -> None
 
 # --- inventory validation ------------------------------------------------------------------
 def test_an_inventory_with_the_toy_kind_validates(banner_kind: ProbeKind, tmp_path: Path) -> None:
-    path = tmp_path / "inventory.toml"
-    path.write_text(inventory_text(tmp_path / "data"), encoding="utf-8")
-    inventory = load_inventory(path, startup=True)
-    [probe] = inventory.probe
+    [probe] = toy_inventory(tmp_path).load(startup=True).probe
     assert (probe.kind, probe.target, probe.params) == ("banner", "127.0.0.1:2525", {"expect": "220"})
 
 
 def test_without_its_registry_line_the_toy_kind_is_unknown(tmp_path: Path) -> None:
-    text = inventory_text(tmp_path / "data")
-    path = tmp_path / "inventory.toml"
-    path.write_text(text, encoding="utf-8")
+    inventory = toy_inventory(tmp_path)
+    text, path = written_text(inventory), inventory.path
     with pytest.raises(InventoryError) as info:
         load_inventory(path)
     assert info.value.lines() == [
@@ -186,24 +171,22 @@ def test_without_its_registry_line_the_toy_kind_is_unknown(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize(("params", "message"), [
-    ("expect = 220", "params.expect: expected the start of the banner as text, got 220"),
-    ('expectt = "220"', "params.expectt: unknown key for banner probes (known: expect)"),
+    ({"expect": 220}, "params.expect: expected the start of the banner as text, got 220"),
+    ({"expectt": "220"}, "params.expectt: unknown key for banner probes (known: expect)"),
 ])
 def test_a_bad_param_of_the_toy_kind_is_named_with_its_line(
-    banner_kind: ProbeKind, tmp_path: Path, params: str, message: str
+    banner_kind: ProbeKind, tmp_path: Path, params: dict[str, Any], message: str
 ) -> None:
-    text = inventory_text(tmp_path / "data", params=params)
-    path = tmp_path / "inventory.toml"
-    path.write_text(text, encoding="utf-8")
+    inventory = toy_inventory(tmp_path, **params)
+    text, path = written_text(inventory), inventory.path
     with pytest.raises(InventoryError) as info:
         load_inventory(path)
     assert info.value.lines() == [f"{path}:{line_of(text, 'params')}: probe 'smtp-radhus': {message}"]
 
 
 def test_a_bad_target_of_the_toy_kind_is_named_with_its_line(banner_kind: ProbeKind, tmp_path: Path) -> None:
-    text = inventory_text(tmp_path / "data", target="mail.radhus")
-    path = tmp_path / "inventory.toml"
-    path.write_text(text, encoding="utf-8")
+    inventory = toy_inventory(tmp_path, target="mail.radhus")
+    text, path = written_text(inventory), inventory.path
     with pytest.raises(InventoryError) as info:
         load_inventory(path)
     expected = "target: expected host:port (e.g. \"10.0.0.1:443\" or \"[::1]:22\"), got 'mail.radhus'"
@@ -216,9 +199,7 @@ def agent_rounds(tmp_path: Path, greeting: bytes, rounds: int = 1) -> list[Point
 
     async def scenario() -> list[Point]:
         async with banner_server(greeting) as port:
-            path = tmp_path / "inventory.toml"
-            path.write_text(inventory_text(tmp_path / "data", target=f"127.0.0.1:{port}"), encoding="utf-8")
-            inventory = load_inventory(path, startup=True)
+            inventory = toy_inventory(tmp_path, target=f"127.0.0.1:{port}").load(startup=True)
             queue = DurableQueue(tmp_path / "data" / "queue.sqlite3")
             try:
                 [agent] = inventory.agent
@@ -285,11 +266,9 @@ def test_without_its_registry_line_the_contract_refuses_the_toy_points() -> None
 
 
 def test_probe_latency_alerts_on_the_toy_kinds_latency(banner_kind: ProbeKind, tmp_path: Path) -> None:
-    path = tmp_path / "inventory.toml"
-    on_call = '\n[[channel]]\nid = "vakt"\nkind = "webhook"\nurl = "http://127.0.0.1:9/hook"\n\n[[route]]\nchannels = ["vakt"]\n'
-    path.write_text(inventory_text(tmp_path / "data", extra=on_call), encoding="utf-8")
+    inventory = toy_inventory(tmp_path).channel("vakt", "webhook", url="http://127.0.0.1:9/hook").route("vakt").parse()
     slow = AlertRule(id="slow-target", kind="probe_latency", threshold=200, clear=150, for_s=60)
-    clock = FakeClock(AlertEngine(load_inventory(path), [slow]), MONDAY_0814)
+    clock = FakeClock(AlertEngine(inventory, [slow]), MONDAY_0814)
     tags = {"site": "radhus", "host": "radhus-srv", "kind": "banner", "target": "smtp-radhus"}
 
     def greeting_after(latency_ms: float) -> Any:

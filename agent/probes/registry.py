@@ -7,10 +7,11 @@ the docs read `PROBES`; nothing else lists the kinds.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from types import MappingProxyType
-from typing import Iterator, Mapping
+from typing import Mapping
 
+from agent import registry
 from agent.probes import dns, http, icmp, tcp, traceroute
 from agent.probes.kind import ProbeKind
 
@@ -19,16 +20,9 @@ _KINDS: dict[str, ProbeKind] = {kind.name: kind for kind in (icmp.KIND, tcp.KIND
 PROBES: Mapping[str, ProbeKind] = MappingProxyType(_KINDS)
 
 
-@contextmanager
-def registered(kind: ProbeKind) -> Iterator[ProbeKind]:
+def registered(kind: ProbeKind) -> AbstractContextManager[ProbeKind]:
     """For tests: `kind` is in the registry while the block runs; afterwards the registry is as before.
 
     Everything else only reads PROBES (a read-only view of this table).
     """
-    if kind.name in _KINDS:
-        raise ValueError(f"probe kind {kind.name!r} is registered already")
-    _KINDS[kind.name] = kind
-    try:
-        yield kind
-    finally:
-        del _KINDS[kind.name]
+    return registry.registered(_KINDS, kind.name, kind, "probe kind")
