@@ -71,6 +71,7 @@ KIND = ProbeKind(
     run=loaded_on_first_use("agent.probes.dns_query", "probe_dns"),
     check_target=_check_target,
     latency_field="resolve_ms",
+    counts_loss=True,
     fields=(
         FieldSpec("resolve_ms", "ms", "dns: time to the resolver's answer"),
         FieldSpec("answers", "count", "dns: answer records"),

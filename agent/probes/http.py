@@ -96,6 +96,8 @@ KIND = ProbeKind(
     run=probe_http,
     check_target=_check_target,
     latency_field="ttfb_ms",
+    target_host=lambda url: urllib.parse.urlsplit(url).hostname or url,
+    answers_as_application=True,
     fields=(
         FieldSpec("status_code", "count", "http: HTTP status"),
         FieldSpec("ttfb_ms", "ms", "http: time to the response headers"),

@@ -296,6 +296,8 @@ KIND = ProbeKind(
     run=probe_icmp,
     check_target=check_host,
     latency_field="rtt_ms",
+    counts_loss=True,
+    path_latency="round_trip",
     fields=(
         *ECHO_STATS,
         FieldSpec("method", "string", "icmp: `icmp` (raw), `icmp_dgram` (unprivileged) or `tcp` (fallback)"),

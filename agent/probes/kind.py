@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Literal, Mapping, Sequence
 
 from agent.points import FieldValue
 from agent.schema import FieldSpec, TagSpec
@@ -56,6 +56,11 @@ ParamsCheck = Callable[[Mapping[str, Any], str], None]  # (all params, where)
 Budget = Callable[[Mapping[str, Any], float], float]  # (params, timeout_s) -> seconds
 
 
+def target_is_host(target: str) -> str:
+    """The target of kinds whose target is the host itself (icmp, traceroute, dns's name)."""
+    return target
+
+
 def timeout_budget_s(params: Mapping[str, Any], timeout_s: float) -> float:
     """The budget of a probe that ends by its own timeout."""
     return timeout_s
@@ -90,6 +95,13 @@ class ProbeKind:
     check_params: ParamsCheck = no_rule_across_params  # rules across keys: required ones, ones that exclude each other
     budget_s: Budget = timeout_budget_s  # how long the runner lets one round take
     tags: tuple[TagSpec, ...] = ()  # the tags of its extra points (traceroute: hop)
+    # What diagnose may conclude from its rounds (collector/diagnose/analysis.py):
+    target_host: Callable[[str], str] = target_is_host  # the host a target reaches (tcp: of host:port; http: of the URL)
+    counts_loss: bool = False  # its failed rounds are loss on the path (icmp echoes, tcp handshakes, dns queries)
+    # How its latency relates to the path: "round_trip" (an echo: the path alone), "handshake"
+    # (about one round trip and the peer's accept); None: it includes a server's work or is no latency.
+    path_latency: Literal["round_trip", "handshake"] | None = None
+    answers_as_application: bool = False  # its latency is an application's answer, set against the path to the same host (http)
 
 
 def loaded_on_first_use(module: str, function: str) -> ProbeRun:

@@ -37,6 +37,9 @@ KIND = ProbeKind(
     run=probe_tcp,
     check_target=check_host_port,
     latency_field="connect_ms",
+    target_host=lambda target: split_host_port(target)[0],
+    counts_loss=True,
+    path_latency="handshake",
     fields=(FieldSpec("connect_ms", "ms", "tcp: handshake time"),),
     help="TCP connect to host:port: the handshake time",
 )

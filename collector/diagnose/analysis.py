@@ -14,9 +14,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from urllib.parse import urlsplit
 
 from agent.contract import probe_latency_ms
+from agent.probes import PROBES, ProbeKind
 from collector.config import ProbeTarget
 from collector.diagnose.data import SiteContext, SiteData
 from collector.timeseries import Sample
@@ -41,7 +41,6 @@ MIN_ERROR_COUNT = 10.0
 SLOW_HTTP_MS = 1000.0
 NORMAL_RTT_MS = 100.0
 # Probe kinds whose rounds count for loss: not http (a slow server is not loss), not traceroute (its hops locate loss).
-LOSS_KINDS = ("icmp", "tcp", "dns")
 Evidence = dict[str, float | int | str | bool | list[dict[str, float | int | str]]]
 
 
@@ -135,14 +134,31 @@ def clamp(value: float, low: float = 0.0, high: float = 0.99) -> float:
     return max(low, min(high, value))
 
 
+# What each probe kind's rounds can tell is in its descriptor (agent/probes): no kind is named here.
+def _kind(name: object) -> ProbeKind | None:
+    return PROBES.get(name) if isinstance(name, str) else None
+
+
+def _answers_as_application(kind: object) -> bool:
+    k = _kind(kind)
+    return k is not None and k.answers_as_application
+
+
+def _path_latency(kind: object) -> str | None:
+    k = _kind(kind)
+    return k.path_latency if k is not None else None
+
+
+def counts_loss(kind: object) -> bool:
+    """Rounds of this kind are loss on the path when they fail (icmp, tcp, dns; not http, not traceroute)."""
+    k = _kind(kind)
+    return k is not None and k.counts_loss
+
+
 def host_of(probe: ProbeTarget) -> str:
     """The host a probe reaches: the address of icmp/traceroute, host of tcp `host:port`, host of a URL."""
-    if probe.kind == "http":
-        return urlsplit(probe.target).hostname or probe.target
-    if probe.kind == "tcp":
-        host = probe.target.rsplit(":", 1)[0]
-        return host.strip("[]")
-    return probe.target
+    k = _kind(probe.kind)
+    return k.target_host(probe.target) if k is not None else probe.target
 
 
 def is_round(sample: Sample) -> bool:
@@ -205,7 +221,7 @@ class Window:
         spacings = [
             slowest_spacing_ns(d.interface, lambda s: (s.tags.get("device"), s.tags.get("ifname"))),
             slowest_spacing_ns(
-                (s for s in self.rounds if s.tags.get("kind") in LOSS_KINDS), lambda s: (s.tags.get("host"), s.tags.get("target"))
+                (s for s in self.rounds if counts_loss(s.tags.get("kind"))), lambda s: (s.tags.get("host"), s.tags.get("target"))
             ),
         ]
         span = max(1, d.end_ns - d.start_ns)
@@ -246,7 +262,7 @@ class Window:
     @cached_property
     def gateway_targets(self) -> frozenset[str]:
         gateways = self.ctx.gateway_hosts | self.first_hops
-        return frozenset(name for name, p in self.probes.items() if host_of(p) in gateways and p.kind != "http")
+        return frozenset(name for name, p in self.probes.items() if host_of(p) in gateways and not _answers_as_application(p.kind))
 
     @cached_property
     def rtt(self) -> dict[int, float]:
@@ -260,7 +276,7 @@ class Window:
         """`rtt` on the bucket grid moved later by offset_ns."""
         paths: dict[int, dict[tuple[str | None, str | None], list[float]]] = defaultdict(lambda: defaultdict(list))
         for s in self.rounds:
-            if s.tags.get("kind") == "icmp" and (v := num(s, "rtt_ms")) is not None:
+            if _path_latency(s.tags.get("kind")) == "round_trip" and (v := probe_latency_ms(s.tags.get("kind"), s.fields)) is not None:
                 paths[self.bucket(s.time_ns - offset_ns)][(s.tags.get("host"), s.tags.get("target"))].append(v)
         return {b: statistics.fmean(statistics.median(v) for v in per_path.values()) for b, per_path in paths.items()}
 
@@ -279,7 +295,7 @@ class Window:
         """Loss in % per bucket over the site's loss-bearing rounds (icmp, tcp, dns; not http, not traceroute)."""
         grouped: dict[int, list[Sample]] = defaultdict(list)
         for s in self.rounds:
-            if s.tags.get("kind") in LOSS_KINDS:
+            if counts_loss(s.tags.get("kind")):
                 grouped[self.bucket(s.time_ns)].append(s)
         out: dict[int, float] = {}
         for b, samples in grouped.items():
@@ -496,12 +512,12 @@ def check_loss_beyond_gateway(w: Window) -> CheckResult:
     if not w.ctx.probes:
         return CheckResult(missing=[Suggestion("add_gateway_probe", _gateway_params(w)), Suggestion("add_internet_probe", {"site": w.ctx.site.id})])
     gateway = w.gateway_targets
-    gw_rounds = [s for s in w.rounds if s.tags.get("target") in gateway and s.tags.get("kind") in LOSS_KINDS]
-    beyond_rounds = [s for s in w.rounds if s.tags.get("target") not in gateway and s.tags.get("kind") in LOSS_KINDS]
+    gw_rounds = [s for s in w.rounds if s.tags.get("target") in gateway and counts_loss(s.tags.get("kind"))]
+    beyond_rounds = [s for s in w.rounds if s.tags.get("target") not in gateway and counts_loss(s.tags.get("kind"))]
     missing: list[Suggestion] = []
     if not gateway:
         missing.append(Suggestion("add_gateway_probe", _gateway_params(w)))
-    if not any(p.name not in gateway and p.kind in LOSS_KINDS for p in w.ctx.probes):
+    if not any(p.name not in gateway and counts_loss(p.kind) for p in w.ctx.probes):
         missing.append(Suggestion("add_internet_probe", {"site": w.ctx.site.id}))
     if missing:
         return CheckResult(missing=missing)
@@ -720,14 +736,14 @@ def _device_overload(w: Window, device: str, rows: list[Sample]) -> list[Verdict
 
 
 def check_application_slow(w: Window) -> CheckResult:
-    http = [p for p in w.ctx.probes if p.kind == "http"]
+    http = [p for p in w.ctx.probes if _answers_as_application(p.kind)]
     if not http:
         return CheckResult(applicable=False)
     verdicts: list[Verdict] = []
     missing: list[Suggestion] = []
     for probe in http:
         server = host_of(probe)
-        network = [p.name for p in w.ctx.probes if p.kind in ("icmp", "tcp") and host_of(p) == server]
+        network = [p.name for p in w.ctx.probes if _path_latency(p.kind) is not None and host_of(p) == server]
         if not network:
             missing.append(Suggestion("add_server_probe", {"site": w.ctx.site.id, "host": server, "probe": probe.name}))
             continue
