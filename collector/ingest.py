@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from agent import registry
 from agent.contract import AGENT_MEASUREMENTS, MAX_STRING_LEN, MAX_TAG_LEN, MEASUREMENTS_SPEC, UNITS
 from agent.points import Point, PointError
 
@@ -86,8 +87,17 @@ def _compile() -> dict[str, _Compiled]:
     return out
 
 
-_AGENT_SPECS = _compile()
 _GOOD_TAGS: set[tuple[str, str, str]] = set()  # (measurement, key, value) already checked
+_compiled: tuple[int, dict[str, _Compiled]] = (-1, {})  # (registry generation, lookups)
+
+
+def _agent_specs() -> dict[str, _Compiled]:
+    """The compiled lookups, made again when a registry changed (a probe kind registered by a test)."""
+    global _compiled
+    if _compiled[0] != registry.generation():
+        _GOOD_TAGS.clear()  # a tag value good for a kind just removed is good no more
+        _compiled = (registry.generation(), _compile())
+    return _compiled[1]
 
 
 def _short(value: Any) -> str:
@@ -130,7 +140,7 @@ def agent_point(raw: Any, index: int, agent_id: str, site: str, now_ns: int, win
     if not raw.keys() <= _POINT_KEYS:
         raise IngestError(where, f"unknown keys {sorted(map(str, set(raw) - _POINT_KEYS))}; a point has {', '.join(sorted(_POINT_KEYS))}")
     measurement = raw.get("measurement")
-    compiled = _AGENT_SPECS.get(measurement) if type(measurement) is str else None
+    compiled = _agent_specs().get(measurement) if type(measurement) is str else None
     if compiled is None:
         if type(measurement) is str and measurement in MEASUREMENTS_SPEC:
             raise ForbiddenPointError(f"{where}.measurement", f"{measurement!r} is written by the collector only; agents may write {', '.join(sorted(AGENT_MEASUREMENTS))}")
