@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Literal
 
 from agent.contract import probe_latency_ms
@@ -139,7 +140,7 @@ def _summary(kind: str) -> Mapping[str, str]:
     return texts.in_each_language(lambda catalog: catalog.rule_summaries[kind])
 
 
-RULE_KINDS: dict[str, RuleKind] = {
+RULE_KINDS: Mapping[str, RuleKind] = MappingProxyType({
     "agent_silent": RuleKind(
         "availability", _field("availability", "up", _tag("host"), kind="agent"), "below", 0.5, None,
         _summary("agent_silent"),
@@ -204,7 +205,7 @@ RULE_KINDS: dict[str, RuleKind] = {
         "collector", _field("collector", "queue_age_s", _tag("collector")), "above", 600.0, 60.0,
         _summary("collector_backlog"),
     ),
-}
+})
 
 # The site alert is built by the engine from the uplink and members, not from one point,
 # but it is configured like any rule (severity, for_s, summary).

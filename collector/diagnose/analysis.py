@@ -11,9 +11,10 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
+from types import MappingProxyType
 
 from agent.contract import probe_latency_ms
 from agent.probes import PROBES, ProbeKind
@@ -778,14 +779,14 @@ def check_application_slow(w: Window) -> CheckResult:
 
 
 # One table: the order is the order the checks are reported in when nothing is found.
-CHECKS: dict[str, CheckFn] = {
+CHECKS: Mapping[str, CheckFn] = MappingProxyType({
     "uplink_saturated": check_uplink_saturated,
     "interface_errors": check_interface_errors,
     "loss_beyond_gateway": check_loss_beyond_gateway,
     "host_saturated": check_host_saturated,
     "application_slow": check_application_slow,
     "device_trouble": check_device_trouble,
-}
+})
 
 
 def _silent_sources(ctx: SiteContext, data: SiteData) -> list[Suggestion]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Literal
 
 Kind = Literal["gauge", "counter32", "counter64", "string", "enum", "timeticks", "oid"]
@@ -287,7 +288,7 @@ GENERIC = Profile(
     "any SNMP agent: MIB-2 interfaces, ENTITY chassis, HOST-RESOURCES CPU and memory",
 )
 
-PROFILES: dict[str, Profile] = {
+PROFILES: Mapping[str, Profile] = MappingProxyType({
     p.name: p
     for p in (
         Profile(
@@ -304,7 +305,7 @@ PROFILES: dict[str, Profile] = {
         ),
         GENERIC,
     )
-}
+})
 
 
 def select_profile(sys_object_id: str | None, override: str | None = None) -> Profile:
