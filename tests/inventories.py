@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import hashlib
 import json
 import re
 import tomllib
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from collector.config import Inventory, load_inventory, parse_inventory
+from collector.service import token_hash
 
 DEFAULT_SITE = ("radhus", "Rådhuset")
 
@@ -49,12 +49,8 @@ def starter_lifecycle() -> Mapping[str, Mapping[str, float]]:
     return tomllib.loads(render("nettvakt", DEFAULT_SITE[0], DEFAULT_SITE[1]))["lifecycle"]["kinds"]
 
 
-def token_sha256(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
 class InventoryBuilder:
-    """An inventory.toml in `folder`, built one table at a time; every method but the outputs returns the builder."""
+    """An inventory.toml in `folder`, built one table at a time; the table and entry methods return the builder."""
 
     def __init__(self, folder: Path, *, organisation: str | None = None, name: str = "inventory.toml") -> None:
         self.folder = folder
@@ -67,7 +63,7 @@ class InventoryBuilder:
         self._alerting: dict[str, Any] = {}
         self._lifecycle: dict[str, dict[str, float]] = {}
         self._arrays: dict[str, list[dict[str, Any]]] = {
-            name: [] for name in ("site", "agent", "device", "probe", "alert", "channel", "route", "maintenance")
+            name: [] for name in ("site", "agent", "device", "probe", "alert", "channel", "route")
         }
 
     # --- tables -----------------------------------------------------------------------------
@@ -106,7 +102,7 @@ class InventoryBuilder:
     ) -> Self:
         """An `[[agent]]` holding the sha256 of `token` (default `<id>-token`, in `inv.tokens[id]`)."""
         self.tokens[id] = token if token is not None else f"{id}-token"
-        entry: dict[str, Any] = {"id": id, "name": name or id, "site": site, "token_sha256": token_sha256(self.tokens[id])}
+        entry: dict[str, Any] = {"id": id, "name": name or id, "site": site, "token_sha256": token_hash(self.tokens[id])}
         if hardware is not None:
             entry["hardware"] = _hardware(hardware)
         self._arrays["agent"].append({**entry, **keys})
@@ -154,12 +150,9 @@ class InventoryBuilder:
         self._arrays["route"].append({"channels": list(channels), **keys})
         return self
 
-    def maintenance(self, **keys: Any) -> Self:
-        self._arrays["maintenance"].append(dict(keys))
-        return self
-
     def secret_file(self, name: str, value: str) -> str:
         """Write a secret into a file beside the inventory; returns its reference, `file:<name>`."""
+        self.folder.mkdir(parents=True, exist_ok=True)
         (self.folder / name).write_text(value + "\n", encoding="utf-8")
         return f"file:{name}"
 
@@ -178,7 +171,7 @@ class InventoryBuilder:
         if lifecycle:
             data["lifecycle"] = {"kinds": lifecycle}
         data["site"] = [dict(s) for s in sites]
-        for table in ("agent", "device", "probe", "alert", "channel", "route", "maintenance"):
+        for table in ("agent", "device", "probe", "alert", "channel", "route"):
             entries = [dict(e) for e in self._arrays[table]]
             for entry in entries:
                 if entry.get("site", "") is None:

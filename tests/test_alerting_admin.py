@@ -23,7 +23,8 @@ from collector.app import create_app
 from collector.appkeys import ALERTS, RELOADER
 from collector.config import load_inventory
 from collector.localservers import free_port, wait_until_async
-from inventories import InventoryBuilder, token_sha256
+from collector.service import token_hash
+from inventories import InventoryBuilder
 
 ADMIN_TOKEN = "karlsoy-admin-token-for-tests"
 
@@ -38,7 +39,7 @@ def admin_inventory(folder: Path, smtp_port: int, *, admin: bool = True) -> Inve
     """Kjernesvitsj at radhus and Ruter Hansnes at hansnes; device-down mailed to vakt at once; the admin token's hash."""
     inv = InventoryBuilder(folder).storage("local").alerting(group_wait_s=0)
     if admin:
-        inv.collector(admin_token_sha256=token_sha256(ADMIN_TOKEN))
+        inv.collector(admin_token_sha256=token_hash(ADMIN_TOKEN))
     return (
         inv.site("radhus")
         .site("hansnes", "Teknisk utestasjon Hansnes")

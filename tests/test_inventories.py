@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from collector.config import InventoryError, load_inventory
-from inventories import InventoryBuilder, starter_lifecycle, token_sha256
+from collector.service import token_hash
+from inventories import InventoryBuilder, starter_lifecycle
 
 
 def test_the_defaults_alone_start_a_collector(tmp_path: Path) -> None:
@@ -53,7 +54,7 @@ def test_agents_hold_the_hash_of_their_token(tmp_path: Path) -> None:
     built = InventoryBuilder(tmp_path).agent("pc1").agent("pc2", "a-token-of-its-own")
     assert built.tokens == {"pc1": "pc1-token", "pc2": "a-token-of-its-own"}
     inventory = built.parse()
-    assert [a.token_sha256 for a in inventory.agent] == [token_sha256("pc1-token"), token_sha256("a-token-of-its-own")]
+    assert [a.token_sha256 for a in inventory.agent] == [token_hash("pc1-token"), token_hash("a-token-of-its-own")]
 
 
 def test_lifecycle_comes_from_the_starter_inventory_unless_the_test_sets_it(tmp_path: Path) -> None:
