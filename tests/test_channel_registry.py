@@ -3,8 +3,11 @@
 The toy kind "toy" posts one line of plain text to a URL; its descriptor (settings model, sender,
 help) lives only in this file. Registered for one test at a time
 (`collector.alerting.channels.registered`), an inventory using it validates and a mistake in it
-is named with its line, `nettvakt check` accepts it, and an alert routed to it reaches a real
-HTTP receiver on loopback through the alert service. Afterwards the registry is as it was.
+is named with its line, `nettvakt check` accepts it, and an `[[alert]]` rule firing on an agent's
+report to the real collector app reaches a real HTTP receiver on loopback through it, routed by
+the `[[route]]` that names the rule. The status page shows no channels (nor failing channels: those
+are notices to the routes with `system_notices`), so there is nothing there for a kind to be
+missing from. Afterwards the registry is as it was.
 """
 
 from __future__ import annotations
@@ -17,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+import aiohttp
 import pytest
 from aiohttp import web
 
 from agent.cli import main
-from agent.points import Point
 from collector.alerting.channels import (
     CHANNELS,
     DEFAULT_LOCALE,
@@ -32,9 +35,13 @@ from collector.alerting.channels import (
     SecretResolver,
     registered,
 )
+from collector.alerting.context import AlertingOptions
 from collector.alerting.notification import Notification
-from collector.alerting.service import AlertService
-from collector.config import InventoryError, load_inventory, parse_inventory
+from collector.app import create_app
+from collector.appkeys import ALERTS
+from collector.config import InventoryError, load_inventory
+from collector.localservers import wait_until_async
+from inventories import InventoryBuilder
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -163,44 +170,58 @@ def test_check_accepts_the_toy_kind_and_names_its_mistakes(
     assert f"{path}:{line_of(text, 'prefiks')}: channel 'vakt-toy': prefiks: unknown key; did you mean 'prefix'?" in err.splitlines(), err
 
 
-def test_an_alert_routed_to_the_toy_channel_is_delivered_through_it(toy: ChannelKind[ToySettings], tmp_path: Path) -> None:
-    async def scenario() -> list[str]:
-        received: list[str] = []
+def test_a_rule_routed_to_the_toy_channel_reaches_it_through_the_collector(toy: ChannelKind[ToySettings], tmp_path: Path) -> None:
+    """An agent's report to the real collector app fires an `[[alert]]` rule; the `[[route]]` naming
+    that rule sends it through the toy channel to a real HTTP receiver, and only there."""
+
+    async def scenario() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        received: list[tuple[str, str]] = []
 
         async def hook(request: web.Request) -> web.Response:
-            received.append(await request.text())
+            received.append((request.match_info["channel"], await request.text()))
             return web.Response(text="ok")
 
-        app = web.Application()
-        app.router.add_post("/hook", hook)
-        runner = web.AppRunner(app)
+        receiver = web.Application()
+        receiver.router.add_post("/hook/{channel}", hook)
+        hooks = web.AppRunner(receiver)
+        await hooks.setup()
+        await web.TCPSite(hooks, "127.0.0.1", 0).start()
+        base = f"http://127.0.0.1:{hooks.addresses[0][1]}/hook"
+        inventory = (
+            InventoryBuilder(tmp_path)
+            .agent("radhus-srv", name="Server rådhus", interval_s=3600)
+            .probe("web", "tcp", "192.0.2.2:443", sites=["radhus"])
+            .channel("vakt-toy", "toy", url=f"{base}/vakt", prefix="LEKE")
+            .channel("drift-toy", "toy", url=f"{base}/drift", prefix="DRIFT")
+            .alert("web-down", "target_unreachable", severity="critical")
+            .alert("web-slow", "probe_latency")
+            .route("vakt-toy", rules=["web-down"])
+            .route("drift-toy", rules=["web-slow"])
+        )
+        app = create_app(inventory.parse(), alerting=AlertingOptions(interval_s=0.05, engine_overrides={"group_wait_s": 0}))
+        runner = web.AppRunner(app, shutdown_timeout=0.1)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         try:
-            port = runner.addresses[0][1]
-            inventory = parse_inventory({
-                "collector": {"data_dir": str(tmp_path / "data")},
-                "site": [{"id": "radhus", "name": "Rådhuset"}],
-                "device": [{"id": "sw-radhus", "name": "Kjernesvitsj", "site": "radhus", "host": "10.0.0.2",
-                            "hardware": {"kind": "switch", "lifetime_years": 8}}],
-                "channel": [{"id": "vakt-toy", "kind": "toy", "url": f"http://127.0.0.1:{port}/hook", "prefix": "LEKE"}],
-                "route": [{"channels": ["vakt-toy"]}],
-                "alert": [{"id": "device-down", "kind": "device_down", "severity": "critical"}],
-            }, tmp_path / "inventory.toml")
-            service = AlertService.from_inventory(inventory, group_wait_s=0)
-            assert isinstance(service.senders["vakt-toy"], ToySender)
-            now = time.time()
-            service.observe([Point("availability", {"site": "radhus", "device": "sw-radhus", "kind": "device"}, {"up": 0.0},
-                                   int(now * 1e9))])
-            await service.tick(now)
-            await service.drain()
-            await service.close()
-            assert service.failures == []
+            alerts = app[ALERTS]
+            assert isinstance(alerts.senders["vakt-toy"], ToySender) and isinstance(alerts.senders["drift-toy"], ToySender)
+            point = {"measurement": "probe", "tags": {"kind": "tcp", "target": "web"}, "fields": {"up": 0.0, "reason": "timeout"},
+                     "time": time.time_ns()}
+            async with aiohttp.ClientSession(f"http://127.0.0.1:{runner.addresses[0][1]}") as http:
+                async with http.post("/api/v1/ingest", json={"agent": "radhus-srv", "seq": 1, "points": [point]},
+                                     headers={"Authorization": f"Bearer {inventory.tokens['radhus-srv']}"}) as resp:
+                    assert resp.status == 200, await resp.text()
+            await wait_until_async(lambda: received, 10, "the alert at the toy channel's receiver")
+            await alerts.drain()  # every message of that round is delivered or failed now
+            failures = list(alerts.failures)
         finally:
             await runner.cleanup()
-        return received
+            await hooks.cleanup()
+        return received, failures
 
-    assert asyncio.run(scenario()) == ["LEKE: [AKTIV] Kjernesvitsj svarer ikke på SNMP"]
+    received, failures = asyncio.run(scenario())
+    assert failures == []
+    assert received == [("vakt", "LEKE: [AKTIV] web@radhus-srv svarer ikke")]  # drift-toy routes web-slow only
 
 
 def test_the_docs_table_of_kinds_is_the_registry() -> None:

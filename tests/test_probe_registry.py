@@ -6,12 +6,16 @@ lives only in this file. Registered for one test at a time (`agent.probes.regist
 inventory using it validates and a mistake in it is named with its line; the configuration the
 collector sends an agent carries it and the agent's side runs it against a real server on
 loopback; its points fit the contract and pass the collector's ingest; its latency is what
-`probe_latency` alerts on. Afterwards the registry is as it was.
+`probe_latency` alerts on; the status page shows its target with that latency once a real agent
+has measured it and reported to the real collector app; `nettvakt check` takes an inventory using
+it and `nettvakt probe` lists it in its help and runs it. Afterwards the registry is as it was.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 import subprocess
 import sys
 import time
@@ -21,8 +25,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
+import aiohttp
 import pytest
+from aiohttp import web
 
+from agent.cli import main
 from agent.contract import (
     MEASUREMENTS_SPEC,
     PROBE_KINDS,
@@ -36,16 +43,20 @@ from agent.points import Point
 from agent.probes import PROBES, ProbeConfigError, ProbeFailed, ProbeKind, ProbeSpec, registered, run_probe_points
 from agent.probes.checks import check_host_port, split_host_port
 from agent.probes.net import ms
-from agent.runner import RemoteConfig
+from agent.runner import Agent, AgentSettings, RemoteConfig
 from agent.schema import FieldSpec
 from collector.alerting.config import AlertRule
 from collector.alerting.engine import AlertEngine
+from collector.app import create_app
+from collector.appkeys import SERVICE
 from collector.config import InventoryError, load_inventory
 from collector.ingest import TimeWindow, agent_point
+from collector.localservers import wait_until_async
 from collector.queue import DurableQueue
 from collector.service import CollectorService
 from inventories import InventoryBuilder
 from test_alerting_engine import MONDAY_0814, FakeClock, events
+from test_status_page import target_row
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW = TimeWindow(max_ahead_s=300, max_age_s=90 * 86400)
@@ -274,3 +285,96 @@ def test_probe_latency_alerts_on_the_toy_kinds_latency(banner_kind: ProbeKind, t
     assert events(clock.run(300, greeting_after(900.0))) == [("firing", "slow-target", "smtp-radhus@radhus-srv")]
     assert events(clock.run(300, greeting_after(40.0))) == [("resolved", "slow-target", "smtp-radhus@radhus-srv")]
     assert clock.sent[0].title.endswith("smtp-radhus@radhus-srv: svartid 900 ms (grense 200 ms)"), clock.sent[0].title
+
+
+# --- the status page -----------------------------------------------------------------------
+def test_the_status_page_shows_the_toy_target_with_its_latency(banner_kind: ProbeKind, tmp_path: Path) -> None:
+    """A real agent takes its probes from the real collector app, measures two real servers and
+    reports; the page shows each target with the latency its descriptor names (`banner_ms`)."""
+
+    async def scenario() -> tuple[dict[str, Point], str]:
+        async with banner_server(b"220 smtp.radhus ESMTP\r\n") as good, banner_server(b"554 go away\r\n") as bad:
+            inventory = (
+                toy_inventory(tmp_path, target=f"127.0.0.1:{good}")
+                .probe("smtp-gammel", "banner", f"127.0.0.1:{bad}", sites=["radhus"], params={"expect": "220"})
+            )
+            app = create_app(inventory.parse(), alerting=None)
+            runner = web.AppRunner(app, shutdown_timeout=0.1)
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", 0).start()
+            url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+            reported: dict[str, Point] = {}  # what reached the collector, by target
+            app[SERVICE].subscribers.append(
+                lambda source, points: reported.update((p.tags["target"], p) for p in points if p.measurement == "probe")
+            )
+            agent = Agent(AgentSettings(agent_id="radhus-srv", collector_url=url, token=inventory.tokens["radhus-srv"],
+                                        spool_path=tmp_path / "spool.sqlite3", send_interval_s=0.1))
+            task = asyncio.create_task(agent.run())
+            try:
+                await wait_until_async(lambda: reported.keys() >= {"smtp-radhus", "smtp-gammel"}, 30, "both toy rounds at the collector")
+                async with aiohttp.ClientSession(url) as http, http.get("/") as resp:
+                    assert resp.status == 200
+                    html = await resp.text()
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await runner.cleanup()
+        return reported, html
+
+    reported, html = asyncio.run(scenario())
+    good, bad = reported["smtp-radhus"], reported["smtp-gammel"]
+    assert good.fields["up"] == 1.0 and isinstance(good.fields["banner_ms"], float)
+    assert target_row(html, "smtp-radhus").startswith(f"smtp-radhus banner radhus-srv up {good.fields['banner_ms']:.1f} ms ")
+    # A failed round: down, with its reason; what it measured before failing is its latency still.
+    assert bad.fields["up"] == 0.0
+    assert target_row(html, "smtp-gammel").startswith(
+        f"smtp-gammel banner radhus-srv DOWN {bad.fields['banner_ms']:.1f} ms (unexpected banner: 554 go away) "
+    )
+
+
+# --- the CLI -------------------------------------------------------------------------------
+def test_check_takes_an_inventory_with_the_toy_kind_and_names_its_mistakes(
+    banner_kind: ProbeKind, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = toy_inventory(tmp_path).write()
+    assert main(["check", str(path)]) == 0
+    assert capsys.readouterr().out.strip() == f"{path}: OK (1 sites, 0 devices, 1 agents, 1 probes, 0 channels)"
+    inventory = toy_inventory(tmp_path, expectt="220")
+    text = written_text(inventory)
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert f"{path}:{line_of(text, 'params')}: probe 'smtp-radhus': params.expectt: unknown key for banner probes (known: expect)" in err, err
+
+
+async def cli_probe(greeting: bytes, *args: str) -> tuple[int, int]:
+    """`nettvakt probe banner 127.0.0.1:PORT ARGS` in-process (its own event loop, in a thread) against a real server; (port, exit code)."""
+    async with banner_server(greeting) as port:
+        return port, await asyncio.to_thread(main, ["probe", "banner", f"127.0.0.1:{port}", *args])
+
+
+def test_nettvakt_probe_lists_and_runs_the_toy_kind(banner_kind: ProbeKind, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["probe", "--help"])
+    assert done.value.code == 0
+    assert "banner: connect to host:port and time the server's greeting" in " ".join(capsys.readouterr().out.split())
+
+    port, code = asyncio.run(cli_probe(b"220 smtp.radhus ESMTP\r\n", "--json"))
+    assert code == 0
+    [line] = capsys.readouterr().out.splitlines()
+    point = json.loads(line)
+    assert (point["measurement"], point["tags"]) == ("probe", {"host": socket.gethostname().lower(), "kind": "banner", "target": "cli"})
+    assert point["fields"]["up"] == 1.0 and point["fields"]["banner"] == "220 smtp.radhus ESMTP"
+    assert 0 <= point["fields"]["banner_ms"] <= point["fields"]["duration_ms"]
+
+    port, code = asyncio.run(cli_probe(b""))  # a server that hangs up without a word
+    assert code == 1
+    [line] = capsys.readouterr().out.splitlines()
+    assert line.startswith(f"banner 127.0.0.1:{port}: ") and "up=0.0" in line and "reason=closed without a banner" in line, line
+
+
+def test_without_its_registry_line_nettvakt_probe_refuses_the_toy_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["probe", "banner", "127.0.0.1:1"]) == 2
+    assert "probe.kind: unknown probe kind 'banner'; known: dns, http, icmp, tcp, traceroute" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["probe", "--help"])
+    assert "banner" not in capsys.readouterr().out

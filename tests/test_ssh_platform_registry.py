@@ -4,8 +4,13 @@ The toy platform "toybox" is an appliance whose CLI is a POSIX shell (netmiko's 
 its descriptor lives only in this file. Registered for one test at a time
 (`collector.ssh.platforms.registered`), its own allow-list allows and refuses commands, its own
 parser reads its facts and its own filters make its configuration backups fit to read, over a
-real OpenSSH sshd on loopback (collector.localservers.start_sshd) and the CLI simulator.
-Afterwards the table is as it was.
+real OpenSSH sshd on loopback (collector.localservers.start_sshd) and the CLI simulator. An
+inventory with a device of its `device_type` validates and `nettvakt check` takes it (a misspelt
+name is named with a suggestion); `nettvakt ssh run` and `nettvakt config backup` use it over the
+sshd; a change of its configuration is announced as the `config_change` event, through the route
+that names that rule, to a real SMTP server. The status page shows devices by their SNMP state
+only (nothing on it depends on a device's SSH platform), so there is nothing there for a platform
+to be missing from. Afterwards the table is as it was.
 """
 
 from __future__ import annotations
@@ -14,20 +19,26 @@ import asyncio
 import dataclasses
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from agent.cli import main
+from agent.points import Point
+from collector.alerting.service import AlertService
+from collector.config import InventoryError, load_inventory
 from collector.localservers import SshdServer, ssh_keygen, start_sshd
 from collector.ssh.commands import refusal
 from collector.ssh.configs import ConfigStore, redact
 from collector.ssh.facts import Facts, FactsError, FactsRecipe, duration_s
 from collector.ssh.platforms import PLATFORMS, ConfigFilters, SecretRule, SshPlatform, registered
+from collector.ssh.scheduler import CONFIG_CHANGE_RULE, SshScheduler
 from collector.ssh.session import SshRunner, SshTarget
 from collector.ssh.simulator import CliSimulator, DeviceScript
 from collector.ssh.tasks import DeviceRun, run_devices
+from inventories import InventoryBuilder
 
 REPO = Path(__file__).resolve().parent.parent
 TOY = "toybox"
@@ -195,6 +206,120 @@ def test_the_simulator_answers_as_the_toy(toybox: Path, tmp_path: Path) -> None:
     assert run.error is None and run.facts is not None and run.facts.model == "TB-9000"
     assert run.backup is None and run.backup_error == "device said: toybox: cat: no such command"
     assert store.history("tb2") == []
+
+
+# --- the inventory, `nettvakt check` and the CLI --------------------------------------------
+def toy_inventory(folder: Path, port: int, key: Path, device_type: str = TOY) -> InventoryBuilder:
+    """One toy appliance, `tb1` ("Lekeboks"), logging in as root with `key`; its data in folder/data."""
+    ssh = {"device_type": device_type, "port": port, "username": "root", "key_file": key, "timeout_s": 10}
+    return InventoryBuilder(folder).device("tb1", name="Lekeboks", ssh=ssh)
+
+
+def line_of(text: str, key: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if line.startswith(f"{key} ="))
+
+
+def test_check_takes_a_toy_device_and_names_a_misspelt_platform(
+    toybox: Path, tmp_path: Path, client_key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = toy_inventory(tmp_path, 22, client_key).write()
+    [device] = load_inventory(path, startup=True).device
+    assert device.ssh is not None and device.ssh.device_type == TOY
+    assert main(["check", str(path)]) == 0
+    assert capsys.readouterr().out.strip() == f"{path}: OK (1 sites, 1 devices, 0 agents, 0 probes, 0 channels)"
+
+    misspelt = toy_inventory(tmp_path, 22, client_key, device_type="toybx")
+    text = misspelt.text()
+    misspelt.write()
+    assert main(["check", str(path)]) == 2
+    expected = (f"{path}:{line_of(text, 'device_type')}: device 'tb1': ssh.device_type: unknown device_type 'toybx' "
+                "(known: cisco_ios, fortinet, hp_procurve, linux, toybox); did you mean 'toybox'?")
+    err = capsys.readouterr().err.splitlines()
+    assert expected in err, err
+
+
+def test_without_its_table_line_a_toy_device_is_refused(tmp_path: Path, client_key: Path) -> None:
+    inventory = toy_inventory(tmp_path, 22, client_key)
+    text, path = inventory.text(), inventory.write()
+    with pytest.raises(InventoryError) as info:
+        load_inventory(path)
+    assert info.value.lines() == [
+        f"{path}:{line_of(text, 'device_type')}: device 'tb1': ssh.device_type: unknown device_type 'toybox' "
+        "(known: cisco_ios, fortinet, hp_procurve, linux)"
+    ]
+
+
+def test_nettvakt_ssh_run_and_config_backup_use_the_toy(
+    toybox: Path, tmp_path: Path, sshd: SshdServer, client_key: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = str(toy_inventory(tmp_path, sshd.port, client_key).write())
+
+    # `ssh run`: what the toy's allow-list allows runs over the sshd, its secret filter redacts the output.
+    assert main(["ssh", "run", "tb1", "cat", f"{toybox}/status", "--inventory", path]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == TOY_STATUS.strip() and "# saved as " in captured.err
+    assert main(["ssh", "run", "tb1", "cat", f"{toybox}/toy.conf", "--inventory", path]) == 0
+    shown = capsys.readouterr().out
+    assert re.search(r"^toy-token <redacted:[0-9a-f]{8}>$", shown, re.M) and "hunter2" not in shown, shown
+    # What it refuses (linux would allow `uptime`), it refuses before logging in.
+    assert main(["ssh", "run", "tb1", "uptime", "--inventory", path]) == 2
+    assert "tb1: refused 'uptime': 'uptime' is not one of the read-only toybox commands" in capsys.readouterr().err
+
+    # `config backup`: the toy's configuration command, its volatile-line and secret filters.
+    assert main(["config", "backup", "--inventory", path]) == 0
+    out = capsys.readouterr().out
+    assert re.match(r"tb1: changed \(revision [0-9a-f]{12}\)\n", out), out
+    assert "+hostname toy-1" in out and re.search(r"^\+toy-token <redacted:[0-9a-f]{8}>$", out, re.M) and "hunter2" not in out
+    (toybox / "toy.conf").write_text(TOY_CONFIG.replace("03:00:00", "04:00:00"))  # only its volatile line
+    assert main(["config", "backup", "tb1", "--inventory", path]) == 0
+    assert capsys.readouterr().out == "tb1: unchanged\n"
+    (toybox / "toy.conf").write_text(TOY_CONFIG.replace("port 1 enabled", "port 1 disabled"))
+    assert main(["config", "backup", "tb1", "--inventory", path]) == 0
+    assert body(capsys.readouterr().out) == ["-port 1 enabled", "+port 1 disabled"]
+    assert len(ConfigStore(tmp_path / "data" / "config-backups").history("tb1")) == 2
+
+
+# --- alerts: a configuration change is announced --------------------------------------------
+def test_a_toy_configuration_change_is_announced_through_its_route(
+    toybox: Path, tmp_path: Path, sshd: SshdServer, client_key: Path, smtp_inbox: Callable[..., Any]
+) -> None:
+    mail = smtp_inbox()
+    inventory = (
+        toy_inventory(tmp_path, sshd.port, client_key)
+        .email("vakt", mail.port, to=["it@karlsoy.example"], smtp_starttls="never", sender="nettvakt@karlsoy.example")
+        .route("vakt", rules=[CONFIG_CHANGE_RULE])
+        .load(startup=True)
+    )
+    [device] = inventory.device
+    emitted: list[Point] = []
+
+    async def emit(source: str, points: list[Point]) -> None:
+        assert source == "ssh:tb1"
+        emitted.extend(points)
+
+    async def rounds() -> list[DeviceRun]:
+        alerts = AlertService.from_inventory(inventory)
+        scheduler = SshScheduler(inventory, emit, announce=alerts.announce)
+        try:
+            runs = [await scheduler.run_once(device)]  # the first backup is no change
+            (toybox / "toy.conf").write_text(TOY_CONFIG.replace("port 1 enabled", "port 1 disabled"))
+            runs.append(await scheduler.run_once(device))
+            await alerts.drain()
+            assert alerts.failures == []
+        finally:
+            await scheduler.stop()
+            await alerts.close()
+        return runs
+
+    first, second = asyncio.run(rounds())
+    assert first.backup is not None and first.backup.first and second.backup is not None and second.backup.changed
+    [alert] = [p for p in emitted if p.measurement == "alert"]
+    assert dict(alert.tags) == {"site": "radhus", "rule": "config_change", "severity": "info", "state": "event", "subject": "tb1"}
+    assert alert.fields["revision"] == second.backup.revision
+    [message] = mail.messages
+    assert message["Subject"] == "Konfigurasjon endret: Lekeboks (Rådhuset)"
+    text = message.get_content()
+    assert body(text[text.index("---"):]) == ["-port 1 enabled", "+port 1 disabled"] and "hunter2" not in text
 
 
 def test_the_table_is_read_only_and_a_registration_ends(tmp_path: Path) -> None:
