@@ -122,7 +122,7 @@ def cmd_agent_facts(args: argparse.Namespace) -> int:
 def cmd_probe(args: argparse.Namespace) -> int:
     from agent.probes import PROBES, ProbeConfigError, ProbeSpec, run_probe_points
 
-    params: dict[str, Any] = {}
+    params: dict[str, Any] = dict(args.param)
     if args.count is not None:
         params["count"] = args.count
     if args.max_hops is not None:
@@ -181,6 +181,19 @@ def _json_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true")
 
 
+def _probe_param(text: str) -> tuple[str, Any]:
+    """KEY=VALUE, the value read as in inventory.toml's params (5, true, "GET"); a bare word is a string."""
+    import tomllib
+
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return key.strip(), value
+
+
 def _probe_arguments(parser: argparse.ArgumentParser) -> None:
     from agent.probes import PROBES  # the kinds as registered now (a kind added at test time too)
 
@@ -191,6 +204,9 @@ def _probe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-hops", type=int, help="traceroute: give up after this many hops (default 30)")
     parser.add_argument("--interval-ms", type=int, help="icmp: spacing of the echoes")
     parser.add_argument("--resolver", metavar="IP[:PORT]", help="dns: resolver to ask")
+    parser.add_argument("--param", action="append", default=[], type=_probe_param, metavar="KEY=VALUE",
+                        help="any parameter of the kind, as in inventory.toml's [[probe]] params (a TOML value: 5, true, \"GET\"; "
+                        "a bare word is a string), checked by the kind itself; repeatable")
     parser.add_argument("--timeout", type=float, default=5.0, metavar="S")
     parser.add_argument("--json", action="store_true")
 

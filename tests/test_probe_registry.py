@@ -371,6 +371,17 @@ def test_nettvakt_probe_lists_and_runs_the_toy_kind(banner_kind: ProbeKind, caps
     [line] = capsys.readouterr().out.splitlines()
     assert line.startswith(f"banner 127.0.0.1:{port}: ") and "up=0.0" in line and "reason=closed without a banner" in line, line
 
+    # Its own parameters, checked by its own checks: no option of the command names them.
+    port, code = asyncio.run(cli_probe(b"554 go away\r\n", "--param", 'expect="220"'))
+    assert code == 1
+    [line] = capsys.readouterr().out.splitlines()
+    assert "up=0.0" in line and "reason=unexpected banner: 554 go away" in line, line
+    port, code = asyncio.run(cli_probe(b"220 ok\r\n", "--param", "expect=220"))  # a bare word that TOML reads as a number
+    assert code == 2
+    assert "probe.params.expect: expected the start of the banner as text, got 220" in capsys.readouterr().err
+    port, code = asyncio.run(cli_probe(b"220 ok\r\n", "--param", 'expect="220"'))
+    assert code == 0 and "up=1.0" in capsys.readouterr().out
+
 
 def test_without_its_registry_line_nettvakt_probe_refuses_the_toy_kind(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["probe", "banner", "127.0.0.1:1"]) == 2
