@@ -79,7 +79,7 @@ def render_status(
     problems = health.get("problems") or []
     parts = [
         "<!DOCTYPE html>",
-        '<html lang="no"><head><meta charset="utf-8">',
+        '<html lang="en"><head><meta charset="utf-8">',
         f'<meta http-equiv="refresh" content="{REFRESH_S}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         '<link rel="icon" href="data:,">',  # no favicon request, so no 404 in the browser console
