@@ -36,7 +36,7 @@ from collector.alerting.config import (
     rule_names,
 )
 from collector.models import SHA256_RE, HostName, HostPort, Model, PositiveSeconds, SecretRef, Slug
-from collector.problems import Problem, describe, did_you_mean, from_text, placed
+from collector.problems import Problem, describe, did_you_mean, from_text, placed, unknown_references
 
 
 class InventoryError(ValueError):
@@ -421,22 +421,12 @@ class Inventory(Model):
                 )
             except ProbeConfigError as exc:
                 problems.append(str(exc))
-            for j, site in enumerate(probe.sites):
-                if site not in site_ids:
-                    problems.append(f"probe[{i}].sites[{j}]: no site with id {site!r}{did_you_mean(site, site_ids)}")
-            for j, agent in enumerate(probe.agents):
-                if agent not in agent_ids:
-                    problems.append(f"probe[{i}].agents[{j}]: no agent with id {agent!r}{did_you_mean(agent, agent_ids)}")
+            problems += unknown_references(f"probe[{i}].sites", probe.sites, site_ids, "site with id")
+            problems += unknown_references(f"probe[{i}].agents", probe.agents, agent_ids, "agent with id")
         for i, route in enumerate(self.route):
-            for j, ch in enumerate(route.channels):
-                if ch not in channel_ids:
-                    problems.append(f"route[{i}].channels[{j}]: no channel with id {ch!r}{did_you_mean(ch, channel_ids)}")
-            for j, site in enumerate(route.sites):
-                if site not in site_ids:
-                    problems.append(f"route[{i}].sites[{j}]: no site with id {site!r}{did_you_mean(site, site_ids)}")
-            for j, rule in enumerate(route.rules):
-                if rule not in rule_names(self.alert):
-                    problems.append(f"route[{i}].rules[{j}]: no alert rule or rule kind {rule!r}")
+            problems += unknown_references(f"route[{i}].channels", route.channels, channel_ids, "channel with id")
+            problems += unknown_references(f"route[{i}].sites", route.sites, site_ids, "site with id")
+            problems += unknown_references(f"route[{i}].rules", route.rules, rule_names(self.alert), "alert rule or rule kind")
         problems += alerting_problems(
             self.alert, self.maintenance, site_ids, agent_ids | device_ids | {p.name for p in self.probe}
         )

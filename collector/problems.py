@@ -76,6 +76,11 @@ def did_you_mean(value: object, choices: typing.Iterable[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else ""
 
 
+def unknown_references(path: str, values: typing.Iterable[str], known: typing.Collection[str], what: str) -> list[str]:
+    """"path[j]: no `what` 'x'; did you mean 'y'?" for each value of a list that names nothing in `known`."""
+    return [f"{path}[{j}]: no {what} {value!r}{did_you_mean(value, known)}" for j, value in enumerate(values) if value not in known]
+
+
 # --- pydantic's errors, in words --------------------------------------------------------------
 def _model_at(model: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
     """The model class a loc points into (for the keys it allows), following lists and optionals."""

@@ -17,7 +17,7 @@ from pydantic import Field, field_validator, model_validator
 from collector.alerting.rules import EVENT_RULES, RULE_KINDS, SITE_RULE
 from collector.models import Model, Slug
 from collector.texts import DEFAULT_LANGUAGE, Lang
-from collector.problems import did_you_mean
+from collector.problems import did_you_mean, unknown_references
 
 
 Severity = Literal["info", "warning", "critical"]
@@ -236,26 +236,16 @@ def alerting_problems(
         if rule.id in seen:
             problems.append(f"alert[{i}].id: {rule.id!r} is already used by an earlier alert")
         seen.setdefault(rule.id, i)
-        for j, site in enumerate(rule.sites):
-            if site not in site_ids:
-                problems.append(f"alert[{i}].sites[{j}]: no site with id {site!r}")
-        for j, subject in enumerate(rule.subjects):
-            if subject_id(subject) not in subject_ids:
-                problems.append(f"alert[{i}].subjects[{j}]: no agent, device or probe with id {subject_id(subject)!r}")
+        problems += unknown_references(f"alert[{i}].sites", rule.sites, site_ids, "site with id")
+        problems += unknown_references(f"alert[{i}].subjects", map(subject_id, rule.subjects), subject_ids, "agent, device or probe with id")
     seen = {}
     for i, window in enumerate(maintenance):
         if window.id in seen:
             problems.append(f"maintenance[{i}].id: {window.id!r} is already used by an earlier maintenance window")
         seen.setdefault(window.id, i)
-        for j, site in enumerate(window.sites):
-            if site not in site_ids:
-                problems.append(f"maintenance[{i}].sites[{j}]: no site with id {site!r}")
-        for j, rule_name in enumerate(window.rules):
-            if rule_name not in known_rules:
-                problems.append(f"maintenance[{i}].rules[{j}]: no alert rule or rule kind {rule_name!r}")
-        for j, subject in enumerate(window.subjects):
-            if subject_id(subject) not in subject_ids:
-                problems.append(f"maintenance[{i}].subjects[{j}]: no agent, device or probe with id {subject_id(subject)!r}")
+        problems += unknown_references(f"maintenance[{i}].sites", window.sites, site_ids, "site with id")
+        problems += unknown_references(f"maintenance[{i}].rules", window.rules, known_rules, "alert rule or rule kind")
+        problems += unknown_references(f"maintenance[{i}].subjects", map(subject_id, window.subjects), subject_ids, "agent, device or probe with id")
     return problems
 
 
