@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import datetime as dt
-import ipaddress
 import json
 import re
 import ssl
@@ -26,10 +24,6 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from multidict import MultiDict
 
 from agent.points import Point
@@ -53,6 +47,7 @@ from collector.alerting.engine import AlertEngine, AlertEvent, Notification
 from collector.alerting.service import AlertService
 from collector.config import InventoryError, load_inventory, parse_inventory
 from collector.localservers import free_port
+from collector.tls import make_self_signed
 from inventories import InventoryBuilder
 
 SECRET = "hemmelig-nøkkel"
@@ -65,24 +60,8 @@ def notification(channel: str = "vakt", title: str = "[AKTIV] Vannvåg utilgjeng
 
 def self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """(server context, client context trusting only that server) for 127.0.0.1."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
     cert_path, key_path = tmp_path / "smtp.crt", tmp_path / "smtp.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    make_self_signed(cert_path, key_path, ["127.0.0.1"], days=1)
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert_path, key_path)
     client = ssl.create_default_context(cafile=str(cert_path))

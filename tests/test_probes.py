@@ -6,8 +6,6 @@ are shown in a network namespace of our own (unshare --net), so no packet leaves
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import ipaddress
 import json
 import socket
 import ssl
@@ -23,9 +21,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from agent.points import Point
 from agent.probes import (
@@ -40,6 +36,7 @@ from agent.probes import (
     rtt_stats,
     run_probe,
 )
+from collector.tls import make_self_signed
 
 ROOT = Path(__file__).resolve().parents[1]
 TAGS = {"site": "radhus", "host": "test-pc"}
@@ -351,25 +348,10 @@ def test_runner_timeout_against_a_listener_that_never_answers() -> None:
 
 
 def make_cert(tmp_path: Path, days: int) -> tuple[Path, Path, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "nettvakt-test")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
+    """A self-signed certificate for localhost and 127.0.0.1 valid for `days`, made as `nettvakt collector tls` makes one."""
     cert_file, key_file = tmp_path / f"cert{days}.pem", tmp_path / f"key{days}.pem"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    return cert_file, key_file, cert
+    make_self_signed(cert_file, key_file, ["localhost", "127.0.0.1"], days=days)
+    return cert_file, key_file, x509.load_pem_x509_certificate(cert_file.read_bytes())
 
 
 @pytest.mark.parametrize("days", [30, 365 * 40])  # UTCTime, and GeneralizedTime after 2049
