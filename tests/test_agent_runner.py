@@ -21,6 +21,7 @@ from agent.hwfacts import machine_age
 from agent.runner import Agent, AgentConfigError, AgentSettings, RemoteConfig
 from collector.app import SERVICE, create_app
 from inventories import InventoryBuilder
+from serving import serving
 
 TOKEN = "runner-test-token"
 
@@ -43,28 +44,23 @@ def make_app(config: dict[str, Any], received: list[dict[str, Any]]) -> web.Appl
 
 async def run_agent_until(config: dict[str, Any], tmp_path: Path, done: Any, settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     received: list[dict[str, Any]] = []
-    runner = web.AppRunner(make_app(config, received), shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    agent = Agent(
-        AgentSettings(
-            agent_id=config["agent"], collector_url=f"http://127.0.0.1:{port}", token=TOKEN,
-            spool_path=tmp_path / "spool.sqlite3", send_interval_s=0.1, **(settings or {}),
+    async with serving(make_app(config, received), shutdown_timeout=0.1) as url:
+        agent = Agent(
+            AgentSettings(
+                agent_id=config["agent"], collector_url=url, token=TOKEN,
+                spool_path=tmp_path / "spool.sqlite3", send_interval_s=0.1, **(settings or {}),
+            )
         )
-    )
-    task = asyncio.create_task(agent.run())
-    try:
-        async with asyncio.timeout(60):
-            while not done(received):
-                if task.done():
-                    task.result()  # the agent died: raise its error here
-                await asyncio.sleep(0.1)
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await runner.cleanup()
+        task = asyncio.create_task(agent.run())
+        try:
+            async with asyncio.timeout(60):
+                while not done(received):
+                    if task.done():
+                        task.result()  # the agent died: raise its error here
+                    await asyncio.sleep(0.1)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
     return received
 
 
@@ -176,36 +172,30 @@ def test_heartbeats_reach_the_real_collector_and_keep_the_agent_live_between_rep
 
     async def scenario() -> tuple[int, int | None, float, float]:
         app = create_app(inventory)
-        runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        service = app[SERVICE]
-        agent = Agent(AgentSettings(agent_id="plo-pc", collector_url=f"http://127.0.0.1:{runner.addresses[0][1]}", token=TOKEN,
-                                    spool_path=tmp_path / "spool.sqlite3", send_interval_s=0.1))
-        task = asyncio.create_task(agent.run())
-        try:
-            state = service.agents["plo-pc"]
-            # Until its start-up reports (host, hardware, listening) are over 2 s old: longer than
-            # 3 heartbeats, so only the heartbeats can keep it live.
-            async with asyncio.timeout(30):
-                while agent.heartbeats < 6 or not state.last_seen_ns or time.time_ns() - state.last_seen_ns < 2.5e9:
-                    await asyncio.sleep(0.1)
-            beats, pending = agent.heartbeats, state.pending_points
-            # Seconds since the last report's newest point vs since the last heartbeat.
-            now = time.time_ns()
-            since_data, since_beat = (now - state.last_seen_ns) / 1e9, (now - state.last_heartbeat_ns) / 1e9
-            assert service.agent_verdicts(now)["plo-pc"] is True
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        try:
+        async with serving(app, shutdown_timeout=0.1) as url:
+            service = app[SERVICE]
+            agent = Agent(AgentSettings(agent_id="plo-pc", collector_url=url, token=TOKEN,
+                                        spool_path=tmp_path / "spool.sqlite3", send_interval_s=0.1))
+            task = asyncio.create_task(agent.run())
+            try:
+                state = service.agents["plo-pc"]
+                # Until its start-up reports (host, hardware, listening) are over 2 s old: longer than
+                # 3 heartbeats, so only the heartbeats can keep it live.
+                async with asyncio.timeout(30):
+                    while agent.heartbeats < 6 or not state.last_seen_ns or time.time_ns() - state.last_seen_ns < 2.5e9:
+                        await asyncio.sleep(0.1)
+                beats, pending = agent.heartbeats, state.pending_points
+                # Seconds since the last report's newest point vs since the last heartbeat.
+                now = time.time_ns()
+                since_data, since_beat = (now - state.last_seen_ns) / 1e9, (now - state.last_heartbeat_ns) / 1e9
+                assert service.agent_verdicts(now)["plo-pc"] is True
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
             stopped = time.time_ns()
             # 3 heartbeats of 0.5 s after its last one, the agent is down.
             assert service.agent_verdicts(stopped + int(1.0e9))["plo-pc"] is True
             assert service.agent_verdicts(stopped + int(2.0e9))["plo-pc"] is False
-        finally:
-            await runner.cleanup()
         return beats, pending, since_data, since_beat
 
     beats, pending, since_data, since_beat = asyncio.run(scenario())

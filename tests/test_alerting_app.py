@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from collector.appkeys import ALERTS, QUEUE
 from collector.config import Inventory
 from collector.localservers import wait_until_async
 from inventories import InventoryBuilder
+from serving import serving
 
 
 def test_collector_app_alerts_without_influxdb(tmp_path: Path, smtp_inbox: Callable[..., Any]) -> None:
@@ -78,11 +80,8 @@ class Collector:
 
     async def __aenter__(self) -> "Collector":
         self.app = create_app(self.inventory, alerting=AlertingOptions(interval_s=0.05, engine_overrides={"group_wait_s": 0}))
-        self.runner = web.AppRunner(self.app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        self.url = f"http://127.0.0.1:{self.runner.addresses[0][1]}"
+        self.served = AsyncExitStack()
+        self.url = await self.served.enter_async_context(serving(self.app))
         self.http = aiohttp.ClientSession()
         self.beats = asyncio.create_task(self._beat())
         return self
@@ -104,7 +103,7 @@ class Collector:
         self.beats.cancel()
         await asyncio.gather(self.beats, return_exceptions=True)
         await self.http.close()
-        await self.runner.cleanup()
+        await self.served.aclose()
 
 
 def test_restarts_change_nothing_people_see(tmp_path: Path, smtp_inbox: Callable[..., Any], monkeypatch: Any) -> None:

@@ -49,6 +49,7 @@ from collector.config import InventoryError, load_inventory, parse_inventory
 from collector.localservers import free_port
 from collector.tls import make_self_signed
 from inventories import InventoryBuilder
+from serving import serving
 
 SECRET = "hemmelig-nøkkel"
 
@@ -171,14 +172,8 @@ async def receiver(
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", handle)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield seen, f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serving(app, shutdown_timeout=0.1) as url:
+        yield seen, url
 
 
 def deliver(make: Callable[[str], Sender], notification: Notification, answers: list[int] | None = None,

@@ -42,6 +42,7 @@ from collector.appkeys import ALERTS
 from collector.config import InventoryError, load_inventory
 from collector.localservers import wait_until_async
 from inventories import InventoryBuilder
+from serving import serving
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -183,40 +184,32 @@ def test_a_rule_routed_to_the_toy_channel_reaches_it_through_the_collector(toy: 
 
         receiver = web.Application()
         receiver.router.add_post("/hook/{channel}", hook)
-        hooks = web.AppRunner(receiver)
-        await hooks.setup()
-        await web.TCPSite(hooks, "127.0.0.1", 0).start()
-        base = f"http://127.0.0.1:{hooks.addresses[0][1]}/hook"
-        inventory = (
-            InventoryBuilder(tmp_path)
-            .agent("radhus-srv", name="Server rådhus", interval_s=3600)
-            .probe("web", "tcp", "192.0.2.2:443", sites=["radhus"])
-            .channel("vakt-toy", "toy", url=f"{base}/vakt", prefix="LEKE")
-            .channel("drift-toy", "toy", url=f"{base}/drift", prefix="DRIFT")
-            .alert("web-down", "target_unreachable", severity="critical")
-            .alert("web-slow", "probe_latency")
-            .route("vakt-toy", rules=["web-down"])
-            .route("drift-toy", rules=["web-slow"])
-        )
-        app = create_app(inventory.parse(), alerting=AlertingOptions(interval_s=0.05, engine_overrides={"group_wait_s": 0}))
-        runner = web.AppRunner(app, shutdown_timeout=0.1)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        try:
-            alerts = app[ALERTS]
-            assert isinstance(alerts.senders["vakt-toy"], ToySender) and isinstance(alerts.senders["drift-toy"], ToySender)
-            point = {"measurement": "probe", "tags": {"kind": "tcp", "target": "web"}, "fields": {"up": 0.0, "reason": "timeout"},
-                     "time": time.time_ns()}
-            async with aiohttp.ClientSession(f"http://127.0.0.1:{runner.addresses[0][1]}") as http:
-                async with http.post("/api/v1/ingest", json={"agent": "radhus-srv", "seq": 1, "points": [point]},
-                                     headers={"Authorization": f"Bearer {inventory.tokens['radhus-srv']}"}) as resp:
-                    assert resp.status == 200, await resp.text()
-            await wait_until_async(lambda: received, 10, "the alert at the toy channel's receiver")
-            await alerts.drain()  # every message of that round is delivered or failed now
-            failures = list(alerts.failures)
-        finally:
-            await runner.cleanup()
-            await hooks.cleanup()
+        async with serving(receiver) as hooks:
+            base = f"{hooks}/hook"
+            inventory = (
+                InventoryBuilder(tmp_path)
+                .agent("radhus-srv", name="Server rådhus", interval_s=3600)
+                .probe("web", "tcp", "192.0.2.2:443", sites=["radhus"])
+                .channel("vakt-toy", "toy", url=f"{base}/vakt", prefix="LEKE")
+                .channel("drift-toy", "toy", url=f"{base}/drift", prefix="DRIFT")
+                .alert("web-down", "target_unreachable", severity="critical")
+                .alert("web-slow", "probe_latency")
+                .route("vakt-toy", rules=["web-down"])
+                .route("drift-toy", rules=["web-slow"])
+            )
+            app = create_app(inventory.parse(), alerting=AlertingOptions(interval_s=0.05, engine_overrides={"group_wait_s": 0}))
+            async with serving(app, shutdown_timeout=0.1) as url:
+                alerts = app[ALERTS]
+                assert isinstance(alerts.senders["vakt-toy"], ToySender) and isinstance(alerts.senders["drift-toy"], ToySender)
+                point = {"measurement": "probe", "tags": {"kind": "tcp", "target": "web"}, "fields": {"up": 0.0, "reason": "timeout"},
+                         "time": time.time_ns()}
+                async with aiohttp.ClientSession(url) as http:
+                    async with http.post("/api/v1/ingest", json={"agent": "radhus-srv", "seq": 1, "points": [point]},
+                                         headers={"Authorization": f"Bearer {inventory.tokens['radhus-srv']}"}) as resp:
+                        assert resp.status == 200, await resp.text()
+                await wait_until_async(lambda: received, 10, "the alert at the toy channel's receiver")
+                await alerts.drain()  # every message of that round is delivered or failed now
+                failures = list(alerts.failures)
         return received, failures
 
     received, failures = asyncio.run(scenario())

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from agent.points import Point
 from agent.runner import Agent, AgentSettings
@@ -24,6 +23,7 @@ from collector.influxql import query
 from collector.queue import DurableQueue
 from collector.localservers import InfluxdServer, free_port, start_influxd, wait_until
 from inventories import InventoryBuilder
+from serving import serving
 
 N_AGENTS = 20
 OUTAGE_S = 60.0
@@ -201,27 +201,19 @@ def test_resent_batch_stored_once_and_bad_point_does_not_block_good_ones(influx_
 
     async def scenario() -> None:
         app = create_app(inventory)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
         headers = {"Authorization": f"Bearer {token(1)}"}
-        try:
-            async with aiohttp.ClientSession(base, headers=headers) as http:
-                first = {"agent": "pc1", "seq": 1, "points": [host_point(k, float(k)) for k in range(10)]}
-                for _ in range(3):  # the answer was "lost" twice: the agent resends the same seq
-                    async with http.post("/api/v1/ingest", json=first) as resp:
-                        assert resp.status == 200
-                mixed = [host_point(k, float(k)) for k in range(10, 15)] + [host_point(15, 15.0, spool_bytes=1.0)] + [host_point(k, float(k)) for k in range(16, 20)]
-                async with http.post("/api/v1/ingest", json={"agent": "pc1", "seq": 2, "points": mixed}) as resp:
+        async with serving(app) as base, aiohttp.ClientSession(base, headers=headers) as http:
+            first = {"agent": "pc1", "seq": 1, "points": [host_point(k, float(k)) for k in range(10)]}
+            for _ in range(3):  # the answer was "lost" twice: the agent resends the same seq
+                async with http.post("/api/v1/ingest", json=first) as resp:
                     assert resp.status == 200
-                await asyncio.to_thread(
-                    wait_until, lambda: app[QUEUE].stats()["rejected_points"] == 1 and not app[QUEUE].stats()["queue_points"], 30, "queue drained"
-                )
-                rejected = app[QUEUE].rejected()
-        finally:
-            await runner.cleanup()
+            mixed = [host_point(k, float(k)) for k in range(10, 15)] + [host_point(15, 15.0, spool_bytes=1.0)] + [host_point(k, float(k)) for k in range(16, 20)]
+            async with http.post("/api/v1/ingest", json={"agent": "pc1", "seq": 2, "points": mixed}) as resp:
+                assert resp.status == 200
+            await asyncio.to_thread(
+                wait_until, lambda: app[QUEUE].stats()["rejected_points"] == 1 and not app[QUEUE].stats()["queue_points"], 30, "queue drained"
+            )
+            rejected = app[QUEUE].rejected()
         assert len(rejected) == 1 and "spool_bytes=1.0" in rejected[0]["line"] and "conflict" in rejected[0]["reason"]
 
     asyncio.run(scenario())

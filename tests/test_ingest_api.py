@@ -27,6 +27,7 @@ from collector.queue import DurableQueue
 from collector.service import is_agent_source, token_hash
 from collector.localservers import free_port, wait_until
 from inventories import InventoryBuilder
+from serving import serving
 
 # Points are dated now: ingest refuses times from before an agent's spool could hold them.
 NOW_NS = time.time_ns()
@@ -55,16 +56,8 @@ def batch(seq: int, points: list[dict[str, Any]] | None = None, agent: str = "pc
 
 async def with_collector(tmp_path: Path, scenario, storage: dict[str, Any] | None = None, **collector: Any) -> None:
     app = create_app(inventory(tmp_path, storage, **collector))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
-            await scenario(app, http)
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url, aiohttp.ClientSession(url) as http:
+        await scenario(app, http)
 
 
 def auth(token: str = TOKEN) -> dict[str, str]:
@@ -466,31 +459,24 @@ def test_inventory_reloads_on_change_and_sighup_and_refuses_a_bad_one(tmp_path: 
         app = create_app(load_inventory(path), inventory_path=path)
         reloader = app[RELOADER]
         reloader.poll_s = 0.05
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        try:
-            async with aiohttp.ClientSession(f"http://127.0.0.1:{runner.addresses[0][1]}") as http:
-                assert await status_for(http, OTHER_TOKEN) == 401
-                # The file changes: pc2 is known without a restart.
-                write_agents(tmp_path, [("pc1", "radhus", TOKEN), ("pc2", "radhus", OTHER_TOKEN)])
-                await asyncio.to_thread(wait_until, lambda: reloader.reloads == 1, 10, "reload on file change")
-                assert await status_for(http, OTHER_TOKEN) == 200
-                # A bad file is refused with its reason; the inventory in force stays.
-                write_agents(tmp_path, [("pc1", "radhus", TOKEN), ("pc2", "skole", OTHER_TOKEN)])
-                await asyncio.to_thread(wait_until, lambda: reloader.refused == 1, 10, "bad inventory refused")
-                assert await status_for(http, OTHER_TOKEN) == 200
-                assert "agent 'pc2': site: no site with id 'skole'" in (reloader.last_error or "")
-                # SIGHUP, with the file watcher slowed down so only the signal can explain the reload.
-                reloader.poll_s = 3600
-                await asyncio.sleep(0.2)
-                write_agents(tmp_path, [("pc1", "radhus", TOKEN)])
-                os.kill(os.getpid(), signal.SIGHUP)
-                await asyncio.to_thread(wait_until, lambda: reloader.reloads == 2, 10, "reload on SIGHUP")
-                assert await status_for(http, OTHER_TOKEN) == 401
-        finally:
-            await runner.cleanup()
+        async with serving(app) as url, aiohttp.ClientSession(url) as http:
+            assert await status_for(http, OTHER_TOKEN) == 401
+            # The file changes: pc2 is known without a restart.
+            write_agents(tmp_path, [("pc1", "radhus", TOKEN), ("pc2", "radhus", OTHER_TOKEN)])
+            await asyncio.to_thread(wait_until, lambda: reloader.reloads == 1, 10, "reload on file change")
+            assert await status_for(http, OTHER_TOKEN) == 200
+            # A bad file is refused with its reason; the inventory in force stays.
+            write_agents(tmp_path, [("pc1", "radhus", TOKEN), ("pc2", "skole", OTHER_TOKEN)])
+            await asyncio.to_thread(wait_until, lambda: reloader.refused == 1, 10, "bad inventory refused")
+            assert await status_for(http, OTHER_TOKEN) == 200
+            assert "agent 'pc2': site: no site with id 'skole'" in (reloader.last_error or "")
+            # SIGHUP, with the file watcher slowed down so only the signal can explain the reload.
+            reloader.poll_s = 3600
+            await asyncio.sleep(0.2)
+            write_agents(tmp_path, [("pc1", "radhus", TOKEN)])
+            os.kill(os.getpid(), signal.SIGHUP)
+            await asyncio.to_thread(wait_until, lambda: reloader.reloads == 2, 10, "reload on SIGHUP")
+            assert await status_for(http, OTHER_TOKEN) == 401
 
     asyncio.run(scenario())
     messages = [r.getMessage() for r in caplog.records]

@@ -27,7 +27,6 @@ from typing import Any, Mapping
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from agent.cli import main
 from agent.contract import (
@@ -55,6 +54,7 @@ from collector.localservers import wait_until_async
 from collector.queue import DurableQueue
 from collector.service import CollectorService
 from inventories import InventoryBuilder
+from serving import serving
 from test_alerting_engine import MONDAY_0814, FakeClock, events
 from test_status_page import target_row
 
@@ -299,26 +299,22 @@ def test_the_status_page_shows_the_toy_target_with_its_latency(banner_kind: Prob
                 .probe("smtp-gammel", "banner", f"127.0.0.1:{bad}", sites=["radhus"], params={"expect": "220"})
             )
             app = create_app(inventory.parse(), alerting=None)
-            runner = web.AppRunner(app, shutdown_timeout=0.1)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-            reported: dict[str, Point] = {}  # what reached the collector, by target
-            app[SERVICE].subscribers.append(
-                lambda source, points: reported.update((p.tags["target"], p) for p in points if p.measurement == "probe")
-            )
-            agent = Agent(AgentSettings(agent_id="radhus-srv", collector_url=url, token=inventory.tokens["radhus-srv"],
-                                        spool_path=tmp_path / "spool.sqlite3", send_interval_s=0.1))
-            task = asyncio.create_task(agent.run())
-            try:
-                await wait_until_async(lambda: reported.keys() >= {"smtp-radhus", "smtp-gammel"}, 30, "both toy rounds at the collector")
-                async with aiohttp.ClientSession(url) as http, http.get("/") as resp:
-                    assert resp.status == 200
-                    html = await resp.text()
-            finally:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                await runner.cleanup()
+            async with serving(app, shutdown_timeout=0.1) as url:
+                reported: dict[str, Point] = {}  # what reached the collector, by target
+                app[SERVICE].subscribers.append(
+                    lambda source, points: reported.update((p.tags["target"], p) for p in points if p.measurement == "probe")
+                )
+                agent = Agent(AgentSettings(agent_id="radhus-srv", collector_url=url, token=inventory.tokens["radhus-srv"],
+                                            spool_path=tmp_path / "spool.sqlite3", send_interval_s=0.1))
+                task = asyncio.create_task(agent.run())
+                try:
+                    await wait_until_async(lambda: reported.keys() >= {"smtp-radhus", "smtp-gammel"}, 30, "both toy rounds at the collector")
+                    async with aiohttp.ClientSession(url) as http, http.get("/") as resp:
+                        assert resp.status == 200
+                        html = await resp.text()
+                finally:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
         return reported, html
 
     reported, html = asyncio.run(scenario())

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from aiohttp import web
@@ -37,6 +38,7 @@ from agent.probes import (
     run_probe,
 )
 from collector.tls import make_self_signed
+from serving import serving
 
 ROOT = Path(__file__).resolve().parents[1]
 TAGS = {"site": "radhus", "host": "test-pc"}
@@ -280,14 +282,8 @@ async def web_server(ssl_context: ssl.SSLContext | None = None) -> AsyncIterator
 
     app = web.Application()
     app.router.add_routes([web.get("/ok", ok), web.get("/down", unavailable), web.get("/slow", slow), web.get("/moved", moved)])
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
-    await site.start()
-    try:
-        yield runner.addresses[0][1]
-    finally:
-        await runner.cleanup()
+    async with serving(app, shutdown_timeout=0.1, ssl_context=ssl_context) as url:
+        yield urlsplit(url).port
 
 
 def run_against_server(specs: Callable[[int], list[ProbeSpec]], ssl_context: ssl.SSLContext | None = None) -> list[Point]:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from agent.points import Point
 from collector.app import create_app
 from collector.appkeys import SERVICE
 from collector.config import Inventory
 from inventories import InventoryBuilder
+from serving import serving
 
 TOKEN = "status-page-token-pc1"
 
@@ -53,50 +53,43 @@ def target_row(page: str, name: str) -> str:
 def test_status_page_shows_live_state_and_an_agent_going_down(tmp_path: Path) -> None:
     async def scenario() -> None:
         app = create_app(inventory(tmp_path))
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        try:
-            async with aiohttp.ClientSession(f"http://127.0.0.1:{runner.addresses[0][1]}") as http:
+        async with serving(app) as base, aiohttp.ClientSession(base) as http:
 
-                async def page() -> str:
-                    async with http.get("/") as resp:
-                        assert resp.status == 200
-                        assert resp.content_type == "text/html"
-                        return await resp.text()
-
-                now = time.time_ns()
-                points = [
-                    {"measurement": "probe", "tags": {"kind": "icmp", "target": "gw"}, "fields": {"up": 1.0, "rtt_ms": 4.25}, "time": now},
-                    {"measurement": "probe", "tags": {"kind": "tcp", "target": "web"}, "fields": {"up": 0.0, "reason": "timeout"}, "time": now},
-                ]
-                async with http.post("/api/v1/ingest", json={"agent": "pc1", "seq": 1, "points": points}, headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+            async def page() -> str:
+                async with http.get("/") as resp:
                     assert resp.status == 200
-                # What the SNMP poller would report for the firewall: it does not answer.
-                await app[SERVICE].store_local("device:fw-radhus", [Point("availability", {"site": "radhus", "device": "fw-radhus", "kind": "device"}, {"up": 0.0}, now)])
+                    assert resp.content_type == "text/html"
+                    return await resp.text()
 
-                html = await page()
-                assert "<title>nettvakt – Karlsøy kommune</title>" in html
-                assert "Rådhuset" in html and "Hansnes skole" in html
-                assert "PC &lt;1&gt; &amp; co" in html  # names are escaped, never markup
-                assert "<script" not in html
-                assert row_text(html, "agent-pc1").startswith("pc1 PC <1> & co up ")
-                # Never heard from: neither up nor down, and not counted as either.
-                assert row_text(html, "agent-pc2") == "pc2 PC 2 waiting for first report never unknown"
-                assert "1 of 2 agents up, 0 down, 1 waiting for first report" in html
-                assert row_text(html, "device-fw-radhus").startswith("fw-radhus Brannmur DOWN ")
-                assert target_row(html, "gw").startswith("gw icmp pc1 up 4.2 ms ")
-                assert target_row(html, "web").startswith("web tcp pc1 DOWN – (timeout) ")
-                assert "No active alerts." not in html and "Alerting is not running." in html
+            now = time.time_ns()
+            points = [
+                {"measurement": "probe", "tags": {"kind": "icmp", "target": "gw"}, "fields": {"up": 1.0, "rtt_ms": 4.25}, "time": now},
+                {"measurement": "probe", "tags": {"kind": "tcp", "target": "web"}, "fields": {"up": 0.0, "reason": "timeout"}, "time": now},
+            ]
+            async with http.post("/api/v1/ingest", json={"agent": "pc1", "seq": 1, "points": points}, headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+                assert resp.status == 200
+            # What the SNMP poller would report for the firewall: it does not answer.
+            await app[SERVICE].store_local("device:fw-radhus", [Point("availability", {"site": "radhus", "device": "fw-radhus", "kind": "device"}, {"up": 0.0}, now)])
 
-                # pc1 falls silent: after 3 intervals the page shows it down, with its last-seen time.
-                html = await wait_for_page(page, lambda h: " DOWN " in row_text(h, "agent-pc1"))
-                # Local time in the inventory's zone, labelled (one clock for people).
-                assert re.match(r"pc1 PC <1> & co DOWN \d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T \(\d+ s ago\) unknown$", row_text(html, "agent-pc1"))
-                assert "0 of 2 agents up, 1 down, 1 waiting for first report" in html
-        finally:
-            await runner.cleanup()
+            html = await page()
+            assert "<title>nettvakt – Karlsøy kommune</title>" in html
+            assert "Rådhuset" in html and "Hansnes skole" in html
+            assert "PC &lt;1&gt; &amp; co" in html  # names are escaped, never markup
+            assert "<script" not in html
+            assert row_text(html, "agent-pc1").startswith("pc1 PC <1> & co up ")
+            # Never heard from: neither up nor down, and not counted as either.
+            assert row_text(html, "agent-pc2") == "pc2 PC 2 waiting for first report never unknown"
+            assert "1 of 2 agents up, 0 down, 1 waiting for first report" in html
+            assert row_text(html, "device-fw-radhus").startswith("fw-radhus Brannmur DOWN ")
+            assert target_row(html, "gw").startswith("gw icmp pc1 up 4.2 ms ")
+            assert target_row(html, "web").startswith("web tcp pc1 DOWN – (timeout) ")
+            assert "No active alerts." not in html and "Alerting is not running." in html
+
+            # pc1 falls silent: after 3 intervals the page shows it down, with its last-seen time.
+            html = await wait_for_page(page, lambda h: " DOWN " in row_text(h, "agent-pc1"))
+            # Local time in the inventory's zone, labelled (one clock for people).
+            assert re.match(r"pc1 PC <1> & co DOWN \d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T \(\d+ s ago\) unknown$", row_text(html, "agent-pc1"))
+            assert "0 of 2 agents up, 1 down, 1 waiting for first report" in html
 
     asyncio.run(scenario())
 
@@ -134,44 +127,40 @@ def test_status_page_in_headless_chromium_shows_an_agent_going_down(tmp_path: Pa
 
     async def scenario() -> None:
         app = create_app(inventory(tmp_path))
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/"
-        browser = await asyncio.to_thread(chromium_driver)
-        try:
-            point = {"measurement": "probe", "tags": {"kind": "icmp", "target": "gw"}, "fields": {"up": 1.0, "rtt_ms": 4.25}, "time": time.time_ns()}
-            async with aiohttp.ClientSession() as http:
-                async with http.post(url + "api/v1/ingest", json={"agent": "pc1", "seq": 1, "points": [point]}, headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
-                    assert resp.status == 200
+        async with serving(app) as base:
+            url = base + "/"
+            browser = await asyncio.to_thread(chromium_driver)
+            try:
+                point = {"measurement": "probe", "tags": {"kind": "icmp", "target": "gw"}, "fields": {"up": 1.0, "rtt_ms": 4.25}, "time": time.time_ns()}
+                async with aiohttp.ClientSession() as http:
+                    async with http.post(url + "api/v1/ingest", json={"agent": "pc1", "seq": 1, "points": [point]}, headers={"Authorization": f"Bearer {TOKEN}"}) as resp:
+                        assert resp.status == 200
 
-            def agent_row() -> str:
-                return browser.find_element(By.XPATH, '//tr[.//*[@id="agent-pc1"]]').text
+                def agent_row() -> str:
+                    return browser.find_element(By.XPATH, '//tr[.//*[@id="agent-pc1"]]').text
 
-            await asyncio.to_thread(browser.get, url)
-            assert browser.title == "nettvakt – Karlsøy kommune"
-            assert " up " in f" {await asyncio.to_thread(agent_row)} "
-            deadline = time.monotonic() + 20
-            while " DOWN " not in f" {await asyncio.to_thread(agent_row)} ":
-                assert time.monotonic() < deadline, "the page never showed pc1 down"
-                await asyncio.sleep(0.3)
-                await asyncio.to_thread(browser.refresh)
-            summary = await asyncio.to_thread(lambda: browser.find_element(By.ID, "summary").text)
-            assert summary.startswith("0 of 2 agents up, 1 down, 1 waiting for first report")
-            # What a person sees: the never-heard agent waiting, times in the municipality's zone, labelled.
-            shot = tmp_path / "status.png"
-            assert await asyncio.to_thread(browser.save_screenshot, str(shot))
-            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
-            pc2 = await asyncio.to_thread(lambda: browser.find_element(By.XPATH, '//tr[.//*[@id="agent-pc2"]]').text)
-            assert "waiting for first report" in pc2
-            assert re.search(r"\d\d:\d\d:\d\d CES?T \(\d+ s ago\)", await asyncio.to_thread(agent_row))
-            assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T$", summary)
-            logs = await asyncio.to_thread(browser.get_log, "browser")
-            assert [entry for entry in logs if entry["level"] in ("SEVERE", "WARNING")] == []
-        finally:
-            await asyncio.to_thread(browser.quit)
-            await runner.cleanup()
+                await asyncio.to_thread(browser.get, url)
+                assert browser.title == "nettvakt – Karlsøy kommune"
+                assert " up " in f" {await asyncio.to_thread(agent_row)} "
+                deadline = time.monotonic() + 20
+                while " DOWN " not in f" {await asyncio.to_thread(agent_row)} ":
+                    assert time.monotonic() < deadline, "the page never showed pc1 down"
+                    await asyncio.sleep(0.3)
+                    await asyncio.to_thread(browser.refresh)
+                summary = await asyncio.to_thread(lambda: browser.find_element(By.ID, "summary").text)
+                assert summary.startswith("0 of 2 agents up, 1 down, 1 waiting for first report")
+                # What a person sees: the never-heard agent waiting, times in the municipality's zone, labelled.
+                shot = tmp_path / "status.png"
+                assert await asyncio.to_thread(browser.save_screenshot, str(shot))
+                assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+                pc2 = await asyncio.to_thread(lambda: browser.find_element(By.XPATH, '//tr[.//*[@id="agent-pc2"]]').text)
+                assert "waiting for first report" in pc2
+                assert re.search(r"\d\d:\d\d:\d\d CES?T \(\d+ s ago\)", await asyncio.to_thread(agent_row))
+                assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T$", summary)
+                logs = await asyncio.to_thread(browser.get_log, "browser")
+                assert [entry for entry in logs if entry["level"] in ("SEVERE", "WARNING")] == []
+            finally:
+                await asyncio.to_thread(browser.quit)
 
     asyncio.run(scenario())
 
