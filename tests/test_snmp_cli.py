@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import pytest
 from agent.cli import build_parser
 from agent.points import Point
 from collector.localservers import SnmpdServer, SnmpsimServer
-from collector.snmp.cli import UsageError, parse_address, run_poll
+from collector.snmp.cli import TEXT_MAX, UsageError, field_text, parse_address, run_poll
 from inventories import InventoryBuilder
 from test_snmp_session import net_snmp_env, net_snmp_walk
 
@@ -105,6 +106,25 @@ def test_table_of_a_recorded_switch_stack(runs: dict[str, Run], snmpsim: Snmpsim
     table = {line.split()[0]: line.split() for line in lines[lines.index(next(x for x in lines if x.startswith("interfaces"))) + 2:]}
     assert set(table) == set(names.values())
     assert any(line.split()[:2] == ["serial", "FCW1929B68S"] for line in lines)  # hardware section, chassis
+    # The sysDescr of this IOS runs over four lines (\n and \r\n): one line in the table, cut at TEXT_MAX.
+    head = lines[:lines.index(next(x for x in lines if x.startswith("interfaces")))]
+    assert all(line.startswith(("device ", "hardware (", "  ")) for line in head), head
+    descr = next(line for line in head if line.split()[0] == "sys_descr")
+    expected = ("Cisco IOS Software, C2960X Software (C2960X-UNIVERSALK9-M), Version 15.0(2a)EX5, RELEASE SOFTWARE (fc3)"
+                " / Technical Support: http://www.cisco.com/techsupport / Copyright (c) 1986-2015 by Cisco Systems, Inc.")
+    assert descr.split(None, 1)[1] == expected[:TEXT_MAX - 1] + "…"
+    # Numbers print one way: whole ones without ".0" (up 1, rebooted 0), others to two decimals at most.
+    values = {line.split()[0]: line.split(None, 1)[1] for line in head if line.startswith("  ")}
+    assert values["up"] == "1" and values["rebooted"] == "0"
+    assert all(re.fullmatch(r"-?\d+(\.\d{1,2})?", values[k]) for k in ("uptime_s", "cpu_pct", "mem_used_pct")), values
+    assert not any(re.fullmatch(r"-?\d+\.0+", v) for v in values.values()), values
+
+
+def test_field_text_numbers_and_text() -> None:
+    assert [field_text(v) for v in (0, 2.0, 1380, 2239745.5500000003, 33.333333, -0.001, 0.5)] == [
+        "0", "2", "1380", "2239745.55", "33.33", "0", "0.5"]
+    assert field_text("line one\r\nline two\n\n  line three  ") == "line one / line two / line three"
+    assert field_text("x" * 500) == "x" * (TEXT_MAX - 1) + "…" and len(field_text("x" * 500)) == TEXT_MAX
 
 
 def test_json_has_state_and_rates(runs: dict[str, Run]) -> None:

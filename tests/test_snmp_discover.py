@@ -99,6 +99,7 @@ def lab(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         # Ours knows the kinds the devices found have; theirs has no [lifecycle.kinds.network] for the Linux box.
         ours = "# Karlsøy: our own comments stay\n" + known_devices(tmp, port).text()
         ours += "\n[lifecycle.kinds.network]  # kept as written\nlifetime_years = 8\nreplacement_cost_nok = 0\n"
+        ours += "\n[lifecycle.kinds.server]\nlifetime_years = 5\nreplacement_cost_nok = 0\n"
         (tmp / "ours.toml").write_text(ours, encoding="utf-8")
         (tmp / "theirs.toml").write_text(ours.replace("[lifecycle.kinds.network]", "[lifecycle.kinds.router]"), encoding="utf-8")
         procs = {name: subprocess.Popen([*DISCOVER, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -124,6 +125,7 @@ def test_sweep_finds_every_agent_with_the_right_credentials(lab: Lab) -> None:
     # --community dev comes first; the inventory's community is the same one, so it is not tried twice.
     assert hosts["127.0.0.2"]["snmp"] == "v2c --community #1" and hosts["127.0.0.2"]["in_inventory"] == "sw-core"
     assert hosts["127.0.0.2"]["profile"] == "procurve" and hosts["127.0.0.2"]["sys_descr"].startswith("HP J9146A")
+    assert (hosts["127.0.0.2"]["kind"], hosts["127.0.0.3"]["kind"], hosts["127.0.0.4"]["kind"]) == ("switch", "network", "server")
     assert hosts["127.0.0.3"]["snmp"] == "v2c --community #1" and hosts["127.0.0.3"]["profile"] == "generic"
     assert hosts["127.0.0.4"]["snmp"] == "v3 user nv-discover of fw-remote" and hosts["127.0.0.4"]["sys_name"] == lab.sys_name
     assert {h["snmp"] for a, h in hosts.items() if a not in ("127.0.0.2", "127.0.0.3", "127.0.0.4")} == {None}
@@ -162,6 +164,7 @@ def test_proposed_entries_are_a_valid_inventory_with_references_only(lab: Lab) -
     data = tomllib.loads(
         '[lifecycle.kinds.network]\nlifetime_years = 8\nreplacement_cost_nok = 0\n'
         '[lifecycle.kinds.switch]\nlifetime_years = 8\nreplacement_cost_nok = 0\n'
+        '[lifecycle.kinds.server]\nlifetime_years = 5\nreplacement_cost_nok = 0\n'
         '[[site]]\nid = "unassigned"\nname = "Ikke plassert"\n\n' + proposal
     )
     inventory = parse_inventory(data)
@@ -170,6 +173,8 @@ def test_proposed_entries_are_a_valid_inventory_with_references_only(lab: Lab) -
     edge = devices["127.0.0.3"].snmp
     assert edge is not None and edge.community == "env:NETTVAKT_SNMP_COMMUNITY" and edge.port == lab.port
     linux = devices["127.0.0.4"]
+    assert devices["127.0.0.3"].hardware.kind == "network"  # EdgeSwitch: generic profile, says nothing more
+    assert linux.hardware.kind == "server"  # net-snmp's sysObjectID and HOST-RESOURCES hrSystem
     assert linux.id == "kjeller-linux" and linux.snmp is not None and linux.snmp.v3 is not None
     assert (linux.snmp.v3.user, linux.snmp.v3.auth_key, linux.snmp.v3.priv_key) == ("nv-discover", "env:NV_DISC_AUTH", "file:priv.key")
 
@@ -221,3 +226,69 @@ def test_targets_and_ids() -> None:
     assert parse_targets(["10.20.0.0/30", "10.20.0.2", "10.20.0.9/32"]) == ["10.20.0.1", "10.20.0.2", "10.20.0.9"]
     assert parse_targets(["fd00::/127"]) == ["fd00::", "fd00::1"]
     assert slug("Kjerneswitch Rådhus (Øvre)") == "kjerneswitch-radhus-ovre"
+
+
+# ---------------------------------------------------------------- what a device says it is
+
+# Each recording on its own address (community "dev"), plus a real snmpd claiming a Windows
+# server's sysObjectID, as the hardware kind discovery should propose for it.
+KIND_RECORDINGS = {
+    "jetdirect_m252dw": "printer", "ricoh_mpc3002": "printer", "konica_c250i": "printer",
+    "brother_hl5370dw": "printer", "okilan_9450g": "printer",
+    "eaton-mgeups_9px": "ups", "dell-ups_tower1000w": "ups",
+    "apc_sua750i": "ups",  # PowerNet only, no UPS-MIB
+}
+WINDOWS_SERVER = "1.3.6.1.4.1.311.1.1.3.1.2"
+
+
+@pytest.fixture(scope="module")
+def kinds_lab(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], Run]]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    tmp = tmp_path_factory.mktemp("discover-kinds")
+    port = free_port("127.0.1.1", "udp")
+    addresses = {name: f"127.0.1.{i}" for i, name in enumerate(KIND_RECORDINGS, start=1)}
+
+    def serve(name: str) -> object:
+        data = tmp / f"data-{name}"
+        data.mkdir()
+        shutil.copy(shared_dir / "snmprec" / f"{name}.snmprec", data / "dev.snmprec")
+        return start_snmpsim(data, tmp / f"snmpsim-{name}", host=addresses[name], port=port)
+
+    servers: list = []
+    try:
+        with ThreadPoolExecutor(len(KIND_RECORDINGS)) as pool:
+            futures = [pool.submit(serve, name) for name in KIND_RECORDINGS]
+            for future in futures:
+                servers.append(future.result())
+        windows = "127.0.1.12"
+        servers.append(start_snmpd(tmp / "snmpd", host=windows, port=port, community="dev", sys_name="rhus-app01",
+                                   extra_config=[f"sysObjectID {WINDOWS_SERVER}"]))
+        addresses["windows"] = windows
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        run = subprocess.run([*DISCOVER, "127.0.1.0/28", "--port", str(port), "--timeout", "0.5", "--no-icmp",
+                              "--community", "dev", "--json"],  # no inventory.toml in tmp: --community only
+                             capture_output=True, text=True, env=env, cwd=tmp, timeout=120)
+        yield addresses, Run(run.returncode, run.stdout, run.stderr)
+    finally:
+        for server in servers:
+            server.stop()  # type: ignore[attr-defined]
+
+
+def test_printers_upses_and_windows_servers_are_proposed_as_what_they_say_they_are(kinds_lab: tuple[dict[str, str], Run]) -> None:
+    addresses, run = kinds_lab
+    assert run.returncode == 0, run.stderr
+    result = json.loads(run.stdout)
+    hosts = {h["address"]: h for h in result["hosts"]}
+    assert set(hosts) == set(addresses.values())  # nobody else answers SNMP in 127.0.1.0/28
+    expected = {**{addresses[n]: k for n, k in KIND_RECORDINGS.items()}, addresses["windows"]: "server"}
+    assert {a: h["kind"] for a, h in hosts.items()} == expected
+    assert hosts[addresses["eaton-mgeups_9px"]]["kind_why"].startswith("UPS-MIB")
+    assert hosts[addresses["apc_sua750i"]]["kind_why"].startswith("APC PowerNet")
+    assert hosts[addresses["ricoh_mpc3002"]]["kind_why"].startswith("Printer-MIB")  # answers hrSystem too
+    assert hosts[addresses["windows"]]["kind_why"] == "Windows server sysObjectID"
+    # The proposal carries the kind, and an inventory that has these kinds takes it.
+    proposal = result["proposed_toml"]
+    kinds = "".join(f"[lifecycle.kinds.{k}]\nlifetime_years = 6\nreplacement_cost_nok = 0\n" for k in ("printer", "ups", "server"))
+    inventory = parse_inventory(tomllib.loads(kinds + '[[site]]\nid = "unassigned"\nname = "Ikke plassert"\n\n' + proposal))
+    assert {d.host: d.hardware.kind for d in inventory.device} == expected

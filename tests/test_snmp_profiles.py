@@ -47,6 +47,12 @@ def test_selection_rules() -> None:
     assert select_profile("1.3.6.1.4.1.12356.101.1.9999").name == "fortigate"
     assert select_profile(".1.3.6.1.4.1.9.1.1208").name == "cisco"
     assert select_profile("1.3.6.1.4.1.91").name == "generic"  # a prefix of digits is not an OID prefix
+    # HP/Aruba stacks (e.g. an Aruba 3810M stack) are under 1.3.6.1.4.1.11.2.3.7.8. No shared recording
+    # has such a sysObjectID (procurve_e2910 only uses that branch for module and PSU entPhysicalVendorType),
+    # so the selection is all this proves.
+    assert select_profile("1.3.6.1.4.1.11.2.3.7.8.5.5").name == "procurve"
+    assert select_profile("1.3.6.1.4.1.11.2.3.7.8").name == "procurve"
+    assert select_profile("1.3.6.1.4.1.11.2.3.7.80.1").name == "generic"
     assert select_profile("1.3.6.1.4.1.9.1.1208", override="generic").name == "generic"
     with pytest.raises(ValueError, match="unknown SNMP profile 'junos'"):
         select_profile(None, override="junos")

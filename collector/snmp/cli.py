@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -202,15 +203,38 @@ def _state(value: Any) -> str:
     return {1.0: "up", 0.0: "down"}.get(value, "-") if isinstance(value, (int, float)) else "-"
 
 
+TEXT_MAX = 160  # characters of one text field in the table (sysDescr can run to several hundred)
+
+
+def field_text(value: Any) -> str:
+    """One field as one table cell: text on one line ('a / b' for a multi-line sysDescr), cut at
+    TEXT_MAX; every number the same way, whole numbers without a decimal point (0, 2, 1380) and
+    others rounded to two decimals (2239745.55, not 2239745.5500000003)."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            return str(value)
+        if float(value).is_integer():
+            return str(int(value))
+        text = f"{value:.2f}".rstrip("0").rstrip(".")
+        return "0" if text == "-0" else text
+    text = " / ".join(line.strip() for line in str(value).splitlines() if line.strip())
+    return text if len(text) <= TEXT_MAX else text[:TEXT_MAX - 1] + "…"
+
+
+def _fields(fields: dict[str, Any]) -> list[str]:
+    width = max(len(k) for k in fields)
+    return [f"  {key:{width}}  {field_text(value)}" for key, value in fields.items()]
+
+
 def render_table(points: Sequence[Point], gap_s: float) -> str:
     device = next(p for p in points if p.measurement == "device")
     lines = [f"device {device.tags['device']} (site {device.tags['site']})"]
-    width = max(len(k) for k in device.fields)
-    lines += [f"  {key:{width}}  {value}" for key, value in device.fields.items()]
+    lines += _fields(device.fields)
     for hardware in (p for p in points if p.measurement == "hardware"):
         lines.append(f"hardware (kind {hardware.tags['kind']})")
-        width = max(len(k) for k in hardware.fields)
-        lines += [f"  {key:{width}}  {value}" for key, value in hardware.fields.items()]
+        lines += _fields(hardware.fields)
     interfaces = [p for p in points if p.measurement == "interface"]
     if interfaces:
         lines.append(f"interfaces ({len(interfaces)}; rates over the {gap_s:g} s between two polls)")
@@ -224,7 +248,7 @@ def render_table(points: Sequence[Point], gap_s: float) -> str:
                 p.tags["ifname"], _state(f.get("oper_up")), _state(f.get("admin_up")), _bps(f.get("speed_bps")),
                 _bps(f.get("in_bps")), _bps(f.get("out_bps")), _num(f.get("in_util_pct")), _num(f.get("out_util_pct")),
                 _num(sum(errors) if errors else None, "{:g}"), _num(sum(discards) if discards else None, "{:g}"),
-                str(f.get("alias", "")),
+                field_text(f.get("alias", "")),
             ))
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         for row in rows:

@@ -59,6 +59,58 @@ LLDP_COLUMNS = (LLDP_LOC_PORT_ID, LLDP_LOC_PORT_DESC, LLDP_REM_CHASSIS_ID, LLDP_
 PROFILE_KIND = {"fortigate": "firewall", "procurve": "switch", "cisco": "switch"}
 
 
+@dataclass(frozen=True)
+class KindSign:
+    """A device saying what it is: it has something under `subtree` (one GETNEXT finds out)
+    and/or its sysObjectID is under `sys_object_id`; both must hold when both are given."""
+
+    kind: str
+    why: str  # for people: which MIB or sysObjectID said so
+    subtree: str = ""
+    sys_object_id: str = ""
+
+
+HR_SYSTEM = "1.3.6.1.2.1.25.1"  # HOST-RESOURCES-MIB hrSystem
+# First match wins, so the specific kinds come first: printers and some UPS cards also answer
+# hrSystem. Only a host whose sysObjectID says it is a host counts as a server, since
+# switches and appliances running Linux often answer HOST-RESOURCES too.
+KIND_SIGNS: tuple[KindSign, ...] = (
+    KindSign("ups", "UPS-MIB (RFC 1628) upsObjects", subtree="1.3.6.1.2.1.33.1"),
+    KindSign("ups", "APC PowerNet-MIB ups group", subtree="1.3.6.1.4.1.318.1.1.1"),
+    KindSign("printer", "Printer-MIB (RFC 3805)", subtree="1.3.6.1.2.1.43"),
+    KindSign("server", "Windows server sysObjectID", sys_object_id="1.3.6.1.4.1.311.1.1.3.1.2"),
+    KindSign("server", "Windows domain controller sysObjectID", sys_object_id="1.3.6.1.4.1.311.1.1.3.1.3"),
+    KindSign("pc", "Windows workstation sysObjectID", sys_object_id="1.3.6.1.4.1.311.1.1.3.1.1"),
+    KindSign("server", "HOST-RESOURCES hrSystem of a net-snmp host", subtree=HR_SYSTEM,
+             sys_object_id="1.3.6.1.4.1.8072.3.2"),
+)
+
+
+def _under(oid: str, prefix: str) -> bool:
+    oid = oid.strip().lstrip(".")
+    return oid == prefix or oid.startswith(prefix + ".")
+
+
+async def device_kind(session: SnmpSession, sys_object_id: str, profile: str) -> tuple[str, str]:
+    """(hardware kind, why) from what the device says (KIND_SIGNS), else from its profile, else network."""
+    subtrees = list(dict.fromkeys(s.subtree for s in KIND_SIGNS if s.subtree))
+    try:
+        found = await session.get_next(subtrees)
+    except SnmpError as exc:
+        log.debug("%s: MIB probe failed: %s", session.device, exc)
+        found = {}
+    has = {t for t in subtrees if t in found and _under(found[t][0], t)}
+    for sign in KIND_SIGNS:
+        if sign.subtree and sign.subtree not in has:
+            continue
+        if sign.sys_object_id and not _under(sys_object_id, sign.sys_object_id):
+            continue
+        return sign.kind, sign.why
+    if profile in PROFILE_KIND:
+        return PROFILE_KIND[profile], f"profile {profile}"
+    return "network", ""
+
+
 class UsageError(Exception):
     """Bad arguments or inventory; printed as is, exit code 2."""
 
@@ -93,6 +145,8 @@ class Host:
     sys_object_id: str = ""
     uptime_s: float | None = None
     profile: str = ""
+    kind: str = ""  # hardware kind to propose, once SNMP answered (KIND_SIGNS, PROFILE_KIND, else network)
+    kind_why: str = ""
     in_inventory: str = ""  # id of the inventory device with this host, if any
     neighbours: list[Neighbour] = field(default_factory=list)
     credential: Credential | None = field(default=None, repr=False)
@@ -280,6 +334,7 @@ async def _snmp_host(host: Host, args: argparse.Namespace, creds: Sequence[Crede
     host.uptime_s = uptime / 100 if isinstance(uptime, int) else None
     host.profile = select_profile(host.sys_object_id or None).name
     session = SnmpSession(address, args.port, cred.auth, timeout_s=args.timeout, retries=1, device=address)
+    host.kind, host.kind_why = await device_kind(session, host.sys_object_id, host.profile)
     host.neighbours = await _lldp(session, host.sys_name or address, address)
     return host
 
@@ -393,7 +448,8 @@ def proposed_entries(hosts: Iterable[Host], port: int, site: str | None = None) 
             f"name = {_toml_str(host.sys_name or host.address)}",
             f"site = {_toml_str(site)}" if site else 'site = "unassigned"  # TODO: the id of the [[site]] this device is at',
             f"host = {_toml_str(host.address)}",
-            f"hardware = {{ kind = {_toml_str(PROFILE_KIND.get(host.profile, 'network'))} }}  # a kind in [lifecycle.kinds]",
+            f"hardware = {{ kind = {_toml_str(host.kind or 'network')} }}  # a kind in [lifecycle.kinds]"
+            + (f"; {host.kind_why}" if host.kind_why else ""),
             "[device.snmp]",
         ]
         main = [(k, v) for k, v in host.credential.toml if not k.startswith("v3.")]
@@ -417,10 +473,10 @@ def render(hosts: Sequence[Host], port: int) -> str:
     alive = [h for h in hosts if h.alive]
     out = [f"hosts that answer ({len(alive)} of {len(hosts)} addresses)"]
     if alive:
-        rows = [("address", "icmp_ms", "snmp", "sys_name", "profile", "inventory", "sys_descr")]
+        rows = [("address", "icmp_ms", "snmp", "sys_name", "profile", "kind", "inventory", "sys_descr")]
         for h in alive:
             rows.append((h.address, f"{h.icmp_rtt_ms:.2f}" if h.icmp_rtt_ms is not None else "-", h.snmp or "-",
-                         h.sys_name or "-", h.profile or "-", h.in_inventory or "-", h.sys_descr[:60] or "-"))
+                         h.sys_name or "-", h.profile or "-", h.kind or "-", h.in_inventory or "-", h.sys_descr[:60] or "-"))
         out += _table(rows)
     neighbours = [n for h in hosts for n in h.neighbours]
     out.append("")

@@ -295,9 +295,12 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
             "fortigate", (f"{_FG}.1",), (SYSTEM, IF_MIB, ENTITY, FORTIGATE),
             "Fortinet FortiGate (sysObjectID under fgModel 1.3.6.1.4.1.12356.101.1)",
         ),
+        # Stacks (an Aruba 3810M stack, for one) answer with a sysObjectID under 11.2.3.7.8, not
+        # hpEtherSwitch; the same HP-ICF CPU and memory objects apply. No shared recording of a
+        # stack exists yet, so only the selection is tested (tests/test_snmp_profiles.py).
         Profile(
-            "procurve", ("1.3.6.1.4.1.11.2.3.7.11",), (SYSTEM, IF_MIB, ENTITY, PROCURVE),
-            "HP ProCurve / Aruba switches (hpEtherSwitch 1.3.6.1.4.1.11.2.3.7.11)",
+            "procurve", ("1.3.6.1.4.1.11.2.3.7.11", "1.3.6.1.4.1.11.2.3.7.8"), (SYSTEM, IF_MIB, ENTITY, PROCURVE),
+            "HP ProCurve / Aruba switches (hpEtherSwitch 1.3.6.1.4.1.11.2.3.7.11) and stacks (1.3.6.1.4.1.11.2.3.7.8)",
         ),
         Profile(
             "cisco", ("1.3.6.1.4.1.9.1",), (SYSTEM, IF_MIB, ENTITY, CISCO),

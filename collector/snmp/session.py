@@ -390,6 +390,34 @@ class SnmpSession:
                     out[oid_str(tuple(oid))] = converted
             return
 
+    async def get_next(self, oids: Sequence[str]) -> dict[str, tuple[str, Any]]:
+        """One GETNEXT: {asked oid: (next oid, value)}; an OID past the end of the MIB is absent.
+
+        Used to ask whether a device has anything under a subtree (a MIB it implements) in one
+        round trip. A v1 agent fails the whole PDU with noSuchName for an OID at the end of its
+        MIB; that one is dropped and the rest asked again.
+        """
+        pending = [oid_str(oid_tuple(o)) for o in oids]
+        out: dict[str, tuple[str, Any]] = {}
+        while pending:
+            indication, status, index, answer = await self._request("next", pending)
+            if indication:
+                raise self._error(",".join(pending), indication)
+            if status:
+                if int(status) == 2 and 0 < index <= len(pending):
+                    pending.pop(index - 1)
+                    continue
+                name = status.prettyPrint() if hasattr(status, "prettyPrint") else str(status)
+                raise SnmpError(self.device, ",".join(pending), f"error status {name}")
+            for asked, (oid, value) in zip(pending, answer):
+                if isinstance(value, rfc1905.EndOfMibView):
+                    continue
+                got = tuple(oid)
+                if got > oid_tuple(asked):
+                    out[asked] = (oid_str(got), to_python(value))
+            return out
+        return out
+
     async def walk(self, prefix: str) -> list[tuple[str, Any]]:
         """All (oid, value) under `prefix`, in agent order: GETBULK for v2c/v3, GETNEXT for v1.
 
