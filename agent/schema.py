@@ -153,7 +153,7 @@ DECLARED_MEASUREMENTS: Mapping[str, MeasurementSpec] = MappingProxyType({m.name:
         T("site", "site id", required=True),
         T("host", "agent id (agents)"),
         T("device", "device id (network gear; written by the collector only)", agent=False),
-        T("kind", "inventory hardware kind: `pc`, `laptop`, `server`, `firewall`, `switch`, `ups`, or `network` when only SNMP/SSH says"),
+        T("kind", "inventory hardware kind: `pc`, `laptop`, `server`, `firewall`, `switch`, `ups`, `printer`, or `network` when only SNMP/SSH says"),
     ], [
         F("model", "string", "as the firmware reports it"),
         F("serial", "string"),
@@ -230,6 +230,20 @@ DECLARED_MEASUREMENTS: Mapping[str, MeasurementSpec] = MappingProxyType({m.name:
         F("poll_ms", "ms", "time the poll took"),
         F("partial", "0/1", "1 when the device answered but some tables timed out (or are skipped for a few polls after timing out)"),
         F("partial_tables", "string", "the tables of a partial poll, e.g. `entPhysicalDescr, ifAlias`"),
+        F("pages_total", "count", "printers: pages printed, prtMarkerLifeCount summed over markers; a counter (it restarts when the device's does)"),
+        F("printer_error", "0/1", "printers: 1 when hrPrinterDetectedErrorState has any bit set (absent when the printer has no hrPrinterTable)"),
+        F("printer_errors", "string", "printers: the set bits, e.g. `low_toner, door_open` (RFC 3805 names, `bit<n>` beyond them); absent when none"),
+    ]),
+    measurement("printer_supply", ("collector",), [
+        SITE, DEVICE,
+        T("supply", "prtMarkerSuppliesDescription, sanitised as `ifname` (duplicates get `#<row index>`)", required=True),
+        T("type", "prtMarkerSuppliesType: `toner`, `waste_toner`, `drum`, `fuser`, `transfer_unit`, `ink`, ... (`type<n>` for codes not named)", required=True),
+    ], [
+        F("left_pct", "%", "what is left before it needs changing, of the max capacity (a receptacle's level is its space left); absent when the device gives no number"),
+        F("state", "string", "`ok`, `empty` (`full` for a receptacle), or a code: `some_remaining` (-3), `unknown` (-2, or no capacity), `other` (-1)"),
+        F("receptacle", "0/1", "1 for a waste box (prtMarkerSuppliesClass receptacle, or a waste type)"),
+        F("level", "number", "prtMarkerSuppliesLevel as sent, in units of the max capacity (negative values are the codes)"),
+        F("max_capacity", "number", "prtMarkerSuppliesMaxCapacity as sent (negative values are codes)"),
     ]),
     measurement("interface", ("collector",), [SITE, DEVICE, T("ifname", "ifName, else ifDescr", required=True)], [
         F("in_bps", "bits/s", "from ifHCInOctets (64-bit) or ifInOctets (32-bit, wrap handled)"),

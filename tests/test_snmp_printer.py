@@ -1,7 +1,8 @@
 """Printer-MIB levels, page counts and error bits read from snmpsim serving every shared printer recording.
 
 The values are those shared/snmprec/README.md lists (and snmpbulkwalk reads the same numbers);
-the computation is collector/snmp/printer.py. Not yet wired into the poller (issue 18 part 1).
+the computation is collector/snmp/printer.py. The poller's points from the same recordings:
+tests/test_snmp_printer_poller.py.
 """
 
 from __future__ import annotations

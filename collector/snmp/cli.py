@@ -253,6 +253,15 @@ def render_table(points: Sequence[Point], gap_s: float) -> str:
         widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
         for row in rows:
             lines.append("  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    supplies = [p for p in points if p.measurement == "printer_supply"]
+    if supplies:
+        lines.append(f"supplies ({len(supplies)}; left % of the max capacity, a waste box's space left)")
+        rows = [("supply", "type", "left%", "state", "level", "max")]
+        rows += [(p.tags["supply"], p.tags["type"], _num(p.fields.get("left_pct")), str(p.fields.get("state", "-")),
+                  field_text(p.fields.get("level", "-")), field_text(p.fields.get("max_capacity", "-"))) for p in supplies]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+        for row in rows:
+            lines.append("  " + "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
     return "\n".join(lines)
 
 

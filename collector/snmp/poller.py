@@ -1,4 +1,4 @@
-"""Poll one SNMP device into `device`, `interface` and `hardware` points (docs/metrics.md).
+"""Poll one SNMP device into `device`, `interface`, `hardware` and `printer_supply` points (docs/metrics.md).
 
 The poller owns state between polls (counters, sysUpTime, the local monotonic time) so it
 can turn counters into rates. It never raises for a device problem: an unreachable device is
@@ -18,13 +18,17 @@ from typing import Any
 
 from agent.points import MAX_NAME_LEN, MAX_STRING_FIELD_LEN, Point
 
+from . import printer as prt
 from .profiles import (
     ENT_CLASS_CHASSIS,
+    GENERIC,
+    PROBED,
     SYS_OBJECT_ID,
     SYS_UPTIME,
     SYSTEM,
     Aggregate,
     Column,
+    Module,
     Profile,
     Scalar,
     select_profile,
@@ -184,6 +188,8 @@ class DevicePoller:
         self._skipping: dict[str, tuple[int, int]] = {}
         # This poll's read time of each walked column: oid -> the middle of its walk.
         self._read_at: dict[str, float] = {}
+        # The profile probing chose, per sysObjectID (asked once; a new sysObjectID asks again).
+        self._probed: dict[str, Profile] = {}
 
     # ------------------------------------------------------------------ error bookkeeping
 
@@ -262,6 +268,8 @@ class DevicePoller:
             return [Point("device", tags, fields, ts)]
         self._worked("system")
         profile = select_profile(system.get(SYS_OBJECT_ID), self.profile_override)
+        if profile is GENERIC and self.profile_override is None:
+            profile = await self._probe(str(system.get(SYS_OBJECT_ID) or ""))
         sample_t = self._clock()
         self._read_at = {}
 
@@ -295,6 +303,11 @@ class DevicePoller:
                 device_dt = device_interval_s(sample_t - prev.t_mono, prev.rate_uptime_ticks, uptime_ticks, slowest)
             points.extend(self._interface_points(interfaces, tables, profile, device_dt, bool(rebooted), tags, ts))
         hardware = self._hardware(profile, tables)
+        printer = profile.module("printer")
+        if printer is not None:
+            hardware = self._printer_hardware(printer, tables, hardware)
+            device_fields.update(self._printer_errors(printer, tables))
+            points.extend(self._supply_points(printer, tables, tags, ts))
         if hardware:
             points.append(Point("hardware", {**tags, "kind": self.hardware_kind}, hardware, ts))
             if "firmware" not in device_fields and hardware.get("sw_rev"):
@@ -311,6 +324,31 @@ class DevicePoller:
             device_fields["partial_tables"] = ", ".join(partial)[:MAX_REASON_LEN]
         points.insert(0, Point("device", tags, device_fields, ts))
         return points
+
+    async def _probe(self, sys_object_id: str) -> Profile:
+        """The profile a device that sysObjectID leaves generic gets by answering its MIB
+        (profiles.PROBED), asked once per sysObjectID. A probe that fails (timeout) is not
+        remembered: the device is polled as generic and asked again next poll."""
+        if sys_object_id in self._probed:
+            return self._probed[sys_object_id]
+        unsure = False
+        for candidate in PROBED:
+            for oid in candidate.probe:
+                key = f"probe {candidate.name} {oid}"
+                try:
+                    rows = await self.session.walk(oid)
+                except SnmpError as exc:
+                    self._failed(key, exc)
+                    unsure = True
+                    continue
+                self._worked(key)
+                if rows:
+                    log.info("SNMP %s: polled with the %s profile (answers %s)", self.device_id, candidate.name, oid)
+                    self._probed[sys_object_id] = candidate
+                    return candidate
+        if not unsure:
+            self._probed[sys_object_id] = GENERIC
+        return GENERIC
 
     async def _get_scalars(self, scalars: list[Scalar]) -> dict[str, Any]:
         if not scalars:
@@ -522,6 +560,82 @@ class DevicePoller:
             # of them go along so the lifecycle report sees every box.
             fields["serials"] = ",".join(s for s in serials if s)[:MAX_STRING_FIELD_LEN]
         return fields
+
+
+    # ------------------------------------------------------------------ printers (Printer-MIB)
+
+    @staticmethod
+    def _printer_hardware(printer: Module, tables: Mapping[str, dict[str, Any] | None], hardware: dict[str, Any]) -> dict[str, Any]:
+        """Model and serial from Printer-MIB where ENTITY-MIB (which printers rarely have) gave none.
+
+        The model is the hrDeviceDescr of the printer's own hrDevice row (the index of
+        hrPrinterTable), not of the network card or disk beside it (konica lists both)."""
+        col = _columns_by_meaning(printer, tables)
+        out = dict(hardware)
+        serial = next((str(v).strip() for _, v in sorted(col["printer_serial"].items(), key=lambda kv: _index_key(kv[0]))
+                       if str(v).strip()), "")
+        if serial and "serial" not in out:
+            out["serial"] = serial[:MAX_STRING_FIELD_LEN]
+        descr = col["printer_model"]
+        model = next((str(descr[i]).strip() for i in sorted(col["printer_errors"], key=_index_key)
+                      if str(descr.get(i, "")).strip()), "")
+        if model and "model" not in out:
+            out["model"] = model[:MAX_STRING_FIELD_LEN]
+        return out
+
+    @staticmethod
+    def _printer_errors(printer: Module, tables: Mapping[str, dict[str, Any] | None]) -> dict[str, Any]:
+        """hrPrinterDetectedErrorState of every printer row as `printer_error` 0/1 and the names of the set bits."""
+        column = next(c for c in printer.columns if c.meaning == "printer_errors")
+        rows = tables.get(column.oid)
+        if not rows:
+            return {}  # no hrPrinterTable (or the walk failed): unknown, not "no error"
+        names: list[str] = []
+        for index in sorted(rows, key=_index_key):
+            for name in prt.error_bits(prt.octets(rows[index])):
+                if name not in names:
+                    names.append(name)
+        fields: dict[str, Any] = {"printer_error": 1.0 if names else 0.0}
+        if names:
+            fields["printer_errors"] = ", ".join(names)[:MAX_STRING_FIELD_LEN]
+        return fields
+
+    @staticmethod
+    def _supply_points(
+        printer: Module, tables: Mapping[str, dict[str, Any] | None], tags: Mapping[str, str], ts: int
+    ) -> list[Point]:
+        """One `printer_supply` point per prtMarkerSuppliesTable row with a level."""
+        col = _columns_by_meaning(printer, tables)
+        levels = col["supply_level"]
+        indexes = sorted(levels, key=_index_key)
+        chosen = {i: sanitize_name(str(col["supply_name"].get(i) or ""), MAX_NAME_LEN - 12) or f"supply{i}" for i in indexes}
+        # Tags must be unique per device (brother names two rows "Black Toner Cartridge"): every
+        # duplicate gets its row index appended, so no name depends on order.
+        seen: dict[str, int] = {}
+        for name in chosen.values():
+            seen[name] = seen.get(name, 0) + 1
+        points: list[Point] = []
+        for index in indexes:
+            level, capacity = levels.get(index), col["supply_max"].get(index)
+            supply_class, supply_type = col["supply_class"].get(index), col["supply_type"].get(index)
+            got = prt.supply_level(level, capacity, supply_class, supply_type)
+            name = chosen[index]
+            type_name = prt.SUPPLY_TYPES.get(supply_type, f"type{supply_type}") if isinstance(supply_type, int) else "unknown"
+            fields: dict[str, Any] = {"state": got.state, "receptacle": 1.0 if got.receptacle else 0.0}
+            if got.left_pct is not None:
+                fields["left_pct"] = got.left_pct
+            if isinstance(level, int):
+                fields["level"] = float(level)
+            if isinstance(capacity, int):
+                fields["max_capacity"] = float(capacity)
+            supply_tags = {**tags, "supply": f"{name}#{index}" if seen[name] > 1 else name, "type": type_name}
+            points.append(Point("printer_supply", supply_tags, fields, ts))
+        return points
+
+
+def _columns_by_meaning(module: Module, tables: Mapping[str, dict[str, Any] | None]) -> dict[str, dict[str, Any]]:
+    """{meaning: {row index: value}} of a module's walked columns (a failed walk is no rows)."""
+    return {c.meaning: tables.get(c.oid) or {} for c in module.columns}
 
 
 def _usable(column: Column, rows: Mapping[str, Any] | None, index: str) -> bool:

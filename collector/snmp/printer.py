@@ -1,6 +1,6 @@
 """Printer-MIB (RFC 3805) and the printer part of HOST-RESOURCES-MIB (RFC 2790): what the numbers mean.
 
-The OIDs are data (`PRINTER` in profiles.py); this module turns a supply row and the error
+The OIDs are named here and polled as data (`PRINTER` in profiles.py); this module turns a supply row and the error
 bit string into what people mean by them:
 
 - a supply's level is in units of its max capacity (a drum at 28407 of 30000 is 95 %), not
@@ -11,8 +11,9 @@ bit string into what people mean by them:
   leaves the class column out) the level is the space left, so 100 of 100 is an empty box.
   `left_pct` is thus always "how much is left before it needs changing".
 
-Not wired into the poller yet (issue 18 part 1): no profile selects these OIDs, no point is
-written, so the measurement contract does not change here.
+The `printer` profile (profiles.py) polls these columns; the poller (poller.DevicePoller) writes
+a `printer_supply` point per supply, `pages_total` and the error state on the `device` point, and
+model and serial on the `hardware` point (docs/metrics.md).
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Like snmp_exporter's generated config, nothing here is resolved from MIB files at run time:
 every OID is numeric, and the MIB name is kept beside it for people reading logs. A profile
 is a list of modules chosen by the device's sysObjectID (longest prefix wins, `generic`
-otherwise). The poller reads three kinds of entries:
+otherwise), or, for a device the sysObjectID leaves generic, by what it answers: a profile with
+`probe` columns (printers: Printer-MIB) is taken when the device has a row under one of them.
+The poller reads three kinds of entries:
 
 - `Scalar`: one instance OID (ending in .0) -> one `device` field.
 - `Column`: one table column, walked; its `meaning` is a role the module's consumer knows
@@ -22,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
+
+from . import printer as prt
 
 Kind = Literal["gauge", "counter32", "counter64", "string", "enum", "timeticks", "oid"]
 AggregateOp = Literal["mean", "max", "sum", "count", "count_eq", "ratio_pct"]
@@ -96,6 +100,10 @@ class Profile:
     sys_object_ids: tuple[str, ...]  # prefixes of sysObjectID this profile is for
     modules: tuple[Module, ...]
     description: str = ""
+    # Chosen by asking the device, not by its sysObjectID: a device whose sysObjectID selects no
+    # vendor profile (generic) gets this profile when it has a row under one of these columns.
+    # The poller asks once per sysObjectID and remembers the answer (poller.DevicePoller).
+    probe: tuple[str, ...] = ()
 
     def scalars(self) -> list[Scalar]:
         return [s for m in self.modules for s in m.scalars]
@@ -277,8 +285,29 @@ CISCO = Module(
     ),
 )
 
+# ---------------------------------------------------------------- Printer-MIB (RFC 3805) and hrPrinterTable (RFC 2790)
+# The OIDs are in printer.py beside what their values mean; the poller turns the supply rows
+# into `printer_supply` points and the rest into device and hardware fields (poller._printer).
+
+PRINTER = Module(
+    "printer",
+    columns=(
+        Column("prtMarkerSuppliesClass", prt.PRT_SUPPLIES_CLASS, "supply_class", "enum"),  # only jetdirect has it
+        Column("prtMarkerSuppliesType", prt.PRT_SUPPLIES_TYPE, "supply_type", "enum"),
+        Column("prtMarkerSuppliesDescription", prt.PRT_SUPPLIES_DESCRIPTION, "supply_name", "string"),
+        Column("prtMarkerSuppliesMaxCapacity", prt.PRT_SUPPLIES_MAX_CAPACITY, "supply_max", "gauge", "units"),
+        Column("prtMarkerSuppliesLevel", prt.PRT_SUPPLIES_LEVEL, "supply_level", "gauge", "units"),
+        Column("prtMarkerLifeCount", prt.PRT_MARKER_LIFE_COUNT, "pages", "counter32", "pages"),
+        Column("prtGeneralSerialNumber", prt.PRT_GENERAL_SERIAL, "printer_serial", "string"),
+        Column("hrDeviceDescr", prt.HR_DEVICE_DESCR, "printer_model", "string"),
+        Column("hrPrinterDetectedErrorState", prt.HR_PRINTER_ERROR_STATE, "printer_errors", "string"),
+    ),
+    # One row per marker (a colour printer may count per engine): the device's pages are the sum.
+    aggregates=(Aggregate("pages_total", "sum", (prt.PRT_MARKER_LIFE_COUNT,), unit="pages"),),
+)
+
 MODULES: dict[str, Module] = {
-    m.name: m for m in (SYSTEM, IF_MIB, ENTITY, HOST_RESOURCES, FORTIGATE, PROCURVE, CISCO)
+    m.name: m for m in (SYSTEM, IF_MIB, ENTITY, HOST_RESOURCES, FORTIGATE, PROCURVE, CISCO, PRINTER)
 }
 
 # ---------------------------------------------------------------- profiles
@@ -306,9 +335,19 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
             "cisco", ("1.3.6.1.4.1.9.1",), (SYSTEM, IF_MIB, ENTITY, CISCO),
             "Cisco IOS devices (ciscoProducts 1.3.6.1.4.1.9.1)",
         ),
+        # Printers' sysObjectIDs are under each vendor's enterprise (HP's even beside its
+        # switches), so Printer-MIB itself says it is a printer: a supplies row or a page counter
+        # (jetdirect and okilan have no prtMarkerLifeCount, every recording has supplies).
+        Profile(
+            "printer", (), (SYSTEM, IF_MIB, ENTITY, HOST_RESOURCES, PRINTER),
+            "printers: generic plus Printer-MIB supplies, page count, serial and error state (found by probing Printer-MIB)",
+            probe=(prt.PRT_SUPPLIES_LEVEL, prt.PRT_MARKER_LIFE_COUNT),
+        ),
         GENERIC,
     )
 })
+# Profiles chosen by probing, in the order they are asked (the first that answers wins).
+PROBED: tuple[Profile, ...] = tuple(p for p in PROFILES.values() if p.probe)
 
 
 def select_profile(sys_object_id: str | None, override: str | None = None) -> Profile:
