@@ -24,7 +24,7 @@ from collector.pollers import SnmpScheduler
 from collector.snmp.cli import render_table
 from collector.snmp.poller import DevicePoller
 from collector.snmp.profiles import PROBED, PROFILES
-from collector.snmp.session import SnmpAuth, SnmpSession
+from collector.snmp.session import SnmpAuth, SnmpError, SnmpSession
 from test_snmp_printer import (
     EXPECTED_ERRORS,
     EXPECTED_MODEL,
@@ -225,3 +225,34 @@ def test_snmp_poll_table_lists_the_supplies(printer_polls: dict[str, tuple[list[
     assert rows[4] == ["Waste", "Toner", "Box", "waste_toner", "-", "some_remaining", "-3", "-2"]
     assert [line.split() for line in table if line.split()[0] in ("pages_total", "printer_errors")] == [
         ["pages_total", "33810"], ["printer_errors", "service_requested"]]
+
+
+class ProbeTimesOutOnce(CountingSession):
+    """The real session, but the first walk of a probe column times out (a busy printer)."""
+
+    def __init__(self, session: SnmpSession) -> None:
+        super().__init__(session)
+        self.failed = False
+
+    async def walk(self, prefix: str) -> list[tuple[str, Any]]:
+        if prefix in PROBE_OIDS and not self.failed:
+            self.failed = True
+            raise SnmpError(self.device, prefix, "timed out", timed_out=True)
+        return await super().walk(prefix)
+
+
+def test_a_probe_that_fails_is_asked_again(snmpsim: SnmpsimServer) -> None:
+    """No answer is not "no Printer-MIB": jetdirect (supplies but no page counter) is polled as
+    generic while its supplies time out, and found at the next poll."""
+    session = ProbeTimesOutOnce(SnmpSession(snmpsim.host, snmpsim.port, SnmpAuth("2c", community="jetdirect_m252dw"),
+                                            device="jetdirect_m252dw"))
+    poller = DevicePoller("jetdirect", "lab", session, hardware_kind="printer")
+
+    async def run() -> list[list[Point]]:
+        return [await poller.poll() for _ in range(2)]
+
+    first, second = asyncio.run(run())
+    profiles = [next(p for p in pts if p.measurement == "device").fields["profile"] for pts in (first, second)]
+    assert profiles == ["generic", "printer"]
+    assert not [p for p in first if p.measurement == "printer_supply"]
+    assert len([p for p in second if p.measurement == "printer_supply"]) == 4
