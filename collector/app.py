@@ -218,6 +218,14 @@ def health_report(app: web.Application, now_ns: int | None = None) -> dict[str, 
         # How many times the engine has judged since start: "nothing more came" is provable by waiting for more rounds.
         body["alerting"] = {"evaluations": alerts.evaluations}
     problems: list[str] = []
+    reloader = app.get(RELOADER)
+    if reloader is not None:
+        body["inventory"] = reloader.health()
+        if reloader.last_error is not None:
+            problems.append(f"inventory.toml was changed but refused; the previous inventory stays in force: {reloader.last_error.splitlines()[0]}")
+        if reloader.parts_not_applied:
+            problems.append(f"the last inventory reload failed in {', '.join(reloader.parts_not_applied)} (see the log): "
+                            "they still run the inventory before it until the next reload or a restart")
     if writer is not None:
         ws = writer.stats
         body["storage"].update({"write_errors": ws.write_errors, "last_error": ws.last_error, "backoff_s": ws.backoff_s})

@@ -34,9 +34,17 @@ class InventoryReloader:
         self.on_refused: list[Callable[[str], Awaitable[object]]] = []  # told the first problem of a refused file
         self.reloads = 0
         self.refused = 0
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # why the last changed file was refused; None once one is taken
+        # Parts that failed to take the last inventory applied (hooks, by name): they still run the
+        # one before, until the next reload or restart. /health says so.
+        self.parts_not_applied: list[str] = []
+        self.checks = 0  # rounds of the file watcher: a test can wait for one instead of sleeping
         self._stamp = self._file_stamp()
         self._lock = asyncio.Lock()
+
+    def health(self) -> dict[str, object]:
+        """The /health `inventory` section."""
+        return {"reloads": self.reloads, "refused": self.refused, "last_error": self.last_error, "parts_not_applied": self.parts_not_applied}
 
     def _file_stamp(self) -> tuple[int, int] | None:
         try:
@@ -57,11 +65,14 @@ class InventoryReloader:
             old, self.inventory = self.inventory, new
             self.reloads += 1
             self.last_error = None
+            self.parts_not_applied = []
             for hook in self.hooks:
+                part = str(getattr(hook, "__qualname__", hook))
                 try:
                     await hook(old, new)
-                except Exception:  # one part failing to take the new inventory must not stop the others
-                    log.exception("inventory reload (%s): applying it to %s failed", why, getattr(hook, "__qualname__", hook))
+                except Exception:  # one part failing to take the new inventory must not stop the others; /health shows it
+                    log.exception("inventory reload (%s): applying it to %s failed", why, part)
+                    self.parts_not_applied.append(part)
             restart_only = [name for name in ("collector", "storage") if getattr(old, name) != getattr(new, name)]
             log.info(
                 "inventory reloaded (%s): %d sites, %d agents, %d devices, %d probes%s",
@@ -90,5 +101,6 @@ class InventoryReloader:
                 stamp = self._file_stamp()
                 if stamp is not None and stamp != self._stamp:
                     await self.reload("file changed")
-            except Exception:
+            except Exception:  # a bug here must not end the watching; logged with its trace
                 log.exception("inventory watcher: checking %s failed; still watching", self.path)
+            self.checks += 1

@@ -57,7 +57,7 @@ async def run_agent_until(config: dict[str, Any], tmp_path: Path, done: Any, set
                 while not done(received):
                     if task.done():
                         task.result()  # the agent died: raise its error here
-                    await asyncio.sleep(0.1)
+                    await asyncio.sleep(0.1)  # how often the wait looks; the condition ends it
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -183,7 +183,7 @@ def test_heartbeats_reach_the_real_collector_and_keep_the_agent_live_between_rep
                 # 3 heartbeats, so only the heartbeats can keep it live.
                 async with asyncio.timeout(30):
                     while agent.heartbeats < 6 or not state.last_seen_ns or time.time_ns() - state.last_seen_ns < 2.5e9:
-                        await asyncio.sleep(0.1)
+                        await asyncio.sleep(0.1)  # how often the wait looks; the condition ends it
                 beats, pending = agent.heartbeats, state.pending_points
                 # Seconds since the last report's newest point vs since the last heartbeat.
                 now = time.time_ns()

@@ -470,19 +470,61 @@ def test_inventory_reloads_on_change_and_sighup_and_refuses_a_bad_one(tmp_path: 
             await asyncio.to_thread(wait_until, lambda: reloader.refused == 1, 10, "bad inventory refused")
             assert await status_for(http, OTHER_TOKEN) == 200
             assert "agent 'pc2': site: no site with id 'skole'" in (reloader.last_error or "")
-            # SIGHUP, with the file watcher slowed down so only the signal can explain the reload.
+            health = await get_health(http)
+            assert health["status"] == "degraded" and health["inventory"]["refused"] == 1, health
+            assert any("inventory.toml was changed but refused" in p and "no site with id 'skole'" in p for p in health["problems"]), health
+            # SIGHUP, with the file watcher slowed down so only the signal can explain the reload:
+            # once it has looked once more, its next sleep is the long one.
             reloader.poll_s = 3600
-            await asyncio.sleep(0.2)
+            mark = reloader.checks
+            await asyncio.to_thread(wait_until, lambda: reloader.checks > mark, 10, "the watcher's next round")
             write_agents(tmp_path, [("pc1", "radhus", TOKEN)])
             os.kill(os.getpid(), signal.SIGHUP)
             await asyncio.to_thread(wait_until, lambda: reloader.reloads == 2, 10, "reload on SIGHUP")
             assert await status_for(http, OTHER_TOKEN) == 401
+            health = await get_health(http)
+            assert health["inventory"]["last_error"] is None and not any("inventory" in p for p in health["problems"]), health
 
     asyncio.run(scenario())
     messages = [r.getMessage() for r in caplog.records]
     refused = [m for m in messages if m.startswith("inventory reload (file changed) refused")]
     assert len(refused) == 1 and "agent 'pc2': site: no site with id 'skole'" in refused[0]
     assert any(m.startswith("inventory reloaded (SIGHUP): 1 sites, 1 agents") for m in messages)
+
+
+async def get_health(http: aiohttp.ClientSession) -> dict[str, Any]:
+    async with http.get("/api/v1/health") as resp:
+        assert resp.status == 200
+        return await resp.json()
+
+
+def test_a_part_that_fails_to_take_a_reloaded_inventory_is_named_in_health(tmp_path: Path) -> None:
+    """One part failing does not stop the others taking the new inventory, and it is not only in the log."""
+    path = write_agents(tmp_path, [("pc1", "radhus", TOKEN)])
+
+    async def broken_part(old: Inventory, new: Inventory) -> None:
+        raise RuntimeError("cannot take it")
+
+    async def scenario() -> None:
+        app = create_app(load_inventory(path), inventory_path=path)
+        reloader = app[RELOADER]
+        async with serving(app) as url, aiohttp.ClientSession(url) as http:
+            reloader.hooks.insert(0, broken_part)
+            write_agents(tmp_path, [("pc1", "radhus", TOKEN), ("pc2", "radhus", OTHER_TOKEN)])
+            assert await reloader.reload("test") is True
+            # The parts after the broken one took it: pc2 is known.
+            async with http.get("/api/v1/agents/pc2/config", headers=auth(OTHER_TOKEN)) as resp:
+                assert resp.status == 200
+            health = await get_health(http)
+            assert health["status"] == "degraded" and health["inventory"]["parts_not_applied"] == [broken_part.__qualname__], health
+            assert any(f"the last inventory reload failed in {broken_part.__qualname__}" in p for p in health["problems"]), health
+            # The next reload that every part takes clears it.
+            reloader.hooks.remove(broken_part)
+            assert await reloader.reload("test") is True
+            health = await get_health(http)
+            assert health["inventory"]["parts_not_applied"] == [] and health["status"] == "ok", health
+
+    asyncio.run(scenario())
 
 
 def test_a_restart_keeps_every_agents_state(tmp_path: Path) -> None:
