@@ -37,7 +37,7 @@ def test_bad_rules_name_the_problem() -> None:
         "-: Value error, clear (95.0) must not be above threshold (90.0): the alert could never clear"
     )
     assert error_of(AlertRule, id="x", kind="host_cpu", summary="{subject} at {valeu}") == (
-        "summary: Value error, summary template uses unknown variable(s) valeu; known: affected, affected_machines, rule, severity, "
+        "summary: Value error, summary template uses unknown variable(s) valeu; known: affected, affected_machines, detail, rule, severity, "
         "since, site, site_name, subject, threshold, value"
     )
     assert error_of(AlertRule, id="x", kind="host_cpu", colour="red") == "colour: Extra inputs are not permitted"

@@ -25,7 +25,7 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # Variables a summary template may use; an unknown one is a config error, not a runtime KeyError.
-TEMPLATE_VARS = frozenset({"subject", "site", "site_name", "value", "threshold", "rule", "severity", "since", "affected", "affected_machines"})
+TEMPLATE_VARS = frozenset({"subject", "site", "site_name", "value", "threshold", "rule", "severity", "since", "affected", "affected_machines", "detail"})
 
 
 def template_variables(template: str) -> set[str]:

@@ -14,7 +14,7 @@ import logging
 import math
 import zoneinfo
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -83,6 +83,7 @@ class _Observation:
     value: float
     time: float
     raw: float | None = None  # last counter reading, for delta kinds
+    facts: Mapping[str, float | str] = field(default_factory=dict)  # the kind's evidence (Sample.facts)
 
 
 @dataclass(slots=True)
@@ -102,6 +103,7 @@ class _Alert:
     affected: tuple[str, ...] = ()
     summary: str = ""
     seen: float = 0.0  # time of the newest observation
+    facts: Mapping[str, float | str] = field(default_factory=dict)  # evidence behind the value (Sample.facts)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -114,6 +116,7 @@ class _Alert:
             "value": None if math.isnan(self.value) else self.value, "changes": list(self.changes),
             "flapping": self.flapping, "flap_said": self.flap_said, "notified": self.notified,
             "last_sent": self.last_sent, "affected": list(self.affected), "summary": self.summary, "seen": self.seen,
+            "facts": dict(self.facts),
         }
 
 
@@ -204,9 +207,9 @@ class AlertEngine:
                         raw = sample.value
                         # A counter that went backwards restarted; count from there.
                         value = 0.0 if old is None or old.raw is None or raw < old.raw else raw - old.raw
-                        self._obs[key] = _Observation(sample.site, value, t, raw)
+                        self._obs[key] = _Observation(sample.site, value, t, raw, sample.facts)
                     else:
-                        self._obs[key] = _Observation(sample.site, sample.value, t)
+                        self._obs[key] = _Observation(sample.site, sample.value, t, facts=sample.facts)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, now: float) -> list[Notification]:
@@ -237,6 +240,7 @@ class AlertEngine:
                     continue
                 alert = self._alerts[key] = _Alert(rule, RULE_KINDS[rule.kind], obs.site, key[1])
             alert.value = obs.value
+            alert.facts = obs.facts
             alert.seen = obs.time
             if stale:
                 self._end_quietly(alert, now)
@@ -285,6 +289,8 @@ class AlertEngine:
             alert.last_sent = {str(k): float(v) for k, v in item.get("last_sent", {}).items()}
             alert.affected = tuple(item.get("affected", ()))
             alert.summary = str(item.get("summary", ""))
+            facts = item.get("facts")
+            alert.facts = {str(k): v for k, v in facts.items() if isinstance(v, (int, float, str))} if isinstance(facts, dict) else {}
             # Its subject gets a fresh stale_s from now to report again before it counts as gone.
             alert.seen = now
             self._alerts[alert.key] = alert
@@ -584,6 +590,7 @@ class AlertEngine:
             "threshold": threshold, "rule": alert.rule.id, "severity": alert.rule.severity,
             "since": self._clock(alert.since), "affected": len(alert.affected),
             "affected_machines": i18n.count(len(alert.affected), "machine", self.language),
+            "detail": alert.kind.describe(alert.facts, self.language) if alert.kind is not None and alert.kind.describe else "",
         }
         if alert.rule.summary is not None:
             template = alert.rule.summary

@@ -7,6 +7,7 @@ for its probers). Config validation checks `kind in RULE_KINDS`; there is no sec
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -15,6 +16,8 @@ from typing import Literal
 from agent.contract import probe_latency_ms
 from agent.points import Point
 from collector import texts
+from collector.reports import i18n
+from collector.snmp.printer import WARNING_CONDITIONS
 
 Direction = Literal["above", "below"]
 
@@ -26,6 +29,8 @@ class Sample:
     subject: str
     site: str
     value: float
+    # What else the point said that people need in the message (the kind's `describe` words it).
+    facts: Mapping[str, float | str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +42,8 @@ class RuleContext:
 
 
 Evaluator = Callable[[Point, RuleContext], list[Sample]]
+# A sample's facts in words of one language: the {detail} of the summary.
+Describer = Callable[[Mapping[str, float | str], str], str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,7 @@ class RuleKind:
     text: Mapping[str, str] = field(default_factory=dict)
     # Values are cumulative counters: the engine compares the increase between observations.
     delta: bool = False
+    describe: Describer | None = None
 
 
 def _num(point: Point, name: str) -> float | None:
@@ -135,6 +143,100 @@ def _vpn_down(point: Point, ctx: RuleContext) -> list[Sample]:
     return [Sample(point.tags.get("device", ""), point.tags.get("site", ""), total - up)]
 
 
+def _device(point: Point) -> str | None:
+    return point.tags.get("device")
+
+
+def _supply(point: Point) -> str | None:
+    device, supply = point.tags.get("device"), point.tags.get("supply")
+    return f"{device}/{supply}" if device and supply else None
+
+
+def _printer_stopped(point: Point, ctx: RuleContext) -> list[Sample]:
+    """How many conditions keep the printer from printing (jam, no paper, door open, ...).
+
+    The warnings among the error bits (low toner, low paper, output nearly full, maintenance
+    due) are left out: a low supply is printer_supply_low's, with its own level and threshold."""
+    if point.measurement != "device" or _num(point, "printer_error") is None or not (who := _device(point)):
+        return []
+    said = point.fields.get("printer_errors")
+    names = [n.strip() for n in said.split(",") if n.strip()] if isinstance(said, str) else []
+    stopping = [n for n in names if n not in WARNING_CONDITIONS]
+    return [Sample(who, point.tags.get("site", ""), float(len(stopping)), {"conditions": ", ".join(stopping)})]
+
+
+def _describe_printer(facts: Mapping[str, float | str], lang: str) -> str:
+    words = texts.of(lang).rule_details
+    names = [n for n in str(facts.get("conditions", "")).split(", ") if n]
+    return ", ".join(words.get(f"printer_{n}", n) for n in names)
+
+
+def _ups_facts(point: Point) -> dict[str, float | str]:
+    keep = ("ups_seconds_on_battery", "ups_minutes_left", "ups_charge_pct", "battery_replace_date", "battery_last_replaced", "battery_replace_needed")
+    return {k: v for k in keep if isinstance(v := point.fields.get(k), (int, float, str)) and not isinstance(v, bool)}
+
+
+def _ups_on_battery(point: Point, ctx: RuleContext) -> list[Sample]:
+    if point.measurement != "device" or (value := _num(point, "ups_on_battery")) is None or not (who := _device(point)):
+        return []
+    return [Sample(who, point.tags.get("site", ""), value, _ups_facts(point))]
+
+
+def _ups_battery_low(point: Point, ctx: RuleContext) -> list[Sample]:
+    """Minutes of runtime left; 0 when the UPS itself says its battery is low or depleted.
+
+    Minutes rather than charge: what matters is how long the machines behind it keep running,
+    and a worn battery at 100 % charge may hold them for only a few minutes."""
+    if point.measurement != "device" or not (who := _device(point)):
+        return []
+    minutes, low = _num(point, "ups_minutes_left"), _num(point, "ups_battery_low")
+    if low == 1.0:
+        minutes = 0.0
+    if minutes is None:
+        return []
+    return [Sample(who, point.tags.get("site", ""), minutes, _ups_facts(point))]
+
+
+def _ups_battery_replace(point: Point, ctx: RuleContext) -> list[Sample]:
+    """1 when the UPS says its battery needs replacing, or the date it recommends has come."""
+    if point.measurement != "device" or not (who := _device(point)):
+        return []
+    needed, due = _num(point, "battery_replace_needed"), point.fields.get("battery_replace_date")
+    if needed is None and not isinstance(due, str):
+        return []
+    day = dt.datetime.fromtimestamp(point.time_ns / 1e9, dt.timezone.utc).date().isoformat()
+    # ISO dates compare as text; a date the poller could not read is never written (docs/metrics.md).
+    value = 1.0 if needed == 1.0 or (isinstance(due, str) and due <= day) else 0.0
+    return [Sample(who, point.tags.get("site", ""), value, _ups_facts(point))]
+
+
+def _describe_ups(facts: Mapping[str, float | str], lang: str) -> str:
+    words = texts.of(lang).rule_details
+    parts = []
+    seconds, minutes, charge = (facts.get(k) for k in ("ups_seconds_on_battery", "ups_minutes_left", "ups_charge_pct"))
+    if isinstance(seconds, float) and seconds > 0:
+        parts.append(words["ups_for"].format(minutes=seconds / 60))
+    if isinstance(minutes, float):
+        parts.append(words["ups_minutes_left"].format(minutes=minutes))
+    if isinstance(charge, float):
+        parts.append(words["ups_charge"].format(pct=charge))
+    return ", ".join(parts)
+
+
+def _describe_battery(facts: Mapping[str, float | str], lang: str) -> str:
+    words = texts.of(lang).rule_details
+    parts = []
+    if facts.get("battery_replace_needed") == 1.0:
+        parts.append(words["ups_replace_indicator"])
+    for key, word in (("battery_replace_date", "ups_replace_date"), ("battery_last_replaced", "ups_last_replaced")):
+        if isinstance(value := facts.get(key), str):
+            try:
+                parts.append(words[word].format(date=i18n.date(dt.date.fromisoformat(value), lang)))
+            except ValueError:
+                parts.append(words[word].format(date=value))
+    return ", ".join(parts)
+
+
 def _summary(kind: str) -> Mapping[str, str]:
     """The summary of rule kind `kind` in each language, from collector/texts."""
     return texts.in_each_language(lambda catalog: catalog.rule_summaries[kind])
@@ -199,6 +301,26 @@ RULE_KINDS: Mapping[str, RuleKind] = MappingProxyType({
         "collector", _field("collector", "dropped_points", _tag("collector")), "above", 1.0, None,
         _summary("collector_dropping"),
         delta=True,
+    ),
+    "printer_supply_low": RuleKind(
+        "printer_supply", _field("printer_supply", "left_pct", _supply), "below", 10.0, 20.0,
+        _summary("printer_supply_low"),
+    ),
+    "printer_error": RuleKind(
+        "device", _printer_stopped, "above", 1.0, None,
+        _summary("printer_error"), describe=_describe_printer,
+    ),
+    "ups_on_battery": RuleKind(
+        "device", _ups_on_battery, "above", 1.0, None,
+        _summary("ups_on_battery"), describe=_describe_ups,
+    ),
+    "ups_battery_low": RuleKind(
+        "device", _ups_battery_low, "below", 10.0, 15.0,
+        _summary("ups_battery_low"), describe=_describe_ups,
+    ),
+    "ups_battery_replace": RuleKind(
+        "device", _ups_battery_replace, "above", 1.0, None,
+        _summary("ups_battery_replace"), describe=_describe_battery,
     ),
     # For InfluxDB storage: with `storage.kind = "local"` the queue is the store and only grows.
     "collector_backlog": RuleKind(

@@ -53,6 +53,9 @@ ERROR_BITS = (
     "input_tray_empty", "overdue_prevent_maint",
 )
 
+# The bits that warn without stopping the printer (alerting's printer_error leaves them out).
+WARNING_CONDITIONS = frozenset({"low_paper", "low_toner", "output_near_full", "overdue_prevent_maint"})
+
 
 @dataclass(frozen=True)
 class SupplyLevel:

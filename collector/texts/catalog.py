@@ -49,6 +49,9 @@ class Catalog:
     chat_facts: Words
     # An alert's summary by rule kind (collector/alerting/rules.py); the site alert's under site_unreachable.
     rule_summaries: Words
+    # The {detail} of a summary, built from the rule kind's evidence (RuleKind.describe): printer
+    # conditions by RFC 3805 name ("printer_<bit>"), a UPS's state in parts ("ups_<part>").
+    rule_details: Words
     # Messages of the SSH scheduler: a configuration change, a changed host key.
     ssh_events: Words
     # The monthly lifecycle digest to managers.
