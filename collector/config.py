@@ -264,6 +264,17 @@ class SshSettings(Model):
         return paths
 
 
+class Battery(Model):
+    """A UPS's battery: a consumable with its own due date, replaced several times in the UPS's life.
+
+    Where the UPS says when its battery was last replaced or should be (APC PowerNet), that wins
+    over these (collector.lifecycle.battery_plan)."""
+
+    replaced: dt.date | None = None  # when the battery in it now went in; else the UPS's purchase date
+    lifetime_years: float | None = Field(default=None, gt=0, le=20)  # else [lifecycle.kinds.ups-battery]
+    cost_nok: float | None = Field(default=None, ge=0)
+
+
 class Hardware(Model):
     """What the lifecycle report needs about one physical box."""
 
@@ -275,6 +286,8 @@ class Hardware(Model):
     purchased: dt.date | None = None
     cost_nok: float | None = Field(default=None, ge=0)
     lifetime_years: float | None = Field(default=None, gt=0, le=50)
+    # Every `ups` has a battery plan (defaults from [lifecycle.kinds.ups-battery]); this refines it.
+    battery: Battery | None = None
 
 
 class Device(Model):

@@ -12,7 +12,7 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Mapping, Protocol
+from typing import Any, Iterable, Literal, Mapping, Protocol
 
 from collector.config import Inventory
 from collector.influxql import InfluxQueryError, query
@@ -47,6 +47,19 @@ class SeriesSource(Protocol):
     ) -> list[Sample]:
         """Points of `measurement` with start_ns <= time < end_ns whose tags equal `tags`, sorted by time."""
         ...
+
+
+def counter_increase(values: Iterable[float]) -> float:
+    """How much a counter grew over readings in time order, across restarts.
+
+    A reading below the one before it means the counter started again from zero (a printer's page
+    count after a service reset, a device's after a firmware update): it grew by the new reading."""
+    total, previous = 0.0, None
+    for value in values:
+        if previous is not None:
+            total += value - previous if value >= previous else value
+        previous = value
+    return total
 
 
 def _field_value(value: Any) -> float | str | None:

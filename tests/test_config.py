@@ -135,10 +135,10 @@ def test_cli_check_broken_copy_names_line_and_device(tmp_path: Path) -> None:
     broken.write_text(text.replace('version = "3"', 'version = "9"', 1), encoding="utf-8")
     result = run_cli("check", "--offline", str(broken))
     assert result.returncode == 2
-    assert f"{broken}:93: device 'fw-radhus': snmp.version: '9' is not one of '1', '2c' or '3'" in result.stderr
+    assert f"{broken}:98: device 'fw-radhus': snmp.version: '9' is not one of '1', '2c' or '3'" in result.stderr
     body = json.loads(run_cli("check", "--offline", "--json", str(broken)).stdout)
     assert body["ok"] is False and body["errors"][0] == {
-        "line": 93, "path": "device[0].snmp.version", "message": "device 'fw-radhus': snmp.version: '9' is not one of '1', '2c' or '3'",
+        "line": 98, "path": "device[0].snmp.version", "message": "device 'fw-radhus': snmp.version: '9' is not one of '1', '2c' or '3'",
     }
 
 

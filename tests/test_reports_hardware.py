@@ -69,7 +69,8 @@ PAST_DUE = {
     "hansnes-ops", "vannvag-ops", "skole-adm", "sw-core", "sw-helse", "sw-hansnes-lege",
     "sw-vannoya-lege", "sw-skole", "ups-radhus",
 }
-NOT_PAST_DUE = {"fw-radhus", "sw-hansnes", "sw-vannvag"}
+# The UPS's battery, replaced 2024-03-01 with a 4-year plan, falls due in 2028.
+NOT_PAST_DUE = {"fw-radhus", "sw-hansnes", "sw-vannvag", "ups-radhus/battery"}
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -133,7 +134,11 @@ def test_json_lists_the_old_firewall_and_pcs_past_due_with_a_five_year_forecast(
     # The laptop (4-year lifetime), bought anew in 2026, falls due again in 2030.
     assert items["lege-vannoya-1"]["replaced_in"] == [2026, 2030]
     assert forecast[4]["units"] == 1 and forecast[4]["kinds"] == {"laptop": 1}
-    assert shipped_json["forecast_total_nok"] == sum(f["cost_nok"] for f in forecast) == past_due_cost + 2 * 28000 + 14000
+    battery = items["ups-radhus/battery"]
+    assert (battery["kind"], battery["due_date"], battery["battery_source"], battery["replacement_cost_nok"]) == (
+        "ups-battery", "2028-03-01", "inventory", 2500.0)
+    assert battery["replaced_in"] == [2028] and forecast[2]["kinds"].get("ups-battery") == 1
+    assert shipped_json["forecast_total_nok"] == sum(f["cost_nok"] for f in forecast) == past_due_cost + 2 * 28000 + 14000 + 2500
 
 
 def test_table_puts_past_due_first_then_forecast_then_groups(capsys: pytest.CaptureFixture[str], shipped_json: dict) -> None:
@@ -158,8 +163,8 @@ def test_table_puts_past_due_first_then_forecast_then_groups(capsys: pytest.Capt
     header = lines[forecast_at + 2]
     assert all(lines[n].index("kr") + 2 == header.index("Kostnad") + len("Kostnad") for n in range(forecast_at + 4, forecast_at + 9))
     # Grouped by site and department.
-    assert f"[Rådhuset, Hansnes / IT – 5 enheter, 294{NBSP}000{NBSP}kr]" in lines
-    assert f"[Rådhuset, Hansnes / Servicetorget – 1 enheter, 11{NBSP}000{NBSP}kr]" in lines
+    assert f"[Rådhuset, Hansnes / IT – 6 enheter, 296{NBSP}500{NBSP}kr]" in lines  # the UPS battery is one of them
+    assert f"[Rådhuset, Hansnes / Servicetorget – 1 enhet, 11{NBSP}000{NBSP}kr]" in lines
 
 
 def test_english(capsys: pytest.CaptureFixture[str]) -> None:

@@ -27,6 +27,9 @@ from collector.reports.render import Document, render_csv, render_html, render_p
 # and for memory and disk sizes (in every host sample: a day is plenty, and cheap to read).
 FACTS_LOOKBACK_S = 30 * 86400.0
 SIZES_LOOKBACK_S = 86400.0
+# Pages per month from the last 30 days of page counts; a UPS's battery dates from its latest poll in them.
+PAGES_LOOKBACK_S = 30 * 86400.0
+DEVICE_FACT_KINDS = ("printer", "ups")
 
 
 def _load(args: argparse.Namespace, command: str) -> Inventory | None:
@@ -96,12 +99,15 @@ def run_hardware(args: argparse.Namespace) -> int:
     end_ns = time.time_ns()
     observed, error = {}, None
     try:
-        points = _read(open_source(inventory, "auto"), [
+        points = _read(source := open_source(inventory, "auto"), [
             ("hardware", end_ns - int(FACTS_LOOKBACK_S * 1e9), None),
             ("host", end_ns - int(SIZES_LOOKBACK_S * 1e9), None),
             ("host_disk", end_ns - int(SIZES_LOOKBACK_S * 1e9), None),
         ], end_ns)
-        observed = observed_from_points(points["hardware"], points["host"], points["host_disk"])
+        # Printers' page counts and UPSes' battery dates: only those devices' own points.
+        device = [sample for d in inventory.device if d.hardware.kind in DEVICE_FACT_KINDS or d.hardware.battery is not None
+                  for sample in source.samples("device", end_ns - int(PAGES_LOOKBACK_S * 1e9), end_ns, {"device": d.id})]
+        observed = observed_from_points(points["hardware"], points["host"], points["host_disk"], device)
     except (SourceError, SecretError) as exc:  # the plan stands without observed facts: printed, saying so
         error = str(exc)
         # An unset secret is the configuration's fault (2); a store that cannot be read, the data's (1).

@@ -22,13 +22,18 @@ from typing import Any, Literal
 from agent.hwfacts import machine_age
 from collector import texts
 from collector.config import Hardware, Inventory
-from collector.lifecycle import plan_fields
+from collector.lifecycle import BATTERY_KIND, BatterySource, battery_plan, has_battery, plan_fields
+from collector.timeseries import Sample, counter_increase
+from collector.lifecycle import DAYS_PER_YEAR
 from collector.reports import i18n
 from collector.reports.render import ALERT_COLOUR, BAR_COLOUR, BarSeries, Chart, Column, Document, Row, Table
 
 FORECAST_YEARS = 5
 GIB = 1024**3
 GB = 1000**3
+DAYS_PER_MONTH = 30.44
+# Pages per month are said from at least a day of page counts (scaled to a month), never from less.
+MIN_PAGE_SPAN_S = 86400.0
 
 
 @dataclass(frozen=True)
@@ -59,11 +64,14 @@ class Observed:
     facts: Mapping[str, Any] = field(default_factory=dict)  # fields of the latest `hardware` point
     mem_total_bytes: float | None = None  # from `host` when facts lack it
     disk_total_bytes: float | None = None  # the largest file system (`host_disk`)
+    device: Mapping[str, Any] = field(default_factory=dict)  # the latest of each `device` field (printers, UPSes)
+    pages_per_month: float | None = None  # printers: page counter increase over the window, per 30.44 days
 
 
 @dataclass
 class HardwareItem:
-    table: Literal["device", "agent"]
+    # A UPS's battery is an item of its own ("battery", id "<device>/battery"): its own due date and cost.
+    table: Literal["device", "agent", "battery"]
     id: str
     name: str
     site: str
@@ -85,6 +93,10 @@ class HardwareItem:
     status: Status
     # Years of the forecast window in which this item is bought (past due: the first year).
     replaced_in: list[int] = field(default_factory=list)
+    due_date: dt.date | None = None  # batteries: the day, where the UPS or the plan gives one
+    battery_source: BatterySource | None = None
+    pages_per_month: float | None = None  # printers
+    pages_total: float | None = None  # printers: the counter as last read
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -95,6 +107,8 @@ class HardwareItem:
             "lifetime_years": self.lifetime_years, "due_year": self.due_year, "due_estimated": self.due_estimated,
             "replacement_cost_nok": self.cost_nok, "mem_gib": self.mem_gib, "disk_gb": self.disk_gb,
             "low_resources": self.low, "status": self.status, "replaced_in": self.replaced_in,
+            "due_date": self.due_date.isoformat() if self.due_date else None, "battery_source": self.battery_source,
+            "pages_per_month": self.pages_per_month, "pages_total": self.pages_total,
         }
 
 
@@ -139,6 +153,14 @@ class HardwareReport:
     def low_resources(self) -> list[HardwareItem]:
         return [i for i in self.items if i.low]
 
+    @property
+    def printers(self) -> list[HardwareItem]:
+        return [i for i in self.items if i.table == "device" and i.kind == "printer"]
+
+    @property
+    def batteries(self) -> list[HardwareItem]:
+        return sorted((i for i in self.items if i.table == "battery"), key=lambda i: (i.due_date or dt.date.max, i.id))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "report": "hardware",
@@ -179,6 +201,48 @@ def _entries(inventory: Inventory) -> Iterable[tuple[Literal["device", "agent"],
     for a in inventory.agent:
         if a.hardware is not None:
             yield "agent", a.id, a.name, a.site, a.hardware
+
+
+def _schedule(forecast: Mapping[int, ForecastYear], first_year: int, kind: str, due_year: int | None,
+              bought_year: int | None, cost: float | None) -> tuple[Status, list[int]]:
+    """The item's status, and the years of the window it is bought in (counted into `forecast`)."""
+    replaced_in: list[int] = []
+    if due_year is None:
+        return "unknown", replaced_in
+    status: Status = "past_due" if due_year < first_year else "due" if due_year in forecast else "later"
+    # One lifetime after each purchase, again within the window (at today's cost).
+    cycle = max(1, due_year - bought_year) if bought_year else FORECAST_YEARS
+    year = max(due_year, first_year)
+    while year in forecast:
+        replaced_in.append(year)
+        year += cycle
+    for n, year in enumerate(replaced_in):
+        f = forecast[year]
+        f.units += 1
+        f.cost_nok += float(cost or 0.0)
+        f.kinds[kind] += 1
+        if n == 0 and status == "past_due":
+            f.past_due_units += 1
+            f.past_due_cost_nok += float(cost or 0.0)
+    return status, replaced_in
+
+
+def _battery_item(inventory: Inventory, device: str, name: str, site: str, site_name: str, hardware: Hardware,
+                  seen: Observed | None, today: dt.date, forecast: Mapping[int, ForecastYear], first_year: int) -> HardwareItem:
+    """The battery of UPS `device` as an item of the plan, dated by the UPS where it says (battery_plan)."""
+    plan = battery_plan(inventory, hardware, seen.device if seen else None)
+    due_year = plan.due.year if plan.due else None
+    # A cycle of the battery's own lifetime, from the year it went in (or, dated by the UPS, from its due date).
+    bought = plan.replaced.year if plan.replaced else (due_year - round(plan.lifetime_years) if due_year else None)
+    status, replaced_in = _schedule(forecast, first_year, BATTERY_KIND, due_year, bought, plan.cost_nok)
+    age = round((today - plan.replaced).days / DAYS_PER_YEAR, 2) if plan.replaced else None
+    return HardwareItem(
+        table="battery", id=f"{device}/battery", name=name, site=site, site_name=site_name,
+        department=hardware.department, kind=BATTERY_KIND, model=None, purchased=plan.replaced, age_years=age,
+        age_source=None, unknown_reason=None if plan.source else "no_dates", lifetime_years=plan.lifetime_years,
+        due_year=due_year, due_estimated=plan.source == "purchased", cost_nok=plan.cost_nok, mem_gib=None, disk_gb=None,
+        low=[], status=status, replaced_in=replaced_in, due_date=plan.due, battery_source=plan.source,
+    )
 
 
 def build_hardware_report(
@@ -226,25 +290,7 @@ def build_hardware_report(
         if need is not None and disk is not None and disk / GB < need.disk_gb:
             low.append("disk")
 
-        replaced_in: list[int] = []
-        if due_year is None:
-            status: Status = "unknown"
-        else:
-            status = "past_due" if due_year < first_year else "due" if due_year in window else "later"
-            # One lifetime after each purchase, again within the window (at today's cost).
-            cycle = max(1, due_year - purchased.year) if purchased else FORECAST_YEARS
-            year = max(due_year, first_year)
-            while year in window:
-                replaced_in.append(year)
-                year += cycle
-        for n, year in enumerate(replaced_in):
-            f = forecast[year]
-            f.units += 1
-            f.cost_nok += float(cost or 0.0)
-            f.kinds[hardware.kind] += 1
-            if n == 0 and status == "past_due":
-                f.past_due_units += 1
-                f.past_due_cost_nok += float(cost or 0.0)
+        status, replaced_in = _schedule(forecast, first_year, hardware.kind, due_year, purchased.year if purchased else None, cost)
 
         items.append(HardwareItem(
             table=table, id=ident, name=name, site=site, site_name=sites.get(site, site),
@@ -255,7 +301,11 @@ def build_hardware_report(
             cost_nok=cost, mem_gib=round(mem / GIB, 1) if mem is not None else None,
             disk_gb=round(disk / GB) if disk is not None else None,
             low=low, status=status, replaced_in=replaced_in,
+            pages_per_month=seen.pages_per_month if seen else None,
+            pages_total=_float(seen.device.get("pages_total")) if seen else None,
         ))
+        if table == "device" and has_battery(hardware):
+            items.append(_battery_item(inventory, ident, name, site, sites.get(site, site), hardware, seen, today, forecast, first_year))
     site_order = {s.id: n for n, s in enumerate(inventory.site)}
     items.sort(key=lambda i: (site_order.get(i.site, len(site_order)), i.site, i.department or "", i.kind, i.id))
     return HardwareReport(
@@ -270,8 +320,10 @@ def observed_from_points(
     hardware: Iterable[tuple[Mapping[str, str], Mapping[str, Any]]],
     host: Iterable[tuple[Mapping[str, str], Mapping[str, Any]]] = (),
     host_disk: Iterable[tuple[Mapping[str, str], Mapping[str, Any]]] = (),
+    device: Iterable[Sample] = (),
 ) -> dict[tuple[str, str], Observed]:
-    """Observed facts per machine from (tags, fields) of points in time order (the last wins)."""
+    """Observed facts per machine from (tags, fields) of points in time order (the last wins);
+    `device` are the `device` samples of printers and UPSes (their page counts and battery dates)."""
     facts: dict[tuple[str, str], dict[str, Any]] = {}
     mem: dict[tuple[str, str], float] = {}
     disks: dict[tuple[str, str], dict[str, float]] = {}
@@ -292,11 +344,27 @@ def observed_from_points(
     for tags, fields in host_disk:
         if (k := key(tags)) is not None and isinstance(fields.get("total_bytes"), (int, float)):
             disks.setdefault(k, {})[tags.get("mount", "")] = float(fields["total_bytes"])
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    pages: dict[tuple[str, str], list[tuple[int, float]]] = {}
+    for sample in device:
+        if (k := key(sample.tags)) is not None:
+            latest.setdefault(k, {}).update(sample.fields)
+            if isinstance(count := sample.fields.get("pages_total"), float):
+                pages.setdefault(k, []).append((sample.time_ns, count))
     out = {}
-    for k in set(facts) | set(mem) | set(disks):
+    for k in set(facts) | set(mem) | set(disks) | set(latest):
         sizes = disks.get(k)
-        out[k] = Observed(facts=facts.get(k, {}), mem_total_bytes=mem.get(k), disk_total_bytes=max(sizes.values()) if sizes else None)
+        out[k] = Observed(facts=facts.get(k, {}), mem_total_bytes=mem.get(k), disk_total_bytes=max(sizes.values()) if sizes else None,
+                          device=latest.get(k, {}), pages_per_month=pages_per_month(pages.get(k, [])))
     return out
+
+
+def pages_per_month(counts: list[tuple[int, float]]) -> float | None:
+    """Pages a month from (time_ns, page counter) readings in time order, across counter resets;
+    None from less than a day of readings."""
+    if len(counts) < 2 or (span_s := (counts[-1][0] - counts[0][0]) / 1e9) < MIN_PAGE_SPAN_S:
+        return None
+    return round(counter_increase(c for _, c in counts) * DAYS_PER_MONTH * 86400.0 / span_s)
 
 
 def _names(items: Iterable[HardwareItem], limit: int = 8) -> str:
@@ -385,7 +453,7 @@ def hardware_document(report: HardwareReport, lang: str) -> Document:
     group_labels = {}
     for group in dict.fromkeys(group_of(i) for i in report.items):
         members = [i for i in report.items if group_of(i) == group]
-        group_labels[group] = w["group"].format(site=group, units=len(members), cost=fmt_money(sum(i.cost_nok or 0 for i in members)))
+        group_labels[group] = w["group"].format(site=group, units=i18n.count(len(members), "unit", lang), cost=fmt_money(sum(i.cost_nok or 0 for i in members)))
     all_table = Table(
         title=w["all"],
         columns=[
@@ -405,6 +473,35 @@ def hardware_document(report: HardwareReport, lang: str) -> Document:
         group_labels=group_labels,
     )
     blocks: list[Table | Chart] = [past_due_table, chart, forecast_table, all_table]
+    if report.batteries:
+        blocks.append(Table(
+            title=w["batteries"],
+            columns=[
+                Column(w["site"]), Column(w["ups"]), Column(w["name"]), Column(w["replaced"], "date"),
+                Column(w["lifetime"], "years"), Column(w["due_date"], "date"), Column(w["battery_source"]),
+                Column(w["cost"], "money"), Column(w["status"]),
+            ],
+            rows=[
+                Row([i.site_name, i.id.removesuffix("/battery"), i.name, i.purchased, i.lifetime_years, i.due_date,
+                     w[f"bs_{i.battery_source or 'none'}"], i.cost_nok, w[f"st_{i.status}"]], strong=i.status == "past_due")
+                for i in report.batteries
+            ],
+            note=w["n_battery"],
+        ))
+    if report.printers:
+        blocks.append(Table(
+            title=w["printers"],
+            columns=[
+                Column(w["site"]), Column(w["id"]), Column(w["name"]), Column(w["model"]), Column(w["age"], "years"),
+                Column(w["pages_month"], "int"), Column(w["pages_total"], "int"), Column(w["due"], "year"), Column(w["status"]),
+            ],
+            rows=[
+                Row([i.site_name, i.id, i.name, i.model, i.age_years, i.pages_per_month, i.pages_total, i.due_year, w[f"st_{i.status}"]],
+                    strong=i.status == "past_due")
+                for i in sorted(report.printers, key=lambda i: -(i.pages_per_month or 0))
+            ],
+            note=w["n_pages"],
+        ))
     low = report.low_resources
     minimums_text = "; ".join(
         f"{i18n.kind_name(k, lang)} {i18n.number(m.mem_gib, lang)} GiB / {i18n.number(m.disk_gb, lang)} GB"
