@@ -206,17 +206,55 @@ def lifecycle() -> Dashboard:
                                    {"id": "thresholds", "value": {"mode": "absolute", "steps": [
                                        {"color": "red", "value": None}, {"color": "orange", "value": 0}, {"color": "green", "value": 1}]}}]}])
     d.panel("barchart", "Replacement cost per due year", [
-        f'SELECT sum("cost") FROM (SELECT last("replacement_cost_nok") AS "cost" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "host", "device", "due_year") GROUP BY "due_year"'
+        f'SELECT sum("cost") FROM (SELECT last("replacement_cost_nok") AS "cost" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "host", "device", "kind", "due_year") GROUP BY "due_year"'
     ], unit="currencyNOK", description="Overdue equipment counts in the year it fell due.")
     d.panel("barchart", "Replacement cost per site", [
-        f'SELECT sum("cost") FROM (SELECT last("replacement_cost_nok") AS "cost" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "host", "device", "site") GROUP BY "site"'
+        f'SELECT sum("cost") FROM (SELECT last("replacement_cost_nok") AS "cost" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "host", "device", "kind", "site") GROUP BY "site"'
     ], unit="currencyNOK")
     d.panel("barchart", "Replacement cost per department", [
-        f'SELECT sum("cost") FROM (SELECT last("replacement_cost_nok") AS "cost" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "host", "device", "department") GROUP BY "department"'
+        f'SELECT sum("cost") FROM (SELECT last("replacement_cost_nok") AS "cost" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "host", "device", "kind", "department") GROUP BY "department"'
     ], unit="currencyNOK", description="The department named in inventory.toml's [hardware]; empty where none is named.")
     d.panel("table", "Hardware facts reported by the machines", [
         f'SELECT last("vendor") AS "vendor", last("model") AS "model", last("serial") AS "serial", last("os_name") AS "os" FROM "hardware" WHERE $timeFilter AND {SITE} GROUP BY "site", "host", "device"'
     ], w=24)
+    return d
+
+
+def printers_ups() -> Dashboard:
+    d = Dashboard("nettvakt-printers-ups", "Printers and UPSes",
+                  "Printer supplies, pages and errors (Printer-MIB); UPS power, runtime and batteries (UPS-MIB, APC PowerNet).",
+                  ["consultant", "manager"])
+    d.variable(*SITE_VAR)
+    d.variable("printer", "Printer", 'SHOW TAG VALUES FROM "printer_supply" WITH KEY = "device" WHERE "site" =~ /^$site$/')
+    printer = f'{SITE} AND "device" =~ /^$printer$/'
+    d.panel("table", "Supplies: what is left", [
+        f'SELECT last("left_pct") AS "left %", last("state") AS "state" FROM "printer_supply" WHERE $timeFilter AND {printer} GROUP BY "device", "supply", "type"'
+    ], w=12, h=10, panel_options={"sortBy": [{"displayName": "left %", "desc": False}]},
+        description="A waste box's level is the space left in it. No number: the printer says only 'some remaining' or 'unknown'.",
+        overrides=[{"matcher": {"id": "byName", "options": "left %"},
+                    "properties": [{"id": "custom.cellOptions", "value": {"type": "color-background"}},
+                                   {"id": "thresholds", "value": {"mode": "absolute", "steps": [
+                                       {"color": "red", "value": None}, {"color": "orange", "value": 10}, {"color": "green", "value": 25}]}}]}])
+    # Pages per day: a counter reset (service, new mainboard) drops one interval instead of a negative spike.
+    d.panel("timeseries", "Pages per day", [
+        f'SELECT non_negative_derivative(max("pages_total"), 1d) FROM "device" WHERE $timeFilter AND {printer} GROUP BY time($__interval), "device" fill(null)'
+    ], w=12, h=10)
+    d.panel("table", "Printer errors now", [
+        f'SELECT last("printer_error") AS "error", last("printer_errors") AS "conditions", last("pages_total") AS "pages" FROM "device" WHERE $timeFilter AND {printer} GROUP BY "device"'
+    ], w=24, h=6)
+    # Only UPSes write the ups_* fields, so no device variable is needed to pick them out.
+    d.panel("state-timeline", "UPS on battery", [
+        f'SELECT max("ups_on_battery") FROM "device" WHERE $timeFilter AND {SITE} GROUP BY time($__interval), "device" fill(null)'
+    ], w=24, h=6, description="1: running on battery (a power cut, or a fault on its input).")
+    d.panel("timeseries", "UPS runtime left", [
+        f'SELECT min("ups_minutes_left") FROM "device" WHERE $timeFilter AND {SITE} GROUP BY time($__interval), "device" fill(null)'
+    ], w=12, unit="m")
+    d.panel("timeseries", "UPS battery charge", [
+        f'SELECT min("ups_charge_pct") FROM "device" WHERE $timeFilter AND {SITE} GROUP BY time($__interval), "device" fill(null)'
+    ], w=12, unit="percent")
+    d.panel("table", "UPS batteries", [
+        f'SELECT last("ups_battery_status") AS "battery", last("ups_minutes_left") AS "minutes left", last("battery_last_replaced") AS "last replaced", last("battery_replace_date") AS "replace by" FROM "device" WHERE $timeFilter AND {SITE} AND "ups_battery_status" =~ /./ GROUP BY "site", "device"'
+    ], w=24, h=6, description="Replacement dates where the UPS says (APC); the plan for every battery is on the Hardware lifecycle dashboard.")
     return d
 
 
@@ -233,7 +271,7 @@ def collector_health() -> Dashboard:
     return d
 
 
-DASHBOARDS = {"overview": overview, "links": links, "network-devices": network_devices, "hosts": hosts, "lifecycle": lifecycle, "collector": collector_health}
+DASHBOARDS = {"overview": overview, "links": links, "network-devices": network_devices, "hosts": hosts, "lifecycle": lifecycle, "printers-ups": printers_ups, "collector": collector_health}
 
 
 def render() -> dict[str, str]:

@@ -45,6 +45,14 @@ SITE_NAMES = {
 
 
 @dataclass(frozen=True)
+class RecordedDevice:
+    """A real device's recording (shared/snmprec) served by snmpsim in the lab, polled as `kind`."""
+
+    recording: Path
+    kind: str = "firewall"
+
+
+@dataclass(frozen=True)
 class LabAgent:
     id: str
     site: str
@@ -74,8 +82,8 @@ class MunicipalityConfig:
     # A mail catcher (aiosmtpd, a test dependency) at the town hall receiving the alert mails
     # in a Maildir, so tests see what on-call staff would get.
     mail_catcher: bool = False
-    # Recorded real devices served by snmpsim at the town hall: device id -> .snmprec file.
-    recorded_devices: dict[str, Path] = field(default_factory=dict)
+    # Recorded real devices served by snmpsim at the town hall: device id -> .snmprec file and kind.
+    recorded_devices: dict[str, RecordedDevice] = field(default_factory=dict)
     extra_probes: list[dict[str, Any]] = field(default_factory=list)
     # Site id -> device id of the router everything at that site hangs off: a real snmpd in the
     # site's namespace, polled like the firewall and named as the site's `uplink`, so cutting
@@ -162,14 +170,14 @@ class Municipality:
                 device_id, f"Ruter, {SITE_NAMES[site]}", site, site,
                 '{ kind = "router", model = "Linux router (lab)", purchased = 2020-06-01, lifetime_years = 8 }',
             )
-        for device_id, recording in c.recorded_devices.items():
+        for device_id, recorded in c.recorded_devices.items():
             lines += [
                 "[[device]]",
                 f'id = "{device_id}"',
-                f'name = "Recorded {recording.stem}"',
+                f'name = "Recorded {recorded.recording.stem}"',
                 'site = "radhus"',
                 'host = "127.0.0.1"',
-                'hardware = { kind = "firewall", purchased = 2026-09-15 }',
+                f'hardware = {{ kind = "{recorded.kind}", purchased = 2026-09-15 }}',
                 "[device.snmp]",
                 'version = "2c"',
                 f"port = {SNMPSIM_PORT}",
@@ -264,9 +272,9 @@ class Municipality:
         if self.config.recorded_devices:
             recordings = self.workdir / "snmprec"
             recordings.mkdir(exist_ok=True)
-            for device_id, recording in self.config.recorded_devices.items():
-                shutil.copyfile(recording, recordings / recording.name)
-                env[_community_env(device_id)] = recording.stem  # snmpsim: community = file name
+            for device_id, recorded in self.config.recorded_devices.items():
+                shutil.copyfile(recorded.recording, recordings / recorded.recording.name)
+                env[_community_env(device_id)] = recorded.recording.stem  # snmpsim: community = file name
             self.lab.start_snmpsim("radhus", recordings, port=SNMPSIM_PORT)
         self.inventory_path.write_text(self.inventory_text(), encoding="utf-8")
         self.collector = self.lab.spawn(

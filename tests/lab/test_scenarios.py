@@ -22,7 +22,7 @@ from collector.app import HOUSEKEEPING_INTERVAL_S
 from collector.config import Inventory, load_inventory
 from collector.lab import KARLSOY_LAB, Lab
 from dashboards import check, generate
-from collector.lab.municipality import LabAgent, Municipality, MunicipalityConfig
+from collector.lab.municipality import LabAgent, Municipality, MunicipalityConfig, RecordedDevice
 from collector.localservers import wait_until
 
 pytestmark = pytest.mark.lab
@@ -49,8 +49,14 @@ def town(lab_possible: None, shared_dir: Path, tmp_path_factory: pytest.TempPath
             mail_catcher=True,
             icmp_count=20,
             icmp_interval_ms=25,
-            # The new FortiGate, as recorded from a real 60F, polled beside the lab's Linux firewall.
-            recorded_devices={"fw-forti": shared_dir / "snmprec" / "fortigate_60f.snmprec"},
+            # The new FortiGate, as recorded from a real 60F, polled beside the lab's Linux firewall;
+            # a copier and two UPSes at the town hall, so the printer and UPS dashboards have data.
+            recorded_devices={
+                "fw-forti": RecordedDevice(shared_dir / "snmprec" / "fortigate_60f.snmprec"),
+                "skriver-radhus": RecordedDevice(shared_dir / "snmprec" / "ricoh_mpc3002.snmprec", "printer"),
+                "ups-radhus": RecordedDevice(shared_dir / "snmprec" / "apc_sua750i.snmprec", "ups"),
+                "ups-serverrom": RecordedDevice(shared_dir / "snmprec" / "eaton-mgeups_9px.snmprec", "ups"),
+            },
             # Hansnes hangs off a router the collector polls: the site's uplink device.
             site_uplinks={"hansnes": HANSNES_UPLINK},
         )
