@@ -17,10 +17,11 @@ def _zone(zone: Zone) -> zoneinfo.ZoneInfo:
     return zone if isinstance(zone, zoneinfo.ZoneInfo) else zoneinfo.ZoneInfo(zone)
 
 
-def local(t: float, zone: Zone, fmt: str = "%Y-%m-%d %H:%M") -> str:
-    """Unix time `t` as local time with the zone's label: '2026-12-06 01:41 CET'."""
+def local(t: float, zone: Zone, fmt: str = "%Y-%m-%d %H:%M", label: bool = True) -> str:
+    """Unix time `t` as local time with the zone's label: '2026-12-06 01:41 CET' (without it where
+    a sentence has said the zone once already)."""
     moment = dt.datetime.fromtimestamp(t, _zone(zone))
-    return f"{moment.strftime(fmt)} {moment.strftime('%Z')}"
+    return f"{moment.strftime(fmt)} {moment.strftime('%Z')}" if label else moment.strftime(fmt)
 
 
 def iso(t: float, zone: Zone) -> str:

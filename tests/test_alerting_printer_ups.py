@@ -147,3 +147,64 @@ def test_the_evidence_survives_a_restart() -> None:
     (alert,) = second.firing(clock.now)
     assert alert["summary"] == "ups-radhus går på batteri: i 1 min, 20 min igjen"
     assert saved["alerts"][0]["facts"] == {"ups_seconds_on_battery": 60.0, "ups_minutes_left": 20.0}
+
+
+# ------------------------------------------------------------------ a power cut explains an outage
+def _power_cut_feed(state: dict[str, float | bool]):  # type: ignore[no-untyped-def]
+    """Vannvåg's agents and uplink, and a UPS there (`ups-vannvag`) polled every 60 s like the switch."""
+    from test_alerting_engine import VANNVAG_AGENTS, agent_up, device_up
+
+    def feed(now: float) -> list[Point]:
+        points = [agent_up(a, "vannvag", bool(state["agents"]), now) for a in VANNVAG_AGENTS]
+        if int(now) % 60 == 0:
+            points.append(device_up("sw-vannvag", "vannvag", bool(state["uplink"]), now))
+            if state["ups_answers"]:
+                on = float(state["on_battery"])
+                points.append(Point("device", {"site": "vannvag", "device": "ups-vannvag"}, {
+                    "up": 1.0, "ups_on_battery": on, "ups_minutes_left": float(state["minutes"]),
+                    "ups_seconds_on_battery": float(state["seconds"]) if on else 0.0}, int(now * 1e9)))
+                state["seconds"] = float(state["seconds"]) + 60 if on else 0.0
+                state["minutes"] = max(0.0, float(state["minutes"]) - 5) if on else 24.0
+        return points
+
+    return feed
+
+
+def test_a_site_that_goes_quiet_after_its_ups_went_on_battery_is_a_power_cut() -> None:
+    from test_alerting_engine import SILENT
+
+    engine = AlertEngine(inventory(), [SILENT])
+    clock = FakeClock(engine, MONDAY_0814 - 300)
+    state: dict[str, float | bool] = {"agents": True, "uplink": True, "ups_answers": True, "on_battery": False, "minutes": 24.0, "seconds": 0.0}
+    feed = _power_cut_feed(state)
+    assert clock.run(300, feed) == []
+    # 08:14: the power goes; the UPS says so at its next poll (30 s on battery by then) and runs
+    # the site for four more polls, then the battery is flat and everything goes quiet at once.
+    state.update(on_battery=True, seconds=30.0, minutes=21.0)
+    assert clock.run(240, feed) == []  # a UPS on battery is its own rule's business (not configured here)
+    state.update(agents=False, uplink=False, ups_answers=False)
+    (sent,) = clock.run(600, feed)
+    assert sent.title == ("[AKTIV] Teknisk utestasjon Vannvåg: strømbrudd, ikke nettverksfeil \u2013 utilgjengelig siden 08:18 CET, "
+                          "7 maskiner bak den. ups-vannvag gikk på batteri 08:14 med 21 min igjen; sist hørt 08:18 med 6 min igjen")
+    (site,) = [a for a in engine.firing(clock.now) if a["rule"] == "site-unreachable"]
+    assert site["summary"] == sent.title.removeprefix("[AKTIV] ")
+    (alert,) = [a for a in engine.snapshot()["alerts"] if a["rule"] == "site-unreachable"]
+    assert alert["facts"]["cause"] == "power_cut" and alert["facts"]["ups"] == "ups-vannvag"
+    assert alert["facts"]["minutes_left_then"] == 21.0 and alert["facts"]["minutes_left_last"] == 6.0
+
+
+def test_power_back_before_the_outage_is_a_network_fault_again() -> None:
+    from test_alerting_engine import SILENT
+
+    engine = AlertEngine(inventory(), [SILENT], language="en")
+    clock = FakeClock(engine, MONDAY_0814 - 300)
+    state: dict[str, float | bool] = {"agents": True, "uplink": True, "ups_answers": True, "on_battery": False, "minutes": 24.0, "seconds": 0.0}
+    feed = _power_cut_feed(state)
+    clock.run(300, feed)
+    state.update(on_battery=True, seconds=30.0, minutes=21.0)
+    clock.run(120, feed)
+    state.update(on_battery=False)  # the power came back; the UPS says it is on line again
+    clock.run(120, feed)
+    state.update(agents=False, uplink=False, ups_answers=False)  # then the radio link drops
+    (sent,) = clock.run(600, feed)
+    assert sent.title.startswith("[FIRING] Teknisk utestasjon Vannvåg unreachable since ") and "power" not in sent.title

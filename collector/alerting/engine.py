@@ -32,6 +32,9 @@ from collector.reports import i18n
 log = logging.getLogger("nettvakt.alerting")
 
 OVERDUE_GRACE_S = 10.0
+# A UPS heard on battery this long before its site went quiet explains the outage: office UPSes
+# run for minutes to an hour on battery, and the UPS itself goes quiet with the site.
+POWER_CUT_LOOKBACK_S = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,18 @@ class _Observation:
     time: float
     raw: float | None = None  # last counter reading, for delta kinds
     facts: Mapping[str, float | str] = field(default_factory=dict)  # the kind's evidence (Sample.facts)
+
+
+@dataclass(slots=True)
+class _UpsState:
+    """What a UPS last said about its power, for telling a power cut from a network fault."""
+
+    site: str
+    on_battery: bool
+    since: float  # when it went on battery (its upsSecondsOnBattery before the first poll that saw it)
+    minutes_then: float | None  # runtime left at the first poll on battery
+    minutes_left: float | None  # runtime left at the latest poll
+    seen: float
 
 
 @dataclass(slots=True)
@@ -164,9 +179,11 @@ class AlertEngine:
         self.recovery_grace_s = recovery_grace_s
         self.stale_s = stale_s
         self.words = texts.of(language).alert
+        self.details = texts.of(language).rule_details
         self.language = language
         self.zone = zoneinfo.ZoneInfo(timezone)
         self._obs: dict[tuple[str, str], _Observation] = {}
+        self._ups: dict[str, _UpsState] = {}  # device -> its latest power state
         self._up: dict[str, tuple[bool, float]] = {}  # agent/device id → (up, time)
         self._silent: dict[str, tuple[float, float]] = {}  # agent id → (silent_s, time)
         self._expected: dict[str, float] = {}  # agent id → the gap between signs of life it is held to
@@ -194,6 +211,8 @@ class AlertEngine:
                         expected = point.fields.get("expected_s")
                         if isinstance(expected, (int, float)) and expected > 0:
                             self._expected[ident] = float(expected)
+            if point.measurement == "device" and "ups_on_battery" in point.fields:
+                self._observe_ups(point, t)
             for rule in self._by_measurement.get(point.measurement, ()):
                 kind = RULE_KINDS[rule.kind]
                 for sample in kind.evaluate(point, ctx):
@@ -210,6 +229,31 @@ class AlertEngine:
                         self._obs[key] = _Observation(sample.site, value, t, raw, sample.facts)
                     else:
                         self._obs[key] = _Observation(sample.site, sample.value, t, facts=sample.facts)
+
+    def _observe_ups(self, point: Point, t: float) -> None:
+        device, on = point.tags.get("device"), point.fields.get("ups_on_battery")
+        if not device or isinstance(on, bool) or not isinstance(on, (int, float)):
+            return
+        old = self._ups.get(device)
+        if old is not None and old.seen > t:
+            return  # backlog: history, not the present
+        minutes = point.fields.get("ups_minutes_left")
+        minutes = float(minutes) if isinstance(minutes, (int, float)) and not isinstance(minutes, bool) else None
+        if on < 0.5:
+            self._ups[device] = _UpsState(point.tags.get("site", ""), False, t, None, minutes, t)
+        elif old is not None and old.on_battery:
+            old.minutes_left, old.seen = minutes, t
+        else:
+            seconds = point.fields.get("ups_seconds_on_battery")
+            since = t - float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds > 0 else t
+            self._ups[device] = _UpsState(point.tags.get("site", ""), True, since, minutes, minutes, t)
+
+    def _power_cut(self, site: str, quiet_since: float) -> tuple[str, _UpsState] | None:
+        """The site's UPS that was on battery when the site went quiet, if any: then the outage is
+        the power, not the network (its battery ran out, or it took the network with it)."""
+        on_battery = [(d, u) for d, u in self._ups.items()
+                      if u.site == site and u.on_battery and u.seen >= quiet_since - POWER_CUT_LOOKBACK_S]
+        return max(on_battery, key=lambda du: du[1].seen) if on_battery else None
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, now: float) -> list[Notification]:
@@ -582,6 +626,20 @@ class AlertEngine:
     def _clock(self, t: float) -> str:
         return clock.local(t, self.zone, "%H:%M")
 
+    def _power_cut_words(self, device: str, ups: _UpsState) -> str:
+        """'UPS Vannvåg gikk på batteri 08:02 med 21 min igjen; sist hørt 08:19 med 4 min igjen'."""
+        d = self.details
+        # The zone is said once, by the site text's {since}.
+        hhmm = lambda t: clock.local(t, self.zone, "%H:%M", label=False)  # noqa: E731
+        said = d["power_went"].format(ups=self.topology.names.get(device, device), time=hhmm(ups.since))
+        if ups.minutes_then is not None:
+            said += d["power_minutes"].format(minutes=ups.minutes_then)
+        if ups.seen > ups.since:
+            said += d["power_last_heard"].format(time=hhmm(ups.seen))
+            if ups.minutes_left is not None:
+                said += d["power_minutes"].format(minutes=ups.minutes_left)
+        return said
+
     def _summary(self, alert: _Alert) -> str:
         threshold = alert.rule.limits()[0] if alert.kind is not None else math.nan
         name = self.topology.names.get(alert.subject, alert.subject)
@@ -592,8 +650,16 @@ class AlertEngine:
             "affected_machines": i18n.count(len(alert.affected), "machine", self.language),
             "detail": alert.kind.describe(alert.facts, self.language) if alert.kind is not None and alert.kind.describe else "",
         }
+        cut = self._power_cut(alert.site, alert.since) if alert.kind is None else None
+        if cut is not None:
+            values["detail"] = self._power_cut_words(*cut)
+            alert.facts = {"cause": "power_cut", "ups": cut[0], "on_battery_since": cut[1].since, "last_heard": cut[1].seen,
+                           **({"minutes_left_then": cut[1].minutes_then} if cut[1].minutes_then is not None else {}),
+                           **({"minutes_left_last": cut[1].minutes_left} if cut[1].minutes_left is not None else {})}
         if alert.rule.summary is not None:
             template = alert.rule.summary
+        elif cut is not None:
+            template = self.details["site_power_cut"]
         elif alert.kind is None:
             template = SITE_TEXT[self.language]
         else:

@@ -77,6 +77,10 @@ CATALOG = Catalog(
         "site_unreachable": "{site_name} unreachable since {since}, {affected_machines} behind it",
     },
     rule_details={
+        "site_power_cut": "{site_name}: a power cut, not a network fault \u2013 unreachable since {since}, {affected_machines} behind it. {detail}",
+        "power_went": "{ups} went on battery at {time}",
+        "power_minutes": " with {minutes:.0f} min left",
+        "power_last_heard": "; last heard at {time}",
         "printer_no_paper": "out of paper",
         "printer_no_toner": "out of toner",
         "printer_door_open": "door open",

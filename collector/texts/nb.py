@@ -77,6 +77,10 @@ CATALOG = Catalog(
         "site_unreachable": "{site_name} utilgjengelig siden {since}, {affected_machines} bak den",
     },
     rule_details={
+        "site_power_cut": "{site_name}: strømbrudd, ikke nettverksfeil \u2013 utilgjengelig siden {since}, {affected_machines} bak den. {detail}",
+        "power_went": "{ups} gikk på batteri {time}",
+        "power_minutes": " med {minutes:.0f} min igjen",
+        "power_last_heard": "; sist hørt {time}",
         "printer_no_paper": "tomt for papir",
         "printer_no_toner": "tomt for toner",
         "printer_door_open": "deksel åpent",
