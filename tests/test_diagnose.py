@@ -487,7 +487,69 @@ def test_a_clean_site_has_no_verdict() -> None:
         src.add("probe", t, probe_tags("fag", "http"), {"up": 1.0, "ttfb_ms": 40.0})
         src.add("probe", t, probe_tags("fag-ping"), {"up": 1.0, "rtt_ms": 1.2, "sent": 5.0, "received": 5.0})
     d = run_checks(src)
+    # A site without a UPS has no power to judge: that check does not apply.
+    assert d.checks.pop("power_cut") == "not_applicable"
     assert d.verdicts == [] and set(d.checks.values()) == {"clean"}, (d.verdicts, d.checks)
+
+
+# --- power cuts -------------------------------------------------------------------------------------
+
+def ups_inventory() -> dict:
+    base = inventory_dict()
+    base["device"].append({"id": "ups", "name": "UPS skolen", "site": "skole", "host": "10.0.0.5",
+                           "hardware": {"kind": "ups", "lifetime_years": 6}, "snmp": {"community": "env:X"}})
+    return base
+
+
+def ups_polls(src: MemorySource, states: list[tuple[float, float | None, float]]) -> None:
+    """One UPS poll a minute: (on battery, runtime minutes or None when it did not answer, seconds on battery)."""
+    for i, (on, minutes, seconds) in enumerate(states):
+        t = T0 + i * 60 * S
+        if minutes is None:
+            src.add("device", t, {"site": "skole", "device": "ups"}, {"up": 0.0, "reason": "timeout"})
+        else:
+            src.add("device", t, {"site": "skole", "device": "ups"}, {
+                "up": 1.0, "ups_on_battery": on, "ups_minutes_left": minutes, "ups_seconds_on_battery": seconds, "ups_charge_pct": 4 * minutes})
+
+
+def test_a_site_that_went_quiet_on_battery_had_a_power_cut(capsys: pytest.CaptureFixture[str]) -> None:
+    src = MemorySource()
+    # The agent measures for three minutes, then its PC loses power with everything else.
+    clean_network(src, n=18)
+    host_samples(src, 18, lambda i: 10.0)
+    ups_polls(src, [(0.0, 24.0, 0.0), (1.0, 21.0, 40.0), (1.0, 16.0, 100.0), (1.0, 11.0, 160.0)] + [(0.0, None, 0.0)] * 6)
+    d = run_checks(src, ups_inventory())
+    top = d.verdicts[0]
+    assert (top.kind, top.subject, top.confidence) == ("power_cut", "ups", 0.95), d.verdicts
+    # It went on battery 40 s before the poll that saw it; quiet from its last answer to the end of the window.
+    assert top.ranges == [(T0 + 20 * S, d.end_ns)]
+    assert top.evidence == {"device": "ups", "on_battery_minutes": 2.7, "runtime_then_minutes": 21.0, "runtime_last_minutes": 11.0,
+                            "charge_last_pct": 44.0, "site_quiet": True, "agents_silent": 1, "agents": 1}
+    text = render_text(d, "nb", "Europe/Oslo")
+    at = clock.local((T0 + 20 * S) / 1e9, "Europe/Oslo", "%H:%M", label=False)
+    assert f"UPS-en ups gikk på batteri kl. {at} (21 min batteritid da) og ble stille etter 2,7 min på batteri med 11 min igjen; 1 av 1 agenter på stedet ble stille samtidig. Utfallet skyldes strømmen, ikke en nettverksfeil." in text
+    assert "1. Strømbrudd: stedet mistet strømmen, ikke nettet (sikkerhet 0,95): ups" in text
+    assert json.loads(render_json(d, "en"))["verdicts"][0]["title"] == "Power cut: the site lost power, not its network"
+
+
+def test_a_cut_the_ups_bridged_is_said_as_such() -> None:
+    src = MemorySource()
+    clean_network(src)
+    host_samples(src, 60, lambda i: 10.0)
+    ups_polls(src, [(0.0, 24.0, 0.0), (1.0, 22.0, 20.0), (1.0, 19.0, 80.0), (0.0, 19.0, 0.0), (0.0, 20.0, 0.0)])
+    d = run_checks(src, ups_inventory())
+    (verdict,) = [v for v in d.verdicts if v.kind.startswith("power")]
+    assert (verdict.kind, verdict.confidence, verdict.ranges) == ("power_cut_bridged", 0.6, [(T0 + 40 * S, T0 + 180 * S)])
+    assert d.checks["power_cut"] == "verdict"
+    assert "og var på strømnettet igjen kl." in render_text(d, "nb")
+
+
+def test_a_ups_on_line_all_along_is_clean() -> None:
+    src = MemorySource()
+    clean_network(src)
+    ups_polls(src, [(0.0, 24.0, 0.0)] * 10)
+    d = run_checks(src, ups_inventory())
+    assert d.checks["power_cut"] == "clean" and not [v for v in d.verdicts if v.kind.startswith("power")]
 
 
 # --- rendering ---------------------------------------------------------------------------------------

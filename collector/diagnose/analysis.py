@@ -778,6 +778,61 @@ def check_application_slow(w: Window) -> CheckResult:
     return CheckResult(verdicts, missing if not verdicts else [])
 
 
+def _ups_episodes(rows: list[Sample]) -> list[tuple[list[Sample], Sample | None]]:
+    """Runs of polls that found the UPS on battery, each with the poll after it (None: none in the window)."""
+    out: list[tuple[list[Sample], Sample | None]] = []
+    run: list[Sample] = []
+    for s in rows:
+        if num(s, "ups_on_battery") == 1.0:
+            run.append(s)
+            continue
+        if run:
+            out.append((run, s))
+            run = []
+    if run:
+        out.append((run, None))
+    return out
+
+
+def check_power_cut(w: Window) -> CheckResult:
+    """The site's UPS went on battery: a power cut. When the UPS (and with it the site) went quiet
+    while on battery, the power explains the outage, not the network; when it came back on line,
+    the UPS bridged the cut."""
+    ups_ids = {d.id for d in w.ctx.devices if d.hardware.kind == "ups"}
+    rows: dict[str, list[Sample]] = defaultdict(list)
+    for s in w.data.device:
+        if s.tags.get("device") in ups_ids or "ups_on_battery" in s.fields:
+            rows[s.tags.get("device", "")].append(s)
+    if not ups_ids and not rows:
+        return CheckResult(applicable=False)
+    verdicts: list[Verdict] = []
+    for device, polls in rows.items():
+        for run, after in _ups_episodes(polls):
+            first, last = run[0], run[-1]
+            seconds = num(first, "ups_seconds_on_battery")
+            start = first.time_ns - int(seconds * S) if seconds and seconds > 0 else first.time_ns
+            evidence: Evidence = {"device": device, "on_battery_minutes": round((last.time_ns - start) / S / 60, 1)}
+            for key, sample in (("runtime_then_minutes", first), ("runtime_last_minutes", last)):
+                if (minutes := num(sample, "ups_minutes_left")) is not None:
+                    evidence[key] = round(minutes, 1)
+            if (charge := num(last, "ups_charge_pct")) is not None:
+                evidence["charge_last_pct"] = round(charge, 1)
+            if after is not None and num(after, "up") == 1.0:
+                # Power back while the UPS still ran: a cut it bridged.
+                evidence["site_quiet"] = False
+                verdicts.append(Verdict("power_cut_bridged", 0.6, device, evidence, [(start, after.time_ns)]))
+                continue
+            answered_again = [s.time_ns for s in polls if s.time_ns > last.time_ns and num(s, "up") == 1.0]
+            back = min(answered_again) if answered_again else w.data.end_ns
+            # None of the site's agents heard from while the UPS was quiet: the machines lost power too.
+            heard = {s.tags.get("host") for s in (*w.data.host, *w.rounds) if last.time_ns < s.time_ns < back}
+            silent = [a.id for a in w.ctx.agents if a.id not in heard]
+            evidence.update(site_quiet=True, agents_silent=len(silent), agents=len(w.ctx.agents))
+            confidence = 0.95 if w.ctx.agents and len(silent) == len(w.ctx.agents) else 0.8
+            verdicts.append(Verdict("power_cut", confidence, device, evidence, [(start, back)]))
+    return CheckResult(verdicts)
+
+
 # One table: the order is the order the checks are reported in when nothing is found.
 CHECKS: Mapping[str, CheckFn] = MappingProxyType({
     "uplink_saturated": check_uplink_saturated,
@@ -786,6 +841,7 @@ CHECKS: Mapping[str, CheckFn] = MappingProxyType({
     "host_saturated": check_host_saturated,
     "application_slow": check_application_slow,
     "device_trouble": check_device_trouble,
+    "power_cut": check_power_cut,
 })
 
 

@@ -78,11 +78,16 @@ def suggestion_text(s: Suggestion, lang: str, tz: str = "Europe/Oslo") -> str:
     return catalog.diagnose_suggestions.get(s.code, s.code).format_map(params)
 
 
-def summary(v: Verdict, lang: str) -> str:
+def summary(v: Verdict, lang: str, tz: str = "Europe/Oslo") -> str:
     catalog = texts.of(lang)
     fragments = catalog.diagnose_fragments
     values = _Blank({k: fmt(x, lang) for k, x in v.evidence.items() if not isinstance(x, list)})
     values["subject"] = v.subject
+    if v.ranges:  # when it began and ended, in the reader's clock (the times line gives the dates)
+        values["start_time"] = clock.local(v.ranges[0][0] / 1e9, tz, "%H:%M", label=False)
+        values["end_time"] = clock.local(v.ranges[0][1] / 1e9, tz, "%H:%M", label=False)
+    if v.kind == "power_cut":
+        values["agents_text"] = fragments["agents_silent" if v.evidence.get("agents_silent") else "agents_heard"].format_map(values)
     if v.kind == "loss_beyond_gateway":
         values["where"] = ""
         if "loss_begins_hop" in v.evidence:
@@ -162,7 +167,7 @@ def render_text(d: Diagnosis, lang: str = "nb", tz: str = "Europe/Oslo") -> str:
         lines += [w["none"], ""]
     for i, v in enumerate(d.verdicts, 1):
         lines.append(f"{i}. {catalog.diagnose_titles[v.kind]}{_confidence(v, lang)}: {v.subject}")
-        lines.append(f"   {summary(v, lang)}")
+        lines.append(f"   {summary(v, lang, tz)}")
         if v.ranges:
             lines.append(f"   {w['times']}: {_ranges_text(v, lang, tz)}")
         lines.append(f"   {w['evidence']}: " + "; ".join(_evidence_items(v, lang)))
@@ -189,7 +194,7 @@ def render_markdown(d: Diagnosis, lang: str = "nb", tz: str = "Europe/Oslo") -> 
             lines.append(f"| {i} | {catalog.diagnose_titles[v.kind]} | {confidence} | `{v.subject}` |")
         lines.append("")
     for i, v in enumerate(d.verdicts, 1):
-        lines += [f"## {i}. {catalog.diagnose_titles[v.kind]}", "", summary(v, lang), ""]
+        lines += [f"## {i}. {catalog.diagnose_titles[v.kind]}", "", summary(v, lang, tz), ""]
         if v.ranges:
             lines += [f"**{w['times']}:** {_ranges_text(v, lang, tz)}", ""]
         lines += [f"**{w['evidence']}:**", "", "| | |", "|---|---|"]
@@ -227,7 +232,7 @@ def to_json(d: Diagnosis, lang: str = "nb", tz: str = "Europe/Oslo") -> dict[str
                 # "Not enough data" is no finding: it has no confidence to give.
                 "confidence": None if v.kind == INSUFFICIENT else round(v.confidence, 3),
                 "subject": v.subject,
-                "summary": summary(v, lang),
+                "summary": summary(v, lang, tz),
                 "evidence": v.evidence,
                 "ranges": [{"start": _iso(a), "end": _iso(b), "start_ns": a, "end_ns": b} for a, b in v.ranges],
                 "suggestions": [_suggestion_json(s, lang, tz) for s in v.suggestions],

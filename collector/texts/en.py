@@ -157,6 +157,8 @@ CATALOG = Catalog(
         "device_rebooted": "A network device restarted",
         "device_overloaded": "A network device is overloaded (CPU)",
         "insufficient_data": "Not enough data to judge",
+        "power_cut": "Power cut: the site lost power, not its network",
+        "power_cut_bridged": "A power cut the UPS bridged",
     },
     diagnose_summaries={
         "uplink_saturated": "Latency rises with the utilisation of {subject}: correlation {correlation} over {buckets} buckets of {bucket_s} s; utilisation up to {peak_util_pct} %, above 90 % for {busy_minutes} min; latency {rtt_busy_ms} ms when the line is full against {rtt_quiet_ms} ms when it is idle.",
@@ -167,6 +169,8 @@ CATALOG = Catalog(
         "device_rebooted": "{subject} restarted {reboots} time(s) in the window (sysUpTime went back: the device or its SNMP agent started again; up {last_uptime_s} s when it answered again); it did not answer for up to {unreachable_s} s{loss}.",
         "device_overloaded": "The CPU of {subject} was above 90 % in {busy_samples} of {samples} samples (peak {cpu_peak_pct} %){latency}.",
         "insufficient_data": "{checks_without_data} of {checks} checks had too little data ({probe_rounds} probe rounds, {host_samples} agent samples).",
+        "power_cut": "UPS {subject} went on battery at {start_time} ({runtime_then_minutes} min of runtime then) and went quiet after {on_battery_minutes} min on battery with {runtime_last_minutes} min left{agents_text}. The power explains the outage, not a network fault.",
+        "power_cut_bridged": "UPS {subject} went on battery at {start_time} for {on_battery_minutes} min (at least {runtime_last_minutes} min of runtime left) and was back on mains at {end_time}: a power cut it bridged.",
     },
     diagnose_fragments={
         "where": " Loss begins at hop {loss_begins_hop} ({loss_begins_addr}, {hop_loss_pct} % loss){previous}.",
@@ -178,6 +182,8 @@ CATALOG = Catalog(
         "network_clean": "was clean",
         "network_trouble": "had trouble too",
         "network_unmeasured": "was not measured",
+        "agents_silent": "; {agents_silent} of the site's {agents} agents went quiet with it",
+        "agents_heard": "; the site's agents were heard meanwhile, so the network to the UPS may have failed as well",
     },
     diagnose_suggestions={
         "name_uplink": "Name the site's uplink: `uplink = \"<device id>\"` under [[site]] id = \"{site}\" (candidates with SNMP: {candidates}).",
@@ -266,6 +272,13 @@ CATALOG = Catalog(
         "cpu_peak_pct": "peak CPU",
         "cpu_mean_pct": "mean CPU",
         "busy_samples": "samples above 90 %",
+        "on_battery_minutes": "time on battery",
+        "runtime_then_minutes": "runtime then",
+        "runtime_last_minutes": "runtime last",
+        "charge_last_pct": "charge last",
+        "site_quiet": "site went quiet",
+        "agents_silent": "silent agents",
+        "agents": "agents at the site",
     },
     diagnose_checks={
         "uplink_saturated": "uplink saturated",
@@ -274,6 +287,7 @@ CATALOG = Catalog(
         "host_saturated": "machine saturated",
         "application_slow": "slow application",
         "device_trouble": "network devices",
+        "power_cut": "power cut",
     },
     diagnose_resources={
         "cpu": "CPU",

@@ -157,6 +157,8 @@ CATALOG = Catalog(
         "device_rebooted": "En nettverksenhet har startet på nytt",
         "device_overloaded": "En nettverksenhet er overbelastet (CPU)",
         "insufficient_data": "For lite data til å si noe sikkert",
+        "power_cut": "Strømbrudd: stedet mistet strømmen, ikke nettet",
+        "power_cut_bridged": "Strømbrudd som UPS-en dekket",
     },
     diagnose_summaries={
         "uplink_saturated": "Forsinkelsen stiger med utnyttelsen av {subject}: korrelasjon {correlation} over {buckets} intervaller à {bucket_s} s; utnyttelse opptil {peak_util_pct} %, over 90 % i {busy_minutes} min; forsinkelse {rtt_busy_ms} ms når linjen er full mot {rtt_quiet_ms} ms når den er ledig.",
@@ -167,6 +169,8 @@ CATALOG = Catalog(
         "device_rebooted": "{subject} startet på nytt {reboots} gang(er) i tidsrommet (sysUpTime gikk tilbake: enheten eller SNMP-agenten i den startet; oppetid {last_uptime_s} s da den svarte igjen); den svarte ikke i inntil {unreachable_s} s{loss}.",
         "device_overloaded": "CPU-en på {subject} var over 90 % i {busy_samples} av {samples} målinger (topp {cpu_peak_pct} %){latency}.",
         "insufficient_data": "{checks_without_data} av {checks} kontroller hadde for lite data ({probe_rounds} proberunder, {host_samples} agentmålinger).",
+        "power_cut": "UPS-en {subject} gikk på batteri kl. {start_time} ({runtime_then_minutes} min batteritid da) og ble stille etter {on_battery_minutes} min på batteri med {runtime_last_minutes} min igjen{agents_text}. Utfallet skyldes strømmen, ikke en nettverksfeil.",
+        "power_cut_bridged": "UPS-en {subject} gikk på batteri kl. {start_time} i {on_battery_minutes} min (minst {runtime_last_minutes} min batteritid igjen) og var på strømnettet igjen kl. {end_time}: et strømbrudd den dekket.",
     },
     diagnose_fragments={
         "where": " Tapet begynner ved hopp {loss_begins_hop} ({loss_begins_addr}, {hop_loss_pct} % tap){previous}.",
@@ -178,6 +182,8 @@ CATALOG = Catalog(
         "network_clean": "var rent",
         "network_trouble": "også hadde problemer",
         "network_unmeasured": "ikke ble målt",
+        "agents_silent": "; {agents_silent} av {agents} agenter på stedet ble stille samtidig",
+        "agents_heard": "; agentene på stedet ble hørt i mellomtiden, så nettet til UPS-en kan også ha sviktet",
     },
     diagnose_suggestions={
         "name_uplink": "Oppgi stedets opplink: `uplink = \"<enhets-id>\"` under [[site]] id = \"{site}\" (kandidater med SNMP: {candidates}).",
@@ -266,6 +272,13 @@ CATALOG = Catalog(
         "cpu_peak_pct": "høyeste CPU",
         "cpu_mean_pct": "snitt-CPU",
         "busy_samples": "målinger over 90 %",
+        "on_battery_minutes": "tid på batteri",
+        "runtime_then_minutes": "batteritid da",
+        "runtime_last_minutes": "batteritid sist",
+        "charge_last_pct": "lading sist",
+        "site_quiet": "stedet ble stille",
+        "agents_silent": "stille agenter",
+        "agents": "agenter på stedet",
     },
     diagnose_checks={
         "uplink_saturated": "opplink full",
@@ -274,6 +287,7 @@ CATALOG = Catalog(
         "host_saturated": "maskin overbelastet",
         "application_slow": "treg applikasjon",
         "device_trouble": "nettverksenheter",
+        "power_cut": "strømbrudd",
     },
     diagnose_resources={
         "cpu": "CPU",
