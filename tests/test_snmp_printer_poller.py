@@ -151,8 +151,9 @@ def test_every_printer_recording_polls_as_a_printer(
 
 @pytest.mark.parametrize("community, profile", [
     ("edgeswitch_es-24-250w", "generic"),  # sysObjectID gives generic: probed once, not a printer
-    ("apc_smt750x-nmc2", "generic"),
-    ("procurve_e2910", "procurve"),  # a vendor profile: never probed
+    ("eaton-mgeups_9px", "ups"),  # probed: no Printer-MIB, but UPS-MIB
+    ("apc_smt750x-nmc2", "apc_ups"),  # a vendor profile: never probed
+    ("procurve_e2910", "procurve"),
 ])
 def test_a_non_printer_writes_no_printer_points(snmpsim: SnmpsimServer, community: str, profile: str) -> None:
     first, second, probes_first, probes_second = _two_polls(snmpsim, community)
@@ -162,8 +163,10 @@ def test_a_non_printer_writes_no_printer_points(snmpsim: SnmpsimServer, communit
         (device,) = [p for p in points if p.measurement == "device"]
         assert device.fields["profile"] == profile
         assert not {"pages_total", "printer_error", "printer_errors"} & set(device.fields)
-    # Both Printer-MIB columns asked once and the "no" remembered; a vendor profile never asks.
-    assert (probes_first, probes_second) == ((2 if profile == "generic" else 0), 0)
+    # Every probe asked once (up to the UPS-MIB answer) and the answer remembered; a vendor
+    # profile never asks.
+    asked = {"generic": len(PROBE_OIDS), "ups": len(PROFILES["printer"].probe) + 1}.get(profile, 0)
+    assert (probes_first, probes_second) == (asked, 0)
 
 
 def test_profile_printer_in_the_inventory(snmpsim: SnmpsimServer, tmp_path: Path) -> None:
