@@ -87,10 +87,11 @@ def _probes(walked: list[str], points: list[Point]) -> int:
     return len([p for p in walked if p in PROBE_OIDS]) - len(PROBE_OIDS & columns)
 
 
-def _two_polls(snmpsim: SnmpsimServer, community: str, profile: str | None = None) -> tuple[list[Point], list[Point], int, int]:
+def _two_polls(snmpsim: SnmpsimServer, community: str, profile: str | None = None,
+               hardware_kind: str = "printer") -> tuple[list[Point], list[Point], int, int]:
     """Two polls of one poller: (first points, second points, probe walks of each)."""
     session = _session(snmpsim, community)
-    poller = DevicePoller(community, "lab", session, profile, hardware_kind="printer")
+    poller = DevicePoller(community, "lab", session, profile, hardware_kind=hardware_kind)
 
     async def run() -> tuple[list[Point], list[Point], int, int]:
         first = await poller.poll()
