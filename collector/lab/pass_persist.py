@@ -35,10 +35,10 @@ NUMERIC_TYPES = frozenset({"integer", "unsigned", "gauge", "counter", "counter64
 def oid_key(oid: str) -> tuple[int, ...]:
     """'.1.3.6.1' or '1.3.6.1' -> (1, 3, 6, 1), for ordering; ValueError for anything else."""
     text = oid.strip().lstrip(".")
-    parts = tuple(int(x) for x in text.split("."))
-    if not text or any(p < 0 for p in parts):
+    parts = text.split(".")
+    if not all(p.isascii() and p.isdigit() for p in parts):
         raise ValueError(f"not a numeric OID: {oid!r}")
-    return parts
+    return tuple(int(p) for p in parts)
 
 
 def check_table(table: Mapping[str, tuple[str, Any]], where: str) -> dict[str, list[Any]]:
