@@ -18,7 +18,7 @@ import pytest
 
 from agent.contract import point_problems
 from agent.points import Point
-from collector.config import load_inventory
+from collector.config import Inventory, load_inventory
 from collector.localservers import SnmpsimServer
 from collector.pollers import SnmpScheduler
 from collector.snmp.cli import render_table
@@ -170,6 +170,30 @@ def test_a_non_printer_writes_no_printer_points(snmpsim: SnmpsimServer, communit
     assert (probes_first, probes_second) == (asked, 0)
 
 
+def first_scheduled_polls(inventory: Inventory, timeout_s: float = 60) -> dict[str, list[Point]]:
+    """The points of each SNMP device's first poll by the collector's own scheduler: {device id: points}."""
+    wanted = {d.id for d in inventory.device if d.snmp is not None}
+    emitted: dict[str, list[Point]] = {}
+
+    async def run() -> None:
+        done = asyncio.Event()
+
+        async def emit(source: str, points: list[Point]) -> None:
+            emitted.setdefault(source.removeprefix("device:"), points)
+            if set(emitted) >= wanted:
+                done.set()
+
+        scheduler = SnmpScheduler(inventory, emit)
+        scheduler.start()
+        try:
+            await asyncio.wait_for(done.wait(), timeout_s)
+        finally:
+            await scheduler.stop()
+
+    asyncio.run(run())
+    return emitted
+
+
 def test_profile_printer_in_the_inventory(snmpsim: SnmpsimServer, tmp_path: Path) -> None:
     """`profile = "printer"` in inventory.toml validates and is polled as one by the collector's
     scheduler; a printer without it is found by probing; the profile on a switch writes no supplies."""
@@ -188,24 +212,7 @@ def test_profile_printer_in_the_inventory(snmpsim: SnmpsimServer, tmp_path: Path
     inventory = load_inventory(path)
     assert [d.snmp.profile for d in inventory.device if d.snmp] == ["printer", None, "printer"]
 
-    emitted: dict[str, list[Point]] = {}
-
-    async def run() -> None:
-        done = asyncio.Event()
-
-        async def emit(source: str, points: list[Point]) -> None:
-            emitted.setdefault(source.removeprefix("device:"), points)
-            if len(emitted) == len(devices):
-                done.set()
-
-        scheduler = SnmpScheduler(inventory, emit)
-        scheduler.start()
-        try:
-            await asyncio.wait_for(done.wait(), 60)
-        finally:
-            await scheduler.stop()
-
-    asyncio.run(run())
+    emitted = first_scheduled_polls(inventory)
     for device_id, points in emitted.items():
         _fits(points)
         (device,) = [p for p in points if p.measurement == "device"]

@@ -15,12 +15,11 @@ import pytest
 from agent.points import Point
 from agent.schema import DECLARED_MEASUREMENTS
 from collector.localservers import SnmpsimServer
-from collector.pollers import SnmpScheduler
 from collector.snmp import ups
 from collector.snmp.cli import UPS_FIELDS, render_table
 from collector.snmp.profiles import PROBED, PROFILES
 from inventories import InventoryBuilder
-from test_snmp_printer_poller import _fits, _two_polls
+from test_snmp_printer_poller import _fits, _two_polls, first_scheduled_polls
 from test_snmp_session import net_snmp_env, net_snmp_walk, v2c
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pysnmp.smi.compiler")
@@ -222,24 +221,7 @@ def test_profile_ups_in_the_inventory(snmpsim: SnmpsimServer, tmp_path: Path) ->
     inventory = inv.load()
     assert [d.snmp.profile for d in inventory.device if d.snmp] == ["ups", None, None, "ups"]
 
-    emitted: dict[str, list[Point]] = {}
-
-    async def run() -> None:
-        done = asyncio.Event()
-
-        async def emit(source: str, points: list[Point]) -> None:
-            emitted.setdefault(source.removeprefix("device:"), points)
-            if len(emitted) == len(devices):
-                done.set()
-
-        scheduler = SnmpScheduler(inventory, emit)
-        scheduler.start()
-        try:
-            await asyncio.wait_for(done.wait(), 60)
-        finally:
-            await scheduler.stop()
-
-    asyncio.run(run())
+    emitted = first_scheduled_polls(inventory)
     device = {d: next(p for p in pts if p.measurement == "device") for d, pts in emitted.items()}
     for device_id, points in emitted.items():
         _fits(points)
