@@ -4,10 +4,12 @@ Like snmp_exporter's generated config, nothing here is resolved from MIB files a
 every OID is numeric, and the MIB name is kept beside it for people reading logs. A profile
 is a list of modules chosen by the device's sysObjectID (longest prefix wins, `generic`
 otherwise), or, for a device the sysObjectID leaves generic, by what it answers: a profile with
-`probe` columns (printers: Printer-MIB) is taken when the device has a row under one of them.
+`probe` OIDs (printers: Printer-MIB columns; UPSes: UPS-MIB scalars) is taken when the device
+answers a walk of one of them.
 The poller reads three kinds of entries:
 
-- `Scalar`: one instance OID (ending in .0) -> one `device` field.
+- `Scalar`: one instance OID (ending in .0) -> one `device` field (or `hardware` field), through
+  a scale, an enum or a `convert` function; one OID may feed several fields.
 - `Column`: one table column, walked; its `meaning` is a role the module's consumer knows
   (interface counters, ENTITY chassis facts) or a name an `Aggregate` refers to.
 - `Aggregate`: reduces rows of columns to one `device` field (mean CPU over processors,
