@@ -51,6 +51,7 @@ UNITS: Mapping[str, Unit] = MappingProxyType({u.name: u for u in (
     Unit("% of capacity", "float", 0.0),  # above 100 when the capacity it is measured against is wrong
     Unit("ms", "float", 0.0),
     Unit("s", "float", 0.0),
+    Unit("min", "float", 0.0),
     Unit("days", "float"),  # negative once a certificate has expired
     Unit("years", "float"),  # remaining years are negative when overdue
     Unit("year", "float", 0.0, 9999.0),
@@ -233,6 +234,17 @@ DECLARED_MEASUREMENTS: Mapping[str, MeasurementSpec] = MappingProxyType({m.name:
         F("pages_total", "count", "printers: pages printed, prtMarkerLifeCount summed over markers; a counter (it restarts when the device's does)"),
         F("printer_error", "0/1", "printers: 1 when hrPrinterDetectedErrorState has any bit set (absent when the printer has no hrPrinterTable)"),
         F("printer_errors", "string", "printers: the set bits, e.g. `low_toner, door_open` (RFC 3805 names, `bit<n>` beyond them); absent when none"),
+        F("ups_on_battery", "0/1", "UPSes: 1 while the load runs on the battery: upsOutputSource battery(5), or APC upsBasicOutputStatus onBattery(3) (an APC battery or self test is not counted: it is `battery_test`/`self_test` in `ups_output_source`)"),
+        F("ups_seconds_on_battery", "s", "UPSes: how long it has been on battery this time (upsSecondsOnBattery; APC upsBasicBatteryTimeOnBattery where the card has it); 0 on line"),
+        F("ups_minutes_left", "min", "UPSes: the UPS's estimate of runtime left on the battery at the present load (upsEstimatedMinutesRemaining; APC upsAdvBatteryRunTimeRemaining); given on line too"),
+        F("ups_charge_pct", "%", "UPSes: battery charge (upsEstimatedChargeRemaining; APC upsHighPrecBatteryCapacity, else upsAdvBatteryCapacity)"),
+        F("ups_battery_status", "string", "UPSes: `normal`, `low`, `depleted` or `unknown` (upsBatteryStatus); APC upsBasicBatteryStatus adds `fault` and `not_present`"),
+        F("ups_battery_low", "0/1", "UPSes: 1 when `ups_battery_status` is `low` or `depleted`, 0 otherwise; absent when the status is unknown"),
+        F("ups_output_source", "string", "UPSes: where the output comes from, in UPS-MIB's words: `normal` (mains), `battery`, `bypass` (load unprotected), `booster`, `reducer`, `none`, `other`; APC states without such a word keep PowerNet's name (`battery_test`, `self_test`, `eco_mode`, `sleeping`, ...)"),
+        F("ups_alarms", "count", "UPSes: alarms active now (upsAlarmsPresent; absent where the UPS has no UPS-MIB alarm table)"),
+        F("battery_replace_needed", "0/1", "UPSes: 1 when the UPS says its battery needs replacing (APC upsAdvBatteryReplaceIndicator)"),
+        F("battery_last_replaced", "string", "UPSes: ISO date the battery was last replaced, as set on the UPS (APC upsBasicBatteryLastReplaceDate); absent when the UPS's date is no real date"),
+        F("battery_replace_date", "string", "UPSes: ISO date by which the UPS recommends replacing the battery (APC upsAdvBatteryRecommendedReplaceDate; may be past); absent when it is no real date"),
     ]),
     measurement("printer_supply", ("collector",), [
         SITE, DEVICE,

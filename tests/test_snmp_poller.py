@@ -69,7 +69,7 @@ RECORDINGS = {
     "procurve_e2910": "procurve",
     "ios_2960x": "cisco",
     "edgeswitch_es-24-250w": "generic",
-    "apc_smt750x-nmc2": "generic",
+    "apc_smt750x-nmc2": "apc_ups",
 }
 LATER = "-later"  # community suffix of the copy with counters moved on
 LATER_TICKS = 1000  # sysUpTime moved on by 10 s in the copy
@@ -196,7 +196,8 @@ def test_every_recording_yields_points_that_match_snmpbulkwalk(
     serials = _bulkwalk(server, community, f"{ENT_PHYSICAL}.11", env)
     models = _bulkwalk(server, community, f"{ENT_PHYSICAL}.13", env)
     if not (serials or models):
-        assert hardware == []  # the APC: no ENTITY-MIB, no hardware point
+        # The APC: no ENTITY-MIB; model, serial and UPS firmware from PowerNet (test_snmp_ups.py).
+        assert [sorted(p.fields) for p in hardware] == [["fw_rev", "model", "serial"]]
         return
     chassis = sorted((i for i, v in classes.items() if v == "3"), key=int) or sorted(
         (i for i in set(serials) | set(models) if serials.get(i) or models.get(i)), key=int)[:1]

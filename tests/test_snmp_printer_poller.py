@@ -18,7 +18,7 @@ import pytest
 
 from agent.contract import point_problems
 from agent.points import Point
-from collector.config import load_inventory
+from collector.config import Inventory, load_inventory
 from collector.localservers import SnmpsimServer
 from collector.pollers import SnmpScheduler
 from collector.snmp.cli import render_table
@@ -87,10 +87,11 @@ def _probes(walked: list[str], points: list[Point]) -> int:
     return len([p for p in walked if p in PROBE_OIDS]) - len(PROBE_OIDS & columns)
 
 
-def _two_polls(snmpsim: SnmpsimServer, community: str, profile: str | None = None) -> tuple[list[Point], list[Point], int, int]:
+def _two_polls(snmpsim: SnmpsimServer, community: str, profile: str | None = None,
+               hardware_kind: str = "printer") -> tuple[list[Point], list[Point], int, int]:
     """Two polls of one poller: (first points, second points, probe walks of each)."""
     session = _session(snmpsim, community)
-    poller = DevicePoller(community, "lab", session, profile, hardware_kind="printer")
+    poller = DevicePoller(community, "lab", session, profile, hardware_kind=hardware_kind)
 
     async def run() -> tuple[list[Point], list[Point], int, int]:
         first = await poller.poll()
@@ -151,8 +152,9 @@ def test_every_printer_recording_polls_as_a_printer(
 
 @pytest.mark.parametrize("community, profile", [
     ("edgeswitch_es-24-250w", "generic"),  # sysObjectID gives generic: probed once, not a printer
-    ("apc_smt750x-nmc2", "generic"),
-    ("procurve_e2910", "procurve"),  # a vendor profile: never probed
+    ("eaton-mgeups_9px", "ups"),  # probed: no Printer-MIB, but UPS-MIB
+    ("apc_smt750x-nmc2", "apc_ups"),  # a vendor profile: never probed
+    ("procurve_e2910", "procurve"),
 ])
 def test_a_non_printer_writes_no_printer_points(snmpsim: SnmpsimServer, community: str, profile: str) -> None:
     first, second, probes_first, probes_second = _two_polls(snmpsim, community)
@@ -162,8 +164,34 @@ def test_a_non_printer_writes_no_printer_points(snmpsim: SnmpsimServer, communit
         (device,) = [p for p in points if p.measurement == "device"]
         assert device.fields["profile"] == profile
         assert not {"pages_total", "printer_error", "printer_errors"} & set(device.fields)
-    # Both Printer-MIB columns asked once and the "no" remembered; a vendor profile never asks.
-    assert (probes_first, probes_second) == ((2 if profile == "generic" else 0), 0)
+    # Every probe asked once (up to the UPS-MIB answer) and the answer remembered; a vendor
+    # profile never asks.
+    asked = {"generic": len(PROBE_OIDS), "ups": len(PROFILES["printer"].probe) + 1}.get(profile, 0)
+    assert (probes_first, probes_second) == (asked, 0)
+
+
+def first_scheduled_polls(inventory: Inventory, timeout_s: float = 60) -> dict[str, list[Point]]:
+    """The points of each SNMP device's first poll by the collector's own scheduler: {device id: points}."""
+    wanted = {d.id for d in inventory.device if d.snmp is not None}
+    emitted: dict[str, list[Point]] = {}
+
+    async def run() -> None:
+        done = asyncio.Event()
+
+        async def emit(source: str, points: list[Point]) -> None:
+            emitted.setdefault(source.removeprefix("device:"), points)
+            if set(emitted) >= wanted:
+                done.set()
+
+        scheduler = SnmpScheduler(inventory, emit)
+        scheduler.start()
+        try:
+            await asyncio.wait_for(done.wait(), timeout_s)
+        finally:
+            await scheduler.stop()
+
+    asyncio.run(run())
+    return emitted
 
 
 def test_profile_printer_in_the_inventory(snmpsim: SnmpsimServer, tmp_path: Path) -> None:
@@ -184,24 +212,7 @@ def test_profile_printer_in_the_inventory(snmpsim: SnmpsimServer, tmp_path: Path
     inventory = load_inventory(path)
     assert [d.snmp.profile for d in inventory.device if d.snmp] == ["printer", None, "printer"]
 
-    emitted: dict[str, list[Point]] = {}
-
-    async def run() -> None:
-        done = asyncio.Event()
-
-        async def emit(source: str, points: list[Point]) -> None:
-            emitted.setdefault(source.removeprefix("device:"), points)
-            if len(emitted) == len(devices):
-                done.set()
-
-        scheduler = SnmpScheduler(inventory, emit)
-        scheduler.start()
-        try:
-            await asyncio.wait_for(done.wait(), 60)
-        finally:
-            await scheduler.stop()
-
-    asyncio.run(run())
+    emitted = first_scheduled_polls(inventory)
     for device_id, points in emitted.items():
         _fits(points)
         (device,) = [p for p in points if p.measurement == "device"]

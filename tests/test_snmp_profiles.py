@@ -20,7 +20,11 @@ EXPECTED_PROFILE = {
     "procurve_e2910": "procurve",
     "ios_2960x": "cisco",
     "edgeswitch_es-24-250w": "generic",
-    "apc_smt750x-nmc2": "generic",
+    "apc_smt750x-nmc2": "apc_ups",
+    "apc_sua750i": "apc_ups",
+    # UPS-MIB UPSes under their vendors' sysObjectIDs: generic until probed (test_snmp_ups.py).
+    "eaton-mgeups_9px": "generic",
+    "dell-ups_tower1000w": "generic",
 }
 # Which recordings show each vendor module (every OID there must be answered by one of them).
 VENDOR_RECORDINGS = {
@@ -30,12 +34,21 @@ VENDOR_RECORDINGS = {
     # okilan_9450g is left out: line 23 (ifOutUcastPkts "6git3159") is no Counter32, so load_snmprec
     # refuses the file (snmpsim serves the rest; tests/test_snmp_printer_poller.py polls it).
     "printer": ("jetdirect_m252dw", "ricoh_mpc3002", "konica_c250i", "brother_hl5370dw"),
+    "ups_mib": ("eaton-mgeups_9px", "dell-ups_tower1000w"),
+    "apc_ups": ("apc_sua750i", "apc_smt750x-nmc2"),
 }
 # Read by the module but absent from every recording of its family, with the reason.
 NOT_RECORDED = {
     # fgHaSystemMode: neither capture has it; the MIB (and Fortinet's docs) define it at
     # fgHaInfo.1 = 1.3.6.1.4.1.12356.101.13.1.1.0, standalone(1)/activeActive(2)/activePassive(3).
     "1.3.6.1.4.1.12356.101.13.1.1.0",
+    # RFC 1628: upsIdentModel (upsIdent.2) and upsAlarmsPresent (upsAlarm.1) are mandatory, but
+    # neither the Eaton nor the Dell capture has them (tests/test_snmp_ups_snmpd.py serves both).
+    "1.3.6.1.2.1.33.1.1.2.0", "1.3.6.1.2.1.33.1.6.1.0",
+    # PowerNet-MIB: upsBasicBatteryStatus (.2.1.1), upsBasicBatteryTimeOnBattery (.2.1.2) and
+    # upsAdvBatteryCapacity (.2.2.1) are not in either APC capture; both have the high-precision
+    # capacity (.2.3.1, tenths of a percent) instead.
+    "1.3.6.1.4.1.318.1.1.1.2.1.1.0", "1.3.6.1.4.1.318.1.1.1.2.1.2.0", "1.3.6.1.4.1.318.1.1.1.2.2.1.0",
 }
 
 

@@ -23,11 +23,13 @@ from typing import Any
 from agent.commandline import Command, add_inventory_argument
 from agent.points import Point
 from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE
+from agent.schema import DECLARED_MEASUREMENTS
 from agent.secrets import SecretError, is_secret_ref, resolve_secret
 from collector.config import InventoryError, load_inventory
 from collector.pollers import snmp_auth
 
 from .poller import DevicePoller
+from .profiles import APC_UPS, UPS_MIB
 from .session import AUTH_PROTOCOLS, PRIV_PROTOCOLS, SnmpAuth, SnmpSession, close_engines
 
 PROG = "nettvakt snmp poll"
@@ -223,15 +225,61 @@ def field_text(value: Any) -> str:
     return text if len(text) <= TEXT_MAX else text[:TEXT_MAX - 1] + "…"
 
 
-def _fields(fields: dict[str, Any]) -> list[str]:
+def _fields(fields: dict[str, Any], units: bool = False) -> list[str]:
+    """One line per field; with `units`, each number followed by its contract unit (24 min, 100 %)."""
     width = max(len(k) for k in fields)
-    return [f"  {key:{width}}  {field_text(value)}" for key, value in fields.items()]
+    device = DECLARED_MEASUREMENTS["device"].fields
+    lines = []
+    for key, value in fields.items():
+        unit = device[key].unit if units and key in device else ""
+        shown = field_text(value)
+        if unit not in ("", "string", "0/1", "count") and isinstance(value, (int, float)):
+            shown += f" {unit}"
+        lines.append(f"  {key:{width}}  {shown}")
+    return lines
+
+
+# The device fields the UPS modules write: shown in their own block, with units.
+UPS_FIELDS = tuple(dict.fromkeys(s.field for m in (UPS_MIB, APC_UPS) for s in m.scalars if s.point == "device"))
+
+
+def ups_summary(fields: dict[str, Any]) -> str:
+    """The UPS fields as one line for people: where the power comes from, then the battery."""
+    source = fields.get("ups_output_source")
+    if fields.get("ups_on_battery") == 1.0:
+        seconds = fields.get("ups_seconds_on_battery")
+        power = "ON BATTERY" + (f" for {field_text(seconds)} s" if isinstance(seconds, (int, float)) else "")
+    elif source == "normal":
+        power = "on line"
+    else:
+        power = f"output {source}" if source else "power source not given"
+    parts = [power]
+    battery = [f"{field_text(fields[k])}{unit}" for k, unit in (("ups_charge_pct", " % charge"), ("ups_minutes_left", " min left"))
+               if isinstance(fields.get(k), (int, float))]
+    if "ups_battery_status" in fields:
+        battery.append(f"battery {fields['ups_battery_status']}")
+    if battery:
+        parts.append(", ".join(battery))
+    replace = []
+    if "battery_replace_needed" in fields:
+        replace.append("battery needs replacing" if fields["battery_replace_needed"] == 1.0 else "battery needs no replacing")
+    if "battery_replace_date" in fields:
+        replace.append(f"replace by {fields['battery_replace_date']}")
+    if replace:
+        parts.append(", ".join(replace))
+    if isinstance(fields.get("ups_alarms"), (int, float)) and fields["ups_alarms"] > 0:
+        parts.append(f"{field_text(fields['ups_alarms'])} alarm(s)")
+    return "; ".join(parts)
 
 
 def render_table(points: Sequence[Point], gap_s: float) -> str:
     device = next(p for p in points if p.measurement == "device")
     lines = [f"device {device.tags['device']} (site {device.tags['site']})"]
-    lines += _fields(device.fields)
+    ups = {k: v for k, v in device.fields.items() if k in UPS_FIELDS}
+    lines += _fields({k: v for k, v in device.fields.items() if k not in ups})
+    if ups:
+        lines.append(f"ups: {ups_summary(ups)}")
+        lines += _fields(ups, units=True)
     for hardware in (p for p in points if p.measurement == "hardware"):
         lines.append(f"hardware (kind {hardware.tags['kind']})")
         lines += _fields(hardware.fields)

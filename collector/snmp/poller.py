@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -303,6 +303,8 @@ class DevicePoller:
                 device_dt = device_interval_s(sample_t - prev.t_mono, prev.rate_uptime_ticks, uptime_ticks, slowest)
             points.extend(self._interface_points(interfaces, tables, profile, device_dt, bool(rebooted), tags, ts))
         hardware = self._hardware(profile, tables)
+        for key, value in _scalar_fields(profile.scalars(), values, "hardware").items():
+            hardware.setdefault(key, value)  # ENTITY's chassis, where there is one, says it first
         printer = profile.module("printer")
         if printer is not None:
             hardware = self._printer_hardware(printer, tables, hardware)
@@ -351,6 +353,8 @@ class DevicePoller:
         return GENERIC
 
     async def _get_scalars(self, scalars: list[Scalar]) -> dict[str, Any]:
+        # One OID may feed several fields (upsOutputSource: the source and on-battery 0/1): asked once.
+        scalars = list({s.oid: s for s in scalars}.values())
         if not scalars:
             return {}
         try:
@@ -393,12 +397,7 @@ class DevicePoller:
     ) -> dict[str, Any]:
         fields: dict[str, Any] = {"up": 1.0, "profile": profile.name}
         for module in profile.modules:
-            for scalar in module.scalars:
-                if not scalar.emit or scalar.field in fields or scalar.oid not in values:
-                    continue
-                value = _scalar_value(scalar, values[scalar.oid])
-                if value is not None:
-                    fields[scalar.field] = value
+            fields.update(_scalar_fields(module.scalars, values, "device", taken=fields))
             for aggregate in module.aggregates:
                 if aggregate.field in fields:
                     continue
@@ -638,6 +637,23 @@ def _columns_by_meaning(module: Module, tables: Mapping[str, dict[str, Any] | No
     return {c.meaning: tables.get(c.oid) or {} for c in module.columns}
 
 
+def _scalar_fields(
+    scalars: Iterable[Scalar], values: Mapping[str, Any], point: str, taken: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The fields that scalars for `point` (`device` or `hardware`) give from the values read; for
+    one field the first scalar with a value wins, and a field already in `taken` stays as it is."""
+    fields: dict[str, Any] = {}
+    for scalar in scalars:
+        if not scalar.emit or scalar.point != point or scalar.oid not in values:
+            continue
+        if scalar.field in fields or (taken is not None and scalar.field in taken):
+            continue
+        value = _scalar_value(scalar, values[scalar.oid])
+        if value is not None:
+            fields[scalar.field] = value
+    return fields
+
+
 def _usable(column: Column, rows: Mapping[str, Any] | None, index: str) -> bool:
     if not rows or index not in rows:
         return False
@@ -646,6 +662,11 @@ def _usable(column: Column, rows: Mapping[str, Any] | None, index: str) -> bool:
 
 
 def _scalar_value(scalar: Scalar, value: Any) -> float | str | None:
+    if scalar.convert is not None:
+        if (scalar.kind in _INT_KINDS) != isinstance(value, int):
+            return None  # a number sent as text (or the reverse) is no value of this object
+        converted = scalar.convert(value)
+        return converted[:MAX_STRING_FIELD_LEN] if isinstance(converted, str) else converted
     if scalar.kind == "string":
         text = str(value).strip()
         return text[:MAX_STRING_FIELD_LEN] if text else None

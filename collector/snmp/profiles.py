@@ -4,10 +4,12 @@ Like snmp_exporter's generated config, nothing here is resolved from MIB files a
 every OID is numeric, and the MIB name is kept beside it for people reading logs. A profile
 is a list of modules chosen by the device's sysObjectID (longest prefix wins, `generic`
 otherwise), or, for a device the sysObjectID leaves generic, by what it answers: a profile with
-`probe` columns (printers: Printer-MIB) is taken when the device has a row under one of them.
+`probe` OIDs (printers: Printer-MIB columns; UPSes: UPS-MIB scalars) is taken when the device
+answers a walk of one of them.
 The poller reads three kinds of entries:
 
-- `Scalar`: one instance OID (ending in .0) -> one `device` field.
+- `Scalar`: one instance OID (ending in .0) -> one `device` field (or `hardware` field), through
+  a scale, an enum or a `convert` function; one OID may feed several fields.
 - `Column`: one table column, walked; its `meaning` is a role the module's consumer knows
   (interface counters, ENTITY chassis facts) or a name an `Aggregate` refers to.
 - `Aggregate`: reduces rows of columns to one `device` field (mean CPU over processors,
@@ -20,12 +22,13 @@ device family is recorded (see tests/test_snmp_profiles.py) and against the MIB 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Literal
+from typing import Any, Literal
 
 from . import printer as prt
+from . import ups
 
 Kind = Literal["gauge", "counter32", "counter64", "string", "enum", "timeticks", "oid"]
 AggregateOp = Literal["mean", "max", "sum", "count", "count_eq", "ratio_pct"]
@@ -43,6 +46,13 @@ class Scalar:
     scale: float = 1.0
     enum: Mapping[int, str] | None = None  # kind="enum": value -> string stored in `field`
     emit: bool = True  # False: read for the poller's own use (profile choice), not stored
+    # What a value means, where a scale or an enum cannot say it (a TimeTicks sentinel, a date
+    # as text, 0/1 from a code): raw value -> field value, None when it is no value. The
+    # functions live beside their MIB's OIDs (ups.py) and are tested there.
+    convert: Callable[[Any], float | str | None] | None = None
+    # The point the field goes on: the `device` point, or the `hardware` point (model, serial,
+    # vendor of devices without an ENTITY-MIB chassis; ENTITY wins where it has one).
+    point: Literal["device", "hardware"] = "device"
 
 
 @dataclass(frozen=True)
@@ -101,8 +111,9 @@ class Profile:
     modules: tuple[Module, ...]
     description: str = ""
     # Chosen by asking the device, not by its sysObjectID: a device whose sysObjectID selects no
-    # vendor profile (generic) gets this profile when it has a row under one of these columns.
-    # The poller asks once per sysObjectID and remembers the answer (poller.DevicePoller).
+    # vendor profile (generic) gets this profile when it answers a walk of one of these OIDs
+    # (a table column: any row; a scalar's object OID, without .0: its instance). The poller
+    # asks once per sysObjectID and remembers the answer (poller.DevicePoller).
     probe: tuple[str, ...] = ()
 
     def scalars(self) -> list[Scalar]:
@@ -306,8 +317,66 @@ PRINTER = Module(
     aggregates=(Aggregate("pages_total", "sum", (prt.PRT_MARKER_LIFE_COUNT,), unit="pages"),),
 )
 
+# ---------------------------------------------------------------- UPS-MIB (RFC 1628) and APC PowerNet-MIB
+# The OIDs and what their values mean are in ups.py. Both modules write the same device fields
+# in the same words (PowerNet's output states in UPS-MIB's terms), so a rule or a reader never
+# asks which MIB a UPS speaks. Absent objects are absent fields: the Eaton and Dell recordings
+# have no upsIdentModel and no upsAlarmsPresent, the APC ones no battery status.
+
+UPS_MIB = Module(
+    "ups_mib",
+    scalars=(
+        Scalar("upsIdentManufacturer", ups.UPS_IDENT_MANUFACTURER, "vendor", "string", point="hardware"),
+        Scalar("upsIdentModel", ups.UPS_IDENT_MODEL, "model", "string", point="hardware"),
+        Scalar("upsBatteryStatus", ups.UPS_BATTERY_STATUS, "ups_battery_status", "enum", convert=ups.battery_status),
+        Scalar("upsBatteryStatus", ups.UPS_BATTERY_STATUS, "ups_battery_low", "enum", convert=ups.battery_low),
+        Scalar("upsSecondsOnBattery", ups.UPS_SECONDS_ON_BATTERY, "ups_seconds_on_battery", "gauge", "s",
+               convert=ups.non_negative),
+        Scalar("upsEstimatedMinutesRemaining", ups.UPS_ESTIMATED_MINUTES_REMAINING, "ups_minutes_left", "gauge", "min",
+               convert=ups.non_negative),
+        Scalar("upsEstimatedChargeRemaining", ups.UPS_ESTIMATED_CHARGE_REMAINING, "ups_charge_pct", "gauge", "%",
+               convert=ups.percent),
+        Scalar("upsOutputSource", ups.UPS_OUTPUT_SOURCE, "ups_output_source", "enum", convert=ups.output_source),
+        Scalar("upsOutputSource", ups.UPS_OUTPUT_SOURCE, "ups_on_battery", "enum", convert=ups.on_battery),
+        Scalar("upsAlarmsPresent", ups.UPS_ALARMS_PRESENT, "ups_alarms", "gauge", "alarms", convert=ups.non_negative),
+    ),
+)
+
+APC_UPS = Module(
+    "apc_ups",
+    scalars=(
+        Scalar("upsBasicIdentModel", ups.APC_BASIC_IDENT_MODEL, "model", "string", point="hardware"),
+        Scalar("upsAdvIdentSerialNumber", ups.APC_ADV_IDENT_SERIAL, "serial", "string", point="hardware"),
+        Scalar("upsAdvIdentFirmwareRevision", ups.APC_ADV_IDENT_FIRMWARE, "fw_rev", "string", point="hardware"),
+        Scalar("upsBasicBatteryStatus", ups.APC_BASIC_BATTERY_STATUS, "ups_battery_status", "enum",
+               convert=ups.apc_battery_status),
+        Scalar("upsBasicBatteryStatus", ups.APC_BASIC_BATTERY_STATUS, "ups_battery_low", "enum",
+               convert=ups.apc_battery_low),
+        Scalar("upsBasicBatteryTimeOnBattery", ups.APC_BASIC_BATTERY_TIME_ON_BATTERY, "ups_seconds_on_battery",
+               "timeticks", "s", convert=ups.ticks_to_seconds),
+        Scalar("upsAdvBatteryRunTimeRemaining", ups.APC_ADV_BATTERY_RUNTIME_REMAINING, "ups_minutes_left",
+               "timeticks", "min", convert=ups.ticks_to_minutes),
+        # The high-precision capacity first: the same figure in tenths (both APC recordings have
+        # only this one).
+        Scalar("upsHighPrecBatteryCapacity", ups.APC_HIGH_PREC_BATTERY_CAPACITY, "ups_charge_pct", "gauge", "%",
+               convert=ups.tenths_to_pct),
+        Scalar("upsAdvBatteryCapacity", ups.APC_ADV_BATTERY_CAPACITY, "ups_charge_pct", "gauge", "%",
+               convert=ups.percent),
+        Scalar("upsBasicOutputStatus", ups.APC_BASIC_OUTPUT_STATUS, "ups_output_source", "enum",
+               convert=ups.apc_output_source),
+        Scalar("upsBasicOutputStatus", ups.APC_BASIC_OUTPUT_STATUS, "ups_on_battery", "enum",
+               convert=ups.apc_on_battery),
+        Scalar("upsAdvBatteryReplaceIndicator", ups.APC_ADV_BATTERY_REPLACE_INDICATOR, "battery_replace_needed",
+               "enum", convert=ups.replace_needed),
+        Scalar("upsBasicBatteryLastReplaceDate", ups.APC_BASIC_BATTERY_LAST_REPLACE_DATE, "battery_last_replaced",
+               "string", convert=ups.mdy_date),
+        Scalar("upsAdvBatteryRecommendedReplaceDate", ups.APC_ADV_BATTERY_RECOMMENDED_REPLACE_DATE,
+               "battery_replace_date", "string", convert=ups.mdy_date),
+    ),
+)
+
 MODULES: dict[str, Module] = {
-    m.name: m for m in (SYSTEM, IF_MIB, ENTITY, HOST_RESOURCES, FORTIGATE, PROCURVE, CISCO, PRINTER)
+    m.name: m for m in (SYSTEM, IF_MIB, ENTITY, HOST_RESOURCES, FORTIGATE, PROCURVE, CISCO, PRINTER, UPS_MIB, APC_UPS)
 }
 
 # ---------------------------------------------------------------- profiles
@@ -342,6 +411,22 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
             "printer", (), (SYSTEM, IF_MIB, ENTITY, HOST_RESOURCES, PRINTER),
             "printers: generic plus Printer-MIB supplies, page count, serial and error state (found by probing Printer-MIB)",
             probe=(prt.PRT_SUPPLIES_LEVEL, prt.PRT_MARKER_LIFE_COUNT),
+        ),
+        # A UPS card's sysObjectID is its vendor's (Eaton 705, Dell 674.10902) or only "Linux"
+        # (net-snmp on a small card or a NUT host), so UPS-MIB itself says it is a UPS: the
+        # battery status or the output source, both mandatory in RFC 1628.
+        Profile(
+            "ups", (), (SYSTEM, IF_MIB, ENTITY, HOST_RESOURCES, UPS_MIB),
+            "UPSes speaking UPS-MIB (RFC 1628): generic plus on battery, minutes left, charge, battery status, "
+            "alarms (found by probing UPS-MIB)",
+            probe=(ups.UPS_BATTERY_STATUS_OBJECT, ups.UPS_OUTPUT_SOURCE_OBJECT),
+        ),
+        # APC's own MIB first: it is what every APC card has (apc_sua750i has nothing else);
+        # UPS-MIB fills in what PowerNet does not say (alarms) on cards that also speak it.
+        Profile(
+            "apc_ups", (ups.APC_ENTERPRISE,), (SYSTEM, IF_MIB, ENTITY, APC_UPS, UPS_MIB),
+            "APC UPSes (sysObjectID under 1.3.6.1.4.1.318): PowerNet-MIB battery, runtime, output state and battery "
+            "replacement dates, plus UPS-MIB where the card has it",
         ),
         GENERIC,
     )
