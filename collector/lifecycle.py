@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from agent.points import Point
 from collector.config import Hardware, Inventory
+from collector.snmp.ups import replace_date_stale
 
 DAYS_PER_YEAR = 365.2425
 # A UPS battery's plan is this kind in [lifecycle.kinds]; without one, the lead-acid batteries of
@@ -62,6 +63,8 @@ def battery_plan(inventory: Inventory, hardware: Hardware, observed: Mapping[str
     cost = battery.cost_nok if battery and battery.cost_nok is not None else (policy.replacement_cost_nok if policy else None)
     said_replaced = _iso_date(observed.get("battery_last_replaced"))
     said_due = _iso_date(observed.get("battery_replace_date"))
+    if replace_date_stale(observed.get("battery_replace_date"), observed.get("battery_last_replaced")):
+        said_due = None
     if said_due is not None:
         return BatteryPlan(said_replaced, said_due, lifetime, cost, "device_date")
     for replaced, source in ((said_replaced, "device_replaced"), (battery.replaced if battery else None, "inventory"),

@@ -5,7 +5,7 @@ through the alert engine: the konica's service-requested bit pages as `printer_e
 the ricoh's cyan toner at 20 % as `printer_supply_low`, and nothing else fires (a waste box with
 all its space left, a level the device gives only as a code, a warning bit). UPS rules read the
 `device` fields the UPS profiles write (docs/metrics.md); the recordings themselves are proven in
-tests/test_alerting_ups_recordings.py.
+
 """
 
 from __future__ import annotations
@@ -208,3 +208,29 @@ def test_power_back_before_the_outage_is_a_network_fault_again() -> None:
     state.update(agents=False, uplink=False, ups_answers=False)  # then the radio link drops
     (sent,) = clock.run(600, feed)
     assert sent.title.startswith("[FIRING] Teknisk utestasjon Vannvåg unreachable since ") and "power" not in sent.title
+
+
+def test_ups_rules_on_every_ups_recording_fire_nothing(snmpsim: SnmpsimServer) -> None:
+    """All four recorded UPSes run on line with a healthy battery. The APC Smart-UPS 750 still says
+    "replace by 2022-01-10" after its battery was replaced on 2025-04-30: a date nobody updated,
+    so it is no reason to page anyone."""
+    from test_snmp_ups import UPSES
+
+    async def poll_all() -> list[Point]:
+        points: list[Point] = []
+        for name in UPSES:
+            session = SnmpSession(snmpsim.host, snmpsim.port, SnmpAuth("2c", community=name), device=name)
+            points += await DevicePoller(name, "radhus", session, None, hardware_kind="ups").poll()
+        return points
+
+    polled = asyncio.run(poll_all())
+    apc = next(p for p in polled if p.measurement == "device" and p.tags["device"] == "apc_sua750i")
+    assert (apc.fields["battery_replace_date"], apc.fields["battery_last_replaced"]) == ("2022-01-10", "2025-04-30")
+    engine = AlertEngine(inventory(), [ON_BATTERY, BATTERY_LOW, BATTERY_REPLACE])
+    clock = FakeClock(engine, MONDAY_0814)
+    assert clock.run(60, lambda now: _replay(polled, now)) == []
+    # The same UPS once its card says the battery needs replacing: it pages, with its dates.
+    worn = [Point(p.measurement, p.tags, {**p.fields, "battery_replace_needed": 1.0}, p.time_ns) if p is apc else p for p in polled]
+    (sent,) = clock.run(30, lambda now: _replay(worn, now))
+    assert sent.title == ("[AKTIV] apc_sua750i: batteriet bør byttes (UPS-en melder at batteriet må byttes, "
+                          "sist byttet 30.04.2025)")  # the stale "replace by" date is left out

@@ -51,6 +51,9 @@ def test_battery_due_date_from_the_ups_first_then_the_inventory() -> None:
     # One that says only when it was last replaced: that plus the lifetime.
     plan = battery_plan(inventory, ups.hardware, {"battery_last_replaced": "2025-04-30"})
     assert (plan.due, plan.source) == (dt.date(2029, 4, 30), "device_replaced")
+    # A recommended date older than the last replacement was never updated (the APC recording): stale.
+    plan = battery_plan(inventory, ups.hardware, {"battery_replace_date": "2022-01-10", "battery_last_replaced": "2025-04-30"})
+    assert (plan.due, plan.source) == (dt.date(2029, 4, 30), "device_replaced")
     # A date the UPS garbled is no date.
     plan = battery_plan(inventory, ups.hardware, {"battery_replace_date": "00/00/00"})
     assert (plan.due, plan.source) == (dt.date(2028, 3, 1), "inventory")

@@ -112,3 +112,49 @@ def test_report_lists_printers_by_use_from_their_own_page_counters(
     assert [r[header.index("Id")] for r in printers[1:]] == ["skriver-konica", "skriver-ricoh", "skriver-brother", "skriver-stille"]
     ricoh = printers[2]
     assert ricoh[header.index("Sider totalt")] == "271871"  # CSV: no grouping, as spreadsheets read numbers
+
+
+def test_report_dates_ups_batteries_by_what_the_ups_says_else_the_inventory(
+    snmpsim: SnmpsimServer, influx_db: tuple, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, db = influx_db
+    recordings = {"ups-radhus": "apc_sua750i", "ups-serverrom": "apc_smt750x-nmc2", "ups-helse": "eaton-mgeups_9px"}
+
+    async def run() -> list[Point]:
+        points: list[Point] = []
+        for device, recording in recordings.items():
+            session = SnmpSession(snmpsim.host, snmpsim.port, SnmpAuth("2c", community=recording), device=recording)
+            points += await DevicePoller(device, "radhus", session, None, hardware_kind="ups").poll()
+        return points
+
+    path = (
+        InventoryBuilder(tmp_path)
+        .lifecycle("ups", 8, 18000)
+        .lifecycle("ups-battery", 4, 2500)
+        .device("ups-radhus", name="UPS rådhuset", hardware={"kind": "ups", "purchased": dt.date(2017, 11, 15)})
+        .device("ups-serverrom", name="UPS serverrom", hardware={"kind": "ups", "purchased": dt.date(2019, 3, 1),
+                                                                  "battery": {"replaced": dt.date(2023, 9, 1), "cost_nok": 3900}})
+        .device("ups-helse", name="UPS helse", hardware={"kind": "ups", "purchased": dt.date(2020, 6, 1)})
+        .influxdb(server.url, db).write()
+    )
+    asyncio.run(write_through_collector_sink(path, asyncio.run(run())))
+    assert main(["report", "hardware", "--inventory", str(path), "--year", "2026", "--format", "json"]) == 0
+    items = {i["id"]: i for i in json.loads(capsys.readouterr().out)["items"]}
+    got = {i: (items[i]["due_date"], items[i]["battery_source"], items[i]["status"], items[i]["replacement_cost_nok"])
+           for i in items if i.endswith("/battery")}
+    assert got == {
+        # The APC says it was replaced 2025-04-30 (its "replace by 2022-01-10" was never updated): + 4 years.
+        "ups-radhus/battery": ("2029-04-30", "device_replaced", "due", 2500.0),
+        # The Smart-UPS X says no dates: the inventory's replacement, its own cost.
+        "ups-serverrom/battery": ("2027-09-01", "inventory", "due", 3900.0),
+        # The Eaton says nothing of its battery: from the UPS's purchase, an estimate, long past due.
+        "ups-helse/battery": ("2024-06-01", "purchased", "past_due", 2500.0),
+    }
+    assert items["ups-helse/battery"]["due_estimated"] is True
+    # The UPSes themselves, with the model the APCs give.
+    assert items["ups-radhus"]["model"] == "Smart-UPS 750" and items["ups-radhus"]["kind"] == "ups"
+
+    assert main(["report", "hardware", "--inventory", str(path), "--year", "2026"]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("UPS-batterier"):]
+    assert "30.04.2029" in table and "UPS-en (sist byttet) + levetid" in table and "UPS-ens innkjøp + levetid (anslag)" in table

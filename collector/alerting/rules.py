@@ -18,6 +18,7 @@ from agent.points import Point
 from collector import texts
 from collector.reports import i18n
 from collector.snmp.printer import WARNING_CONDITIONS
+from collector.snmp.ups import replace_date_stale
 
 Direction = Literal["above", "below"]
 
@@ -205,8 +206,10 @@ def _ups_battery_replace(point: Point, ctx: RuleContext) -> list[Sample]:
     if needed is None and not isinstance(due, str):
         return []
     day = dt.datetime.fromtimestamp(point.time_ns / 1e9, dt.timezone.utc).date().isoformat()
+    replaced = point.fields.get("battery_last_replaced")
     # ISO dates compare as text; a date the poller could not read is never written (docs/metrics.md).
-    value = 1.0 if needed == 1.0 or (isinstance(due, str) and due <= day) else 0.0
+    stale = replace_date_stale(due, replaced)
+    value = 1.0 if needed == 1.0 or (isinstance(due, str) and due <= day and not stale) else 0.0
     return [Sample(who, point.tags.get("site", ""), value, _ups_facts(point))]
 
 
@@ -228,8 +231,9 @@ def _describe_battery(facts: Mapping[str, float | str], lang: str) -> str:
     parts = []
     if facts.get("battery_replace_needed") == 1.0:
         parts.append(words["ups_replace_indicator"])
+    stale = replace_date_stale(facts.get("battery_replace_date"), facts.get("battery_last_replaced"))
     for key, word in (("battery_replace_date", "ups_replace_date"), ("battery_last_replaced", "ups_last_replaced")):
-        if isinstance(value := facts.get(key), str):
+        if isinstance(value := facts.get(key), str) and not (stale and key == "battery_replace_date"):
             try:
                 parts.append(words[word].format(date=i18n.date(dt.date.fromisoformat(value), lang)))
             except ValueError:

@@ -194,3 +194,10 @@ def mdy_date(value: Any) -> str | None:
         return datetime.date(year, int(month), int(day)).isoformat()
     except ValueError:
         return None
+
+
+def replace_date_stale(replace_date: object, last_replaced: object) -> bool:
+    """True when a UPS's recommended replacement date is not after its last battery replacement:
+    whoever changed the battery did not set a new date (the APC Smart-UPS 750 recording: replaced
+    2025-04-30, "replace by" still 2022-01-10). Both are the ISO dates of the `device` fields."""
+    return isinstance(replace_date, str) and isinstance(last_replaced, str) and replace_date <= last_replaced
