@@ -1,4 +1,4 @@
-"""`nettvakt report hardware|servers`: load the inventory, read what was observed, render.
+"""`nettvakt report hardware|servers|logins`: load the inventory, read what was observed, render.
 
 Formats: `table` (aligned text), `csv` (`;` and decimal comma in Norwegian, as Norwegian
 Excel expects; `,` and `.` in English), `json`, `html` (one self-contained file with the chart
@@ -145,6 +145,43 @@ def run_servers(args: argparse.Namespace) -> int:
     return _emit(args, "servers", servers_document(report, lang), report.to_json)
 
 
+def run_logins(args: argparse.Namespace) -> int:
+    from collector.logins import UserNames
+    from collector.problems import did_you_mean
+    from collector.reports.logins import OPEN_LOOKBACK_S, build_logins_report, logins_document
+
+    inventory = _load(args, "logins")
+    if inventory is None:
+        return EXIT_USAGE
+    agents = {a.id for a in inventory.agent}
+    if args.host is not None and args.host not in agents:
+        print(f"nettvakt report logins: --host {args.host}: no agent with that id in {args.inventory}{did_you_mean(args.host, agents)}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.user is not None and not args.user.strip():
+        print("nettvakt report logins: --user: expected an account name (or its h: hash)", file=sys.stderr)
+        return EXIT_USAGE
+    lang = args.lang or inventory.alerting.language
+    end_ns = time.time_ns()
+    start_ns = end_ns - int(args.since * 1e9)
+    try:
+        # The key (hashed names) turns --user NAME into the stored form.
+        names = UserNames.from_inventory(inventory)
+        source = open_source(inventory, args.source)
+        # From further back than the period: a session begun before it and still open has only its start point.
+        samples = source.samples("login", start_ns - int(OPEN_LOOKBACK_S * 1e9), end_ns, {"host": args.host} if args.host else None)
+    except SecretError as exc:
+        print(f"nettvakt report logins: {args.inventory}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SourceConfigError as exc:
+        print(f"nettvakt report logins: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SourceError as exc:
+        print(f"nettvakt report logins: cannot read the data ({args.source}): {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    report = build_logins_report(inventory, samples, start_ns, end_ns, names, host=args.host, user=args.user and args.user.strip())
+    return _emit(args, "logins", logins_document(report, lang), report.to_json)
+
+
 def _hardware_arguments(parser: argparse.ArgumentParser) -> None:
     add_inventory_argument(parser)
     parser.add_argument("--year", type=int, metavar="N", help="first budget year of the forecast (default: this year)")
@@ -169,8 +206,22 @@ def _servers_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lang", choices=texts.LANGUAGES, default=None)
 
 
+def _logins_arguments(parser: argparse.ArgumentParser) -> None:
+    add_inventory_argument(parser)
+    parser.add_argument("--host", metavar="AGENT", help="only this agent's machine (its id in the inventory)")
+    parser.add_argument("--user", metavar="NAME", help="only this account: a name (hashed with the inventory's key when names are stored hashed) or an h: hash")
+    parser.add_argument("--since", type=parse_duration, default=7 * 86400.0, metavar="DURATION", help="period to list (default 7d)")
+    parser.add_argument("--source", choices=["auto", "influx", "local"], default="auto")
+    parser.add_argument(
+        "--format", choices=["table", "csv", "html", "json"], default="table",
+        help="table (terminal); csv (nb: ';'; en: ','); json; html (one self-contained file)",
+    )
+    parser.add_argument("--output", metavar="PATH", help="write here instead of standard output")
+    parser.add_argument("--lang", choices=texts.LANGUAGES, default=None)
+
+
 COMMANDS = (
-    Command("report", help="reports for managers: hardware renewal, server use", subcommands=(
+    Command("report", help="reports for managers: hardware renewal, server use, logins", subcommands=(
         Command("hardware", help="age, due year and cost of every machine, with a five-year forecast",
                 description="Every PC, server, printer, switch and firewall with its age and its source, expected lifetime, "
                 "due year and replacement cost, grouped by site and department, with a five-year forecast.",
@@ -179,5 +230,9 @@ COMMANDS = (
                 description="Per server: the applications it runs (listening services), their ports, and average and peak "
                 "CPU, memory and disk use; servers with little use listed as candidates for consolidation.",
                 arguments=_servers_arguments, run=run_servers),
+        Command("logins", help="who was logged in on which machine, when and from where; shared accounts",
+                description="Every login session the agents saw in the period (start, end or still logged in, duration, "
+                "console or remote, from where), per machine and per account; logins to shared accounts marked.",
+                arguments=_logins_arguments, run=run_logins),
     )),
 )
