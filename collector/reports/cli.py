@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from agent.commandline import Command, add_inventory_argument, parse_duration
 from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE
@@ -27,6 +27,8 @@ from collector.reports.render import Document, render_csv, render_html, render_p
 # and for memory and disk sizes (in every host sample: a day is plenty, and cheap to read).
 FACTS_LOOKBACK_S = 30 * 86400.0
 SIZES_LOOKBACK_S = 86400.0
+
+T = TypeVar("T")
 
 
 def _load(args: argparse.Namespace, command: str) -> Inventory | None:
@@ -67,6 +69,21 @@ def _emit(args: argparse.Namespace, command: str, doc: Document, data: Callable[
 
 
 Points = list[tuple[dict[str, str], dict[str, Any]]]
+
+
+def _observed(args: argparse.Namespace, command: str, read: Callable[[], T]) -> tuple[T | None, int]:
+    """(what `read` got from the store, EXIT_OK), or (None, the exit status) after saying on stderr why not."""
+    try:
+        return read(), EXIT_OK
+    except SecretError as exc:
+        print(f"nettvakt report {command}: {args.inventory}: storage: {exc}", file=sys.stderr)
+        return None, EXIT_USAGE
+    except SourceConfigError as exc:
+        print(f"nettvakt report {command}: {exc}", file=sys.stderr)
+        return None, EXIT_USAGE
+    except SourceError as exc:  # no data, no report: say where it failed
+        print(f"nettvakt report {command}: cannot read the data ({args.source}): {exc}", file=sys.stderr)
+        return None, EXIT_FAIL
 
 
 def _read(source: SeriesSource, wanted: list[tuple[str, int, dict[str, str] | None]], end_ns: int) -> dict[str, Points]:
@@ -130,17 +147,9 @@ def run_servers(args: argparse.Namespace) -> int:
     for agent in server_agents(inventory):
         tags = {"host": agent.id}
         wanted += [("host", start_ns, tags), ("host_disk", start_ns, tags), ("service", apps_start_ns, tags), ("hardware", start_ns, tags)]
-    try:
-        points = _read(open_source(inventory, args.source), wanted, end_ns)
-    except SecretError as exc:
-        print(f"nettvakt report servers: {args.inventory}: storage: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except SourceConfigError as exc:
-        print(f"nettvakt report servers: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except SourceError as exc:  # no data, no report: say where it failed
-        print(f"nettvakt report servers: cannot read the data ({args.source}): {exc}", file=sys.stderr)
-        return EXIT_FAIL
+    points, failed = _observed(args, "servers", lambda: _read(open_source(inventory, args.source), wanted, end_ns))
+    if points is None:
+        return failed
     report = build_servers_report(inventory, points, start_ns, end_ns)
     return _emit(args, "servers", servers_document(report, lang), report.to_json)
 
@@ -164,20 +173,16 @@ def run_logins(args: argparse.Namespace) -> int:
     end_ns = time.time_ns()
     start_ns = end_ns - int(args.since * 1e9)
     try:
-        # The key (hashed names) turns --user NAME into the stored form.
-        names = UserNames.from_inventory(inventory)
-        source = open_source(inventory, args.source)
-        # From further back than the period: a session begun before it and still open has only its start point.
-        samples = source.samples("login", start_ns - int(OPEN_LOOKBACK_S * 1e9), end_ns, {"host": args.host} if args.host else None)
+        names = UserNames.from_inventory(inventory)  # with hashed names, the key turns --user NAME into its stored form
     except SecretError as exc:
-        print(f"nettvakt report logins: {args.inventory}: {exc}", file=sys.stderr)
+        print(f"nettvakt report logins: {args.inventory}: logins.key: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except SourceConfigError as exc:
-        print(f"nettvakt report logins: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except SourceError as exc:
-        print(f"nettvakt report logins: cannot read the data ({args.source}): {exc}", file=sys.stderr)
-        return EXIT_FAIL
+    # From further back than the period: a session begun before it and still open has only its start point.
+    lookback_ns = start_ns - int(OPEN_LOOKBACK_S * 1e9)
+    samples, failed = _observed(args, "logins", lambda: open_source(inventory, args.source).samples(
+        "login", lookback_ns, end_ns, {"host": args.host} if args.host else None))
+    if samples is None:
+        return failed
     report = build_logins_report(inventory, samples, start_ns, end_ns, names, host=args.host, user=args.user and args.user.strip())
     return _emit(args, "logins", logins_document(report, lang), report.to_json)
 
@@ -194,9 +199,10 @@ def _hardware_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lang", choices=texts.LANGUAGES, default=None, help="language (default: [alerting] language, nb)")
 
 
-def _servers_arguments(parser: argparse.ArgumentParser) -> None:
+def _period_arguments(parser: argparse.ArgumentParser, since_s: float, since_help: str) -> None:
+    """The options of a report over a period of what was observed (servers, logins)."""
     add_inventory_argument(parser)
-    parser.add_argument("--since", type=parse_duration, default=30 * 86400.0, metavar="DURATION", help="period to summarise (default 30d)")
+    parser.add_argument("--since", type=parse_duration, default=since_s, metavar="DURATION", help=since_help)
     parser.add_argument("--source", choices=["auto", "influx", "local"], default="auto")
     parser.add_argument(
         "--format", choices=["table", "csv", "html", "json"], default="table",
@@ -206,18 +212,14 @@ def _servers_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lang", choices=texts.LANGUAGES, default=None)
 
 
+def _servers_arguments(parser: argparse.ArgumentParser) -> None:
+    _period_arguments(parser, 30 * 86400.0, "period to summarise (default 30d)")
+
+
 def _logins_arguments(parser: argparse.ArgumentParser) -> None:
-    add_inventory_argument(parser)
+    _period_arguments(parser, 7 * 86400.0, "period to list (default 7d)")
     parser.add_argument("--host", metavar="AGENT", help="only this agent's machine (its id in the inventory)")
     parser.add_argument("--user", metavar="NAME", help="only this account: a name (hashed with the inventory's key when names are stored hashed) or an h: hash")
-    parser.add_argument("--since", type=parse_duration, default=7 * 86400.0, metavar="DURATION", help="period to list (default 7d)")
-    parser.add_argument("--source", choices=["auto", "influx", "local"], default="auto")
-    parser.add_argument(
-        "--format", choices=["table", "csv", "html", "json"], default="table",
-        help="table (terminal); csv (nb: ';'; en: ','); json; html (one self-contained file)",
-    )
-    parser.add_argument("--output", metavar="PATH", help="write here instead of standard output")
-    parser.add_argument("--lang", choices=texts.LANGUAGES, default=None)
 
 
 COMMANDS = (
