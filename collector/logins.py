@@ -138,7 +138,6 @@ class SharedAccountWatch:
         self._announce = announce
         self._emit = emit
         self._tasks: set[asyncio.Task[None]] = set()
-        self.events = 0
 
     def observe(self, points: Iterable[Point]) -> None:
         for account, login in self._user_names().shared_logins(points):
@@ -148,7 +147,6 @@ class SharedAccountWatch:
 
     async def _tell(self, account: str, login: Point) -> None:
         event, message = shared_login_event(self.inventory, account, login)
-        self.events += 1
         log.info("login to shared account %s on %s", account, login.tags.get("host"))
         try:
             await self._announce(**message)
