@@ -24,6 +24,7 @@ from agent.cadence import run_every
 from agent.hostmetrics import HostMetrics
 from agent.hwfacts import collect_hardware
 from agent.listening import collect_listening
+from agent.logins import LoginTracker
 from agent.points import Point, now_ns
 from agent.probes import ProbeSpec, run_probe_points
 from agent.report import HEARTBEAT_PATH, INGEST_PATH
@@ -74,6 +75,8 @@ class RemoteConfig:
     services: tuple[str, ...] = ()
     hardware_kind: str | None = None
     purchased: str | None = None  # ISO date
+    # From inventory `[logins]`: how often to look at who is logged in; None: not at all.
+    logins_interval_s: float | None = None
 
     @classmethod
     def from_json(cls, data: Any) -> "RemoteConfig":
@@ -90,6 +93,12 @@ class RemoteConfig:
             heartbeat = data.get("heartbeat_s")
             if heartbeat is not None and (isinstance(heartbeat, bool) or not isinstance(heartbeat, (int, float)) or heartbeat <= 0):
                 raise AgentConfigError(f"config from collector: heartbeat_s: expected a positive number, got {heartbeat!r}")
+            logins = data.get("logins")
+            if logins is not None and not isinstance(logins, dict):
+                raise AgentConfigError("config from collector: logins: expected an object")
+            logins_interval = (logins or {}).get("interval_s")
+            if logins is not None and (isinstance(logins_interval, bool) or not isinstance(logins_interval, (int, float)) or logins_interval <= 0):
+                raise AgentConfigError(f"config from collector: logins.interval_s: expected a positive number, got {logins_interval!r}")
             kind, purchased = hardware.get("kind"), hardware.get("purchased")
             for key, value in (("kind", kind), ("purchased", purchased)):
                 if value is not None and not isinstance(value, str):
@@ -103,6 +112,7 @@ class RemoteConfig:
                 services=tuple(services),
                 hardware_kind=kind or None,
                 purchased=purchased or None,
+                logins_interval_s=float(logins_interval) if logins is not None else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, AgentConfigError):
@@ -117,6 +127,8 @@ class Agent:
         self.config: RemoteConfig | None = None
         self._config_cache = settings.spool_path.with_suffix(".config.json")
         self._config_changed = asyncio.Event()
+        # Kept across configuration changes and, in its file beside the spool, across restarts.
+        self.logins = LoginTracker(settings.spool_path.with_suffix(".logins.json"))
         self.sent_batches = 0
         self.send_failures = 0
         self.heartbeats = 0  # answered by the collector
@@ -147,6 +159,7 @@ class Agent:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                self._save_logins()
                 self.spool.close()
 
     # --- configuration -------------------------------------------------------------
@@ -199,6 +212,8 @@ class Agent:
             ]
             if config.services:
                 jobs.append(self._every(config.interval_s, self._services_job(config, tags), "services"))
+            if config.logins_interval_s is not None:
+                jobs.append(self._every(config.logins_interval_s, self._logins_job(tags), "login sessions"))
             jobs += [self._every(p.interval_s, self._probe_job(p, tags), f"probe {p.name}") for p in config.probes]
             await self._config_changed.wait()
             for job in jobs:
@@ -254,6 +269,20 @@ class Agent:
             await self._store(await asyncio.to_thread(collect_listening, tags))
 
         return job
+
+    def _logins_job(self, tags: dict[str, str]):
+        async def job() -> None:
+            await self._store(await asyncio.to_thread(self.logins.look, tags, now_ns()))
+            await asyncio.to_thread(self.logins.save)
+
+        return job
+
+    def _save_logins(self) -> None:
+        """At stop: the sessions of the last look, so the next start knows them (and when they were last seen)."""
+        try:
+            self.logins.save(force=True)
+        except OSError as exc:
+            log.warning("cannot save the login sessions to %s: %s; the next start reports open sessions again", self.logins.state_path, exc)
 
     def _probe_job(self, spec: ProbeSpec, tags: dict[str, str]):
         async def job() -> None:

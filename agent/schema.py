@@ -196,6 +196,20 @@ DECLARED_MEASUREMENTS: Mapping[str, MeasurementSpec] = MappingProxyType({m.name:
         F("sockets", "count", "listening sockets of the program (listen)"),
         F("processes", "count", "processes of the program (listen)"),
     ]),
+    measurement("login", ("agent",), [
+        SITE, HOST,
+        T("user", "the account as the OS names it, or `h:` and its keyed hash (inventory `[logins] user_names`; the collector hashes it)", required=True),
+        T("kind", "`console` (at the machine: a text or graphical console) or `remote` (SSH, remote desktop, ...)", required=True,
+          values=("console", "remote")),
+        T("event", "`start`: a session was seen to begin; `end`: it was seen gone", required=True, values=("start", "end")),
+        T("terminal", "the session's terminal (`tty1`, `pts/0`, `:0`); absent on Windows, which names none"),
+    ], [
+        F("from_host", "string", "remote sessions: the address or name the OS says the session came from (Windows: IPv4 only)"),
+        F("start_time_s", "s", "when the session began, Unix seconds (Linux: the login; Windows: the last (re)connect)"),
+        F("end_time_s", "s", "end points: when the agent saw the session gone (or, with `end_unseen`, last saw it)"),
+        F("duration_s", "s", "end points: end_time_s - start_time_s"),
+        F("end_unseen", "0/1", "end points: 1 when the session ended while the agent was not running"),
+    ]),
     measurement("lifecycle", ("collector",), [
         SITE,
         T("host", "agent id (agents)"),

@@ -348,6 +348,34 @@ class ProbeTarget(Model):
         return self
 
 
+class LoginSettings(Model):
+    """`[logins]`: which agents record who logs in, how names are kept, and which accounts are shared (docs/logins.md)."""
+
+    # Recorded by every agent of these sites and by these agents (people's logins are personal
+    # data: nothing is recorded unless the inventory says where).
+    sites: list[Slug] = Field(default_factory=list)
+    agents: list[Slug] = Field(default_factory=list)
+    interval_s: PositiveSeconds = 30.0
+    # "plain": as the OS names the account; "hashed": `h:` and 16 hex digits of HMAC-SHA256 under `key`.
+    user_names: Literal["plain", "hashed"] = "plain"
+    key: SecretRef | None = None
+    # Accounts several people share: a login to one is announced (rule `shared_account_login`).
+    shared_accounts: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "LoginSettings":
+        if not self.sites and not self.agents:
+            raise ValueError("[logins] needs `sites` or `agents` that record logins")
+        if self.user_names == "hashed" and self.key is None:
+            raise ValueError('user_names = "hashed" needs `key` (env:NAME or file:PATH of a long random secret)')
+        if self.user_names == "plain" and self.key is not None:
+            raise ValueError('`key` is only used with user_names = "hashed"; remove it or hash the names')
+        blank = [i for i, name in enumerate(self.shared_accounts) if not name]
+        if blank:
+            raise ValueError(f"shared_accounts[{blank[0]}]: an account name cannot be empty")
+        return self
+
+
 class _SettingsOfItsKind:
     """pydantic: a `[[channel]]` table is validated by the settings model of its `kind`.
 
@@ -400,6 +428,7 @@ class Inventory(Model):
     alerting: AlertingSettings = AlertingSettings()
     alert: list[AlertRule] = Field(default_factory=list)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    logins: LoginSettings | None = None
 
     # Folder of the inventory file, for relative file: secrets and data_dir. Not a TOML key.
     base_dir: Path = Field(default=Path("."), exclude=True)
@@ -440,6 +469,9 @@ class Inventory(Model):
             problems += unknown_references(f"route[{i}].channels", route.channels, channel_ids, "channel with id")
             problems += unknown_references(f"route[{i}].sites", route.sites, site_ids, "site with id")
             problems += unknown_references(f"route[{i}].rules", route.rules, rule_names(self.alert), "alert rule or rule kind")
+        if self.logins is not None:
+            problems += unknown_references("logins.sites", self.logins.sites, site_ids, "site with id")
+            problems += unknown_references("logins.agents", self.logins.agents, agent_ids, "agent with id")
         problems += alerting_problems(
             self.alert, self.maintenance, site_ids, agent_ids | device_ids | {p.name for p in self.probe}
         )
@@ -495,6 +527,9 @@ class Inventory(Model):
     # Lookups used by the service layer.
     def agent_by_id(self, agent_id: str) -> AgentEntry | None:
         return next((a for a in self.agent if a.id == agent_id), None)
+
+    def records_logins(self, agent: AgentEntry) -> bool:
+        return self.logins is not None and (agent.site in self.logins.sites or agent.id in self.logins.agents)
 
     def probes_for(self, agent: AgentEntry) -> list[ProbeTarget]:
         return [p for p in self.probe if agent.site in p.sites or agent.id in p.agents]

@@ -19,6 +19,7 @@ from agent.points import Point, PointError
 from agent.report import Batch, parse_batch
 from collector.config import AgentEntry, Inventory
 from collector.ingest import TimeWindow, agent_point
+from collector.logins import UserNames
 from collector.queue import DurableQueue
 
 log = logging.getLogger("nettvakt.collector")
@@ -128,6 +129,7 @@ class CollectorService:
         self.targets: dict[tuple[str, str], TargetState] = {}  # (agent id, probe name)
         self.devices: dict[str, DeviceState] = {}
         self._by_hash = {a.token_sha256: a for a in inventory.agent}
+        self.user_names = UserNames.from_inventory(inventory)
         self.points_in = 0
         self.batches_in = 0
         self.duplicates = 0
@@ -194,6 +196,7 @@ class CollectorService:
         now = time.time_ns()
         self.agents = {a.id: self.agents.get(a.id) or AgentState(known_since_ns=now) for a in inventory.agent}
         self._by_hash = {a.token_sha256: a for a in inventory.agent}
+        self.user_names = UserNames.from_inventory(inventory)
         known = {a.id for a in inventory.agent}
         self.targets = {key: state for key, state in self.targets.items() if key[0] in known}
 
@@ -217,7 +220,8 @@ class CollectorService:
         batch = parse_batch(
             data, settings.max_batch_points, lambda raw, i: agent_point(raw, i, agent.id, agent.site, now_ns, window)
         )
-        points = batch.points
+        # Before anything is stored: with hashed user names no plain name reaches the queue.
+        points = self.user_names.stored_points(batch.points)
         source = agent_source(agent.id)
         stored = await asyncio.to_thread(self.queue.put, source, batch.seq, points)
         self._heard_from(agent, batch)
@@ -302,6 +306,8 @@ class CollectorService:
                 "kind": agent.hardware.kind,
                 "purchased": agent.hardware.purchased.isoformat() if agent.hardware.purchased else None,
             }
+        if self.inventory.logins is not None and self.inventory.records_logins(agent):
+            config["logins"] = {"interval_s": self.inventory.logins.interval_s}
         return config
 
     def _agent_config(self, agent: AgentEntry) -> dict[str, Any]:

@@ -192,6 +192,14 @@ def hosts() -> Dashboard:
     ], unit="bps")
     d.panel("timeseries", "Load (1 min)", [f'SELECT mean("load1") FROM "host" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host" fill(null)'])
     d.panel("table", "Uptime", [f'SELECT last("uptime_s") AS "uptime" FROM "host" WHERE $timeFilter AND {sel} GROUP BY "site", "host"'], unit="s")
+    # start_time_s is Unix seconds; Grafana's date units take milliseconds.
+    d.panel("table", "Logins (newest first)", [
+        f'SELECT "start_time_s" * 1000 AS "started", "duration_s" AS "duration", "from_host" AS "from", "end_unseen" AS "ended unseen" '
+        f'FROM "login" WHERE $timeFilter AND {sel} GROUP BY "host", "user", "kind", "event", "terminal" ORDER BY time DESC'
+    ], w=24, h=10, description="Who logged in on each machine: a row when a session starts (event start) and when it ends "
+                               "(event end, with its duration). Machines record logins where inventory [logins] says (docs/logins.md).",
+        overrides=[{"matcher": {"id": "byName", "options": "started"}, "properties": [{"id": "unit", "value": "dateTimeAsIso"}]},
+                   {"matcher": {"id": "byName", "options": "duration"}, "properties": [{"id": "unit", "value": "s"}]}])
     return d
 
 

@@ -62,6 +62,7 @@ class InventoryBuilder:
         self._storage: dict[str, Any] = {}
         self._alerting: dict[str, Any] = {}
         self._lifecycle: dict[str, dict[str, float]] = {}
+        self._logins: dict[str, Any] = {}
         self._arrays: dict[str, list[dict[str, Any]]] = {
             name: [] for name in ("site", "agent", "device", "probe", "alert", "channel", "route")
         }
@@ -88,6 +89,11 @@ class InventoryBuilder:
 
     def lifecycle(self, kind: str, lifetime_years: float, replacement_cost_nok: float) -> Self:
         self._lifecycle[kind] = {"lifetime_years": lifetime_years, "replacement_cost_nok": replacement_cost_nok}
+        return self
+
+    def logins(self, **keys: Any) -> Self:
+        """`[logins]` keys: which agents record logins, how names are kept, the shared accounts."""
+        self._logins.update(keys)
         return self
 
     # --- entries ----------------------------------------------------------------------------
@@ -170,6 +176,8 @@ class InventoryBuilder:
         lifecycle = self._lifecycle_kinds()
         if lifecycle:
             data["lifecycle"] = {"kinds": lifecycle}
+        if self._logins:
+            data["logins"] = dict(self._logins)
         data["site"] = [dict(s) for s in sites]
         for table in ("agent", "device", "probe", "alert", "channel", "route"):
             entries = [dict(e) for e in self._arrays[table]]

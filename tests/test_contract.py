@@ -27,7 +27,7 @@ WINDOW = TimeWindow(max_ahead_s=300, max_age_s=90 * 86400)
 
 def test_the_schema_is_sound() -> None:
     assert contract_errors() == []
-    assert AGENT_MEASUREMENTS == {"probe", "host", "host_disk", "host_net", "hardware", "service"}
+    assert AGENT_MEASUREMENTS == {"probe", "host", "host_disk", "host_net", "hardware", "service", "login"}
     # Every field a boolean or a number becomes is a float; nothing else is stored but strings.
     assert {f.type for m in MEASUREMENTS_SPEC.values() for f in m.fields.values()} == {"float", "string"}
 

@@ -81,6 +81,9 @@ def cases(tmp_path: Path) -> list[tuple[str, list[str], int, str]]:
         ("report servers influxdb down", ["report", "servers", "--inventory", dead], 1, "cannot read the data"),
         ("report servers influx not configured", ["report", "servers", "--inventory", good, "--source", "influx"], 2, "storage.kind = 'local'"),
         ("report hardware ok", ["report", "hardware", "--inventory", good], 0, ""),
+        ("report logins influxdb down", ["report", "logins", "--inventory", dead], 1, "cannot read the data"),
+        ("report logins unknown host", ["report", "logins", "--inventory", good, "--host", "no-such-agent"], 2, "--host no-such-agent: no agent"),
+        ("report logins ok", ["report", "logins", "--inventory", good, "--source", "local"], 0, ""),
         ("demo workdir impossible", ["demo", "--workdir", "/proc/nettvakt-demo"], 2, "cannot use --workdir"),
     ]
 

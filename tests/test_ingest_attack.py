@@ -129,6 +129,11 @@ def probe_point(fields: dict[str, Any] | None = None, **tags: str) -> dict[str, 
             "fields": fields if fields is not None else {"up": 1.0, "rtt_ms": 3.2}, "time": now_ns()}
 
 
+def login_point(fields: dict[str, Any] | None = None, **tags: str) -> dict[str, Any]:
+    return {"measurement": "login", "tags": {"user": "helse", "kind": "remote", "event": "start", "terminal": "pts/0", **tags},
+            "fields": fields if fields is not None else {"start_time_s": now_ns() / 1e9, "from_host": "10.20.30.41"}, "time": now_ns()}
+
+
 async def post(http: aiohttp.ClientSession, c: Collector, body: Any, token: str = A_TOKEN, agent: str = "pc-a") -> tuple[int, dict[str, Any]]:
     if isinstance(body, dict) and "points" in body and "seq" not in body:
         body = {"agent": agent, "seq": next(c.seq), **body}
@@ -217,6 +222,15 @@ def corpus() -> list[tuple[str, Any, int, str]]:
         ("other-host", {"points": [probe_point(host="pc-b")]}, 403, "points[0].tags.host"),
         ("other-site", {"points": [probe_point(site="hansnes")]}, 403, "points[0].tags.site"),
         ("token-for-other-agent", {"agent": "pc-b", "seq": 1, "points": [host_point()]}, 403, "token belongs to agent 'pc-a'"),
+        # logins: an agent tells who logged in on its own machine only
+        ("login-on-other-host", {"points": [login_point(host="pc-b")]}, 403, "points[0].tags.host"),
+        ("login-at-other-site", {"points": [login_point(site="hansnes")]}, 403, "points[0].tags.site"),
+        ("login-on-a-device", {"points": [login_point(device="sw-a")]}, 400, "points[0].tags"),
+        ("login-without-user", {"points": [{**login_point(), "tags": {"kind": "remote", "event": "start"}}]}, 400, "points[0].tags.user"),
+        ("login-kind-outside-vocabulary", {"points": [login_point(kind="ssh")]}, 400, "points[0].tags.kind"),
+        ("login-event-outside-vocabulary", {"points": [login_point(event="logout")]}, 400, "points[0].tags.event"),
+        ("login-user-newline", {"points": [login_point(user="helse\nprobe,host=pc-b up=1")]}, 400, "points[0].tags.user"),
+        ("login-duration-negative", {"points": [login_point({"start_time_s": 1.0, "duration_s": -5.0}, event="end")]}, 400, "points[0].fields.duration_s"),
         # 5. what made 500s, and what InfluxDB refused after a 200
         ("seq-2^63", {"agent": "pc-a", "seq": 2**63, "points": [host_point()]}, 400, "seq"),
         ("seq-2^64", {"agent": "pc-a", "seq": 2**64 + 5, "points": [host_point()]}, 400, "seq"),
@@ -281,6 +295,9 @@ ODD_BUT_GOOD = [
     ("unicode-tag-and-text", {"measurement": "host_net", "tags": {"nic": "Ethernet 2 (æøå \u202e\u200d 🛰)"}, "fields": {"in_bps": 5}, "time": 0}, {"in_bps": 5.0}),
     ("newlines-in-a-string", probe_point({"up": 0.0, "reason": 'line one\nline "two" \\ three'}), {"up": 0.0, "reason": 'line one\nline "two" \\ three'}),
     ("windows-mount", {"measurement": "host_disk", "tags": {"mount": "C:"}, "fields": {"used_pct": 50, "free_bytes": 0}, "time": 0}, {"used_pct": 50.0}),
+    ("windows-console-login", {"measurement": "login", "tags": {"user": "Kari Nordmann (æøå)", "kind": "console", "event": "end"},
+                               "fields": {"start_time_s": 1796529600, "end_time_s": 1796533200, "duration_s": 3600, "end_unseen": False}, "time": 0},
+     {"start_time_s": 1796529600.0, "duration_s": 3600.0, "end_unseen": 0.0}),
 ]
 
 

@@ -20,6 +20,7 @@ from agent.points import Point
 from collector.alerting.service import AlertService
 from collector.appkeys import ALERTS, INVENTORY, RELOADER, SERVICE
 from collector.config import Inventory
+from collector.logins import SharedAccountWatch
 from collector.service import is_agent_source
 
 # The queue source of the engine's own alert points; they are not input to it.
@@ -46,6 +47,8 @@ def alerting_context(options: AlertingOptions) -> Callable[[web.Application], As
         service = AlertService.from_inventory(app[INVENTORY], emit=emit, **overrides)
         service.interval_s = options.interval_s
         app[ALERTS] = service
+        # Logins to shared accounts are one-off events, told as the agents' points are committed.
+        shared_logins = SharedAccountWatch(app[INVENTORY], lambda: collector.user_names, service.announce, emit)
 
         def observe(source: str, points: list[Point]) -> None:
             if source == ALERTING_SOURCE:
@@ -54,10 +57,12 @@ def alerting_context(options: AlertingOptions) -> Callable[[web.Application], As
                 # Ingest already refuses the rest; this keeps it so should that ever change: device,
                 # interface, availability and alert state come from the pollers and the engine only.
                 points = [p for p in points if p.measurement in AGENT_MEASUREMENTS]
+                shared_logins.observe(points)
             service.observe(points)
 
         async def follow(old: Inventory, new: Inventory) -> None:
             await service.reload(new, **overrides)
+            shared_logins.inventory = new
 
         async def reload_refused(problem: str) -> None:
             # The file on disk is not what runs: the people who edit it should know without reading logs.
@@ -78,6 +83,7 @@ def alerting_context(options: AlertingOptions) -> Callable[[web.Application], As
         collector.subscribers.remove(observe)  # points made while the rest shuts down find a closed engine otherwise
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        await shared_logins.close()
         await service.close()
 
     return ctx

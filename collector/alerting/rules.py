@@ -337,5 +337,5 @@ RULE_KINDS: Mapping[str, RuleKind] = MappingProxyType({
 # but it is configured like any rule (severity, for_s, summary).
 SITE_RULE = "site_unreachable"
 # One-off events (no state to resolve) that routes, windows and silences may name like rules.
-EVENT_RULES = ("config_change", "ssh_host_key_changed", "lifecycle_digest", "inventory_reload_failed")
+EVENT_RULES = ("config_change", "ssh_host_key_changed", "lifecycle_digest", "inventory_reload_failed", "shared_account_login")
 SITE_TEXT = _summary(SITE_RULE)

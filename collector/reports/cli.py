@@ -1,4 +1,4 @@
-"""`nettvakt report hardware|servers`: load the inventory, read what was observed, render.
+"""`nettvakt report hardware|servers|logins`: load the inventory, read what was observed, render.
 
 Formats: `table` (aligned text), `csv` (`;` and decimal comma in Norwegian, as Norwegian
 Excel expects; `,` and `.` in English), `json`, `html` (one self-contained file with the chart
@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from agent.commandline import Command, add_inventory_argument, parse_duration
 from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE
@@ -30,6 +30,8 @@ SIZES_LOOKBACK_S = 86400.0
 # Pages per month from the last 30 days of page counts; a UPS's battery dates from its latest poll in them.
 PAGES_LOOKBACK_S = 30 * 86400.0
 DEVICE_FACT_KINDS = ("printer", "ups")
+
+T = TypeVar("T")
 
 
 def _load(args: argparse.Namespace, command: str) -> Inventory | None:
@@ -70,6 +72,21 @@ def _emit(args: argparse.Namespace, command: str, doc: Document, data: Callable[
 
 
 Points = list[tuple[dict[str, str], dict[str, Any]]]
+
+
+def _observed(args: argparse.Namespace, command: str, read: Callable[[], T]) -> tuple[T | None, int]:
+    """(what `read` got from the store, EXIT_OK), or (None, the exit status) after saying on stderr why not."""
+    try:
+        return read(), EXIT_OK
+    except SecretError as exc:
+        print(f"nettvakt report {command}: {args.inventory}: storage: {exc}", file=sys.stderr)
+        return None, EXIT_USAGE
+    except SourceConfigError as exc:
+        print(f"nettvakt report {command}: {exc}", file=sys.stderr)
+        return None, EXIT_USAGE
+    except SourceError as exc:  # no data, no report: say where it failed
+        print(f"nettvakt report {command}: cannot read the data ({args.source}): {exc}", file=sys.stderr)
+        return None, EXIT_FAIL
 
 
 def _read(source: SeriesSource, wanted: list[tuple[str, int, dict[str, str] | None]], end_ns: int) -> dict[str, Points]:
@@ -136,19 +153,44 @@ def run_servers(args: argparse.Namespace) -> int:
     for agent in server_agents(inventory):
         tags = {"host": agent.id}
         wanted += [("host", start_ns, tags), ("host_disk", start_ns, tags), ("service", apps_start_ns, tags), ("hardware", start_ns, tags)]
-    try:
-        points = _read(open_source(inventory, args.source), wanted, end_ns)
-    except SecretError as exc:
-        print(f"nettvakt report servers: {args.inventory}: storage: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except SourceConfigError as exc:
-        print(f"nettvakt report servers: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except SourceError as exc:  # no data, no report: say where it failed
-        print(f"nettvakt report servers: cannot read the data ({args.source}): {exc}", file=sys.stderr)
-        return EXIT_FAIL
+    points, failed = _observed(args, "servers", lambda: _read(open_source(inventory, args.source), wanted, end_ns))
+    if points is None:
+        return failed
     report = build_servers_report(inventory, points, start_ns, end_ns)
     return _emit(args, "servers", servers_document(report, lang), report.to_json)
+
+
+def run_logins(args: argparse.Namespace) -> int:
+    from collector.logins import UserNames
+    from collector.problems import did_you_mean
+    from collector.reports.logins import OPEN_LOOKBACK_S, build_logins_report, logins_document
+
+    inventory = _load(args, "logins")
+    if inventory is None:
+        return EXIT_USAGE
+    agents = {a.id for a in inventory.agent}
+    if args.host is not None and args.host not in agents:
+        print(f"nettvakt report logins: --host {args.host}: no agent with that id in {args.inventory}{did_you_mean(args.host, agents)}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.user is not None and not args.user.strip():
+        print("nettvakt report logins: --user: expected an account name (or its h: hash)", file=sys.stderr)
+        return EXIT_USAGE
+    lang = args.lang or inventory.alerting.language
+    end_ns = time.time_ns()
+    start_ns = end_ns - int(args.since * 1e9)
+    try:
+        names = UserNames.from_inventory(inventory)  # with hashed names, the key turns --user NAME into its stored form
+    except SecretError as exc:
+        print(f"nettvakt report logins: {args.inventory}: logins.key: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    # From further back than the period: a session begun before it and still open has only its start point.
+    lookback_ns = start_ns - int(OPEN_LOOKBACK_S * 1e9)
+    samples, failed = _observed(args, "logins", lambda: open_source(inventory, args.source).samples(
+        "login", lookback_ns, end_ns, {"host": args.host} if args.host else None))
+    if samples is None:
+        return failed
+    report = build_logins_report(inventory, samples, start_ns, end_ns, names, host=args.host, user=args.user and args.user.strip())
+    return _emit(args, "logins", logins_document(report, lang), report.to_json)
 
 
 def _hardware_arguments(parser: argparse.ArgumentParser) -> None:
@@ -163,9 +205,10 @@ def _hardware_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lang", choices=texts.LANGUAGES, default=None, help="language (default: [alerting] language, nb)")
 
 
-def _servers_arguments(parser: argparse.ArgumentParser) -> None:
+def _period_arguments(parser: argparse.ArgumentParser, since_s: float, since_help: str) -> None:
+    """The options of a report over a period of what was observed (servers, logins)."""
     add_inventory_argument(parser)
-    parser.add_argument("--since", type=parse_duration, default=30 * 86400.0, metavar="DURATION", help="period to summarise (default 30d)")
+    parser.add_argument("--since", type=parse_duration, default=since_s, metavar="DURATION", help=since_help)
     parser.add_argument("--source", choices=["auto", "influx", "local"], default="auto")
     parser.add_argument(
         "--format", choices=["table", "csv", "html", "json"], default="table",
@@ -175,8 +218,18 @@ def _servers_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lang", choices=texts.LANGUAGES, default=None)
 
 
+def _servers_arguments(parser: argparse.ArgumentParser) -> None:
+    _period_arguments(parser, 30 * 86400.0, "period to summarise (default 30d)")
+
+
+def _logins_arguments(parser: argparse.ArgumentParser) -> None:
+    _period_arguments(parser, 7 * 86400.0, "period to list (default 7d)")
+    parser.add_argument("--host", metavar="AGENT", help="only this agent's machine (its id in the inventory)")
+    parser.add_argument("--user", metavar="NAME", help="only this account: a name (hashed with the inventory's key when names are stored hashed) or an h: hash")
+
+
 COMMANDS = (
-    Command("report", help="reports for managers: hardware renewal, server use", subcommands=(
+    Command("report", help="reports for managers: hardware renewal, server use, logins", subcommands=(
         Command("hardware", help="age, due year and cost of every machine, with a five-year forecast",
                 description="Every PC, server, printer, switch and firewall with its age and its source, expected lifetime, "
                 "due year and replacement cost, grouped by site and department, with a five-year forecast.",
@@ -185,5 +238,9 @@ COMMANDS = (
                 description="Per server: the applications it runs (listening services), their ports, and average and peak "
                 "CPU, memory and disk use; servers with little use listed as candidates for consolidation.",
                 arguments=_servers_arguments, run=run_servers),
+        Command("logins", help="who was logged in on which machine, when and from where; shared accounts",
+                description="Every login session the agents saw in the period (start, end or still logged in, duration, "
+                "console or remote, from where), per machine and per account; logins to shared accounts marked.",
+                arguments=_logins_arguments, run=run_logins),
     )),
 )

@@ -74,3 +74,7 @@ class Catalog:
     # `nettvakt report hardware` and `nettvakt report servers`.
     hardware_report: Words
     servers_report: Words
+
+    # Logins: the message about a login to a shared account, and `nettvakt report logins`.
+    login_events: Words
+    logins_report: Words
