@@ -532,6 +532,17 @@ def test_a_site_that_went_quiet_on_battery_had_a_power_cut(capsys: pytest.Captur
     assert json.loads(render_json(d, "en"))["verdicts"][0]["title"] == "Power cut: the site lost power, not its network"
 
 
+def test_a_ups_gone_quiet_while_the_site_still_measures_is_less_sure() -> None:
+    src = MemorySource()
+    clean_network(src)
+    host_samples(src, 60, lambda i: 10.0)  # the agent measures all ten minutes: its PC had power
+    ups_polls(src, [(0.0, 24.0, 0.0), (1.0, 21.0, 40.0)] + [(0.0, None, 0.0)] * 8)
+    d = run_checks(src, ups_inventory())
+    (verdict,) = [v for v in d.verdicts if v.kind == "power_cut"]
+    assert verdict.confidence == 0.8 and verdict.evidence["agents_silent"] == 0
+    assert "agentene på stedet ble hørt i mellomtiden" in render_text(d, "nb")
+
+
 def test_a_cut_the_ups_bridged_is_said_as_such() -> None:
     src = MemorySource()
     clean_network(src)

@@ -825,7 +825,10 @@ def check_power_cut(w: Window) -> CheckResult:
             answered_again = [s.time_ns for s in polls if s.time_ns > last.time_ns and num(s, "up") == 1.0]
             back = min(answered_again) if answered_again else w.data.end_ns
             # None of the site's agents heard from while the UPS was quiet: the machines lost power too.
-            heard = {s.tags.get("host") for s in (*w.data.host, *w.rounds) if last.time_ns < s.time_ns < back}
+            # The UPS went dark up to a poll interval after its last answer, the machines with it:
+            # what they measured within two intervals of that answer is from before the dark.
+            grace = 2 * (median_spacing_ns(polls, lambda s: 0) or w.bucket_ns)
+            heard = {s.tags.get("host") for s in (*w.data.host, *w.rounds) if last.time_ns + grace < s.time_ns < back}
             silent = [a.id for a in w.ctx.agents if a.id not in heard]
             evidence.update(site_quiet=True, agents_silent=len(silent), agents=len(w.ctx.agents))
             confidence = 0.95 if w.ctx.agents and len(silent) == len(w.ctx.agents) else 0.8

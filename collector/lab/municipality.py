@@ -23,6 +23,7 @@ from collector.app import HOUSEKEEPING_INTERVAL_S
 from collector.influxql import query
 from collector.lab.lab import Lab
 from collector.lab.topology import INET_TARGET
+from collector.lab.ups_agent import UpsState, ups_snmpd_config, write_ups_state
 from collector.localservers import ManagedProcess, SnmpdServer, wait_until
 
 COLLECTOR_PORT = 8650
@@ -30,6 +31,8 @@ INFLUX_PORT = 8086
 DATABASE = "nettvakt"
 SNMP_COMMUNITY = "karlsoy-lab-ro"
 SNMPSIM_PORT = 1161
+# A site UPS's snmpd, beside the site router's on 161 in the same namespace.
+UPS_SNMP_PORT = 1162
 SMTP_PORT = 2525
 LAB_ADMIN_COMMUNITY = "karlsoy-lab-admin"
 NS_CACHE_TABLE = ".1.3.6.1.4.1.8072.1.5"
@@ -89,6 +92,13 @@ class MunicipalityConfig:
     # site's namespace, polled like the firewall and named as the site's `uplink`, so cutting
     # the site's link takes the uplink device down with the machines behind it.
     site_uplinks: dict[str, str] = field(default_factory=dict)
+    # Site id -> device id of a UPS there: a real snmpd in the site's namespace serving UPS-MIB
+    # from a state file (collector/lab/ups_agent.py) that `set_ups` rewrites, polled as hardware
+    # kind `ups` (found by probing: its sysObjectID is net-snmp's).
+    site_ups: dict[str, str] = field(default_factory=dict)
+    # Agents that record who logs in to the machine ([logins]; the lab's namespaces share this
+    # machine's /run/utmp, so they see the logins of the machine the lab runs on).
+    login_agents: tuple[str, ...] = ()
     # [alerting] settings and [[alert]] tables (each a dict of TOML keys); None: `lab_alert_rules`.
     group_wait_s: float = 2.0
     recovery_grace_s: float = 30.0
@@ -100,6 +110,11 @@ class MunicipalityConfig:
                 raise ValueError(f"site_uplinks: no lab site {site!r} (have {', '.join(SITE_NAMES)})")
             if device_id in ("fw", *self.recorded_devices):
                 raise ValueError(f"site_uplinks[{site!r}]: device id {device_id!r} is already used")
+        for site, device_id in self.site_ups.items():
+            if site not in SITE_NAMES:
+                raise ValueError(f"site_ups: no lab site {site!r} (have {', '.join(SITE_NAMES)})")
+            if device_id in ("fw", *self.recorded_devices, *self.site_uplinks.values()):
+                raise ValueError(f"site_ups[{site!r}]: device id {device_id!r} is already used")
 
 
 def lab_alert_rules(config: MunicipalityConfig) -> list[dict[str, Any]]:
@@ -114,7 +129,9 @@ def lab_alert_rules(config: MunicipalityConfig) -> list[dict[str, Any]]:
             "for_s": config.agent_interval_s + HOUSEKEEPING_INTERVAL_S + 3,
         },
         {"id": "site-down", "kind": "site_unreachable", "severity": "critical"},
-        {"id": "device-down", "kind": "device_down", "severity": "critical"},
+        # As long, for the same reason: a device at a site without an uplink (a UPS) fails its
+        # poll seconds before the site's machines are judged silent.
+        {"id": "device-down", "kind": "device_down", "severity": "critical", "for_s": config.agent_interval_s + HOUSEKEEPING_INTERVAL_S + 3},
     ]
 
 
@@ -141,6 +158,7 @@ class Municipality:
         self.inventory_path = workdir / "inventory.toml"
         self.maildir = workdir / "maildir"
         self.snmpd: dict[str, SnmpdServer] = {}  # node -> its running snmpd
+        self.ups_snmpd: dict[str, SnmpdServer] = {}  # site -> the snmpd of its UPS
 
     # --- building -------------------------------------------------------------------
     def inventory_text(self) -> str:
@@ -157,6 +175,8 @@ class Municipality:
             "flush_interval_s = 0.5",
             "[lifecycle.kinds.pc]\nlifetime_years = 5\nreplacement_cost_nok = 11000",
             "[lifecycle.kinds.firewall]\nlifetime_years = 7\nreplacement_cost_nok = 95000",
+            "[lifecycle.kinds.printer]\nlifetime_years = 6\nreplacement_cost_nok = 45000",
+            "[lifecycle.kinds.ups]\nlifetime_years = 8\nreplacement_cost_nok = 18000",
         ]
         for site, name in SITE_NAMES.items():
             lines += ["[[site]]", f'id = "{site}"', f'name = "{name}"']
@@ -170,6 +190,11 @@ class Municipality:
                 device_id, f"Ruter, {SITE_NAMES[site]}", site, site,
                 '{ kind = "router", model = "Linux router (lab)", purchased = 2020-06-01, lifetime_years = 8 }',
             )
+        for site, device_id in c.site_ups.items():
+            lines += self._snmpd_device(
+                device_id, f"UPS, {SITE_NAMES[site]}", site, site,
+                '{ kind = "ups", model = "nettvakt lab UPS 1000", purchased = 2023-04-01, lifetime_years = 8 }',
+            ) + [f"port = {UPS_SNMP_PORT}"]
         for device_id, recorded in c.recorded_devices.items():
             lines += [
                 "[[device]]",
@@ -213,6 +238,8 @@ class Municipality:
                 f"timeout_s = {c.probe_timeout_s}",
                 f"params = {{ count = {c.icmp_count}, interval_ms = {c.icmp_interval_ms} }}",
             ]
+        if c.login_agents:
+            lines += _toml_table("[logins]", {"agents": list(c.login_agents), "interval_s": c.agent_interval_s})
         lines += ["[alerting]", f"group_wait_s = {c.group_wait_s}", f"recovery_grace_s = {c.recovery_grace_s}"]
         for rule in lab_alert_rules(c) if c.alert_rules is None else c.alert_rules:
             lines += _toml_table("[[alert]]", rule)
@@ -262,6 +289,9 @@ class Municipality:
         self.start_snmpd("fw")
         for site in self.config.site_uplinks:
             self.start_snmpd(site)
+        for site in self.config.site_ups:
+            write_ups_state(self._ups_state_path(site), UpsState())
+            self.start_ups(site)
         env = {"NETTVAKT_LAB_COMMUNITY": SNMP_COMMUNITY}
         if self.config.mail_catcher:
             self.lab.spawn(
@@ -304,6 +334,25 @@ class Municipality:
             )
         else:
             raise ValueError(f"no snmpd in {node!r}: only 'fw' and the sites of site_uplinks ({', '.join(self.config.site_uplinks) or 'none'})")
+
+    def _ups_state_path(self, site: str) -> Path:
+        return self.workdir / f"ups-{site}.json"
+
+    def start_ups(self, site: str) -> None:
+        """Start (or start again, after `stop_ups`) the snmpd of the UPS at `site`, saying what
+        the state file last said (on line at the first start)."""
+        self.ups_snmpd[site] = self.lab.start_snmpd(
+            site, port=UPS_SNMP_PORT, community=SNMP_COMMUNITY, sys_name=self.config.site_ups[site],
+            sys_location=SITE_NAMES[site], extra_config=ups_snmpd_config(self._ups_state_path(site)),
+        )
+
+    def set_ups(self, site: str, state: UpsState) -> None:
+        """What the UPS at `site` says from its next SNMP answer on."""
+        write_ups_state(self._ups_state_path(site), state)
+
+    def stop_ups(self, site: str) -> None:
+        """The UPS at `site` stops answering (its battery ran out, or it was switched off)."""
+        self.ups_snmpd.pop(site).stop()
 
     def stop_snmpd(self, node: str) -> None:
         """Stop one snmpd, as if the device died: it stops answering SNMP."""
