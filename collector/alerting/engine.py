@@ -651,6 +651,8 @@ class AlertEngine:
             "detail": alert.kind.describe(alert.facts, self.language) if alert.kind is not None and alert.kind.describe else "",
         }
         cut = self._power_cut(alert.site, alert.since) if alert.kind is None else None
+        if alert.kind is None:
+            alert.facts = {}  # a site alert's facts are its cause in this episode, if any
         if cut is not None:
             values["detail"] = self._power_cut_words(*cut)
             alert.facts = {"cause": "power_cut", "ups": cut[0], "on_battery_since": cut[1].since, "last_heard": cut[1].seen,
