@@ -52,6 +52,7 @@ UNITS: Mapping[str, Unit] = MappingProxyType({u.name: u for u in (
     Unit("ms", "float", 0.0),
     Unit("s", "float", 0.0),
     Unit("min", "float", 0.0),
+    Unit("°C", "float", -273.15),  # degrees Celsius; below freezing in an outdoor cabinet
     Unit("days", "float"),  # negative once a certificate has expired
     Unit("years", "float"),  # remaining years are negative when overdue
     Unit("year", "float", 0.0, 9999.0),
@@ -240,6 +241,8 @@ DECLARED_MEASUREMENTS: Mapping[str, MeasurementSpec] = MappingProxyType({m.name:
         F("ha_members", "count", "HA cluster members (FortiGate)"),
         F("ha_members_in_sync", "count", "HA members in configuration sync (FortiGate)"),
         F("firmware", "string"),
+        F("temperature_c", "°C", "temperature inside the device as it measures it (MikroTik RouterOS: mtxrHlTemperature, "
+          "the board sensor); absent where the device has no sensor or its profile reads none"),
         F("sys_descr", "string"),
         F("profile", "string", "the SNMP profile that polled it"),
         F("poll_ms", "ms", "time the poll took"),

@@ -150,6 +150,13 @@ def snmpsim(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     yield from _serving(start_snmpsim, shared_dir / "snmprec", tmp_path_factory.mktemp("snmpsim"))
 
 
+@pytest.fixture(scope="session")
+def project_snmpsim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SnmpsimServer]:
+    """snmpsim serving tests/testdata/snmprec, the recordings the project wrote itself for device
+    families shared/snmprec has none of (its README says which): community = file stem."""
+    yield from _serving(start_snmpsim, REPO / "tests" / "testdata" / "snmprec", tmp_path_factory.mktemp("project-snmpsim"))
+
+
 class NettvaktProcesses:
     """Real `nettvakt` processes (collector, agents) for one test; whatever is still running at
     the end of the test is stopped by the fixture, also when the test fails."""

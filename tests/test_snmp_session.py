@@ -34,6 +34,10 @@ def net_snmp_env(tmp: Path) -> dict[str, str]:
     return env
 
 
+# What net-snmp prints, against the last OID, when a walk runs past the agent's last OID.
+_NET_SNMP_END_OF_VIEW = "No more variables left in this MIB View"
+
+
 def net_snmp_walk(argv: list[str], env: dict[str, str]) -> dict[str, str]:
     """Run snmpwalk/snmpbulkwalk with -On -Oq; {oid: value text (quotes stripped)}."""
     proc = subprocess.run([*argv[:1], "-On", "-Oq", *argv[1:]], capture_output=True, text=True, env=env, timeout=30)
@@ -43,8 +47,11 @@ def net_snmp_walk(argv: list[str], env: dict[str, str]) -> dict[str, str]:
         if not line.startswith(".1."):
             continue  # continuation line of a multi-line string
         oid, _, value = line.partition(" ")
+        if value.startswith(_NET_SNMP_END_OF_VIEW):
+            continue  # no value: the walk ran past the agent's last OID
         out[oid.lstrip(".")] = value.strip().strip('"')
     return out
+
 
 
 def v2c(server: SnmpsimServer | SnmpdServer, community: str, **kw: object) -> SnmpSession:

@@ -56,6 +56,8 @@ LLDP_COLUMNS = (LLDP_LOC_PORT_ID, LLDP_LOC_PORT_DESC, LLDP_REM_CHASSIS_ID, LLDP_
                 LLDP_REM_SYS_NAME, LLDP_REM_MAN_ADDR_IF_SUBTYPE)
 
 # Hardware kind proposed per profile; the consultant adjusts it to the inventory's [lifecycle.kinds].
+# routeros is left out on purpose: RouterOS routers, CRS switches and access points all answer
+# the same sysObjectID (1.3.6.1.4.1.14988.1), so the profile says nothing about the kind.
 PROFILE_KIND = {"fortigate": "firewall", "procurve": "switch", "cisco": "switch"}
 
 

@@ -17,7 +17,9 @@ The poller reads three kinds of entries:
   value wins, so modules and aggregates are listed in order of preference.
 
 Every OID below was checked against the LibreNMS recordings in shared/snmprec where the
-device family is recorded (see tests/test_snmp_profiles.py) and against the MIB texts.
+device family is recorded (see tests/test_snmp_profiles.py) and against the MIB texts. MikroTik
+RouterOS has no shared recording: mikrotik.py names the real answers its OIDs were checked
+against, and tests/testdata/snmprec holds the project's own recordings shaped after them.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Literal
 
+from . import mikrotik as mt
 from . import printer as prt
 from . import ups
 
@@ -375,8 +378,41 @@ APC_UPS = Module(
     ),
 )
 
+# ---------------------------------------------------------------- MikroTik RouterOS (MIKROTIK-MIB)
+# The OIDs, what their values mean and what they were verified against are in mikrotik.py.
+# RouterOS's ENTITY-MIB chassis row has no model and no serial, so the profile does not walk
+# ENTITY at all: MIKROTIK-MIB says both. CPU (hrProcessorLoad per core) and memory (the
+# hrStorageRam row) are HOST-RESOURCES, as RouterOS answers them.
+
+MIKROTIK = Module(
+    "mikrotik",
+    scalars=(
+        Scalar("mtxrBoardName", mt.MTXR_BOARD_NAME, "model", "string", point="hardware"),
+        # Releases without mtxrBoardName: the board named in sysDescr (already read with the
+        # system group, so not asked again).
+        Scalar("sysDescr", SYS_DESCR, "model", "string", point="hardware", convert=mt.model_from_sys_descr),
+        Scalar("mtxrSerialNumber", mt.MTXR_SERIAL_NUMBER, "serial", "string", point="hardware"),
+        Scalar("mtxrFirmwareVersion", mt.MTXR_FIRMWARE_VERSION, "fw_rev", "string", point="hardware"),
+        # The RouterOS version: the hardware point's software revision, and so (as for every
+        # profile without a firmware scalar) the device point's `firmware`.
+        Scalar("mtxrLicVersion", mt.MTXR_LIC_VERSION, "sw_rev", "string", point="hardware"),
+        Scalar("mtxrHlTemperature", mt.MTXR_HL_TEMPERATURE, "temperature_c", "gauge", "°C", convert=mt.tenths),
+    ),
+    columns=(
+        Column("mtxrGaugeValue", mt.MTXR_GAUGE_VALUE, "gauge_value", "gauge"),
+        Column("mtxrGaugeUnit", mt.MTXR_GAUGE_UNIT, "gauge_unit", "enum"),
+    ),
+    aggregates=(
+        # RouterOS 6.47 and later: the hottest sensor in whole degrees. Older releases answer
+        # mtxrHlTemperature above instead (a scalar, so it is taken first where both exist).
+        Aggregate("temperature_c", "max", (mt.MTXR_GAUGE_VALUE,), where=((mt.MTXR_GAUGE_UNIT, mt.GAUGE_UNIT_CELSIUS),),
+                  unit="°C"),
+    ),
+)
+
 MODULES: dict[str, Module] = {
-    m.name: m for m in (SYSTEM, IF_MIB, ENTITY, HOST_RESOURCES, FORTIGATE, PROCURVE, CISCO, PRINTER, UPS_MIB, APC_UPS)
+    m.name: m
+    for m in (SYSTEM, IF_MIB, ENTITY, HOST_RESOURCES, FORTIGATE, PROCURVE, CISCO, PRINTER, UPS_MIB, APC_UPS, MIKROTIK)
 }
 
 # ---------------------------------------------------------------- profiles
@@ -403,6 +439,11 @@ PROFILES: Mapping[str, Profile] = MappingProxyType({
         Profile(
             "cisco", ("1.3.6.1.4.1.9.1",), (SYSTEM, IF_MIB, ENTITY, CISCO),
             "Cisco IOS devices (ciscoProducts 1.3.6.1.4.1.9.1)",
+        ),
+        Profile(
+            "routeros", (mt.ROUTEROS_SYS_OBJECT_ID,), (SYSTEM, IF_MIB, HOST_RESOURCES, MIKROTIK),
+            "MikroTik RouterOS (sysObjectID 1.3.6.1.4.1.14988.1): generic without ENTITY, plus MIKROTIK-MIB board "
+            "name, serial, RouterBOOT firmware, RouterOS version and board temperature",
         ),
         # Printers' sysObjectIDs are under each vendor's enterprise (HP's even beside its
         # switches), so Printer-MIB itself says it is a printer: a supplies row or a page counter
