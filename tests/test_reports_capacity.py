@@ -149,8 +149,8 @@ class Year:
     falling: Line
 
 
-def write_year(folder: Path, url: str, database: str) -> Year:
-    months = report_months(dt.datetime.now(OSLO).date(), 12)
+def write_year(inv: InventoryBuilder, months: list[dt.date], more: list[Point] | None = None) -> Year:
+    """The inventory written, and the year of polls (and `more`) written into its InfluxDB through the collector's sink."""
     growing = generate(Line("vekst", "fw-vekst", "wan1", [40.0 + 3.0 * i for i in range(12)]), months, seed=1, probe_host="pc-vekst")
     falling = generate(Line("nedgang", "fw-nedgang", "ge0", [60.0 - 2.0 * i for i in range(12)], thin_month=5), months, seed=2)
     # The falling site's firewall has other interfaces in the last days: a quieter port, and a loopback that is never the line.
@@ -159,8 +159,8 @@ def write_year(folder: Path, url: str, database: str) -> Year:
         Point("interface", {"site": "nedgang", "device": "fw-nedgang", "ifname": name}, {"in_util_pct": use, "out_util_pct": use}, (last_days + k * STEP_S) * 10**9)
         for name, use in (("ge1", 3.0), ("lo0", 99.0)) for k in range(4 * 48)
     ]
-    inventory = year_inventory(folder, url, database).write()
-    asyncio.run(write_through_collector_sink(inventory, growing.points + falling.points + others))
+    inventory = inv.write()
+    asyncio.run(write_through_collector_sink(inventory, growing.points + falling.points + others + (more or [])))
     return Year(inventory, months, growing, falling)
 
 
@@ -168,7 +168,8 @@ def write_year(folder: Path, url: str, database: str) -> Year:
 def year(influx_db_module: tuple, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Year]:
     """The year, written once: the tests only read it."""
     server, database = influx_db_module
-    yield write_year(tmp_path_factory.mktemp("year"), server.url, database)
+    months = report_months(dt.datetime.now(OSLO).date(), 12)
+    yield write_year(year_inventory(tmp_path_factory.mktemp("year"), server.url, database), months)
 
 
 def report(capsys: pytest.CaptureFixture[str], inventory: Path, *argv: str) -> tuple[int, str, str]:
