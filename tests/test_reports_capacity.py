@@ -44,7 +44,6 @@ STEP_S = 1800  # one poll every 30 minutes
 P95_TOLERANCE_PP = 0.5
 TREND_TOLERANCE_PP = 0.05
 LATENCY_TOLERANCE_MS = 1.0
-NBSP = "\u00a0"
 
 
 @dataclass

@@ -32,7 +32,7 @@ import statistics
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent.probes import PROBES
@@ -41,7 +41,7 @@ from collector.config import Inventory
 from collector.diagnose.analysis import is_round, is_uplink_line, line_util_pct, num, path_rtt_ms, percentile
 from collector.diagnose.data import SiteContext, site_context
 from collector.reports import i18n
-from collector.reports.render import ALERT_COLOUR, BAR_COLOUR, Chart, Column, Document, LineSeries, Row, Table
+from collector.reports.render import BAR_COLOUR, Chart, Column, Document, LineSeries, Row, Table
 from collector.timeseries import Sample, SeriesSource
 
 LIMIT_PCT = 80.0  # a line whose p95 passes this needs more capacity
