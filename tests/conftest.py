@@ -113,9 +113,7 @@ def _influx_query(url: str, query: str, database: str | None = None) -> dict:
         return json.loads(resp.read())
 
 
-@pytest.fixture
-def influx_db(influxd: InfluxdServer) -> Iterator[tuple[InfluxdServer, str]]:
-    """A fresh, uniquely named database on the session influxd, dropped afterwards."""
+def _fresh_database(influxd: InfluxdServer) -> Iterator[tuple[InfluxdServer, str]]:
     name = f"test_{uuid.uuid4().hex[:12]}"
     _influx_query(influxd.url, f'CREATE DATABASE "{name}"')
     try:
@@ -123,6 +121,18 @@ def influx_db(influxd: InfluxdServer) -> Iterator[tuple[InfluxdServer, str]]:
     finally:
         if influxd.process.alive():
             _influx_query(influxd.url, f'DROP DATABASE "{name}"')
+
+
+@pytest.fixture
+def influx_db(influxd: InfluxdServer) -> Iterator[tuple[InfluxdServer, str]]:
+    """A fresh, uniquely named database on the session influxd, dropped afterwards."""
+    yield from _fresh_database(influxd)
+
+
+@pytest.fixture(scope="module")
+def influx_db_module(influxd: InfluxdServer) -> Iterator[tuple[InfluxdServer, str]]:
+    """As `influx_db`, for data that a module's tests only read (dropped after the module)."""
+    yield from _fresh_database(influxd)
 
 
 @pytest.fixture(scope="session")

@@ -38,6 +38,10 @@ def closed_tcp_port() -> int:
 def cases(tmp_path: Path) -> list[tuple[str, list[str], int, str]]:
     good = str(inventory(tmp_path))
     dead = str(inventory(tmp_path, "dead-influx.toml", influx_port=closed_tcp_port()))
+    # A site whose line is polled: the capacity report has something to read.
+    dead_line = str(InventoryBuilder(tmp_path, name="dead-line.toml").site("radhus", uplink="fw")
+                    .device("fw", hardware="firewall", snmp={"community": "env:NETTVAKT_TEST_NEVER_SET"})
+                    .influxdb(f"http://127.0.0.1:{closed_tcp_port()}", "nettvakt", timeout_s=1).write())
     missing = str(tmp_path / "missing.toml")
     unset = "env:NETTVAKT_TEST_NEVER_SET"
     return [
@@ -84,6 +88,10 @@ def cases(tmp_path: Path) -> list[tuple[str, list[str], int, str]]:
         ("report logins influxdb down", ["report", "logins", "--inventory", dead], 1, "cannot read the data"),
         ("report logins unknown host", ["report", "logins", "--inventory", good, "--host", "no-such-agent"], 2, "--host no-such-agent: no agent"),
         ("report logins ok", ["report", "logins", "--inventory", good, "--source", "local"], 0, ""),
+        ("report capacity influxdb down", ["report", "capacity", "--inventory", dead_line], 1, "cannot read the data"),
+        ("report capacity unknown site", ["report", "capacity", "--inventory", good, "--site", "no-such-site"], 2, "--site no-such-site: no site"),
+        ("report capacity bad months", ["report", "capacity", "--inventory", good, "--months", "0"], 2, "expected 1 to 120 complete months"),
+        ("report capacity ok", ["report", "capacity", "--inventory", good], 0, ""),
         ("demo workdir impossible", ["demo", "--workdir", "/proc/nettvakt-demo"], 2, "cannot use --workdir"),
     ]
 

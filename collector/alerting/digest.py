@@ -1,24 +1,38 @@
-"""The monthly lifecycle digest for managers: what is past due and what falls due, with costs.
+"""The monthly digest for managers: the renewal plan, last month's availability, the lines filling up.
 
 Hardware past its lifetime is a budget matter, not a page: once a month (`[alerting]
 digest_day` at `digest_time`, local time) the alert service sends this text as a one-off
 event with rule `lifecycle_digest`, so routes decide who gets it (typically a route with
-`rules = ["lifecycle_digest"]` to the managers' channel). The numbers come from the same
-model as `nettvakt report hardware` (one place for the renewal maths).
+`rules = ["lifecycle_digest"]` to the managers' channel). The renewal numbers come from the same
+model as `nettvakt report hardware` (one place for the renewal maths), the capacity part from
+`nettvakt report capacity`'s. Availability and capacity are read from the store (InfluxDB or the
+local store); when it cannot be read, the digest says so and the renewal plan goes out anyway.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import zoneinfo
+from collections import defaultdict
+from collections.abc import Callable
 
+from agent.secrets import SecretError
 from collector import texts
 from collector.config import Inventory
+from collector.diagnose.analysis import num
+from collector.diagnose.data import site_context
 from collector.reports import i18n
+from collector.reports.capacity import add_months, build_capacity_report, crossing_text, month_start_ns, read_capacity, report_months
 from collector.reports.hardware import HardwareItem, build_hardware_report
+from collector.timeseries import Sample, SeriesSource, SourceError, open_source
 
 DIGEST_RULE = "lifecycle_digest"
 MAX_LISTED = 25  # past-due lines in the mail; the full list is in the report
+CAPACITY_HORIZON_MONTHS = 12  # lines whose p95 passes the limit within this many months are named
+# Availability: a verdict holds until the next one of its series, at most this long (the collector
+# writes one every few seconds today; on change plus a steady beat once issue 19's item 5 lands).
+MAX_VERDICT_HOLD_S = 3600.0
+MIN_AVAILABILITY_COVERED_S = 86400.0  # less than a day of verdicts in the month: no number
 
 def digest_month(now: float, zone: zoneinfo.ZoneInfo, day: int, at: dt.time, last_sent: str | None) -> str | None:
     """The month ("2026-12") whose digest is due at Unix time `now`, or None.
@@ -35,13 +49,104 @@ def digest_month(now: float, zone: zoneinfo.ZoneInfo, day: int, at: dt.time, las
 
 
 def previous_month(now: float, zone: zoneinfo.ZoneInfo) -> str:
-    local = dt.datetime.fromtimestamp(now, zone)
-    year, month = (local.year, local.month - 1) if local.month > 1 else (local.year - 1, 12)
-    return f"{year:04d}-{month:02d}"
+    return add_months(dt.datetime.fromtimestamp(now, zone).date().replace(day=1), -1).strftime("%Y-%m")
 
 
-def lifecycle_digest(inventory: Inventory, today: dt.date, lang: str) -> tuple[str, str]:
-    """(title, body) of the digest for `today`."""
+def _time_up_s(verdicts: list[Sample], end_ns: int) -> tuple[float, float]:
+    """(seconds up, seconds covered) of one series' verdicts in time order: each holds until the next, at most MAX_VERDICT_HOLD_S.
+
+    A verdict without `up` (an agent never heard from: waiting) covers nothing."""
+    up = covered = 0.0
+    for verdict, following in zip(verdicts, [*verdicts[1:], None]):
+        value = num(verdict, "up")
+        if value is None:
+            continue
+        until = min(following.time_ns if following else end_ns, verdict.time_ns + int(MAX_VERDICT_HOLD_S * 1e9), end_ns)
+        span = max(0, until - verdict.time_ns) / 1e9
+        covered += span
+        up += span * value
+    return up, covered
+
+
+def availability_summary_lines(inventory: Inventory, source: SeriesSource, month: dt.date, lang: str) -> list[str]:
+    """The digest's availability part for `month`: one line per site, worst first. Raises SourceError.
+
+    THE SEAM for `nettvakt report availability` (issue 19, item 3): its developer replaces this
+    body with that report's model (outages, services, mean time to repair), keeping the
+    signature: the digest only takes lines. Until then, a minimal availability per site from the
+    collector's `availability` points: the site's uplink device's verdicts (`kind=device`) where
+    it names one polled over SNMP, else the mean over its agents' (`kind=agent`); each series
+    time-weighted (`_time_up_s`), so it stays right when verdicts are written only on change.
+    """
+    t = texts.of(lang).digest
+    zone = zoneinfo.ZoneInfo(inventory.alerting.timezone)
+    start_ns, end_ns = month_start_ns(month, zone), month_start_ns(add_months(month, 1), zone)
+    found: list[tuple[float, str]] = []
+    missing: list[str] = []
+    for site in inventory.site:
+        uplink = site_context(inventory, site.id).uplink
+        if uplink is not None and uplink.snmp is not None:
+            series = {uplink.id: source.samples("availability", start_ns, end_ns, {"kind": "device", "device": uplink.id})}
+        else:
+            series = defaultdict(list)
+            for verdict in source.samples("availability", start_ns, end_ns, {"kind": "agent", "site": site.id}):
+                series[verdict.tags.get("host", "")].append(verdict)
+        shares = [up / covered for up, covered in (_time_up_s(v, end_ns) for v in series.values()) if covered >= MIN_AVAILABILITY_COVERED_S]
+        if shares:
+            found.append((100.0 * sum(shares) / len(shares), site.name))
+        else:
+            missing.append(site.name)
+    lines = [t["availability"].format(month=i18n.month(month, lang))]
+    lines += [t["availability_row"].format(site=name, pct=i18n.number(pct, lang, 2)) for pct, name in sorted(found)]
+    lines += [t["availability_no_data"].format(site=name) for name in missing]
+    return lines
+
+
+def capacity_summary_lines(inventory: Inventory, source: SeriesSource, today: dt.date, lang: str) -> list[str]:
+    """The digest's capacity part: the sites whose line's p95 passes the limit within a year, with the month. Raises SourceError."""
+    t = texts.of(lang).digest
+    months = report_months(today, CAPACITY_HORIZON_MONTHS)
+    report = build_capacity_report(inventory, months, read_capacity(inventory, source, months, [s.id for s in inventory.site]))
+    limit = i18n.number(report.limit_pct, lang)
+    lines = [t["capacity"].format(limit=limit, n=CAPACITY_HORIZON_MONTHS)]
+    for site in report.crossing_within(CAPACITY_HORIZON_MONTHS):
+        first, latest = site.first_crossing, site.latest
+        assert first is not None and latest is not None  # a crossing rests on months with numbers
+        direction, trend = first
+        lines.append(t["capacity_row"].format(
+            site=site.site_name, line=f"{site.device}/{site.ifname}", crossing=crossing_text(trend, lang),
+            direction=texts.of(lang).capacity_report[f"d_{direction}"], p95=i18n.number(latest.p95_pct[direction], lang, 1),
+            month=i18n.month(latest.month, lang),
+        ))
+    if len(lines) == 1:
+        lines.append(t["none"])
+    return lines + ["", t["capacity_footer"]]
+
+
+def observed_summaries(inventory: Inventory, today: dt.date, lang: str,
+                       open_store: Callable[[Inventory], SeriesSource] = open_source) -> list[str]:
+    """Availability last month and the lines filling up, each part as it could be read; what could not, said."""
+    t = texts.of(lang).digest
+    try:
+        source = open_store(inventory)
+    except (SourceError, SecretError) as exc:
+        return [t["unreadable"].format(what=t["what_both"], error=exc)]
+    lines: list[str] = []
+    parts: list[tuple[str, Callable[[], list[str]]]] = [
+        ("what_availability", lambda: availability_summary_lines(inventory, source, add_months(today.replace(day=1), -1), lang)),
+        ("what_capacity", lambda: capacity_summary_lines(inventory, source, today, lang)),
+    ]
+    for what, part in parts:
+        try:
+            lines += [*part(), ""]
+        except SourceError as exc:
+            lines += [t["unreadable"].format(what=t[what], error=exc), ""]
+    return lines[:-1]
+
+
+def lifecycle_digest(inventory: Inventory, today: dt.date, lang: str,
+                     open_store: Callable[[Inventory], SeriesSource] = open_source) -> tuple[str, str]:
+    """(title, body) of the digest for `today`: the renewal plan, then what `observed_summaries` could read."""
     catalog = texts.of(lang)
     t = catalog.digest
     report = build_hardware_report(inventory, today.year, today)
@@ -53,7 +158,7 @@ def lifecycle_digest(inventory: Inventory, today: dt.date, lang: str) -> tuple[s
     past = report.past_due
     due_now = [i for i in report.items if i.status == "due" and i.due_year == today.year]
     title = t["title"].format(
-        month=f"{catalog.months[today.month - 1]} {today.year}", past=i18n.count(len(past), "unit", lang),
+        month=i18n.month(today, lang), past=i18n.count(len(past), "unit", lang),
         past_cost=money(sum(i.cost_nok or 0.0 for i in past)), due=len(due_now), year=today.year,
         due_cost=money(sum(i.cost_nok or 0.0 for i in due_now)),
     )
@@ -77,5 +182,5 @@ def lifecycle_digest(inventory: Inventory, today: dt.date, lang: str) -> tuple[s
     lines += [t["row"].format(year=f.year, units=i18n.count(f.units, "unit", lang), cost=money(f.cost_nok)) for f in report.forecast]
     if report.unknown:
         lines += ["", t["unknown"].format(n=i18n.count(len(report.unknown), "unit", lang))]
-    lines += ["", t["footer"]]
+    lines += ["", t["footer"], "", *observed_summaries(inventory, today, lang, open_store)]
     return title, "\n".join(lines) + "\n"

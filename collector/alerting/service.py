@@ -45,6 +45,12 @@ class ChannelTrouble:
     noticed: float | None = None
 
 
+def _log_digest_failure(task: asyncio.Task[bool]) -> None:
+    """A digest that failed is logged (a bug: unreadable data is said in the digest itself); the next tick tries again."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("alerting: the monthly digest failed; trying again next tick", exc_info=exc)
+
+
 class AlertService:
     def __init__(
         self,
@@ -218,13 +224,22 @@ class AlertService:
         return True
 
     async def run(self) -> None:
-        while True:
-            try:
-                await self.tick()
-                await self.send_digest_if_due()
-            except Exception:  # noqa: BLE001 - a bug in one tick must not end alerting for good
-                log.exception("alerting: evaluation failed; trying again next tick")
-            await asyncio.sleep(self.interval_s)
+        digest: asyncio.Task[bool] | None = None
+        try:
+            while True:
+                try:
+                    await self.tick()
+                    # The digest reads the store (availability, capacity), which may be slow or down:
+                    # evaluation never waits for it, and one digest at a time is made.
+                    if digest is None or digest.done():
+                        digest = asyncio.ensure_future(self.send_digest_if_due())
+                        digest.add_done_callback(_log_digest_failure)
+                except Exception:  # noqa: BLE001 - a bug in one tick must not end alerting for good
+                    log.exception("alerting: evaluation failed; trying again next tick")
+                await asyncio.sleep(self.interval_s)
+        finally:
+            if digest is not None:
+                digest.cancel()
 
     async def deliver(self, notification: Notification, *, report_failure: bool = True) -> bool:
         channel = notification.channel

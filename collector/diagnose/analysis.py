@@ -18,7 +18,7 @@ from types import MappingProxyType
 
 from agent.contract import probe_latency_ms
 from agent.probes import PROBES, ProbeKind
-from collector.config import ProbeTarget
+from collector.config import Device, ProbeTarget
 from collector.diagnose.data import SiteContext, SiteData
 from collector.timeseries import Sample
 
@@ -192,6 +192,32 @@ def loss_pct(samples: Iterable[Sample]) -> tuple[float | None, int]:
     return (100.0 * lost / sent if sent else None), rounds
 
 
+def path_rtt_ms(rounds: Iterable[Sample], bucket_of: Callable[[int], int]) -> dict[int, float]:
+    """Round-trip time per bucket: the mean over the paths (agent, target) of each path's median.
+
+    Only kinds whose latency is a round trip (icmp); per path first, so a near target (the
+    gateway) probed as often as a far one cannot hide the far one's rise behind a median."""
+    paths: dict[int, dict[tuple[str | None, str | None], list[float]]] = defaultdict(lambda: defaultdict(list))
+    for s in rounds:
+        if _path_latency(s.tags.get("kind")) == "round_trip" and (v := probe_latency_ms(s.tags.get("kind"), s.fields)) is not None:
+            paths[bucket_of(s.time_ns)][(s.tags.get("host"), s.tags.get("target"))].append(v)
+    return {b: statistics.fmean(statistics.median(v) for v in per_path.values()) for b, per_path in paths.items()}
+
+
+def is_uplink_line(uplink: Device, ifname: str) -> bool:
+    """Whether `ifname` of a site's uplink device may be its line to the outside: one of its
+    `snmp.important_interfaces` when the inventory names any, else any interface but loopback and null.
+    Of these, the busiest is the line."""
+    named = uplink.snmp.important_interfaces if uplink.snmp is not None else []
+    return ifname in named if named else not ifname.lower().startswith(("lo", "null"))
+
+
+def line_util_pct(sample: Sample) -> float | None:
+    """How full an interface was in one sample: the higher of its in and out utilisation."""
+    values = [v for v in (num(sample, "in_util_pct"), num(sample, "out_util_pct")) if v is not None]
+    return max(values) if values else None
+
+
 def ranges_of(buckets: Iterable[int], start_ns: int, bucket_ns: int, end_ns: int) -> list[tuple[int, int]]:
     """Consecutive bucket numbers merged into (start, end) time ranges."""
     out: list[tuple[int, int]] = []
@@ -275,11 +301,7 @@ class Window:
 
     def rtt_at(self, offset_ns: int) -> dict[int, float]:
         """`rtt` on the bucket grid moved later by offset_ns."""
-        paths: dict[int, dict[tuple[str | None, str | None], list[float]]] = defaultdict(lambda: defaultdict(list))
-        for s in self.rounds:
-            if _path_latency(s.tags.get("kind")) == "round_trip" and (v := probe_latency_ms(s.tags.get("kind"), s.fields)) is not None:
-                paths[self.bucket(s.time_ns - offset_ns)][(s.tags.get("host"), s.tags.get("target"))].append(v)
-        return {b: statistics.fmean(statistics.median(v) for v in per_path.values()) for b, per_path in paths.items()}
+        return path_rtt_ms(self.rounds, lambda time_ns: self.bucket(time_ns - offset_ns))
 
     @cached_property
     def rtt_baseline(self) -> float | None:
@@ -340,20 +362,14 @@ def check_uplink_saturated(w: Window) -> CheckResult:
     rows = [s for s in w.data.interface if s.tags.get("device") == uplink.id]
     if not rows:
         return CheckResult(missing=[_more_data("uplink_interface", 0)])
-    named = set(uplink.snmp.important_interfaces)
     by_if: dict[str, list[Sample]] = defaultdict(list)
     for s in rows:
-        ifname = s.tags.get("ifname", "")
-        if (ifname in named) if named else not ifname.lower().startswith(("lo", "null")):
+        if is_uplink_line(uplink, ifname := s.tags.get("ifname", "")):
             by_if[ifname].append(s)
-
-    def util(s: Sample) -> float | None:
-        values = [v for v in (num(s, "in_util_pct"), num(s, "out_util_pct")) if v is not None]
-        return max(values) if values else None
 
     # An SNMP rate describes the poll interval before its time: bucket it at the interval's middle.
     half = (median_spacing_ns(rows, lambda s: s.tags.get("ifname")) or 0) // 2
-    utils = {name: {b: statistics.fmean(v) for b, v in w.by_bucket(samples, util, half).items()} for name, samples in by_if.items()}
+    utils = {name: {b: statistics.fmean(v) for b, v in w.by_bucket(samples, line_util_pct, half).items()} for name, samples in by_if.items()}
     utils = {name: u for name, u in utils.items() if u}
     if not by_if:
         seen = ", ".join(sorted({s.tags.get("ifname", "") for s in rows}))
@@ -371,7 +387,7 @@ def check_uplink_saturated(w: Window) -> CheckResult:
     peak = max(u)
     if peak < MIN_PEAK_UTIL_PCT:
         return CheckResult()
-    corr = _grid_correlation(w, by_if[ifname], util, half)
+    corr = _grid_correlation(w, by_if[ifname], line_util_pct, half)
     busy = [b for b in aligned if series[b] > BUSY_UTIL_PCT]
     quiet = [b for b in aligned if series[b] < QUIET_UTIL_PCT]
     rtt_busy = statistics.median(w.rtt[b] for b in busy) if busy else None

@@ -1,8 +1,8 @@
-"""`nettvakt report hardware|servers|logins`: load the inventory, read what was observed, render.
+"""`nettvakt report hardware|servers|logins|capacity`: load the inventory, read what was observed, render.
 
 Formats: `table` (aligned text), `csv` (`;` and decimal comma in Norwegian, as Norwegian
 Excel expects; `,` and `.` in English), `json`, `html` (one self-contained file with the chart
-embedded) and `pdf` (hardware only; needs --output).
+embedded) and `pdf` (hardware and capacity; needs --output).
 """
 
 from __future__ import annotations
@@ -193,16 +193,50 @@ def run_logins(args: argparse.Namespace) -> int:
     return _emit(args, "logins", logins_document(report, lang), report.to_json)
 
 
+def run_capacity(args: argparse.Namespace) -> int:
+    import zoneinfo
+
+    from collector.problems import did_you_mean
+    from collector.reports.capacity import build_capacity_report, capacity_document, read_capacity, report_months
+
+    if args.format == "pdf" and not args.output:
+        print("nettvakt report capacity: --format pdf needs --output PATH", file=sys.stderr)
+        return EXIT_USAGE
+    if not 1 <= args.months <= 120:
+        print(f"nettvakt report capacity: --months {args.months}: expected 1 to 120 complete months", file=sys.stderr)
+        return EXIT_USAGE
+    inventory = _load(args, "capacity")
+    if inventory is None:
+        return EXIT_USAGE
+    sites = [s.id for s in inventory.site]
+    if args.site is not None and args.site not in sites:
+        print(f"nettvakt report capacity: --site {args.site}: no site with that id in {args.inventory}{did_you_mean(args.site, sites)}", file=sys.stderr)
+        return EXIT_USAGE
+    lang = args.lang or inventory.alerting.language
+    months = report_months(dt.datetime.now(zoneinfo.ZoneInfo(inventory.alerting.timezone)).date(), args.months)
+    wanted = [args.site] if args.site else sites
+    lines, failed = _observed(args, "capacity", lambda: read_capacity(inventory, open_source(inventory, args.source), months, wanted))
+    if lines is None:
+        return failed
+    report = build_capacity_report(inventory, months, lines)
+    return _emit(args, "capacity", capacity_document(report, lang), report.to_json)
+
+
+def _format_arguments(parser: argparse.ArgumentParser, *, pdf: bool, html: str) -> None:
+    """--format, --output and --lang, as every report has them (pdf where the report is made for print)."""
+    parser.add_argument(
+        "--format", choices=["table", "csv", "html", *(["pdf"] if pdf else []), "json"], default="table",
+        help="table (terminal); csv (nb: ';' and decimal comma, for Norwegian Excel; en: ',' and '.'); json; "
+        f"html ({html})" + ("; pdf (needs --output)" if pdf else ""),
+    )
+    parser.add_argument("--output", metavar="PATH", help="write here instead of standard output" + (" (required for pdf)" if pdf else ""))
+    parser.add_argument("--lang", choices=texts.LANGUAGES, default=None, help="language (default: [alerting] language, nb)")
+
+
 def _hardware_arguments(parser: argparse.ArgumentParser) -> None:
     add_inventory_argument(parser)
     parser.add_argument("--year", type=int, metavar="N", help="first budget year of the forecast (default: this year)")
-    parser.add_argument(
-        "--format", choices=["table", "csv", "html", "pdf", "json"], default="table",
-        help="table (terminal); csv (nb: ';' and decimal comma, for Norwegian Excel; en: ',' and '.'); json; "
-        "html (one self-contained file with the chart); pdf (needs --output)",
-    )
-    parser.add_argument("--output", metavar="PATH", help="write here instead of standard output (required for pdf)")
-    parser.add_argument("--lang", choices=texts.LANGUAGES, default=None, help="language (default: [alerting] language, nb)")
+    _format_arguments(parser, pdf=True, html="one self-contained file with the chart")
 
 
 def _period_arguments(parser: argparse.ArgumentParser, since_s: float, since_help: str) -> None:
@@ -210,12 +244,7 @@ def _period_arguments(parser: argparse.ArgumentParser, since_s: float, since_hel
     add_inventory_argument(parser)
     parser.add_argument("--since", type=parse_duration, default=since_s, metavar="DURATION", help=since_help)
     parser.add_argument("--source", choices=["auto", "influx", "local"], default="auto")
-    parser.add_argument(
-        "--format", choices=["table", "csv", "html", "json"], default="table",
-        help="table (terminal); csv (nb: ';' and decimal comma; en: ',' and '.'); json; html (one self-contained file)",
-    )
-    parser.add_argument("--output", metavar="PATH", help="write here instead of standard output")
-    parser.add_argument("--lang", choices=texts.LANGUAGES, default=None)
+    _format_arguments(parser, pdf=False, html="one self-contained file")
 
 
 def _servers_arguments(parser: argparse.ArgumentParser) -> None:
@@ -228,8 +257,16 @@ def _logins_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--user", metavar="NAME", help="only this account: a name (hashed with the inventory's key when names are stored hashed) or an h: hash")
 
 
+def _capacity_arguments(parser: argparse.ArgumentParser) -> None:
+    add_inventory_argument(parser)
+    parser.add_argument("--months", type=int, default=12, metavar="N", help="complete calendar months before this one (default 12)")
+    parser.add_argument("--site", metavar="S", help="only this site (its id in the inventory)")
+    parser.add_argument("--source", choices=["auto", "influx", "local"], default="auto")
+    _format_arguments(parser, pdf=True, html="one self-contained file with a chart per site")
+
+
 COMMANDS = (
-    Command("report", help="reports for managers: hardware renewal, server use, logins", subcommands=(
+    Command("report", help="reports for managers: hardware renewal, server use, logins, line capacity", subcommands=(
         Command("hardware", help="age, due year and cost of every machine, with a five-year forecast",
                 description="Every PC, server, printer, switch and firewall with its age and its source, expected lifetime, "
                 "due year and replacement cost, grouped by site and department, with a five-year forecast.",
@@ -242,5 +279,9 @@ COMMANDS = (
                 description="Every login session the agents saw in the period (start, end or still logged in, duration, "
                 "console or remote, from where), per machine and per account; logins to shared accounts marked.",
                 arguments=_logins_arguments, run=run_logins),
+        Command("capacity", help="each site's line: monthly p95 and peak use, the trend, when it passes 80 percent, latency under load",
+                description="Per site uplink: monthly p95 and peak utilisation in and out, the trend, the month the p95 would "
+                "pass 80 percent at that trend, and the site's ping time in busy and quiet hours; a chart per site in html and pdf.",
+                arguments=_capacity_arguments, run=run_capacity),
     )),
 )

@@ -59,6 +59,11 @@ def date(value: dt.date | None, lang: str) -> str:
     return value.strftime(texts.of(lang).date_format)
 
 
+def month(value: dt.date, lang: str) -> str:
+    """The calendar month of `value`: 'mars 2027', 'March 2027'."""
+    return f"{texts.of(lang).months[value.month - 1]} {value.year}"
+
+
 def parse_number(text: str, lang: str) -> float:
     """The inverse of `number` (also of its CSV form): for tests and for reading reports back."""
     style = texts.of(lang)

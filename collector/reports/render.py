@@ -20,7 +20,7 @@ from typing import Any, Literal
 from collector import texts
 from collector.reports import i18n
 
-CellKind = Literal["text", "int", "money", "years", "date", "year", "gib", "gb", "pct"]
+CellKind = Literal["text", "int", "money", "years", "date", "year", "gib", "gb", "pct", "ms", "mbps", "month"]
 
 # Bar colours of the charts; tests look for BAR_COLOUR's pixels in the rendered PDF.
 BAR_COLOUR = "#1f5fa8"
@@ -35,7 +35,7 @@ class Column:
 
     @property
     def numeric(self) -> bool:
-        return self.kind != "text" and self.kind != "date"
+        return self.kind not in ("text", "date", "month")
 
 
 @dataclass
@@ -66,12 +66,24 @@ class BarSeries:
 
 
 @dataclass
+class LineSeries:
+    label: str
+    values: list[float | None]  # one per category; None leaves a gap
+    colour: str
+    dashed: bool = False
+
+
+@dataclass
 class Chart:
     title: str
     categories: list[str]
     series: list[BarSeries]  # stacked bottom to top
     ylabel: str
     money: bool = True
+    lines: list[LineSeries] = field(default_factory=list)  # drawn over the bars
+    limit: float | None = None  # a horizontal line in ALERT_COLOUR (a threshold), labelled limit_label
+    limit_label: str = ""
+    ymax: float | None = None  # the top of the value axis; None: a little above the highest value
 
 
 @dataclass
@@ -103,11 +115,13 @@ def cell_text(value: Any, kind: CellKind, lang: str, for_csv: bool = False, curr
         return str(value)
     if kind == "date":
         return i18n.date(value, lang)
+    if kind == "month":
+        return value.strftime("%Y-%m") if for_csv else i18n.month(value, lang)
     if kind == "year":
         return str(int(value))
     if kind == "money":
         return i18n.number(value, lang, 0, group=False) if for_csv else i18n.money(value, lang, currency)
-    decimals = {"int": 0, "years": 1, "gib": 1, "gb": 0, "pct": 1}[kind]
+    decimals = {"int": 0, "years": 1, "gib": 1, "gb": 0, "pct": 1, "ms": 1, "mbps": 1}[kind]
     return i18n.number(value, lang, decimals, group=group)
 
 
@@ -181,7 +195,7 @@ def render_csv(doc: Document) -> str:
 
 # ---------------------------------------------------------------------------------- chart
 def chart_png(chart: Chart, lang: str, currency: str = "NOK", dpi: int = 120) -> bytes:
-    """A bar chart as PNG bytes (matplotlib, Agg: no display needed)."""
+    """A bar chart, with its lines and limit, as PNG bytes (matplotlib, Agg: no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -200,13 +214,19 @@ def chart_png(chart: Chart, lang: str, currency: str = "NOK", dpi: int = 120) ->
         if total > 0:
             label = i18n.money(total, lang, currency) if chart.money else i18n.number(total, lang)
             ax.annotate(label, (x, total), ha="center", va="bottom", fontsize=8, xytext=(0, 2), textcoords="offset points")
-    ax.set_xticks(xs, chart.categories)
+    for line in chart.lines:
+        ax.plot(xs, [float("nan") if v is None else v for v in line.values], color=line.colour, label=line.label,
+                linestyle="--" if line.dashed else "-", marker=None if line.dashed else "o", markersize=3, linewidth=2)
+    if chart.limit is not None:
+        ax.axhline(chart.limit, color=ALERT_COLOUR, linewidth=2, label=chart.limit_label)
+    ax.set_xticks(xs, chart.categories, rotation=45 if len(xs) > 12 else 0, fontsize=8 if len(xs) > 12 else None)
     ax.set_title(chart.title, fontsize=11)
     ax.set_ylabel(chart.ylabel)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: i18n.number(v, lang)))
-    ax.set_ylim(0, max(bottoms + [1.0]) * 1.15)
+    highest = bottoms + [v for line in chart.lines for v in line.values if v is not None] + [chart.limit or 0.0, 1.0]
+    ax.set_ylim(0, chart.ymax if chart.ymax is not None else max(highest) * 1.15)
     ax.spines[["top", "right"]].set_visible(False)
-    if len(chart.series) > 1:
+    if len(chart.series) + len(chart.lines) + (chart.limit is not None) > 1:
         ax.legend(fontsize=8, frameon=False)
     fig.tight_layout()
     out = io.BytesIO()

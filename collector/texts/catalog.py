@@ -71,9 +71,10 @@ class Catalog:
     diagnose_sides: Words  # of the gateway
     diagnose_placeholders: Words  # said instead of an empty value
 
-    # `nettvakt report hardware` and `nettvakt report servers`.
+    # `nettvakt report hardware`, `nettvakt report servers` and `nettvakt report capacity`.
     hardware_report: Words
     servers_report: Words
+    capacity_report: Words
 
     # Logins: the message about a login to a shared account, and `nettvakt report logins`.
     login_events: Words

@@ -1,0 +1,437 @@
+"""`nettvakt report capacity`: is each site's line big enough, and until when.
+
+Per site, its uplink line: the site's `uplink` device and, of its interfaces, the one diagnose
+takes for the line (`collector.diagnose.analysis.is_uplink_line`: the `snmp.important_interfaces`
+when named, else all but loopback and null; the busiest of them). Over the last `months`
+complete calendar months in the inventory's time zone (`[alerting] timezone`):
+
+- **p95 per month**, in and out: the 95th percentile (nearest rank) of the month's
+  `in_util_pct` / `out_util_pct` readings; **peak**: the highest reading. Read from raw points
+  (one per SNMP poll) for now: see `read_site_line` for where the 1h rollup takes over.
+- **too little data**: a month whose readings fall in fewer than `MIN_COVERED_HOURS` distinct
+  hours gets no numbers, and says so.
+- **trend**: the least-squares line through the months' p95s (x = month number, months without
+  numbers left out), in percentage points per month; at least `MIN_TREND_MONTHS` months.
+- **crossing**: the first month whose trend value reaches `LIMIT_PCT`, never before the
+  current month; *already* when the latest month's p95 is at or above it; *never* when the
+  trend falls or is flat (under `FLAT_PP_PER_MONTH`).
+- **latency under load**: per hour, the line's use (the mean over the hour of the higher of
+  in and out, `line_util_pct`) and the site's round-trip time (diagnose's `path_rtt_ms`: icmp
+  rounds of the site's agents, each path's median, the mean over paths). Busy hours are the
+  month's hours with both at or above the 90th percentile of use, quiet hours those at or below
+  its median; the report gives the median round-trip time of each, with at least
+  `MIN_LOAD_HOURS` of both.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import math
+import statistics
+import zoneinfo
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from agent.probes import PROBES
+from collector import texts
+from collector.config import Inventory
+from collector.diagnose.analysis import is_round, is_uplink_line, line_util_pct, num, path_rtt_ms, percentile
+from collector.diagnose.data import SiteContext, site_context
+from collector.reports import i18n
+from collector.reports.render import BAR_COLOUR, Chart, Column, Document, LineSeries, Row, Table
+from collector.timeseries import Sample, SeriesSource
+
+LIMIT_PCT = 80.0  # a line whose p95 passes this needs more capacity
+MIN_COVERED_HOURS = 7 * 24  # a month's numbers rest on readings in at least a week's worth of hours
+MIN_TREND_MONTHS = 3
+FLAT_PP_PER_MONTH = 0.05  # a slope below this (0.6 points a year) is flat: never
+BUSY_QUANTILE = 0.9
+QUIET_QUANTILE = 0.5
+MIN_LOAD_HOURS = 3
+# Which of several candidate interfaces is the line: the busiest in the last week of the period.
+LINE_LOOKBACK_S = 7 * 86400.0
+# The chart draws the trend on this many months past the last one (the digest's horizon).
+CHART_AHEAD_MONTHS = 12
+OUT_COLOUR = "#2e8b57"
+
+HOUR_NS = 3600 * 1_000_000_000
+# Probe kinds whose latency is a round trip over the line (icmp), from their descriptors.
+ROUND_TRIP_KINDS = tuple(name for name, kind in PROBES.items() if kind.path_latency == "round_trip")
+
+Direction = Literal["in", "out"]
+DIRECTIONS: tuple[Direction, ...] = ("in", "out")
+Problem = Literal["no_uplink", "not_polled", "no_data"]
+
+
+def add_months(month: dt.date, n: int) -> dt.date:
+    """The first day of the month `n` months after `month`'s (n may be negative)."""
+    index = month.year * 12 + month.month - 1 + n
+    return dt.date(index // 12, index % 12 + 1, 1)
+
+
+def month_start_ns(month: dt.date, zone: zoneinfo.ZoneInfo) -> int:
+    return int(dt.datetime.combine(month, dt.time(0), zone).timestamp()) * 1_000_000_000
+
+
+def report_months(today: dt.date, count: int) -> list[dt.date]:
+    """The `count` complete calendar months before `today`'s, oldest first."""
+    current = today.replace(day=1)
+    return [add_months(current, n) for n in range(-count, 0)]
+
+
+@dataclass
+class SiteLine:
+    """What was read for one site's line."""
+
+    ifname: str | None
+    interface: list[Sample]  # the line's `interface` points, oldest first
+    rounds: list[Sample]  # the site's round-trip probe rounds (no traceroute hops)
+    # The field of a reading's peak is the value's own name plus this: raw points have one value
+    # per poll (""); in the 1h rollup the hour's highest is `<field>_max`.
+    peak_suffix: str = ""
+
+
+def read_site_line(source: SeriesSource, ctx: SiteContext, start_ns: int, end_ns: int) -> SiteLine:
+    """Every point the report reads for one site, through the SeriesSource (SourceError propagates).
+
+    Raw points today. ROLLUP SWITCH (issue 19, retention and rollups): once raw points expire
+    before the period starts, the two reads of the period below (`interface` of the line, `probe`
+    of the site) come from the 1h rollup (retention policy `nettvakt_1h`) and `peak_suffix`
+    becomes "_max". Then `in_util_pct` is the hour's mean, so a month's p95 is the 95th
+    percentile of its hourly means (the busiest 36 hours of 720), and its peak the highest
+    `in_util_pct_max`; `rtt_ms` is the path's hourly mean, the hour's round-trip time unchanged
+    in meaning. The line's choice (the last week) may stay on raw points.
+    """
+    uplink = ctx.uplink
+    assert uplink is not None and uplink.snmp is not None  # the caller says why not otherwise
+    named = uplink.snmp.important_interfaces
+    ifname = named[0] if len(named) == 1 else None
+    if ifname is None:  # several candidates, or none named: the busiest of them recently
+        lookback_ns = max(start_ns, end_ns - int(LINE_LOOKBACK_S * 1e9))
+        recent = [s for tags in ([{"device": uplink.id, "ifname": n} for n in named] or [{"device": uplink.id}])
+                  for s in source.samples("interface", lookback_ns, end_ns, tags)]
+        use: dict[str, list[float]] = defaultdict(list)
+        for s in recent:
+            if is_uplink_line(uplink, name := s.tags.get("ifname", "")) and (u := line_util_pct(s)) is not None:
+                use[name].append(u)
+        ifname = max(use, key=lambda n: percentile(use[n], 0.95)) if use else None
+    interface = source.samples("interface", start_ns, end_ns, {"device": uplink.id, "ifname": ifname}) if ifname else []
+    rounds = [s for kind in ROUND_TRIP_KINDS for s in source.samples("probe", start_ns, end_ns, {"site": ctx.site.id, "kind": kind})
+              if is_round(s)]
+    return SiteLine(ifname, interface, sorted(rounds, key=lambda s: s.time_ns))
+
+
+@dataclass
+class MonthUse:
+    month: dt.date
+    covered_hours: int
+    p95_pct: dict[Direction, float | None]
+    peak_pct: dict[Direction, float | None]
+    latency_busy_ms: float | None = None
+    latency_quiet_ms: float | None = None
+    busy_hours: int = 0
+    quiet_hours: int = 0
+
+    @property
+    def enough(self) -> bool:
+        return self.covered_hours >= MIN_COVERED_HOURS
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "month": self.month.strftime("%Y-%m"), "covered_hours": self.covered_hours, "enough_data": self.enough,
+            **{f"{d}_p95_pct": self.p95_pct[d] for d in DIRECTIONS}, **{f"{d}_peak_pct": self.peak_pct[d] for d in DIRECTIONS},
+            "latency_busy_ms": self.latency_busy_ms, "latency_quiet_ms": self.latency_quiet_ms,
+            "busy_hours": self.busy_hours, "quiet_hours": self.quiet_hours,
+        }
+
+
+@dataclass
+class Trend:
+    """A direction's least-squares line over the monthly p95s and where it reaches the limit."""
+
+    slope_pp_per_month: float | None  # None: too few months with numbers
+    intercept_pct: float | None  # the line's value at the first month of the period
+    crossing: Literal["already", "month", "never", "no_data"]
+    crossing_month: dt.date | None = None
+
+    def value_at(self, index: int) -> float | None:
+        if self.slope_pp_per_month is None or self.intercept_pct is None:
+            return None
+        return self.intercept_pct + self.slope_pp_per_month * index
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "slope_pp_per_month": self.slope_pp_per_month, "intercept_pct": self.intercept_pct,
+            "crossing": self.crossing_month.strftime("%Y-%m") if self.crossing == "month" and self.crossing_month else self.crossing,
+        }
+
+
+CROSSING_ORDER = ("already", "month", "never", "no_data")
+
+
+@dataclass
+class SiteCapacity:
+    site: str
+    site_name: str
+    device: str | None
+    ifname: str | None
+    speed_bps: float | None
+    months: list[MonthUse]
+    trends: dict[Direction, Trend]
+    problem: Problem | None = None
+
+    @property
+    def first_crossing(self) -> tuple[Direction, Trend] | None:
+        """The direction that reaches the limit first (already, then the earliest month), or None without a trend."""
+        ranked = sorted(self.trends.items(), key=lambda item: (CROSSING_ORDER.index(item[1].crossing), item[1].crossing_month or dt.date.max))
+        return ranked[0] if ranked and ranked[0][1].crossing != "no_data" else None
+
+    @property
+    def latest(self) -> MonthUse | None:
+        """The latest month with numbers."""
+        return next((m for m in reversed(self.months) if m.enough), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "site": self.site, "site_name": self.site_name, "device": self.device, "ifname": self.ifname,
+            "speed_bps": self.speed_bps, "problem": self.problem,
+            "trend": {d: t.to_json() for d, t in self.trends.items()},
+            "months": [m.to_json() for m in self.months],
+        }
+
+
+@dataclass
+class CapacityReport:
+    organisation: str
+    months: list[dt.date]
+    sites: list[SiteCapacity]
+    timezone: str
+    limit_pct: float = LIMIT_PCT
+    basis: str = "raw"  # what the numbers rest on: raw points (read_site_line names the switch to the 1h rollup)
+
+    @property
+    def current_month(self) -> dt.date:
+        return add_months(self.months[-1], 1)
+
+    def crossing_within(self, months: int) -> list[SiteCapacity]:
+        """Sites whose line is over the limit already or reaches it within `months` from the current month, soonest first."""
+        last = add_months(self.current_month, months - 1)
+        found = [(first[1].crossing_month or dt.date.min, site) for site in self.sites if (first := site.first_crossing)
+                 and (first[1].crossing == "already" or (first[1].crossing == "month" and (first[1].crossing_month or last) <= last))]
+        return [site for _, site in sorted(found, key=lambda pair: pair[0])]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "report": "capacity", "organisation": self.organisation, "timezone": self.timezone,
+            "months": [m.strftime("%Y-%m") for m in self.months], "limit_pct": self.limit_pct, "basis": self.basis,
+            "definitions": {
+                "p95": "95th percentile (nearest rank) of the month's utilisation readings", "min_covered_hours": MIN_COVERED_HOURS,
+                "trend": "least squares over the monthly p95s, percentage points per month", "min_trend_months": MIN_TREND_MONTHS,
+                "flat_pp_per_month": FLAT_PP_PER_MONTH, "busy_quantile": BUSY_QUANTILE, "quiet_quantile": QUIET_QUANTILE,
+                "min_load_hours": MIN_LOAD_HOURS,
+            },
+            "sites": [s.to_json() for s in self.sites],
+        }
+
+
+def _month_use(month: dt.date, samples: list[Sample], rtt_by_hour: dict[int, float], peak_suffix: str) -> MonthUse:
+    hours: dict[int, list[float]] = defaultdict(list)
+    for s in samples:
+        if (u := line_util_pct(s)) is not None:
+            hours[s.time_ns // HOUR_NS].append(u)
+    use = MonthUse(month, len(hours), dict.fromkeys(DIRECTIONS), dict.fromkeys(DIRECTIONS))
+    if not use.enough:
+        return use
+    for d in DIRECTIONS:
+        values = [v for s in samples if (v := num(s, f"{d}_util_pct")) is not None]
+        peaks = [v for s in samples if (v := num(s, f"{d}_util_pct{peak_suffix}")) is not None]
+        use.p95_pct[d] = percentile(values, 0.95) if values else None
+        use.peak_pct[d] = max(peaks) if peaks else None
+    hour_use = {h: statistics.fmean(v) for h, v in hours.items() if h in rtt_by_hour}
+    if hour_use:
+        busy_from, quiet_to = percentile(list(hour_use.values()), BUSY_QUANTILE), percentile(list(hour_use.values()), QUIET_QUANTILE)
+        busy = [rtt_by_hour[h] for h, u in hour_use.items() if u >= busy_from]
+        quiet = [rtt_by_hour[h] for h, u in hour_use.items() if u <= quiet_to]
+        use.busy_hours, use.quiet_hours = len(busy), len(quiet)
+        if len(busy) >= MIN_LOAD_HOURS and len(quiet) >= MIN_LOAD_HOURS:
+            use.latency_busy_ms, use.latency_quiet_ms = statistics.median(busy), statistics.median(quiet)
+    return use
+
+
+def trend_of(values: Sequence[float | None], first_month: dt.date, limit: float = LIMIT_PCT) -> Trend:
+    """The least-squares line through the months' values (x = month number from `first_month`, None left
+    out) and the month it reaches `limit`: never before the month after the last value's."""
+    known = [(float(i), v) for i, v in enumerate(values) if v is not None]
+    fit = statistics.linear_regression([i for i, _ in known], [v for _, v in known]) if len(known) >= MIN_TREND_MONTHS else None
+    slope, intercept = (fit.slope, fit.intercept) if fit else (None, None)
+    if known and known[-1][1] >= limit:
+        return Trend(slope, intercept, "already")
+    if fit is None:
+        return Trend(None, None, "no_data")
+    if fit.slope < FLAT_PP_PER_MONTH:
+        return Trend(fit.slope, fit.intercept, "never")
+    index = max(math.ceil((limit - fit.intercept) / fit.slope), len(values))
+    return Trend(fit.slope, fit.intercept, "month", add_months(first_month, index))
+
+
+def build_capacity_report(inventory: Inventory, months: list[dt.date], lines: dict[str, SiteLine | Problem]) -> CapacityReport:
+    """`lines`: per site id, what `read_site_line` read, or why there was nothing to read."""
+    zone = zoneinfo.ZoneInfo(inventory.alerting.timezone)
+    bounds = [month_start_ns(m, zone) for m in months] + [month_start_ns(add_months(months[-1], 1), zone)]
+    sites = []
+    for site_id, line in lines.items():
+        ctx = site_context(inventory, site_id)
+        device = ctx.uplink.id if ctx.uplink else None
+        no_trend = {d: Trend(None, None, "no_data") for d in DIRECTIONS}
+        if isinstance(line, str) or not line.interface:
+            problem: Problem = line if isinstance(line, str) else "no_data"
+            sites.append(SiteCapacity(site_id, ctx.site.name, device, None if isinstance(line, str) else line.ifname, None, [], no_trend, problem))
+            continue
+        per_month: list[list[Sample]] = [[] for _ in months]
+        for s in line.interface:
+            i = bisect.bisect_right(bounds, s.time_ns) - 1
+            if 0 <= i < len(months):
+                per_month[i].append(s)
+        rtt = path_rtt_ms(line.rounds, lambda t: t // HOUR_NS)
+        uses = [_month_use(m, samples, rtt, line.peak_suffix) for m, samples in zip(months, per_month)]
+        trends = {d: trend_of([u.p95_pct[d] for u in uses], months[0]) for d in DIRECTIONS}
+        speeds = [v for s in line.interface if (v := num(s, "speed_bps")) is not None]
+        sites.append(SiteCapacity(site_id, ctx.site.name, device, line.ifname, speeds[-1] if speeds else None, uses, trends))
+    return CapacityReport(inventory.organisation, months, sites, inventory.alerting.timezone)
+
+
+def read_capacity(inventory: Inventory, source: SeriesSource, months: list[dt.date], site_ids: Sequence[str]) -> dict[str, SiteLine | Problem]:
+    """Per site, its line as read from `source` (SourceError propagates), or why it has none."""
+    zone = zoneinfo.ZoneInfo(inventory.alerting.timezone)
+    start_ns, end_ns = month_start_ns(months[0], zone), month_start_ns(add_months(months[-1], 1), zone)
+    out: dict[str, SiteLine | Problem] = {}
+    for site_id in site_ids:
+        ctx = site_context(inventory, site_id)
+        if ctx.uplink is None:
+            out[site_id] = "no_uplink"
+        elif ctx.uplink.snmp is None:
+            out[site_id] = "not_polled"
+        else:
+            out[site_id] = read_site_line(source, ctx, start_ns, end_ns)
+    return out
+
+
+# ---------------------------------------------------------------------------------- document
+def crossing_text(trend: Trend, lang: str) -> str:
+    """'mars 2027', 'aldri', 'allerede over', 'for lite data': when a direction's p95 reaches the limit."""
+    w = texts.of(lang).capacity_report
+    if trend.crossing == "month" and trend.crossing_month is not None:
+        return i18n.month(trend.crossing_month, lang)
+    return w[f"c_{trend.crossing}"]
+
+
+def _short_month(month: dt.date, lang: str) -> str:
+    return f"{texts.of(lang).months[month.month - 1][:3]} {month.year}"
+
+
+def _chart(site: SiteCapacity, report: CapacityReport, lang: str) -> Chart:
+    w = texts.of(lang).capacity_report
+    ahead = [add_months(report.months[-1], n) for n in range(1, CHART_AHEAD_MONTHS + 1)]
+    labels = [_short_month(m, lang) for m in report.months + ahead]
+    pad: list[float | None] = [None] * len(ahead)
+    lines = []
+    for d, colour in (("in", BAR_COLOUR), ("out", OUT_COLOUR)):
+        lines.append(LineSeries(w[f"chart_{d}"], [m.p95_pct[d] for m in site.months] + pad, colour))
+        trend = site.trends[d]
+        if trend.slope_pp_per_month is not None:  # dashed in the direction's colour, on into the months ahead
+            lines.append(LineSeries(w[f"chart_trend_{d}"], [trend.value_at(i) for i in range(len(labels))], colour, dashed=True))
+    return Chart(
+        title=w["chart"].format(site=site.site_name, line=f"{site.device}/{site.ifname}"), categories=labels, series=[],
+        ylabel="%", money=False, lines=lines, limit=report.limit_pct,
+        limit_label=w["chart_limit"].format(limit=i18n.number(report.limit_pct, lang)), ymax=100.0,
+    )
+
+
+def capacity_document(report: CapacityReport, lang: str) -> Document:
+    w = texts.of(lang).capacity_report
+    limit = i18n.number(report.limit_pct, lang)
+    pct = lambda v: i18n.number(v, lang, 1)  # noqa: E731
+    summary = []
+    soon = report.crossing_within(CHART_AHEAD_MONTHS)
+    if soon:
+        summary.append(w["s_soon"].format(limit=limit, n=len(soon), sites=", ".join(
+            f"{s.site_name} ({crossing_text(s.first_crossing[1], lang)})" for s in soon)))  # type: ignore[index]
+    else:
+        summary.append(w["s_none_soon"].format(limit=limit))
+    for site in report.sites:
+        latest, first = site.latest, site.first_crossing
+        if site.problem is not None or latest is None:
+            summary.append(w["s_site_problem"].format(site=site.site_name, problem=w[f"p_{site.problem or 'too_little'}"]))
+            continue
+        summary.append(w["s_site"].format(
+            site=site.site_name, month=i18n.month(latest.month, lang), p95_in=pct(latest.p95_pct["in"]), p95_out=pct(latest.p95_pct["out"]),
+            crossing=crossing_text(first[1], lang) if first else w["c_no_data"], direction=w[f"d_{first[0]}"] if first else "",
+        ))
+
+    overview_rows = []
+    for site in report.sites:
+        latest, first = site.latest, site.first_crossing
+        overview_rows.append(Row([
+            site.site_name, f"{site.device}/{site.ifname}" if site.ifname else (site.device or ""), site.speed_bps / 1e6 if site.speed_bps else None,
+            latest.p95_pct["in"] if latest else None, latest.p95_pct["out"] if latest else None,
+            site.trends["in"].slope_pp_per_month, site.trends["out"].slope_pp_per_month,
+            crossing_text(site.trends["in"], lang), crossing_text(site.trends["out"], lang),
+            latest.latency_busy_ms if latest else None, latest.latency_quiet_ms if latest else None,
+            w[f"p_{site.problem}"] if site.problem else ("" if latest else w["p_too_little"]),
+        ], strong=site in soon))
+    overview = Table(
+        title=w["overview"],
+        columns=[
+            Column(w["site"]), Column(w["line"]), Column(w["speed"], "mbps"), Column(w["p95_in"], "pct"), Column(w["p95_out"], "pct"),
+            Column(w["trend_in"], "pct"), Column(w["trend_out"], "pct"), Column(w["cross_in"]), Column(w["cross_out"]),
+            Column(w["lat_busy"], "ms"), Column(w["lat_quiet"], "ms"), Column(w["note"]),
+        ],
+        rows=overview_rows,
+        note=w["overview_note"].format(limit=limit),
+        empty_text=w["none"],
+    )
+    month_rows = []
+    for site in report.sites:
+        for m in site.months:
+            note = "" if m.enough else w["too_little"].format(hours=m.covered_hours, needed=MIN_COVERED_HOURS)
+            if m.enough and m.latency_busy_ms is None:
+                note = w["no_latency"]
+            month_rows.append(Row([
+                m.month, m.p95_pct["in"], m.p95_pct["out"], m.peak_pct["in"], m.peak_pct["out"], m.covered_hours,
+                m.latency_busy_ms, m.latency_quiet_ms, note,
+            ], group=site.site, strong=any((m.p95_pct[d] or 0.0) >= report.limit_pct for d in DIRECTIONS)))
+    monthly = Table(
+        title=w["monthly"],
+        columns=[
+            Column(w["month"], "month"), Column(w["p95_in"], "pct"), Column(w["p95_out"], "pct"), Column(w["peak_in"], "pct"),
+            Column(w["peak_out"], "pct"), Column(w["hours"], "int"), Column(w["lat_busy"], "ms"), Column(w["lat_quiet"], "ms"),
+            Column(w["note"]),
+        ],
+        rows=month_rows,
+        group_title=w["site"],
+        group_labels={s.site: f"{s.site_name} \u2013 {s.device}/{s.ifname}" if s.ifname else s.site_name for s in report.sites},
+        empty_text=w["none"],
+    )
+    charts = [_chart(s, report, lang) for s in report.sites if s.problem is None and any(m.enough for m in s.months)]
+    notes = [
+        w["n_p95"].format(hours=MIN_COVERED_HOURS),
+        w["n_trend"].format(limit=limit, months=MIN_TREND_MONTHS, flat=i18n.number(FLAT_PP_PER_MONTH, lang, 2)),
+        w["n_latency"].format(busy=round(BUSY_QUANTILE * 100), quiet=round(QUIET_QUANTILE * 100), hours=MIN_LOAD_HOURS),
+        w["n_line"],
+        w["n_basis"],
+        w["n_timezone"].format(zone=report.timezone),
+    ]
+    return Document(
+        lang=lang,
+        title=w["title"],
+        subtitle=w["subtitle"].format(
+            org=report.organisation, first=i18n.month(report.months[0], lang), last=i18n.month(report.months[-1], lang),
+            n=len(report.months),
+        ),
+        summary=summary,
+        blocks=[overview, *charts, monthly],
+        notes=notes,
+    )
