@@ -84,6 +84,10 @@ def cases(tmp_path: Path) -> list[tuple[str, list[str], int, str]]:
         ("report logins influxdb down", ["report", "logins", "--inventory", dead], 1, "cannot read the data"),
         ("report logins unknown host", ["report", "logins", "--inventory", good, "--host", "no-such-agent"], 2, "--host no-such-agent: no agent"),
         ("report logins ok", ["report", "logins", "--inventory", good, "--source", "local"], 0, ""),
+        ("report availability influxdb down", ["report", "availability", "--inventory", dead], 1, "cannot read the data"),
+        ("report availability unknown site", ["report", "availability", "--inventory", good, "--site", "nope"], 2, "--site nope: no site"),
+        ("report availability pdf without output", ["report", "availability", "--inventory", good, "--format", "pdf"], 2, "needs --output"),
+        ("report availability ok", ["report", "availability", "--inventory", good, "--source", "local", "--since", "12mo"], 0, ""),
         ("demo workdir impossible", ["demo", "--workdir", "/proc/nettvakt-demo"], 2, "cannot use --workdir"),
     ]
 
