@@ -50,17 +50,22 @@ def add_inventory_argument(parser: argparse.ArgumentParser) -> None:
 
 
 _DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+MONTH_S = 365.25 / 12 * 86400.0  # '12mo' is a year
 
 
 def parse_duration(text: str) -> float:
-    """'90s', '15m', '24h', '7d', '2w' (or plain seconds) -> seconds; argparse type."""
+    """'90s', '15m', '24h', '7d', '2w', '12mo' (or plain seconds) -> seconds; argparse type."""
     value = text.strip().lower()
-    unit = _DURATION_UNITS.get(value[-1:]) if value else None
-    number = value[:-1] if unit is not None else value
+    if value.endswith("mo"):
+        unit: float | None = MONTH_S
+        number = value[:-2]
+    else:
+        unit = _DURATION_UNITS.get(value[-1:]) if value else None
+        number = value[:-1] if unit is not None else value
     try:
         seconds = float(number) * (unit or 1.0)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a duration such as 90s, 15m, 24h or 7d, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a duration such as 90s, 15m, 24h, 7d or 12mo, got {text!r}") from None
     if not seconds > 0:
         raise argparse.ArgumentTypeError(f"expected a positive duration, got {text!r}")
     return seconds

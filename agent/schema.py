@@ -295,10 +295,12 @@ DECLARED_MEASUREMENTS: Mapping[str, MeasurementSpec] = MappingProxyType({m.name:
         T("device", "devices: the device id"),
         T("target", "probe targets: the probe name"),
     ], [
-        F("up", "0/1"),
-        F("silent_s", "s", "seconds since the last sign of life (agents: a heartbeat or a recent report; targets: the newest probe)"),
+        F("up", "0/1", "the verdict from this point until the series' next point (held at most one beat and a minute); absent: nobody knows"),
+        F("silent_s", "s", "seconds since the last sign of life (agents: a heartbeat or a recent report; targets: the newest probe, also on the point without `up` when its probes stopped)"),
         F("expected_s", "s", "agents: the longest gap between signs of life it is held to (its heartbeat, or its report interval); down after `down_after_intervals` of them"),
         F("waiting_s", "s", "agents never heard from (no `up`: neither up nor down): how long the collector has been waiting for the first report"),
+        F("up_s", "s", "seconds since the series' previous point in which it was judged up"),
+        F("judged_s", "s", "seconds since the series' previous point in which it was judged at all (up or down): `sum(up_s) / sum(judged_s)` is the availability of any range"),
     ]),
     measurement("alert", ("collector",), [
         T("site", "absent for the collector's own alerts"),

@@ -87,6 +87,9 @@ class CollectorSettings(Model):
     request_head_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     request_body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     max_connections_per_client: int = Field(default=32, ge=1, le=100_000)
+    # `availability` is stored on every change of a verdict and otherwise once per beat per
+    # series (collector/availability.py): 5 minutes keeps it a small part of what is stored.
+    availability_beat_s: float = Field(default=300.0, ge=30, le=3600)
 
     @field_validator("admin_token_sha256")
     @classmethod

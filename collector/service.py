@@ -17,6 +17,7 @@ from typing import Any
 from agent.contract import probe_latency_ms
 from agent.points import Point, PointError
 from agent.report import Batch, parse_batch
+from collector.availability import AvailabilityRecorder
 from collector.config import AgentEntry, Inventory
 from collector.ingest import TimeWindow, agent_point
 from collector.logins import UserNames
@@ -127,6 +128,10 @@ class CollectorService:
         self._saved: dict[str, Any] | None = None
         self._load_liveness()
         self.targets: dict[tuple[str, str], TargetState] = {}  # (agent id, probe name)
+        # Targets with a verdict in the last liveness round: when one's probes stop, one point says so.
+        self._targets_judged: set[tuple[str, str]] = set()
+        # Of the availability verdicts, storage gets the changes and a beat; subscribers get them all.
+        self.availability = AvailabilityRecorder(inventory.collector.availability_beat_s)
         self.devices: dict[str, DeviceState] = {}
         self._by_hash = {a.token_sha256: a for a in inventory.agent}
         self.user_names = UserNames.from_inventory(inventory)
@@ -197,6 +202,7 @@ class CollectorService:
         self.agents = {a.id: self.agents.get(a.id) or AgentState(known_since_ns=now) for a in inventory.agent}
         self._by_hash = {a.token_sha256: a for a in inventory.agent}
         self.user_names = UserNames.from_inventory(inventory)
+        self.availability.beat_s = inventory.collector.availability_beat_s
         known = {a.id for a in inventory.agent}
         self.targets = {key: state for key, state in self.targets.items() if key[0] in known}
 
@@ -271,8 +277,14 @@ class CollectorService:
         return {"agent": agent.id, "heartbeat_s": agent.heartbeat_s}
 
     async def store_local(self, source: str, points: list[Point]) -> None:
-        """Queue points the collector made itself (liveness, self-monitoring, SNMP, SSH, alerts) and tell the subscribers."""
-        await asyncio.to_thread(self.queue.put_local, source, points)
+        """Queue points the collector made itself (liveness, self-monitoring, SNMP, SSH, alerts) and tell the subscribers.
+
+        Every point is told; of the `availability` verdicts only the changes and the beat are
+        queued (collector/availability.py).
+        """
+        stored = self.availability.to_store(points)
+        if stored:
+            await asyncio.to_thread(self.queue.put_local, source, stored)
         self._publish(source, points)
 
     def _publish(self, source: str, points: list[Point]) -> None:
@@ -357,8 +369,8 @@ class CollectorService:
         from is neither: its point carries `waiting_s` (how long it has been waited for) and no
         `up`, so nothing calls it down, and `agent_never_reported` can say so after a while.
         A target's verdict is the `up` of the agent's newest probe of it, while that probe is
-        recent; a target whose probes stopped (its agent is silent) gets no point, since nobody
-        knows its state.
+        recent; a target whose probes stopped (its agent is silent) gets one point without `up`
+        (nobody knows its state from then) and then none until its probes are recent again.
         """
         now_ns = now_ns or time.time_ns()
         points = []
@@ -386,12 +398,20 @@ class CollectorService:
                 )
             )
             for probe in self.inventory.probes_for(agent):
-                target = self.targets.get((agent.id, probe.name))
+                key = (agent.id, probe.name)
+                target = self.targets.get(key)
                 if target is None:
                     continue
                 silent_ns = max(0, now_ns - target.time_ns)
                 if silent_ns > probe.interval_s * agent.down_after_intervals * 1e9:
+                    if key in self._targets_judged:
+                        self._targets_judged.discard(key)
+                        points.append(Point(
+                            "availability", {"site": agent.site, "host": agent.id, "target": probe.name, "kind": "target"},
+                            {"silent_s": round(silent_ns / 1e9, 3)}, now_ns,
+                        ))
                     continue
+                self._targets_judged.add(key)
                 points.append(
                     Point(
                         "availability",

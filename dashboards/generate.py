@@ -122,8 +122,12 @@ def overview() -> Dashboard:
             description="Network devices whose latest availability is down.")
     d.panel("stat", "Agents down now", ['SELECT sum("down") FROM (SELECT 1 - last("up") AS "down" FROM "availability" WHERE $timeFilter AND "kind" = \'agent\' GROUP BY "host")'], w=4, h=4,
             description="Agents silent for longer than their allowed intervals.")
-    d.panel("table", "Sites: availability in the period", [f'SELECT mean("up") * 100 AS "availability %" FROM "availability" WHERE $timeFilter AND {SITE} GROUP BY "site"'], w=8, unit="percent")
-    d.panel("state-timeline", "Availability per agent and device", [f'SELECT min("up") FROM "availability" WHERE $timeFilter AND {SITE} GROUP BY time($__interval), "site", "host", "device" fill(null)'], w=16)
+    # `availability` is stored on change and once per beat (docs/metrics.md): each point accounts
+    # for its series' time since the previous one, and a verdict holds until the series' next point.
+    d.panel("table", "Sites: availability in the period", [f'SELECT sum("up_s") / sum("judged_s") * 100 AS "availability %" FROM "availability" WHERE $timeFilter AND {SITE} GROUP BY "site"'], w=8, unit="percent",
+            description="Time judged up over time judged (agents, probe targets, devices); time nobody judged is left out.")
+    d.panel("state-timeline", "Availability per agent, device and probe target", [f'SELECT min("up") FROM "availability" WHERE $timeFilter AND {SITE} GROUP BY time($__interval), "site", "host", "device", "target" fill(none)'], w=16,
+            description="Each state holds until the next verdict of its series (the collector stores changes and a beat every 5 minutes); a time bucket with a dip shows it.")
     d.annotation("Alerts", 'SELECT "summary" FROM "alert" WHERE $timeFilter AND "state" = \'firing\'')
     d.panel("table", "Alerts in the period (latest state per site and rule)",
             [f'SELECT last("active") AS "active", last("summary") AS "summary", last("affected") AS "affected" FROM "alert" WHERE $timeFilter AND {SITE} GROUP BY "site", "rule", "severity", "subject"'], w=24,

@@ -92,6 +92,10 @@ def cases(tmp_path: Path) -> list[tuple[str, list[str], int, str]]:
         ("report capacity unknown site", ["report", "capacity", "--inventory", good, "--site", "no-such-site"], 2, "--site no-such-site: no site"),
         ("report capacity bad months", ["report", "capacity", "--inventory", good, "--months", "0"], 2, "expected 1 to 120 complete months"),
         ("report capacity ok", ["report", "capacity", "--inventory", good], 0, ""),
+        ("report availability influxdb down", ["report", "availability", "--inventory", dead], 1, "cannot read the data"),
+        ("report availability unknown site", ["report", "availability", "--inventory", good, "--site", "nope"], 2, "--site nope: no site"),
+        ("report availability pdf without output", ["report", "availability", "--inventory", good, "--format", "pdf"], 2, "needs --output"),
+        ("report availability ok", ["report", "availability", "--inventory", good, "--source", "local", "--since", "12mo"], 0, ""),
         ("demo workdir impossible", ["demo", "--workdir", "/proc/nettvakt-demo"], 2, "cannot use --workdir"),
     ]
 

@@ -198,9 +198,9 @@ def test_late_backlog_does_not_flip_live_state_to_up(tmp_path: Path) -> None:
     def probe(up: float, t: int, **fields: Any) -> dict[str, Any]:
         return {"measurement": "probe", "tags": {"kind": "icmp", "target": "gw"}, "fields": {"up": up, **fields}, "time": t}
 
-    def verdicts(app: web.Application, at: int) -> dict[tuple[str, str | None], float]:
+    def verdicts(app: web.Application, at: int) -> dict[tuple[str, str | None], float | None]:
         points = app[SERVICE].evaluate_liveness(at)
-        return {(p.tags["host"], p.tags.get("target")): p.fields["up"] for p in points if p.tags["host"] == "pc1"}
+        return {(p.tags["host"], p.tags.get("target")): p.fields.get("up") for p in points if p.tags["host"] == "pc1"}
 
     async def scenario(app: web.Application, http: aiohttp.ClientSession) -> None:
         # An hour-old backlog arrives now: stored, but the agent is not live and the target unknown.
@@ -218,7 +218,9 @@ def test_late_backlog_does_not_flip_live_state_to_up(tmp_path: Path) -> None:
         assert app[SERVICE].targets[("pc1", "gw")].reason == "timeout"
         # Silence past down_after_intervals (3 x 30 s; it sends no heartbeats): the agent is down, the target unknown.
         assert verdicts(app, now + 80 * 10**9) == {("pc1", None): 1.0, ("pc1", "gw"): 0.0}
-        assert verdicts(app, now + 100 * 10**9) == {("pc1", None): 0.0}
+        # The target's probes stopped: one point without `up` says its state is unknown from now, then none.
+        assert verdicts(app, now + 100 * 10**9) == {("pc1", None): 0.0, ("pc1", "gw"): None}
+        assert verdicts(app, now + 105 * 10**9) == {("pc1", None): 0.0}
         stored = [p for b in app[QUEUE].peek(100) for p in b.points]
         assert [p.fields["up"] for p in stored] == [1.0, 0.0, 1.0]  # every report kept, with its own time
 

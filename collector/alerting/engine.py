@@ -142,6 +142,21 @@ class _Group:
     wait: float  # the longest group wait of the rules in it
 
 
+def site_down(uplink: bool | None, members: Sequence[bool | None]) -> bool | None:
+    """The site rule on what is known of its machines (None: unknown): down when its uplink is
+    down, or when two or more of its other members are known and none of them is up (one silent
+    machine is that machine's alert); None when nothing is known. `nettvakt report availability`
+    applies it to the stored verdicts; the engine adds its early fold (_overdue) on live ones."""
+    if uplink is False:
+        return True
+    known = [m for m in members if m is not None]
+    if len(known) >= 2 and not any(known):
+        return True
+    if uplink is None and not known:
+        return None
+    return False
+
+
 DEFAULT_SITE_RULE = AlertRule(id="site-unreachable", kind=SITE_RULE, severity="critical")
 
 
@@ -364,19 +379,16 @@ class AlertEngine:
             return None if seen is None or now - seen[1] > self.stale_s else seen[0]
 
         uplink = fresh(site.uplink) if site.uplink else None
-        if uplink is False:
-            return True
-        known = [(i, m) for i, m in ((i, fresh(i)) for i in site.members) if m is not None]
-        # One silent machine is that machine's alert; the whole site needs two or more.
-        if len(known) >= 2 and not any(m for _, m in known):
-            return True
+        states = [(i, fresh(i)) for i in site.members]
+        verdict = site_down(uplink, [m for _, m in states])
+        if verdict is not False:
+            return verdict
+        known = [(i, m) for i, m in states if m is not None]
         # Machines cut off together are judged silent up to one report interval apart. When one
         # is down and every other one has missed a report too (_overdue), it is the site: fold
         # now rather than let the first machine's alert go out alone.
         if len(known) >= 2 and not all(m for _, m in known) and all(not m or self._overdue(i, now) for i, m in known):
             return True
-        if uplink is None and not known:
-            return None
         return False
 
     def _overdue(self, ident: str, now: float) -> bool:

@@ -1,8 +1,8 @@
-"""`nettvakt report hardware|servers|logins|capacity`: load the inventory, read what was observed, render.
+"""`nettvakt report hardware|servers|logins|capacity|availability`: load the inventory, read what was observed, render.
 
 Formats: `table` (aligned text), `csv` (`;` and decimal comma in Norwegian, as Norwegian
 Excel expects; `,` and `.` in English), `json`, `html` (one self-contained file with the chart
-embedded) and `pdf` (hardware and capacity; needs --output).
+embedded) and `pdf` (hardware, capacity and availability; needs --output).
 """
 
 from __future__ import annotations
@@ -160,17 +160,24 @@ def run_servers(args: argparse.Namespace) -> int:
     return _emit(args, "servers", servers_document(report, lang), report.to_json)
 
 
+def _unknown_id(args: argparse.Namespace, command: str, option: str, value: str | None, known: set[str], what: str) -> bool:
+    """True (said on stderr, with a suggestion) when `value` is given and not one of the inventory's `known` ids."""
+    from collector.problems import did_you_mean
+
+    if value is None or value in known:
+        return False
+    print(f"nettvakt report {command}: {option} {value}: no {what} with that id in {args.inventory}{did_you_mean(value, known)}", file=sys.stderr)
+    return True
+
+
 def run_logins(args: argparse.Namespace) -> int:
     from collector.logins import UserNames
-    from collector.problems import did_you_mean
     from collector.reports.logins import OPEN_LOOKBACK_S, build_logins_report, logins_document
 
     inventory = _load(args, "logins")
     if inventory is None:
         return EXIT_USAGE
-    agents = {a.id for a in inventory.agent}
-    if args.host is not None and args.host not in agents:
-        print(f"nettvakt report logins: --host {args.host}: no agent with that id in {args.inventory}{did_you_mean(args.host, agents)}", file=sys.stderr)
+    if _unknown_id(args, "logins", "--host", args.host, {a.id for a in inventory.agent}, "agent"):
         return EXIT_USAGE
     if args.user is not None and not args.user.strip():
         print("nettvakt report logins: --user: expected an account name (or its h: hash)", file=sys.stderr)
@@ -233,18 +240,45 @@ def _format_arguments(parser: argparse.ArgumentParser, *, pdf: bool, html: str) 
     parser.add_argument("--lang", choices=texts.LANGUAGES, default=None, help="language (default: [alerting] language, nb)")
 
 
+def run_availability(args: argparse.Namespace) -> int:
+    from collector.reports.availability import availability_document, build_availability_report, read_availability
+
+    if args.format == "pdf" and not args.output:
+        print("nettvakt report availability: --format pdf needs --output PATH", file=sys.stderr)
+        return EXIT_USAGE
+    inventory = _load(args, "availability")
+    if inventory is None:
+        return EXIT_USAGE
+    if _unknown_id(args, "availability", "--site", args.site, {s.id for s in inventory.site}, "site"):
+        return EXIT_USAGE
+    lang = args.lang or inventory.alerting.language
+    end_ns = time.time_ns()
+    start_ns = end_ns - int(args.since * 1e9)
+    samples, failed = _observed(args, "availability", lambda: read_availability(open_source(inventory, args.source), inventory, start_ns, end_ns))
+    if samples is None:
+        return failed
+    report = build_availability_report(inventory, samples, start_ns, end_ns, site=args.site)
+    return _emit(args, "availability", availability_document(report, lang), report.to_json)
+
+
 def _hardware_arguments(parser: argparse.ArgumentParser) -> None:
     add_inventory_argument(parser)
     parser.add_argument("--year", type=int, metavar="N", help="first budget year of the forecast (default: this year)")
     _format_arguments(parser, pdf=True, html="one self-contained file with the chart")
 
 
-def _period_arguments(parser: argparse.ArgumentParser, since_s: float, since_help: str) -> None:
-    """The options of a report over a period of what was observed (servers, logins)."""
+def _period_arguments(parser: argparse.ArgumentParser, since_s: float, since_help: str,
+                      formats: tuple[str, ...] = ("table", "csv", "html", "json")) -> None:
+    """The options of a report over a period of what was observed (servers, logins, availability)."""
     add_inventory_argument(parser)
     parser.add_argument("--since", type=parse_duration, default=since_s, metavar="DURATION", help=since_help)
     parser.add_argument("--source", choices=["auto", "influx", "local"], default="auto")
-    _format_arguments(parser, pdf=False, html="one self-contained file")
+    _format_arguments(parser, pdf="pdf" in formats, html="one self-contained file")
+
+
+def _availability_arguments(parser: argparse.ArgumentParser) -> None:
+    _period_arguments(parser, 30 * 86400.0, "period to report (default 30d; 12mo is a year)", formats=("table", "csv", "html", "pdf", "json"))
+    parser.add_argument("--site", metavar="SITE", help="only this site (its id in the inventory)")
 
 
 def _servers_arguments(parser: argparse.ArgumentParser) -> None:
@@ -266,7 +300,7 @@ def _capacity_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 COMMANDS = (
-    Command("report", help="reports for managers: hardware renewal, server use, logins, line capacity", subcommands=(
+    Command("report", help="reports for managers: hardware renewal, server use, logins, line capacity, availability", subcommands=(
         Command("hardware", help="age, due year and cost of every machine, with a five-year forecast",
                 description="Every PC, server, printer, switch and firewall with its age and its source, expected lifetime, "
                 "due year and replacement cost, grouped by site and department, with a five-year forecast.",
@@ -283,5 +317,9 @@ COMMANDS = (
                 description="Per site uplink: monthly p95 and peak utilisation in and out, the trend, the month the p95 would "
                 "pass 80 percent at that trend, and the site's ping time in busy and quiet hours; a chart per site in html and pdf.",
                 arguments=_capacity_arguments, run=run_capacity),
+        Command("availability", help="availability of every site and service, every outage, mean time to repair",
+                description="Per site and per service (probe target): availability in percent over the period, every outage "
+                "with start, end and duration, and the mean time to repair, worst sites first; from the collector's own verdicts.",
+                arguments=_availability_arguments, run=run_availability),
     )),
 )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Mapping
 
 from collector import texts
 
@@ -76,3 +77,17 @@ def timestamp(value: dt.datetime, lang: str) -> str:
     text = value.strftime(texts.of(lang).timestamp_format)
     label = value.strftime("%Z") if value.tzinfo is not None else ""
     return f"{text} {label}" if label else text
+
+
+def duration(seconds: float | None, words: Mapping[str, str]) -> str:
+    """'2 d 3 t', '1 t 5 min', '12 min', '40 s' with a report's words dur_dh, dur_hm, dur_m, dur_s; '' for None."""
+    if seconds is None:
+        return ""
+    minutes = int(seconds // 60)
+    days, rest = divmod(minutes, 1440)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        return words["dur_dh"].format(d=days, h=hours)
+    if hours:
+        return words["dur_hm"].format(h=hours, m=minutes)
+    return words["dur_m"].format(m=minutes) if minutes else words["dur_s"].format(s=int(seconds))

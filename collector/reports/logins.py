@@ -134,19 +134,6 @@ def build_logins_report(
     )
 
 
-def _duration(seconds: float | None, words: texts.Words) -> str:
-    if seconds is None:
-        return ""
-    minutes = int(seconds // 60)
-    days, rest = divmod(minutes, 1440)
-    hours, minutes = divmod(rest, 60)
-    if days:
-        return words["dur_dh"].format(d=days, h=hours)
-    if hours:
-        return words["dur_hm"].format(h=hours, m=minutes)
-    return words["dur_m"].format(m=minutes) if minutes else words["dur_s"].format(s=int(seconds))
-
-
 def logins_document(report: LoginsReport, lang: str) -> Document:
     w = texts.of(lang).logins_report
     zone = zoneinfo.ZoneInfo(report.timezone)
@@ -177,7 +164,7 @@ def logins_document(report: LoginsReport, lang: str) -> Document:
             ended = w["unseen"].format(time=at(s.end_s)) if s.end_unseen else at(s.end_s)
         rows.append(Row(
             [s.user, w[s.kind] if s.kind in ("console", "remote") else s.kind, s.from_host, s.terminal, at(s.start_s), ended,
-             _duration(s.duration_s, w), s.shared_account],
+             i18n.duration(s.duration_s, w), s.shared_account],
             group=s.host, strong=s.shared_account is not None,
         ))
     by_session = Table(
@@ -191,7 +178,7 @@ def logins_document(report: LoginsReport, lang: str) -> Document:
         mine = [s for s in sessions if s.user == name]
         total = sum(s.duration_s or 0.0 for s in mine)
         account_rows.append(Row(
-            [name, len(mine), ", ".join(sorted({s.host for s in mine})), _duration(total, w), mine[0].shared_account],
+            [name, len(mine), ", ".join(sorted({s.host for s in mine})), i18n.duration(total, w), mine[0].shared_account],
             strong=mine[0].shared_account is not None,
         ))
     by_account = Table(

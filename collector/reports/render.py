@@ -20,7 +20,7 @@ from typing import Any, Literal
 from collector import texts
 from collector.reports import i18n
 
-CellKind = Literal["text", "int", "money", "years", "date", "year", "gib", "gb", "pct", "ms", "mbps", "month"]
+CellKind = Literal["text", "int", "money", "years", "date", "year", "gib", "gb", "pct", "pct2", "ms", "mbps", "month"]
 
 # Bar colours of the charts; tests look for BAR_COLOUR's pixels in the rendered PDF.
 BAR_COLOUR = "#1f5fa8"
@@ -121,7 +121,7 @@ def cell_text(value: Any, kind: CellKind, lang: str, for_csv: bool = False, curr
         return str(int(value))
     if kind == "money":
         return i18n.number(value, lang, 0, group=False) if for_csv else i18n.money(value, lang, currency)
-    decimals = {"int": 0, "years": 1, "gib": 1, "gb": 0, "pct": 1, "ms": 1, "mbps": 1}[kind]
+    decimals = {"int": 0, "years": 1, "gib": 1, "gb": 0, "pct": 1, "pct2": 2, "ms": 1, "mbps": 1}[kind]
     return i18n.number(value, lang, decimals, group=group)
 
 

@@ -79,3 +79,6 @@ class Catalog:
     # Logins: the message about a login to a shared account, and `nettvakt report logins`.
     login_events: Words
     logins_report: Words
+
+    # `nettvakt report availability`.
+    availability_report: Words

@@ -1,0 +1,328 @@
+"""`nettvakt report availability`: per site and per service, availability, every outage, mean time to repair.
+
+Built from the collector's own `availability` verdicts (docs/metrics.md), read as step functions:
+
+- A series (an agent, a device, a probe target as one agent measures it) is **up** or **down**
+  from the time of the evidence of its verdict until the evidence of its next one: a stored
+  point's time less its `silent_s` (an agent's last sign of life, a target's newest probe; a
+  device's poll has none), never before the series' previous point. A point without `up` makes
+  it **unknown** (a target whose probes stopped; an agent never heard from), and so does a
+  silence of the stored points longer than a verdict holds (`collector.availability.holds_s`: the
+  beat plus a minute; a device's poll interval when longer): the collector was not judging.
+- A **site** is down while its uplink device is down, or while two or more of its other
+  members (agents and devices) are known and none of them is up: the alert engine's site rule
+  (`collector.alerting.engine.site_down`) on the stored verdicts. Unknown while nothing of it is known.
+- A **service** is a probe target as one agent sees it (`gw` from `pc1`).
+- An **outage** is a maximal stretch of down. Its end is the evidence of the first verdict up
+  again; when knowledge ended first, it ends there and its end is marked unknown; one still
+  going at the end of the period is open. Its duration is end minus start.
+- **Availability** is the time up over the time known (up or down), in percent; time nobody
+  knew is left out of both and shown on its own. **Mean time to repair** is the mean duration of
+  the outages that were seen to end (not open, not ended in the unknown).
+
+Sites are listed worst first (lowest availability, then the most time down); services too,
+within their site. Times are in `[alerting] timezone`, labelled; JSON has ISO 8601 with offset.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from collector import clock, texts
+from collector.alerting.engine import Topology, site_down
+from collector.availability import holds_s
+from collector.config import Inventory
+from collector.reports import i18n
+from collector.reports.render import Column, Document, Row, Table
+from collector.timeseries import Sample, SeriesSource
+
+State = Literal["up", "down", "unknown"]
+
+
+def read_availability(source: SeriesSource, inventory: Inventory, start_ns: int, end_ns: int) -> list[Sample]:
+    """Every stored `availability` point the report needs: from one hold before the period (the
+    state at its start) to its end. The one place the report reads.
+
+    Rollups (issue 19 item 1): raw points expire after the raw retention, so a period reaching
+    further back reads the older part here from the 1h rollup of `availability` (its hourly
+    `sum(up_s)`, `sum(judged_s)` and `min(up)` per series) and the `alert` history, kept long.
+    """
+    lead_ns = int(longest_hold_s(inventory) * 1e9)
+    return source.samples("availability", start_ns - lead_ns, end_ns)
+
+
+def longest_hold_s(inventory: Inventory) -> float:
+    polls = [d.snmp.interval_s for d in inventory.device if d.snmp is not None]
+    return holds_s(inventory.collector.availability_beat_s, max(polls, default=0.0))
+
+
+@dataclass(frozen=True)
+class Span:
+    start_s: float
+    end_s: float
+    state: State
+
+
+@dataclass
+class Outage:
+    start_s: float
+    end_s: float | None  # None: still going at the end of the period
+    end_unknown: bool = False  # knowledge ended before a verdict up came
+
+    def duration_s(self, period_end_s: float) -> float:
+        return (self.end_s if self.end_s is not None else period_end_s) - self.start_s
+
+    def to_json(self, zone: zoneinfo.ZoneInfo, period_end_s: float) -> dict[str, Any]:
+        return {
+            "start": clock.iso(self.start_s, zone), "end": None if self.end_s is None else clock.iso(self.end_s, zone),
+            "open": self.end_s is None, "end_unknown": self.end_unknown, "duration_s": round(self.duration_s(period_end_s), 3),
+        }
+
+
+@dataclass
+class Availability:
+    """One site or one service over the period."""
+
+    id: str
+    name: str
+    site: str
+    spans: list[Span]
+    agent: str | None = None  # services: the agent that probes it
+    outages: list[Outage] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.outages = outages_of(self.spans)
+
+    def seconds(self, state: State) -> float:
+        return sum(s.end_s - s.start_s for s in self.spans if s.state == state)
+
+    @property
+    def pct(self) -> float | None:
+        known = self.seconds("up") + self.seconds("down")
+        return None if known <= 0 else 100.0 * self.seconds("up") / known
+
+    @property
+    def mttr_s(self) -> float | None:
+        repaired = [o.end_s - o.start_s for o in self.outages if o.end_s is not None and not o.end_unknown]
+        return sum(repaired) / len(repaired) if repaired else None
+
+    def order(self) -> tuple[Any, ...]:
+        """Worst first: lowest availability, the most time down; nothing known last."""
+        pct = self.pct
+        return (pct is None, pct if pct is not None else 0.0, -self.seconds("down"), self.name)
+
+    def to_json(self, zone: zoneinfo.ZoneInfo, period_end_s: float) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "site": self.site, **({"agent": self.agent} if self.agent else {}),
+            "availability_pct": self.pct, "up_s": round(self.seconds("up"), 3), "down_s": round(self.seconds("down"), 3),
+            "unknown_s": round(self.seconds("unknown"), 3), "mttr_s": self.mttr_s,
+            "outages": [o.to_json(zone, period_end_s) for o in self.outages],
+        }
+
+
+def series_spans(samples: Iterable[Sample], start_s: float, end_s: float, hold_s: float) -> list[Span]:
+    """One series' step function over [start_s, end_s): up, down and unknown, covering all of it."""
+    spans: list[Span] = []
+    cursor, state, holds_until = start_s, "unknown", -float("inf")
+
+    def advance(to: float, next_state: State) -> None:
+        nonlocal cursor, state
+        # The current verdict holds up to `to`, or up to when it stops holding, then unknown.
+        for until, what in ((min(to, holds_until), state), (to, "unknown")):
+            until = min(max(until, start_s), end_s)
+            if until > cursor:
+                if spans and spans[-1].state == what and spans[-1].end_s == cursor:
+                    spans[-1] = Span(spans[-1].start_s, until, what)
+                else:
+                    spans.append(Span(cursor, until, what))
+                cursor = until
+        state = next_state
+
+    previous_t = -float("inf")
+    for sample in samples:
+        t = sample.time_ns / 1e9
+        up = sample.fields.get("up")
+        new: State = "unknown" if not isinstance(up, float) else "up" if up >= 0.5 else "down"
+        silent = sample.fields.get("silent_s")
+        evidence = t - silent if new != state and isinstance(silent, float) else t
+        evidence = max(evidence, previous_t, cursor)
+        advance(evidence, new)
+        holds_until = t + hold_s
+        previous_t = t
+    advance(end_s, state)
+    return spans
+
+
+def outages_of(spans: list[Span]) -> list[Outage]:
+    out: list[Outage] = []
+    for i, span in enumerate(spans):
+        if span.state != "down":
+            continue
+        following = spans[i + 1] if i + 1 < len(spans) else None
+        if following is None:
+            out.append(Outage(span.start_s, None))
+        else:
+            out.append(Outage(span.start_s, span.end_s, end_unknown=following.state == "unknown"))
+    return out
+
+
+def site_spans(uplink: list[Span] | None, members: list[list[Span]], start_s: float, end_s: float) -> list[Span]:
+    """The site rule applied at every change of its uplink's and members' states."""
+    every = [uplink] if uplink is not None else []
+    every += members
+    cuts = sorted({start_s, end_s, *(s.start_s for spans in every for s in spans)})
+
+    def at(spans: list[Span] | None, t: float) -> bool | None:
+        for s in spans or ():
+            if s.start_s <= t < s.end_s:
+                return None if s.state == "unknown" else s.state == "up"
+        return None
+
+    spans: list[Span] = []
+    for a, b in zip(cuts, cuts[1:]):
+        down = site_down(at(uplink, a), [at(m, a) for m in members])
+        what: State = "unknown" if down is None else "down" if down else "up"
+        if spans and spans[-1].state == what:
+            spans[-1] = Span(spans[-1].start_s, b, what)
+        else:
+            spans.append(Span(a, b, what))
+    return spans
+
+
+@dataclass
+class AvailabilityReport:
+    organisation: str
+    start_s: float
+    end_s: float
+    sites: list[Availability]  # worst first
+    services: list[Availability]  # by site (in the order of `sites`), worst first within it
+    timezone: str
+    site_filter: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        zone = zoneinfo.ZoneInfo(self.timezone)
+        return {
+            "report": "availability", "organisation": self.organisation, "timezone": self.timezone,
+            "start": clock.iso(self.start_s, zone), "end": clock.iso(self.end_s, zone), "site": self.site_filter,
+            "sites": [s.to_json(zone, self.end_s) for s in self.sites],
+            "services": [s.to_json(zone, self.end_s) for s in self.services],
+        }
+
+
+def _key(tags: dict[str, str]) -> tuple[str, str] | None:
+    """(kind, id) of a series: ('agent', host), ('device', device), ('target', 'name@host')."""
+    kind = tags.get("kind")
+    if kind == "agent" and tags.get("host"):
+        return kind, tags["host"]
+    if kind == "device" and tags.get("device"):
+        return kind, tags["device"]
+    if kind == "target" and tags.get("target") and tags.get("host"):
+        return kind, f"{tags['target']}@{tags['host']}"
+    return None
+
+
+def build_availability_report(
+    inventory: Inventory, samples: Iterable[Sample], start_ns: int, end_ns: int, site: str | None = None,
+) -> AvailabilityReport:
+    """`samples`: what read_availability returned, oldest first."""
+    start_s, end_s = start_ns / 1e9, end_ns / 1e9
+    beat_s = inventory.collector.availability_beat_s
+    polls = {d.id: d.snmp.interval_s for d in inventory.device if d.snmp is not None}
+    by_series: dict[tuple[str, str], list[Sample]] = {}
+    for sample in samples:
+        key = _key(sample.tags)
+        if key is not None:
+            by_series.setdefault(key, []).append(sample)
+
+    def spans(kind: str, ident: str) -> list[Span]:
+        hold = holds_s(beat_s, polls.get(ident, 0.0) if kind == "device" else 0.0)
+        return series_spans(by_series.get((kind, ident), []), start_s, end_s, hold)
+
+    topology = Topology.from_inventory(inventory)
+    sites = []
+    services = []
+    for info in topology.sites.values():
+        if site is not None and info.id != site:
+            continue
+        members = [spans("agent", a) for a in info.agents] + [spans("device", d) for d in info.devices]
+        uplink = spans("device", info.uplink) if info.uplink else None
+        sites.append(Availability(info.id, info.name, info.id, site_spans(uplink, members, start_s, end_s)))
+        for agent in (a for a in inventory.agent if a.site == info.id):
+            for probe in inventory.probes_for(agent):
+                ident = f"{probe.name}@{agent.id}"
+                services.append(Availability(ident, probe.name, info.id, spans("target", ident), agent=agent.id))
+    sites.sort(key=Availability.order)
+    rank = {s.id: i for i, s in enumerate(sites)}
+    services.sort(key=lambda s: (rank[s.site], *s.order()))
+    return AvailabilityReport(inventory.organisation, start_s, end_s, sites, services, inventory.alerting.timezone, site)
+
+
+def availability_document(report: AvailabilityReport, lang: str) -> Document:
+    w = texts.of(lang).availability_report
+    zone = zoneinfo.ZoneInfo(report.timezone)
+    at = lambda t: i18n.timestamp(dt.datetime.fromtimestamp(t, zone), lang)  # noqa: E731
+    dur = lambda s: i18n.duration(s, w)  # noqa: E731
+    site_names = {s.id: s.name for s in report.sites}
+
+    def outage_end(o: Outage) -> str:
+        if o.end_s is None:
+            return w["open"]
+        return w["end_unknown"].format(time=at(o.end_s)) if o.end_unknown else at(o.end_s)
+
+    every = report.sites + report.services
+    outages = sum(len(a.outages) for a in every)
+    summary = [w["s_period"].format(start=at(report.start_s), end=at(report.end_s))]
+    summary.append(w["s_counts"].format(sites=len(report.sites), services=len(report.services), outages=outages))
+    worst = next((s for s in report.sites if s.pct is not None), None)
+    if worst is not None and worst.outages:
+        summary.append(w["s_worst"].format(site=worst.name, pct=i18n.number(worst.pct, lang, 2), down=dur(worst.seconds("down"))))
+    unknown = [s for s in report.sites if s.seconds("unknown") > 0]
+    if unknown:
+        summary.append(w["s_unknown"].format(n=len(unknown)))
+
+    def pct(a: Availability) -> float | None:
+        return None if a.pct is None else round(a.pct, 3)
+
+    site_table = Table(
+        title=w["sites"],
+        columns=[Column(w["site"]), Column(w["availability"], "pct2"), Column(w["outages"], "int"), Column(w["down"]),
+                 Column(w["mttr"]), Column(w["unknown"])],
+        rows=[Row([s.name, pct(s), len(s.outages), dur(s.seconds("down")), dur(s.mttr_s), dur(s.seconds("unknown"))],
+                  strong=bool(s.outages)) for s in report.sites],
+        empty_text=w["none"],
+    )
+    service_table = Table(
+        title=w["services"],
+        columns=[Column(w["service"]), Column(w["agent"]), Column(w["availability"], "pct2"), Column(w["outages"], "int"),
+                 Column(w["down"]), Column(w["mttr"]), Column(w["unknown"])],
+        rows=[Row([s.name, s.agent, pct(s), len(s.outages), dur(s.seconds("down")), dur(s.mttr_s), dur(s.seconds("unknown"))],
+                  group=s.site, strong=bool(s.outages)) for s in report.services],
+        group_title=w["site"], group_labels=site_names, empty_text=w["none"],
+    )
+    outage_rows = []
+    for whole, group in ((True, report.sites), (False, report.services)):
+        for a in group:
+            what = w["whole_site"] if whole else w["service_of"].format(service=a.name, agent=a.agent)
+            for o in a.outages:
+                row = Row([what, at(o.start_s), outage_end(o), dur(o.duration_s(report.end_s))], group=a.site, strong=whole)
+                outage_rows.append((a.site, o.start_s, row))
+    rank = {s.id: i for i, s in enumerate(report.sites)}
+    outage_rows.sort(key=lambda r: (rank.get(r[0], 0), r[1]))
+    outage_table = Table(
+        title=w["outage_list"],
+        columns=[Column(w["what"]), Column(w["start"]), Column(w["end"]), Column(w["duration"])],
+        rows=[r for _, _, r in outage_rows], group_title=w["site"], group_labels=site_names, empty_text=w["no_outages"],
+    )
+    return Document(
+        lang=lang,
+        title=w["title"],
+        subtitle=w["subtitle"].format(org=report.organisation, start=at(report.start_s), end=at(report.end_s)),
+        summary=summary,
+        blocks=[site_table, service_table, outage_table],
+        notes=[w["n_outage"], w["n_site"], w["n_unknown"]],
+        generated=dt.datetime.fromtimestamp(report.end_s, zone).date(),
+    )
