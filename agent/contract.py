@@ -135,6 +135,7 @@ def _probe_measurement(declared: MeasurementSpec) -> MeasurementSpec:
         declared.writers,
         _WithProbeKinds(MappingProxyType(own_tags), lambda kind: kind.tags),
         _WithProbeKinds(declared.fields, lambda kind: kind.fields),
+        declared.events,
     )
 
 
@@ -230,7 +231,8 @@ def _range(unit: Unit) -> str:
 def markdown_tables(spec: MeasurementSpec) -> str:
     """The tag and field tables of one measurement, as docs/metrics.md shows them."""
     who = " and ".join(sorted(spec.writers, key=["agent", "collector"].index))
-    lines = [f"Written by: {who}.", "", "| tag | required | values | meaning |", "|---|---|---|---|"]
+    kept = " One point per event: kept whole as long as the longest rollups, never averaged (docs/storage.md)." if spec.events else ""
+    lines = [f"Written by: {who}.{kept}", "", "| tag | required | values | meaning |", "|---|---|---|---|"]
     for tag in spec.tags.values():
         values = " \\| ".join(f"`{v}`" for v in tag.values) if tag.values else (f"`{tag.pattern}`" if tag.pattern else "")
         required = "yes" if tag.required else ""
