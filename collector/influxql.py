@@ -1,6 +1,7 @@
 """InfluxQL queries over the v1 /query API (InfluxDB 1.x; 2.x/3.x through DBRP mapping).
 
-Read side only: reports, diagnosis and tests ask InfluxDB through here.
+Reports, diagnosis and tests ask InfluxDB through here; the retention set-up
+(collector/retention.py) also changes policies and continuous queries through it.
 """
 
 from __future__ import annotations
@@ -45,10 +46,20 @@ def query(
     username: str | None = None,
     password: str | None = None,
     timeout_s: float = 10.0,
+    *,
+    post: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run one InfluxQL statement (blocking); `time` comes back as integer nanoseconds."""
+    """Run one InfluxQL statement (blocking); `time` comes back as integer nanoseconds.
+
+    `post`: for statements that change something (CREATE, ALTER, DROP, SELECT ... INTO), which
+    InfluxDB 1.x refuses over GET.
+    """
     params = urllib.parse.urlencode({"db": database, "q": statement, "epoch": "ns"})
-    request = urllib.request.Request(f"{url.rstrip('/')}/query?{params}")
+    if post:
+        request = urllib.request.Request(f"{url.rstrip('/')}/query", data=params.encode(), method="POST")
+        request.add_header("Content-Type", "application/x-www-form-urlencoded")
+    else:
+        request = urllib.request.Request(f"{url.rstrip('/')}/query?{params}")
     if username is not None:
         token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
