@@ -245,7 +245,8 @@ class Difference:
     raw: bool = False  # the raw policy: shortening it drops raw points
 
     def text(self) -> str:
-        return f"{self.kind} {self.name}: {self.found}; the inventory asks for {self.wanted}"
+        found = self.found if len(self.found) <= 200 else self.found[:200] + "...)"
+        return f"{self.kind} {self.name}: {found}; the inventory asks for {self.wanted}"
 
 
 def differences(plan: StoragePlan, found: StorageFound) -> list[Difference]:
@@ -256,8 +257,8 @@ def differences(plan: StoragePlan, found: StorageFound) -> list[Difference]:
         have = found.policies.get(wanted.name)
         if have is not None and have.duration_s == wanted.duration_s:
             continue
-        found_text = "missing" if have is None else f"kept {_kept(have.duration_s)}"
-        diff = Difference("retention policy", wanted.name, found_text, f"kept {_kept(wanted.duration_s)}",
+        found_text = "missing" if have is None else f"keeps points {_kept(have.duration_s)}"
+        diff = Difference("retention policy", wanted.name, found_text, _kept(wanted.duration_s),
                           (wanted.statement(plan.database, have is not None),), wanted.raw)
         (raw if wanted.raw else policies).append(diff)
     queries = []
@@ -268,8 +269,8 @@ def differences(plan: StoragePlan, found: StorageFound) -> list[Difference]:
             continue
         drop = (f"DROP CONTINUOUS QUERY {quote_ident(wanted.name)} ON {quote_ident(plan.database)}",) if have_text is not None else ()
         queries.append(Difference(
-            "continuous query", wanted.name, "missing" if have_text is None else f"differs: {have_text}",
-            "the one generated from the contract and [storage]", (*drop, wanted.text),
+            "continuous query", wanted.name, "missing" if have_text is None else f"differs (InfluxDB has: {have_text})",
+            "the one made from the contract and [storage]", (*drop, wanted.text),
         ))
     ours = tuple(r.retention_policy for r in ROLLUPS)
     for name in sorted(found.queries):
@@ -277,6 +278,15 @@ def differences(plan: StoragePlan, found: StorageFound) -> list[Difference]:
             queries.append(Difference("continuous query", name, "not made from the contract any more", "none",
                                       (f"DROP CONTINUOUS QUERY {quote_ident(name)} ON {quote_ident(plan.database)}",)))
     return policies + queries + raw
+
+
+def storage_differences(inventory: Inventory) -> list[Difference]:
+    """What InfluxDB has that differs from what the inventory asks (`nettvakt check`); raises
+    InfluxQueryError when InfluxDB cannot be asked."""
+    admin = InfluxAdmin.of(inventory, timeout_s=inventory.storage.timeout_s)
+    found = read_existing(admin)
+    plan = storage_plan(admin.database, raw_policy_of(inventory.storage, found), retention_seconds(inventory.storage))
+    return differences(plan, found)
 
 
 # --- backfill ------------------------------------------------------------------------------------
@@ -401,7 +411,7 @@ def set_up(
         for statement in diff.fix:
             admin.execute(statement)
             result.applied.append(statement)
-        log.info("%s %s was %s: now %s", diff.kind, diff.name, diff.found if diff.kind != "continuous query" or diff.found == "missing" else "different", diff.wanted)
+        log.info("made as asked: %s", diff.text())
     pending = state.load(admin.database)
     if pending is not None:
         start_ns, end_ns = pending["start_ns"], pending["end_ns"]
@@ -421,8 +431,7 @@ def set_up(
             for statement in diff.fix:
                 admin.execute(statement)
                 result.applied.append(statement)
-            log.warning("raw retention policy %s was %s: now %s; raw points older than that are dropped by InfluxDB",
-                        diff.name, diff.found, diff.wanted)
+            log.warning("made as asked: raw %s; InfluxDB drops the raw points older than that", diff.text())
     return result
 
 
