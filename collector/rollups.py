@@ -73,9 +73,11 @@ P95_UNITS = frozenset({"ms", "%", "% of capacity"})
 Aggregate = Literal["mean", "min", "max", "p95"]
 
 # How a rollup of rollups is made: the 1h bucket of a 5-minute field. Mean of means (exact when
-# every 5-minute bucket of the hour holds as many raw points), min of mins and max of maxes
-# (exact), max of p95s (never below the hour's true p95: each 5-minute bucket has at most 5 % of
-# its points above its p95, so at most 5 % of the hour's are above the largest of them).
+# every 5-minute bucket of the hour holds as many raw points, else off by at most the spread of
+# the 5-minute means), min of mins and max of maxes (exact), max of p95s (an upper bound of the
+# hour's p95: each 5-minute bucket has about 5 % of its points above its p95, so about 5 % of the
+# hour's are above the largest of them; InfluxDB's rank rounding in buckets of few points can put
+# it slightly below, docs/storage.md).
 OF_ROLLUPS: Mapping[Aggregate, Literal["mean", "min", "max"]] = MappingProxyType(
     {"mean": "mean", "min": "min", "max": "max", "p95": "max"}
 )
