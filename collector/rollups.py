@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal, Mapping, Protocol
 
-from agent.contract import MEASUREMENTS_SPEC, UNITS, MeasurementSpec
+from agent.contract import MEASUREMENTS_SPEC, UNITS, MeasurementSpec, generated_doc_main, replace_block
 
 DAY_S = 86400
 NS = 1_000_000_000
@@ -245,9 +245,42 @@ def continuous_query_name(resolution: Resolution, measurement: str) -> str:
     return f"{resolution.retention_policy}_{measurement}"
 
 
+# --- docs/storage.md -----------------------------------------------------------------------------
+def rollups_table() -> str:
+    """Every rolled-up measurement with its rollup fields, as docs/storage.md lists them: each
+    numeric field F is its mean as `F` and the suffixes shown (`F_min`, `F_max`, `F_p95`), or its
+    maximum as `F` when cumulative."""
+    lines = ["| measurement | fields of its rollups |", "|---|---|"]
+    for spec in rolled_up_measurements():
+        by_source: dict[str, list[str]] = {}
+        for field in rollup_fields(spec):
+            by_source.setdefault(field.source, []).append(field.name[len(field.source):])
+        kept = []
+        for source, suffixes in by_source.items():
+            if spec.fields[source].cumulative:
+                kept.append(f"`{source}` (max: cumulative)")
+            else:
+                kept.append(f"`{source}` {' '.join(f'`{s}`' for s in suffixes if s)}")
+        lines.append(f"| `{spec.name}` | {', '.join(kept)} |")
+    lines += ["", f"Kept whole, never averaged (events), in `{EVENTS_RETENTION_POLICY}`: "
+              + ", ".join(f"`{spec.name}`" for spec in event_measurements()) + "."]
+    return "\n".join(lines)
+
+
+def render_storage_doc(text: str) -> str:
+    """docs/storage.md with its generated block made from the contract."""
+    return replace_block(text, "rollups", rollups_table())
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(generated_doc_main(sys.argv[1:], "collector.rollups", render_storage_doc))
+
+
 __all__ = [
     "EVENTS_RETENTION_KEY", "EVENTS_RETENTION_POLICY", "FIVE_MINUTES", "FIVE_MINUTE_MAX_RANGE_S", "HOURLY", "OF_ROLLUPS",
     "P95_UNITS", "RAW", "RAW_MAX_RANGE_S", "RESOLUTIONS", "ROLLUPS", "Resolution", "RetentionSettings", "RollupField",
-    "continuous_query_name", "event_measurements", "influxql_duration", "is_rolled_up", "qualified_source", "quote_ident", "resolution_for",
+    "continuous_query_name", "event_measurements", "influxql_duration", "is_rolled_up", "qualified_source", "quote_ident", "render_storage_doc", "resolution_for", "rollups_table",
     "rolled_up_measurements", "rollup_errors", "rollup_fields", "rollup_select", "stored_field",
 ]

@@ -6,6 +6,10 @@ refuses (it cannot be written unambiguously) is moved aside before the write. A 
 bisected until each refused line stands alone, that line is moved aside with the reason
 and logged, and the good points behind it go on. InfluxDB overwrites a point with the same
 series and timestamp, so re-sending the good half of a bisected batch is harmless.
+
+Event points (`alert`, `login`: collector/rollups.py) that InfluxDB took are written a second time
+into the events retention policy, kept as long as the longest rollups, once the retention set-up
+(collector/retention.py) has made it; the batch leaves the queue only when both writes are done.
 """
 
 from __future__ import annotations
