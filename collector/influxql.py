@@ -23,6 +23,10 @@ class InfluxQueryError(RuntimeError):
     pass
 
 
+class InfluxUnreachableError(InfluxQueryError):
+    """No answer from InfluxDB at all (refused connection, timeout), as opposed to an error it gave."""
+
+
 def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Flatten a /query answer into dicts: one per row, with the series tags merged in."""
     out: list[dict[str, Any]] = []
@@ -69,7 +73,7 @@ def query(
     except urllib.error.HTTPError as exc:
         raise InfluxQueryError(f"HTTP {exc.code}: {exc.read().decode(errors='replace')[:300]}") from exc
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        raise InfluxQueryError(f"{url}: {exc}") from exc
+        raise InfluxUnreachableError(f"{url}: {exc}") from exc
     except ValueError as exc:  # 200 with something that is not InfluxDB's JSON (a proxy's page)
         raise InfluxQueryError(f"{url}: the answer is not InfluxDB's JSON: {exc}") from exc
 

@@ -27,7 +27,7 @@ from types import MappingProxyType
 from typing import Any, Callable, Literal, Mapping
 
 from collector.config import Inventory, StorageSettings
-from collector.influxql import InfluxQueryError, query
+from collector.influxql import InfluxQueryError, InfluxUnreachableError, query
 from collector.rollups import (
     DAY_S,
     EVENTS_RETENTION_KEY,
@@ -187,15 +187,16 @@ class InfluxAdmin:
         try:
             return query(self.url, self.database, statement, self.username, self.password, self.timeout_s, post=True)
         except InfluxQueryError as exc:
-            raise StatementError(statement, str(exc)) from exc
+            raise StatementError(statement, str(exc), unreachable=isinstance(exc, InfluxUnreachableError)) from exc
 
 
 class StatementError(InfluxQueryError):
     """InfluxDB refused a statement (or could not be reached for it): both are in the message."""
 
-    def __init__(self, statement: str, error: str):
+    def __init__(self, statement: str, error: str, *, unreachable: bool = False):
         self.statement = statement
         self.error = error
+        self.unreachable = unreachable
         super().__init__(f"{error} -- statement: {statement[:300]}{'...' if len(statement) > 300 else ''}")
 
 
@@ -444,6 +445,7 @@ def _iso(time_ns: int) -> str:
 class MaintainerStats:
     runs: int = 0  # set-ups finished without error
     failures: int = 0
+    unreachable: bool = False  # the last failure was no answer at all (the writer's problem says so already)
     applied: int = 0  # statements run to change policies or queries, since start
     last_applied: list[str] = field(default_factory=list)
     last_error: str | None = None
@@ -496,6 +498,7 @@ class RollupMaintainer:
             except (InfluxQueryError, OSError, ValueError) as exc:
                 self.stats.failures += 1
                 self.stats.last_error = str(exc)
+                self.stats.unreachable = isinstance(exc, (InfluxUnreachableError, OSError)) or getattr(exc, "unreachable", False)
                 log.error("retention policies and continuous queries not set up (retrying in %.0f s): %s", retry_s, exc)
                 await asyncio.sleep(retry_s)
                 retry_s = min(retry_s * 2, self.RETRY_MAX_S)
@@ -523,10 +526,13 @@ class RollupMaintainer:
 
     def health(self) -> dict[str, Any]:
         s = self.stats
-        return {"runs": s.runs, "failures": s.failures, "applied": s.applied, "last_error": s.last_error, "backfill": s.backfill}
+        return {"runs": s.runs, "failures": s.failures, "applied": s.applied, "last_error": s.last_error,
+                "unreachable": s.unreachable, "backfill": s.backfill}
 
     def problems(self) -> list[str]:
-        if self.stats.last_error is None:
+        """A refusal by InfluxDB (no admin rights, a policy that is not there) is a problem of its own;
+        an InfluxDB that does not answer is the writer's problem already, told once."""
+        if self.stats.last_error is None or self.stats.unreachable:
             return []
         return [f"retention policies and continuous queries are not as the inventory asks ({self.stats.failures} failed attempts; "
                 f"rollups may be missing): {self.stats.last_error}"]
