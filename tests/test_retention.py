@@ -298,6 +298,14 @@ def test_a_continuous_query_run_equals_the_raw_points_and_a_backfill_equals_the_
     assert rollup_rows(server, "by_backfill", "nettvakt_1h", "gw") == before
 
 
+async def after_two_failures(app: Any, http: aiohttp.ClientSession) -> tuple[RollupMaintainer, dict[str, Any]]:
+    """The collector's retention set-up once it has failed twice (so it retries), and /health then."""
+    maintainer = app[ROLLUPS]
+    await wait_until_async(lambda: maintainer.stats.failures >= 2, 30, "two failed set-ups", interval_s=0.05)
+    async with http.get("/api/v1/health") as resp:
+        return maintainer, await resp.json()
+
+
 def test_a_refusal_by_influxdb_is_a_problem_in_health_naming_what_was_refused(influx_db, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     server, database = influx_db
     path = InventoryBuilder(tmp_path).influxdb(server.url, database, retention_policy="kort").agent("pc1").write()
@@ -306,10 +314,7 @@ def test_a_refusal_by_influxdb_is_a_problem_in_health_naming_what_was_refused(in
     async def scenario() -> None:
         app = create_app(load_inventory(path), alerting=None)
         async with serving(app, shutdown_timeout=0.1) as base, aiohttp.ClientSession(base) as http:
-            maintainer = app[ROLLUPS]
-            await wait_until_async(lambda: maintainer.stats.failures >= 2, 30, "two refused set-ups", interval_s=0.05)
-            async with http.get("/api/v1/health") as resp:
-                health = await resp.json()
+            maintainer, health = await after_two_failures(app, http)
             assert health["status"] == "degraded"
             assert [p for p in health["problems"] if p.startswith("retention policies and continuous queries are not as the inventory asks")] == [
                 f"retention policies and continuous queries are not as the inventory asks ({health['storage']['rollups']['failures']} failed attempts; "
@@ -336,10 +341,7 @@ def test_influxdb_down_at_start_is_retried_not_a_crash(tmp_path: Path, monkeypat
     async def scenario() -> None:
         app = create_app(load_inventory(path), alerting=None)
         async with serving(app, shutdown_timeout=0.1) as base, aiohttp.ClientSession(base) as http:
-            maintainer = app[ROLLUPS]
-            await wait_until_async(lambda: maintainer.stats.failures >= 2, 30, "two failed set-ups", interval_s=0.05)
-            async with http.get("/api/v1/health") as resp:
-                health = await resp.json()
+            maintainer, health = await after_two_failures(app, http)
             # No answer at all: said in the storage part (the writer's own problem says InfluxDB is down).
             rollups = health["storage"]["rollups"]
             assert rollups["unreachable"] is True and f"127.0.0.1:{port}" in rollups["last_error"] and rollups["runs"] == 0
