@@ -135,6 +135,7 @@ def _probe_measurement(declared: MeasurementSpec) -> MeasurementSpec:
         declared.writers,
         _WithProbeKinds(MappingProxyType(own_tags), lambda kind: kind.tags),
         _WithProbeKinds(declared.fields, lambda kind: kind.fields),
+        declared.events,
     )
 
 
@@ -230,7 +231,8 @@ def _range(unit: Unit) -> str:
 def markdown_tables(spec: MeasurementSpec) -> str:
     """The tag and field tables of one measurement, as docs/metrics.md shows them."""
     who = " and ".join(sorted(spec.writers, key=["agent", "collector"].index))
-    lines = [f"Written by: {who}.", "", "| tag | required | values | meaning |", "|---|---|---|---|"]
+    kept = " One point per event: kept whole as long as the longest rollups, never averaged (docs/storage.md)." if spec.events else ""
+    lines = [f"Written by: {who}.{kept}", "", "| tag | required | values | meaning |", "|---|---|---|---|"]
     for tag in spec.tags.values():
         values = " \\| ".join(f"`{v}`" for v in tag.values) if tag.values else (f"`{tag.pattern}`" if tag.pattern else "")
         required = "yes" if tag.required else ""
@@ -257,38 +259,44 @@ def render_metrics_doc(text: str) -> str:
     blocks = {name: markdown_tables(spec) for name, spec in MEASUREMENTS_SPEC.items()}
     blocks["probe-kinds"] = probe_kinds_table()
     for name, rendered in blocks.items():
-        begin, end = _BEGIN.format(name), _END.format(name)
-        start = text.find(begin)
-        stop = text.find(end)
-        if start < 0 or stop < start:
-            raise ValueError(f"docs/metrics.md has no block {begin} ... {end}")
-        text = text[: start + len(begin)] + "\n" + rendered + "\n" + text[stop:]
+        text = replace_block(text, name, rendered)
     return text
 
 
-def _main(argv: list[str]) -> int:
+def replace_block(text: str, name: str, rendered: str) -> str:
+    """`text` with what is between `<!-- contract:NAME -->` and `<!-- /contract:NAME -->` replaced."""
+    begin, end = _BEGIN.format(name), _END.format(name)
+    start = text.find(begin)
+    stop = text.find(end)
+    if start < 0 or stop < start:
+        raise ValueError(f"no block {begin} ... {end}")
+    return text[: start + len(begin)] + "\n" + rendered + "\n" + text[stop:]
+
+
+def generated_doc_main(argv: list[str], module: str, render: Callable[[str], str]) -> int:
+    """`python -m MODULE --check|--write DOC`: DOC's generated blocks as `render` makes them."""
     if len(argv) != 2 or argv[0] not in ("--check", "--write"):
-        print("usage: python -m agent.contract --check|--write docs/metrics.md", file=sys.stderr)
+        print(f"usage: python -m {module} --check|--write DOC.md", file=sys.stderr)
         return 2
     with open(argv[1], encoding="utf-8") as fh:
         text = fh.read()
-    rendered = render_metrics_doc(text)
+    rendered = render(text)
     if argv[0] == "--write":
         with open(argv[1], "w", encoding="utf-8") as fh:
             fh.write(rendered)
         return 0
     if rendered != text:
-        print(f"{argv[1]} is not what the contract says; run python -m agent.contract --write {argv[1]}", file=sys.stderr)
+        print(f"{argv[1]} is not what the contract says; run python -m {module} --write {argv[1]}", file=sys.stderr)
         return 1
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(_main(sys.argv[1:]))
+    raise SystemExit(generated_doc_main(sys.argv[1:], "agent.contract", render_metrics_doc))
 
 __all__ = [
     "AGENT_MEASUREMENTS", "IDENTIFIER", "MAX_STRING_LEN", "MAX_TAG_LEN", "MEASUREMENTS_SPEC", "PROBE_KINDS", "PROBE_LATENCY_FIELD",
     "RESERVED_KEYS", "UNITS", "probe_latency_ms",
-    "FieldSpec", "MeasurementSpec", "TagSpec", "Unit", "Writer", "contract_errors", "markdown_tables", "point_problems",
-    "probe_kinds_table", "render_metrics_doc",
+    "FieldSpec", "MeasurementSpec", "TagSpec", "Unit", "Writer", "contract_errors", "generated_doc_main", "markdown_tables", "point_problems",
+    "probe_kinds_table", "render_metrics_doc", "replace_block",
 ]

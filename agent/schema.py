@@ -72,6 +72,9 @@ class FieldSpec:
     name: str
     unit: str
     doc: str = ""
+    # A running total that only grows (until its source restarts): rolled up as its maximum, not
+    # averaged, so the increase over any range stays readable from the rollups (collector/rollups.py).
+    cumulative: bool = False
 
     @property
     def type(self) -> StoredType:
@@ -94,11 +97,17 @@ class MeasurementSpec:
     writers: frozenset[str]
     tags: Mapping[str, TagSpec]
     fields: Mapping[str, FieldSpec]
+    # One point per event (an alert's change of state, a login), not a series sampled on a
+    # cadence: averaging means nothing, so its points are kept whole as long as the longest
+    # rollups instead of being rolled up (collector/rollups.py, docs/storage.md).
+    events: bool = False
 
 
-def measurement(name: str, writers: tuple[Writer, ...], tags: list[TagSpec], fields: list[FieldSpec]) -> MeasurementSpec:
+def measurement(
+    name: str, writers: tuple[Writer, ...], tags: list[TagSpec], fields: list[FieldSpec], *, events: bool = False
+) -> MeasurementSpec:
     return MeasurementSpec(
-        name, frozenset(writers), MappingProxyType({t.name: t for t in tags}), MappingProxyType({f.name: f for f in fields})
+        name, frozenset(writers), MappingProxyType({t.name: t for t in tags}), MappingProxyType({f.name: f for f in fields}), events
     )
 
 
@@ -134,7 +143,7 @@ DECLARED_MEASUREMENTS: Mapping[str, MeasurementSpec] = MappingProxyType({m.name:
         F("boot_time_s", "s", "boot time, Unix seconds"),
         F("procs", "count", "processes"),
         F("spool_pending_points", "count", "measurements waiting in the agent's store-and-forward spool"),
-        F("spool_dropped_points", "count", "dropped by the spool's size bound or lost to a full disk (cumulative)"),
+        F("spool_dropped_points", "count", "dropped by the spool's size bound or lost to a full disk (cumulative)", cumulative=True),
         F("spool_bytes", "bytes", "the spool's size on disk"),
     ]),
     measurement("host_disk", ("agent",), [SITE, HOST, T("mount", "mount point (a trailing backslash is cut: `C:`)", required=True)], [
@@ -210,7 +219,7 @@ DECLARED_MEASUREMENTS: Mapping[str, MeasurementSpec] = MappingProxyType({m.name:
         F("end_time_s", "s", "end points: when the agent saw the session gone (or, with `end_unseen`, last saw it)"),
         F("duration_s", "s", "end points: end_time_s - start_time_s"),
         F("end_unseen", "0/1", "end points: 1 when the session ended while the agent was not running"),
-    ]),
+    ], events=True),
     measurement("lifecycle", ("collector",), [
         SITE,
         T("host", "agent id (agents)"),
@@ -248,7 +257,7 @@ DECLARED_MEASUREMENTS: Mapping[str, MeasurementSpec] = MappingProxyType({m.name:
         F("poll_ms", "ms", "time the poll took"),
         F("partial", "0/1", "1 when the device answered but some tables timed out (or are skipped for a few polls after timing out)"),
         F("partial_tables", "string", "the tables of a partial poll, e.g. `entPhysicalDescr, ifAlias`"),
-        F("pages_total", "count", "printers: pages printed, prtMarkerLifeCount summed over markers; a counter (it restarts when the device's does)"),
+        F("pages_total", "count", "printers: pages printed, prtMarkerLifeCount summed over markers; a counter (it restarts when the device's does)", cumulative=True),
         F("printer_error", "0/1", "printers: 1 when hrPrinterDetectedErrorState has any bit set (absent when the printer has no hrPrinterTable)"),
         F("printer_errors", "string", "printers: the set bits, e.g. `low_toner, door_open` (RFC 3805 names, `bit<n>` beyond them); absent when none"),
         F("ups_on_battery", "0/1", "UPSes: 1 while the load runs on the battery: upsOutputSource battery(5), or APC upsBasicOutputStatus onBattery(3) (an APC battery or self test is not counted: it is `battery_test`/`self_test` in `ups_output_source`)"),
@@ -314,22 +323,22 @@ DECLARED_MEASUREMENTS: Mapping[str, MeasurementSpec] = MappingProxyType({m.name:
         F("summary", "string", "the message people got"),
         F("affected", "count", "things folded under a site alert"),
         F("revision", "string", "with `rule=config_change`: the backup revision of the new configuration"),
-    ]),
+    ], events=True),
     measurement("collector", ("collector",), [T("collector", "instance name, `main`", required=True)], [
-        F("points_in", "count", "accepted at ingest since start"),
-        F("batches_in", "count", "batches accepted at ingest since start"),
-        F("duplicates", "count", "resent batches acknowledged without storing them again"),
+        F("points_in", "count", "accepted at ingest since start", cumulative=True),
+        F("batches_in", "count", "batches accepted at ingest since start", cumulative=True),
+        F("duplicates", "count", "resent batches acknowledged without storing them again", cumulative=True),
         F("queue_points", "count", "waiting in the durable queue"),
         F("queue_bytes", "bytes", "the durable queue's size"),
         F("queue_age_s", "s", "age of the oldest batch waiting in the queue"),
-        F("written_points", "count", "written to InfluxDB (cumulative)"),
-        F("dropped_points", "count", "dropped because the queue hit its bound (cumulative; alerted)"),
-        F("rejected_points", "count", "refused by InfluxDB or the line-protocol writer as bad data, moved aside (cumulative)"),
-        F("write_errors", "count", "failed write attempts since start"),
+        F("written_points", "count", "written to InfluxDB (cumulative)", cumulative=True),
+        F("dropped_points", "count", "dropped because the queue hit its bound (cumulative; alerted)", cumulative=True),
+        F("rejected_points", "count", "refused by InfluxDB or the line-protocol writer as bad data, moved aside (cumulative)", cumulative=True),
+        F("write_errors", "count", "failed write attempts since start", cumulative=True),
         F("agents_up", "count"),
         F("agents_down", "count"),
         F("agents_waiting", "count", "agents that have never reported"),
         F("agents_total", "count"),
-        F("rate_limited", "count", "ingest requests answered 429 since start"),
+        F("rate_limited", "count", "ingest requests answered 429 since start", cumulative=True),
     ]),
 )})

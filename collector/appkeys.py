@@ -13,6 +13,7 @@ from collector.config import Inventory
 from collector.connections import ConnectionGuard
 from collector.queue import DurableQueue
 from collector.reload import InventoryReloader
+from collector.retention import RollupMaintainer
 from collector.service import CollectorService
 from collector.writer import QueueWriter
 
@@ -23,3 +24,4 @@ WRITER = web.AppKey("writer", QueueWriter)  # the writer context, when storage i
 RELOADER = web.AppKey("reloader", InventoryReloader)  # create_app, when it knows the inventory's path
 CONNECTIONS = web.AppKey("connections", ConnectionGuard)  # serve(), when it listens
 ALERTS = web.AppKey("alerts", AlertService)  # the alerting context, when alerting runs
+ROLLUPS = web.AppKey("rollups", RollupMaintainer)  # the retention context, when storage is InfluxDB 1.x

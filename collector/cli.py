@@ -10,10 +10,11 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from agent.commandline import Command, add_inventory_argument
-from agent.process import EXIT_OK, EXIT_USAGE, run_until_signal
-from collector.config import InventoryError, load_inventory, offline_notes
+from agent.process import EXIT_OK, EXIT_FAIL, EXIT_USAGE, run_until_signal
+from collector.config import Inventory, InventoryError, load_inventory, offline_notes
 from collector.problems import format_loc
 
 
@@ -35,6 +36,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"{exc.path}: {len(exc.found)} problem(s); the collector would not start", file=sys.stderr)
         return EXIT_USAGE
     notes = offline_notes(inventory) if args.offline else []
+    storage = {} if args.offline else _storage_check(inventory)
     summary = {
         "sites": len(inventory.site),
         "devices": len(inventory.device),
@@ -42,14 +44,43 @@ def cmd_check(args: argparse.Namespace) -> int:
         "probes": len(inventory.probe),
         "channels": len(inventory.channel),
     }
+    trouble = bool(storage.get("differences") or storage.get("error"))
     if args.json:
-        print(json.dumps({"ok": True, "file": str(path), "summary": summary, "not_checked_offline": notes}, ensure_ascii=False))
+        print(json.dumps({"ok": not trouble, "file": str(path), "summary": summary, "not_checked_offline": notes, "storage": storage},
+                         ensure_ascii=False))
     else:
         for note in notes:
             print(f"{path}: note: not checked offline: {note}", file=sys.stderr)
+        if storage.get("note"):
+            print(f"{path}: note: {storage['note']}", file=sys.stderr)
+        for difference in storage.get("differences", []):
+            print(f"{path}: storage: {difference['text']}", file=sys.stderr)
+        if storage.get("error"):
+            print(f"{path}: storage: {storage['error']}", file=sys.stderr)
         counts = ", ".join(f"{n} {k}" for k, n in summary.items())
-        print(f"{path}: OK ({counts})")
-    return EXIT_OK
+        if storage.get("differences"):
+            print(f"{path}: {len(storage['differences'])} difference(s) between InfluxDB and the inventory; the collector makes "
+                  "them as asked at its next start (docs/storage.md)", file=sys.stderr)
+        print(f"{path}: {'valid, but InfluxDB is not as it asks' if trouble else 'OK'} ({counts})")
+    return EXIT_FAIL if trouble else EXIT_OK
+
+
+def _storage_check(inventory: Inventory) -> dict[str, Any]:
+    """InfluxDB's retention policies and continuous queries against what the inventory asks."""
+    if inventory.storage.kind == "local":
+        return {}
+    if inventory.storage.kind != "influxdb_v1":
+        return {"checked": False, "note": f"storage kind {inventory.storage.kind!r} has no continuous queries; rollups are not compared (docs/storage.md)"}
+    from collector.influxql import InfluxQueryError
+    from collector.retention import storage_differences
+
+    try:
+        found = storage_differences(inventory)
+    except InfluxQueryError as exc:
+        return {"checked": False, "error": f"cannot compare retention policies and continuous queries with InfluxDB at {inventory.storage.url}: {exc}"}
+    return {"checked": True, "differences": [
+        {"kind": d.kind, "name": d.name, "found": d.found, "wanted": d.wanted, "fix": list(d.fix), "text": d.text()} for d in found
+    ]}
 
 
 def cmd_collector_run(args: argparse.Namespace) -> int:
@@ -125,7 +156,9 @@ COMMANDS = (
     Command(
         "check", help="validate an inventory file",
         description="Validate inventory.toml as the collector does before it starts: types, unknown keys, references, "
-        "probe targets, addresses, secrets and files. Exit 2 with every problem, each with its line.",
+        "probe targets, addresses, secrets and files. Exit 2 with every problem, each with its line. With InfluxDB 1.x "
+        "storage, also compare its retention policies and continuous queries with what [storage] asks (not with --offline): "
+        "exit 1 with each difference by name.",
         arguments=_check_arguments, run=cmd_check,
     ),
     Command("collector", help="collector commands", subcommands=(

@@ -124,6 +124,32 @@ class StorageSettings(Model):
     timeout_s: PositiveSeconds = 10.0
     verify_tls: bool = True
     ca_file: Path | None = None
+    # How long points are kept, in whole days (docs/storage.md). On InfluxDB 1.x the collector
+    # sets these at its start: the raw retention policy (retention_policy, else the database's
+    # default) is ALTERed to raw_retention_days, which drops raw points older than that.
+    raw_retention_days: int = 30
+    rollup_5m_retention_days: int = 730
+    rollup_1h_retention_days: int = 3650
+
+    @field_validator("raw_retention_days", "rollup_5m_retention_days", "rollup_1h_retention_days", mode="before")
+    @classmethod
+    def _whole_days(cls, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError(f"expected a whole number of days (e.g. 30), got {value!r}")
+        if value < 1:
+            raise ValueError(f"must be at least 1 day, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _rollups_outlive_their_source(self) -> "StorageSettings":
+        # Each rollup is made from the resolution before it, so it must be kept at least as long.
+        for shorter, longer in (("raw_retention_days", "rollup_5m_retention_days"), ("rollup_5m_retention_days", "rollup_1h_retention_days")):
+            if getattr(self, longer) < getattr(self, shorter):
+                raise ValueError(
+                    f"{longer} = {getattr(self, longer)} is shorter than {shorter} = {getattr(self, shorter)}: "
+                    "a rollup is made from the resolution before it and must be kept at least as long"
+                )
+        return self
 
     @model_validator(mode="after")
     def _required_per_kind(self) -> "StorageSettings":

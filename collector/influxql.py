@@ -1,6 +1,7 @@
 """InfluxQL queries over the v1 /query API (InfluxDB 1.x; 2.x/3.x through DBRP mapping).
 
-Read side only: reports, diagnosis and tests ask InfluxDB through here.
+Reports, diagnosis and tests ask InfluxDB through here; the retention set-up
+(collector/retention.py) also changes policies and continuous queries through it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 class InfluxQueryError(RuntimeError):
     pass
+
+
+class InfluxUnreachableError(InfluxQueryError):
+    """No answer from InfluxDB at all (refused connection, timeout), as opposed to an error it gave."""
 
 
 def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -45,10 +50,20 @@ def query(
     username: str | None = None,
     password: str | None = None,
     timeout_s: float = 10.0,
+    *,
+    post: bool = False,
 ) -> list[dict[str, Any]]:
-    """Run one InfluxQL statement (blocking); `time` comes back as integer nanoseconds."""
+    """Run one InfluxQL statement (blocking); `time` comes back as integer nanoseconds.
+
+    `post`: for statements that change something (CREATE, ALTER, DROP, SELECT ... INTO), which
+    InfluxDB 1.x refuses over GET.
+    """
     params = urllib.parse.urlencode({"db": database, "q": statement, "epoch": "ns"})
-    request = urllib.request.Request(f"{url.rstrip('/')}/query?{params}")
+    if post:
+        request = urllib.request.Request(f"{url.rstrip('/')}/query", data=params.encode(), method="POST")
+        request.add_header("Content-Type", "application/x-www-form-urlencoded")
+    else:
+        request = urllib.request.Request(f"{url.rstrip('/')}/query?{params}")
     if username is not None:
         token = base64.b64encode(f"{username}:{password or ''}".encode()).decode()
         request.add_header("Authorization", f"Basic {token}")
@@ -58,7 +73,7 @@ def query(
     except urllib.error.HTTPError as exc:
         raise InfluxQueryError(f"HTTP {exc.code}: {exc.read().decode(errors='replace')[:300]}") from exc
     except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        raise InfluxQueryError(f"{url}: {exc}") from exc
+        raise InfluxUnreachableError(f"{url}: {exc}") from exc
     except ValueError as exc:  # 200 with something that is not InfluxDB's JSON (a proxy's page)
         raise InfluxQueryError(f"{url}: the answer is not InfluxDB's JSON: {exc}") from exc
 

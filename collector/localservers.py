@@ -378,7 +378,14 @@ def _toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
-def _influxd_config(workdir: Path, host: str, port: int, rpc_port: int) -> str:
+def _influxd_config(workdir: Path, host: str, port: int, rpc_port: int, retention_check_s: float | None = None) -> str:
+    # The retention service drops expired shard groups every 30 min by default; a test that
+    # proves expiry asks for a short interval instead of waiting.
+    retention = "" if retention_check_s is None else f"""
+[retention]
+  enabled = true
+  check-interval = {_toml_str(f"{retention_check_s:g}s")}
+"""
     return f"""# Written by collector/localservers.py: everything under this directory, loopback only, quiet.
 reporting-enabled = false
 reporting-disabled = true
@@ -408,7 +415,8 @@ bind-address = {_toml_str(_hostport(host, rpc_port))}
 
 [continuous_queries]
   log-enabled = false
-
+  run-interval = "1s"
+{retention}
 [logging]
   level = "warn"
   suppress-logo = true
@@ -423,8 +431,12 @@ def start_influxd(
     netns: str | None = None,
     timeout_s: float = 30,
     rpc_port: int | None = None,
+    retention_check_s: float | None = None,
 ) -> InfluxdServer:
     """Start influxd with a generated config under `workdir` and wait until /ping answers 204.
+
+    `retention_check_s`: how often expired shard groups are dropped (InfluxDB's default, 30 min,
+    when None). Continuous queries are looked at every second (InfluxDB's default too).
 
     In a namespace the HTTP port defaults to 8086. The RPC (backup) port is never the default
     8088, which a system influxd may hold. influxd 1.6 creates no database: send CREATE DATABASE.
@@ -441,7 +453,7 @@ def start_influxd(
         else:
             rpc_port = port + 1 if port + 1 != 8088 else port + 2
     conf = workdir / "influxd.conf"
-    conf.write_text(_influxd_config(workdir, host, port, rpc_port))
+    conf.write_text(_influxd_config(workdir, host, port, rpc_port, retention_check_s))
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFLUXDB_")}  # they override the file
     argv = _in_netns(netns, [binary, "run", "-config", str(conf)])
     url = f"http://{_hostport(host, port)}"

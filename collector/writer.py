@@ -6,6 +6,10 @@ refuses (it cannot be written unambiguously) is moved aside before the write. A 
 bisected until each refused line stands alone, that line is moved aside with the reason
 and logged, and the good points behind it go on. InfluxDB overwrites a point with the same
 series and timestamp, so re-sending the good half of a bisected batch is harmless.
+
+Event points (`alert`, `login`: collector/rollups.py) that InfluxDB took are written a second time
+into the events retention policy, kept as long as the longest rollups, once the retention set-up
+(collector/retention.py) has made it; the batch leaves the queue only when both writes are done.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import json
 import logging
 import ssl
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Callable, Protocol
 
 import aiohttp
 
@@ -36,7 +40,7 @@ class BadPointsError(Exception):
 
 
 class Sink(Protocol):
-    async def write(self, body: bytes) -> None: ...
+    async def write(self, body: bytes, retention_policy: str | None = None) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -76,9 +80,11 @@ class InfluxHttpSink:
             connector=aiohttp.TCPConnector(ssl=_ssl_context(settings)),
         )
 
-    async def write(self, body: bytes) -> None:
+    async def write(self, body: bytes, retention_policy: str | None = None) -> None:
+        """Write line protocol; `retention_policy` (v1 only) instead of the configured one."""
+        params = self.params if retention_policy is None else {**self.params, "rp": retention_policy}
         try:
-            async with self._session.post(self.url, params=self.params, data=body) as resp:
+            async with self._session.post(self.url, params=params, data=body) as resp:
                 text = await resp.text()
                 if resp.status < 300:
                     return
@@ -99,6 +105,15 @@ def make_sink(inventory: Inventory) -> Sink | None:
     return InfluxHttpSink(inventory.storage, inventory)
 
 
+@dataclass(frozen=True)
+class EventCopy:
+    """Event measurements (collector/rollups.py) are also written whole into this retention policy,
+    kept as long as the longest rollups; set by the retention set-up once the policy exists."""
+
+    retention_policy: str
+    measurements: frozenset[str]
+
+
 @dataclass
 class WriterStats:
     write_errors: int = 0
@@ -109,14 +124,18 @@ class WriterStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-def encode_batches(batches: list[QueuedBatch]) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
-    """(source, line) of every point the encoder can write, and (source, point as JSON, why) of the rest."""
-    lines: list[tuple[str, str]] = []
+Line = tuple[str, str, str]
+"""(source, line protocol, measurement) of one point."""
+
+
+def encode_batches(batches: list[QueuedBatch]) -> tuple[list[Line], list[tuple[str, str, str]]]:
+    """(source, line, measurement) of every point the encoder can write, and (source, point as JSON, why) of the rest."""
+    lines: list[Line] = []
     unwritable: list[tuple[str, str, str]] = []
     for batch in batches:
         for point in batch.points:
             try:
-                lines.append((batch.source, encode_point(point)))
+                lines.append((batch.source, encode_point(point), point.measurement))
             except LineProtocolError as exc:
                 unwritable.append((batch.source, json.dumps(point.to_json(), default=repr)[:2000], f"line protocol: {exc}"))
     return lines, unwritable
@@ -140,6 +159,9 @@ class QueueWriter:
         self.backoff_max_s = backoff_max_s
         self.stats = WriterStats()
         self._wake = asyncio.Event()
+        self.event_copy: EventCopy | None = None
+        # Told when the events policy refused a copy (dropped since it was set up): set it up again.
+        self.on_copy_refused: Callable[[str], None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -176,20 +198,39 @@ class QueueWriter:
         for source, text, reason in unwritable:
             log.error("a point from %s cannot be written as line protocol, moved aside: %s -- %s", source, reason, text)
             await asyncio.to_thread(self.queue.reject, source, text, reason)
-        written = await self._write_lines(lines) if lines else 0
-        await asyncio.to_thread(self.queue.ack, [b.id for b in batches], written)
+        written = await self._write_lines(lines) if lines else []
+        await self._copy_events(written)
+        await asyncio.to_thread(self.queue.ack, [b.id for b in batches], len(written))
         self.stats.batches_written += len(batches)
         return len(lines) + len(unwritable)
 
-    async def _write_lines(self, lines: list[tuple[str, str]]) -> int:
+    async def _write_lines(self, lines: list[Line]) -> list[Line]:
+        """Write the lines; returns those InfluxDB took (the refused ones are moved aside)."""
         try:
-            await self.sink.write(("\n".join(line for _, line in lines) + "\n").encode("utf-8"))
-            return len(lines)
+            await self.sink.write(("\n".join(line for _, line, _ in lines) + "\n").encode("utf-8"))
+            return lines
         except BadPointsError as exc:
             if len(lines) == 1:
-                source, line = lines[0]
+                source, line, _ = lines[0]
                 log.error("InfluxDB refused a point from %s, moved aside: %s -- %s", source, exc, line)
                 await asyncio.to_thread(self.queue.reject, source, line, str(exc))
-                return 0
+                return []
             mid = len(lines) // 2
             return await self._write_lines(lines[:mid]) + await self._write_lines(lines[mid:])
+
+    async def _copy_events(self, written: list[Line]) -> None:
+        """Write the event points InfluxDB took into the events policy too, before the batch leaves
+        the queue. A refusal there is not bad data (the same points were just taken): the policy is
+        gone, so the batch waits (retried) while the retention set-up is asked to make it again."""
+        copy = self.event_copy
+        if copy is None:
+            return
+        events = [line for _, line, measurement in written if measurement in copy.measurements]
+        if not events:
+            return
+        try:
+            await self.sink.write(("\n".join(events) + "\n").encode("utf-8"), retention_policy=copy.retention_policy)
+        except BadPointsError as exc:
+            if self.on_copy_refused is not None:
+                self.on_copy_refused(str(exc))
+            raise RetryableWriteError(f"copy of {len(events)} event point(s) into {copy.retention_policy} refused: {exc}") from exc

@@ -133,12 +133,13 @@ def test_cli_check_broken_copy_names_line_and_device(tmp_path: Path) -> None:
     broken = tmp_path / "inventory.toml"
     text = (ROOT / "inventory.toml").read_text(encoding="utf-8")
     broken.write_text(text.replace('version = "3"', 'version = "9"', 1), encoding="utf-8")
+    line = text.splitlines().index('version = "3"') + 1  # the first device's, wherever comments above it put it
     result = run_cli("check", "--offline", str(broken))
     assert result.returncode == 2
-    assert f"{broken}:98: device 'fw-radhus': snmp.version: '9' is not one of '1', '2c' or '3'" in result.stderr
+    assert f"{broken}:{line}: device 'fw-radhus': snmp.version: '9' is not one of '1', '2c' or '3'" in result.stderr
     body = json.loads(run_cli("check", "--offline", "--json", str(broken)).stdout)
     assert body["ok"] is False and body["errors"][0] == {
-        "line": 98, "path": "device[0].snmp.version", "message": "device 'fw-radhus': snmp.version: '9' is not one of '1', '2c' or '3'",
+        "line": line, "path": "device[0].snmp.version", "message": "device 'fw-radhus': snmp.version: '9' is not one of '1', '2c' or '3'",
     }
 
 
