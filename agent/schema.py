@@ -75,6 +75,9 @@ class FieldSpec:
     # A running total that only grows (until its source restarts): rolled up as its maximum, not
     # averaged, so the increase over any range stays readable from the rollups (collector/rollups.py).
     cumulative: bool = False
+    # A quantity of the interval since the series' previous point (seconds judged up): rolled up as
+    # its sum, so the sums, and ratios of sums, over any range are exact from the rollups.
+    additive: bool = False
 
     @property
     def type(self) -> StoredType:
@@ -308,8 +311,8 @@ DECLARED_MEASUREMENTS: Mapping[str, MeasurementSpec] = MappingProxyType({m.name:
         F("silent_s", "s", "seconds since the last sign of life (agents: a heartbeat or a recent report; targets: the newest probe, also on the point without `up` when its probes stopped)"),
         F("expected_s", "s", "agents: the longest gap between signs of life it is held to (its heartbeat, or its report interval); down after `down_after_intervals` of them"),
         F("waiting_s", "s", "agents never heard from (no `up`: neither up nor down): how long the collector has been waiting for the first report"),
-        F("up_s", "s", "seconds since the series' previous point in which it was judged up"),
-        F("judged_s", "s", "seconds since the series' previous point in which it was judged at all (up or down): `sum(up_s) / sum(judged_s)` is the availability of any range"),
+        F("up_s", "s", "seconds since the series' previous point in which it was judged up", additive=True),
+        F("judged_s", "s", "seconds since the series' previous point in which it was judged at all (up or down): `sum(up_s) / sum(judged_s)` is the availability of any range", additive=True),
     ]),
     measurement("alert", ("collector",), [
         T("site", "absent for the collector's own alerts"),

@@ -16,7 +16,9 @@ measurement: the mean under the same name F (so `mean("F")` reads alike on every
 `F_min`, `F_max`, and `F_p95` when F is a latency (ms) or a share (%, % of capacity). A cumulative
 field (the contract's `cumulative=True`: a running total such as `pages_total`) is kept as its
 maximum under its own name and nothing else, since its mean over a bucket means nothing and its
-maximum is the total at the bucket's end. String fields are not rolled up. A measurement of events
+maximum is the total at the bucket's end. An additive field (`additive=True`: the seconds an
+`availability` series was judged up, or judged at all, since its previous point) is kept as its
+sum, so ratios of sums over any range are exact from the rollups. String fields are not rolled up. A measurement of events
 (the contract's `events=True`: `alert`, `login`) is not rolled up at all: its points are kept
 whole in the retention policy `nettvakt_events`, as long as the hourly rollups.
 """
@@ -70,7 +72,7 @@ EVENTS_RETENTION_KEY = "rollup_1h_retention_days"
 # Units whose p95 matters: latency, loss, load and utilisation (docs/storage.md).
 P95_UNITS = frozenset({"ms", "%", "% of capacity"})
 
-Aggregate = Literal["mean", "min", "max", "p95"]
+Aggregate = Literal["mean", "min", "max", "p95", "sum"]
 
 # How a rollup of rollups is made: the 1h bucket of a 5-minute field. Mean of means (exact when
 # every 5-minute bucket of the hour holds as many raw points, else off by at most the spread of
@@ -78,8 +80,8 @@ Aggregate = Literal["mean", "min", "max", "p95"]
 # hour's p95: each 5-minute bucket has about 5 % of its points above its p95, so about 5 % of the
 # hour's are above the largest of them; InfluxDB's rank rounding in buckets of few points can put
 # it slightly below, docs/storage.md).
-OF_ROLLUPS: Mapping[Aggregate, Literal["mean", "min", "max"]] = MappingProxyType(
-    {"mean": "mean", "min": "min", "max": "max", "p95": "max"}
+OF_ROLLUPS: Mapping[Aggregate, Literal["mean", "min", "max", "sum"]] = MappingProxyType(
+    {"mean": "mean", "min": "min", "max": "max", "p95": "max", "sum": "sum"}
 )
 
 
@@ -105,6 +107,9 @@ def rollup_fields(spec: MeasurementSpec) -> tuple[RollupField, ...]:
             continue
         if field.cumulative:
             fields.append(RollupField(field.name, field.name, "max"))
+            continue
+        if field.additive:
+            fields.append(RollupField(field.name, field.name, "sum"))
             continue
         fields += [
             RollupField(field.name, field.name, "mean"),
@@ -144,14 +149,15 @@ def stored_field(measurement: str, field: str, aggregate: Aggregate, resolution:
 
     On raw points it is the field itself (apply the aggregate in the query); on a rollup it is the
     rollup field kept for it: `mean("rtt_ms")`, `min("rtt_ms_min")`, `max("rtt_ms_max")`,
-    `max("rtt_ms_p95")`. A cumulative field has only its maximum, under its own name.
+    `max("rtt_ms_p95")`. A cumulative field has only its maximum, an additive one only its sum,
+    under its own name.
     Raises KeyError when the rollup keeps no such field.
     """
     if resolution == RAW:
         return field
     spec = MEASUREMENTS_SPEC[measurement]
     for kept in rollup_fields(spec):
-        if kept.source == field and (kept.aggregate == aggregate or spec.fields[field].cumulative):
+        if kept.source == field and (kept.aggregate == aggregate or spec.fields[field].cumulative or spec.fields[field].additive):
             return kept.name
     raise KeyError(f"{measurement}.{field}: its rollups keep no {aggregate}")
 
@@ -259,6 +265,8 @@ def rollups_table() -> str:
         for source, suffixes in by_source.items():
             if spec.fields[source].cumulative:
                 kept.append(f"`{source}` (max: cumulative)")
+            elif spec.fields[source].additive:
+                kept.append(f"`{source}` (sum: additive)")
             else:
                 kept.append(f"`{source}` {' '.join(f'`{s}`' for s in suffixes if s)}")
         lines.append(f"| `{spec.name}` | {', '.join(kept)} |")

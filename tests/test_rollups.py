@@ -47,6 +47,10 @@ def test_rollup_fields_are_made_from_the_contract() -> None:
     assert [n for n in names("device") if n.startswith("pages_total")] == ["pages_total"]
     assert [f.aggregate for f in rollup_fields(MEASUREMENTS_SPEC["collector"]) if f.source == "written_points"] == ["max"]
     assert [n for n in names("host") if n.startswith("spool_dropped_points")] == ["spool_dropped_points"]
+    # Additive fields (availability's seconds judged up / judged): their sum, so sum(up_s)/sum(judged_s) stays exact.
+    availability = {f.name: f.aggregate for f in rollup_fields(MEASUREMENTS_SPEC["availability"])}
+    assert (availability["up_s"], availability["judged_s"]) == ("sum", "sum") and "up_s_max" not in availability
+    assert stored_field("availability", "up_s", "sum", "1h") == "up_s"
     # Events are kept whole, never rolled up; everything else is.
     assert {m.name for m in event_measurements()} == {"alert", "login"}
     assert names("alert") == [] and names("login") == []
