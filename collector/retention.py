@@ -27,21 +27,27 @@ from types import MappingProxyType
 from typing import Any, Callable, Literal, Mapping
 
 from collector.config import Inventory, StorageSettings
-from collector.influxql import InfluxQueryError, InfluxUnreachableError, query
+from agent.points import Point
+from collector.influxql import InfluxQueryError, InfluxUnreachableError, query, write_lines
+from collector.lineprotocol import encode_point
 from collector.rollups import (
     DAY_S,
     EVENTS_RETENTION_KEY,
     EVENTS_RETENTION_POLICY,
+    META_RETENTION_POLICY,
     NS,
     RAW,
     RESOLUTIONS,
     ROLLUPS,
+    RP_CONFIG,
     Resolution,
+    ResolutionRow,
     continuous_query_name,
     event_measurements,
     influxql_duration,
     quote_ident,
     rolled_up_measurements,
+    resolution_rows,
     rollup_select,
 )
 
@@ -67,6 +73,8 @@ CADENCE: Mapping[str, Cadence] = MappingProxyType({"5m": Cadence(300, 2 * 3600),
 def shard_duration_s(duration_s: int) -> int:
     """InfluxDB's own choice of shard group length for a policy this long: set with every CREATE and
     ALTER, so a shortened policy's shard groups fit in it (InfluxDB refuses a policy shorter than them)."""
+    if duration_s == 0:  # kept forever
+        return 7 * DAY_S
     if duration_s < 2 * DAY_S:
         return 3600
     if duration_s <= 180 * DAY_S:
@@ -77,14 +85,15 @@ def shard_duration_s(duration_s: int) -> int:
 @dataclass(frozen=True, slots=True)
 class PolicyWanted:
     name: str
-    duration_s: int
+    duration_s: int  # 0: kept forever
     raw: bool = False  # the raw policy: ALTERed, never created, and only after any backfill
 
     def statement(self, database: str, exists: bool) -> str:
         verb = "ALTER" if exists else "CREATE"
         replication = "" if exists else " REPLICATION 1"
+        duration = "INF" if self.duration_s == 0 else influxql_duration(self.duration_s)
         return (f"{verb} RETENTION POLICY {quote_ident(self.name)} ON {quote_ident(database)} "
-                f"DURATION {influxql_duration(self.duration_s)}{replication} SHARD DURATION {influxql_duration(shard_duration_s(self.duration_s))}")
+                f"DURATION {duration}{replication} SHARD DURATION {influxql_duration(shard_duration_s(self.duration_s))}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,12 +107,14 @@ class QueryWanted:
 
 @dataclass(frozen=True, slots=True)
 class StoragePlan:
-    """Everything the inventory asks of one database: policies (raw first) and continuous queries."""
+    """Everything the inventory asks of one database: policies (raw first), continuous queries, and
+    the rp_config rows the dashboards pick their resolution by (collector/rollups.py)."""
 
     database: str
     raw_policy: str
     policies: tuple[PolicyWanted, ...]
     queries: tuple[QueryWanted, ...]
+    rows: tuple[ResolutionRow, ...] = ()
 
     def query_named(self, name: str) -> QueryWanted:
         return next(q for q in self.queries if q.name == name)
@@ -123,6 +134,7 @@ def storage_plan(
     policies += [PolicyWanted(r.retention_policy or "", kept_s[r.name]) for r in ROLLUPS]
     events_kept = next(r for r in RESOLUTIONS.values() if r.retention_key == EVENTS_RETENTION_KEY)
     policies.append(PolicyWanted(EVENTS_RETENTION_POLICY, kept_s[events_kept.name]))
+    policies.append(PolicyWanted(META_RETENTION_POLICY, 0))
     queries = []
     for resolution in ROLLUPS:
         every = cadence[resolution.name]
@@ -132,7 +144,7 @@ def storage_plan(
             text = (f"CREATE CONTINUOUS QUERY {quote_ident(name)} ON {quote_ident(database)} "
                     f"RESAMPLE EVERY {influxql_duration(every.every_s)} FOR {influxql_duration(every.for_s)} BEGIN {select} END")
             queries.append(QueryWanted(name, resolution.name, spec.name, select, text))
-    return StoragePlan(database, raw_policy, tuple(policies), tuple(queries))
+    return StoragePlan(database, raw_policy, tuple(policies), tuple(queries), resolution_rows(raw_policy, kept_s))
 
 
 # --- what exists ---------------------------------------------------------------------------------
@@ -148,6 +160,7 @@ class PolicyFound:
 class StorageFound:
     policies: Mapping[str, PolicyFound]
     queries: Mapping[str, str]  # name -> the CREATE statement as InfluxDB shows it
+    rows: Mapping[str, tuple[dict[str, Any], ...]] = field(default_factory=dict)  # rp_config points by resolution (time and fields)
 
     @property
     def default_policy(self) -> str | None:
@@ -183,11 +196,22 @@ class InfluxAdmin:
         return query(self.url, self.database, statement, self.username, self.password, self.timeout_s)
 
     def execute(self, statement: str) -> list[dict[str, Any]]:
-        """Run a statement that changes something; StatementError names it with InfluxDB's answer."""
+        """Run a statement that changes something; StatementError names it with InfluxDB's answer.
+
+        `INSERT INTO <policy> <line>` writes one point as the `influx` shell does (InfluxQL has no
+        INSERT of its own): the rp_config rows' fix is runnable by hand and here alike.
+        """
         try:
+            if statement.startswith(_INSERT):
+                policy, _, line = statement[len(_INSERT):].partition(" ")
+                write_lines(self.url, self.database, policy, line.encode() + b"\n", self.username, self.password, self.timeout_s)
+                return []
             return query(self.url, self.database, statement, self.username, self.password, self.timeout_s, post=True)
         except InfluxQueryError as exc:
             raise StatementError(statement, str(exc), unreachable=isinstance(exc, InfluxUnreachableError)) from exc
+
+
+_INSERT = "INSERT INTO "
 
 
 class StatementError(InfluxQueryError):
@@ -206,7 +230,12 @@ def read_existing(admin: InfluxAdmin) -> StorageFound:
         for row in admin.show(f"SHOW RETENTION POLICIES ON {quote_ident(admin.database)}")
     }
     queries = {row["name"]: row["query"] for row in admin.show("SHOW CONTINUOUS QUERIES") if row.get("_measurement") == admin.database}
-    return StorageFound(policies, queries)
+    rows: dict[str, tuple[dict[str, Any], ...]] = {}
+    if META_RETENTION_POLICY in policies:
+        for row in admin.show(f"SELECT * FROM {quote_ident(META_RETENTION_POLICY)}.{quote_ident(RP_CONFIG)} GROUP BY {quote_ident('resolution')}"):
+            values = {k: v for k, v in row.items() if k not in ("resolution", "_measurement") and v is not None}
+            rows[row.get("resolution") or ""] = (*rows.get(row.get("resolution") or "", ()), values)
+    return StorageFound(policies, queries, MappingProxyType(rows))
 
 
 def raw_policy_of(storage: StorageSettings, found: StorageFound) -> str:
@@ -236,9 +265,22 @@ def _kept(duration_s: int) -> str:
     return "forever" if duration_s == 0 else influxql_duration(duration_s)
 
 
+def row_point(row: ResolutionRow) -> Point:
+    return Point(RP_CONFIG, {"resolution": row.resolution}, row.fields(), row.time_ns)
+
+
+def _row_as_found(row: ResolutionRow) -> dict[str, Any]:
+    return {"time": row.time_ns, **row.fields()}
+
+
+def _same_row(found: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    return found.keys() == wanted.keys() and all(
+        found[k] == v if isinstance(v, str) else isinstance(found[k], (int, float)) and float(found[k]) == float(v) for k, v in wanted.items())
+
+
 @dataclass(frozen=True, slots=True)
 class Difference:
-    kind: Literal["retention policy", "continuous query"]
+    kind: Literal["retention policy", "continuous query", "resolution row"]
     name: str
     found: str
     wanted: str
@@ -278,7 +320,23 @@ def differences(plan: StoragePlan, found: StorageFound) -> list[Difference]:
         if name.startswith(tuple(f"{p}_" for p in ours)) and name not in wanted_names:
             queries.append(Difference("continuous query", name, "not made from the contract any more", "none",
                                       (f"DROP CONTINUOUS QUERY {quote_ident(name)} ON {quote_ident(plan.database)}",)))
-    return policies + queries + raw
+    return policies + queries + row_differences(plan, found) + raw
+
+
+def row_differences(plan: StoragePlan, found: StorageFound) -> list[Difference]:
+    """Each rp_config row that is not exactly the one point wanted for its resolution (a changed
+    retention moves the point in time: the old one is deleted, or the dashboards would find it)."""
+    diffs = []
+    for row in plan.rows:
+        wanted = _row_as_found(row)
+        have = found.rows.get(row.resolution, ())
+        if len(have) == 1 and _same_row(have[0], wanted):
+            continue
+        found_text = "missing" if not have else f"differs (InfluxDB has: {', '.join(json.dumps(h, sort_keys=True) for h in have)})"
+        delete = (f"DELETE FROM {quote_ident(RP_CONFIG)} WHERE {quote_ident('resolution')} = '{row.resolution}'",) if have else ()
+        diffs.append(Difference("resolution row", f"{META_RETENTION_POLICY}.{RP_CONFIG} {row.resolution}", found_text, json.dumps(wanted, sort_keys=True),
+                                (*delete, f"{_INSERT}{META_RETENTION_POLICY} {encode_point(row_point(row))}")))
+    return diffs
 
 
 def storage_differences(inventory: Inventory) -> list[Difference]:

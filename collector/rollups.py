@@ -85,6 +85,10 @@ OF_ROLLUPS: Mapping[Aggregate, Literal["mean", "min", "max", "sum"]] = MappingPr
 )
 
 
+# The name of a rollup field is its source's name and this suffix (the mean keeps the name itself).
+SUFFIX: Mapping[str, str] = MappingProxyType({"min": "_min", "max": "_max", "p95": "_p95"})
+
+
 @dataclass(frozen=True, slots=True)
 class RollupField:
     name: str  # as stored in the rollup
@@ -113,11 +117,11 @@ def rollup_fields(spec: MeasurementSpec) -> tuple[RollupField, ...]:
             continue
         fields += [
             RollupField(field.name, field.name, "mean"),
-            RollupField(f"{field.name}_min", field.name, "min"),
-            RollupField(f"{field.name}_max", field.name, "max"),
+            RollupField(field.name + SUFFIX["min"], field.name, "min"),
+            RollupField(field.name + SUFFIX["max"], field.name, "max"),
         ]
         if field.unit in P95_UNITS:
-            fields.append(RollupField(f"{field.name}_p95", field.name, "p95"))
+            fields.append(RollupField(field.name + SUFFIX["p95"], field.name, "p95"))
     return tuple(fields)
 
 
@@ -184,6 +188,60 @@ def resolution_for(start_ns: int, end_ns: int, now_ns: int, storage: RetentionSe
     if length_s <= FIVE_MINUTE_MAX_RANGE_S and age_s <= storage.rollup_5m_retention_days * DAY_S:
         return RESOLUTIONS[FIVE_MINUTES]
     return RESOLUTIONS[HOURLY]
+
+
+# --- which resolution a dashboard takes: the rp_config rows -------------------------------------
+# Grafana (no plugins) picks a resolution with hidden template variables whose queries read these
+# rows, kept forever in their own policy (a point at a finite policy's distant past would be
+# dropped at once). One row per resolution, tagged `resolution`; its time is how long that
+# resolution is kept (ns since the epoch: 30 days of raw points are the point at 1970-01-31), so
+# `time >= now() - ${__from}ms` holds when the range starts within it. The first row, by time,
+# whose retention holds the range's start and whose `max_ms` is at least the range's length is
+# the one resolution_for would choose (LIMIT 1), since each rollup is kept at least as long as
+# what it is made from; a tie of retentions is broken by a nanosecond per rank.
+META_RETENTION_POLICY = "nettvakt_meta"
+RP_CONFIG = "rp_config"
+# The last resolution serves any length (ms; 30 000 years, within a float's exact integers).
+ANY_LENGTH_MS = 10**15
+# Read on raw points and kept on the rollups: the typed suffix of the field holding each aggregate.
+# Never empty (an empty option is a Grafana corner best not to rely on): `::field` is InfluxQL's
+# "the field of this name", so `max(rtt_ms${max_sfx})` is `max(rtt_ms::field)` on raw points and
+# `max(rtt_ms_max::field)` on a rollup.
+TYPE_HINT = "::field"
+
+
+@dataclass(frozen=True, slots=True)
+class ResolutionRow:
+    """One rp_config point: where `resolution` is read from and how its fields are named."""
+
+    resolution: str
+    rp: str  # the retention policy holding it (the raw one: where the writer writes)
+    max_ms: int  # the longest range (ms) it serves
+    min_sfx: str
+    max_sfx: str
+    p95_sfx: str
+    events_rp: str  # where the events (alert, login) of such a range are read
+    time_ns: int  # its retention, as a time since the epoch (see above)
+
+    def fields(self) -> dict[str, str | float]:
+        return {"rp": self.rp, "max_ms": float(self.max_ms), "min_sfx": self.min_sfx, "max_sfx": self.max_sfx,
+                "p95_sfx": self.p95_sfx, "events_rp": self.events_rp}
+
+
+def resolution_rows(raw_policy: str, kept_s: Mapping[str, int]) -> tuple[ResolutionRow, ...]:
+    """The rp_config rows for a database whose raw points are in `raw_policy`, each resolution
+    kept `kept_s[name]` seconds: the same choice as `resolution_for`, in a form InfluxQL can make."""
+    longest = {RAW: RAW_MAX_RANGE_S * 1000, FIVE_MINUTES: FIVE_MINUTE_MAX_RANGE_S * 1000, HOURLY: ANY_LENGTH_MS}
+    rows = []
+    for rank, resolution in enumerate(RESOLUTIONS.values()):
+        raw = resolution.name == RAW
+        sfx = {a: TYPE_HINT if raw else s + TYPE_HINT for a, s in SUFFIX.items()}
+        rows.append(ResolutionRow(
+            resolution.name, raw_policy if raw else resolution.retention_policy or "", longest[resolution.name],
+            sfx["min"], sfx["max"], sfx["p95"], raw_policy if raw else EVENTS_RETENTION_POLICY,
+            kept_s[resolution.name] * NS + rank,
+        ))
+    return tuple(rows)
 
 
 # --- InfluxQL -----------------------------------------------------------------------------------
@@ -287,6 +345,7 @@ if __name__ == "__main__":
 
 
 __all__ = [
+    "ANY_LENGTH_MS", "META_RETENTION_POLICY", "RP_CONFIG", "SUFFIX", "TYPE_HINT", "ResolutionRow", "resolution_rows",
     "EVENTS_RETENTION_KEY", "EVENTS_RETENTION_POLICY", "FIVE_MINUTES", "FIVE_MINUTE_MAX_RANGE_S", "HOURLY", "OF_ROLLUPS",
     "P95_UNITS", "RAW", "RAW_MAX_RANGE_S", "RESOLUTIONS", "ROLLUPS", "Resolution", "RetentionSettings", "RollupField",
     "continuous_query_name", "event_measurements", "influxql_duration", "is_rolled_up", "qualified_source", "quote_ident", "render_storage_doc", "resolution_for", "rollups_table",

@@ -165,7 +165,12 @@ def test_the_collector_sets_up_once_a_restart_changes_nothing_and_a_changed_dura
     assert first["problems"] == [], first["problems"]
     policies, queries = shown(server, database)
     assert {p["name"]: p["duration"] for p in policies} == {
-        "autogen": "720h0m0s", "nettvakt_5m": "17520h0m0s", "nettvakt_1h": "87600h0m0s", "nettvakt_events": "87600h0m0s"}
+        "autogen": "720h0m0s", "nettvakt_5m": "17520h0m0s", "nettvakt_1h": "87600h0m0s", "nettvakt_events": "87600h0m0s", "nettvakt_meta": "0s"}
+    # The dashboards' resolution rows: one per resolution, its time its retention (docs/storage.md).
+    rows = {r["resolution"]: r for r in ask(server, database, f'SELECT * FROM "{database}"."nettvakt_meta"."rp_config"')}
+    assert {k: (r["time"] // (86400 * NS), r["rp"], r["events_rp"], r["max_sfx"]) for k, r in rows.items()} == {
+        "raw": (30, "autogen", "autogen", "::field"), "5m": (730, "nettvakt_5m", "nettvakt_events", "_max::field"),
+        "1h": (3650, "nettvakt_1h", "nettvakt_events", "_max::field")}
     names = {q["name"] for q in queries}
     assert {"nettvakt_5m_probe", "nettvakt_1h_probe", "nettvakt_5m_interface", "nettvakt_1h_availability"} <= names
     assert not names & {"nettvakt_5m_alert", "nettvakt_5m_login"}  # events are not averaged
@@ -182,9 +187,15 @@ def test_the_collector_sets_up_once_a_restart_changes_nothing_and_a_changed_dura
     check = subprocess.run([sys.executable, "-m", "agent.cli", "check", "--json", str(path)], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert check.returncode == 1, check.stderr
     differences = json.loads(check.stdout)["storage"]["differences"]
-    assert [(d["name"], d["found"], d["wanted"]) for d in differences] == [
+    assert [(d["name"], d["found"], d["wanted"]) for d in differences if d["kind"] == "retention policy"] == [
         ("nettvakt_5m", "keeps points 730d", "400d"), ("autogen", "keeps points 30d", "1w")]
-    asyncio.run(start_once(2))
+    # The dashboards' rows of raw and 5m move to their new retentions: the old point deleted, the new one written.
+    assert [(d["name"], d["fix"][0]) for d in differences if d["kind"] == "resolution row"] == [
+        ("nettvakt_meta.rp_config raw", "DELETE FROM \"rp_config\" WHERE \"resolution\" = 'raw'"),
+        ("nettvakt_meta.rp_config 5m", "DELETE FROM \"rp_config\" WHERE \"resolution\" = '5m'")]
+    asyncio.run(start_once(2 + 2 * 2))
+    rows = ask(server, database, f'SELECT * FROM "{database}"."nettvakt_meta"."rp_config" GROUP BY "resolution"')
+    assert sorted((r["resolution"], r["time"] // (86400 * NS)) for r in rows) == [("1h", 3650), ("5m", 400), ("raw", 7)]
     policies_after, queries_after = shown(server, database)
     assert {p["name"]: p["duration"] for p in policies_after}["nettvakt_5m"] == "9600h0m0s"
     assert {p["name"]: p["duration"] for p in policies_after}["autogen"] == "168h0m0s"
