@@ -206,8 +206,12 @@ ANY_LENGTH_MS = 10**15
 # Read on raw points and kept on the rollups: the typed suffix of the field holding each aggregate.
 # Never empty (an empty option is a Grafana corner best not to rely on): `::field` is InfluxQL's
 # "the field of this name", so `max(rtt_ms${max_sfx})` is `max(rtt_ms::field)` on raw points and
-# `max(rtt_ms_max::field)` on a rollup.
+# `max(rtt_ms_max::field)` on a rollup. A p95 is `percentile(F${p95_args})`: `percentile(F::field,
+# 95)` on raw points, `percentile(F_p95::field, 100)` (the largest of the buckets' p95s, an upper
+# bound of the range's p95 as the hourly rollup's is: docs/storage.md) on a rollup.
 TYPE_HINT = "::field"
+# The smallest GROUP BY time a panel should ask of each resolution (its panels' min interval).
+MIN_INTERVAL: Mapping[str, str] = MappingProxyType({RAW: "1s", FIVE_MINUTES: "5m", HOURLY: "1h"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,13 +223,14 @@ class ResolutionRow:
     max_ms: int  # the longest range (ms) it serves
     min_sfx: str
     max_sfx: str
-    p95_sfx: str
+    p95_args: str
     events_rp: str  # where the events (alert, login) of such a range are read
+    min_interval: str  # no GROUP BY time finer than its buckets
     time_ns: int  # its retention, as a time since the epoch (see above)
 
     def fields(self) -> dict[str, str | float]:
         return {"rp": self.rp, "max_ms": float(self.max_ms), "min_sfx": self.min_sfx, "max_sfx": self.max_sfx,
-                "p95_sfx": self.p95_sfx, "events_rp": self.events_rp}
+                "p95_args": self.p95_args, "events_rp": self.events_rp, "min_interval": self.min_interval}
 
 
 def resolution_rows(raw_policy: str, kept_s: Mapping[str, int]) -> tuple[ResolutionRow, ...]:
@@ -238,8 +243,8 @@ def resolution_rows(raw_policy: str, kept_s: Mapping[str, int]) -> tuple[Resolut
         sfx = {a: TYPE_HINT if raw else s + TYPE_HINT for a, s in SUFFIX.items()}
         rows.append(ResolutionRow(
             resolution.name, raw_policy if raw else resolution.retention_policy or "", longest[resolution.name],
-            sfx["min"], sfx["max"], sfx["p95"], raw_policy if raw else EVENTS_RETENTION_POLICY,
-            kept_s[resolution.name] * NS + rank,
+            sfx["min"], sfx["max"], f"{sfx['p95']}, {95 if raw else 100}", raw_policy if raw else EVENTS_RETENTION_POLICY,
+            MIN_INTERVAL[resolution.name], kept_s[resolution.name] * NS + rank,
         ))
     return tuple(rows)
 
@@ -345,7 +350,7 @@ if __name__ == "__main__":
 
 
 __all__ = [
-    "ANY_LENGTH_MS", "META_RETENTION_POLICY", "RP_CONFIG", "SUFFIX", "TYPE_HINT", "ResolutionRow", "resolution_rows",
+    "ANY_LENGTH_MS", "MIN_INTERVAL", "META_RETENTION_POLICY", "RP_CONFIG", "SUFFIX", "TYPE_HINT", "ResolutionRow", "resolution_rows",
     "EVENTS_RETENTION_KEY", "EVENTS_RETENTION_POLICY", "FIVE_MINUTES", "FIVE_MINUTE_MAX_RANGE_S", "HOURLY", "OF_ROLLUPS",
     "P95_UNITS", "RAW", "RAW_MAX_RANGE_S", "RESOLUTIONS", "ROLLUPS", "Resolution", "RetentionSettings", "RollupField",
     "continuous_query_name", "event_measurements", "influxql_duration", "is_rolled_up", "qualified_source", "quote_ident", "render_storage_doc", "resolution_for", "rollups_table",

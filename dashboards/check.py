@@ -7,7 +7,9 @@ against real lab data).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 BUILTINS = {"timeFilter", "__interval", "__interval_ms", "__from", "__to", "__range"}
@@ -68,24 +70,65 @@ def grafana_regex(values: list[str]) -> str:
     return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
 
 
-def substitute(query: str, values: dict[str, list[str]], time_filter: str, interval: str) -> str:
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """A dashboard's time range as Grafana holds it: epoch milliseconds, `${__from}` and `${__to}`."""
+
+    from_ms: int
+    to_ms: int
+
+    @classmethod
+    def last(cls, seconds: float, now_ms: int | None = None) -> "TimeRange":
+        """`now-<seconds>` to `now`."""
+        end = int(time.time() * 1000) if now_ms is None else now_ms
+        return cls(end - int(seconds * 1000), end)
+
+    @property
+    def time_filter(self) -> str:
+        """`$timeFilter` as Grafana's InfluxDB data source writes it for an absolute range."""
+        return f"time >= {self.from_ms}ms and time <= {self.to_ms}ms"
+
+
+Values = dict[str, list[str] | str]
+
+
+def substitute(query: str, values: Values, time_filter: str, interval: str, span: TimeRange | None = None) -> str:
+    """The query as Grafana sends it: `$timeFilter`, `$__interval`, `${__from}`/`${__to}` (and
+    `$__from`/`$__to`: epoch ms), then each variable: a list (multi-value) as Grafana's regex
+    `(a|b)`, a single value (a variable neither multi nor include-all) as it is."""
     query = query.replace("$timeFilter", time_filter).replace("$__interval", interval)
+    if span is not None:
+        for name, ms in (("__from", span.from_ms), ("__to", span.to_ms)):
+            query = query.replace(f"${{{name}}}", str(ms)).replace(f"${name}", str(ms))
+    elif re.search(r"\$\{?__(from|to)\b", query):
+        raise ValueError(f"the query uses the time range's ${{__from}}/${{__to}}, and no range was given: {query}")
     for name, chosen in values.items():
-        query = query.replace(f"${{{name}}}", grafana_regex(chosen)).replace(f"${name}", grafana_regex(chosen))
+        text = chosen if isinstance(chosen, str) else grafana_regex(chosen)
+        query = query.replace(f"${{{name}}}", text).replace(f"${name}", text)
     return query
 
 
+def _option(row: dict[str, Any]) -> str:
+    """A variable's option from one row, as Grafana's InfluxDB parser takes it: SHOW TAG VALUES'
+    `value`, else the column after `time` (`SELECT "rp" FROM ...`)."""
+    if "value" in row:
+        return str(row["value"])
+    return str(next(v for k, v in row.items() if k not in ("time", "_measurement")))
+
+
 def resolve_variables(
-    dashboard: dict[str, Any], run: Callable[[str], list[dict[str, Any]]], time_filter: str
-) -> dict[str, list[str]]:
-    """Fill every query variable from its own query, in order (chained variables see earlier ones)."""
-    values: dict[str, list[str]] = {}
+    dashboard: dict[str, Any], run: Callable[[str], list[dict[str, Any]]], time_filter: str, span: TimeRange | None = None,
+) -> Values:
+    """Fill every query variable from its own query, in order (chained variables see earlier ones);
+    the hidden resolution variables (docs/storage.md) from the rp_config rows for `span`.
+    A variable whose query returns nothing is an error (Grafana would show "None")."""
+    values: Values = {}
     for var in dashboard["templating"]["list"]:
         if var["type"] != "query":
             continue
-        rows = run(substitute(var["query"], values, time_filter, "1m"))
-        found = sorted({str(r["value"]) for r in rows})
+        rows = run(substitute(var["query"], values, time_filter, "1m", span))
+        found = sorted({_option(r) for r in rows})
         if not found:
             raise AssertionError(f"variable {var['name']}: query returned nothing: {var['query']}")
-        values[var["name"]] = found
+        values[var["name"]] = found if var.get("multi") or var.get("includeAll") else found[0]
     return values

@@ -7,13 +7,25 @@ against a real InfluxDB holding data from the lab municipality.
 Queries are InfluxQL over the measurement contract (docs/metrics.md). The data source is
 the template variable `DS` (type influxdb), defaulting to the provisioned uid
 `nettvakt-influxdb`, so an import works on any Grafana 10/11.
+
+Resolution (docs/storage.md, "How the dashboards pick a resolution"): hidden variables read the
+`rp_config` rows the collector's retention set-up writes, with Grafana's `${__from}`/`${__to}`,
+and refresh on every time range change. A panel over sampled data reads `FROM "$rp"."m"` and the
+field kept for its aggregate: `mean(F)`, `min(F${min_sfx})`, `max(F${max_sfx})`,
+`percentile(F${p95_args})`, `sum` of an additive field, `max` of a cumulative one: raw points for
+ranges up to 2 days, 5-minute rollups up to 60 days, hourly ones beyond. Events read
+`"$events_rp"` (raw, or `nettvakt_events` where they are kept whole), and "now" panels and string
+fields, which are not rolled up, read the raw policy `"$raw_rp"`.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
+
+from collector.rollups import META_RETENTION_POLICY, RAW, RP_CONFIG
 
 HERE = Path(__file__).resolve().parent
 DATASOURCE = {"type": "influxdb", "uid": "${DS}"}
@@ -30,6 +42,9 @@ class Dashboard:
         self.variables: list[dict[str, Any]] = [_datasource_variable()]
         self.annotations: list[dict[str, Any]] = []
         self._x = self._y = self._row_h = 0
+
+    def _queries(self) -> list[str]:
+        return [t["query"] for p in self.panels for t in p["targets"]] + [a["query"] for a in self.annotations]
 
     def variable(self, name: str, label: str, query: str, multi: bool = True) -> "Dashboard":
         self.variables.append(
@@ -54,6 +69,8 @@ class Dashboard:
               description: str = "", **options: Any) -> "Dashboard":
         if self._x + w > 24:
             self._x, self._y, self._row_h = 0, self._y + self._row_h, 0
+        if any("$rp" in q and "$__interval" in q for q in queries):
+            options.setdefault("interval", "${min_interval}")  # never finer than the resolution's buckets
         panel: dict[str, Any] = {
             "id": len(self.panels) + 1,
             "type": kind,
@@ -79,10 +96,17 @@ class Dashboard:
         return self
 
     def to_json(self) -> dict[str, Any]:
+        used = {name for q in self._queries() for name in _VARIABLE_RE.findall(q)}
+        used |= {name for p in self.panels for name in _VARIABLE_RE.findall(p.get("interval", ""))}
+        hidden = [_hidden_variable(name, query, refresh) for name, (query, refresh) in HIDDEN_VARIABLES.items() if name in used]
+        description = self.description
+        if "rp" in used:
+            description += (" Raw points for ranges up to 2 days, 5-minute rollups up to 60 days, hourly ones beyond"
+                            " (hidden variables; docs/storage.md).")
         return {
             "uid": self.uid,
             "title": self.title,
-            "description": self.description,
+            "description": description,
             "tags": ["nettvakt", *self.tags],
             "schemaVersion": SCHEMA_VERSION,
             "version": 1,
@@ -90,7 +114,7 @@ class Dashboard:
             "timezone": "browser",
             "time": {"from": "now-24h", "to": "now"},
             "refresh": "1m",
-            "templating": {"list": self.variables},
+            "templating": {"list": self.variables + hidden},
             "annotations": {"list": self.annotations},
             "panels": self.panels,
         }
@@ -107,6 +131,36 @@ def _datasource_variable() -> dict[str, Any]:
     }
 
 
+_VARIABLE_RE = re.compile(r"\$\{?(\w+)")
+ROWS = f'"{META_RETENTION_POLICY}"."{RP_CONFIG}"'
+# The first rp_config row (by time: by retention) that keeps the range's start and serves its
+# length: the resolution collector.rollups.resolution_for would choose (docs/storage.md).
+FOR_THE_RANGE = '${__to} - ${__from} <= "max_ms" AND time >= now() - ${__from}ms'
+# name -> (query, refresh: 2 on every time range change, 1 on load)
+HIDDEN_VARIABLES: dict[str, tuple[str, int]] = {
+    **{name: (f'SELECT "{name}" FROM {ROWS} WHERE {FOR_THE_RANGE} LIMIT 1', 2)
+       for name in ("rp", "min_sfx", "max_sfx", "p95_args", "events_rp", "min_interval")},
+    "raw_rp": (f'SELECT "rp" FROM {ROWS} WHERE "resolution" = \'{RAW}\'', 1),
+}
+
+
+def _hidden_variable(name: str, query: str, refresh: int) -> dict[str, Any]:
+    return {
+        "name": name,
+        "type": "query",
+        "datasource": DATASOURCE,
+        "query": query,
+        "definition": query,
+        "refresh": refresh,
+        "hide": 2,
+        "includeAll": False,
+        "multi": False,
+        "current": {},
+        "options": [],
+        "sort": 0,
+    }
+
+
 SITE_VAR = ('site', 'Site', 'SHOW TAG VALUES FROM "availability" WITH KEY = "site"')
 SITE = "\"site\" =~ /^$site$/"
 
@@ -114,26 +168,26 @@ SITE = "\"site\" =~ /^$site$/"
 def overview() -> Dashboard:
     d = Dashboard("nettvakt-overview", "Oversikt / Overview", "What is down right now, and where are links slow.", ["on-call"])
     d.variable(*SITE_VAR)
-    d.panel("stat", "Agents up", ['SELECT last("agents_up") FROM "collector" WHERE $timeFilter'], w=4, h=4)
-    d.panel("stat", "Agents total", ['SELECT last("agents_total") FROM "collector" WHERE $timeFilter'], w=4, h=4)
-    d.panel("stat", "Points waiting in the collector queue", ['SELECT last("queue_points") FROM "collector" WHERE $timeFilter'], w=4, h=4)
-    d.panel("stat", "Points dropped (queue full)", ['SELECT last("dropped_points") FROM "collector" WHERE $timeFilter'], w=4, h=4)
-    d.panel("stat", "Devices down now", ['SELECT sum("down") FROM (SELECT 1 - last("up") AS "down" FROM "availability" WHERE $timeFilter AND "kind" = \'device\' GROUP BY "device")'], w=4, h=4,
+    d.panel("stat", "Agents up", ['SELECT last("agents_up") FROM "$raw_rp"."collector" WHERE $timeFilter'], w=4, h=4)
+    d.panel("stat", "Agents total", ['SELECT last("agents_total") FROM "$raw_rp"."collector" WHERE $timeFilter'], w=4, h=4)
+    d.panel("stat", "Points waiting in the collector queue", ['SELECT last("queue_points") FROM "$raw_rp"."collector" WHERE $timeFilter'], w=4, h=4)
+    d.panel("stat", "Points dropped (queue full)", ['SELECT last("dropped_points") FROM "$raw_rp"."collector" WHERE $timeFilter'], w=4, h=4)
+    d.panel("stat", "Devices down now", ['SELECT sum("down") FROM (SELECT 1 - last("up") AS "down" FROM "$raw_rp"."availability" WHERE $timeFilter AND "kind" = \'device\' GROUP BY "device")'], w=4, h=4,
             description="Network devices whose latest availability is down.")
-    d.panel("stat", "Agents down now", ['SELECT sum("down") FROM (SELECT 1 - last("up") AS "down" FROM "availability" WHERE $timeFilter AND "kind" = \'agent\' GROUP BY "host")'], w=4, h=4,
+    d.panel("stat", "Agents down now", ['SELECT sum("down") FROM (SELECT 1 - last("up") AS "down" FROM "$raw_rp"."availability" WHERE $timeFilter AND "kind" = \'agent\' GROUP BY "host")'], w=4, h=4,
             description="Agents silent for longer than their allowed intervals.")
     # `availability` is stored on change and once per beat (docs/metrics.md): each point accounts
     # for its series' time since the previous one, and a verdict holds until the series' next point.
-    d.panel("table", "Sites: availability in the period", [f'SELECT sum("up_s") / sum("judged_s") * 100 AS "availability %" FROM "availability" WHERE $timeFilter AND {SITE} GROUP BY "site"'], w=8, unit="percent",
+    d.panel("table", "Sites: availability in the period", [f'SELECT sum("up_s") / sum("judged_s") * 100 AS "availability %" FROM "$rp"."availability" WHERE $timeFilter AND {SITE} GROUP BY "site"'], w=8, unit="percent",
             description="Time judged up over time judged (agents, probe targets, devices); time nobody judged is left out.")
-    d.panel("state-timeline", "Availability per agent, device and probe target", [f'SELECT min("up") FROM "availability" WHERE $timeFilter AND {SITE} GROUP BY time($__interval), "site", "host", "device", "target" fill(none)'], w=16,
+    d.panel("state-timeline", "Availability per agent, device and probe target", [f'SELECT min(up${{min_sfx}}) FROM "$rp"."availability" WHERE $timeFilter AND {SITE} GROUP BY time($__interval), "site", "host", "device", "target" fill(none)'], w=16,
             description="Each state holds until the next verdict of its series (the collector stores changes and a beat every 5 minutes); a time bucket with a dip shows it.")
-    d.annotation("Alerts", 'SELECT "summary" FROM "alert" WHERE $timeFilter AND "state" = \'firing\'')
+    d.annotation("Alerts", 'SELECT "summary" FROM "$events_rp"."alert" WHERE $timeFilter AND "state" = \'firing\'')
     d.panel("table", "Alerts in the period (latest state per site and rule)",
-            [f'SELECT last("active") AS "active", last("summary") AS "summary", last("affected") AS "affected" FROM "alert" WHERE $timeFilter AND {SITE} GROUP BY "site", "rule", "severity", "subject"'], w=24,
+            [f'SELECT last("active") AS "active", last("summary") AS "summary", last("affected") AS "affected" FROM "$events_rp"."alert" WHERE $timeFilter AND {SITE} GROUP BY "site", "rule", "severity", "subject"'], w=24,
             description="active = 1: firing now. Alerts reach people by mail and webhook even when InfluxDB and Grafana are down.")
     d.panel("table", "Worst links now (latest ICMP per site, host, target)",
-            [f'SELECT last("rtt_ms") AS "rtt ms", last("loss_pct") AS "loss %", last("jitter_ms") AS "jitter ms" FROM "probe" WHERE $timeFilter AND "kind" = \'icmp\' AND {SITE} GROUP BY "site", "host", "target"'], w=24,
+            [f'SELECT last("rtt_ms") AS "rtt ms", last("loss_pct") AS "loss %", last("jitter_ms") AS "jitter ms" FROM "$raw_rp"."probe" WHERE $timeFilter AND "kind" = \'icmp\' AND {SITE} GROUP BY "site", "host", "target"'], w=24,
             panel_options={"sortBy": [{"displayName": "rtt ms", "desc": True}]})
     return d
 
@@ -145,14 +199,14 @@ def links() -> Dashboard:
     d.variable("target", "Target", 'SHOW TAG VALUES FROM "probe" WITH KEY = "target" WHERE "kind" = \'icmp\'')
     sel = f'{SITE} AND "host" =~ /^$host$/ AND "target" =~ /^$target$/ AND "kind" = \'icmp\''
     d.panel("timeseries", "RTT: median with min–max band and p95", [
-        f'SELECT median("rtt_ms") AS "median", min("rtt_min_ms") AS "min", max("rtt_max_ms") AS "max", mean("rtt_p95_ms") AS "p95" FROM "probe" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "target" fill(null)'
+        f'SELECT median("rtt_ms") AS "median", min(rtt_min_ms${{min_sfx}}) AS "min", max(rtt_max_ms${{max_sfx}}) AS "max", mean("rtt_p95_ms") AS "p95" FROM "$rp"."probe" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "target" fill(null)'
     ], w=24, h=10, unit="ms")
-    d.panel("timeseries", "Loss", [f'SELECT mean("loss_pct") FROM "probe" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "target" fill(null)'], unit="percent")
-    d.panel("timeseries", "Jitter", [f'SELECT mean("jitter_ms") FROM "probe" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "target" fill(null)'], unit="ms")
+    d.panel("timeseries", "Loss", [f'SELECT mean("loss_pct") FROM "$rp"."probe" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "target" fill(null)'], unit="percent")
+    d.panel("timeseries", "Jitter", [f'SELECT mean("jitter_ms") FROM "$rp"."probe" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "target" fill(null)'], unit="ms")
     d.panel("timeseries", "Same target from every site (median RTT)", [
-        'SELECT median("rtt_ms") FROM "probe" WHERE $timeFilter AND "target" =~ /^$target$/ AND "kind" = \'icmp\' GROUP BY time($__interval), "site" fill(null)'
+        'SELECT median("rtt_ms") FROM "$rp"."probe" WHERE $timeFilter AND "target" =~ /^$target$/ AND "kind" = \'icmp\' GROUP BY time($__interval), "site" fill(null)'
     ], w=24, unit="ms", description="A slow segment stands out: sites behind it are slow to every target beyond it.")
-    d.panel("table", "Availability per target", [f'SELECT mean("up") * 100 AS "up %" FROM "probe" WHERE $timeFilter AND {SITE} GROUP BY "site", "kind", "target"'], w=24, unit="percent")
+    d.panel("table", "Availability per target", [f'SELECT mean("up") * 100 AS "up %" FROM "$rp"."probe" WHERE $timeFilter AND {SITE} GROUP BY "site", "kind", "target"'], w=24, unit="percent")
     return d
 
 
@@ -162,23 +216,23 @@ def network_devices() -> Dashboard:
     d.variable("device", "Device", 'SHOW TAG VALUES FROM "device" WITH KEY = "device" WHERE "site" =~ /^$site$/')
     d.variable("ifname", "Interface", 'SHOW TAG VALUES FROM "interface" WITH KEY = "ifname" WHERE "device" =~ /^$device$/')
     dev = '"device" =~ /^$device$/'
-    d.panel("timeseries", "CPU", [f'SELECT mean("cpu_pct") FROM "device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(null)'], w=8, unit="percent")
-    d.panel("timeseries", "Memory", [f'SELECT mean("mem_used_pct") FROM "device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(null)'], w=8, unit="percent")
-    d.panel("timeseries", "Firewall sessions", [f'SELECT mean("sessions") FROM "device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(null)'], w=8)
-    d.panel("timeseries", "IPsec tunnels up", [f'SELECT last("vpn_tunnels_up") AS "up", last("vpn_tunnels_total") AS "total" FROM "device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(previous)'], w=8)
-    d.panel("state-timeline", "Device reachable", [f'SELECT min("up") FROM "device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(null)'], w=16)
+    d.panel("timeseries", "CPU", [f'SELECT mean("cpu_pct") FROM "$rp"."device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(null)'], w=8, unit="percent")
+    d.panel("timeseries", "Memory", [f'SELECT mean("mem_used_pct") FROM "$rp"."device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(null)'], w=8, unit="percent")
+    d.panel("timeseries", "Firewall sessions", [f'SELECT mean("sessions") FROM "$rp"."device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(null)'], w=8)
+    d.panel("timeseries", "IPsec tunnels up", [f'SELECT min(vpn_tunnels_up${{min_sfx}}) AS "up", max(vpn_tunnels_total${{max_sfx}}) AS "total" FROM "$rp"."device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(previous)'], w=8)
+    d.panel("state-timeline", "Device reachable", [f'SELECT min(up${{min_sfx}}) FROM "$rp"."device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(null)'], w=16)
     ifsel = f'{dev} AND "ifname" =~ /^$ifname$/'
     d.panel("timeseries", "Traffic in/out", [
-        f'SELECT mean("in_bps") AS "in", mean("out_bps") AS "out" FROM "interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
+        f'SELECT mean("in_bps") AS "in", mean("out_bps") AS "out" FROM "$rp"."interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
     ], w=12, unit="bps")
     d.panel("timeseries", "Utilisation in/out", [
-        f'SELECT mean("in_util_pct") AS "in", mean("out_util_pct") AS "out" FROM "interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
+        f'SELECT mean("in_util_pct") AS "in", mean("out_util_pct") AS "out", percentile(in_util_pct${{p95_args}}) AS "in p95", percentile(out_util_pct${{p95_args}}) AS "out p95" FROM "$rp"."interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
     ], w=12, unit="percent")
     d.panel("timeseries", "Errors and discards", [
-        f'SELECT mean("in_errors_ps") AS "in errors", mean("out_errors_ps") AS "out errors", mean("in_discards_ps") AS "in discards", mean("out_discards_ps") AS "out discards" FROM "interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
+        f'SELECT mean("in_errors_ps") AS "in errors", mean("out_errors_ps") AS "out errors", mean("in_discards_ps") AS "in discards", mean("out_discards_ps") AS "out discards" FROM "$rp"."interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
     ], w=12, unit="pps")
     d.panel("table", "Busiest interfaces (peak in the period)", [
-        f'SELECT max("out_bps") AS "peak out bps", max("in_bps") AS "peak in bps", max("out_util_pct") AS "peak out %" FROM "interface" WHERE $timeFilter AND {dev} GROUP BY "device", "ifname"'
+        f'SELECT max(out_bps${{max_sfx}}) AS "peak out bps", max(in_bps${{max_sfx}}) AS "peak in bps", max(out_util_pct${{max_sfx}}) AS "peak out %" FROM "$rp"."interface" WHERE $timeFilter AND {dev} GROUP BY "device", "ifname"'
     ], w=12, panel_options={"sortBy": [{"displayName": "peak out bps", "desc": True}]})
     return d
 
@@ -188,18 +242,18 @@ def hosts() -> Dashboard:
     d.variable(*SITE_VAR)
     d.variable("host", "Host", 'SHOW TAG VALUES FROM "host" WITH KEY = "host" WHERE "site" =~ /^$site$/')
     sel = f'{SITE} AND "host" =~ /^$host$/'
-    d.panel("timeseries", "CPU", [f'SELECT mean("cpu_pct") FROM "host" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host" fill(null)'], unit="percent")
-    d.panel("timeseries", "Memory", [f'SELECT mean("mem_used_pct") FROM "host" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host" fill(null)'], unit="percent")
-    d.panel("timeseries", "Disk used per mount", [f'SELECT last("used_pct") FROM "host_disk" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "mount" fill(previous)'], unit="percent")
+    d.panel("timeseries", "CPU", [f'SELECT mean("cpu_pct") FROM "$rp"."host" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host" fill(null)'], unit="percent")
+    d.panel("timeseries", "Memory", [f'SELECT mean("mem_used_pct") FROM "$rp"."host" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host" fill(null)'], unit="percent")
+    d.panel("timeseries", "Disk used per mount", [f'SELECT max(used_pct${{max_sfx}}) FROM "$rp"."host_disk" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "mount" fill(previous)'], unit="percent")
     d.panel("timeseries", "Network in/out", [
-        f'SELECT mean("in_bps") AS "in", mean("out_bps") AS "out" FROM "host_net" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "nic" fill(null)'
+        f'SELECT mean("in_bps") AS "in", mean("out_bps") AS "out" FROM "$rp"."host_net" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "nic" fill(null)'
     ], unit="bps")
-    d.panel("timeseries", "Load (1 min)", [f'SELECT mean("load1") FROM "host" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host" fill(null)'])
-    d.panel("table", "Uptime", [f'SELECT last("uptime_s") AS "uptime" FROM "host" WHERE $timeFilter AND {sel} GROUP BY "site", "host"'], unit="s")
+    d.panel("timeseries", "Load (1 min)", [f'SELECT mean("load1") FROM "$rp"."host" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host" fill(null)'])
+    d.panel("table", "Uptime", [f'SELECT last("uptime_s") AS "uptime" FROM "$raw_rp"."host" WHERE $timeFilter AND {sel} GROUP BY "site", "host"'], unit="s")
     # start_time_s is Unix seconds; Grafana's date units take milliseconds.
     d.panel("table", "Logins (newest first)", [
         f'SELECT "start_time_s" * 1000 AS "started", "duration_s" AS "duration", "from_host" AS "from", "end_unseen" AS "ended unseen" '
-        f'FROM "login" WHERE $timeFilter AND {sel} GROUP BY "host", "user", "kind", "event", "terminal" ORDER BY time DESC'
+        f'FROM "$events_rp"."login" WHERE $timeFilter AND {sel} GROUP BY "host", "user", "kind", "event", "terminal" ORDER BY time DESC'
     ], w=24, h=10, description="Who logged in on each machine: a row when a session starts (event start) and when it ends "
                                "(event end, with its duration). Machines record logins where inventory [logins] says (docs/logins.md).",
         overrides=[{"matcher": {"id": "byName", "options": "started"}, "properties": [{"id": "unit", "value": "dateTimeAsIso"}]},
@@ -211,23 +265,23 @@ def lifecycle() -> Dashboard:
     d = Dashboard("nettvakt-lifecycle", "Hardware lifecycle", "What must be replaced, when, and what it costs (from inventory.toml).", ["manager"])
     d.variable(*SITE_VAR)
     d.panel("table", "Every machine and network device", [
-        f'SELECT last("model") AS "model", last("age_years") AS "age (years)", last("lifetime_years") AS "lifetime (years)", last("remaining_years") AS "remaining (years)", last("due_calendar_year") AS "due", last("replacement_cost_nok") AS "cost (NOK)" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "site", "department", "kind", "host", "device"'
+        f'SELECT last("model") AS "model", last("age_years") AS "age (years)", last("lifetime_years") AS "lifetime (years)", last("remaining_years") AS "remaining (years)", last("due_calendar_year") AS "due", last("replacement_cost_nok") AS "cost (NOK)" FROM "$raw_rp"."lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "site", "department", "kind", "host", "device"'
     ], w=24, h=12, panel_options={"sortBy": [{"displayName": "remaining (years)", "desc": False}]},
         overrides=[{"matcher": {"id": "byName", "options": "remaining (years)"},
                     "properties": [{"id": "custom.cellOptions", "value": {"type": "color-background"}},
                                    {"id": "thresholds", "value": {"mode": "absolute", "steps": [
                                        {"color": "red", "value": None}, {"color": "orange", "value": 0}, {"color": "green", "value": 1}]}}]}])
     d.panel("barchart", "Replacement cost per due year", [
-        f'SELECT sum("cost") FROM (SELECT last("replacement_cost_nok") AS "cost" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "host", "device", "kind", "due_year") GROUP BY "due_year"'
+        f'SELECT sum("cost") FROM (SELECT last("replacement_cost_nok") AS "cost" FROM "$raw_rp"."lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "host", "device", "kind", "due_year") GROUP BY "due_year"'
     ], unit="currencyNOK", description="Overdue equipment counts in the year it fell due.")
     d.panel("barchart", "Replacement cost per site", [
-        f'SELECT sum("cost") FROM (SELECT last("replacement_cost_nok") AS "cost" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "host", "device", "kind", "site") GROUP BY "site"'
+        f'SELECT sum("cost") FROM (SELECT last("replacement_cost_nok") AS "cost" FROM "$raw_rp"."lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "host", "device", "kind", "site") GROUP BY "site"'
     ], unit="currencyNOK")
     d.panel("barchart", "Replacement cost per department", [
-        f'SELECT sum("cost") FROM (SELECT last("replacement_cost_nok") AS "cost" FROM "lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "host", "device", "kind", "department") GROUP BY "department"'
+        f'SELECT sum("cost") FROM (SELECT last("replacement_cost_nok") AS "cost" FROM "$raw_rp"."lifecycle" WHERE $timeFilter AND {SITE} GROUP BY "host", "device", "kind", "department") GROUP BY "department"'
     ], unit="currencyNOK", description="The department named in inventory.toml's [hardware]; empty where none is named.")
     d.panel("table", "Hardware facts reported by the machines", [
-        f'SELECT last("vendor") AS "vendor", last("model") AS "model", last("serial") AS "serial", last("os_name") AS "os" FROM "hardware" WHERE $timeFilter AND {SITE} GROUP BY "site", "host", "device"'
+        f'SELECT last("vendor") AS "vendor", last("model") AS "model", last("serial") AS "serial", last("os_name") AS "os" FROM "$raw_rp"."hardware" WHERE $timeFilter AND {SITE} GROUP BY "site", "host", "device"'
     ], w=24)
     return d
 
@@ -240,7 +294,7 @@ def printers_ups() -> Dashboard:
     d.variable("printer", "Printer", 'SHOW TAG VALUES FROM "printer_supply" WITH KEY = "device" WHERE "site" =~ /^$site$/')
     printer = f'{SITE} AND "device" =~ /^$printer$/'
     d.panel("table", "Supplies: what is left", [
-        f'SELECT last("left_pct") AS "left %", last("state") AS "state" FROM "printer_supply" WHERE $timeFilter AND {printer} GROUP BY "device", "supply", "type"'
+        f'SELECT last("left_pct") AS "left %", last("state") AS "state" FROM "$raw_rp"."printer_supply" WHERE $timeFilter AND {printer} GROUP BY "device", "supply", "type"'
     ], w=12, h=10, panel_options={"sortBy": [{"displayName": "left %", "desc": False}]},
         description="A waste box's level is the space left in it. No number: the printer says only 'some remaining' or 'unknown'.",
         overrides=[{"matcher": {"id": "byName", "options": "left %"},
@@ -249,23 +303,23 @@ def printers_ups() -> Dashboard:
                                        {"color": "red", "value": None}, {"color": "orange", "value": 10}, {"color": "green", "value": 25}]}}]}])
     # Pages per day: a counter reset (service, new mainboard) drops one interval instead of a negative spike.
     d.panel("timeseries", "Pages per day", [
-        f'SELECT non_negative_derivative(max("pages_total"), 1d) FROM "device" WHERE $timeFilter AND {printer} GROUP BY time($__interval), "device" fill(null)'
+        f'SELECT non_negative_derivative(max("pages_total"), 1d) FROM "$rp"."device" WHERE $timeFilter AND {printer} GROUP BY time($__interval), "device" fill(null)'
     ], w=12, h=10)
     d.panel("table", "Printer errors now", [
-        f'SELECT last("printer_error") AS "error", last("printer_errors") AS "conditions", last("pages_total") AS "pages" FROM "device" WHERE $timeFilter AND {printer} GROUP BY "device"'
+        f'SELECT last("printer_error") AS "error", last("printer_errors") AS "conditions", last("pages_total") AS "pages" FROM "$raw_rp"."device" WHERE $timeFilter AND {printer} GROUP BY "device"'
     ], w=24, h=6)
     # Only UPSes write the ups_* fields, so no device variable is needed to pick them out.
     d.panel("state-timeline", "UPS on battery", [
-        f'SELECT max("ups_on_battery") FROM "device" WHERE $timeFilter AND {SITE} GROUP BY time($__interval), "device" fill(null)'
+        f'SELECT max(ups_on_battery${{max_sfx}}) FROM "$rp"."device" WHERE $timeFilter AND {SITE} GROUP BY time($__interval), "device" fill(null)'
     ], w=24, h=6, description="1: running on battery (a power cut, or a fault on its input).")
     d.panel("timeseries", "UPS runtime left", [
-        f'SELECT min("ups_minutes_left") FROM "device" WHERE $timeFilter AND {SITE} GROUP BY time($__interval), "device" fill(null)'
+        f'SELECT min(ups_minutes_left${{min_sfx}}) FROM "$rp"."device" WHERE $timeFilter AND {SITE} GROUP BY time($__interval), "device" fill(null)'
     ], w=12, unit="m")
     d.panel("timeseries", "UPS battery charge", [
-        f'SELECT min("ups_charge_pct") FROM "device" WHERE $timeFilter AND {SITE} GROUP BY time($__interval), "device" fill(null)'
+        f'SELECT min(ups_charge_pct${{min_sfx}}) FROM "$rp"."device" WHERE $timeFilter AND {SITE} GROUP BY time($__interval), "device" fill(null)'
     ], w=12, unit="percent")
     d.panel("table", "UPS batteries", [
-        f'SELECT last("ups_battery_status") AS "battery", last("ups_minutes_left") AS "minutes left", last("battery_last_replaced") AS "last replaced", last("battery_replace_date") AS "replace by" FROM "device" WHERE $timeFilter AND {SITE} AND "ups_battery_status" =~ /./ GROUP BY "site", "device"'
+        f'SELECT last("ups_battery_status") AS "battery", last("ups_minutes_left") AS "minutes left", last("battery_last_replaced") AS "last replaced", last("battery_replace_date") AS "replace by" FROM "$raw_rp"."device" WHERE $timeFilter AND {SITE} AND "ups_battery_status" =~ /./ GROUP BY "site", "device"'
     ], w=24, h=6, description="Replacement dates where the UPS says (APC); the plan for every battery is on the Hardware lifecycle dashboard.")
     return d
 
@@ -273,13 +327,13 @@ def printers_ups() -> Dashboard:
 def collector_health() -> Dashboard:
     d = Dashboard("nettvakt-collector", "Collector health", "Is the monitoring itself healthy: points in and out, queue, errors, agents.", ["on-call"])
     d.panel("timeseries", "Points in / written per second", [
-        'SELECT non_negative_derivative(last("points_in"), 1s) AS "in", non_negative_derivative(last("written_points"), 1s) AS "written" FROM "collector" WHERE $timeFilter GROUP BY time($__interval) fill(null)'
+        'SELECT non_negative_derivative(max("points_in"), 1s) AS "in", non_negative_derivative(max("written_points"), 1s) AS "written" FROM "$rp"."collector" WHERE $timeFilter GROUP BY time($__interval) fill(null)'
     ], unit="pps")
-    d.panel("timeseries", "Queue depth", ['SELECT last("queue_points") FROM "collector" WHERE $timeFilter GROUP BY time($__interval) fill(previous)'])
+    d.panel("timeseries", "Queue depth", ['SELECT max(queue_points${max_sfx}) FROM "$rp"."collector" WHERE $timeFilter GROUP BY time($__interval) fill(previous)'])
     d.panel("timeseries", "Write errors, dropped and rejected points (cumulative)", [
-        'SELECT last("write_errors") AS "write errors", last("dropped_points") AS "dropped", last("rejected_points") AS "rejected" FROM "collector" WHERE $timeFilter GROUP BY time($__interval) fill(previous)'
+        'SELECT max("write_errors") AS "write errors", max("dropped_points") AS "dropped", max("rejected_points") AS "rejected" FROM "$rp"."collector" WHERE $timeFilter GROUP BY time($__interval) fill(previous)'
     ])
-    d.panel("timeseries", "Agents up", ['SELECT last("agents_up") AS "up", last("agents_total") AS "total" FROM "collector" WHERE $timeFilter GROUP BY time($__interval) fill(previous)'])
+    d.panel("timeseries", "Agents up", ['SELECT min(agents_up${min_sfx}) AS "up", max(agents_total${max_sfx}) AS "total" FROM "$rp"."collector" WHERE $timeFilter GROUP BY time($__interval) fill(previous)'])
     return d
 
 
