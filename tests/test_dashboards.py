@@ -6,6 +6,7 @@ That every query returns data is proven on real lab data in tests/lab/test_scena
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,23 @@ def test_grafana_style_substitution() -> None:
     out = check.substitute(query, {"site": ["helse", "vannvag"]}, "time > now() - 1h", "10s")
     assert out == 'SELECT x FROM "probe" WHERE time > now() - 1h AND "site" =~ /^(helse|vannvag)$/ GROUP BY time(10s)'
     assert check.grafana_regex(["a.b/c"]) == r"a\.b\/c"
+    # Grafana's time range in ms, and a single-valued (hidden) variable as it is, not as a regex.
+    span = check.TimeRange(1_700_000_000_000, 1_700_086_400_000)
+    hidden = 'SELECT "rp" FROM "nettvakt_meta"."rp_config" WHERE ${__to} - ${__from} <= "max_ms" AND time >= now() - $__from' + "ms"
+    assert check.substitute(hidden, {}, span.time_filter, "1m", span) == (
+        'SELECT "rp" FROM "nettvakt_meta"."rp_config" WHERE 1700086400000 - 1700000000000 <= "max_ms" AND time >= now() - 1700000000000ms')
+    assert check.substitute('SELECT max(x${max_sfx}) FROM "$rp"."m" WHERE $timeFilter', {"rp": "nettvakt_5m", "max_sfx": "_max::field"}, span.time_filter, "5m") == (
+        'SELECT max(x_max::field) FROM "nettvakt_5m"."m" WHERE time >= 1700000000000ms and time <= 1700086400000ms')
+    with pytest.raises(ValueError, match="no range was given"):
+        check.substitute(hidden, {}, span.time_filter, "1m")
+
+
+def test_every_panel_reads_a_resolution_variable_never_a_fixed_policy() -> None:
+    """Sampled data from "$rp", events from "$events_rp", now-values and strings from "$raw_rp":
+    proven on a real influxd in tests/test_dashboards_resolution.py."""
+    for name, build in generate.DASHBOARDS.items():
+        for where, query in check.iter_queries(build().to_json()):
+            if where.startswith("variable"):
+                continue
+            sources = re.findall(r'FROM\s+("[^"]*"(?:\."[^"]*")*|\w+)', query)
+            assert sources and all(s.startswith(('"$rp".', '"$raw_rp".', '"$events_rp".')) for s in sources), (name, where, sources)
