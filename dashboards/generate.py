@@ -200,7 +200,8 @@ def links() -> Dashboard:
     sel = f'{SITE} AND "host" =~ /^$host$/ AND "target" =~ /^$target$/ AND "kind" = \'icmp\''
     d.panel("timeseries", "RTT: median with min–max band and p95", [
         f'SELECT median("rtt_ms") AS "median", min(rtt_min_ms${{min_sfx}}) AS "min", max(rtt_max_ms${{max_sfx}}) AS "max", mean("rtt_p95_ms") AS "p95" FROM "$rp"."probe" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "target" fill(null)'
-    ], w=24, h=10, unit="ms")
+    ], w=24, h=10, unit="ms", description="Min and max are exact at every range. Over 2 days the median is of 5-minute (or hourly) means: "
+                                          "smoother than the median of the pings, always between their min and max.")
     d.panel("timeseries", "Loss", [f'SELECT mean("loss_pct") FROM "$rp"."probe" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "target" fill(null)'], unit="percent")
     d.panel("timeseries", "Jitter", [f'SELECT mean("jitter_ms") FROM "$rp"."probe" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "target" fill(null)'], unit="ms")
     d.panel("timeseries", "Same target from every site (median RTT)", [
@@ -227,7 +228,8 @@ def network_devices() -> Dashboard:
     ], w=12, unit="bps")
     d.panel("timeseries", "Utilisation in/out", [
         f'SELECT mean("in_util_pct") AS "in", mean("out_util_pct") AS "out", percentile(in_util_pct${{p95_args}}) AS "in p95", percentile(out_util_pct${{p95_args}}) AS "out p95" FROM "$rp"."interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
-    ], w=12, unit="percent")
+    ], w=12, unit="percent",
+            description="p95: of the samples up to 2 days; beyond, the largest 5-minute (or hourly) p95 in each point: an upper bound, at most the peak.")
     d.panel("timeseries", "Errors and discards", [
         f'SELECT mean("in_errors_ps") AS "in errors", mean("out_errors_ps") AS "out errors", mean("in_discards_ps") AS "in discards", mean("out_discards_ps") AS "out discards" FROM "$rp"."interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
     ], w=12, unit="pps")
