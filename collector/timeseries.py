@@ -26,7 +26,7 @@ from typing import Any, Iterable, Literal, Mapping, Protocol
 from agent.contract import MEASUREMENTS_SPEC
 from collector.config import Inventory
 from collector.influxql import InfluxQueryError, query
-from collector.rollups import RAW, RESOLUTIONS, RetentionSettings, qualified_source, resolution_for
+from collector.rollups import EVENTS_RETENTION_POLICY, RAW, RESOLUTIONS, ROLLUPS, RetentionSettings, qualified_source, resolution_for
 
 # Reading a day of probe points is one large answer; the write timeout (storage.timeout_s) is
 # sized for small batches, so reads get at least this long.
@@ -120,11 +120,23 @@ class InfluxSource:
         self.timeout_s = timeout_s
         self.retention = retention
         self._tag_keys: dict[str, frozenset[str]] = {}
+        self._rollups_exist: bool | None = None
 
     def resolution_for(self, start_ns: int, end_ns: int, now_ns: int) -> str:
+        """`collector.rollups.resolution_for`'s answer; raw when the database has no rollup policies
+        (the collector's set-up has not run there, or was refused: docs/storage.md), since then the
+        raw points are all there is."""
         if self.retention is None:
             return RAW
-        return resolution_for(start_ns, end_ns, now_ns, self.retention).name
+        chosen = resolution_for(start_ns, end_ns, now_ns, self.retention).name
+        return chosen if chosen == RAW or self._has_rollups() else RAW
+
+    def _has_rollups(self) -> bool:
+        if self._rollups_exist is None:
+            rows = self._query(f"SHOW RETENTION POLICIES ON {_ident(self.database)}")
+            names = {str(r.get("name")) for r in rows}
+            self._rollups_exist = {r.retention_policy for r in ROLLUPS} | {EVENTS_RETENTION_POLICY} <= names
+        return self._rollups_exist
 
     def _query(self, statement: str) -> list[dict[str, Any]]:
         try:

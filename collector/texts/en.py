@@ -486,6 +486,8 @@ CATALOG = Catalog(
         "n_latency": "Latency under load: per hour, the line's mean utilisation and the site's ping time (the median per agent and target, the mean over them). Busy hours are the month's hours with utilisation at or above its {busy}th percentile, quiet ones at or below its {quiet}th; the median ping time of each, with at least {hours} hours of both.",
         "n_line": "The line is the uplink device's interface in snmp.important_interfaces, else its busiest (the one nettvakt diagnose uses).",
         "n_basis": "The numbers are computed from raw points (every reading).",
+        "n_basis_1h_p95": "The numbers are computed from the hourly rollup: each month's p95 over its hours' p95s (a little above the p95 of the readings), the peak the highest reading (exact).",
+        "n_basis_1h_mean": "The numbers are computed from the hourly rollup: each month's p95 over its hourly means (below the p95 of the readings), the peak the highest reading (exact).",
         "n_timezone": "Months in the time zone {zone}.",
     },
     login_events={

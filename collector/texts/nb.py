@@ -486,6 +486,8 @@ CATALOG = Catalog(
         "n_latency": "Forsinkelse under last: per time linjens snittutnyttelse og stedets ping-tid (medianen per agent og mål, snittet over dem). Travle timer er månedens timer med utnyttelse på eller over {busy}-persentilen, rolige på eller under {quiet}-persentilen; medianen av ping-tiden i hver, med minst {hours} timer av begge.",
         "n_line": "Linjen er opplink-enhetens grensesnitt i snmp.important_interfaces, ellers det travleste (det samme som nettvakt diagnose bruker).",
         "n_basis": "Tallene er regnet av rådata (hver avlesning).",
+        "n_basis_1h_p95": "Tallene er regnet av timesammendrag: månedens p95 over timenes p95 (litt over p95 av avlesningene), toppen den høyeste avlesningen (eksakt).",
+        "n_basis_1h_mean": "Tallene er regnet av timesammendrag: månedens p95 over timesnittene (under p95 av avlesningene), toppen den høyeste avlesningen (eksakt).",
         "n_timezone": "Måneder i tidssonen {zone}.",
     },
     login_events={
