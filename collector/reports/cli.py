@@ -254,10 +254,10 @@ def run_availability(args: argparse.Namespace) -> int:
     lang = args.lang or inventory.alerting.language
     end_ns = time.time_ns()
     start_ns = end_ns - int(args.since * 1e9)
-    samples, failed = _observed(args, "availability", lambda: read_availability(open_source(inventory, args.source), inventory, start_ns, end_ns))
-    if samples is None:
+    data, failed = _observed(args, "availability", lambda: read_availability(open_source(inventory, args.source), inventory, start_ns, end_ns))
+    if data is None:
         return failed
-    report = build_availability_report(inventory, samples, start_ns, end_ns, site=args.site)
+    report = build_availability_report(inventory, data, start_ns, end_ns, site=args.site)
     return _emit(args, "availability", availability_document(report, lang), report.to_json)
 
 
