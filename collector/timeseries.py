@@ -4,6 +4,15 @@ The read side of reports and `nettvakt diagnose`: one small interface (`SeriesSo
 over the two places points live. `storage.kind = "local"` keeps every point in the durable
 queue (collector/queue.py), so `LocalSource` reads that SQLite file read-only; with InfluxDB
 the writer empties the queue, so `InfluxSource` asks InfluxDB over the v1 /query API.
+
+Resolutions (docs/storage.md): a reader asks the source which resolution suits its range
+(`resolution_for`, which defers to `collector.rollups.resolution_for`, the one place that
+decides) and reads at it (`samples(..., resolution=...)`). At a rollup resolution a sample's
+fields are the rollup fields (`F` the bucket's mean, `F_min`, `F_max`, `F_p95`, a cumulative
+field's maximum, an additive field's sum): the reader asks `collector.rollups.stored_field`
+for the name. Events (`alert`, `login`) at a rollup resolution are read whole from the events
+policy, which keeps them as long as the hourly rollups. The local store has no rollups: it
+answers `raw` to every range (it is bounded by the queue's size anyway) and serves raw points.
 """
 
 from __future__ import annotations
@@ -14,8 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Protocol
 
+from agent.contract import MEASUREMENTS_SPEC
 from collector.config import Inventory
 from collector.influxql import InfluxQueryError, query
+from collector.rollups import EVENTS_RETENTION_POLICY, RAW, RESOLUTIONS, ROLLUPS, RetentionSettings, qualified_source, resolution_for
 
 # Reading a day of probe points is one large answer; the write timeout (storage.timeout_s) is
 # sized for small batches, so reads get at least this long.
@@ -42,10 +53,15 @@ class Sample:
 
 
 class SeriesSource(Protocol):
+    def resolution_for(self, start_ns: int, end_ns: int, now_ns: int) -> str:
+        """The resolution (`raw`, `5m`, `1h`) this store serves best for [start_ns, end_ns) as of now_ns."""
+        ...
+
     def samples(
-        self, measurement: str, start_ns: int, end_ns: int, tags: Mapping[str, str] | None = None
+        self, measurement: str, start_ns: int, end_ns: int, tags: Mapping[str, str] | None = None, resolution: str = RAW
     ) -> list[Sample]:
-        """Points of `measurement` with start_ns <= time < end_ns whose tags equal `tags`, sorted by time."""
+        """Points of `measurement` with start_ns <= time < end_ns whose tags equal `tags`, sorted by time;
+        at a rollup resolution its buckets (time: the bucket's start), fields named as the rollup keeps them."""
         ...
 
 
@@ -92,14 +108,35 @@ class InfluxSource:
         username: str | None = None,
         password: str | None = None,
         timeout_s: float = READ_TIMEOUT_S,
+        retention: RetentionSettings | None = None,
     ):
+        """`retention`: the inventory's `[storage]` (how long each resolution is kept); without it the
+        source knows of no rollups and reads raw points at every range."""
         self.url = url
         self.database = database
         self.retention_policy = retention_policy
         self.username = username
         self.password = password
         self.timeout_s = timeout_s
+        self.retention = retention
         self._tag_keys: dict[str, frozenset[str]] = {}
+        self._rollups_exist: bool | None = None
+
+    def resolution_for(self, start_ns: int, end_ns: int, now_ns: int) -> str:
+        """`collector.rollups.resolution_for`'s answer; raw when the database has no rollup policies
+        (the collector's set-up has not run there, or was refused: docs/storage.md), since then the
+        raw points are all there is."""
+        if self.retention is None:
+            return RAW
+        chosen = resolution_for(start_ns, end_ns, now_ns, self.retention).name
+        return chosen if chosen == RAW or self._has_rollups() else RAW
+
+    def _has_rollups(self) -> bool:
+        if self._rollups_exist is None:
+            rows = self._query(f"SHOW RETENTION POLICIES ON {_ident(self.database)}")
+            names = {str(r.get("name")) for r in rows}
+            self._rollups_exist = {r.retention_policy for r in ROLLUPS} | {EVENTS_RETENTION_POLICY} <= names
+        return self._rollups_exist
 
     def _query(self, statement: str) -> list[dict[str, Any]]:
         try:
@@ -107,7 +144,9 @@ class InfluxSource:
         except InfluxQueryError as exc:
             raise SourceError(f"InfluxDB at {self.url} (database {self.database!r}): {exc}") from exc
 
-    def _from(self, measurement: str) -> str:
+    def _from(self, measurement: str, resolution: str = RAW) -> str:
+        if resolution != RAW:
+            return qualified_source(self.database, measurement, resolution)
         if self.retention_policy:
             return f"{_ident(self.retention_policy)}.{_ident(measurement)}"
         return _ident(measurement)
@@ -119,14 +158,22 @@ class InfluxSource:
             self._tag_keys[measurement] = frozenset(str(r["tagKey"]) for r in rows if "tagKey" in r)
         return self._tag_keys[measurement]
 
+    def _rollup_tag_keys(self, measurement: str) -> frozenset[str] | None:
+        """At a rollup resolution every column but the contract's fields and their rollup fields is a
+        tag (the rollups keep every tag), so no SHOW TAG KEYS on a policy whose raw points may be gone."""
+        spec = MEASUREMENTS_SPEC.get(measurement)
+        return None if spec is None else frozenset(spec.tags)
+
     def samples(
-        self, measurement: str, start_ns: int, end_ns: int, tags: Mapping[str, str] | None = None
+        self, measurement: str, start_ns: int, end_ns: int, tags: Mapping[str, str] | None = None, resolution: str = RAW
     ) -> list[Sample]:
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution {resolution!r}: expected one of {', '.join(RESOLUTIONS)}")
         where = [f"time >= {int(start_ns)}", f"time < {int(end_ns)}"]
         where += [f"{_ident(k)} = {_literal(v)}" for k, v in sorted((tags or {}).items())]
         # GROUP BY * returns the tags per series, so `SELECT *` columns are only fields.
-        statement = f"SELECT * FROM {self._from(measurement)} WHERE {' AND '.join(where)} GROUP BY *"
-        keys = self.tag_keys(measurement)
+        statement = f"SELECT * FROM {self._from(measurement, resolution)} WHERE {' AND '.join(where)} GROUP BY *"
+        keys = (self._rollup_tag_keys(measurement) if resolution != RAW else None) or self.tag_keys(measurement)
         out: list[Sample] = []
         for row in self._query(statement):
             sample_tags: dict[str, str] = {}
@@ -148,7 +195,11 @@ class InfluxSource:
 
 
 class LocalSource:
-    """The collector's durable queue (SQLite, table `batch`), opened read-only."""
+    """The collector's durable queue (SQLite, table `batch`), opened read-only.
+
+    It keeps no rollups: every range is read from raw points (`resolution_for` says `raw`), and a
+    reader that asks for a rollup resolution anyway gets raw points too; the queue is bounded by
+    its size, so a long range holds no more than it can."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -163,8 +214,11 @@ class LocalSource:
             raise SourceError(f"local store {self.path}: {exc}") from exc
         return db
 
+    def resolution_for(self, start_ns: int, end_ns: int, now_ns: int) -> str:
+        return RAW
+
     def samples(
-        self, measurement: str, start_ns: int, end_ns: int, tags: Mapping[str, str] | None = None
+        self, measurement: str, start_ns: int, end_ns: int, tags: Mapping[str, str] | None = None, resolution: str = RAW
     ) -> list[Sample]:
         wanted = dict(tags or {})
         # The payload is compact JSON, so a LIKE on the measurement skips most other batches unparsed.
@@ -213,6 +267,9 @@ def open_source(inventory: Inventory, kind: Literal["auto", "influx", "local"] =
     if storage.kind == "influxdb_v2":
         # The v1-compatible /query endpoint takes the token as the password; the bucket maps to a database.
         token = inventory.secret(storage.token) if storage.token else None
-        return InfluxSource(storage.url, storage.database or str(storage.bucket), storage.retention_policy, "nettvakt", token, timeout)
+        return InfluxSource(storage.url, storage.database or str(storage.bucket), storage.retention_policy, "nettvakt", token, timeout,
+                            storage if storage.kind == "influxdb_v1" else None)
     password = inventory.secret(storage.password) if storage.password else None
-    return InfluxSource(storage.url, str(storage.database), storage.retention_policy, storage.username, password, timeout)
+    # Rollups exist only where the collector sets them up (InfluxDB 1.x, docs/storage.md).
+    rollups = storage if storage.kind == "influxdb_v1" else None
+    return InfluxSource(storage.url, str(storage.database), storage.retention_policy, storage.username, password, timeout, rollups)

@@ -153,7 +153,11 @@ class MemorySource:
     def add(self, measurement: str, t: int, tags: dict[str, str], fields: dict[str, float | str]) -> None:
         self.points.setdefault(measurement, []).append(Sample(t, tags, fields))
 
-    def samples(self, measurement: str, start_ns: int, end_ns: int, tags: Mapping[str, str] | None = None) -> list[Sample]:
+    def resolution_for(self, start_ns: int, end_ns: int, now_ns: int) -> str:
+        return "raw"  # a unit-level store of raw points only, like LocalSource
+
+    def samples(self, measurement: str, start_ns: int, end_ns: int, tags: Mapping[str, str] | None = None, resolution: str = "raw") -> list[Sample]:
+        assert resolution == "raw"
         rows = [s for s in self.points.get(measurement, []) if start_ns <= s.time_ns < end_ns and all(s.tags.get(k) == v for k, v in (tags or {}).items())]
         return sorted(rows, key=lambda s: s.time_ns)
 

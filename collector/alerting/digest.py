@@ -22,8 +22,10 @@ from collector.config import Inventory
 from collector.diagnose.analysis import num
 from collector.diagnose.data import site_context
 from collector.reports import i18n
+from collector.reports.availability import read_availability
 from collector.reports.capacity import add_months, build_capacity_report, crossing_text, month_start_ns, read_capacity, report_months
 from collector.reports.hardware import HardwareItem, build_hardware_report
+from collector.rollups import RAW, stored_field
 from collector.timeseries import Sample, SeriesSource, SourceError, open_source
 
 DIGEST_RULE = "lifecycle_digest"
@@ -68,30 +70,45 @@ def _time_up_s(verdicts: list[Sample], end_ns: int) -> tuple[float, float]:
     return up, covered
 
 
+def _rollup_up_s(buckets: list[Sample], resolution: str) -> tuple[float, float]:
+    """(seconds up, seconds judged) of one series from its rollup buckets: the sums the collector kept (exact)."""
+    up_field = stored_field("availability", "up_s", "sum", resolution)
+    judged_field = stored_field("availability", "judged_s", "sum", resolution)
+    return sum(num(b, up_field) or 0.0 for b in buckets), sum(num(b, judged_field) or 0.0 for b in buckets)
+
+
 def availability_summary_lines(inventory: Inventory, source: SeriesSource, month: dt.date, lang: str) -> list[str]:
     """The digest's availability part for `month`: one line per site, worst first. Raises SourceError.
 
-    THE SEAM for `nettvakt report availability` (issue 19, item 3): its developer replaces this
-    body with that report's model (outages, services, mean time to repair), keeping the
-    signature: the digest only takes lines. Until then, a minimal availability per site from the
-    collector's `availability` points: the site's uplink device's verdicts (`kind=device`) where
-    it names one polled over SNMP, else the mean over its agents' (`kind=agent`); each series
-    time-weighted (`_time_up_s`), so it stays right when verdicts are written only on change.
+    Read through `nettvakt report availability`'s reader (`read_availability`: raw verdicts, or over
+    a range the store keeps rolled up, the rollup's buckets), keeping the digest's own measure: the
+    site's uplink device's verdicts (`kind=device`) where it names one polled over SNMP, else the
+    mean over its agents' (`kind=agent`). Each series' share is time-weighted from raw verdicts
+    (`_time_up_s`), or `sum(up_s) / sum(judged_s)` of its buckets (exact, `_rollup_up_s`).
     """
     t = texts.of(lang).digest
     zone = zoneinfo.ZoneInfo(inventory.alerting.timezone)
     start_ns, end_ns = month_start_ns(month, zone), month_start_ns(add_months(month, 1), zone)
+    data = read_availability(source, inventory, start_ns, end_ns)
+    by_series: dict[tuple[str, str], list[Sample]] = defaultdict(list)
+    for verdict in data.samples:
+        if data.resolution != RAW or verdict.time_ns >= start_ns:  # raw: the month's own verdicts
+            ident = verdict.tags.get("device") if verdict.tags.get("kind") == "device" else verdict.tags.get("host", "")
+            by_series[(verdict.tags.get("kind", ""), ident or "")].append(verdict)
+
+    def share(verdicts: list[Sample]) -> tuple[float, float]:
+        return _time_up_s(verdicts, end_ns) if data.resolution == RAW else _rollup_up_s(verdicts, data.resolution)
+
     found: list[tuple[float, str]] = []
     missing: list[str] = []
     for site in inventory.site:
         uplink = site_context(inventory, site.id).uplink
         if uplink is not None and uplink.snmp is not None:
-            series = {uplink.id: source.samples("availability", start_ns, end_ns, {"kind": "device", "device": uplink.id})}
+            series = [by_series.get(("device", uplink.id), [])]
         else:
-            series = defaultdict(list)
-            for verdict in source.samples("availability", start_ns, end_ns, {"kind": "agent", "site": site.id}):
-                series[verdict.tags.get("host", "")].append(verdict)
-        shares = [up / covered for up, covered in (_time_up_s(v, end_ns) for v in series.values()) if covered >= MIN_AVAILABILITY_COVERED_S]
+            # The site's agents as the stored verdicts name them (an agent's site tag), as before.
+            series = [v for (kind, _), v in by_series.items() if kind == "agent" and v and v[0].tags.get("site") == site.id]
+        shares = [up / covered for up, covered in (share(v) for v in series) if covered >= MIN_AVAILABILITY_COVERED_S]
         if shares:
             found.append((100.0 * sum(shares) / len(shares), site.name))
         else:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Mapping
 
 from collector.config import AgentEntry, Device, Inventory, ProbeTarget, Site
+from collector.rollups import RAW, Aggregate, stored_field
 from collector.timeseries import Sample, SeriesSource
 
 
@@ -35,6 +39,30 @@ class SiteData:
     host_net: list[Sample] = field(default_factory=list)
     interface: list[Sample] = field(default_factory=list)
     device: list[Sample] = field(default_factory=list)
+    resolution: str = RAW  # what the points are: raw, or rollup buckets seen through ROLLUP_VIEW
+
+
+# Over a window long enough that the store names a rollup (`SeriesSource.resolution_for`: more than
+# two days) the checks read buckets, each field as the bucket's mean, except these, whose meaning
+# is an event within the bucket: a restart, a battery episode (its largest), the runtime and uptime
+# left at its worst (smallest). What changes on means (docs/diagnose.md): a threshold (CPU, memory,
+# disk, utilisation) is met by a bucket whose mean meets it (busy for most of five minutes), not by
+# a single reading; traceroute hops (strings) are not rolled up, so loss is not located by hop.
+ROLLUP_VIEW: Mapping[str, Mapping[str, Aggregate]] = MappingProxyType({
+    "device": MappingProxyType({
+        "rebooted": "max", "uptime_s": "min", "ups_on_battery": "max", "ups_seconds_on_battery": "max",
+        "ups_minutes_left": "min", "ups_battery_low": "max", "printer_error": "max",
+    }),
+})
+
+
+def rollup_view(measurement: str, samples: list[Sample], resolution: str) -> list[Sample]:
+    """Rollup buckets as the checks read points: the mean under each field's name, ROLLUP_VIEW's fields taken from their own aggregate."""
+    view = ROLLUP_VIEW.get(measurement, {})
+    if resolution == RAW or not view:
+        return samples
+    names = {f: stored_field(measurement, f, aggregate, resolution) for f, aggregate in view.items()}
+    return [Sample(s.time_ns, s.tags, {**s.fields, **{f: s.fields[n] for f, n in names.items() if n in s.fields}}) for s in samples]
 
 
 GATEWAY_KINDS = frozenset({"firewall", "router", "gateway"})
@@ -56,20 +84,28 @@ def site_context(inventory: Inventory, site_id: str) -> SiteContext:
     return SiteContext(site, agents, devices, uplink, probes, frozenset(gateways))
 
 
-def load_site_data(source: SeriesSource, ctx: SiteContext, start_ns: int, end_ns: int) -> SiteData:
-    """Everything the checks look at, read once (SourceError propagates: the caller names the store)."""
+def load_site_data(source: SeriesSource, ctx: SiteContext, start_ns: int, end_ns: int, now_ns: int | None = None) -> SiteData:
+    """Everything the checks look at, read once (SourceError propagates: the caller names the store).
+
+    Raw points for the usual windows; a rollup when the store names one for the window
+    (`source.resolution_for`), seen through `rollup_view`."""
+    resolution = source.resolution_for(start_ns, end_ns, time.time_ns() if now_ns is None else now_ns)
+
+    def read(measurement: str, tags: dict[str, str]) -> list[Sample]:
+        return rollup_view(measurement, source.samples(measurement, start_ns, end_ns, tags, resolution), resolution)
+
     site = {"site": ctx.site.id}
-    data = SiteData(start_ns, end_ns)
-    data.probe = source.samples("probe", start_ns, end_ns, site)
-    data.host = source.samples("host", start_ns, end_ns, site)
-    data.host_disk = source.samples("host_disk", start_ns, end_ns, site)
-    data.host_net = source.samples("host_net", start_ns, end_ns, site)
+    data = SiteData(start_ns, end_ns, resolution=resolution)
+    data.probe = read("probe", site)
+    data.host = read("host", site)
+    data.host_disk = read("host_disk", site)
+    data.host_net = read("host_net", site)
     for device in ctx.devices:
         if device.snmp is None:
             continue
         # By device, not site: the uplink may stand at another site (the town hall's firewall).
-        data.interface += source.samples("interface", start_ns, end_ns, {"device": device.id})
-        data.device += source.samples("device", start_ns, end_ns, {"device": device.id})
+        data.interface += read("interface", {"device": device.id})
+        data.device += read("device", {"device": device.id})
     data.interface.sort(key=lambda s: s.time_ns)
     data.device.sort(key=lambda s: s.time_ns)
     return data

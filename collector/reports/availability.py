@@ -27,6 +27,7 @@ within their site. Times are in `[alerting] timezone`, labelled; JSON has ISO 86
 from __future__ import annotations
 
 import datetime as dt
+import time
 import zoneinfo
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -38,21 +39,45 @@ from collector.availability import holds_s
 from collector.config import Inventory
 from collector.reports import i18n
 from collector.reports.render import Column, Document, Row, Table
+from collector.rollups import RAW, RESOLUTIONS, stored_field
 from collector.timeseries import Sample, SeriesSource
 
 State = Literal["up", "down", "unknown"]
 
 
-def read_availability(source: SeriesSource, inventory: Inventory, start_ns: int, end_ns: int) -> list[Sample]:
-    """Every stored `availability` point the report needs: from one hold before the period (the
-    state at its start) to its end. The one place the report reads.
+@dataclass
+class AvailabilityData:
+    """What `read_availability` read: raw verdicts, or (over a long range) the rollup's buckets of
+    `availability` and the alert history."""
 
-    Rollups (issue 19 item 1): raw points expire after the raw retention, so a period reaching
-    further back reads the older part here from the 1h rollup of `availability` (its hourly
-    `sum(up_s)`, `sum(judged_s)` and `min(up)` per series) and the `alert` history, kept long.
+    resolution: str  # "raw", "5m" or "1h" (collector.rollups)
+    samples: list[Sample]  # `availability`: raw points, or one bucket per series and bucket (up_s, judged_s sums)
+    alerts: list[Sample] = field(default_factory=list)  # `alert` events (rollup resolutions only)
+
+
+# An outage going on at the period's start began before it: its alert events are read from this far back.
+ALERT_LEAD_S = 31 * 86400.0
+
+
+def read_availability(source: SeriesSource, inventory: Inventory, start_ns: int, end_ns: int, now_ns: int | None = None) -> AvailabilityData:
+    """Every stored point the report needs. The one place the report reads.
+
+    Where the source says raw for the range (`source.resolution_for`: short and recent, or a store
+    without rollups): every `availability` point from one hold before the period (the state at its
+    start) to its end. Beyond that (raw points may be gone: they expire after the raw retention)
+    the rollup the source names (5m or 1h) of `availability`, each bucket's `sum(up_s)`,
+    `sum(judged_s)` and `min(up)` per series, from the bucket holding the start; and the `alert`
+    history, kept long in `nettvakt_events`, for the outages' start and end.
     """
+    now_ns = time.time_ns() if now_ns is None else now_ns
     lead_ns = int(longest_hold_s(inventory) * 1e9)
-    return source.samples("availability", start_ns - lead_ns, end_ns)
+    resolution = source.resolution_for(start_ns - lead_ns, end_ns, now_ns)
+    if resolution == RAW:
+        return AvailabilityData(RAW, source.samples("availability", start_ns - lead_ns, end_ns))
+    bucket_ns = int(RESOLUTIONS[resolution].bucket_s or 0) * 1_000_000_000
+    rows = source.samples("availability", start_ns - start_ns % bucket_ns, end_ns, None, resolution)
+    alerts = source.samples("alert", start_ns - int(ALERT_LEAD_S * 1e9), end_ns, None, resolution)
+    return AvailabilityData(resolution, rows, alerts)
 
 
 def longest_hold_s(inventory: Inventory) -> float:
@@ -93,11 +118,16 @@ class Availability:
     spans: list[Span]
     agent: str | None = None  # services: the agent that probes it
     outages: list[Outage] = field(default_factory=list)
+    # From the rollup's sums (a series over a long range): the seconds up, down and unknown, exact
+    # where the timeline's placement of them within a bucket is not.
+    totals: dict[State, float] | None = None
 
     def __post_init__(self) -> None:
         self.outages = outages_of(self.spans)
 
     def seconds(self, state: State) -> float:
+        if self.totals is not None:
+            return self.totals[state]
         return sum(s.end_s - s.start_s for s in self.spans if s.state == state)
 
     @property
@@ -157,6 +187,79 @@ def series_spans(samples: Iterable[Sample], start_s: float, end_s: float, hold_s
     return spans
 
 
+# Alert rule kinds whose history gives a series' outages over a long range: the series' kind, and its
+# subject as the alert engine names it (the report's ids are the same: host, device, target@host).
+OUTAGE_RULE_KINDS = {"agent_silent": "agent", "device_down": "device", "target_unreachable": "target"}
+
+
+def alert_downs(alerts: Iterable[Sample], inventory: Inventory) -> dict[tuple[str, str], list[tuple[float, float | None]]]:
+    """Per series (kind, id), its down intervals from the alert history, oldest first: from the
+    rule's `pending` event (else `firing` less the rule's `for_s`) to its `resolved` one (None:
+    still firing). A pending never followed by firing (the value recovered in time) is no outage."""
+    rules = {r.id: (OUTAGE_RULE_KINDS[r.kind], r.for_s) for r in inventory.alert if r.kind in OUTAGE_RULE_KINDS}
+    events: dict[tuple[str, str], list[tuple[float, str, float]]] = {}
+    for a in alerts:
+        rule, subject, state = a.tags.get("rule"), a.tags.get("subject"), a.tags.get("state")
+        if rule in rules and subject and state in ("pending", "firing", "resolved"):
+            kind, for_s = rules[rule]
+            events.setdefault((kind, subject), []).append((a.time_ns / 1e9, state, for_s))
+    out: dict[tuple[str, str], list[tuple[float, float | None]]] = {}
+    for key, changes in events.items():
+        downs: list[tuple[float, float | None]] = []
+        pending: float | None = None
+        firing: float | None = None
+        for t, state, for_s in sorted(changes):
+            if state == "pending":
+                pending = t if firing is None else pending
+            elif state == "firing" and firing is None:
+                firing = pending if pending is not None else t - for_s
+            elif state == "resolved" and firing is not None:
+                downs.append((firing, t))
+                pending = firing = None
+        if firing is not None:
+            downs.append((firing, None))
+        out[key] = downs
+    return out
+
+
+def rollup_series(rows: Iterable[Sample], downs: list[tuple[float, float | None]], start_s: float, end_s: float,
+                  bucket_s: float, resolution: str) -> tuple[list[Span], dict[State, float]]:
+    """One series over [start_s, end_s) from rollup buckets and its alert history: its timeline
+    (down while its alert says so, up in the rest of each bucket it was judged in, unknown in
+    buckets without judgement) and its exact totals from the buckets' sums (`sum(up_s)` up,
+    `sum(judged_s) - sum(up_s)` down, the rest of the period unknown)."""
+    up_field = stored_field("availability", "up_s", "sum", resolution)
+    judged_field = stored_field("availability", "judged_s", "sum", resolution)
+    judged_buckets: set[float] = set()
+    up = judged = 0.0
+    for row in rows:
+        b = row.time_ns / 1e9
+        row_judged, row_up = row.fields.get(judged_field), row.fields.get(up_field)
+        if isinstance(row_judged, float) and row_judged > 0:
+            judged_buckets.add(b)
+            judged += row_judged
+            up += row_up if isinstance(row_up, float) else 0.0
+    period = max(0.0, end_s - start_s)
+    totals: dict[State, float] = {"up": up, "down": max(0.0, judged - up), "unknown": max(0.0, period - judged)}
+    first = start_s - start_s % bucket_s
+    cuts = {start_s, end_s}
+    cuts.update(b for b in (first + i * bucket_s for i in range(int((end_s - first) // bucket_s) + 1)) if start_s < b < end_s)
+    intervals = [(a, end_s if b is None else b) for a, b in downs]
+    cuts.update(t for a, b in intervals for t in (a, b) if start_s < t < end_s)
+    spans: list[Span] = []
+    ordered = sorted(cuts)
+    for a, b in zip(ordered, ordered[1:]):
+        if any(lo <= a < hi for lo, hi in intervals):
+            what: State = "down"
+        else:
+            what = "up" if (a - (a - first) % bucket_s) in judged_buckets else "unknown"
+        if spans and spans[-1].state == what:
+            spans[-1] = Span(spans[-1].start_s, b, what)
+        else:
+            spans.append(Span(a, b, what))
+    return spans, totals
+
+
 def outages_of(spans: list[Span]) -> list[Outage]:
     out: list[Outage] = []
     for i, span in enumerate(spans):
@@ -202,11 +305,12 @@ class AvailabilityReport:
     services: list[Availability]  # by site (in the order of `sites`), worst first within it
     timezone: str
     site_filter: str | None = None
+    resolution: str = RAW  # what it was read from: raw verdicts, or a rollup and the alert history
 
     def to_json(self) -> dict[str, Any]:
         zone = zoneinfo.ZoneInfo(self.timezone)
         return {
-            "report": "availability", "organisation": self.organisation, "timezone": self.timezone,
+            "report": "availability", "organisation": self.organisation, "timezone": self.timezone, "resolution": self.resolution,
             "start": clock.iso(self.start_s, zone), "end": clock.iso(self.end_s, zone), "site": self.site_filter,
             "sites": [s.to_json(zone, self.end_s) for s in self.sites],
             "services": [s.to_json(zone, self.end_s) for s in self.services],
@@ -226,21 +330,30 @@ def _key(tags: dict[str, str]) -> tuple[str, str] | None:
 
 
 def build_availability_report(
-    inventory: Inventory, samples: Iterable[Sample], start_ns: int, end_ns: int, site: str | None = None,
+    inventory: Inventory, data: AvailabilityData, start_ns: int, end_ns: int, site: str | None = None,
 ) -> AvailabilityReport:
-    """`samples`: what read_availability returned, oldest first."""
+    """`data`: what read_availability returned. Raw verdicts are read as step functions
+    (`series_spans`); rollup buckets and the alert history as `rollup_series` says."""
     start_s, end_s = start_ns / 1e9, end_ns / 1e9
     beat_s = inventory.collector.availability_beat_s
     polls = {d.id: d.snmp.interval_s for d in inventory.device if d.snmp is not None}
     by_series: dict[tuple[str, str], list[Sample]] = {}
-    for sample in samples:
+    for sample in data.samples:
         key = _key(sample.tags)
         if key is not None:
             by_series.setdefault(key, []).append(sample)
+    rolled_up = data.resolution != RAW
+    downs = alert_downs(data.alerts, inventory) if rolled_up else {}
+    bucket_s = float(RESOLUTIONS[data.resolution].bucket_s or 0)
+
+    def series(kind: str, ident: str) -> tuple[list[Span], dict[State, float] | None]:
+        if rolled_up:
+            return rollup_series(by_series.get((kind, ident), []), downs.get((kind, ident), []), start_s, end_s, bucket_s, data.resolution)
+        hold = holds_s(beat_s, polls.get(ident, 0.0) if kind == "device" else 0.0)
+        return series_spans(by_series.get((kind, ident), []), start_s, end_s, hold), None
 
     def spans(kind: str, ident: str) -> list[Span]:
-        hold = holds_s(beat_s, polls.get(ident, 0.0) if kind == "device" else 0.0)
-        return series_spans(by_series.get((kind, ident), []), start_s, end_s, hold)
+        return series(kind, ident)[0]
 
     topology = Topology.from_inventory(inventory)
     sites = []
@@ -254,11 +367,12 @@ def build_availability_report(
         for agent in (a for a in inventory.agent if a.site == info.id):
             for probe in inventory.probes_for(agent):
                 ident = f"{probe.name}@{agent.id}"
-                services.append(Availability(ident, probe.name, info.id, spans("target", ident), agent=agent.id))
+                timeline, totals = series("target", ident)
+                services.append(Availability(ident, probe.name, info.id, timeline, agent=agent.id, totals=totals))
     sites.sort(key=Availability.order)
     rank = {s.id: i for i, s in enumerate(sites)}
     services.sort(key=lambda s: (rank[s.site], *s.order()))
-    return AvailabilityReport(inventory.organisation, start_s, end_s, sites, services, inventory.alerting.timezone, site)
+    return AvailabilityReport(inventory.organisation, start_s, end_s, sites, services, inventory.alerting.timezone, site, data.resolution)
 
 
 def availability_document(report: AvailabilityReport, lang: str) -> Document:
@@ -323,6 +437,6 @@ def availability_document(report: AvailabilityReport, lang: str) -> Document:
         subtitle=w["subtitle"].format(org=report.organisation, start=at(report.start_s), end=at(report.end_s)),
         summary=summary,
         blocks=[site_table, service_table, outage_table],
-        notes=[w["n_outage"], w["n_site"], w["n_unknown"]],
+        notes=[w["n_outage"], w["n_site"], w["n_unknown"], *([w["n_rollup"]] if report.resolution != RAW else [])],
         generated=dt.datetime.fromtimestamp(report.end_s, zone).date(),
     )

@@ -6,8 +6,9 @@ when named, else all but loopback and null; the busiest of them). Over the last 
 complete calendar months in the inventory's time zone (`[alerting] timezone`):
 
 - **p95 per month**, in and out: the 95th percentile (nearest rank) of the month's
-  `in_util_pct` / `out_util_pct` readings; **peak**: the highest reading. Read from raw points
-  (one per SNMP poll) for now: see `read_site_line` for where the 1h rollup takes over.
+  `in_util_pct` / `out_util_pct` readings; **peak**: the highest reading. From raw points (one
+  per SNMP poll) where the store has no rollups; else from the hourly rollup (`read_site_line`):
+  the peak exact from `_max`, the p95 over the month's hours (`HOURLY_P95_FROM`, docs/reports.md).
 - **too little data**: a month whose readings fall in fewer than `MIN_COVERED_HOURS` distinct
   hours gets no numbers, and says so.
 - **trend**: the least-squares line through the months' p95s (x = month number, months without
@@ -29,6 +30,7 @@ import bisect
 import datetime as dt
 import math
 import statistics
+import time
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Sequence
@@ -42,6 +44,7 @@ from collector.diagnose.analysis import is_round, is_uplink_line, line_util_pct,
 from collector.diagnose.data import SiteContext, site_context
 from collector.reports import i18n
 from collector.reports.render import BAR_COLOUR, Chart, Column, Document, LineSeries, Row, Table
+from collector.rollups import HOURLY, RAW, stored_field
 from collector.timeseries import Sample, SeriesSource
 
 LIMIT_PCT = 80.0  # a line whose p95 passes this needs more capacity
@@ -82,6 +85,15 @@ def report_months(today: dt.date, count: int) -> list[dt.date]:
     return [add_months(current, n) for n in range(-count, 0)]
 
 
+# How a month's p95 is read from the hourly rollup (docs/reports.md, tests/test_reports_rollups.py):
+# "1h_p95" takes the 95th percentile of the hours' `_p95` (each the largest 5-minute p95 of its hour),
+# "1h_mean" that of the hours' means. The mean smooths what happens within an hour, so the p95 of
+# hourly means lies below the p95 of the readings; the hours' p95 lies above it (a bad 5-minute
+# bucket sets its hour's). The test measures both on the same polls and holds the chosen one closer.
+HOURLY_P95_FROM = "1h_p95"
+P95_SUFFIX = {"1h_p95": "_p95", "1h_mean": ""}
+
+
 @dataclass
 class SiteLine:
     """What was read for one site's line."""
@@ -92,36 +104,49 @@ class SiteLine:
     # The field of a reading's peak is the value's own name plus this: raw points have one value
     # per poll (""); in the 1h rollup the hour's highest is `<field>_max`.
     peak_suffix: str = ""
+    # What the monthly p95 is taken over: the readings ("raw") or hours (HOURLY_P95_FROM).
+    basis: str = "raw"
+
+    @property
+    def p95_suffix(self) -> str:
+        return P95_SUFFIX.get(self.basis, "")
 
 
-def read_site_line(source: SeriesSource, ctx: SiteContext, start_ns: int, end_ns: int) -> SiteLine:
+def read_site_line(source: SeriesSource, ctx: SiteContext, start_ns: int, end_ns: int, now_ns: int | None = None) -> SiteLine:
     """Every point the report reads for one site, through the SeriesSource (SourceError propagates).
 
-    Raw points today. ROLLUP SWITCH (issue 19, retention and rollups): once raw points expire
-    before the period starts, the two reads of the period below (`interface` of the line, `probe`
-    of the site) come from the 1h rollup (retention policy `nettvakt_1h`) and `peak_suffix`
-    becomes "_max". Then `in_util_pct` is the hour's mean, so a month's p95 is the 95th
-    percentile of its hourly means (the busiest 36 hours of 720), and its peak the highest
-    `in_util_pct_max`; `rtt_ms` is the path's hourly mean, the hour's round-trip time unchanged
-    in meaning. The line's choice (the last week) may stay on raw points.
+    The months are read from the hourly rollup (retention policy `nettvakt_1h`) whenever the store
+    keeps rollups for the range (`source.resolution_for` says other than raw: with InfluxDB 1.x a
+    month is always longer than raw's two days), else from raw points (the local store, or a
+    database whose rollups were never set up). From the hourly rollup `in_util_pct` is the hour's
+    mean, the peak the highest `in_util_pct_max` (`peak_suffix` "_max": exact), the p95 per month
+    is taken over hours (HOURLY_P95_FROM), and `rtt_ms` is the path's hourly mean, the hour's
+    round-trip time unchanged in meaning. The line's choice (its last week) reads the resolution
+    the source names for that week.
     """
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    months_resolution = RAW if source.resolution_for(start_ns, end_ns, now_ns) == RAW else HOURLY
     uplink = ctx.uplink
     assert uplink is not None and uplink.snmp is not None  # the caller says why not otherwise
     named = uplink.snmp.important_interfaces
     ifname = named[0] if len(named) == 1 else None
     if ifname is None:  # several candidates, or none named: the busiest of them recently
         lookback_ns = max(start_ns, end_ns - int(LINE_LOOKBACK_S * 1e9))
+        lookback_resolution = source.resolution_for(lookback_ns, end_ns, now_ns)
         recent = [s for tags in ([{"device": uplink.id, "ifname": n} for n in named] or [{"device": uplink.id}])
-                  for s in source.samples("interface", lookback_ns, end_ns, tags)]
+                  for s in source.samples("interface", lookback_ns, end_ns, tags, lookback_resolution)]
         use: dict[str, list[float]] = defaultdict(list)
         for s in recent:
             if is_uplink_line(uplink, name := s.tags.get("ifname", "")) and (u := line_util_pct(s)) is not None:
                 use[name].append(u)
         ifname = max(use, key=lambda n: percentile(use[n], 0.95)) if use else None
-    interface = source.samples("interface", start_ns, end_ns, {"device": uplink.id, "ifname": ifname}) if ifname else []
-    rounds = [s for kind in ROUND_TRIP_KINDS for s in source.samples("probe", start_ns, end_ns, {"site": ctx.site.id, "kind": kind})
-              if is_round(s)]
-    return SiteLine(ifname, interface, sorted(rounds, key=lambda s: s.time_ns))
+    interface = source.samples("interface", start_ns, end_ns, {"device": uplink.id, "ifname": ifname}, months_resolution) if ifname else []
+    rounds = [s for kind in ROUND_TRIP_KINDS
+              for s in source.samples("probe", start_ns, end_ns, {"site": ctx.site.id, "kind": kind}, months_resolution) if is_round(s)]
+    if months_resolution == RAW:
+        return SiteLine(ifname, interface, sorted(rounds, key=lambda s: s.time_ns))
+    return SiteLine(ifname, interface, sorted(rounds, key=lambda s: s.time_ns),
+                    peak_suffix=stored_field("interface", "in_util_pct", "max", HOURLY)[len("in_util_pct"):], basis=HOURLY_P95_FROM)
 
 
 @dataclass
@@ -170,6 +195,11 @@ class Trend:
 
 
 CROSSING_ORDER = ("already", "month", "never", "no_data")
+BASIS_TEXT = {
+    "raw": "95th percentile (nearest rank) of the month's utilisation readings",
+    "1h_p95": "95th percentile (nearest rank) of the month's hourly p95s (hourly rollup: each hour's largest 5-minute p95)",
+    "1h_mean": "95th percentile (nearest rank) of the month's hourly mean utilisation (hourly rollup)",
+}
 
 
 @dataclass
@@ -210,7 +240,9 @@ class CapacityReport:
     sites: list[SiteCapacity]
     timezone: str
     limit_pct: float = LIMIT_PCT
-    basis: str = "raw"  # what the numbers rest on: raw points (read_site_line names the switch to the 1h rollup)
+    # What the numbers rest on: "raw" (the readings), or the hourly rollup with the p95 taken over the
+    # hours' p95s ("1h_p95") or means ("1h_mean"): read_site_line, HOURLY_P95_FROM.
+    basis: str = "raw"
 
     @property
     def current_month(self) -> dt.date:
@@ -228,7 +260,7 @@ class CapacityReport:
             "report": "capacity", "organisation": self.organisation, "timezone": self.timezone,
             "months": [m.strftime("%Y-%m") for m in self.months], "limit_pct": self.limit_pct, "basis": self.basis,
             "definitions": {
-                "p95": "95th percentile (nearest rank) of the month's utilisation readings", "min_covered_hours": MIN_COVERED_HOURS,
+                "p95": BASIS_TEXT.get(self.basis, self.basis), "min_covered_hours": MIN_COVERED_HOURS,
                 "trend": "least squares over the monthly p95s, percentage points per month", "min_trend_months": MIN_TREND_MONTHS,
                 "flat_pp_per_month": FLAT_PP_PER_MONTH, "busy_quantile": BUSY_QUANTILE, "quiet_quantile": QUIET_QUANTILE,
                 "min_load_hours": MIN_LOAD_HOURS,
@@ -237,7 +269,7 @@ class CapacityReport:
         }
 
 
-def _month_use(month: dt.date, samples: list[Sample], rtt_by_hour: dict[int, float], peak_suffix: str) -> MonthUse:
+def _month_use(month: dt.date, samples: list[Sample], rtt_by_hour: dict[int, float], peak_suffix: str, p95_suffix: str = "") -> MonthUse:
     hours: dict[int, list[float]] = defaultdict(list)
     for s in samples:
         if (u := line_util_pct(s)) is not None:
@@ -246,7 +278,7 @@ def _month_use(month: dt.date, samples: list[Sample], rtt_by_hour: dict[int, flo
     if not use.enough:
         return use
     for d in DIRECTIONS:
-        values = [v for s in samples if (v := num(s, f"{d}_util_pct")) is not None]
+        values = [v for s in samples if (v := num(s, f"{d}_util_pct{p95_suffix}")) is not None]
         peaks = [v for s in samples if (v := num(s, f"{d}_util_pct{peak_suffix}")) is not None]
         use.p95_pct[d] = percentile(values, 0.95) if values else None
         use.peak_pct[d] = max(peaks) if peaks else None
@@ -282,6 +314,7 @@ def build_capacity_report(inventory: Inventory, months: list[dt.date], lines: di
     zone = zoneinfo.ZoneInfo(inventory.alerting.timezone)
     bounds = [month_start_ns(m, zone) for m in months] + [month_start_ns(add_months(months[-1], 1), zone)]
     sites = []
+    bases: set[str] = set()
     for site_id, line in lines.items():
         ctx = site_context(inventory, site_id)
         device = ctx.uplink.id if ctx.uplink else None
@@ -296,11 +329,13 @@ def build_capacity_report(inventory: Inventory, months: list[dt.date], lines: di
             if 0 <= i < len(months):
                 per_month[i].append(s)
         rtt = path_rtt_ms(line.rounds, lambda t: t // HOUR_NS)
-        uses = [_month_use(m, samples, rtt, line.peak_suffix) for m, samples in zip(months, per_month)]
+        uses = [_month_use(m, samples, rtt, line.peak_suffix, line.p95_suffix) for m, samples in zip(months, per_month)]
+        bases.add(line.basis)
         trends = {d: trend_of([u.p95_pct[d] for u in uses], months[0]) for d in DIRECTIONS}
         speeds = [v for s in line.interface if (v := num(s, "speed_bps")) is not None]
         sites.append(SiteCapacity(site_id, ctx.site.name, device, line.ifname, speeds[-1] if speeds else None, uses, trends))
-    return CapacityReport(inventory.organisation, months, sites, inventory.alerting.timezone)
+    # One read resolution for every site (one range, one store); "raw" when no line had data.
+    return CapacityReport(inventory.organisation, months, sites, inventory.alerting.timezone, basis=min(bases) if bases else "raw")
 
 
 def read_capacity(inventory: Inventory, source: SeriesSource, months: list[dt.date], site_ids: Sequence[str]) -> dict[str, SiteLine | Problem]:
@@ -421,7 +456,7 @@ def capacity_document(report: CapacityReport, lang: str) -> Document:
         w["n_trend"].format(limit=limit, months=MIN_TREND_MONTHS, flat=i18n.number(FLAT_PP_PER_MONTH, lang, 2)),
         w["n_latency"].format(busy=round(BUSY_QUANTILE * 100), quiet=round(QUIET_QUANTILE * 100), hours=MIN_LOAD_HOURS),
         w["n_line"],
-        w["n_basis"],
+        w["n_basis"] if report.basis == "raw" else w[f"n_basis_{report.basis}"],
         w["n_timezone"].format(zone=report.timezone),
     ]
     return Document(

@@ -13,7 +13,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 from agent.commandline import Command, add_inventory_argument, parse_duration
 from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE
@@ -89,13 +89,16 @@ def _observed(args: argparse.Namespace, command: str, read: Callable[[], T]) -> 
         return None, EXIT_FAIL
 
 
-def _read(source: SeriesSource, wanted: list[tuple[str, int, dict[str, str] | None]], end_ns: int) -> dict[str, Points]:
-    """(tags, fields) per measurement, oldest first: one query per (measurement, since, tags).
+def _read(source: SeriesSource, wanted: list[tuple[str, int, dict[str, str] | None]], end_ns: int,
+          resolutions: Mapping[str, str] | None = None) -> dict[str, Points]:
+    """(tags, fields) per measurement, oldest first: one query per (measurement, since, tags), at
+    `resolutions[measurement]` (raw when not named).
 
     Raises SourceError (store unreachable or unreadable)."""
     out: dict[str, Points] = {}
     for measurement, start_ns, tags in wanted:
-        out.setdefault(measurement, []).extend((s.tags, dict(s.fields)) for s in source.samples(measurement, start_ns, end_ns, tags))
+        resolution = (resolutions or {}).get(measurement, "raw")
+        out.setdefault(measurement, []).extend((s.tags, dict(s.fields)) for s in source.samples(measurement, start_ns, end_ns, tags, resolution))
     return out
 
 
@@ -153,10 +156,18 @@ def run_servers(args: argparse.Namespace) -> int:
     for agent in server_agents(inventory):
         tags = {"host": agent.id}
         wanted += [("host", start_ns, tags), ("host_disk", start_ns, tags), ("service", apps_start_ns, tags), ("hardware", start_ns, tags)]
-    points, failed = _observed(args, "servers", lambda: _read(open_source(inventory, args.source), wanted, end_ns))
-    if points is None:
+
+    def read() -> tuple[dict[str, Points], str]:
+        source = open_source(inventory, args.source)
+        # Use over the period at the resolution the store names for it; programs and facts (strings) raw.
+        resolution = source.resolution_for(start_ns, end_ns, end_ns)
+        return _read(source, wanted, end_ns, {"host": resolution, "host_disk": resolution}), resolution
+
+    found, failed = _observed(args, "servers", read)
+    if found is None:
         return failed
-    report = build_servers_report(inventory, points, start_ns, end_ns)
+    points, resolution = found
+    report = build_servers_report(inventory, points, start_ns, end_ns, resolution=resolution)
     return _emit(args, "servers", servers_document(report, lang), report.to_json)
 
 
@@ -254,10 +265,10 @@ def run_availability(args: argparse.Namespace) -> int:
     lang = args.lang or inventory.alerting.language
     end_ns = time.time_ns()
     start_ns = end_ns - int(args.since * 1e9)
-    samples, failed = _observed(args, "availability", lambda: read_availability(open_source(inventory, args.source), inventory, start_ns, end_ns))
-    if samples is None:
+    data, failed = _observed(args, "availability", lambda: read_availability(open_source(inventory, args.source), inventory, start_ns, end_ns))
+    if data is None:
         return failed
-    report = build_availability_report(inventory, samples, start_ns, end_ns, site=args.site)
+    report = build_availability_report(inventory, data, start_ns, end_ns, site=args.site)
     return _emit(args, "availability", availability_document(report, lang), report.to_json)
 
 

@@ -6,6 +6,12 @@ are the programs the agent saw listening (`service` points with `kind=listen`, l
 program); its use is the average and peak of `host.cpu_pct`, `host.mem_used_pct` and
 `host_disk.used_pct` (per mount; the fullest is shown) over the period. A server whose CPU stays
 under `LowUse` is a candidate for consolidation or phasing out, with the numbers as evidence.
+
+Over a long period (`--since 30d`) `host` and `host_disk` are read at the resolution the store
+names (`SeriesSource.resolution_for`: 5-minute buckets up to 60 days, hours beyond): the average
+is then the mean of the buckets' means (the mean of the readings when every bucket holds as many,
+docs/storage.md), the peak the largest `_max` (exact), and `samples` counts buckets. Listening
+programs and hardware facts are strings, never rolled up: they stay raw (the last day).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from collector import texts
 from collector.config import AgentEntry, Inventory
 from collector.reports import i18n
 from collector.reports.render import Column, Document, Row, Table
+from collector.rollups import RAW, stored_field
 
 Points = Iterable[tuple[Mapping[str, str], Mapping[str, Any]]]
 
@@ -48,10 +55,11 @@ class Stat:
     samples: int = 0
 
     @classmethod
-    def of(cls, values: list[float]) -> "Stat":
+    def of(cls, values: list[float], peaks: list[float] | None = None) -> "Stat":
+        """`values`: readings, or rollup buckets' means; `peaks`: the buckets' maxima (None: the readings')."""
         if not values:
             return cls()
-        return cls(avg=sum(values) / len(values), peak=max(values), samples=len(values))
+        return cls(avg=sum(values) / len(values), peak=max(peaks or values), samples=len(values))
 
     def to_json(self) -> dict[str, Any]:
         return {"avg": self.avg, "peak": self.peak, "samples": self.samples}
@@ -109,6 +117,7 @@ class ServersReport:
     servers: list[ServerUse]
     low_use: LowUse
     timezone: str = "UTC"  # of the times people read (the inventory's [alerting] timezone)
+    resolution: str = RAW  # what `host` and `host_disk` were read at (collector.rollups)
 
     @property
     def candidates(self) -> list[ServerUse]:
@@ -118,6 +127,7 @@ class ServersReport:
         return {
             "report": "servers",
             "organisation": self.organisation,
+            "resolution": self.resolution,
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "low_use": {"cpu_avg_pct": self.low_use.cpu_avg_pct, "cpu_peak_pct": self.low_use.cpu_peak_pct, "min_samples": self.low_use.min_samples},
@@ -146,8 +156,14 @@ def build_servers_report(
     start_ns: int,
     end_ns: int,
     low_use: LowUse = LOW_USE,
+    resolution: str = RAW,
 ) -> ServersReport:
-    """`points`: (tags, fields) per measurement (`host`, `host_disk`, `service`, `hardware`), oldest first."""
+    """`points`: (tags, fields) per measurement (`host`, `host_disk`, `service`, `hardware`), oldest first;
+    `host` and `host_disk` at `resolution` (a rollup's buckets over a long period: the average is the
+    mean of the buckets' means, the peak the largest bucket maximum, the samples the buckets)."""
+    def peak(name: str, measurement: str = "host") -> str:
+        return stored_field(measurement, name, "max", resolution)
+
     # One pass over each measurement, by host: a month of 30 s samples is large.
     by_host: dict[str, dict[str, list[tuple[Mapping[str, str], Mapping[str, Any]]]]] = {}
     for measurement in ("host", "host_disk", "service", "hardware"):
@@ -177,14 +193,14 @@ def build_servers_report(
         facts: dict[str, Any] = {}
         for _, fields in mine.get("hardware", []):
             facts.update(fields)
-        per_mount: dict[str, list[float]] = {}
+        per_mount: dict[str, list[tuple[Mapping[str, str], Mapping[str, Any]]]] = {}
         for tags, fields in mine.get("host_disk", []):
-            if isinstance(fields.get("used_pct"), (int, float)):
-                per_mount.setdefault(tags.get("mount", ""), []).append(float(fields["used_pct"]))
-        disks = {m: Stat.of(v) for m, v in sorted(per_mount.items())}
+            per_mount.setdefault(tags.get("mount", ""), []).append((tags, fields))
+        disks = {m: Stat.of(_numbers(v, "used_pct"), _numbers(v, peak("used_pct", "host_disk"))) for m, v in sorted(per_mount.items())}
+        disks = {m: stat for m, stat in disks.items() if stat.samples}
         host = mine.get("host", [])
-        cpu = Stat.of(_numbers(host, "cpu_pct"))
-        mem = Stat.of(_numbers(host, "mem_used_pct"))
+        cpu = Stat.of(_numbers(host, "cpu_pct"), _numbers(host, peak("cpu_pct")))
+        mem = Stat.of(_numbers(host, "mem_used_pct"), _numbers(host, peak("mem_used_pct")))
         mem_total = _numbers(host, "mem_total_bytes")
         if cpu.samples < low_use.min_samples:
             verdict: Verdict = "no_data"
@@ -203,7 +219,7 @@ def build_servers_report(
         organisation=inventory.organisation,
         start=dt.datetime.fromtimestamp(start_ns / 1e9, dt.timezone.utc),
         end=dt.datetime.fromtimestamp(end_ns / 1e9, dt.timezone.utc),
-        servers=servers, low_use=low_use, timezone=inventory.alerting.timezone,
+        servers=servers, low_use=low_use, timezone=inventory.alerting.timezone, resolution=resolution,
     )
 
 

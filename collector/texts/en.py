@@ -486,6 +486,8 @@ CATALOG = Catalog(
         "n_latency": "Latency under load: per hour, the line's mean utilisation and the site's ping time (the median per agent and target, the mean over them). Busy hours are the month's hours with utilisation at or above its {busy}th percentile, quiet ones at or below its {quiet}th; the median ping time of each, with at least {hours} hours of both.",
         "n_line": "The line is the uplink device's interface in snmp.important_interfaces, else its busiest (the one nettvakt diagnose uses).",
         "n_basis": "The numbers are computed from raw points (every reading).",
+        "n_basis_1h_p95": "The numbers are computed from the hourly rollup: each month's p95 over its hours' p95s (a little above the p95 of the readings), the peak the highest reading (exact).",
+        "n_basis_1h_mean": "The numbers are computed from the hourly rollup: each month's p95 over its hourly means (below the p95 of the readings), the peak the highest reading (exact).",
         "n_timezone": "Months in the time zone {zone}.",
     },
     login_events={
@@ -568,5 +570,6 @@ CATALOG = Catalog(
         "n_outage": "An outage lasts from the first sign of failure (the agent's last sign of life, the first failed probe, the first unanswered SNMP poll) to the first sign that it works again. \"ongoing\": not over at the end of the period; \"unknown\": the data stopped before it was over. Mean time to repair counts only outages seen to end.",
         "n_site": "A site is down when its line (uplink) is down, or when two or more of its machines are known and none of them answers, as for the alerts.",
         "n_unknown": "Time without data (the collector was stopped, an agent had never reported, a target was not measured) is unknown, not up: it is left out of the percentage.",
+        "n_rollup": "Over this period the times up and down of each service are the sums the collector kept per hour (exact); the outages, and the sites' times, are from the alert history: an outage starts when its alert did (at most a few seconds after the verdict, plus the silence before it for agents) and one the alert rules did not report is counted but not listed.",
     },
 )

@@ -486,6 +486,8 @@ CATALOG = Catalog(
         "n_latency": "Forsinkelse under last: per time linjens snittutnyttelse og stedets ping-tid (medianen per agent og mål, snittet over dem). Travle timer er månedens timer med utnyttelse på eller over {busy}-persentilen, rolige på eller under {quiet}-persentilen; medianen av ping-tiden i hver, med minst {hours} timer av begge.",
         "n_line": "Linjen er opplink-enhetens grensesnitt i snmp.important_interfaces, ellers det travleste (det samme som nettvakt diagnose bruker).",
         "n_basis": "Tallene er regnet av rådata (hver avlesning).",
+        "n_basis_1h_p95": "Tallene er regnet av timesammendrag: månedens p95 over timenes p95 (litt over p95 av avlesningene), toppen den høyeste avlesningen (eksakt).",
+        "n_basis_1h_mean": "Tallene er regnet av timesammendrag: månedens p95 over timesnittene (under p95 av avlesningene), toppen den høyeste avlesningen (eksakt).",
         "n_timezone": "Måneder i tidssonen {zone}.",
     },
     login_events={
@@ -568,5 +570,6 @@ CATALOG = Catalog(
         "n_outage": "Et avbrudd varer fra det første tegnet på feil (siste livstegn fra agenten, første mislykkede probe, første svarløse SNMP-spørring) til det første tegnet på at det virker igjen. «pågår»: ikke over ved periodens slutt; «ukjent»: dataene stoppet før det var over. Snitt tid til retting regner bare avbrudd som ble sett over.",
         "n_site": "Et sted er nede når linja dit (uplink) er nede, eller når minst to av maskinene der er kjent og ingen av dem svarer, som for varslene.",
         "n_unknown": "Tid uten data (innsamleren var stoppet, en agent hadde aldri meldt seg, et mål ble ikke målt) er ukjent, ikke oppe: den er holdt utenfor prosenten.",
+        "n_rollup": "For denne perioden er tidene oppe og nede for hver tjeneste summene innsamleren tok vare på per time (eksakte); avbruddene, og stedenes tider, er fra varslingshistorikken: et avbrudd begynner der varselet begynte (høyst noen sekunder etter dommen, pluss stillheten før den for agenter), og et avbrudd ingen varslingsregel meldte, telles men listes ikke.",
     },
 )
