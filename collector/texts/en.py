@@ -570,6 +570,6 @@ CATALOG = Catalog(
         "n_outage": "An outage lasts from the first sign of failure (the agent's last sign of life, the first failed probe, the first unanswered SNMP poll) to the first sign that it works again. \"ongoing\": not over at the end of the period; \"unknown\": the data stopped before it was over. Mean time to repair counts only outages seen to end.",
         "n_site": "A site is down when its line (uplink) is down, or when two or more of its machines are known and none of them answers, as for the alerts.",
         "n_unknown": "Time without data (the collector was stopped, an agent had never reported, a target was not measured) is unknown, not up: it is left out of the percentage.",
-        "n_rollup": "Over this period the times up and down of each service are the sums the collector kept per hour (exact); the outages, and the sites' times, are from the alert history: an outage starts when its alert did (at most a few seconds after the verdict, plus the silence before it for agents) and one the alert rules did not report is counted but not listed.",
+        "n_rollup": "Over this period the times up and down of each service are the sums the collector kept per 5-minute or hourly bucket (exact); the outages, and the sites' times, are from the alert history: an outage starts when its alert did (at most a few seconds after the verdict, plus the silence before it for agents) and one the alert rules did not report is counted but not listed.",
     },
 )

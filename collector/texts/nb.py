@@ -570,6 +570,6 @@ CATALOG = Catalog(
         "n_outage": "Et avbrudd varer fra det første tegnet på feil (siste livstegn fra agenten, første mislykkede probe, første svarløse SNMP-spørring) til det første tegnet på at det virker igjen. «pågår»: ikke over ved periodens slutt; «ukjent»: dataene stoppet før det var over. Snitt tid til retting regner bare avbrudd som ble sett over.",
         "n_site": "Et sted er nede når linja dit (uplink) er nede, eller når minst to av maskinene der er kjent og ingen av dem svarer, som for varslene.",
         "n_unknown": "Tid uten data (innsamleren var stoppet, en agent hadde aldri meldt seg, et mål ble ikke målt) er ukjent, ikke oppe: den er holdt utenfor prosenten.",
-        "n_rollup": "For denne perioden er tidene oppe og nede for hver tjeneste summene innsamleren tok vare på per time (eksakte); avbruddene, og stedenes tider, er fra varslingshistorikken: et avbrudd begynner der varselet begynte (høyst noen sekunder etter dommen, pluss stillheten før den for agenter), og et avbrudd ingen varslingsregel meldte, telles men listes ikke.",
+        "n_rollup": "For denne perioden er tidene oppe og nede for hver tjeneste summene innsamleren tok vare på per femminutt eller per time (eksakte); avbruddene, og stedenes tider, er fra varslingshistorikken: et avbrudd begynner der varselet begynte (høyst noen sekunder etter dommen, pluss stillheten før den for agenter), og et avbrudd ingen varslingsregel meldte, telles men listes ikke.",
     },
 )
