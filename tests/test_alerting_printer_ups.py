@@ -10,7 +10,6 @@ all its space left, a level the device gives only as a code, a warning bit). UPS
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import pytest
@@ -19,8 +18,7 @@ from agent.points import Point
 from collector.alerting.config import AlertRule
 from collector.alerting.engine import AlertEngine
 from collector.localservers import SnmpsimServer
-from collector.snmp.poller import DevicePoller
-from collector.snmp.session import SnmpAuth, SnmpSession
+from recorded_polls import poll_recordings
 from test_alerting_engine import MONDAY_0814, FakeClock, events, inventory
 from test_snmp_printer import PRINTERS
 
@@ -35,14 +33,7 @@ BATTERY_REPLACE = AlertRule(id="battery-replace", kind="ups_battery_replace", se
 
 @pytest.fixture(scope="module")
 def printer_points(snmpsim: SnmpsimServer) -> list[Point]:
-    async def poll_all() -> list[Point]:
-        points: list[Point] = []
-        for name in PRINTERS:
-            session = SnmpSession(snmpsim.host, snmpsim.port, SnmpAuth("2c", community=name), device=name)
-            points += await DevicePoller(name, "radhus", session, None, hardware_kind="printer").poll()
-        return points
-
-    return asyncio.run(poll_all())
+    return poll_recordings(snmpsim, {name: name for name in PRINTERS}, "printer")
 
 
 def _replay(points: list[Point], now: float) -> list[Point]:
@@ -216,14 +207,7 @@ def test_ups_rules_on_every_ups_recording_fire_nothing(snmpsim: SnmpsimServer) -
     so it is no reason to page anyone."""
     from test_snmp_ups import UPSES
 
-    async def poll_all() -> list[Point]:
-        points: list[Point] = []
-        for name in UPSES:
-            session = SnmpSession(snmpsim.host, snmpsim.port, SnmpAuth("2c", community=name), device=name)
-            points += await DevicePoller(name, "radhus", session, None, hardware_kind="ups").poll()
-        return points
-
-    polled = asyncio.run(poll_all())
+    polled = poll_recordings(snmpsim, {name: name for name in UPSES}, "ups")
     apc = next(p for p in polled if p.measurement == "device" and p.tags["device"] == "apc_sua750i")
     assert (apc.fields["battery_replace_date"], apc.fields["battery_last_replaced"]) == ("2022-01-10", "2025-04-30")
     engine = AlertEngine(inventory(), [ON_BATTERY, BATTERY_LOW, BATTERY_REPLACE])

@@ -19,11 +19,8 @@ import pytest
 from agent.cli import main
 from agent.points import Point
 from collector.localservers import SnmpsimServer
-from collector.reports.hardware import hardware_document, build_hardware_report, observed_from_points, pages_per_month
-from collector.reports.render import render_csv
-from collector.snmp.poller import DevicePoller
-from collector.snmp.session import SnmpAuth, SnmpSession
-from collector.timeseries import Sample
+from collector.reports.hardware import pages_per_month
+from recorded_polls import poll_recordings
 from inventories import InventoryBuilder
 from test_reports_hardware import _csv_blocks, write_through_collector_sink
 
@@ -43,17 +40,6 @@ def inventory(folder: Path) -> InventoryBuilder:
         .device("skriver-brother", name="Skriver legekontor", hardware={"kind": "printer", "purchased": dt.date(2012, 3, 1)})
         .device("skriver-stille", name="Skriver uten data", hardware="printer")
     )
-
-
-def poll(snmpsim: SnmpsimServer) -> list[Point]:
-    async def run() -> list[Point]:
-        points: list[Point] = []
-        for device, recording in POLLED.items():
-            session = SnmpSession(snmpsim.host, snmpsim.port, SnmpAuth("2c", community=recording), device=recording)
-            points += await DevicePoller(device, "radhus", session, None, hardware_kind="printer").poll()
-        return points
-
-    return asyncio.run(run())
 
 
 def history(device: str, counts: list[float], end_ns: int) -> list[Point]:
@@ -77,7 +63,7 @@ def test_report_lists_printers_by_use_from_their_own_page_counters(
 ) -> None:
     server, db = influx_db
     now = time.time_ns()
-    polled = [Point(p.measurement, p.tags, p.fields, now - 60 * 10**9) for p in poll(snmpsim)]
+    polled = [Point(p.measurement, p.tags, p.fields, now - 60 * 10**9) for p in poll_recordings(snmpsim, POLLED, "printer")]
     latest = {p.tags["device"]: p for p in polled if p.measurement == "device"}
     assert (latest["skriver-ricoh"].fields["pages_total"], latest["skriver-konica"].fields["pages_total"]) == (271871.0, 33810.0)
     # Ten days before the polls: the ricoh printed 900 pages a day up to its recorded 271871; the
@@ -120,13 +106,6 @@ def test_report_dates_ups_batteries_by_what_the_ups_says_else_the_inventory(
     server, db = influx_db
     recordings = {"ups-radhus": "apc_sua750i", "ups-serverrom": "apc_smt750x-nmc2", "ups-helse": "eaton-mgeups_9px"}
 
-    async def run() -> list[Point]:
-        points: list[Point] = []
-        for device, recording in recordings.items():
-            session = SnmpSession(snmpsim.host, snmpsim.port, SnmpAuth("2c", community=recording), device=recording)
-            points += await DevicePoller(device, "radhus", session, None, hardware_kind="ups").poll()
-        return points
-
     path = (
         InventoryBuilder(tmp_path)
         .lifecycle("ups", 8, 18000)
@@ -137,7 +116,7 @@ def test_report_dates_ups_batteries_by_what_the_ups_says_else_the_inventory(
         .device("ups-helse", name="UPS helse", hardware={"kind": "ups", "purchased": dt.date(2020, 6, 1)})
         .influxdb(server.url, db).write()
     )
-    asyncio.run(write_through_collector_sink(path, asyncio.run(run())))
+    asyncio.run(write_through_collector_sink(path, poll_recordings(snmpsim, recordings, "ups")))
     assert main(["report", "hardware", "--inventory", str(path), "--year", "2026", "--format", "json"]) == 0
     items = {i["id"]: i for i in json.loads(capsys.readouterr().out)["items"]}
     got = {i: (items[i]["due_date"], items[i]["battery_source"], items[i]["status"], items[i]["replacement_cost_nok"])
