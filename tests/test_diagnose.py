@@ -595,6 +595,7 @@ def test_markdown_and_json() -> None:
     assert v["kind"] == "uplink_saturated" and v["evidence"]["peak_util_pct"] == 97.5
     assert v["ranges"][0]["start"] == "2026-11-18T11:10:40+00:00" and v["ranges"][0]["start_ns"] == T0 + 240 * S
     assert data["checks"]["uplink_saturated"] == "verdict" and data["language"] == "en"
+    assert data["resolution"] == "raw"  # what the checks read (tests/test_diagnose_rollups.py: 5m)
 
 
 # --- the command ---------------------------------------------------------------------------------------

@@ -83,6 +83,7 @@ class Diagnosis:
     # check name -> "verdict" | "clean" | "no_data" | "not_applicable"
     checks: dict[str, str]
     missing: list[Suggestion]
+    resolution: str = "raw"  # what the checks read: raw points, or 5-minute / hourly buckets (SiteData.resolution)
 
 
 # --- small numeric helpers ------------------------------------------------------------------
@@ -916,4 +917,4 @@ def diagnose(ctx: SiteContext, data: SiteData) -> Diagnosis:
         )
     missing = silent + missing
     verdicts.sort(key=lambda v: -v.confidence)
-    return Diagnosis(ctx.site.id, ctx.site.name, data.start_ns, data.end_ns, w.bucket_ns, verdicts, checks, missing)
+    return Diagnosis(ctx.site.id, ctx.site.name, data.start_ns, data.end_ns, w.bucket_ns, verdicts, checks, missing, data.resolution)

@@ -224,6 +224,7 @@ def to_json(d: Diagnosis, lang: str = "nb", tz: str = "Europe/Oslo") -> dict[str
         "start": _iso(d.start_ns),
         "end": _iso(d.end_ns),
         "bucket_s": d.bucket_ns / 1e9,
+        "resolution": d.resolution,
         "language": lang,
         "verdicts": [
             {

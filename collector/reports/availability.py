@@ -230,13 +230,17 @@ def rollup_series(rows: Iterable[Sample], downs: list[tuple[float, float | None]
     `sum(judged_s) - sum(up_s)` down, the rest of the period unknown)."""
     up_field = stored_field("availability", "up_s", "sum", resolution)
     judged_field = stored_field("availability", "judged_s", "sum", resolution)
+    verdict_field = stored_field("availability", "up", "min", resolution)
     judged_buckets: set[float] = set()
     up = judged = 0.0
     for row in rows:
         b = row.time_ns / 1e9
         row_judged, row_up = row.fields.get(judged_field), row.fields.get(up_field)
-        if isinstance(row_judged, float) and row_judged > 0:
+        # Judged in this bucket: it accounts judged time, or it holds a verdict (a series' first point
+        # accounts none: its time is accounted by the next point, maybe in a later bucket).
+        if (isinstance(row_judged, float) and row_judged > 0) or isinstance(row.fields.get(verdict_field), float):
             judged_buckets.add(b)
+        if isinstance(row_judged, float):
             judged += row_judged
             up += row_up if isinstance(row_up, float) else 0.0
     period = max(0.0, end_s - start_s)
