@@ -39,10 +39,12 @@ from collector.service import CollectorService, TargetState
 from collector.timeseries import open_source
 from inventories import InventoryBuilder
 from test_reports_hardware import write_through_collector_sink
-from test_reports_rollups import EXACT, HEARTBEAT_S, LONG, SHORT, TICK_S, raw_source, set_up_rollups
+from test_reports_rollups import EXACT, LONG, SHORT, raw_source, set_up_rollups
 from test_retention import ask, quick_influxd  # noqa: F401 - quick_influxd: the fixture (retention checked every second)
 
 NS = 1_000_000_000
+TICK_S = 5.0  # the alert engine's evaluation step here (the collector's judging interval)
+HEARTBEAT_S = 10.0
 MINUTE = 60
 SCENARIO_S = 3 * 3600
 BEAT_S = 300.0

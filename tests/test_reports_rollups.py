@@ -47,13 +47,6 @@ SHORT = {"raw": 3600, "5m": 3650 * DAY, "1h": 3650 * DAY}  # then raw points are
 EXACT = 1e-9  # float sums in InfluxDB against ours
 CAPACITY_P95_PP = 2.0  # a month's p95 from the hourly rollup against the readings' p95
 CAPACITY_TREND_PP = 0.5  # the trend's slope, percentage points per month
-TICK_S = 5.0  # the alert engine's evaluation step in this test (the collector's judging interval)
-HEARTBEAT_S = 10.0
-DOWN_AFTER_S = 30.0  # an agent is judged down when silent this long
-# An outage's start from the alert history is after the raw timeline's (the evidence: the last sign
-# of life) by at most the silence before the verdict and an evaluation step; its end by one step.
-OUTAGE_START_S = DOWN_AFTER_S + HEARTBEAT_S + TICK_S
-OUTAGE_END_S = HEARTBEAT_S + TICK_S
 
 
 @pytest.fixture(scope="module")
