@@ -108,6 +108,16 @@ def substitute(query: str, values: Values, time_filter: str, interval: str, span
     return query
 
 
+def raw_resolution_values(raw_policy: str = "autogen") -> Values:
+    """The hidden resolution variables as the raw rp_config row sets them (collector/rollups.py),
+    for a database the collector's retention set-up never ran on (no rp_config to read)."""
+    from collector.rollups import RAW, RESOLUTIONS, resolution_rows
+
+    (row,) = [r for r in resolution_rows(raw_policy, {name: 1 for name in RESOLUTIONS}) if r.resolution == RAW]
+    return {"rp": row.rp, "raw_rp": raw_policy, "min_sfx": row.min_sfx, "max_sfx": row.max_sfx, "p95_args": row.p95_args,
+            "events_rp": row.events_rp, "min_interval": row.min_interval}
+
+
 def _option(row: dict[str, Any]) -> str:
     """A variable's option from one row, as Grafana's InfluxDB parser takes it: SHOW TAG VALUES'
     `value`, else the column after `time` (`SELECT "rp" FROM ...`)."""
