@@ -30,6 +30,7 @@ from collector.config import StorageSettings, load_inventory
 from collector.localservers import InfluxdServer, start_influxd, wait_until
 from collector.reports.availability import build_availability_report, read_availability
 from collector.reports.capacity import HOURLY_P95_FROM, build_capacity_report, read_capacity, report_months
+from collector.reports.servers import build_servers_report
 from collector.diagnose.analysis import percentile
 from collector.retention import BackfillState, InfluxAdmin, backfill, set_up
 from collector.timeseries import InfluxSource
@@ -155,3 +156,48 @@ def test_capacity_from_the_hourly_rollup_matches_the_raw_report_and_outlives_the
 
 def _month_of(time_ns: int) -> dt.date:
     return dt.datetime.fromtimestamp(time_ns / NS, OSLO).date().replace(day=1)
+
+
+# --- servers --------------------------------------------------------------------------------------
+def test_servers_from_the_five_minute_rollup_match_the_raw_report(server: InfluxdServer, tmp_path: Path) -> None:
+    """Three days of a server's host metrics every 30 s (regular sampling, as the agent reports):
+    from the 5-minute rollup the averages equal the raw means (a mean of equal-sized bucket means)
+    and the peaks are exact (the largest bucket maximum)."""
+    database = "servers_rollups"
+    create(server, database)
+    admin, _ = set_up_rollups(server, database, tmp_path, LONG)
+    path = (
+        InventoryBuilder(tmp_path).lifecycle("server", 6, 140000)
+        .agent("srv-sak", hardware="server").agent("srv-helse", hardware="server")
+        .influxdb(server.url, database).write()
+    )
+    inventory = load_inventory(path)
+    step_s, end_s = 30, (int(time.time()) // 300) * 300  # whole 5-minute buckets end at the last one
+    start_s = end_s - 3 * DAY
+    points = []
+    for n, host in enumerate(("srv-sak", "srv-helse")):
+        for i, t in enumerate(range(start_s, end_s, step_s)):
+            # A daily swing, a busy spell every 7 hours and a few single-sample spikes.
+            cpu = 20 + 15 * (1 + ((t // 3600) % 24 > 8)) + (40 if (t // 3600) % 7 == 0 else 0) + (30 if i % 997 == 5 + n else 0)
+            points.append(Point("host", {"site": "site", "host": host}, {"cpu_pct": float(min(cpu, 100)), "mem_used_pct": 40.0 + (i % 120) / 4}, t * NS))
+            points.append(Point("host_disk", {"site": "site", "host": host, "mount": "/"}, {"used_pct": 60.0 + i / 1000}, t * NS))
+    asyncio.run(write_through_collector_sink(path, points))
+    plan = set_up_rollups(server, database, tmp_path, LONG)[1].plan
+    backfill(admin, plan, start_s * NS, end_s * NS, chunk_s=DAY)
+
+    def report(source: InfluxSource, resolution: str) -> dict[str, Any]:
+        read = {m: [(s.tags, dict(s.fields)) for s in source.samples(m, start_s * NS, end_s * NS, None, resolution)] for m in ("host", "host_disk")}
+        return build_servers_report(inventory, read, start_s * NS, end_s * NS, resolution=resolution).to_json()
+
+    raw, rolled = report(raw_source(server, database), "raw"), report(rollup_source(server, database), "5m")
+    assert (raw["resolution"], rolled["resolution"]) == ("raw", "5m")
+    for want, got in zip(raw["servers"], rolled["servers"]):
+        assert want["id"] == got["id"]
+        for key in ("cpu_pct", "mem_used_pct"):
+            assert got[key]["avg"] == pytest.approx(want[key]["avg"], abs=EXACT), key
+            assert got[key]["peak"] == want[key]["peak"], key
+        assert got["disk_used_pct"]["/"]["avg"] == pytest.approx(want["disk_used_pct"]["/"]["avg"], abs=EXACT)
+        assert got["disk_used_pct"]["/"]["peak"] == want["disk_used_pct"]["/"]["peak"]
+        assert got["verdict"] == want["verdict"]
+        # The rollup counts buckets, not readings: ten readings of 30 s in each 5 minutes.
+        assert got["cpu_pct"]["samples"] * 10 == want["cpu_pct"]["samples"]
