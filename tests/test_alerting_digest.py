@@ -190,7 +190,7 @@ def test_evaluation_goes_on_while_the_digest_waits_for_a_silent_store(tmp_path: 
 
         async def until(condition: Callable[[], bool]) -> None:
             while not condition():
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(0.01)  # how often the wait looks; the condition (under wait_for) ends it
 
         async def scenario() -> None:
             service = AlertService.from_inventory(inventory)

@@ -19,12 +19,11 @@ from agent.points import Point
 from collector.config import StorageSettings, parse_inventory
 from collector.diagnose import diagnose, load_site_data, site_context
 from collector.diagnose.render import render_json
-from collector.lineprotocol import encode_points
 from collector.localservers import InfluxdServer
 from collector.retention import backfill
 from collector.timeseries import InfluxSource
-from collector.writer import InfluxHttpSink
 from test_diagnose import S, T0, MemorySource, clean_network, device_polls, host_samples, inventory_dict, kinds, ups_inventory, ups_polls
+from test_reports_hardware import write_through_collector_sink
 from test_reports_rollups import LONG, create, set_up_rollups
 
 DAY = 86400 * S
@@ -38,14 +37,7 @@ def write(server: InfluxdServer, database: str, src: MemorySource, tmp: Path) ->
     admin, result = set_up_rollups(server, database, tmp, LONG)
     points = [Point(m, s.tags, s.fields, s.time_ns) for m, samples in src.points.items() for s in samples]
 
-    async def send() -> None:
-        sink = InfluxHttpSink(inventory.storage, inventory)
-        try:
-            await sink.write(encode_points(points))
-        finally:
-            await sink.close()
-
-    asyncio.run(send())
+    asyncio.run(write_through_collector_sink(inventory, points))
     backfill(admin, result.plan, START, time.time_ns())
 
 

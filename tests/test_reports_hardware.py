@@ -28,7 +28,7 @@ from agent.cli import main
 from agent.hwfacts import facts_from_dmidecode
 from agent.points import Point
 from collector.queue import DurableQueue
-from collector.config import load_inventory
+from collector.config import Inventory, load_inventory
 from collector.lineprotocol import encode_points
 from collector.writer import make_sink
 from collector.reports import i18n
@@ -403,9 +403,9 @@ def test_age_from_recorded_facts_and_unknown_with_a_reason(recorded_points: tupl
     assert "agenten har ikke meldt maskinvarefakta" in by_id["pc-silent"][header.index("Merknad")]
 
 
-async def write_through_collector_sink(inventory: Path, points: list[Point]) -> None:
-    """Into InfluxDB the way the collector writes (its own sink)."""
-    sink = make_sink(load_inventory(inventory))
+async def write_through_collector_sink(inventory: Path | Inventory, points: list[Point]) -> None:
+    """Into InfluxDB the way the collector writes (its own sink), for an inventory file or one parsed."""
+    sink = make_sink(inventory if isinstance(inventory, Inventory) else load_inventory(inventory))
     assert sink is not None
     try:
         await sink.write(encode_points(points))

@@ -27,7 +27,7 @@ from agent.points import Point
 from collector.alerting.engine import AlertEngine
 from collector.availability import AvailabilityRecorder
 from collector.config import StorageSettings, load_inventory
-from collector.localservers import InfluxdServer, start_influxd, wait_until
+from collector.localservers import InfluxdServer, SnmpsimServer, start_influxd, wait_until
 from collector.reports.availability import build_availability_report, read_availability
 from collector.reports.capacity import HOURLY_P95_FROM, build_capacity_report, read_capacity, report_months
 from collector.reports.servers import build_servers_report
@@ -35,6 +35,7 @@ from collector.diagnose.analysis import percentile
 from collector.retention import BackfillState, InfluxAdmin, backfill, set_up
 from collector.timeseries import InfluxSource
 from inventories import InventoryBuilder
+from recorded_polls import poll_recordings
 from test_reports_capacity import OSLO, write_year, year_inventory
 from test_reports_hardware import write_through_collector_sink
 from test_retention import ask
@@ -201,3 +202,39 @@ def test_servers_from_the_five_minute_rollup_match_the_raw_report(server: Influx
         assert got["verdict"] == want["verdict"]
         # The rollup counts buckets, not readings: ten readings of 30 s in each 5 minutes.
         assert got["cpu_pct"]["samples"] * 10 == want["cpu_pct"]["samples"]
+
+
+# --- hardware: printers' pages and UPS batteries -------------------------------------------------
+def test_hardware_report_reads_page_counts_from_rollups_and_battery_dates_raw(
+    server: InfluxdServer, snmpsim: SnmpsimServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Thirty days of page counts are read from the 5-minute rollup (`pages_total` kept as each
+    bucket's maximum); the UPS's battery dates, strings that are never rolled up, from the last
+    day's raw points. Pages per month from bucket maxima at bucket starts span up to one bucket less
+    than the raw readings: within 0.1 % of the raw answer over ten days."""
+    from test_reports_printers_ups import POLLED, history, inventory as printer_inventory
+
+    database = "hardware_rollups"
+    create(server, database)
+    admin, _ = set_up_rollups(server, database, tmp_path, LONG)
+    now = time.time_ns()
+    polled = [Point(p.measurement, p.tags, p.fields, now - 60 * NS) for p in poll_recordings(snmpsim, POLLED, "printer")]
+    polled += [Point(p.measurement, p.tags, p.fields, now - 60 * NS) for p in poll_recordings(snmpsim, {"ups-radhus": "apc_sua750i"}, "ups")]
+    points = history("skriver-ricoh", [271871.0 - 900 * d for d in range(10, 0, -1)], now) + polled
+    path = (
+        printer_inventory(tmp_path).lifecycle("ups", 8, 18000).lifecycle("ups-battery", 4, 2500)
+        .device("ups-radhus", hardware={"kind": "ups", "purchased": dt.date(2017, 11, 15)})
+        .influxdb(server.url, database).write()
+    )
+    asyncio.run(write_through_collector_sink(path, points))
+    backfill(admin, set_up_rollups(server, database, tmp_path, LONG)[1].plan, now - 11 * DAY * NS, now, chunk_s=DAY)
+    assert rollup_source(server, database).resolution_for(now - 30 * DAY * NS, now, now) == "5m"  # what the report reads at
+
+    assert main(["report", "hardware", "--inventory", str(path), "--year", "2026", "--format", "json"]) == 0
+    items = {i["id"]: i for i in json.loads(capsys.readouterr().out)["items"]}
+    raw_pages = 9000 * 30.44 / (10 - 60 / DAY)  # what the raw report says (tests/test_reports_printers_ups.py)
+    assert items["skriver-ricoh"]["pages_per_month"] == pytest.approx(raw_pages, rel=1e-3)
+    assert items["skriver-ricoh"]["pages_total"] == 271871.0
+    # The APC's dates come through although a rollup keeps no strings: replaced 2025-04-30, + 4 years.
+    battery = items["ups-radhus/battery"]
+    assert (battery["due_date"], battery["battery_source"]) == ("2029-04-30", "device_replaced")

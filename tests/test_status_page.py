@@ -145,7 +145,7 @@ def test_status_page_in_headless_chromium_shows_an_agent_going_down(tmp_path: Pa
                 deadline = time.monotonic() + 20
                 while " DOWN " not in f" {await asyncio.to_thread(agent_row)} ":
                     assert time.monotonic() < deadline, "the page never showed pc1 down"
-                    await asyncio.sleep(0.3)
+                    await asyncio.sleep(0.3)  # how often the page is reloaded; the DOWN row (or the deadline) ends it
                     await asyncio.to_thread(browser.refresh)
                 summary = await asyncio.to_thread(lambda: browser.find_element(By.ID, "summary").text)
                 assert summary.startswith("0 of 2 agents up, 1 down, 1 waiting for first report")

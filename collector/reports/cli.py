@@ -20,7 +20,8 @@ from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from agent.secrets import SecretError
 from collector import texts
 from collector.config import Inventory, InventoryError, load_inventory
-from collector.timeseries import SeriesSource, SourceConfigError, SourceError, open_source
+from collector.rollups import RAW
+from collector.timeseries import Sample, SeriesSource, SourceConfigError, SourceError, open_source
 from collector.reports.render import Document, render_csv, render_html, render_pdf, render_text
 
 # How far back the hardware report looks for the agents' facts (sent hourly, and at start),
@@ -102,6 +103,26 @@ def _read(source: SeriesSource, wanted: list[tuple[str, int, dict[str, str] | No
     return out
 
 
+def _device_facts(inventory: Inventory, source: SeriesSource, end_ns: int) -> list[Sample]:
+    """`device` samples of printers and UPSes, oldest first: page counts over PAGES_LOOKBACK_S at the
+    resolution the store names for it (`pages_total` is a counter: a rollup keeps its maximum, so the
+    increase reads alike), and the battery dates (strings, never rolled up) from the last day's raw points."""
+    start_ns = end_ns - int(PAGES_LOOKBACK_S * 1e9)
+    resolution = source.resolution_for(start_ns, end_ns, end_ns)
+    out: list[Sample] = []
+    for d in inventory.device:
+        if d.hardware.kind not in DEVICE_FACT_KINDS and d.hardware.battery is None:
+            continue
+        tags = {"device": d.id}
+        out += source.samples("device", start_ns, end_ns, tags, resolution)
+        if resolution != RAW:
+            recent = source.samples("device", end_ns - int(SIZES_LOOKBACK_S * 1e9), end_ns, tags)
+            # Only the strings: raw page counts among a rollup's bucket maxima would read as resets.
+            out += [Sample(s.time_ns, s.tags, {k: v for k, v in s.fields.items() if isinstance(v, str)}) for s in recent]
+    out.sort(key=lambda s: s.time_ns)
+    return out
+
+
 def run_hardware(args: argparse.Namespace) -> int:
     from collector.reports.hardware import build_hardware_report, hardware_document, observed_from_points
 
@@ -124,10 +145,7 @@ def run_hardware(args: argparse.Namespace) -> int:
             ("host", end_ns - int(SIZES_LOOKBACK_S * 1e9), None),
             ("host_disk", end_ns - int(SIZES_LOOKBACK_S * 1e9), None),
         ], end_ns)
-        # Printers' page counts and UPSes' battery dates: only those devices' own points.
-        device = [sample for d in inventory.device if d.hardware.kind in DEVICE_FACT_KINDS or d.hardware.battery is not None
-                  for sample in source.samples("device", end_ns - int(PAGES_LOOKBACK_S * 1e9), end_ns, {"device": d.id})]
-        observed = observed_from_points(points["hardware"], points["host"], points["host_disk"], device)
+        observed = observed_from_points(points["hardware"], points["host"], points["host_disk"], _device_facts(inventory, source, end_ns))
     except (SourceError, SecretError) as exc:  # the plan stands without observed facts: printed, saying so
         error = str(exc)
         # An unset secret is the configuration's fault (2); a store that cannot be read, the data's (1).
