@@ -264,12 +264,16 @@ def open_source(inventory: Inventory, kind: Literal["auto", "influx", "local"] =
     if storage.kind == "local" or storage.url is None:
         raise SourceConfigError("storage.kind = 'local' in the inventory: no InfluxDB URL to read from (use --source local)")
     timeout = max(storage.timeout_s, READ_TIMEOUT_S)
+    # Rollups are read where they exist: InfluxSource looks for their policies (InfluxDB 2/3: the
+    # DBRP mappings of the collector's rollup buckets), VictoriaMetrics has them wherever the
+    # collector makes them (docs/storage.md).
+    if storage.kind == "victoriametrics":
+        from collector.victoriametrics import VictoriaMetricsSource
+
+        return VictoriaMetricsSource(storage.url, str(storage.database), storage, timeout)
     if storage.kind == "influxdb_v2":
         # The v1-compatible /query endpoint takes the token as the password; the bucket maps to a database.
         token = inventory.secret(storage.token) if storage.token else None
-        return InfluxSource(storage.url, storage.database or str(storage.bucket), storage.retention_policy, "nettvakt", token, timeout,
-                            storage if storage.kind == "influxdb_v1" else None)
+        return InfluxSource(storage.url, storage.database or str(storage.bucket), storage.retention_policy, "nettvakt", token, timeout, storage)
     password = inventory.secret(storage.password) if storage.password else None
-    # Rollups exist only where the collector sets them up (InfluxDB 1.x, docs/storage.md).
-    rollups = storage if storage.kind == "influxdb_v1" else None
-    return InfluxSource(storage.url, str(storage.database), storage.retention_policy, storage.username, password, timeout, rollups)
+    return InfluxSource(storage.url, str(storage.database), storage.retention_policy, storage.username, password, timeout, storage)
