@@ -465,8 +465,9 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.wait_for(writer.drain_once(), timeout=5)
     except Exception as exc:  # the points stay queued on disk; they are written at next start
         log.info("final drain skipped (%s); points stay queued", exc)
-    if writer.rollups is not None:
-        writer.rollups.close()  # after the final drain, which folds into it
+    engine = app.get(ROLLUP_ENGINE)
+    if engine is not None:
+        engine.close()  # after the final drain, which folds into it
     await sink.close()
 
 

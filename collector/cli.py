@@ -98,11 +98,11 @@ def _storage_check(inventory: Inventory) -> dict[str, Any]:
 def _victoriametrics_check(inventory: Inventory) -> dict[str, Any]:
     """VictoriaMetrics keeps everything for one -retentionPeriod: long enough for the hourly rollups?"""
     from collector.rollups import DAY_S, RESOLUTIONS
-    from collector.victoriametrics import VictoriaMetricsError, retention_notes, retention_s
+    from collector.victoriametrics import VictoriaMetricsError, inventory_retention_s, retention_notes
 
     storage = inventory.storage
     try:
-        kept_s = retention_s(storage.url or "", storage.timeout_s)
+        kept_s = inventory_retention_s(inventory)
     except VictoriaMetricsError as exc:
         return {"checked": False, "error": f"cannot read VictoriaMetrics' -retentionPeriod: {exc}"}
     differences, notes = retention_notes(storage, kept_s)

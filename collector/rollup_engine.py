@@ -50,6 +50,7 @@ from collector.rollups import (
     rollup_fields,
     victoriametrics_db,
 )
+from collector.victoriametrics import VictoriaMetricsError, inventory_retention_s, retention_notes
 from collector.writer import BadPointsError, RetryableWriteError, Sink
 
 log = logging.getLogger("nettvakt.rollups")
@@ -177,12 +178,10 @@ def destinations(storage: StorageSettings) -> Mapping[str, Mapping[str, str]]:
 def startup_notes(inventory: Inventory) -> list[str]:
     """What the collector cannot make as [storage] asks where it makes the rollups itself, said at
     its start (blocking: asks VictoriaMetrics for its retention)."""
-    from collector.victoriametrics import VictoriaMetricsError, retention_notes, retention_s
-
     storage = inventory.storage
     if storage.kind == "victoriametrics":
         try:
-            differences, notes = retention_notes(storage, retention_s(storage.url or "", storage.timeout_s))
+            differences, notes = retention_notes(storage, inventory_retention_s(inventory))
         except VictoriaMetricsError as exc:
             return [f"its retention not read (nettvakt check reads it again): {exc}"]
         return differences + notes

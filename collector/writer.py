@@ -19,7 +19,7 @@ import json
 import logging
 import ssl
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping, Protocol
+from typing import Callable, Mapping, Protocol
 
 import aiohttp
 
@@ -27,9 +27,6 @@ from agent.points import Point
 from collector.config import Inventory, StorageSettings
 from collector.lineprotocol import LineProtocolError, encode_point
 from collector.queue import DurableQueue, QueuedBatch
-
-if TYPE_CHECKING:
-    from collector.rollup_engine import RollupEngine
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +37,12 @@ class RetryableWriteError(Exception):
 
 class BadPointsError(Exception):
     """The database refused the write because of its content (HTTP 4xx)."""
+
+
+class RollupFolder(Protocol):
+    """Told the points the storage took, before their batches leave the queue (collector/rollup_engine.py)."""
+
+    async def fold(self, batches: list[QueuedBatch], written: list[Point]) -> None: ...
 
 
 class Sink(Protocol):
@@ -167,7 +170,7 @@ class QueueWriter:
         self._wake = asyncio.Event()
         self.event_copy: EventCopy | None = None
         # Collector-side rollups (storage without continuous queries): told every point written.
-        self.rollups: RollupEngine | None = None
+        self.rollups: RollupFolder | None = None
         # Told when the events policy refused a copy (dropped since it was set up): set it up again.
         self.on_copy_refused: Callable[[str], None] | None = None
 

@@ -39,8 +39,7 @@ from collector.localservers import wait_until, wait_until_async
 from collector.queue import DurableQueue
 from collector.retention import BackfillState, InfluxAdmin, set_up
 from collector.rollup_engine import LATE_S, STATE_FILE, RollupEngine, destinations
-from collector.timeseries import InfluxSource, Sample
-from collector.victoriametrics import VictoriaMetricsSource
+from collector.timeseries import InfluxSource, Sample, VictoriaMetricsSource
 from collector.writer import QueueWriter, make_sink
 from inventories import InventoryBuilder
 from serving import serving
