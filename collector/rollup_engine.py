@@ -28,6 +28,7 @@ import logging
 import math
 import sqlite3
 import time
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -72,7 +73,8 @@ CREATE TABLE IF NOT EXISTS bucket (
     measurement TEXT NOT NULL,
     tags TEXT NOT NULL,
     start_ns INTEGER NOT NULL,
-    state TEXT NOT NULL,
+    layout TEXT NOT NULL,
+    state BLOB NOT NULL,
     PRIMARY KEY (resolution, measurement, tags, start_ns)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS mark (
@@ -83,23 +85,126 @@ CREATE TABLE IF NOT EXISTS mark (
 
 Tags = tuple[tuple[str, str], ...]
 BucketKey = tuple[str, Tags, int]  # measurement, tags (sorted, none empty), start
-# One field of an open bucket: [count, sum, min, max, the values (a p95 field's; else None)].
-Acc = list[Any]
+STATS = 4  # per field of a bucket: count, sum, min, max
+_EMPTY = (0.0, 0.0, math.inf, -math.inf)
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """What a bucket of one measurement and resolution folds, in order: raw fields (5-minute) or
+    5-minute rollup fields (hourly); `kept`: the ones whose values are kept, for a p95."""
+
+    names: tuple[str, ...]
+    kept: tuple[str, ...]
+    slot: Mapping[str, int]  # name -> its index in names
+    kept_slot: Mapping[str, int]  # name -> its index in kept
+    template: array  # the stats of an empty bucket
+
+    @classmethod
+    def of(cls, names: tuple[str, ...], kept: tuple[str, ...]) -> "Layout":
+        return cls(names, kept, MappingProxyType({n: i for i, n in enumerate(names)}),
+                   MappingProxyType({n: i for i, n in enumerate(kept)}), array("d", _EMPTY * len(names)))
+
+    @property
+    def signature(self) -> str:
+        """Stored beside each bucket: a state written under another contract is read by name."""
+        return ",".join(self.names) + "|" + ",".join(self.kept)
+
+
+class Bucket:
+    """One open bucket, compact (a few hundred bytes, not a Python float per number): the stats
+    of each field of its layout in one array of doubles, and the values of each kept field."""
+
+    __slots__ = ("stats", "values")
+
+    def __init__(self, layout: Layout):
+        self.stats = layout.template[:]
+        self.values = [array("d") for _ in layout.kept]
+
+    def add(self, layout: Layout, name: str, value: float) -> None:
+        stats, at = self.stats, STATS * layout.slot[name]
+        stats[at] += 1.0
+        stats[at + 1] += value
+        if value < stats[at + 2]:
+            stats[at + 2] = value
+        if value > stats[at + 3]:
+            stats[at + 3] = value
+        kept = layout.kept_slot.get(name)
+        if kept is not None:
+            self.values[kept].append(value)
+
+    def value(self, layout: Layout, name: str, aggregate: str) -> float | None:
+        """`aggregate` of the values of `name` folded in; None when none were."""
+        at = STATS * layout.slot[name]
+        count = self.stats[at]
+        if count == 0:
+            return None
+        if aggregate == "mean":
+            return self.stats[at + 1] / count
+        if aggregate == "sum":
+            return self.stats[at + 1]
+        if aggregate == "min":
+            return self.stats[at + 2]
+        if aggregate == "max":
+            return self.stats[at + 3]
+        return influx_percentile(list(self.values[layout.kept_slot[name]]), 95)
+
+    def copy(self) -> "Bucket":
+        twin = Bucket.__new__(Bucket)
+        twin.stats = self.stats[:]
+        twin.values = [array("d", v) for v in self.values]
+        return twin
+
+    def pack(self) -> bytes:
+        return self.stats.tobytes() + array("I", [len(v) for v in self.values]).tobytes() + b"".join(v.tobytes() for v in self.values)
+
+    @classmethod
+    def unpack(cls, layout: Layout, signature: str, blob: bytes) -> "Bucket":
+        """A bucket saved under `signature`; fields the layout no longer has are left out."""
+        names, _, kept = signature.partition("|")
+        old = Layout.of(tuple(names.split(",")) if names else (), tuple(kept.split(",")) if kept else ())
+        width = STATS * len(old.names) * 8
+        stats = array("d")
+        stats.frombytes(blob[:width])
+        counts = array("I")
+        counts.frombytes(blob[width:width + 4 * len(old.kept)])
+        at, values = width + 4 * len(old.kept), []
+        for count in counts:
+            one = array("d")
+            one.frombytes(blob[at:at + 8 * count])
+            values.append(one)
+            at += 8 * count
+        if old == layout or old.signature == layout.signature:
+            bucket = cls.__new__(cls)
+            bucket.stats, bucket.values = stats, values
+            return bucket
+        bucket = cls(layout)
+        for name, i in old.slot.items():
+            if name in layout.slot:
+                j = STATS * layout.slot[name]
+                bucket.stats[j:j + STATS] = stats[STATS * i:STATS * i + STATS]
+                if name in layout.kept_slot and name in old.kept_slot:
+                    bucket.values[layout.kept_slot[name]] = values[old.kept_slot[name]]
+        return bucket
 
 
 @dataclass(frozen=True, slots=True)
 class MeasurementPlan:
     fields: tuple[RollupField, ...]  # the 5-minute rollup's fields (collector/rollups.py)
-    sources: Mapping[str, bool]  # raw field -> whether its values are kept (for a p95)
+    raw: Layout  # a 5-minute bucket: the raw fields it folds
+    hour: Layout  # an hour: the 5-minute rollup fields it folds
+
+    @classmethod
+    def of(cls, fields: tuple[RollupField, ...]) -> "MeasurementPlan":
+        sources = tuple(dict.fromkeys(f.source for f in fields))
+        kept = tuple(dict.fromkeys(f.source for f in fields if f.aggregate == "p95"))
+        return cls(fields, Layout.of(sources, kept), Layout.of(tuple(f.name for f in fields), ()))
+
+    def layout(self, resolution: str) -> Layout:
+        return self.raw if resolution == FIVE_MINUTES else self.hour
 
 
-PLANS: Mapping[str, MeasurementPlan] = MappingProxyType({
-    spec.name: MeasurementPlan(
-        rollup_fields(spec),
-        MappingProxyType({f.source: any(g.source == f.source and g.aggregate == "p95" for g in rollup_fields(spec)) for f in rollup_fields(spec)}),
-    )
-    for spec in rolled_up_measurements()
-})
+PLANS: Mapping[str, MeasurementPlan] = MappingProxyType({spec.name: MeasurementPlan.of(rollup_fields(spec)) for spec in rolled_up_measurements()})
 
 
 def influx_percentile(values: list[float], percentile: float) -> float | None:
@@ -112,51 +217,22 @@ def influx_percentile(values: list[float], percentile: float) -> float | None:
     return sorted(values)[rank]
 
 
-def _value(acc: Acc, aggregate: str) -> float | None:
-    if aggregate == "mean":
-        return acc[1] / acc[0]
-    if aggregate == "sum":
-        return acc[1]
-    if aggregate == "min":
-        return acc[2]
-    if aggregate == "max":
-        return acc[3]
-    return influx_percentile(acc[4], 95)
-
-
-def five_minute_fields(plan: MeasurementPlan, bucket: Mapping[str, Acc]) -> dict[str, float]:
+def five_minute_fields(plan: MeasurementPlan, bucket: Bucket) -> dict[str, float]:
     """The row of a 5-minute bucket: each rollup field of a raw field the bucket holds."""
     row = {}
     for f in plan.fields:
-        acc = bucket.get(f.source)
-        if acc is not None and (value := _value(acc, f.aggregate)) is not None:
+        if (value := bucket.value(plan.raw, f.source, f.aggregate)) is not None:
             row[f.name] = value
     return row
 
 
-def hour_fields(plan: MeasurementPlan, hour: Mapping[str, Acc]) -> dict[str, float]:
+def hour_fields(plan: MeasurementPlan, hour: Bucket) -> dict[str, float]:
     """The row of an hour from its 5-minute rows: each field as OF_ROLLUPS says (mean of the means, ...)."""
     row = {}
     for f in plan.fields:
-        acc = hour.get(f.name)
-        if acc is not None and (value := _value(acc, OF_ROLLUPS[f.aggregate])) is not None:
+        if (value := hour.value(plan.hour, f.name, OF_ROLLUPS[f.aggregate])) is not None:
             row[f.name] = value
     return row
-
-
-def _add(accs: dict[str, Acc], name: str, value: float, keep: bool) -> None:
-    acc = accs.get(name)
-    if acc is None:
-        accs[name] = [1, value, value, value, [value] if keep else None]
-        return
-    acc[0] += 1
-    acc[1] += value
-    if value < acc[2]:
-        acc[2] = value
-    if value > acc[3]:
-        acc[3] = value
-    if keep:
-        acc[4].append(value)
 
 
 def tags_key(tags: Mapping[str, str]) -> Tags:
@@ -206,7 +282,7 @@ class _Closing:
     mark_ns: int
     rows: dict[str, list[Point]]  # by resolution
     closed_5m: list[BucketKey]
-    hours: dict[BucketKey, dict[str, Acc]]  # hours still open, as they are after this round
+    hours: dict[BucketKey, Bucket]  # hours still open, as they are after this round
     closed_1h: list[BucketKey]
 
 
@@ -243,20 +319,27 @@ class RollupEngine:
         self.folded_through = int(marks.get("folded_through", 0))  # the last batch id folded
         self.closed_before_ns = int(marks.get("closed_before_ns", 0))  # every 5-minute bucket before it is written
         self.stats.late_points = int(marks.get("late_points", 0))
-        self.open: dict[str, dict[BucketKey, dict[str, Acc]]] = {FIVE_MINUTES: {}, HOURLY: {}}
-        for resolution, measurement, tags, start_ns, state in self._db.execute("SELECT * FROM bucket"):
-            key = (measurement, tuple(tuple(pair) for pair in json.loads(tags)), start_ns)
-            self.open[resolution][key] = json.loads(state)
+        self.open: dict[str, dict[BucketKey, Bucket]] = {FIVE_MINUTES: {}, HOURLY: {}}
+        self._tags: dict[Tags, Tags] = {}  # one tuple per series, shared by its buckets
+        rows = self._db.execute("SELECT resolution, measurement, tags, start_ns, layout, state FROM bucket").fetchall()
+        for resolution, measurement, tags, start_ns, signature, state in rows:
+            plan = PLANS.get(measurement)
+            if plan is None:  # the contract no longer rolls it up
+                continue
+            series = tuple(tuple(pair) for pair in json.loads(tags))
+            key = (measurement, self._tags.setdefault(series, series), start_ns)
+            self.open[resolution][key] = Bucket.unpack(plan.layout(resolution), signature, state)
 
     def _set_marks(self, marks: Mapping[str, int]) -> None:
         self._db.executemany("INSERT INTO mark (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
                              list(marks.items()))
 
-    def _save_buckets(self, resolution: str, buckets: Iterable[tuple[BucketKey, dict[str, Acc]]]) -> None:
+    def _save_buckets(self, resolution: str, buckets: Iterable[tuple[BucketKey, Bucket]]) -> None:
         self._db.executemany(
-            "INSERT INTO bucket (resolution, measurement, tags, start_ns, state) VALUES (?, ?, ?, ?, ?) "
-            "ON CONFLICT(resolution, measurement, tags, start_ns) DO UPDATE SET state = excluded.state",
-            [(resolution, m, json.dumps(tags), start, json.dumps(accs)) for (m, tags, start), accs in buckets],
+            "INSERT INTO bucket (resolution, measurement, tags, start_ns, layout, state) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(resolution, measurement, tags, start_ns) DO UPDATE SET layout = excluded.layout, state = excluded.state",
+            [(resolution, m, json.dumps(tags), start, PLANS[m].layout(resolution).signature, bucket.pack())
+             for (m, tags, start), bucket in buckets],
         )
 
     def _delete_buckets(self, resolution: str, keys: Iterable[BucketKey]) -> None:
@@ -282,26 +365,27 @@ class RollupEngine:
             return
         folded_before = {id(p) for b in batches if b.id <= self.folded_through for p in b.points}
         open_5m = self.open[FIVE_MINUTES]
-        touched: dict[BucketKey, dict[str, Acc]] = {}
+        touched: dict[BucketKey, Bucket] = {}
         late = folded = 0
         for point in written:
             plan = PLANS.get(point.measurement)
             if plan is None or (folded_before and id(point) in folded_before):
                 continue
-            start = point.time_ns - point.time_ns % FIVE_MINUTE_NS
-            numbers = [(name, float(value)) for name, value in point.fields.items()
-                       if name in plan.sources and type(value) is not str]
+            layout = plan.raw
+            numbers = [(name, float(value)) for name, value in point.fields.items() if name in layout.slot and type(value) is not str]
             if not numbers:
                 continue
+            start = point.time_ns - point.time_ns % FIVE_MINUTE_NS
             if start < self.closed_before_ns:
                 late += 1
                 continue
-            key = (point.measurement, tags_key(point.tags), start)
+            series = tags_key(point.tags)
+            key = (point.measurement, self._tags.setdefault(series, series), start)
             bucket = open_5m.get(key)
             if bucket is None:
-                bucket = open_5m[key] = {}
+                bucket = open_5m[key] = Bucket(layout)
             for name, value in numbers:
-                _add(bucket, name, value, plan.sources[name])
+                bucket.add(layout, name, value)
             touched[key] = bucket
             folded += 1
         try:
@@ -327,22 +411,25 @@ class RollupEngine:
     def _closing(self, mark_ns: int) -> _Closing:
         rows: dict[str, list[Point]] = {FIVE_MINUTES: [], HOURLY: []}
         closed_5m = [key for key in self.open[FIVE_MINUTES] if key[2] < mark_ns]
-        hours: dict[BucketKey, dict[str, Acc]] = {}
+        hours: dict[BucketKey, Bucket] = {}
         for key in sorted(closed_5m, key=lambda k: k[2]):
             measurement, tags, start = key
-            plan = PLANS[measurement]
+            plan = PLANS.get(measurement)
+            if plan is None:
+                continue
             row = five_minute_fields(plan, self.open[FIVE_MINUTES][key])
             if not row:
                 continue
             rows[FIVE_MINUTES].append(Point(measurement, dict(tags), row, start))
             hour_key = (measurement, tags, start - start % HOUR_NS)
             if hour_key not in hours:  # a copy: nothing changes until the rows are written
-                hours[hour_key] = json.loads(json.dumps(self.open[HOURLY].get(hour_key, {})))
+                hour = self.open[HOURLY].get(hour_key)
+                hours[hour_key] = hour.copy() if hour is not None else Bucket(plan.hour)
             for name, value in row.items():
-                _add(hours[hour_key], name, value, False)
+                hours[hour_key].add(plan.hour, name, value)
         closed_1h = [key for key in {*self.open[HOURLY], *hours} if key[2] + HOUR_NS <= mark_ns]
         for key in sorted(closed_1h, key=lambda k: k[2]):
-            hour = hours.get(key, self.open[HOURLY].get(key, {}))
+            hour = hours.get(key) or self.open[HOURLY][key]
             row = hour_fields(PLANS[key[0]], hour)
             if row:
                 rows[HOURLY].append(Point(key[0], dict(key[1]), row, key[2]))
@@ -379,6 +466,7 @@ class RollupEngine:
         for key in closing.closed_1h:
             self.open[HOURLY].pop(key, None)
         self.closed_before_ns = closing.mark_ns
+        self._tags = {key[1]: key[1] for buckets in self.open.values() for key in buckets}  # series gone are forgotten
 
     async def run(self, caught_up: Callable[[], bool]) -> None:
         """Close what is due every CLOSE_EVERY_S while the writer is caught up (a backlog still in the

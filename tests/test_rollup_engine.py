@@ -15,7 +15,7 @@ import pytest
 
 from agent.points import Point
 from collector.queue import QueuedBatch
-from collector.rollup_engine import LATE_S, RollupEngine, influx_percentile
+from collector.rollup_engine import LATE_S, Bucket, Layout, RollupEngine, influx_percentile
 from collector.writer import BadPointsError
 from test_retention import nearest_rank_p95
 
@@ -176,3 +176,20 @@ def test_a_refused_write_changes_nothing_and_the_rows_are_written_at_the_next_ro
     assert asyncio.run(reopened.close_due()) == 2
     assert len(sink.rows["t_5m"]) == 1 and len(sink.rows["t_1h"]) == 1
     reopened.close()
+
+
+def test_a_bucket_saved_under_another_contract_is_read_by_field_name() -> None:
+    """The state outlives a collector upgrade: a field the contract added starts empty, one it
+    dropped is left out, the others keep their numbers and kept values."""
+    before = Layout.of(("rtt_ms", "old_ms", "up"), ("rtt_ms", "old_ms"))
+    after = Layout.of(("up", "rtt_ms", "new_ms"), ("rtt_ms", "new_ms"))
+    bucket = Bucket(before)
+    for value in (3.0, 1.0, 2.0):
+        bucket.add(before, "rtt_ms", value)
+        bucket.add(before, "old_ms", value * 10)
+    bucket.add(before, "up", 1.0)
+    same = Bucket.unpack(before, before.signature, bucket.pack())
+    assert same.stats == bucket.stats and same.values == bucket.values
+    moved = Bucket.unpack(after, before.signature, bucket.pack())
+    assert moved.value(after, "rtt_ms", "mean") == 2.0 and moved.value(after, "rtt_ms", "p95") == 3.0
+    assert moved.value(after, "up", "max") == 1.0 and moved.value(after, "new_ms", "mean") is None
