@@ -10,6 +10,9 @@ series and timestamp, so re-sending the good half of a bisected batch is harmles
 Event points (`alert`, `login`: collector/rollups.py) that InfluxDB took are written a second time
 into the events retention policy, kept as long as the longest rollups, once the retention set-up
 (collector/retention.py) has made it; the batch leaves the queue only when both writes are done.
+
+Where the collector makes the rollups itself (storage without continuous queries), the points the
+storage took are handed to `rollups` (collector/rollup_engine.py) before the batch leaves the queue.
 """
 
 from __future__ import annotations
