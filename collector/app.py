@@ -27,7 +27,7 @@ from agent.report import HEARTBEAT_PATH, INGEST_PATH, BatchTooLargeError
 from collector.alerting.admin import AckError, acknowledge, alert_listing, unknown_names
 from collector.alerting.context import AlertingOptions, alerting_context
 from collector.alerting.silences import SILENCES_FILE, SilenceError, SilenceStore
-from collector.appkeys import ALERTS, CONNECTIONS, INVENTORY, QUEUE, RELOADER, ROLLUPS, SERVICE, WRITER
+from collector.appkeys import ALERTS, CONNECTIONS, INVENTORY, QUEUE, RELOADER, ROLLUP_ENGINE, ROLLUPS, SERVICE, WRITER
 from collector.config import AgentEntry, Inventory
 from collector import connections
 from collector.ingest import IngestError
@@ -241,7 +241,7 @@ def health_report(app: web.Application, now_ns: int | None = None) -> dict[str, 
         )
     elif stats["queue_bytes"] > QUEUE_FULL_WARN * queue.max_bytes:
         problems.append(f"the queue is at {100 * stats['queue_bytes'] / queue.max_bytes:.0f}% of its bound; oldest points go first")
-    rollups = app.get(ROLLUPS)
+    rollups = app.get(ROLLUPS) or app.get(ROLLUP_ENGINE)
     if rollups is not None:
         body["storage"]["rollups"] = rollups.health()
         problems += rollups.problems()
@@ -465,28 +465,59 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.wait_for(writer.drain_once(), timeout=5)
     except Exception as exc:  # the points stay queued on disk; they are written at next start
         log.info("final drain skipped (%s); points stay queued", exc)
+    engine = app.get(ROLLUP_ENGINE)
+    if engine is not None:
+        engine.close()  # after the final drain, which folds into it
     await sink.close()
+
+
+def _event_copy() -> EventCopy:
+    """Event points are written whole into the events policy too (docs/storage.md)."""
+    from collector.rollups import EVENTS_RETENTION_POLICY, event_measurements
+
+    return EventCopy(EVENTS_RETENTION_POLICY, frozenset(spec.name for spec in event_measurements()))
 
 
 async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
     """InfluxDB 1.x: retention policies and continuous queries as the inventory asks (collector/retention.py)."""
     from collector.retention import RollupMaintainer
-    from collector.rollups import EVENTS_RETENTION_POLICY, event_measurements
 
     inventory = app[INVENTORY]
     writer = app.get(WRITER)
-    if writer is None or inventory.storage.kind != "influxdb_v1":
-        if inventory.storage.kind != "local":
-            log.warning("storage kind %r has no continuous queries: no rollups are made (docs/storage.md: not built yet)", inventory.storage.kind)
+    if writer is None or inventory.storage.rollups_by != "continuous_queries":
         yield
         return
 
     def copy_events(plan: object) -> None:
-        writer.event_copy = EventCopy(EVENTS_RETENTION_POLICY, frozenset(spec.name for spec in event_measurements()))
+        writer.event_copy = _event_copy()
 
     maintainer = app[ROLLUPS] = RollupMaintainer(inventory, copy_events)
     writer.on_copy_refused = lambda error: maintainer.wake()
     task = asyncio.create_task(maintainer.run(), name="retention")
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def _rollup_engine_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Storage without continuous queries: the collector makes the rollups as it writes
+    (collector/rollup_engine.py; docs/storage.md, "Storage without continuous queries")."""
+    from collector.rollup_engine import CAUGHT_UP_S, STATE_FILE, RollupEngine, destinations, startup_notes
+
+    inventory, queue = app[INVENTORY], app[QUEUE]
+    writer = app.get(WRITER)
+    if writer is None or inventory.storage.rollups_by != "collector":
+        yield
+        return
+    engine = app[ROLLUP_ENGINE] = RollupEngine(inventory.data_dir() / STATE_FILE, writer.sink, destinations(inventory.storage),
+                                               queue_highest_id=queue.highest_batch_id())
+    writer.rollups = engine  # closed by the writer's context, after its final drain folded into it
+    if inventory.storage.kind == "influxdb_v1":
+        writer.event_copy = _event_copy()  # into the policy the storage's admin made, as the rollups' (docs/storage.md)
+    for note in await asyncio.to_thread(startup_notes, inventory):
+        log.warning("%s", note)
+    log.info("rollups are made by the collector as it writes (state in %s, open buckets %s)", engine.path, engine.health()["open_buckets"])
+    task = asyncio.create_task(engine.run(lambda: queue.stats()["queue_age_s"] <= CAUGHT_UP_S), name="rollups")
     yield
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
@@ -614,6 +645,7 @@ def create_app(
     app.cleanup_ctx.append(_reload_ctx)
     app.cleanup_ctx.append(_writer_ctx)
     app.cleanup_ctx.append(_retention_ctx)
+    app.cleanup_ctx.append(_rollup_engine_ctx)
     app.cleanup_ctx.append(_housekeeping_ctx)
     app.cleanup_ctx.append(_snmp_ctx)
     app.cleanup_ctx.append(_lifecycle_ctx)

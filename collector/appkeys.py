@@ -14,6 +14,7 @@ from collector.connections import ConnectionGuard
 from collector.queue import DurableQueue
 from collector.reload import InventoryReloader
 from collector.retention import RollupMaintainer
+from collector.rollup_engine import RollupEngine
 from collector.service import CollectorService
 from collector.writer import QueueWriter
 
@@ -24,4 +25,5 @@ WRITER = web.AppKey("writer", QueueWriter)  # the writer context, when storage i
 RELOADER = web.AppKey("reloader", InventoryReloader)  # create_app, when it knows the inventory's path
 CONNECTIONS = web.AppKey("connections", ConnectionGuard)  # serve(), when it listens
 ALERTS = web.AppKey("alerts", AlertService)  # the alerting context, when alerting runs
-ROLLUPS = web.AppKey("rollups", RollupMaintainer)  # the retention context, when storage is InfluxDB 1.x
+ROLLUPS = web.AppKey("rollups", RollupMaintainer)  # the retention context, when InfluxDB 1.x's continuous queries make the rollups
+ROLLUP_ENGINE = web.AppKey("rollup_engine", RollupEngine)  # the retention context, when the collector makes them

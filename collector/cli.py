@@ -58,28 +58,58 @@ def cmd_check(args: argparse.Namespace) -> int:
         if storage.get("error"):
             print(f"{path}: storage: {storage['error']}", file=sys.stderr)
         counts = ", ".join(f"{n} {k}" for k, n in summary.items())
+        store = "VictoriaMetrics" if inventory.storage.kind == "victoriametrics" else "InfluxDB"
         if storage.get("differences"):
-            print(f"{path}: {len(storage['differences'])} difference(s) between InfluxDB and the inventory; the collector makes "
-                  "them as asked at its next start (docs/storage.md)", file=sys.stderr)
-        print(f"{path}: {'valid, but InfluxDB is not as it asks' if trouble else 'OK'} ({counts})")
+            who = ("the collector makes them as asked at its next start" if inventory.storage.rollups_by == "continuous_queries"
+                   else f"the collector cannot change them: {store}'s administrator does")
+            print(f"{path}: {len(storage['differences'])} difference(s) between {store} and the inventory; {who} (docs/storage.md)",
+                  file=sys.stderr)
+        print(f"{path}: {f'valid, but {store} is not as it asks' if trouble else 'OK'} ({counts})")
     return EXIT_FAIL if trouble else EXIT_OK
 
 
 def _storage_check(inventory: Inventory) -> dict[str, Any]:
-    """InfluxDB's retention policies and continuous queries against what the inventory asks."""
-    if inventory.storage.kind == "local":
+    """The storage's retention and rollups against what the inventory asks: InfluxDB 1.x's retention
+    policies and continuous queries, VictoriaMetrics' one retention (docs/storage.md)."""
+    storage = inventory.storage
+    if storage.kind == "local":
         return {}
-    if inventory.storage.kind != "influxdb_v1":
-        return {"checked": False, "note": f"storage kind {inventory.storage.kind!r} has no continuous queries; rollups are not compared (docs/storage.md)"}
+    if storage.kind == "victoriametrics":
+        return _victoriametrics_check(inventory)
+    if storage.rollups_by == "collector" and storage.kind != "influxdb_v1":
+        return {"checked": False, "note": f"storage kind {storage.kind!r}: the collector makes the rollups as it writes; the buckets "
+                                          "they go to and how long they are kept are not compared (docs/storage.md)"}
     from collector.influxql import InfluxQueryError
     from collector.retention import storage_differences
 
     try:
         found = storage_differences(inventory)
     except InfluxQueryError as exc:
-        return {"checked": False, "error": f"cannot compare retention policies and continuous queries with InfluxDB at {inventory.storage.url}: {exc}"}
-    return {"checked": True, "differences": [
+        return {"checked": False, "error": f"cannot compare retention policies and continuous queries with InfluxDB at {storage.url}: {exc}"}
+    note = None
+    if storage.rollups_by == "collector":  # no continuous queries (nor the dashboards' rp_config rows) are made there
+        found = [d for d in found if d.kind == "retention policy"]
+        note = "rollups = 'collector': the collector makes the rollups as it writes; only the retention policies are compared"
+    return {"checked": True, **({"note": note} if note else {}), "differences": [
         {"kind": d.kind, "name": d.name, "found": d.found, "wanted": d.wanted, "fix": list(d.fix), "text": d.text()} for d in found
+    ]}
+
+
+def _victoriametrics_check(inventory: Inventory) -> dict[str, Any]:
+    """VictoriaMetrics keeps everything for one -retentionPeriod: long enough for the hourly rollups?"""
+    from collector.rollups import DAY_S, RESOLUTIONS
+    from collector.victoriametrics import VictoriaMetricsError, inventory_retention_s, retention_notes
+
+    storage = inventory.storage
+    try:
+        kept_s = inventory_retention_s(inventory)
+    except VictoriaMetricsError as exc:
+        return {"checked": False, "error": f"cannot read VictoriaMetrics' -retentionPeriod: {exc}"}
+    differences, notes = retention_notes(storage, kept_s)
+    longest = max(r.retention_days(storage) for r in RESOLUTIONS.values())
+    return {"checked": True, "note": " ".join(notes), "differences": [
+        {"kind": "retention", "name": "-retentionPeriod", "found": f"{kept_s / DAY_S:g} days", "wanted": f"{longest} days",
+         "fix": [f"-retentionPeriod={longest}d"], "text": text} for text in differences
     ]}
 
 

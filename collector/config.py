@@ -106,11 +106,12 @@ class CollectorSettings(Model):
 
 
 class StorageSettings(Model):
-    """Where points go. `local` keeps them in the collector's durable store until InfluxDB is configured."""
+    """Where points go. `local` keeps them in the collector's durable store until InfluxDB is configured;
+    `victoriametrics` writes to its InfluxDB endpoint (/write, `database` becomes its label `db`)."""
 
-    kind: Literal["influxdb_v1", "influxdb_v2", "local"] = "local"
+    kind: Literal["influxdb_v1", "influxdb_v2", "local", "victoriametrics"] = "local"
     url: str | None = None
-    # v1 API (InfluxDB 1.x, and 2.x/3.x through their v1-compatible endpoint)
+    # v1 API (InfluxDB 1.x, and 2.x/3.x through their v1-compatible endpoint; VictoriaMetrics' label db)
     database: str | None = None
     retention_policy: str | None = None
     username: str | None = None
@@ -130,6 +131,10 @@ class StorageSettings(Model):
     raw_retention_days: int = 30
     rollup_5m_retention_days: int = 730
     rollup_1h_retention_days: int = 3650
+    # Who makes the rollups: InfluxDB 1.x's continuous queries (set up by the collector), or the
+    # collector itself as it writes (collector/rollup_engine.py), where the storage has no
+    # continuous queries or the collector's user may not create them. Default: by kind.
+    rollups: Literal["continuous_queries", "collector"] | None = None
 
     @field_validator("raw_retention_days", "rollup_5m_retention_days", "rollup_1h_retention_days", mode="before")
     @classmethod
@@ -153,13 +158,31 @@ class StorageSettings(Model):
 
     @model_validator(mode="after")
     def _required_per_kind(self) -> "StorageSettings":
-        need = {"influxdb_v1": ("url", "database"), "influxdb_v2": ("url", "org", "bucket", "token"), "local": ()}
+        need = {"influxdb_v1": ("url", "database"), "influxdb_v2": ("url", "org", "bucket", "token"), "local": (),
+                "victoriametrics": ("url", "database")}
         missing = [name for name in need[self.kind] if getattr(self, name) is None]
         if missing:
             raise ValueError(f"kind = {self.kind!r} needs {', '.join(missing)}")
+        if self.kind == "victoriametrics" and self.retention_policy is not None:
+            raise ValueError("retention_policy does not apply to kind = 'victoriametrics' (it has one retention, -retentionPeriod)")
+        if self.rollups == "continuous_queries" and self.kind != "influxdb_v1":
+            raise ValueError(f"rollups = 'continuous_queries' needs kind = 'influxdb_v1'; kind = {self.kind!r} has none "
+                             "(leave rollups out: the collector makes them)")
+        if self.rollups is not None and self.kind == "local":
+            raise ValueError("rollups does not apply to kind = 'local' (the local store keeps raw points only)")
         if self.url is not None and not re.match(r"^https?://", self.url):
             raise ValueError(f"url {self.url!r} must start with http:// or https://")
         return self
+
+    @property
+    def rollups_by(self) -> Literal["continuous_queries", "collector"] | None:
+        """Who makes the rollups: `rollups` as set, else InfluxDB 1.x's continuous queries on
+        influxdb_v1, the collector on every other storage, and nobody for `local`."""
+        if self.kind == "local":
+            return None
+        if self.rollups is not None:
+            return self.rollups
+        return "continuous_queries" if self.kind == "influxdb_v1" else "collector"
 
 
 class LifecycleKind(Model):

@@ -59,6 +59,16 @@ def _open(request: urllib.request.Request, url: str, timeout_s: float) -> bytes:
         raise InfluxUnreachableError(f"{url}: {exc}") from exc
 
 
+def http_get(url: str, path: str, params: dict[str, str] | None = None, username: str | None = None, password: str | None = None,
+             timeout_s: float = 10.0) -> bytes:
+    """GET `path` of the storage's HTTP API (blocking): VictoriaMetrics' /flags and /api/v1/export,
+    where the points written through its InfluxDB endpoint are read back."""
+    query_text = f"?{urllib.parse.urlencode(params)}" if params else ""
+    request = urllib.request.Request(f"{url.rstrip('/')}{path}{query_text}")
+    _authorise(request, username, password)
+    return _open(request, url, timeout_s)
+
+
 def write_lines(
     url: str, database: str, policy: str, body: bytes, username: str | None = None, password: str | None = None, timeout_s: float = 10.0,
 ) -> None:

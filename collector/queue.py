@@ -196,6 +196,13 @@ class DurableQueue:
             self._pending_bytes -= freed
             self._add("written_points", written_points)
 
+    def highest_batch_id(self) -> int:
+        """The largest batch id this queue ever gave out (AUTOINCREMENT: ids are never reused, also after
+        a delete); 0 for a new queue. The rollup engine tells a new queue file from the one it folded from."""
+        with self._lock:
+            row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'batch'").fetchone()
+        return int(row[0]) if row else 0
+
     def reject(self, source: str, line: str, reason: str) -> None:
         """Move a point the database refused aside, with why, so it never blocks the others."""
         with self._lock, self._db:

@@ -271,6 +271,13 @@ def qualified_source(database: str, measurement: str, resolution: str, raw_polic
     return f"{quote_ident(database)}.{middle}.{quote_ident(measurement)}"
 
 
+def victoriametrics_db(database: str, resolution: str) -> str:
+    """The label `db` (VictoriaMetrics' name for `/write?db=`) of `resolution`'s points of `database`:
+    VictoriaMetrics has no retention policies, so a rollup is told from the raw points by it:
+    `nettvakt` for raw points (and events, kept whole there), `nettvakt_5m` and `nettvakt_1h`."""
+    return database if resolution == RAW else f"{database}_{resolution}"
+
+
 def influxql_duration(seconds: float) -> str:
     """A duration as InfluxQL writes it back (`5m`, `2h`, `1w`, `730d`): the largest unit that divides it."""
     ns = round(seconds * NS)
@@ -353,6 +360,6 @@ __all__ = [
     "ANY_LENGTH_MS", "MIN_INTERVAL", "META_RETENTION_POLICY", "RP_CONFIG", "SUFFIX", "TYPE_HINT", "ResolutionRow", "resolution_rows",
     "EVENTS_RETENTION_KEY", "EVENTS_RETENTION_POLICY", "FIVE_MINUTES", "FIVE_MINUTE_MAX_RANGE_S", "HOURLY", "OF_ROLLUPS",
     "P95_UNITS", "RAW", "RAW_MAX_RANGE_S", "RESOLUTIONS", "ROLLUPS", "Resolution", "RetentionSettings", "RollupField",
-    "continuous_query_name", "event_measurements", "influxql_duration", "is_rolled_up", "qualified_source", "quote_ident", "render_storage_doc", "resolution_for", "rollups_table",
+    "continuous_query_name", "event_measurements", "victoriametrics_db", "influxql_duration", "is_rolled_up", "qualified_source", "quote_ident", "render_storage_doc", "resolution_for", "rollups_table",
     "rolled_up_measurements", "rollup_errors", "rollup_fields", "rollup_select", "stored_field",
 ]

@@ -18,15 +18,27 @@ answers `raw` to every range (it is bounded by the queue's size anyway) and serv
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Protocol
 
-from agent.contract import MEASUREMENTS_SPEC
+from agent.contract import MEASUREMENTS_SPEC, UNITS
 from collector.config import Inventory
-from collector.influxql import InfluxQueryError, query
-from collector.rollups import EVENTS_RETENTION_POLICY, RAW, RESOLUTIONS, ROLLUPS, RetentionSettings, qualified_source, resolution_for
+from collector.influxql import InfluxQueryError, http_get, query
+from collector.rollups import (
+    EVENTS_RETENTION_POLICY,
+    NS,
+    RAW,
+    RESOLUTIONS,
+    ROLLUPS,
+    RetentionSettings,
+    qualified_source,
+    resolution_for,
+    rollup_fields,
+    victoriametrics_db,
+)
 
 # Reading a day of probe points is one large answer; the write timeout (storage.timeout_s) is
 # sized for small batches, so reads get at least this long.
@@ -254,6 +266,85 @@ class LocalSource:
         return out
 
 
+def _label(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def stored_names(measurement: str, resolution: str) -> tuple[str, ...]:
+    """The fields of `measurement` VictoriaMetrics holds at `resolution`: the contract's numeric
+    fields for raw points (and events, kept raw), the rollup fields for a rollup."""
+    spec = MEASUREMENTS_SPEC[measurement]
+    if resolution == RAW or spec.events:
+        return tuple(f.name for f in spec.fields.values() if UNITS[f.unit].type == "float")
+    return tuple(f.name for f in rollup_fields(spec))
+
+
+class VictoriaMetricsSource:
+    """VictoriaMetrics (`[storage] kind = "victoriametrics"`) over its `/api/v1/export`: a point
+    `m,tag=v f=1.5` written to `/write?db=D` is the sample `m_f{tag="v", db="D"}`; the collector's
+    rollups are the same series with `db` = `D_5m` / `D_1h` (collector.rollups.victoriametrics_db).
+    Samples as InfluxSource gives them, one per series and time, fields by name; string fields are
+    not there (VictoriaMetrics keeps numbers only)."""
+
+    def __init__(self, url: str, database: str, retention: RetentionSettings | None, timeout_s: float = READ_TIMEOUT_S,
+                 username: str | None = None, password: str | None = None):
+        self.url = url.rstrip("/")
+        self.database = database
+        self.retention = retention
+        self.timeout_s = timeout_s
+        self.username = username
+        self.password = password
+
+    def resolution_for(self, start_ns: int, end_ns: int, now_ns: int) -> str:
+        """`collector.rollups.resolution_for`'s answer (the collector writes the rollups here)."""
+        if self.retention is None:
+            return RAW
+        return resolution_for(start_ns, end_ns, now_ns, self.retention).name
+
+    def selector(self, measurement: str, resolution: str, tags: Mapping[str, str] | None = None) -> str:
+        """The series selector of `measurement`'s fields at `resolution` (MetricsQL, also what a
+        Grafana panel over a Prometheus data source would use)."""
+        names = stored_names(measurement, resolution)
+        spec = MEASUREMENTS_SPEC[measurement]
+        db = victoriametrics_db(self.database, RAW if spec.events else resolution)
+        matchers = [f'__name__=~{_label(re.escape(measurement) + "_(" + "|".join(re.escape(n) for n in names) + ")")}', f"db={_label(db)}"]
+        matchers += [f"{k}={_label(v)}" for k, v in sorted((tags or {}).items())]
+        return "{" + ", ".join(matchers) + "}"
+
+    def samples(
+        self, measurement: str, start_ns: int, end_ns: int, tags: Mapping[str, str] | None = None, resolution: str = RAW
+    ) -> list[Sample]:
+        if resolution not in RESOLUTIONS:
+            raise ValueError(f"resolution {resolution!r}: expected one of {', '.join(RESOLUTIONS)}")
+        if not stored_names(measurement, resolution):
+            return []
+        params = {"match[]": self.selector(measurement, resolution, tags), "start": f"{start_ns / NS:.3f}", "end": f"{end_ns / NS:.3f}"}
+        try:
+            body = http_get(self.url, "/api/v1/export", params, self.username, self.password, self.timeout_s)
+        except InfluxQueryError as exc:
+            raise SourceError(f"VictoriaMetrics at {self.url}: {exc}") from exc
+        prefix = len(measurement) + 1
+        rows: dict[tuple[tuple[tuple[str, str], ...], int], dict[str, float | str]] = {}
+        try:
+            for line in body.splitlines():
+                if not line.strip():
+                    continue
+                series: dict[str, Any] = json.loads(line)
+                labels = series["metric"]
+                name = str(labels["__name__"])[prefix:]
+                sample_tags = tuple(sorted((str(k), str(v)) for k, v in labels.items() if k not in ("__name__", "db")))
+                for ms, value in zip(series["timestamps"], series["values"]):
+                    time_ns = int(ms) * 1_000_000
+                    if start_ns <= time_ns < end_ns and value is not None:
+                        # A sample written twice (a replay after a crash) is the same value: the last one stands.
+                        rows.setdefault((sample_tags, time_ns), {})[name] = float(value)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SourceError(f"VictoriaMetrics at {self.url}: an export line that is not what it writes: {exc!r}") from exc
+        out = [Sample(time_ns, dict(sample_tags), fields) for (sample_tags, time_ns), fields in rows.items()]
+        out.sort(key=lambda s: s.time_ns)
+        return out
+
+
 def open_source(inventory: Inventory, kind: Literal["auto", "influx", "local"] = "auto") -> SeriesSource:
     """The store the inventory's collector writes to; `auto` follows `storage.kind`."""
     storage = inventory.storage
@@ -264,12 +355,14 @@ def open_source(inventory: Inventory, kind: Literal["auto", "influx", "local"] =
     if storage.kind == "local" or storage.url is None:
         raise SourceConfigError("storage.kind = 'local' in the inventory: no InfluxDB URL to read from (use --source local)")
     timeout = max(storage.timeout_s, READ_TIMEOUT_S)
+    # Rollups are read where they exist: InfluxSource looks for their policies (InfluxDB 2/3: the
+    # DBRP mappings of the collector's rollup buckets), VictoriaMetrics has them wherever the
+    # collector makes them (docs/storage.md).
+    password = inventory.secret(storage.password) if storage.password else None
+    if storage.kind == "victoriametrics":
+        return VictoriaMetricsSource(storage.url, str(storage.database), storage, timeout, storage.username, password)
     if storage.kind == "influxdb_v2":
         # The v1-compatible /query endpoint takes the token as the password; the bucket maps to a database.
         token = inventory.secret(storage.token) if storage.token else None
-        return InfluxSource(storage.url, storage.database or str(storage.bucket), storage.retention_policy, "nettvakt", token, timeout,
-                            storage if storage.kind == "influxdb_v1" else None)
-    password = inventory.secret(storage.password) if storage.password else None
-    # Rollups exist only where the collector sets them up (InfluxDB 1.x, docs/storage.md).
-    rollups = storage if storage.kind == "influxdb_v1" else None
-    return InfluxSource(storage.url, str(storage.database), storage.retention_policy, storage.username, password, timeout, rollups)
+        return InfluxSource(storage.url, storage.database or str(storage.bucket), storage.retention_policy, "nettvakt", token, timeout, storage)
+    return InfluxSource(storage.url, str(storage.database), storage.retention_policy, storage.username, password, timeout, storage)

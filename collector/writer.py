@@ -10,6 +10,9 @@ series and timestamp, so re-sending the good half of a bisected batch is harmles
 Event points (`alert`, `login`: collector/rollups.py) that InfluxDB took are written a second time
 into the events retention policy, kept as long as the longest rollups, once the retention set-up
 (collector/retention.py) has made it; the batch leaves the queue only when both writes are done.
+
+Where the collector makes the rollups itself (storage without continuous queries), the points the
+storage took are handed to `rollups` (collector/rollup_engine.py) before the batch leaves the queue.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import json
 import logging
 import ssl
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Callable, Mapping, Protocol
 
 import aiohttp
 
@@ -39,8 +42,14 @@ class BadPointsError(Exception):
     """The database refused the write because of its content (HTTP 4xx)."""
 
 
+class RollupFolder(Protocol):
+    """Told the points the storage took, before their batches leave the queue (collector/rollup_engine.py)."""
+
+    async def fold(self, batches: list[QueuedBatch], written: list[Point]) -> None: ...
+
+
 class Sink(Protocol):
-    async def write(self, body: bytes, retention_policy: str | None = None) -> None: ...
+    async def write(self, body: bytes, retention_policy: str | None = None, where: Mapping[str, str] | None = None) -> None: ...
     async def close(self) -> None: ...
 
 
@@ -51,7 +60,7 @@ def _ssl_context(settings: StorageSettings) -> ssl.SSLContext | bool:
 
 
 class InfluxHttpSink:
-    """InfluxDB write API over HTTP: v1 (/write, db+rp, user/password) or v2 (/api/v2/write, org/bucket/token)."""
+    """InfluxDB write API over HTTP: v1 (/write, db+rp, user/password; VictoriaMetrics' too) or v2 (/api/v2/write, org/bucket/token)."""
 
     def __init__(self, settings: StorageSettings, inventory: Inventory):
         assert settings.url is not None
@@ -59,7 +68,7 @@ class InfluxHttpSink:
         headers = {"Content-Type": "text/plain; charset=utf-8"}
         params: dict[str, str] = {"precision": "ns"}
         auth = None
-        if settings.kind == "influxdb_v1":
+        if settings.kind in ("influxdb_v1", "victoriametrics"):
             self.url = f"{base}/write"
             params["db"] = settings.database or ""
             if settings.retention_policy:
@@ -80,9 +89,12 @@ class InfluxHttpSink:
             connector=aiohttp.TCPConnector(ssl=_ssl_context(settings)),
         )
 
-    async def write(self, body: bytes, retention_policy: str | None = None) -> None:
-        """Write line protocol; `retention_policy` (v1 only) instead of the configured one."""
+    async def write(self, body: bytes, retention_policy: str | None = None, where: Mapping[str, str] | None = None) -> None:
+        """Write line protocol; `retention_policy` (v1 only) instead of the configured one; `where`:
+        query parameters in place of the configured ones of the same names (where rollups go)."""
         params = self.params if retention_policy is None else {**self.params, "rp": retention_policy}
+        if where:
+            params = {**params, **where}
         try:
             async with self._session.post(self.url, params=params, data=body) as resp:
                 text = await resp.text()
@@ -124,18 +136,18 @@ class WriterStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-Line = tuple[str, str, str]
-"""(source, line protocol, measurement) of one point."""
+Line = tuple[str, str, Point]
+"""(source, line protocol, the point) of one point."""
 
 
 def encode_batches(batches: list[QueuedBatch]) -> tuple[list[Line], list[tuple[str, str, str]]]:
-    """(source, line, measurement) of every point the encoder can write, and (source, point as JSON, why) of the rest."""
+    """(source, line, point) of every point the encoder can write, and (source, point as JSON, why) of the rest."""
     lines: list[Line] = []
     unwritable: list[tuple[str, str, str]] = []
     for batch in batches:
         for point in batch.points:
             try:
-                lines.append((batch.source, encode_point(point), point.measurement))
+                lines.append((batch.source, encode_point(point), point))
             except LineProtocolError as exc:
                 unwritable.append((batch.source, json.dumps(point.to_json(), default=repr)[:2000], f"line protocol: {exc}"))
     return lines, unwritable
@@ -160,6 +172,8 @@ class QueueWriter:
         self.stats = WriterStats()
         self._wake = asyncio.Event()
         self.event_copy: EventCopy | None = None
+        # Collector-side rollups (storage without continuous queries): told every point written.
+        self.rollups: RollupFolder | None = None
         # Told when the events policy refused a copy (dropped since it was set up): set it up again.
         self.on_copy_refused: Callable[[str], None] | None = None
 
@@ -200,6 +214,8 @@ class QueueWriter:
             await asyncio.to_thread(self.queue.reject, source, text, reason)
         written = await self._write_lines(lines) if lines else []
         await self._copy_events(written)
+        if self.rollups is not None:  # folded (and its state committed) before the batches leave the queue
+            await self.rollups.fold(batches, [point for _, _, point in written])
         await asyncio.to_thread(self.queue.ack, [b.id for b in batches], len(written))
         self.stats.batches_written += len(batches)
         return len(lines) + len(unwritable)
@@ -225,7 +241,7 @@ class QueueWriter:
         copy = self.event_copy
         if copy is None:
             return
-        events = [line for _, line, measurement in written if measurement in copy.measurements]
+        events = [line for _, line, point in written if point.measurement in copy.measurements]
         if not events:
             return
         try:
