@@ -37,7 +37,7 @@ from agent.commandline import Command
 from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE, run_until_signal
 from agent.runner import Agent, AgentSettings
 from collector.app import serve
-from collector.config import load_inventory
+from collector.config import Inventory, load_inventory
 from collector.demo_inventory import DEMO_AGENT, DEMO_DATABASE, DEMO_DEVICES, RECORDINGS, demo_inventory, write_communities
 from collector.localservers import (
     InfluxdServer,
@@ -171,6 +171,32 @@ def _print_where(where: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+async def _run(inventory: Inventory, agent: Agent, inbox: AlertInbox, where: dict[str, Any], args: argparse.Namespace) -> None:
+    """The alert inbox, the collector and the agent, until cancelled or --duration has passed."""
+    async with inbox.serving():
+        collector_ready = asyncio.Event()
+        server = asyncio.create_task(serve(inventory, ready=lambda url: collector_ready.set()))
+        ready = asyncio.create_task(collector_ready.wait())
+        await asyncio.wait({server, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if server.done():  # it failed before it listened: say why instead of waiting for ever
+            ready.cancel()
+            server.result()
+        if args.json:
+            print(json.dumps(where), flush=True)
+        else:
+            _print_where(where)
+        agent_task = asyncio.create_task(agent.run())
+        try:
+            if args.duration:
+                await asyncio.sleep(args.duration)
+            else:
+                await asyncio.gather(server, agent_task)
+        finally:
+            for task in (agent_task, server):
+                task.cancel()
+            await asyncio.gather(agent_task, server, return_exceptions=True)
+
+
 def run_demo(args: argparse.Namespace) -> int:
     if args.lab:
         from collector.lab.demo import run_lab_demo
@@ -207,33 +233,7 @@ def run_demo(args: argparse.Namespace) -> int:
             )
         )
         where = _where(port, inventory_path, workdir, influx, snmpsim, snmpsim_said, inbox)
-        alert_inbox = inbox
-
-        async def everything() -> None:
-            async with alert_inbox.serving():
-                collector_ready = asyncio.Event()
-                server = asyncio.create_task(serve(inventory, ready=lambda url: collector_ready.set()))
-                ready = asyncio.create_task(collector_ready.wait())
-                await asyncio.wait({server, ready}, return_when=asyncio.FIRST_COMPLETED)
-                if server.done():  # it failed before it listened: say why instead of waiting for ever
-                    ready.cancel()
-                    server.result()
-                if args.json:
-                    print(json.dumps(where), flush=True)
-                else:
-                    _print_where(where)
-                agent_task = asyncio.create_task(agent.run())
-                try:
-                    if args.duration:
-                        await asyncio.sleep(args.duration)
-                    else:
-                        await asyncio.gather(server, agent_task)
-                finally:
-                    for task in (agent_task, server):
-                        task.cancel()
-                    await asyncio.gather(agent_task, server, return_exceptions=True)
-
-        run_until_signal(everything())
+        run_until_signal(_run(inventory, agent, inbox, where, args))
         return EXIT_OK
     except Exception as exc:  # the demo reports any start failure plainly, then cleans up below
         log.error("demo failed: %s", exc)

@@ -105,7 +105,9 @@ def assert_devices_polled(inventory_path: Path) -> None:
     wan1 = latest(samples("interface", device="fw-demo", ifname="wan1"), "in_bps").fields
     for field, column in (("in_bps", "6"), ("out_bps", "10")):
         expected_bps = 8 * numeric(fw, f"1.3.6.1.2.1.31.1.1.1.{column}.1")["rate"]
-        assert abs(wan1[field] - expected_bps) <= 0.05 * expected_bps, (field, wan1[field], expected_bps)
+        # The counter is read within its walk, the rate timed from the walk's middle: a slow walk
+        # on a busy machine moves a 10 s interval by a few hundred ms.
+        assert abs(wan1[field] - expected_bps) <= 0.1 * expected_bps, (field, wan1[field], expected_bps)
     # Against the 50 Mbit/s line the inventory names, not the 1 Gbit/s port.
     assert abs(wan1["in_util_pct"] - wan1["in_bps"] / 50e6 * 100) < 1e-6
     cpu = numeric(fw, "1.3.6.1.4.1.12356.101.4.1.3.0")
