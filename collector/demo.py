@@ -126,6 +126,15 @@ class AlertInbox:
         self.sock.close()
 
 
+def _nettvakt_command() -> str:
+    """How to run nettvakt from a shell: by name when PATH finds this install's, else by its path
+    (scripts/demo.sh runs .venv/bin/nettvakt, which is seldom on PATH)."""
+    beside = Path(sys.executable).parent / "nettvakt"
+    if beside.is_file() and shutil.which("nettvakt") != str(beside):
+        return str(beside)
+    return "nettvakt"
+
+
 def _where(port: int, inventory_path: Path, workdir: Path, influx: InfluxdServer | None,
            snmpsim: SnmpsimServer | None, snmpsim_said: str, inbox: AlertInbox) -> dict[str, Any]:
     """What the demo prints: where to look, and what to try."""
@@ -140,7 +149,7 @@ def _where(port: int, inventory_path: Path, workdir: Path, influx: InfluxdServer
         "snmpsim": snmpsim_said,
         "channel": f"webhook {inbox.url}",
         "received": str(inbox.path),
-        "report": f"nettvakt report hardware --inventory {inventory_path}",
+        "report": f"{_nettvakt_command()} report hardware --inventory {inventory_path}",
     }
     if influx is not None:
         where["influxdb"] = influx.url
