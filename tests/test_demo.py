@@ -55,13 +55,21 @@ def start_demo(
     return proc, json.loads(line)
 
 
-def stop_demo(proc: subprocess.Popen[str], tmp_path: Path) -> None:
-    """SIGTERM, as Ctrl-C or a service manager stops it: exit 0, and nothing the demo started is left."""
+def stop_demo(proc: subprocess.Popen[str], tmp_path: Path) -> tuple[int | None, list[dict]]:
+    """SIGTERM, as Ctrl-C or a service manager stops it: its exit status, and whatever still runs
+    from the test's folder (the demo's influxd, snmpsim); asserted after a `finally`, so a failing
+    check inside is not hidden by this one."""
     proc.terminate()
-    assert proc.wait(60) == 0
-    leftovers = [p.info for p in psutil.process_iter(["name", "cmdline"])
-                 if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
-    assert not leftovers
+    try:
+        status: int | None = proc.wait(60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+        status = None
+    leftovers = [p for p in psutil.process_iter(["pid", "name", "cmdline"]) if str(tmp_path) in " ".join(p.info["cmdline"] or [])]
+    for process in leftovers:  # the test fails on them, and leaves none running either
+        process.kill()
+    return status, [p.info for p in leftovers]
 
 
 def recorded(recording: str, oid: str) -> tuple[str, str]:
@@ -194,7 +202,8 @@ def test_demo_shows_devices_an_alert_and_a_replacement_plan(tmp_path: Path) -> N
         assert abs(years - LIFECYCLE_KINDS["ups-battery"][0]) < 0.01
         assert sum(f["units"] for f in plan["forecast"]) >= 5 and plan["forecast_total_nok"] > 0
     finally:
-        stop_demo(proc, tmp_path)
+        stopped = stop_demo(proc, tmp_path)
+    assert stopped == (0, [])
 
 
 def test_demo_without_influxdb_keeps_the_points_in_the_local_store(tmp_path: Path) -> None:
@@ -209,7 +218,8 @@ def test_demo_without_influxdb_keeps_the_points_in_the_local_store(tmp_path: Pat
         source = open_source(load_inventory(Path(where["inventory"])))
         assert source.samples("host", 0, time.time_ns(), {"host": DEMO_AGENT})
     finally:
-        stop_demo(proc, tmp_path)
+        stopped = stop_demo(proc, tmp_path)
+    assert stopped == (0, [])
 
 
 # The demo as on a machine without snmpsim: its program cannot be found.
@@ -232,6 +242,7 @@ def test_demo_without_snmpsim_runs_without_devices_and_says_so_once(tmp_path: Pa
         health = wait_until(lambda: json.loads(get(where["health"])), 20, "the collector's health")
         assert "alerting" in health  # rules and a channel: the alert engine runs
     finally:
-        stop_demo(proc, tmp_path)
+        stopped = stop_demo(proc, tmp_path)
+    assert stopped == (0, [])
     # Said once, where the demo says where to look; the log does not say it again.
     assert "pip install snmpsim" not in (tmp_path / "demo.log").read_text(encoding="utf-8")
