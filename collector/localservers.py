@@ -344,6 +344,24 @@ def _snmpget_probe(
     return lambda: subprocess.run(argv, capture_output=True, env=env, timeout=10).returncode == 0
 
 
+def _pysnmp_get_probe(host: str, port: int, community: str, oid: str) -> Callable[[], bool]:
+    """As _snmpget_probe, with the collector's own SNMP client: for machines without net-snmp's
+    snmpget (the demo needs only snmpsim). Not in a namespace: the client runs in this process."""
+
+    async def answers() -> bool:
+        from collector.snmp.session import SnmpAuth, SnmpError, SnmpSession, close_engines
+
+        session = SnmpSession(host, port, SnmpAuth("2c", community=community), timeout_s=1, retries=0)
+        try:
+            return bool(await session.get([oid]))
+        except SnmpError:
+            return False
+        finally:
+            close_engines()
+
+    return lambda: asyncio.run(answers())
+
+
 def _pick_port(host: str, port: int | None, netns: str | None, default_in_netns: int, kind: str = "tcp") -> int:
     """The given port; else a free one (root namespace) or a fixed default (inside a namespace)."""
     if port is not None:
@@ -726,7 +744,12 @@ def start_snmpsim(
     if os.geteuid() == 0:
         env["SNMPSIM_ALLOW_ROOT"] = "true"
     community = "fortigate_60f" if "fortigate_60f" in stems else stems[0]
-    probe = _snmpget_probe(host, port, community, SYS_OBJECT_ID_OID, netns, workdir / "snmp-client")
+    try:
+        probe = _snmpget_probe(host, port, community, SYS_OBJECT_ID_OID, netns, workdir / "snmp-client")
+    except ServiceError:
+        if netns is not None:
+            raise
+        probe = _pysnmp_get_probe(host, port, community, SYS_OBJECT_ID_OID)
     proc = ManagedProcess.start("snmpsim", _in_netns(netns, cmd), workdir / "snmpsim.log", env=env, cwd=workdir)
     server = SnmpsimServer(host, port, proc, data_dir, netns)
     _wait_ready(proc, probe, timeout_s, f"snmpget -v2c -c {community} of sysObjectID on udp {_hostport(host, port)}")
