@@ -20,7 +20,7 @@ from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE
 from agent.secrets import SecretError
 from collector import texts
 from collector.config import Inventory, InventoryError, load_inventory
-from collector.rollups import RAW
+from collector.rollups import RAW, RESOLUTIONS
 from collector.timeseries import Sample, SeriesSource, SourceConfigError, SourceError, open_source
 from collector.reports.render import Document, render_csv, render_html, render_pdf, render_text
 
@@ -116,9 +116,16 @@ def _device_facts(inventory: Inventory, source: SeriesSource, end_ns: int) -> li
         tags = {"device": d.id}
         out += source.samples("device", start_ns, end_ns, tags, resolution)
         if resolution != RAW:
+            rolled = out[-1].time_ns if out and out[-1].tags.get("device") == d.id else None
             recent = source.samples("device", end_ns - int(SIZES_LOOKBACK_S * 1e9), end_ns, tags)
             # Only the strings: raw page counts among a rollup's bucket maxima would read as resets.
             out += [Sample(s.time_ns, s.tags, {k: v for k, v in s.fields.items() if isinstance(v, str)}) for s in recent]
+            # ...except the last count read after the newest bucket closed (a bucket's maximum cannot
+            # exceed it): the page total as last read, even before the first rollup exists.
+            counted = [s for s in recent if isinstance(s.fields.get("pages_total"), float)]
+            bucket_ns = RESOLUTIONS[resolution].bucket_s * 10**9
+            if counted and (rolled is None or counted[-1].time_ns >= rolled + bucket_ns):
+                out.append(Sample(counted[-1].time_ns, counted[-1].tags, {"pages_total": counted[-1].fields["pages_total"]}))
     out.sort(key=lambda s: s.time_ns)
     return out
 
