@@ -586,24 +586,24 @@ class Inventory(Model):
         """The name of the collector that owns `site`; None without [collectors]."""
         return next((name for name, node in self.collectors.items() if site in node.sites), None)
 
-    def for_collector(self, name: str | None) -> "Inventory":
+    def for_collector(self, name: str | None, option: str = "--name") -> "Inventory":
         """The inventory as the collector `name` runs it: its own sites, their devices and agents,
         [collector] with its own listen, data_dir and public url. Without [collectors] (one
         collector owns everything) `name` must be None and this is the inventory itself.
 
-        Raises CollectorNameError when name and [collectors] do not fit.
+        Raises CollectorNameError, saying what to give as `option`, when name and [collectors] do not fit.
         """
         if not self.collectors:
             if name is not None:
-                raise CollectorNameError(f"--name {name!r}: this inventory names no collectors ([collectors.NAME] with url and sites); "
-                                         "run it without --name")
+                raise CollectorNameError(f"{option} {name!r}: this inventory names no collectors ([collectors.NAME] with url and "
+                                         f"sites); leave {option} out")
             return self
         if name is None:
             raise CollectorNameError(f"this inventory names {len(self.collectors)} collectors ({', '.join(self.collectors)}): "
-                                     "say which one this is with --name")
+                                     f"say which one with {option} NAME")
         node = self.collectors.get(name)
         if node is None:
-            raise CollectorNameError(f"--name {name!r}: no such collector in [collectors] (known: {', '.join(self.collectors)})"
+            raise CollectorNameError(f"{option} {name!r}: no such collector in [collectors] (known: {', '.join(self.collectors)})"
                                      f"{did_you_mean(name, self.collectors)}")
         own = set(node.sites)
         settings = self.collector.model_copy(update={

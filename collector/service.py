@@ -38,6 +38,19 @@ class UnknownAgentError(Exception):
     """The token is valid but for another agent (HTTP 403), or no such agent (404)."""
 
 
+class AgentElsewhereError(Exception):
+    """The agent's site is owned by another collector ([collectors]): HTTP 421, naming where to go."""
+
+    def __init__(self, agent: AgentEntry, collector: str, url: str, here: str | None):
+        self.agent, self.collector, self.url = agent, collector, url
+        super().__init__(f"agent {agent.id!r} (site {agent.site!r}) reports to collector {collector!r} at {url}; "
+                         f"collector {here!r} takes no points, heartbeats or configuration requests for it")
+
+    def answer(self) -> dict[str, str]:
+        """The JSON body: what the agent follows (`collector_url`), and why."""
+        return {"error": str(self), "collector": self.collector, "collector_url": self.url}
+
+
 # A heartbeat's backlog: more than any spool holds (2 million points by default) is a lie.
 MAX_PENDING_POINTS = 10**9
 
@@ -133,7 +146,7 @@ class CollectorService:
         # Of the availability verdicts, storage gets the changes and a beat; subscribers get them all.
         self.availability = AvailabilityRecorder(inventory.collector.availability_beat_s)
         self.devices: dict[str, DeviceState] = {}
-        self._by_hash = {a.token_sha256: a for a in inventory.agent}
+        self._by_hash = _tokens(inventory)
         self.user_names = UserNames.from_inventory(inventory)
         self.points_in = 0
         self.batches_in = 0
@@ -150,6 +163,10 @@ class CollectorService:
         digest = token_hash(authorization[len("Bearer "):].strip())
         for known, agent in self._by_hash.items():
             if hmac.compare_digest(known, digest):
+                if agent.id not in self.agents:  # known to the inventory, owned by another collector
+                    owner = self.inventory.collector_of(agent.site)
+                    assert owner is not None  # the inventory's check: every site has its collector
+                    raise AgentElsewhereError(agent, owner, self.inventory.collectors[owner].url, self.inventory.collector_name)
                 return agent
         raise AuthError("unknown token")
 
@@ -200,7 +217,7 @@ class CollectorService:
         self.inventory = inventory
         now = time.time_ns()
         self.agents = {a.id: self.agents.get(a.id) or AgentState(known_since_ns=now) for a in inventory.agent}
-        self._by_hash = {a.token_sha256: a for a in inventory.agent}
+        self._by_hash = _tokens(inventory)
         self.user_names = UserNames.from_inventory(inventory)
         self.availability.beat_s = inventory.collector.availability_beat_s
         known = {a.id for a in inventory.agent}
@@ -444,8 +461,13 @@ class CollectorService:
         }
 
 
+def _tokens(inventory: Inventory) -> dict[str, AgentEntry]:
+    """Token hash -> agent, of this collector's agents and of those other collectors own (to send them there)."""
+    return {a.token_sha256: a for a in (*inventory.agent, *inventory.elsewhere)}
+
+
 def agent_state_word(up: bool | None) -> str:
     return WAITING if up is None else UP if up else DOWN
 
 
-__all__ = ["AuthError", "CollectorService", "PointError", "UnknownAgentError", "token_hash"]
+__all__ = ["AgentElsewhereError", "AuthError", "CollectorService", "PointError", "UnknownAgentError", "token_hash"]
