@@ -257,7 +257,11 @@ class CollectorService:
         return {"seq": batch.seq, "accepted": len(points) if stored else 0, "duplicate": not stored}
 
     def _heard_from(self, agent: AgentEntry, batch: Batch) -> None:
-        state = self.agents[agent.id]
+        state = self.agents.get(agent.id)
+        if state is None:
+            # A reload took the agent away (removed, or its site moved to another collector) while
+            # its batch was being stored: the batch is kept and acknowledged, its liveness no longer ours.
+            return
         state.last_batch_ns = time.time_ns()
         newest = max((p.time_ns for p in batch.points), default=0)
         state.last_seen_ns = max(state.last_seen_ns, newest)
@@ -288,9 +292,10 @@ class CollectorService:
         pending = data.get("pending_points")
         if pending is not None and (type(pending) is not int or not 0 <= pending <= MAX_PENDING_POINTS):
             raise PointError(f"pending_points: expected an integer in 0..{MAX_PENDING_POINTS}")
-        state = self.agents[agent.id]
-        state.last_heartbeat_ns = time.time_ns()
-        state.pending_points = pending
+        state = self.agents.get(agent.id)
+        if state is not None:  # else a reload took the agent away while its body was read
+            state.last_heartbeat_ns = time.time_ns()
+            state.pending_points = pending
         return {"agent": agent.id, "heartbeat_s": agent.heartbeat_s}
 
     async def store_local(self, source: str, points: list[Point]) -> None:

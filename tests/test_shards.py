@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import aiohttp
@@ -176,3 +177,28 @@ def test_a_reload_moves_a_site_and_refuses_a_file_without_this_collector(tmp_pat
         assert reloader.inventory is taken[-1]
 
     asyncio.run(scenario())
+
+
+def test_a_batch_under_way_when_its_site_moves_is_kept_and_acknowledged(tmp_path: Path) -> None:
+    """The reload that moves helse to b lands while a batch of helse's agent is being stored at a:
+    the batch is kept and acknowledged (a 500 would make the agent send it again, to b)."""
+    from collector.queue import DurableQueue
+    from collector.service import CollectorService
+
+    built = region(tmp_path)
+    view = built.parse().for_collector("a")
+    moved = region(tmp_path)
+    moved._collectors["a"]["sites"] = ["radhus"]
+    moved._collectors["b"]["sites"] = ["hansnes", "helse"]
+    queue = DurableQueue(tmp_path / "queue.sqlite3", 10**8)
+    service = CollectorService(view, queue)
+    agent = service.authenticate(f"Bearer {built.tokens['pc-helse']}")
+    point = {"measurement": "host", "tags": {}, "fields": {"cpu_pct": 5.0}, "time": time.time_ns()}
+    service.reload(moved.parse().for_collector("a"))
+    try:
+        answer = asyncio.run(service.ingest(agent, {"agent": "pc-helse", "seq": 7, "points": [point]}))
+        assert answer == {"seq": 7, "accepted": 1, "duplicate": False}
+        assert service.heartbeat(agent, {}) == {"agent": "pc-helse", "heartbeat_s": 10.0}
+        assert "pc-helse" not in service.agents and queue.stats()["queue_points"] == 1
+    finally:
+        queue.close()
