@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 
 from agent.cadence import run_every
+from agent.collectoraddress import CollectorAddress
 from agent.hostmetrics import HostMetrics
 from agent.hwfacts import collect_hardware
 from agent.listening import collect_listening
@@ -35,6 +36,8 @@ log = logging.getLogger("nettvakt.agent")
 
 CONFIG_PATH = "/api/v1/agents/{agent_id}/config"
 _JSON_BODY = {"Content-Type": "application/json"}
+# The answer of a collector that does not serve this agent's site: the body names the one that does.
+MISDIRECTED = 421
 
 
 class AgentConfigError(ValueError):
@@ -126,6 +129,8 @@ class Agent:
         self.spool = Spool(settings.spool_path, settings.agent_id, max_bytes=settings.spool_max_bytes)
         self.config: RemoteConfig | None = None
         self._config_cache = settings.spool_path.with_suffix(".config.json")
+        # --collector, or where a collector sent this agent (kept beside the spool).
+        self.collector = CollectorAddress(settings.collector_url, settings.spool_path.with_suffix(".collector.json"))
         self._config_changed = asyncio.Event()
         # Kept across configuration changes and, in its file beside the spool, across restarts.
         self.logins = LoginTracker(settings.spool_path.with_suffix(".logins.json"))
@@ -173,14 +178,18 @@ class Agent:
             log.warning("ignoring unreadable cached configuration %s: %s", self._config_cache, exc)
 
     async def _config_loop(self, http: aiohttp.ClientSession) -> None:
-        url = self.settings.collector_url.rstrip("/") + CONFIG_PATH.format(agent_id=self.settings.agent_id)
         delay = 1.0
         while True:
+            url = self.collector.endpoint(CONFIG_PATH.format(agent_id=self.settings.agent_id))
             try:
                 async with http.get(url) as resp:
+                    if resp.status == MISDIRECTED:
+                        await asyncio.sleep(self.collector.follow(await resp.text()))
+                        continue
                     body = await resp.json(content_type=None)
                     if resp.status != 200:
                         raise AgentConfigError(f"HTTP {resp.status}: {body}")
+                    self.collector.answered()
                 config = RemoteConfig.from_json(body)
                 if config != self.config:
                     self.config = config
@@ -314,7 +323,6 @@ class Agent:
         spooled: a heartbeat from the past says nothing. Failures are quiet here, since the
         send loop already says the collector is unreachable.
         """
-        url = self.settings.collector_url.rstrip("/") + HEARTBEAT_PATH.format(agent_id=self.settings.agent_id)
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         while True:
@@ -330,10 +338,15 @@ class Agent:
                 body["pending_points"] = await asyncio.to_thread(self.spool.pending)
             except sqlite3.Error as exc:  # the spool's trouble is _store's to report; "alive" still holds
                 log.debug("heartbeat without the backlog: %s", exc)
+            url = self.collector.endpoint(HEARTBEAT_PATH.format(agent_id=self.settings.agent_id))
             try:
                 async with http.post(url, json=body, timeout=aiohttp.ClientTimeout(total=interval)) as resp:
                     if resp.status == 200:
                         self.heartbeats += 1
+                    elif resp.status == MISDIRECTED:
+                        # Told again at once where this agent's site is served: alive there, not here.
+                        await asyncio.sleep(self.collector.follow(await resp.text()))
+                        continue
                     else:
                         log.debug("heartbeat answered HTTP %d: %s", resp.status, (await resp.text())[:200])
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
@@ -343,7 +356,6 @@ class Agent:
             await asyncio.sleep(next_at - loop.time())
 
     async def _send_loop(self, http: aiohttp.ClientSession) -> None:
-        url = self.settings.collector_url.rstrip("/") + INGEST_PATH
         backoff = 1.0
         batch_points = self.settings.batch_points
         while True:
@@ -351,6 +363,7 @@ class Agent:
             if batch is None:
                 await asyncio.sleep(self.settings.send_interval_s)
                 continue
+            url = self.collector.endpoint(INGEST_PATH)
             try:
                 async with http.post(url, data=batch.body, headers=_JSON_BODY) as resp:
                     body = await resp.text()
@@ -361,7 +374,12 @@ class Agent:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.settings.backoff_max_s)
                 continue
+            if status == MISDIRECTED:
+                # Nothing was taken: the same batch goes to the collector that owns this agent's site.
+                await asyncio.sleep(self.collector.follow(body))
+                continue
             if status == 200:
+                self.collector.answered()
                 await asyncio.to_thread(self.spool.ack, batch.seq)
                 self.sent_batches += 1
                 backoff = 1.0

@@ -327,7 +327,7 @@ DECLARED_MEASUREMENTS: Mapping[str, MeasurementSpec] = MappingProxyType({m.name:
         F("affected", "count", "things folded under a site alert"),
         F("revision", "string", "with `rule=config_change`: the backup revision of the new configuration"),
     ], events=True),
-    measurement("collector", ("collector",), [T("collector", "instance name, `main`", required=True)], [
+    measurement("collector", ("collector",), [T("collector", "instance name: `main`, or its name in `[collectors.NAME]` where several share a storage", required=True)], [
         F("points_in", "count", "accepted at ingest since start", cumulative=True),
         F("batches_in", "count", "batches accepted at ingest since start", cumulative=True),
         F("duplicates", "count", "resent batches acknowledged without storing them again", cumulative=True),

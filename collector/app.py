@@ -33,7 +33,14 @@ from collector import connections
 from collector.ingest import IngestError
 from collector.queue import DurableQueue
 from collector.reload import InventoryReloader
-from collector.service import LIVENESS_FILE, AdminDisabledError, AuthError, CollectorService, UnknownAgentError
+from collector.service import (
+    LIVENESS_FILE,
+    AdminDisabledError,
+    AgentElsewhereError,
+    AuthError,
+    CollectorService,
+    UnknownAgentError,
+)
 from collector.writer import EventCopy, QueueWriter, make_sink
 
 log = logging.getLogger("nettvakt.collector")
@@ -134,12 +141,18 @@ async def json_errors(request: web.Request, handler: Callable[[web.Request], Awa
 
 
 def _admitted_agent(request: web.Request) -> AgentEntry | web.Response:
-    """The agent the bearer token names, or the 401/429 answer to give instead."""
+    """The agent the bearer token names, or the 401/421/429 answer to give instead.
+
+    421 Misdirected Request: another collector owns the agent's site ([collectors]); the body
+    names it (`collector_url`) and the agent follows. Nothing of the request is taken here.
+    """
     service = request.app[SERVICE]
     try:
         agent = service.authenticate(request.headers.get("Authorization"))
     except AuthError as exc:
         return _error(401, str(exc))
+    except AgentElsewhereError as exc:
+        return web.json_response(exc.answer(), status=421)
     wait_s = service.admit(agent)
     if wait_s:
         return _too_many(agent.id, wait_s)
@@ -545,7 +558,7 @@ def collector_points(app: web.Application, now_ns: int) -> list[Point]:
     }
     if writer is not None:
         fields["write_errors"] = float(writer.stats.write_errors)
-    return [Point("collector", {"collector": "main"}, fields, now_ns)]
+    return [Point("collector", {"collector": app[INVENTORY].collector_name or "main"}, fields, now_ns)]
 
 
 async def _housekeeping_ctx(app: web.Application) -> AsyncIterator[None]:

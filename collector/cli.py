@@ -14,7 +14,7 @@ from typing import Any
 
 from agent.commandline import Command, add_inventory_argument
 from agent.process import EXIT_OK, EXIT_FAIL, EXIT_USAGE, run_until_signal
-from collector.config import Inventory, InventoryError, load_inventory, offline_notes
+from collector.config import CollectorNameError, Inventory, InventoryError, load_inventory, offline_notes
 from collector.problems import format_loc
 
 
@@ -44,6 +44,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         "probes": len(inventory.probe),
         "channels": len(inventory.channel),
     }
+    if inventory.collectors:
+        summary["collectors"] = len(inventory.collectors)
     trouble = bool(storage.get("differences") or storage.get("error"))
     if args.json:
         print(json.dumps({"ok": not trouble, "file": str(path), "summary": summary, "not_checked_offline": notes, "storage": storage},
@@ -131,6 +133,11 @@ def cmd_collector_run(args: argparse.Namespace) -> int:
         print(f"{exc.path}: {len(exc.found)} problem(s); the collector did not start", file=sys.stderr)
         return EXIT_USAGE
     try:
+        inventory = inventory.for_collector(args.name)
+    except CollectorNameError as exc:
+        print(f"nettvakt collector run: {args.inventory}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         return run_until_signal(serve(inventory, args.listen, inventory_path=Path(args.inventory)))
     except StartupError as exc:
         print(f"nettvakt collector run: {exc}", file=sys.stderr)
@@ -172,6 +179,7 @@ def _check_arguments(parser: argparse.ArgumentParser) -> None:
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     add_inventory_argument(parser)
     parser.add_argument("--listen", metavar="HOST:PORT", help="override collector.listen")
+    parser.add_argument("--name", metavar="NAME", help="which of the inventory's [collectors.NAME] this is (only where it names several)")
 
 
 def _tls_arguments(parser: argparse.ArgumentParser) -> None:

@@ -185,6 +185,41 @@ class StorageSettings(Model):
         return "continuous_queries" if self.kind == "influxdb_v1" else "collector"
 
 
+class CollectorNode(Model):
+    """`[collectors.NAME]`: one of several collectors of a deployment, and the sites it owns.
+
+    A collector polls, judges and alerts on its own sites only; every collector writes to the
+    one [storage]. Agents of a site are answered by the collector that owns it (the others send
+    them there: docs/scaling.md). Without `[collectors]` one collector owns every site.
+    """
+
+    # Where agents and `nettvakt alerts --all` reach it (its public URL).
+    url: str
+    sites: list[Slug]
+    # Override [collector] for this one; data_dir defaults to [collector].data_dir/NAME, so two
+    # collectors on one machine never share a queue.
+    listen: HostPort | None = None
+    data_dir: Path | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+/?$", value):
+            raise ValueError(f"url {value!r}: expected http(s)://HOST:PORT, the address agents reach this collector at")
+        return value.rstrip("/")
+
+    @field_validator("sites")
+    @classmethod
+    def _owns_some(cls, sites: list[str]) -> list[str]:
+        if not sites:
+            raise ValueError("a collector owns at least one site; one that owns none is taken out of [collectors]")
+        return sites
+
+
+class CollectorNameError(ValueError):
+    """The collector's name (`--name`) and the inventory's [collectors] do not fit together."""
+
+
 class LifecycleKind(Model):
     lifetime_years: float = Field(gt=0, le=50)
     replacement_cost_nok: float = Field(ge=0)
@@ -481,9 +516,15 @@ class Inventory(Model):
     alert: list[AlertRule] = Field(default_factory=list)
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     logins: LoginSettings | None = None
+    # Several collectors, each owning some sites (docs/scaling.md); empty: one collector owns all.
+    collectors: dict[Slug, CollectorNode] = Field(default_factory=dict)
 
     # Folder of the inventory file, for relative file: secrets and data_dir. Not a TOML key.
     base_dir: Path = Field(default=Path("."), exclude=True)
+    # Set by `for_collector` only (not TOML keys): which collector this view is for, and the
+    # agents other collectors own (known, so that one asking here is told where to go).
+    collector_name: str | None = Field(default=None, exclude=True)
+    elsewhere: tuple[AgentEntry, ...] = Field(default=(), exclude=True)
 
     def cross_check(self) -> list[str]:
         """Problems that span tables (duplicate ids, dangling references), each with its TOML path."""
@@ -527,12 +568,80 @@ class Inventory(Model):
         problems += alerting_problems(
             self.alert, self.maintenance, site_ids, agent_ids | device_ids | {p.name for p in self.probe}
         )
+        problems += self._collector_problems(site_ids)
         hashes: dict[str, int] = {}
         for i, agent in enumerate(self.agent):
             if agent.token_sha256 in hashes:
                 problems.append(f"agent[{i}].token_sha256: same token as agent {self.agent[hashes[agent.token_sha256]].id!r}; give every agent its own")
             hashes.setdefault(agent.token_sha256, i)
         return problems
+
+    def _collector_problems(self, site_ids: set[str]) -> list[str]:
+        """Every site owned by exactly one collector, with the device it folds under; urls apart."""
+        if not self.collectors:
+            return []
+        problems: list[str] = []
+        owner: dict[str, str] = {}
+        urls: dict[str, str] = {}
+        for name, node in self.collectors.items():
+            problems += unknown_references(f"collectors.{name}.sites", node.sites, site_ids, "site with id")
+            for j, site in enumerate(node.sites):
+                if site in owner:
+                    problems.append(f"collectors.{name}.sites[{j}]: site {site!r} is already owned by collector {owner[site]!r}; "
+                                    "a site has one collector")
+                owner.setdefault(site, name)
+            if node.url in urls:
+                problems.append(f"collectors.{name}.url: {node.url!r} is already the url of collector {urls[node.url]!r}")
+            urls.setdefault(node.url, name)
+        names = ", ".join(self.collectors)
+        device_site = {d.id: d.site for d in self.device}
+        for i, site in enumerate(self.site):
+            if site.id not in owner:
+                problems.append(f"site[{i}]: owned by no collector; add {site.id!r} to the sites of one of [collectors.*] ({names})")
+            elif site.uplink in device_site and owner.get(device_site[site.uplink]) not in (None, owner[site.id]):
+                # Site folding reads the uplink's state: it must be polled where the site is judged.
+                problems.append(f"site[{i}].uplink: {site.uplink!r} is at site {device_site[site.uplink]!r}, owned by collector "
+                                f"{owner[device_site[site.uplink]]!r}, but site {site.id!r} is owned by {owner[site.id]!r}; "
+                                "a site and its uplink device go to one collector")
+        return problems
+
+    def collector_of(self, site: str) -> str | None:
+        """The name of the collector that owns `site`; None without [collectors]."""
+        return next((name for name, node in self.collectors.items() if site in node.sites), None)
+
+    def for_collector(self, name: str | None, option: str = "--name") -> "Inventory":
+        """The inventory as the collector `name` runs it: its own sites, their devices and agents,
+        [collector] with its own listen, data_dir and public url. Without [collectors] (one
+        collector owns everything) `name` must be None and this is the inventory itself.
+
+        Raises CollectorNameError, saying what to give as `option`, when name and [collectors] do not fit.
+        """
+        if not self.collectors:
+            if name is not None:
+                raise CollectorNameError(f"{option} {name!r}: this inventory names no collectors ([collectors.NAME] with url and "
+                                         f"sites); leave {option} out")
+            return self
+        if name is None:
+            raise CollectorNameError(f"this inventory names {len(self.collectors)} collectors ({', '.join(self.collectors)}): "
+                                     f"say which one with {option} NAME")
+        node = self.collectors.get(name)
+        if node is None:
+            raise CollectorNameError(f"{option} {name!r}: no such collector in [collectors] (known: {', '.join(self.collectors)})"
+                                     f"{did_you_mean(name, self.collectors)}")
+        own = set(node.sites)
+        settings = self.collector.model_copy(update={
+            "listen": node.listen or self.collector.listen,
+            "data_dir": node.data_dir if node.data_dir is not None else self.collector.data_dir / name,
+            "public_url": node.url,
+        })
+        return self.model_copy(update={
+            "collector": settings,
+            "site": [s for s in self.site if s.id in own],
+            "device": [d for d in self.device if d.site in own],
+            "agent": [a for a in self.agent if a.site in own],
+            "collector_name": name,
+            "elsewhere": tuple(a for a in self.agent if a.site not in own),
+        })
 
     def secret_refs(self) -> list[tuple[str, str]]:
         """(TOML path, reference) of every secret, to check they resolve."""
@@ -600,9 +709,16 @@ def _unique(problems: list[str], table: str, ids: list[str], key: str = "id") ->
     return set(seen)
 
 
+# Inventory fields the loader sets, never the file.
+_NOT_TOML_KEYS = tuple(name for name, info in Inventory.model_fields.items() if info.exclude)
+
+
 def parse_inventory(data: dict[str, Any], path: Path | str = "inventory.toml", text: str | None = None) -> Inventory:
     """The inventory from parsed TOML; `text` (the file as written) puts line numbers on the problems."""
     base_dir = Path(path).resolve().parent
+    not_toml = [key for key in _NOT_TOML_KEYS if key in data]
+    if not_toml:
+        raise InventoryError(path, placed([Problem((key,), "unknown key") for key in not_toml], data, text))
     try:
         inventory = Inventory.model_validate({**data, "base_dir": base_dir})
     except ValidationError as exc:
@@ -688,8 +804,6 @@ def load_inventory(path: Path | str, *, startup: bool = False, offline: bool = F
             raise InventoryError(path, [Problem((), f"TOML syntax: {exc}")]) from None
         message = f"TOML syntax: {str(exc).replace(where.group(0), '')} (column {where.group(2)})"
         raise InventoryError(path, [Problem((), message, int(where.group(1)))]) from None
-    if "base_dir" in data:
-        raise InventoryError(path, placed([Problem(("base_dir",), "unknown key")], data, text))
     inventory = parse_inventory(data, path, text)
     if startup:
         problems = [p for p in inventory.startup_problems() if not (offline and _environmental(p))]

@@ -109,7 +109,8 @@ def _unwrap(annotation: Any) -> Any:
 
 def describe(error: dict[str, Any], root: type[BaseModel]) -> Problem:
     """One pydantic error as a Problem with a message a person can act on."""
-    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    # "[key]": pydantic's mark for a table's key (`[collectors.NAME]`) that is itself wrong; the key is the place.
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and (p.startswith("function-") or p == "[key]")))
     kind, msg, given = error["type"], error["msg"], error.get("input")
     key = loc[-1] if loc else ""
     if kind == "extra_forbidden":

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from collector.config import Inventory, InventoryError, load_inventory
+from collector.config import CollectorNameError, Inventory, InventoryError, load_inventory
 
 log = logging.getLogger("nettvakt.collector")
 
@@ -23,12 +23,16 @@ class InventoryReloader:
     """inventory.toml reloaded on SIGHUP and when the file changes; a bad file is refused, the old one stays.
 
     What a reload changes at once: agents and their tokens, sites, probes (served to agents),
-    devices (the SNMP pollers restart). [collector] and [storage] are read at start only.
+    devices (the SNMP pollers restart), which sites this collector owns ([collectors]: a site
+    moved away is dropped, its agents are sent on). [collector] and [storage] are read at start only.
+    `inventory` is the view of the collector `inventory.collector_name` (Inventory.for_collector);
+    each reload takes the same view of the new file, and a file that no longer names it is refused.
     """
 
     def __init__(self, path: Path, inventory: Inventory, poll_s: float = RELOAD_POLL_S):
         self.path = path
         self.inventory = inventory
+        self.collector_name = inventory.collector_name
         self.poll_s = poll_s
         self.hooks: list[Callable[[Inventory, Inventory], Awaitable[None]]] = []
         self.on_refused: list[Callable[[str], Awaitable[object]]] = []  # told the first problem of a refused file
@@ -59,6 +63,10 @@ class InventoryReloader:
             self._stamp = self._file_stamp()
             try:
                 new = await asyncio.to_thread(load_inventory, self.path, startup=True)
+                new = new.for_collector(self.collector_name)
+            except CollectorNameError as exc:
+                await self._refused(why, InventoryError(self.path, [str(exc)]))
+                return False
             except InventoryError as exc:
                 await self._refused(why, exc)
                 return False
@@ -75,8 +83,9 @@ class InventoryReloader:
                     self.parts_not_applied.append(part)
             restart_only = [name for name in ("collector", "storage") if getattr(old, name) != getattr(new, name)]
             log.info(
-                "inventory reloaded (%s): %d sites, %d agents, %d devices, %d probes%s",
+                "inventory reloaded (%s): %d sites, %d agents, %d devices, %d probes%s%s",
                 why, len(new.site), len(new.agent), len(new.device), len(new.probe),
+                f" (collector {self.collector_name!r})" if self.collector_name else "",
                 f"; changes in [{'], ['.join(restart_only)}] take effect at the next restart" if restart_only else "",
             )
             return True

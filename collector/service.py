@@ -38,6 +38,19 @@ class UnknownAgentError(Exception):
     """The token is valid but for another agent (HTTP 403), or no such agent (404)."""
 
 
+class AgentElsewhereError(Exception):
+    """The agent's site is owned by another collector ([collectors]): HTTP 421, naming where to go."""
+
+    def __init__(self, agent: AgentEntry, collector: str, url: str, here: str | None):
+        self.agent, self.collector, self.url = agent, collector, url
+        super().__init__(f"agent {agent.id!r} (site {agent.site!r}) reports to collector {collector!r} at {url}; "
+                         f"collector {here!r} takes no points, heartbeats or configuration requests for it")
+
+    def answer(self) -> dict[str, str]:
+        """The JSON body: what the agent follows (`collector_url`), and why."""
+        return {"error": str(self), "collector": self.collector, "collector_url": self.url}
+
+
 # A heartbeat's backlog: more than any spool holds (2 million points by default) is a lie.
 MAX_PENDING_POINTS = 10**9
 
@@ -133,7 +146,7 @@ class CollectorService:
         # Of the availability verdicts, storage gets the changes and a beat; subscribers get them all.
         self.availability = AvailabilityRecorder(inventory.collector.availability_beat_s)
         self.devices: dict[str, DeviceState] = {}
-        self._by_hash = {a.token_sha256: a for a in inventory.agent}
+        self._by_hash = _tokens(inventory)
         self.user_names = UserNames.from_inventory(inventory)
         self.points_in = 0
         self.batches_in = 0
@@ -150,6 +163,10 @@ class CollectorService:
         digest = token_hash(authorization[len("Bearer "):].strip())
         for known, agent in self._by_hash.items():
             if hmac.compare_digest(known, digest):
+                if agent.id not in self.agents:  # known to the inventory, owned by another collector
+                    owner = self.inventory.collector_of(agent.site)
+                    assert owner is not None  # the inventory's check: every site has its collector
+                    raise AgentElsewhereError(agent, owner, self.inventory.collectors[owner].url, self.inventory.collector_name)
                 return agent
         raise AuthError("unknown token")
 
@@ -200,7 +217,7 @@ class CollectorService:
         self.inventory = inventory
         now = time.time_ns()
         self.agents = {a.id: self.agents.get(a.id) or AgentState(known_since_ns=now) for a in inventory.agent}
-        self._by_hash = {a.token_sha256: a for a in inventory.agent}
+        self._by_hash = _tokens(inventory)
         self.user_names = UserNames.from_inventory(inventory)
         self.availability.beat_s = inventory.collector.availability_beat_s
         known = {a.id for a in inventory.agent}
@@ -240,7 +257,11 @@ class CollectorService:
         return {"seq": batch.seq, "accepted": len(points) if stored else 0, "duplicate": not stored}
 
     def _heard_from(self, agent: AgentEntry, batch: Batch) -> None:
-        state = self.agents[agent.id]
+        state = self.agents.get(agent.id)
+        if state is None:
+            # A reload took the agent away (removed, or its site moved to another collector) while
+            # its batch was being stored: the batch is kept and acknowledged, its liveness no longer ours.
+            return
         state.last_batch_ns = time.time_ns()
         newest = max((p.time_ns for p in batch.points), default=0)
         state.last_seen_ns = max(state.last_seen_ns, newest)
@@ -271,9 +292,10 @@ class CollectorService:
         pending = data.get("pending_points")
         if pending is not None and (type(pending) is not int or not 0 <= pending <= MAX_PENDING_POINTS):
             raise PointError(f"pending_points: expected an integer in 0..{MAX_PENDING_POINTS}")
-        state = self.agents[agent.id]
-        state.last_heartbeat_ns = time.time_ns()
-        state.pending_points = pending
+        state = self.agents.get(agent.id)
+        if state is not None:  # else a reload took the agent away while its body was read
+            state.last_heartbeat_ns = time.time_ns()
+            state.pending_points = pending
         return {"agent": agent.id, "heartbeat_s": agent.heartbeat_s}
 
     async def store_local(self, source: str, points: list[Point]) -> None:
@@ -444,8 +466,13 @@ class CollectorService:
         }
 
 
+def _tokens(inventory: Inventory) -> dict[str, AgentEntry]:
+    """Token hash -> agent, of this collector's agents and of those other collectors own (to send them there)."""
+    return {a.token_sha256: a for a in (*inventory.agent, *inventory.elsewhere)}
+
+
 def agent_state_word(up: bool | None) -> str:
     return WAITING if up is None else UP if up else DOWN
 
 
-__all__ = ["AuthError", "CollectorService", "PointError", "UnknownAgentError", "token_hash"]
+__all__ = ["AgentElsewhereError", "AuthError", "CollectorService", "PointError", "UnknownAgentError", "token_hash"]

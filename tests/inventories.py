@@ -63,6 +63,7 @@ class InventoryBuilder:
         self._alerting: dict[str, Any] = {}
         self._lifecycle: dict[str, dict[str, float]] = {}
         self._logins: dict[str, Any] = {}
+        self._collectors: dict[str, dict[str, Any]] = {}
         self._arrays: dict[str, list[dict[str, Any]]] = {
             name: [] for name in ("site", "agent", "device", "probe", "alert", "channel", "route")
         }
@@ -94,6 +95,11 @@ class InventoryBuilder:
     def logins(self, **keys: Any) -> Self:
         """`[logins]` keys: which agents record logins, how names are kept, the shared accounts."""
         self._logins.update(keys)
+        return self
+
+    def collectors(self, name: str, url: str, sites: Sequence[str], **keys: Any) -> Self:
+        """`[collectors.NAME]`: one of several collectors and the sites it owns (listen, data_dir in `keys`)."""
+        self._collectors[name] = {"url": url, "sites": list(sites), **keys}
         return self
 
     # --- entries ----------------------------------------------------------------------------
@@ -178,6 +184,8 @@ class InventoryBuilder:
             data["lifecycle"] = {"kinds": lifecycle}
         if self._logins:
             data["logins"] = dict(self._logins)
+        if self._collectors:
+            data["collectors"] = {name: dict(node) for name, node in self._collectors.items()}
         data["site"] = [dict(s) for s in sites]
         for table in ("agent", "device", "probe", "alert", "channel", "route"):
             entries = [dict(e) for e in self._arrays[table]]

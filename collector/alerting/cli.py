@@ -15,6 +15,7 @@ import json
 import sys
 import time
 import zoneinfo
+from pathlib import Path
 
 from agent.commandline import Command, add_inventory_argument, parse_duration
 from agent.process import EXIT_FAIL, EXIT_OK, EXIT_USAGE
@@ -22,15 +23,18 @@ from collector import clock
 from collector.alerting.admin import AckError, acknowledge, alert_listing, unknown_names
 from collector.alerting.rules import SITE_RULE
 from collector.alerting.silences import SILENCES_FILE, Silence, SilenceError, SilenceStore
-from collector.config import Inventory, InventoryError, load_inventory
+from collector.config import CollectorNameError, Inventory, InventoryError, load_inventory
 
 
-def _inventory(args: argparse.Namespace) -> Inventory | None:
+def _inventory(args: argparse.Namespace, command: str) -> Inventory | None:
+    """The inventory of the collector whose data folder the command works on (`--collector` where it names several)."""
     try:
-        return load_inventory(args.inventory)
+        return load_inventory(args.inventory).for_collector(args.collector, "--collector")
     except InventoryError as exc:
         print(str(exc), file=sys.stderr)
-        return None
+    except CollectorNameError as exc:
+        print(f"nettvakt {command}: {args.inventory}: {exc}", file=sys.stderr)
+    return None
 
 
 def _local(t: float, zone: zoneinfo.ZoneInfo) -> str:
@@ -38,7 +42,9 @@ def _local(t: float, zone: zoneinfo.ZoneInfo) -> str:
 
 
 def run_alerts(args: argparse.Namespace) -> int:
-    inventory = _inventory(args)
+    if args.all:
+        return _run_alerts_all(args)
+    inventory = _inventory(args, "alerts")
     if inventory is None:
         return EXIT_USAGE
     try:
@@ -46,22 +52,59 @@ def run_alerts(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         print(f"nettvakt alerts: cannot read the alert state in {inventory.data_dir()}: {exc}", file=sys.stderr)
         return EXIT_FAIL
-    firing, recent, silences = listing["firing"], listing["recent"], listing["silences"]
     if args.json:
         print(json.dumps(listing, ensure_ascii=False))
         return EXIT_OK
-    zone = zoneinfo.ZoneInfo(inventory.alerting.timezone)
-    print(f"Firing ({len(firing)}):")
-    for line in firing_lines(inventory, firing, zone):
+    for line in _listing_lines(inventory, listing, args.recent):
         print(line)
-    print(f"\nState changes in the last {_span(args.recent)} ({len(recent)}):")
-    for e in recent:
-        print(f"  {_local(float(e['time']), zone)}  {e['state']:<9} {e.get('severity') or '':<8} {e['rule']:<20} {e['subject']:<20} {e.get('summary') or ''}")
-    if silences:
-        print(f"\nActive silences ({len(silences)}):")
-        for item in silences:
-            print("  " + _silence_line(Silence.from_json(item), zone))
     return EXIT_OK
+
+
+def _run_alerts_all(args: argparse.Namespace) -> int:
+    """Every collector's alerts over its HTTP API; exit 1 when one of them cannot be read (the others are shown)."""
+    from collector.alerting.overview import read_all
+
+    if args.collector is not None:
+        print("nettvakt alerts: --all reads every collector; leave --collector out", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        inventory = load_inventory(args.inventory)
+    except InventoryError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_USAGE
+    if not inventory.collectors:  # one collector, whose data folder is here
+        args.all = False
+        return run_alerts(args)
+    answers = read_all(inventory, args.recent, args.ca_file)
+    if args.json:
+        print(json.dumps({"collectors": {a.name: a.to_json() for a in answers}}, ensure_ascii=False))
+    else:
+        for answer in answers:
+            node = inventory.collectors[answer.name]
+            print(f"== collector {answer.name} ({answer.url}): sites {', '.join(node.sites)}")
+            if answer.listing is None:
+                print(f"  cannot read its alerts: {answer.error}")
+            else:
+                text = "\n".join(_listing_lines(inventory, answer.listing, args.recent))
+                print("\n".join("  " + line if line else line for line in text.splitlines()))
+            print()
+    unread = [a for a in answers if a.listing is None]
+    for answer in unread:
+        print(f"nettvakt alerts: collector {answer.name!r} at {answer.url}: {answer.error}", file=sys.stderr)
+    return EXIT_FAIL if unread else EXIT_OK
+
+
+def _listing_lines(inventory: Inventory, listing: dict, recent_s: float) -> list[str]:
+    firing, recent, silences = listing["firing"], listing["recent"], listing["silences"]
+    zone = zoneinfo.ZoneInfo(inventory.alerting.timezone)
+    lines = [f"Firing ({len(firing)}):", *firing_lines(inventory, firing, zone)]
+    lines.append(f"\nState changes in the last {_span(recent_s)} ({len(recent)}):")
+    for e in recent:
+        lines.append(f"  {_local(float(e['time']), zone)}  {e['state']:<9} {e.get('severity') or '':<8} {e['rule']:<20} {e['subject']:<20} {e.get('summary') or ''}")
+    if silences:
+        lines.append(f"\nActive silences ({len(silences)}):")
+        lines += ["  " + _silence_line(Silence.from_json(item), zone) for item in silences]
+    return lines
 
 
 def firing_lines(inventory: Inventory, firing: list[dict], zone: zoneinfo.ZoneInfo) -> list[str]:
@@ -127,7 +170,7 @@ def _until(args: argparse.Namespace, inventory: Inventory, now: float) -> float:
 
 
 def run_silence_add(args: argparse.Namespace) -> int:
-    inventory = _inventory(args)
+    inventory = _inventory(args, "silence add")
     if inventory is None:
         return EXIT_USAGE
     problems = unknown_names(inventory, args.site, args.rule, args.subject)
@@ -156,7 +199,7 @@ def run_silence_add(args: argparse.Namespace) -> int:
 
 
 def run_ack(args: argparse.Namespace) -> int:
-    inventory = _inventory(args)
+    inventory = _inventory(args, "ack")
     if inventory is None:
         return EXIT_USAGE
     try:
@@ -173,7 +216,7 @@ def run_ack(args: argparse.Namespace) -> int:
 
 
 def run_silence_list(args: argparse.Namespace) -> int:
-    inventory = _inventory(args)
+    inventory = _inventory(args, "silence list")
     if inventory is None:
         return EXIT_USAGE
     store = SilenceStore.load(inventory.data_dir() / SILENCES_FILE)
@@ -193,7 +236,7 @@ def run_silence_list(args: argparse.Namespace) -> int:
 
 
 def run_silence_remove(args: argparse.Namespace) -> int:
-    inventory = _inventory(args)
+    inventory = _inventory(args, "silence remove")
     if inventory is None:
         return EXIT_USAGE
     try:
@@ -209,8 +252,17 @@ def run_silence_remove(args: argparse.Namespace) -> int:
     return EXIT_USAGE
 
 
+def _add_collector_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--collector", metavar="NAME",
+                        help="which collector's data folder, where the inventory names several ([collectors]); run it on that collector's machine")
+
+
 def _alerts_arguments(parser: argparse.ArgumentParser) -> None:
     add_inventory_argument(parser)
+    _add_collector_argument(parser)
+    parser.add_argument("--all", action="store_true",
+                        help="every collector the inventory names, read over each one's HTTP API (exit 1 if one cannot be read)")
+    parser.add_argument("--ca-file", type=Path, metavar="PATH", help="with --all: certificate(s) to trust for the collectors' HTTPS")
     parser.add_argument("--recent", type=parse_duration, default=24 * 3600.0, metavar="DURATION", help="how far back to list state changes (default 24h)")
     parser.add_argument("--json", action="store_true")
 
@@ -219,12 +271,14 @@ def _ack_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("rule", metavar="RULE", help="the alert's rule id, as `nettvakt alerts` shows it")
     parser.add_argument("subject", metavar="SUBJECT", help="what it is about: a device, agent, site, device/ifname or target@host")
     add_inventory_argument(parser)
+    _add_collector_argument(parser)
     parser.add_argument("--comment", default="", help="what is being done")
     parser.add_argument("--author", default="", help="who is on it (default: your user name)")
 
 
 def _silence_add_arguments(parser: argparse.ArgumentParser) -> None:
     add_inventory_argument(parser)
+    _add_collector_argument(parser)
     parser.add_argument("--site", action="append", default=[], metavar="SITE", help="site id (repeatable)")
     parser.add_argument("--rule", action="append", default=[], metavar="RULE", help="rule id or rule kind (repeatable)")
     parser.add_argument("--subject", action="append", default=[], metavar="SUBJECT", help="agent, device, probe or interface (repeatable)")
@@ -238,17 +292,20 @@ def _silence_add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _silence_list_arguments(parser: argparse.ArgumentParser) -> None:
     add_inventory_argument(parser)
+    _add_collector_argument(parser)
     parser.add_argument("--json", action="store_true")
 
 
 def _silence_remove_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("silence_id", metavar="ID")
     add_inventory_argument(parser)
+    _add_collector_argument(parser)
 
 
 COMMANDS = (
     Command("alerts", help="what is firing and what fired recently",
-            description="List firing alerts and recent alert state changes from the collector's local store.",
+            description="List firing alerts and recent alert state changes from the collector's local store; "
+            "with --all, of every collector the inventory names, over their HTTP API.",
             arguments=_alerts_arguments, run=run_alerts),
     Command("ack", help="acknowledge a firing alert: someone is on it, repeats stop",
             description="Mark a firing alert as being worked on: it is no longer repeated (it still resolves), "
