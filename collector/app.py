@@ -27,7 +27,7 @@ from agent.report import HEARTBEAT_PATH, INGEST_PATH, BatchTooLargeError
 from collector.alerting.admin import AckError, acknowledge, alert_listing, unknown_names
 from collector.alerting.context import AlertingOptions, alerting_context
 from collector.alerting.silences import SILENCES_FILE, SilenceError, SilenceStore
-from collector.appkeys import ALERTS, CONNECTIONS, INVENTORY, QUEUE, RELOADER, ROLLUPS, SERVICE, WRITER
+from collector.appkeys import ALERTS, CONNECTIONS, INVENTORY, LATE_ROLLUPS, QUEUE, RELOADER, ROLLUPS, SERVICE, WRITER
 from collector.config import AgentEntry, Inventory
 from collector import connections
 from collector.ingest import IngestError
@@ -245,6 +245,10 @@ def health_report(app: web.Application, now_ns: int | None = None) -> dict[str, 
     if rollups is not None:
         body["storage"]["rollups"] = rollups.health()
         problems += rollups.problems()
+    late = app.get(LATE_ROLLUPS)
+    if late is not None:
+        body["storage"]["late_rollups"] = late.health()
+        problems += late.problems()
     if queue.last_reject_ns and now_ns - queue.last_reject_ns < recent_ns:
         problems.append(f"InfluxDB refused points as bad data ({stats['rejected_points']} in all; kept in the queue's rejected table)")
     return {"status": "degraded" if problems else "ok", "problems": problems, **body}
@@ -470,7 +474,8 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
     """InfluxDB 1.x: retention policies and continuous queries as the inventory asks (collector/retention.py)."""
-    from collector.retention import RollupMaintainer
+    from collector.laterollups import LateRollups
+    from collector.retention import RollupMaintainer, StoragePlan
     from collector.rollups import EVENTS_RETENTION_POLICY, event_measurements
 
     inventory = app[INVENTORY]
@@ -481,15 +486,21 @@ async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
 
-    def copy_events(plan: object) -> None:
-        writer.event_copy = EventCopy(EVENTS_RETENTION_POLICY, frozenset(spec.name for spec in event_measurements()))
+    # Points written too late for the continuous queries: their hours rolled up again (collector/laterollups.py).
+    late = app[LATE_ROLLUPS] = LateRollups(inventory)
+    writer.note_late = late.note_written
 
-    maintainer = app[ROLLUPS] = RollupMaintainer(inventory, copy_events)
+    def ready(plan: StoragePlan) -> None:
+        writer.event_copy = EventCopy(EVENTS_RETENTION_POLICY, frozenset(spec.name for spec in event_measurements()))
+        late.plan = plan
+
+    maintainer = app[ROLLUPS] = RollupMaintainer(inventory, ready)
     writer.on_copy_refused = lambda error: maintainer.wake()
-    task = asyncio.create_task(maintainer.run(), name="retention")
+    tasks = [asyncio.create_task(maintainer.run(), name="retention"), asyncio.create_task(late.run(), name="late-rollups")]
     yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def collector_points(app: web.Application, now_ns: int) -> list[Point]:

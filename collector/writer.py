@@ -19,7 +19,7 @@ import json
 import logging
 import ssl
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Awaitable, Callable, Protocol
 
 import aiohttp
 
@@ -162,6 +162,9 @@ class QueueWriter:
         self.event_copy: EventCopy | None = None
         # Told when the events policy refused a copy (dropped since it was set up): set it up again.
         self.on_copy_refused: Callable[[str], None] | None = None
+        # Told of the batches just written, before they leave the queue: notes the hours of points
+        # too late for the continuous queries, to be rolled up again (collector/laterollups.py).
+        self.note_late: Callable[[list[QueuedBatch]], Awaitable[None]] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -200,6 +203,8 @@ class QueueWriter:
             await asyncio.to_thread(self.queue.reject, source, text, reason)
         written = await self._write_lines(lines) if lines else []
         await self._copy_events(written)
+        if self.note_late is not None:
+            await self.note_late(batches)
         await asyncio.to_thread(self.queue.ack, [b.id for b in batches], len(written))
         self.stats.batches_written += len(batches)
         return len(lines) + len(unwritable)
