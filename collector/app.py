@@ -515,6 +515,7 @@ def collector_points(app: web.Application, now_ns: int) -> list[Point]:
         "queue_bytes": float(stats["queue_bytes"]),
         "queue_age_s": float(stats["queue_age_s"]),
         "rate_limited": float(service.rate_limited),
+        "too_old_points": float(service.too_old_points),
         "written_points": float(stats["written_points"]),
         "dropped_points": float(stats["dropped_points"]),
         "rejected_points": float(stats["rejected_points"]),
