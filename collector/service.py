@@ -244,7 +244,8 @@ class CollectorService:
         answer: dict[str, Any] = {"seq": batch.seq, "accepted": len(points) if stored else 0, "duplicate": not stored, "too_old": too_old}
         if too_old and reach is not None:
             answer["too_old_reason"] = reach.reason
-            self._too_old(agent, too_old, reach.reason)
+            if stored:  # a resend was counted when first taken
+                self._too_old(agent, too_old, reach.reason)
         return answer
 
     def _too_old(self, agent: AgentEntry, count: int, reason: str) -> None:
