@@ -47,9 +47,10 @@ Users = Callable[[], Iterable[Any]]  # psutil.users(): suser(name, terminal, hos
 
 # A start point is stored at the session's start time, so a start reported twice (the state
 # file lost between spooling and saving) lands on the same point. A session older than this
-# when first seen is stored at the time it was seen instead: the collector refuses points
-# older than its max_point_age_days (90 by default), and one refused point costs the batch.
-START_POINT_MAX_AGE_S = 30 * 86400.0
+# when first seen is stored at the time it was seen instead: the collector stores no point older
+# than InfluxDB's raw retention (30 days by default, less an hour: docs/api.md) and refuses those
+# older than its max_point_age_days (90), where one refused point costs the batch.
+START_POINT_MAX_AGE_S = 29 * 86400.0
 # The state file is written when the sessions change, and at least this often while they do
 # not, so an end after a crash (`end_unseen`) is at most this much before the truth.
 STATE_REFRESH_S = 600.0

@@ -138,6 +138,7 @@ class Agent:
         self.send_failures = 0
         self.heartbeats = 0  # answered by the collector
         self.unspooled_points = 0  # lost because the spool could not be written (full disk)
+        self.too_old_points = 0  # sent and taken, but older than the collector's storage keeps (its answer says)
         self._store_failing = False
 
     def _ssl(self) -> ssl.SSLContext | bool:
@@ -355,6 +356,19 @@ class Agent:
             next_at = max(next_at + interval, loop.time())
             await asyncio.sleep(next_at - loop.time())
 
+    def _told_too_old(self, seq: int, body: str) -> None:
+        """The collector took the batch but did not store points older than its storage keeps
+        (docs/api.md: `too_old`, `too_old_reason`): they are gone, so count and say it."""
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            return
+        count = answer.get("too_old") if isinstance(answer, dict) else None
+        if type(count) is int and count > 0:
+            self.too_old_points += count
+            log.warning("the collector took batch %d but did not store %d of its points, %s (%d so far)",
+                        seq, count, answer.get("too_old_reason") or "too old", self.too_old_points)
+
     async def _send_loop(self, http: aiohttp.ClientSession) -> None:
         backoff = 1.0
         batch_points = self.settings.batch_points
@@ -382,6 +396,7 @@ class Agent:
                 self.collector.answered()
                 await asyncio.to_thread(self.spool.ack, batch.seq)
                 self.sent_batches += 1
+                self._told_too_old(batch.seq, body)
                 backoff = 1.0
                 batch_points = self.settings.batch_points
                 continue

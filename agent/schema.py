@@ -343,5 +343,6 @@ DECLARED_MEASUREMENTS: Mapping[str, MeasurementSpec] = MappingProxyType({m.name:
         F("agents_waiting", "count", "agents that have never reported"),
         F("agents_total", "count"),
         F("rate_limited", "count", "ingest requests answered 429 since start", cumulative=True),
+        F("too_old_points", "count", "taken at ingest since start but not stored: older than the raw retention (docs/storage.md)", cumulative=True),
     ]),
 )})

@@ -27,7 +27,7 @@ from agent.report import HEARTBEAT_PATH, INGEST_PATH, BatchTooLargeError
 from collector.alerting.admin import AckError, acknowledge, alert_listing, unknown_names
 from collector.alerting.context import AlertingOptions, alerting_context
 from collector.alerting.silences import SILENCES_FILE, SilenceError, SilenceStore
-from collector.appkeys import ALERTS, CONNECTIONS, INVENTORY, QUEUE, RELOADER, ROLLUP_ENGINE, ROLLUPS, SERVICE, WRITER
+from collector.appkeys import ALERTS, CONNECTIONS, INVENTORY, LATE_ROLLUPS, QUEUE, RELOADER, ROLLUP_ENGINE, ROLLUPS, SERVICE, WRITER
 from collector.config import AgentEntry, Inventory
 from collector import connections
 from collector.ingest import IngestError
@@ -258,6 +258,10 @@ def health_report(app: web.Application, now_ns: int | None = None) -> dict[str, 
     if rollups is not None:
         body["storage"]["rollups"] = rollups.health()
         problems += rollups.problems()
+    late = app.get(LATE_ROLLUPS)
+    if late is not None:
+        body["storage"]["late_rollups"] = late.health()
+        problems += late.problems()
     if queue.last_reject_ns and now_ns - queue.last_reject_ns < recent_ns:
         problems.append(f"InfluxDB refused points as bad data ({stats['rejected_points']} in all; kept in the queue's rejected table)")
     return {"status": "degraded" if problems else "ok", "problems": problems, **body}
@@ -493,7 +497,8 @@ def _event_copy() -> EventCopy:
 
 async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
     """InfluxDB 1.x: retention policies and continuous queries as the inventory asks (collector/retention.py)."""
-    from collector.retention import RollupMaintainer
+    from collector.laterollups import LateRollups
+    from collector.retention import RollupMaintainer, StoragePlan
 
     inventory = app[INVENTORY]
     writer = app.get(WRITER)
@@ -501,15 +506,21 @@ async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
 
-    def copy_events(plan: object) -> None:
-        writer.event_copy = _event_copy()
+    # Points written too late for the continuous queries: their hours rolled up again (collector/laterollups.py).
+    late = app[LATE_ROLLUPS] = LateRollups(inventory)
+    writer.note_late = late.note_written
 
-    maintainer = app[ROLLUPS] = RollupMaintainer(inventory, copy_events)
+    def ready(plan: StoragePlan) -> None:
+        writer.event_copy = _event_copy()
+        late.plan = plan
+
+    maintainer = app[ROLLUPS] = RollupMaintainer(inventory, ready)
     writer.on_copy_refused = lambda error: maintainer.wake()
-    task = asyncio.create_task(maintainer.run(), name="retention")
+    tasks = [asyncio.create_task(maintainer.run(), name="retention"), asyncio.create_task(late.run(), name="late-rollups")]
     yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _rollup_engine_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -548,6 +559,7 @@ def collector_points(app: web.Application, now_ns: int) -> list[Point]:
         "queue_bytes": float(stats["queue_bytes"]),
         "queue_age_s": float(stats["queue_age_s"]),
         "rate_limited": float(service.rate_limited),
+        "too_old_points": float(service.too_old_points),
         "written_points": float(stats["written_points"]),
         "dropped_points": float(stats["dropped_points"]),
         "rejected_points": float(stats["rejected_points"]),

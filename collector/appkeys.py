@@ -11,6 +11,7 @@ from aiohttp import web
 from collector.alerting.service import AlertService
 from collector.config import Inventory
 from collector.connections import ConnectionGuard
+from collector.laterollups import LateRollups
 from collector.queue import DurableQueue
 from collector.reload import InventoryReloader
 from collector.retention import RollupMaintainer
@@ -27,3 +28,4 @@ CONNECTIONS = web.AppKey("connections", ConnectionGuard)  # serve(), when it lis
 ALERTS = web.AppKey("alerts", AlertService)  # the alerting context, when alerting runs
 ROLLUPS = web.AppKey("rollups", RollupMaintainer)  # the retention context, when InfluxDB 1.x's continuous queries make the rollups
 ROLLUP_ENGINE = web.AppKey("rollup_engine", RollupEngine)  # the retention context, when the collector makes them
+LATE_ROLLUPS = web.AppKey("late_rollups", LateRollups)  # the retention context, beside ROLLUPS

@@ -4,7 +4,9 @@ Every point of a batch is checked before anything is acknowledged; one bad point
 the batch with an error that names it (`points[3].fields.rtt_ms: ...`). An agent writes only
 the measurements the contract lets agents write, only about itself (the collector sets its
 `site` and `host`), only the contract's tags and fields with their stored types and ranges,
-and only at times an agent's spool can hold and the collector's clock allows.
+and only at times an agent's spool can hold and the collector's clock allows. Points the storage
+cannot keep (older than InfluxDB's raw retention, `storage_reach`) are not a fault of the batch:
+it is taken, they are not stored, and the answer counts them.
 No per-point model is built: a dict lookup per tag and field, and a cache of tag values
 already found good (agents send the same few hundred over and over).
 """
@@ -20,6 +22,7 @@ from typing import Any
 from agent import registry
 from agent.contract import AGENT_MEASUREMENTS, MAX_STRING_LEN, MAX_TAG_LEN, MEASUREMENTS_SPEC, UNITS
 from agent.points import Point, PointError
+from collector.config import CollectorSettings, StorageSettings
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _POINT_KEYS = frozenset({"measurement", "tags", "fields", "time"})
@@ -51,6 +54,40 @@ class TimeWindow:
 
     max_ahead_s: float
     max_age_s: float
+
+
+# The writer reaches InfluxDB a little after ingest (a queue, a retry): a point taken this much inside
+# the raw retention is still inside it when written, unless InfluxDB has been away longer than that.
+RETENTION_MARGIN_S = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class StorageReach:
+    """How old a point may be and still be stored, where the storage keeps less than an agent may
+    post (`TimeWindow.max_age_s`): older ones are taken with their batch but not stored, and the
+    answer says how many and why (docs/api.md)."""
+
+    max_age_s: float
+    reason: str
+
+    def split(self, points: list[Point], now_ns: int) -> tuple[list[Point], int]:
+        """(the points to store, how many are too old to)."""
+        oldest_ns = now_ns - self.max_age_s * 1e9
+        kept = [p for p in points if p.time_ns >= oldest_ns]
+        return kept, len(points) - len(kept)
+
+
+def storage_reach(collector: CollectorSettings, storage: StorageSettings) -> StorageReach | None:
+    """On InfluxDB 1.x the collector shortens the raw policy to `raw_retention_days`
+    (docs/storage.md), and InfluxDB refuses a point older than that after the agent was answered;
+    None where the storage keeps whatever ingest takes."""
+    if storage.kind != "influxdb_v1":
+        return None
+    max_age_s = storage.raw_retention_days * 86400.0 - RETENTION_MARGIN_S
+    if max_age_s >= collector.max_point_age_days * 86400.0:
+        return None
+    return StorageReach(max_age_s, f"older than the raw retention of {storage.raw_retention_days} days (storage.raw_retention_days) "
+                                   f"less {RETENTION_MARGIN_S / 3600:g} h: InfluxDB would refuse them")
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,4 +242,4 @@ def agent_point(raw: Any, index: int, agent_id: str, site: str, now_ns: int, win
     return Point(measurement, tags, converted or fields, ts)
 
 
-__all__ = ["ForbiddenPointError", "IngestError", "TimeWindow", "agent_point"]
+__all__ = ["ForbiddenPointError", "IngestError", "StorageReach", "TimeWindow", "agent_point", "storage_reach"]

@@ -19,7 +19,7 @@ from agent.points import Point, PointError
 from agent.report import Batch, parse_batch
 from collector.availability import AvailabilityRecorder
 from collector.config import AgentEntry, Inventory
-from collector.ingest import TimeWindow, agent_point
+from collector.ingest import TimeWindow, agent_point, storage_reach
 from collector.logins import UserNames
 from collector.queue import DurableQueue
 
@@ -156,6 +156,8 @@ class CollectorService:
         self.subscribers: list[PointSubscriber] = [self._follow_devices]
         self.limiter = RateLimiter(inventory.collector.agent_requests_per_s, inventory.collector.agent_request_burst)
         self.rate_limited = 0
+        self.too_old_points = 0  # taken at ingest but not stored: older than the storage keeps (ingest.storage_reach)
+        self._too_old_told: set[str] = set()
 
     def authenticate(self, authorization: str | None) -> AgentEntry:
         if not authorization or not authorization.startswith("Bearer "):
@@ -243,8 +245,10 @@ class CollectorService:
         batch = parse_batch(
             data, settings.max_batch_points, lambda raw, i: agent_point(raw, i, agent.id, agent.site, now_ns, window)
         )
+        reach = storage_reach(settings, self.inventory.storage)
+        kept, too_old = reach.split(batch.points, now_ns) if reach is not None else (batch.points, 0)
         # Before anything is stored: with hashed user names no plain name reaches the queue.
-        points = self.user_names.stored_points(batch.points)
+        points = self.user_names.stored_points(kept)
         source = agent_source(agent.id)
         stored = await asyncio.to_thread(self.queue.put, source, batch.seq, points)
         self._heard_from(agent, batch)
@@ -254,7 +258,20 @@ class CollectorService:
             self._publish(source, points)
         else:
             self.duplicates += 1
-        return {"seq": batch.seq, "accepted": len(points) if stored else 0, "duplicate": not stored}
+        answer: dict[str, Any] = {"seq": batch.seq, "accepted": len(points) if stored else 0, "duplicate": not stored, "too_old": too_old}
+        if too_old and reach is not None:
+            answer["too_old_reason"] = reach.reason
+            if stored:  # a resend was counted when first taken
+                self._too_old(agent, too_old, reach.reason)
+        return answer
+
+    def _too_old(self, agent: AgentEntry, count: int, reason: str) -> None:
+        """Counted in the self-monitoring; logged at the first such batch of each agent (a backlog brings many)."""
+        self.too_old_points += count
+        if agent.id not in self._too_old_told:
+            self._too_old_told.add(agent.id)
+            log.warning("agent %s sent points that are not stored, %s (%d in this batch; the rest of the batch is kept; "
+                        "counted in the collector's too_old_points, this is said once per agent)", agent.id, reason, count)
 
     def _heard_from(self, agent: AgentEntry, batch: Batch) -> None:
         state = self.agents.get(agent.id)
@@ -450,7 +467,8 @@ class CollectorService:
         return {
             "uptime_s": round((now_ns - self.started_ns) / 1e9, 1),
             "ingest": {
-                "batches": self.batches_in, "points": self.points_in, "duplicates": self.duplicates, "rate_limited": self.rate_limited
+                "batches": self.batches_in, "points": self.points_in, "duplicates": self.duplicates, "rate_limited": self.rate_limited,
+                "too_old": self.too_old_points,
             },
             "agents": {
                 a.id: {

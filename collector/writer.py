@@ -22,7 +22,7 @@ import json
 import logging
 import ssl
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Protocol
+from typing import Awaitable, Callable, Mapping, Protocol
 
 import aiohttp
 
@@ -176,6 +176,9 @@ class QueueWriter:
         self.rollups: RollupFolder | None = None
         # Told when the events policy refused a copy (dropped since it was set up): set it up again.
         self.on_copy_refused: Callable[[str], None] | None = None
+        # Told of the batches just written, before they leave the queue: notes the hours of points
+        # too late for the continuous queries, to be rolled up again (collector/laterollups.py).
+        self.note_late: Callable[[list[QueuedBatch]], Awaitable[None]] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -216,6 +219,8 @@ class QueueWriter:
         await self._copy_events(written)
         if self.rollups is not None:  # folded (and its state committed) before the batches leave the queue
             await self.rollups.fold(batches, [point for _, _, point in written])
+        if self.note_late is not None:
+            await self.note_late(batches)
         await asyncio.to_thread(self.queue.ack, [b.id for b in batches], len(written))
         self.stats.batches_written += len(batches)
         return len(lines) + len(unwritable)

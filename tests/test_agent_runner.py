@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import subprocess
 import time
 from pathlib import Path
@@ -18,8 +19,12 @@ import pytest
 from aiohttp import web
 
 from agent.hwfacts import machine_age
+from agent.points import Point
 from agent.runner import Agent, AgentConfigError, AgentSettings, RemoteConfig
+from agent.spool import Spool
 from collector.app import SERVICE, create_app
+from collector.appkeys import QUEUE
+from collector.influxql import query
 from inventories import InventoryBuilder
 from serving import serving
 
@@ -201,3 +206,43 @@ def test_heartbeats_reach_the_real_collector_and_keep_the_agent_live_between_rep
     beats, pending, since_data, since_beat = asyncio.run(scenario())
     assert beats >= 6 and pending is not None and pending >= 0
     assert since_beat < 1.0 and since_data > 2.0, (since_beat, since_data)
+
+
+def test_the_agent_counts_and_says_what_the_real_collector_did_not_store_and_keeps_the_rest(
+    influx_db: tuple, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Back after more than a month offline: its spool holds a point older than InfluxDB's raw
+    retention beside fresh ones. The collector takes the batch and says one was too old; the agent
+    counts it and logs why, drops nothing as refused, and the fresh point is in InfluxDB."""
+    server, database = influx_db
+    inventory = InventoryBuilder(tmp_path).influxdb(server.url, database).site("helse").agent("plo-pc", TOKEN, interval_s=3600).parse()
+    caplog.set_level(logging.WARNING, logger="nettvakt.agent")
+    now = time.time_ns()
+    old, fresh = now - 40 * 86400 * 10**9, now - 3600 * 10**9
+    spool = Spool(tmp_path / "spool.sqlite3", "plo-pc")
+    spool.add([Point("host", {}, {"cpu_pct": 40.0}, old), Point("host", {}, {"cpu_pct": 41.0}, fresh)])
+    spool.close()
+
+    async def scenario() -> tuple[int, int, int]:
+        app = create_app(inventory, alerting=None)
+        async with serving(app, shutdown_timeout=0.1) as url:
+            agent = Agent(AgentSettings(agent_id="plo-pc", collector_url=url, token=TOKEN,
+                                        spool_path=tmp_path / "spool.sqlite3", send_interval_s=0.1))
+            task = asyncio.create_task(agent.run())
+            try:
+                async with asyncio.timeout(60):
+                    while agent.too_old_points == 0 or app[QUEUE].stats()["queue_points"] or agent.spool.pending():
+                        if task.done():
+                            task.result()
+                        await asyncio.sleep(0.1)  # how often the wait looks; the condition ends it
+                return agent.too_old_points, agent.spool.dropped(), app[SERVICE].too_old_points
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    told, dropped, counted = asyncio.run(scenario())
+    assert (told, dropped, counted) == (1, 0, 1)
+    stored = query(server.url, database, "SELECT \"cpu_pct\" FROM \"host\" WHERE \"host\" = 'plo-pc' AND \"cpu_pct\" >= 40")
+    assert [(row["time"], row["cpu_pct"]) for row in stored] == [(fresh, 41.0)]
+    (warning,) = [r.getMessage() for r in caplog.records if "did not store" in r.getMessage()]
+    assert "did not store 1 of its points, older than the raw retention of 30 days" in warning, warning

@@ -78,3 +78,52 @@ def test_a_power_cut_is_found_from_the_rollup(influxd: InfluxdServer, tmp_path: 
     raw, rolled = both(server, "diagnose_power", ups_inventory())
     assert raw.verdicts[0].kind == rolled.verdicts[0].kind == "power_cut"
     assert rolled.verdicts[0].evidence["site_quiet"] is True and rolled.verdicts[0].evidence["agents_silent"] == 1
+
+
+# A saturated afternoon: the uplink's line (wan1, 10 Mbit/s) full for 45 minutes of a 2.5-hour
+# stretch, and the latency beyond the gateway of a full queue meanwhile.
+BUSY_FROM_S, BUSY_TO_S, SCENARIO_S = 60 * 60, 105 * 60, 150 * 60
+
+
+def saturated_afternoon() -> MemorySource:
+    """icmp rounds every 10 s to the gateway (2 ms all along) and the internet (12 ms, 380 ms while
+    the line is full); wan1 and the firewall polled every 30 s, wan1's rate describing the 30 s before."""
+    src = MemorySource()
+    for i in range(SCENARIO_S // 10):
+        t = T0 + i * 10 * S
+        busy = BUSY_FROM_S <= i * 10 < BUSY_TO_S
+        for target, rtt in (("gw", 2.0), ("internett", 380.0 if busy else 12.0)):
+            src.add("probe", t, {"site": "skole", "host": "pc1", "kind": "icmp", "target": target},
+                    {"up": 1.0, "rtt_ms": rtt, "sent": 10.0, "received": 10.0, "loss_pct": 0.0})
+    for i in range(SCENARIO_S // 30):
+        t = T0 + (i + 1) * 30 * S
+        busy = BUSY_FROM_S < (i + 1) * 30 <= BUSY_TO_S
+        src.add("interface", t, {"site": "skole", "device": "fw", "ifname": "wan1"},
+                {"in_util_pct": 97.5 if busy else 10.0 + i % 20, "out_util_pct": 3.0, "speed_bps": 10e6})
+        src.add("device", t, {"site": "skole", "device": "fw"}, {"up": 1.0, "cpu_pct": 35.0 if busy else 4.0, "rebooted": 0.0})
+    return src
+
+
+def test_a_saturated_uplink_is_found_from_the_rollup_as_from_raw_points(influxd: InfluxdServer, tmp_path: Path) -> None:
+    src = saturated_afternoon()
+    write(server := influxd, "diagnose_uplink", src, tmp_path)
+    ctx = site_context(parse_inventory(inventory_dict()), "skole")
+    # Raw points over the scenario itself (as someone asks the day it happened), the 5-minute rollup
+    # over three days ending after it (as someone asks a few days later).
+    raw = diagnose(ctx, load_site_data(InfluxSource(server.url, database := "diagnose_uplink"), ctx, T0, T0 + SCENARIO_S * S))
+    long_end = T0 + SCENARIO_S * S + 3600 * S
+    rolled_source = InfluxSource(server.url, database, retention=StorageSettings(kind="influxdb_v1", url=server.url, database=database))
+    rolled = diagnose(ctx, load_site_data(rolled_source, ctx, long_end - 3 * DAY, long_end))
+    assert (raw.resolution, rolled.resolution) == ("raw", "5m")
+    top_raw, top_rolled = raw.verdicts[0], rolled.verdicts[0]
+    assert (top_raw.kind, top_raw.subject) == (top_rolled.kind, top_rolled.subject) == ("uplink_saturated", "fw/wan1"), (raw.verdicts, rolled.verdicts)
+    e_raw, e_rolled = top_raw.evidence, top_rolled.evidence
+    assert e_raw["peak_util_pct"] == e_rolled["peak_util_pct"] == 97.5  # buckets wholly inside the busy stretch
+    assert e_rolled["correlation"] >= 0.9 and e_raw["correlation"] >= 0.9
+    # Latency under load against quiet, each the mean over the two paths of their medians: exact on
+    # raw points, and on 5-minute means wherever a bucket is wholly busy or wholly quiet.
+    assert e_raw["rtt_busy_ms"] == e_rolled["rtt_busy_ms"] == 191.0 and e_raw["rtt_quiet_ms"] == e_rolled["rtt_quiet_ms"] == 7.0
+    assert e_rolled["bucket_s"] == 3 * DAY / S / 288 and top_rolled.confidence > 0.9
+    # The busy time, to the rollup's grid: the busy 45 minutes within a bucket (15 min) at each end.
+    ((busy_start, busy_end),) = top_rolled.ranges
+    assert abs(busy_start - (T0 + BUSY_FROM_S * S)) <= 900 * S and abs(busy_end - (T0 + BUSY_TO_S * S)) <= 900 * S, top_rolled.ranges

@@ -25,7 +25,8 @@ from collector.cli import cmd_collector_tls
 from collector.config import Inventory, load_inventory
 from collector.queue import DurableQueue
 from collector.service import is_agent_source, token_hash
-from collector.localservers import free_port, wait_until
+from collector.influxql import query
+from collector.localservers import free_port, wait_until, wait_until_async
 from inventories import InventoryBuilder
 from serving import serving
 
@@ -68,7 +69,7 @@ def test_ingest_accepts_dedupes_and_stamps(tmp_path: Path) -> None:
     async def scenario(app: web.Application, http: aiohttp.ClientSession) -> None:
         async with http.post("/api/v1/ingest", json=batch(7), headers=auth()) as resp:
             assert resp.status == 200
-            assert await resp.json() == {"seq": 7, "accepted": 1, "duplicate": False}
+            assert await resp.json() == {"seq": 7, "accepted": 1, "duplicate": False, "too_old": 0}
         async with http.post("/api/v1/ingest", json=batch(7), headers=auth()) as resp:
             assert resp.status == 200
             assert (await resp.json())["duplicate"] is True
@@ -298,6 +299,63 @@ def test_heartbeats_keep_an_agent_live_by_the_collector_clock_and_tell_its_backl
             async with http.post("/api/v1/agents/pc1/heartbeat", data=raw, headers=auth()) as resp:
                 assert resp.status == 400 and (await resp.json())["error"].startswith("body is not valid JSON")
         assert app[SERVICE].agents["pc1"].last_heartbeat_ns == before
+
+    asyncio.run(with_collector(tmp_path, scenario))
+
+
+DAY_NS = 86400 * 10**9
+
+
+def host_at(time_ns: int, cpu_pct: float = 12.5) -> dict[str, Any]:
+    return {"measurement": "host", "tags": {}, "fields": {"cpu_pct": cpu_pct}, "time": time_ns}
+
+
+def test_points_older_than_the_raw_retention_are_taken_not_stored_and_said_so(
+    influx_db: tuple, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """InfluxDB 1.x keeps raw points 30 days (the collector sets that): an older point within the 90
+    days an agent may post is not stored, while its batch is, and the answer says how many and why;
+    one older than 90 days is refused with its batch (400) as before. Nothing acknowledged is then
+    refused by InfluxDB."""
+    server, database = influx_db
+    caplog.set_level(logging.INFO, logger="nettvakt.collector")
+    now = time.time_ns()
+    good = [host_at(now - 60 * 10**9), host_at(now - 29 * DAY_NS)]
+    too_old = [host_at(now - 31 * DAY_NS), host_at(now - 60 * DAY_NS)]
+
+    async def scenario(app: web.Application, http: aiohttp.ClientSession) -> None:
+        async with http.post("/api/v1/ingest", json=batch(1, [too_old[0], good[0], too_old[1], good[1]]), headers=auth()) as resp:
+            assert resp.status == 200
+            answer = await resp.json()
+        assert {k: answer[k] for k in ("accepted", "duplicate", "too_old")} == {"accepted": 2, "duplicate": False, "too_old": 2}, answer
+        assert answer["too_old_reason"] == ("older than the raw retention of 30 days (storage.raw_retention_days) less 1 h: "
+                                            "InfluxDB would refuse them")
+        # A batch of nothing but too-old points: taken, no point queued; and said once per agent in the log.
+        async with http.post("/api/v1/ingest", json=batch(2, [host_at(now - 45 * DAY_NS)]), headers=auth()) as resp:
+            assert resp.status == 200 and (await resp.json())["too_old"] == 1
+        async with http.post("/api/v1/ingest", json=batch(3, [good[0], host_at(now - 95 * DAY_NS)]), headers=auth()) as resp:
+            assert resp.status == 400 and (await resp.json())["where"] == "points[1].time"  # beyond any spool: a wrong clock
+        await wait_until_async(lambda: app[QUEUE].stats()["queue_points"] == 0, 30, "the queue drained into InfluxDB")
+        health = app[SERVICE].health()
+        assert health["ingest"]["too_old"] == 3 and health["ingest"]["points"] == 2
+        (point,) = collector_points(app, time.time_ns())
+        assert point.fields["too_old_points"] == 3.0
+        assert app[QUEUE].stats()["rejected_points"] == 0  # nothing acknowledged was refused by InfluxDB
+
+    asyncio.run(with_collector(tmp_path, scenario, storage={"kind": "influxdb_v1", "url": server.url, "database": database}))
+    stored = query(server.url, database, 'SELECT "cpu_pct" FROM "host" WHERE "host" = \'pc1\'')
+    assert sorted(row["time"] for row in stored) == sorted(p["time"] for p in good)
+    told = [r.getMessage() for r in caplog.records if "sent points that are not stored" in r.getMessage()]
+    assert len(told) == 1 and "agent pc1" in told[0] and "storage.raw_retention_days" in told[0], told
+
+
+def test_storage_that_keeps_what_ingest_takes_stores_old_points(tmp_path: Path) -> None:
+    """The local store (and InfluxDB kept longer than max_point_age_days) has no shorter reach: a
+    40-day-old point is stored like any other."""
+    async def scenario(app: web.Application, http: aiohttp.ClientSession) -> None:
+        async with http.post("/api/v1/ingest", json=batch(1, [host_at(time.time_ns() - 40 * DAY_NS)]), headers=auth()) as resp:
+            assert resp.status == 200 and await resp.json() == {"seq": 1, "accepted": 1, "duplicate": False, "too_old": 0}
+        assert app[QUEUE].stats()["queue_points"] == 1
 
     asyncio.run(with_collector(tmp_path, scenario))
 

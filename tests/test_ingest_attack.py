@@ -142,7 +142,9 @@ async def post(http: aiohttp.ClientSession, c: Collector, body: Any, token: str 
         assert resp.content_type == "application/json", (resp.status, await resp.text())
         answer = await resp.json()
     if resp.status == 200 and isinstance(body, dict):
-        c.accepted[agent] |= {(p["measurement"], p["time"]) for p in body["points"]}
+        # What the answer says was too old to store is the batch's oldest points (older than a cutoff).
+        kept = sorted(body["points"], key=lambda p: p["time"])[answer["too_old"]:]
+        c.accepted[agent] |= {(p["measurement"], p["time"]) for p in kept}
     return resp.status, answer
 
 
@@ -212,6 +214,8 @@ def corpus() -> list[tuple[str, Any, int, str]]:
         ("week-ahead", {"points": [{**probe_point({"up": "1"}), "time": t + FUTURE}]}, 400, "points[0].time"),
         ("a-week-ahead-valid", {"points": [{**probe_point(), "time": t + FUTURE}]}, 400, "points[0].time"),
         ("too-old", {"points": [{**host_point(), "time": t - 400 * 86400 * 10**9}]}, 400, "points[0].time"),
+        # Older than any spool holds (max_point_age_days, 90): a wrong clock or a forgery, refused with its batch.
+        ("older-than-a-spool-beside-good", {"points": [host_point(), {**host_point(), "time": t - 100 * 86400 * 10**9}]}, 400, "points[1].time"),
         # 4. what only the collector writes
         *[
             (f"collector-only-{m}", {"points": [{"measurement": m, "tags": {"kind": "device", "device": "sw-a"}, "fields": {"up": 1.0}, "time": t + FUTURE}]}, 403, "points[0].measurement")
@@ -316,6 +320,12 @@ def test_the_attack_corpus_is_refused_by_place_and_influxdb_holds_only_contract_
                 if "where" in answer:
                     assert answer["error"].startswith(answer["where"] + ":"), (name, answer)
                 await post_good(http, c)  # and the collector still takes good data
+            # Older than InfluxDB's raw retention (30 days), within what a spool holds (90): the batch is
+            # taken, that point is not stored (never acknowledged as stored and then refused by InfluxDB).
+            old = {**host_point(), "time": time.time_ns() - 40 * 86400 * 10**9}
+            got, answer = await post(http, c, {"points": [host_point(), old, probe_point()]})
+            assert got == 200 and (answer["accepted"], answer["too_old"]) == (2, 1), answer
+            assert "storage.raw_retention_days" in answer["too_old_reason"], answer
             for name, point, expected in ODD_BUT_GOOD:
                 point = {**point, "time": now_ns()}
                 got, answer = await post(http, c, {"points": [point]})

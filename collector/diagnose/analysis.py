@@ -20,6 +20,7 @@ from agent.contract import probe_latency_ms
 from agent.probes import PROBES, ProbeKind
 from collector.config import Device, ProbeTarget
 from collector.diagnose.data import SiteContext, SiteData
+from collector.rollups import RAW
 from collector.timeseries import Sample
 
 S = 1_000_000_000
@@ -269,6 +270,12 @@ class Window:
                 out[self.bucket(s.time_ns - shift_ns)].append(v)
         return out
 
+    def rate_shift_ns(self, poll_interval_ns: int) -> int:
+        """How long before its time a rate sample's middle lies: on raw points half the poll interval
+        (an SNMP rate describes the interval before its time); on rollups nothing, since
+        `rollup_view` puts each bucket at its middle already."""
+        return poll_interval_ns // 2 if self.data.resolution == RAW else 0
+
     def ranges(self, buckets: Iterable[int]) -> list[tuple[int, int]]:
         return ranges_of(buckets, self.data.start_ns, self.bucket_ns, self.data.end_ns)
 
@@ -369,7 +376,7 @@ def check_uplink_saturated(w: Window) -> CheckResult:
             by_if[ifname].append(s)
 
     # An SNMP rate describes the poll interval before its time: bucket it at the interval's middle.
-    half = (median_spacing_ns(rows, lambda s: s.tags.get("ifname")) or 0) // 2
+    half = w.rate_shift_ns(median_spacing_ns(rows, lambda s: s.tags.get("ifname")) or 0)
     utils = {name: {b: statistics.fmean(v) for b, v in w.by_bucket(samples, line_util_pct, half).items()} for name, samples in by_if.items()}
     utils = {name: u for name, u in utils.items() if u}
     if not by_if:
@@ -463,6 +470,7 @@ def _error_counts(w: Window, samples: list[Sample], key: Callable[[Sample], str]
     out: list[Verdict] = []
     for subject, rows in series.items():
         spacing = median_spacing_ns(rows, lambda s: 0) or w.bucket_ns
+        shift = w.rate_shift_ns(spacing)
         n_err = n_disc = 0.0
         peak = 0.0
         bad: list[int] = []
@@ -476,7 +484,7 @@ def _error_counts(w: Window, samples: list[Sample], key: Callable[[Sample], str]
             n_disc += d * dt / S
             peak = max(peak, e + d)
             if e + d > 0:
-                bad.append(w.bucket(s.time_ns - spacing // 2))  # the rate of the interval before the sample
+                bad.append(w.bucket(s.time_ns - shift))  # the rate of the interval before the sample
         total = n_err + n_disc
         if total < MIN_ERROR_COUNT or len(bad) < 2:
             continue

@@ -8,7 +8,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from collector.config import AgentEntry, Device, Inventory, ProbeTarget, Site
-from collector.rollups import RAW, Aggregate, stored_field
+from collector.rollups import NS, RAW, RESOLUTIONS, Aggregate, stored_field
 from collector.timeseries import Sample, SeriesSource
 
 
@@ -57,12 +57,15 @@ ROLLUP_VIEW: Mapping[str, Mapping[str, Aggregate]] = MappingProxyType({
 
 
 def rollup_view(measurement: str, samples: list[Sample], resolution: str) -> list[Sample]:
-    """Rollup buckets as the checks read points: the mean under each field's name, ROLLUP_VIEW's fields taken from their own aggregate."""
-    view = ROLLUP_VIEW.get(measurement, {})
-    if resolution == RAW or not view:
+    """Rollup buckets as the checks read points: at the bucket's middle (a bucket is stamped with its
+    start, and its mean is of the readings across it), the mean under each field's name, ROLLUP_VIEW's
+    fields taken from their own aggregate."""
+    if resolution == RAW:
         return samples
+    middle_ns = (RESOLUTIONS[resolution].bucket_s or 0) * NS // 2
+    view = ROLLUP_VIEW.get(measurement, {})
     names = {f: stored_field(measurement, f, aggregate, resolution) for f, aggregate in view.items()}
-    return [Sample(s.time_ns, s.tags, {**s.fields, **{f: s.fields[n] for f, n in names.items() if n in s.fields}}) for s in samples]
+    return [Sample(s.time_ns + middle_ns, s.tags, {**s.fields, **{f: s.fields[n] for f, n in names.items() if n in s.fields}}) for s in samples]
 
 
 GATEWAY_KINDS = frozenset({"firewall", "router", "gateway"})
