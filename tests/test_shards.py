@@ -197,7 +197,7 @@ def test_a_batch_under_way_when_its_site_moves_is_kept_and_acknowledged(tmp_path
     service.reload(moved.parse().for_collector("a"))
     try:
         answer = asyncio.run(service.ingest(agent, {"agent": "pc-helse", "seq": 7, "points": [point]}))
-        assert answer == {"seq": 7, "accepted": 1, "duplicate": False}
+        assert answer == {"seq": 7, "accepted": 1, "duplicate": False, "too_old": 0}
         assert service.heartbeat(agent, {}) == {"agent": "pc-helse", "heartbeat_s": 10.0}
         assert "pc-helse" not in service.agents and queue.stats()["queue_points"] == 1
     finally:
