@@ -11,6 +11,7 @@ from aiohttp import web
 from collector.alerting.service import AlertService
 from collector.config import Inventory
 from collector.connections import ConnectionGuard
+from collector.history import HistoryService
 from collector.queue import DurableQueue
 from collector.reload import InventoryReloader
 from collector.retention import RollupMaintainer
@@ -25,3 +26,4 @@ RELOADER = web.AppKey("reloader", InventoryReloader)  # create_app, when it know
 CONNECTIONS = web.AppKey("connections", ConnectionGuard)  # serve(), when it listens
 ALERTS = web.AppKey("alerts", AlertService)  # the alerting context, when alerting runs
 ROLLUPS = web.AppKey("rollups", RollupMaintainer)  # the retention context, when storage is InfluxDB 1.x
+HISTORY = web.AppKey("history", HistoryService)  # create_app: what the status pages read of the past, kept briefly
