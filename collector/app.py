@@ -420,13 +420,14 @@ async def handle_silence_remove(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
-def _page(text: str) -> web.Response:
+def _page(request: web.Request, text: str) -> web.Response:
     """A status page: never cached, compressed when the browser takes gzip (slow lines), and only
     its own inline script may run (collector/status/layout.py)."""
-    from collector.status.layout import CONTENT_SECURITY_POLICY
+    from collector.status.layout import content_security_policy
 
+    policy = content_security_policy(request.app[SERVICE].inventory.collector.status_refresh_s)
     response = web.Response(text=text, content_type="text/html", charset="utf-8",
-                            headers={"Cache-Control": "no-store", "Content-Security-Policy": CONTENT_SECURITY_POLICY})
+                            headers={"Cache-Control": "no-store", "Content-Security-Policy": policy})
     response.enable_compression()
     return response
 
@@ -449,7 +450,7 @@ async def handle_status_page(request: web.Request) -> web.Response:
     alerts = alert_service.engine.firing(time.time()) if alert_service is not None else None
     history = await asyncio.to_thread(sections.gather, app[HISTORY], service.inventory, view, time.time())
     render = overview.render_main if _main_part(request) else overview.render_status
-    return _page(render(service, time.time_ns(), health, alerts, history, view))
+    return _page(request, render(service, time.time_ns(), health, alerts, history, view))
 
 
 async def handle_site_page(request: web.Request) -> web.Response:
@@ -462,7 +463,7 @@ async def handle_site_page(request: web.Request) -> web.Response:
     view = sections.view_of(request.query)
     history = await asyncio.to_thread(sections.gather, request.app[HISTORY], service.inventory, view, time.time())
     render = site_page.render_site_main if _main_part(request) else site_page.render_site
-    return _page(render(site, service, time.time_ns(), history, view))
+    return _page(request, render(site, service, time.time_ns(), history, view))
 
 
 async def handle_device_page(request: web.Request) -> web.Response:
@@ -479,7 +480,7 @@ async def handle_device_page(request: web.Request) -> web.Response:
     except SourceError as exc:
         error = str(exc)
     render = device_page.render_device_main if _main_part(request) else device_page.render_device
-    return _page(render(device, service, time.time_ns(), history, error))
+    return _page(request, render(device, service, time.time_ns(), history, error))
 
 
 async def _queue_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -499,8 +500,13 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
     inventory = app[INVENTORY]
     sink = make_sink(inventory)
     if sink is None:
-        log.info("storage kind 'local': points are kept in %s until InfluxDB is configured", app[QUEUE].path)
+        log.info("storage kind 'local': points are kept in %s for %d days (raw_retention_days) and within %d bytes "
+                 "(queue_max_bytes), or until InfluxDB is configured", app[QUEUE].path, inventory.storage.raw_retention_days,
+                 app[QUEUE].max_bytes)
+        expiry = asyncio.create_task(_expire_local_store(app), name="local-store-expiry")
         yield
+        expiry.cancel()
+        await asyncio.gather(expiry, return_exceptions=True)
         return
     storage = inventory.storage
     writer = QueueWriter(
@@ -518,6 +524,22 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
     except Exception as exc:  # the points stay queued on disk; they are written at next start
         log.info("final drain skipped (%s); points stay queued", exc)
     await sink.close()
+
+
+LOCAL_EXPIRY_INTERVAL_S = 3600.0
+
+
+async def _expire_local_store(app: web.Application) -> None:
+    """The local store's time bound: at start and hourly, batches older than raw_retention_days go."""
+    while True:
+        try:
+            days = app[SERVICE].inventory.storage.raw_retention_days
+            expired = await asyncio.to_thread(app[QUEUE].expire, time.time_ns() - days * 86400 * 1_000_000_000)
+            if expired:
+                log.info("local store: %d points older than %d days (raw_retention_days) removed", expired, days)
+        except Exception:  # the disk: try again at the next round, the store keeps its size bound meanwhile
+            log.exception("local store: expiry failed; trying again in %.0f s", LOCAL_EXPIRY_INTERVAL_S)
+        await asyncio.sleep(LOCAL_EXPIRY_INTERVAL_S)
 
 
 async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -57,4 +57,4 @@ def render_device(device: Device, service: CollectorService, now_ns: int, histor
     title = w["device_title"].format(device=device.name, org=inventory.organisation)
     header = (f'<p><a href="/">{escape(w["back"])}</a>'
               + (f' · <a href="{site_url(site.id)}">{escape(site.name)}</a>' if site else "") + f"</p><h1>{escape(device.name)}</h1>")
-    return page(lang, title, header, render_device_main(device, service, now_ns, history, error))
+    return page(lang, title, header, render_device_main(device, service, now_ns, history, error), inventory.collector.status_refresh_s)

@@ -4,7 +4,7 @@ durations, rates and states are written for people (in the inventory's language 
 Built for the outstation lines: one HTML file per page with its style inline and its charts as
 inline SVG (collector/svg.py), no font, script or image fetched from anywhere. The page's live
 part is `<main id="main">`; a small inline script fetches that part alone (`?part=main`) every
-REFRESH_S and puts it in place, so the header, the style and the scroll position stay. Without
+`[collector] status_refresh_s` and puts it in place, so the header, the style and the scroll position stay. Without
 script the `<noscript>` refresh reloads the whole page instead. Narrow screens get one column,
 and tables scroll sideways inside their box.
 """
@@ -22,7 +22,7 @@ from collector import texts
 from collector.reports import i18n
 from collector.svg import Tick
 
-REFRESH_S = 30
+REFRESH_S = 30  # `[collector] status_refresh_s` by default
 NOSCRIPT_REFRESH_S = 60
 PART_PARAM = "part"
 MAIN_PART = "main"
@@ -58,29 +58,31 @@ i.in{background:#9fd3a8}i.out{background:#1f5fbf}i.cap{background:#8a1c1c}i.cpu{
 @media (max-width:40rem){body{padding:.4rem;font-size:14px}th,td{padding:.15rem .3rem}}
 """
 
-# Replaces <main> with the same page's main part every REFRESH_S; on failure the page is dimmed
-# (stale) and tried again at the next turn.
-SCRIPT = (
-    "(function(){var m=document.getElementById('main');setInterval(function(){"
-    "var u=new URL(location.href);u.searchParams.set('" + PART_PARAM + "','" + MAIN_PART + "');"
-    "fetch(u,{cache:'no-store'}).then(function(r){if(!r.ok)throw r.status;return r.text()})"
-    ".then(function(t){m.innerHTML=t;document.body.classList.remove('stale')})"
-    ".catch(function(){document.body.classList.add('stale')})}," + str(REFRESH_S * 1000) + ")})();"
-)
-# For a Content-Security-Policy that lets this one script run and nothing else.
-SCRIPT_HASH = "sha256-" + base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
-CONTENT_SECURITY_POLICY = (
-    f"default-src 'none'; script-src '{SCRIPT_HASH}'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; "
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
-)
+def script(refresh_s: float) -> str:
+    """Replaces <main> with the same page's main part every `refresh_s`; on failure the page is
+    dimmed (stale) and tried again at the next turn."""
+    return (
+        "(function(){var m=document.getElementById('main');setInterval(function(){"
+        "var u=new URL(location.href);u.searchParams.set('" + PART_PARAM + "','" + MAIN_PART + "');"
+        "fetch(u,{cache:'no-store'}).then(function(r){if(!r.ok)throw r.status;return r.text()})"
+        ".then(function(t){m.innerHTML=t;document.body.classList.remove('stale')})"
+        ".catch(function(){document.body.classList.add('stale')})}," + str(int(refresh_s * 1000)) + ")})();"
+    )
+
+
+def content_security_policy(refresh_s: float) -> str:
+    """Only the page's own script may run (by its hash), and nothing is fetched but its own parts."""
+    digest = base64.b64encode(hashlib.sha256(script(refresh_s).encode()).digest()).decode()
+    return (f"default-src 'none'; script-src 'sha256-{digest}'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:; "
+            "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 
 def words(lang: str) -> Mapping[str, str]:
     return texts.of(lang).status_page
 
 
-def page(lang: str, title: str, header: str, main: str) -> str:
-    """The whole document: `header` stays, `main` is what the refresh replaces."""
+def page(lang: str, title: str, header: str, main: str, refresh_s: float = REFRESH_S) -> str:
+    """The whole document: `header` stays, `main` is what the refresh replaces every `refresh_s`."""
     return "\n".join([
         "<!DOCTYPE html>",
         f'<html lang="{escape(lang)}"><head><meta charset="utf-8">',
@@ -90,7 +92,7 @@ def page(lang: str, title: str, header: str, main: str) -> str:
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
         header,
         f'<main id="main">{main}</main>',
-        f"<script>{SCRIPT}</script>",
+        f"<script>{script(refresh_s)}</script>",
         "</body></html>",
     ])
 

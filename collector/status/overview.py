@@ -54,4 +54,4 @@ def render_status(
     inventory = service.inventory
     lang = inventory.alerting.language
     title = words(lang)["title"].format(org=inventory.organisation)
-    return page(lang, title, f"<h1>{escape(title)}</h1>", render_main(service, now_ns, health, alerts, history, view))
+    return page(lang, title, f"<h1>{escape(title)}</h1>", render_main(service, now_ns, health, alerts, history, view), inventory.collector.status_refresh_s)

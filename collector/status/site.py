@@ -23,4 +23,4 @@ def render_site(site: Site, service: CollectorService, now_ns: int, history: Pag
     header = f'<p><a href="/">{escape(w["back"])}</a></p><h1>{escape(site.name)}</h1>'
     if site.description:
         header += f'<p class="muted">{escape(site.description)}</p>'
-    return page(lang, title, header, render_site_main(site, service, now_ns, history, view))
+    return page(lang, title, header, render_site_main(site, service, now_ns, history, view), inventory.collector.status_refresh_s)
