@@ -37,6 +37,7 @@ from collector.status import overview, sections
 from collector.status import device as device_page
 from collector.svg import WIDTH
 from inventories import InventoryBuilder
+from browser import chromium_driver, console_problems
 from serving import serving
 from test_reports_hardware import write_through_collector_sink
 
@@ -108,7 +109,7 @@ def night(now: float) -> list[Point]:
             for ifname, scale in (("0/1", 1.0), ("0/2", 0.1)):
                 in_bps = (950_000.0 if within(t, SLOW, now) else 200_000.0) * scale
                 points.append(Point("interface", {**site, "device": "sw-vannvag", "ifname": ifname}, {
-                    "in_bps": in_bps, "out_bps": 100_000.0 * scale, "speed_bps": 1e9, "in_errors_ps": 0.5 if within(t, SLOW, now) else 0.0,
+                    "in_bps": in_bps, "out_bps": 100_000.0 * scale, "speed_bps": 1e9, "in_errors_ps": 0.5 if within(t, SLOW, now) and ifname == "0/1" else 0.0,
                     "out_errors_ps": 0.0, "in_discards_ps": 0.0, "out_discards_ps": 0.0}, ns(t)))
             points.append(Point("device", {**site, "device": "sw-vannvag"}, {"up": 1.0, "cpu_pct": 35.0, "mem_used_pct": 60.0}, ns(t)))
         t += 60.0
@@ -279,3 +280,169 @@ def test_the_night_from_the_local_store(tmp_path: Path, now: float) -> None:
     fill_local_store(inventory, night(now))
     write_alert_history(inventory, now)
     check_night(render_overview(inventory, tmp_path, now), now)
+
+
+# --- served: pages, their parts, gzip ---------------------------------------------------------------
+
+def test_pages_are_served_gzipped_with_their_live_parts(tmp_path: Path, now: float) -> None:
+    builder = vannvag(tmp_path).storage("local").collector(status_refresh_s=2)
+    inventory = builder.parse()
+    fill_local_store(inventory, night(now))
+
+    async def scenario() -> None:
+        app = create_app(inventory, alerting=None)
+        async with serving(app, shutdown_timeout=0.1) as base, aiohttp.ClientSession(base, auto_decompress=False) as http:
+            async with http.get("/", headers={"Accept-Encoding": "gzip"}) as resp:
+                assert resp.status == 200 and resp.headers["Content-Encoding"] == "gzip"
+                assert "'sha256-" in resp.headers["Content-Security-Policy"] and resp.headers["Cache-Control"] == "no-store"
+                page = gzip.decompress(await resp.read()).decode()
+            assert page.startswith("<!DOCTYPE html>") and '<main id="main">' in page and ",2000)" in page  # refreshed every 2 s
+            assert 'href="/site/vannvag"' in page and 'href="/device/sw-vannvag"' in page
+            for path, must in (("/?part=main", 'id="site-vannvag"'), ("/site/vannvag?part=main&latency=7d", "<b>7 døgn</b>"),
+                               ("/device/sw-vannvag?part=main", "Svitsj Vannvåg")):
+                async with http.get(path, headers={"Accept-Encoding": "identity"}) as resp:  # a client without gzip: plain
+                    assert resp.status == 200 and "Content-Encoding" not in resp.headers, path
+                    part = await resp.text()
+                assert "<html" not in part and "<script" not in part and must in part, path
+            async with http.get("/site/vannvag", headers={"Accept-Encoding": "identity"}) as resp:
+                site = await resp.text()
+            assert "<title>Teknisk utestasjon Vannvåg – nettvakt – Karlsøy kommune</title>" in site
+            assert [kind for kind, _ in charts(site)].count("latency") == 2
+            async with http.get("/device/sw-vannvag", headers={"Accept-Encoding": "identity"}) as resp:
+                device = await resp.text()
+            # CPU and memory, and each interface's traffic; errors drawn where there were some (0/1, the slow hour).
+            kinds = [kind for kind, _ in charts(device)]
+            assert kinds == ["lines"] * 4, kinds
+            assert "0/2: ingen feil eller forkastede pakker siste døgn." in text_of(device)
+            for path in ("/site/nowhere", "/device/nothing"):
+                async with http.get(path) as resp:
+                    assert resp.status == 404 and "in the inventory" in (await resp.json())["error"]
+
+    asyncio.run(scenario())
+
+
+def test_the_local_store_keeps_raw_retention_days_and_no_more(tmp_path: Path) -> None:
+    """The bound of the local store's history: batches received more than raw_retention_days ago
+    are removed at the collector's start (and hourly), counted as expired, not as dropped."""
+    inventory = vannvag(tmp_path).storage("local", raw_retention_days=2).parse()
+    now_ns = time.time_ns()
+    day_ns = 86400 * 10**9
+    queue = DurableQueue(inventory.data_dir() / "queue.sqlite3")
+    try:
+        for seq, age_days in enumerate((3.0, 2.1, 1.9, 0.0)):
+            point = Point("probe", {"site": "vannvag", "host": "vannvag-1", "kind": "icmp", "target": "gw"}, {"up": 1.0, "rtt_ms": 10.0 + seq},
+                          now_ns - int(age_days * day_ns))
+            queue.put("agent:vannvag-1", seq, [point])
+            # As if received then: the queue stamps a batch with its arrival.
+            queue._db.execute("UPDATE batch SET received_ns = ? WHERE seq = ?", (now_ns - int(age_days * day_ns), seq))
+    finally:
+        queue.close()
+
+    async def scenario() -> tuple[dict, list[float]]:
+        app = create_app(inventory, alerting=None)
+        async with serving(app, shutdown_timeout=0.1):
+            deadline = time.monotonic() + 20
+            while app[QUEUE].stats()["expired_points"] < 2:
+                assert time.monotonic() < deadline, app[QUEUE].stats()
+                await asyncio.sleep(0.05)  # the expiry runs at start; this only waits for its thread
+            stats = app[QUEUE].stats()
+            kept = [p.fields["rtt_ms"] for batch in app[QUEUE].peek(100) for p in batch.points if p.measurement == "probe"]
+        return stats, kept
+
+    stats, kept = asyncio.run(scenario())
+    assert stats["expired_points"] == 2 and stats["dropped_points"] == 0
+    assert kept == [12.0, 13.0]  # the 1.9-day-old batch and today's
+
+
+def example_inventory(folder: Path) -> Inventory:
+    """The shipped inventory.toml (8 agents measuring 24 targets, 7 sites), on a local store in `folder`."""
+    data = tomllib.loads((REPO / "inventory.toml").read_text(encoding="utf-8"))
+    data["storage"] = {"kind": "local"}
+    data["collector"] = {"data_dir": str(folder / "data")}
+    return parse_inventory(data, REPO / "inventory.toml")
+
+
+def example_day(inventory: Inventory, now: float) -> list[Point]:
+    """A day of every probe target and uplink of the example, at its interval, with some wobble."""
+    points = []
+    for agent in inventory.agent:
+        for probe in inventory.probes_for(agent):
+            t, n = now - 86400 - 3600, 0
+            while t < now:
+                rtt = 8.0 + (n * 7919 % 13) + (40.0 if agent.site == "vannvag" and n % 50 < 3 else 0.0)
+                points.append(Point("probe", {"site": agent.site, "host": agent.id, "kind": probe.kind, "target": probe.name},
+                                    {"up": 1.0, "rtt_ms": rtt, "connect_ms": rtt, "ttfb_ms": rtt, "resolve_ms": rtt,
+                                     "rtt_min_ms": rtt * 0.8, "rtt_max_ms": rtt * 1.6, "loss_pct": float(n % 97 == 0) * 10}, int(t * 1e9)))
+                t += probe.interval_s
+                n += 1
+    uplinks = {s.uplink for s in inventory.site}
+    for device in inventory.device:
+        if device.id in uplinks and device.snmp is not None:
+            ifname = (device.snmp.important_interfaces or list(device.snmp.interface_speed_bps) or ["1"])[0]
+            for i in range(24 * 60):
+                t = now - 86400 + i * 60
+                points.append(Point("interface", {"site": device.site, "device": device.id, "ifname": ifname},
+                                    {"in_bps": 300_000.0 + (i * 104729 % 500_000), "out_bps": 90_000.0 + (i * 7 % 50_000), "speed_bps": 1e8},
+                                    int(t * 1e9)))
+    return points
+
+
+def test_the_overview_of_the_example_inventory_is_small(tmp_path: Path, now: float, artifacts_dir: Path) -> None:
+    """Built for the outstation lines: the overview of the shipped inventory, a day of history for
+    every target and uplink, well under 100 kB compressed (the figure is in docs/benchmarks.md)."""
+    inventory = example_inventory(tmp_path)
+    fill_local_store(inventory, example_day(inventory, now))
+    started = time.perf_counter()
+    html = render_overview(inventory, tmp_path, now)
+    rendered_s = time.perf_counter() - started
+    compressed = gzip.compress(html.encode(), 6)
+    (artifacts_dir / "overview-example.html").write_text(html, encoding="utf-8")
+    print(f"overview of the example inventory: {len(html.encode())} bytes, {len(compressed)} gzipped, read and drawn in {rendered_s:.2f} s")
+    assert [kind for kind, _ in charts(html)].count("latency") == sum(len(inventory.probes_for(a)) for a in inventory.agent) == 24
+    assert len(compressed) < 60_000, len(compressed)
+
+
+def test_overview_and_site_page_in_headless_chromium(tmp_path: Path, now: float, artifacts_dir: Path) -> None:
+    """A browser loads the overview and the site page with no console errors (the CSP lets the
+    page's own script run), the page refreshes its live part in place, and a phone-sized window
+    needs no sideways scrolling of the page."""
+    inventory = vannvag(tmp_path).storage("local").collector(status_refresh_s=1).parse()
+    fill_local_store(inventory, night(now))
+    write_alert_history(inventory, now)
+
+    async def scenario() -> None:
+        app = create_app(inventory, alerting=None)
+        async with serving(app, shutdown_timeout=0.1) as base:
+            browser = await asyncio.to_thread(chromium_driver)
+            try:
+                await asyncio.to_thread(browser.set_window_size, 1280, 1600)
+                await asyncio.to_thread(browser.get, base + "/")
+                assert browser.title == "nettvakt – Karlsøy kommune"
+                # Marks: one on the window (gone if the page reloads), one in <main> (gone when the part is replaced).
+                summary = await asyncio.to_thread(browser.execute_script,
+                                                  "window.kept = 1; document.getElementById('summary').dataset.old = 1;"
+                                                  "return document.getElementById('summary').textContent")
+                deadline = time.monotonic() + 20
+                while await asyncio.to_thread(browser.execute_script, "return document.getElementById('summary').dataset.old") is not None:
+                    assert time.monotonic() < deadline, "the live part was never replaced"
+                    await asyncio.sleep(0.2)  # the page's own refresh (every second here) ends this
+                assert await asyncio.to_thread(browser.execute_script, "return window.kept") == 1
+                assert summary.startswith("0 av 2 agenter oppe")
+                strips = await asyncio.to_thread(browser.execute_script, "return document.querySelectorAll('#site-vannvag .strip rect.down').length")
+                assert strips == 1
+                await asyncio.to_thread(browser.save_screenshot, str(artifacts_dir / "overview.png"))
+                await asyncio.to_thread(browser.get, base + "/site/vannvag?latency=7d")
+                assert browser.title.startswith("Teknisk utestasjon Vannvåg")
+                await asyncio.to_thread(browser.save_screenshot, str(artifacts_dir / "site-vannvag-7d.png"))
+                await asyncio.to_thread(browser.set_window_size, 390, 844)
+                await asyncio.to_thread(browser.get, base + "/site/vannvag")
+                overflow = await asyncio.to_thread(browser.execute_script, "return document.documentElement.scrollWidth - window.innerWidth")
+                assert overflow <= 0, overflow
+                await asyncio.to_thread(browser.save_screenshot, str(artifacts_dir / "site-vannvag-phone.png"))
+                assert await asyncio.to_thread(console_problems, browser) == []
+            finally:
+                await asyncio.to_thread(browser.quit)
+        for shot in ("overview.png", "site-vannvag-7d.png", "site-vannvag-phone.png"):
+            assert (artifacts_dir / shot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    asyncio.run(scenario())
