@@ -25,7 +25,8 @@ store names (`resolution_for`: 5-minute buckets for the 7-day views on InfluxDB 
   file (written whatever the store; it keeps who acknowledged), by site.
 
 Reading a day of an estate's probes is a large answer, so results are kept for a while
-(`HistoryCache`): the page refreshes every 30 s, the charts every minute, availability every 5.
+(`HistoryService`): the charts for as long as the page waits between refreshes (30 s by
+default, at most a minute), availability for 5 minutes.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ STRIP_S = DAY_S
 TRAFFIC_BUCKET_S = 600.0
 TIMELINE_S = 7 * DAY_S
 AVAILABILITY_DAYS = (7, 30)
-# How long results are kept before they are read again.
+# How long results are kept before they are read again: charts at most this long, and no longer
+# than the page's own refresh (`[collector] status_refresh_s`), so each refresh shows news.
 CHARTS_TTL_S = 60.0
 AVAILABILITY_TTL_S = 300.0
 # A status page must answer when InfluxDB does not: reads give up after this long (the page then
@@ -430,27 +432,32 @@ class HistoryService:
     def reader(self, inventory: Inventory) -> HistoryReader:
         return HistoryReader(inventory, self._source_for(inventory))
 
+    @staticmethod
+    def charts_ttl_s(inventory: Inventory) -> float:
+        return min(CHARTS_TTL_S, inventory.collector.status_refresh_s)
+
     def sites(self, inventory: Inventory, now_s: float) -> dict[str, SiteHistory]:
         """Every site's strip, outages, availability and uplink. SourceError when the store cannot be read."""
-        end_s, strips = self._kept((id(inventory), "strips"), CHARTS_TTL_S, lambda: self.reader(inventory).site_strips(now_s))
+        ttl = self.charts_ttl_s(inventory)
+        end_s, strips = self._kept((id(inventory), "strips"), ttl, lambda: self.reader(inventory).site_strips(now_s))
         availability = {days: self._kept((id(inventory), "availability", days), AVAILABILITY_TTL_S,
                                          lambda days=days: self.reader(inventory).site_availability(days, now_s))  # type: ignore[misc]
                         for days in AVAILABILITY_DAYS}
         out = {}
         for site in inventory.site:
             strip, outages = strips.get(site.id, ([], []))
-            uplink = self._kept((id(inventory), "uplink", site.id), CHARTS_TTL_S, lambda site=site: self.reader(inventory).uplink(site.id, now_s))  # type: ignore[misc]
+            uplink = self._kept((id(inventory), "uplink", site.id), ttl, lambda site=site: self.reader(inventory).uplink(site.id, now_s))  # type: ignore[misc]
             out[site.id] = SiteHistory(site.id, end_s - STRIP_S, end_s, strip, outages, {d: availability[d].get(site.id) for d in AVAILABILITY_DAYS}, uplink)
         return out
 
     def targets(self, inventory: Inventory, view: str, now_s: float) -> TargetsView:
-        return self._kept((id(inventory), "targets", view), CHARTS_TTL_S, lambda: self.reader(inventory).targets(view, now_s))
+        return self._kept((id(inventory), "targets", view), self.charts_ttl_s(inventory), lambda: self.reader(inventory).targets(view, now_s))
 
     def device(self, inventory: Inventory, device: Device, now_s: float) -> DeviceHistory:
-        return self._kept((id(inventory), "device", device.id), CHARTS_TTL_S, lambda: self.reader(inventory).device(device, now_s))
+        return self._kept((id(inventory), "device", device.id), self.charts_ttl_s(inventory), lambda: self.reader(inventory).device(device, now_s))
 
     def timeline(self, inventory: Inventory, now_s: float) -> list[AlertEpisode]:
-        return self._kept((id(inventory), "timeline"), CHARTS_TTL_S, lambda: read_alert_timeline(inventory, now_s))
+        return self._kept((id(inventory), "timeline"), self.charts_ttl_s(inventory), lambda: read_alert_timeline(inventory, now_s))
 
 
 def page_source(inventory: Inventory) -> SeriesSource:
