@@ -239,7 +239,7 @@ def check_night(html: str, now: float) -> None:
     inside = lambda span: [v for t, v in medians if within(t, (span[0] + 600, span[1] - 600), now)]  # noqa: E731
     tolerance = internet.vmax / 1000
     assert inside(SLOW) and all(v == pytest.approx(80, abs=tolerance) for v in inside(SLOW))
-    calm = [v for t, v in medians if not any(within(t, (s[0] - 600, s[1] + 600), now) for s in (SLOW, DEGRADED, OUTAGE))]
+    calm = [v for t, v in medians if not any(within(t, (s[0] - 600, s[1] + 600), now) for s in (SLOW, DEGRADED, OUTAGE, YESTERDAY))]
     assert len(calm) > 100 and all(v == pytest.approx(10, abs=tolerance) for v in calm)
     band = [p for polygon in internet.find("polygon", "band") for p in internet.points(polygon)]
     assert max(v for t, v in band if within(t, SLOW, now)) == pytest.approx(120, abs=tolerance)
