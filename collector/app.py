@@ -27,8 +27,9 @@ from agent.report import HEARTBEAT_PATH, INGEST_PATH, BatchTooLargeError
 from collector.alerting.admin import AckError, acknowledge, alert_listing, unknown_names
 from collector.alerting.context import AlertingOptions, alerting_context
 from collector.alerting.silences import SILENCES_FILE, SilenceError, SilenceStore
-from collector.appkeys import ALERTS, CONNECTIONS, INVENTORY, LATE_ROLLUPS, QUEUE, RELOADER, ROLLUP_ENGINE, ROLLUPS, SERVICE, WRITER
+from collector.appkeys import ALERTS, CONNECTIONS, HISTORY, INVENTORY, LATE_ROLLUPS, QUEUE, RELOADER, ROLLUP_ENGINE, ROLLUPS, SERVICE, WRITER
 from collector.config import AgentEntry, Inventory
+from collector.history import HistoryService
 from collector import connections
 from collector.ingest import IngestError
 from collector.queue import DurableQueue
@@ -436,15 +437,67 @@ async def handle_silence_remove(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _page(request: web.Request, text: str) -> web.Response:
+    """A status page: never cached, compressed when the browser takes gzip (slow lines), and only
+    its own inline script may run (collector/status/layout.py)."""
+    from collector.status.layout import content_security_policy
+
+    policy = content_security_policy(request.app[SERVICE].inventory.collector.status_refresh_s)
+    response = web.Response(text=text, content_type="text/html", charset="utf-8",
+                            headers={"Cache-Control": "no-store", "Content-Security-Policy": policy})
+    response.enable_compression()
+    return response
+
+
+def _main_part(request: web.Request) -> bool:
+    """`?part=main`: only the live part, for the page's refresh in place."""
+    from collector.status.layout import MAIN_PART, PART_PARAM
+
+    return request.query.get(PART_PARAM) == MAIN_PART
+
+
 async def handle_status_page(request: web.Request) -> web.Response:
-    from collector.status import render_status
+    from collector.status import overview, sections
 
     app = request.app
+    service = app[SERVICE]
+    view = sections.view_of(request.query)
     health = await asyncio.to_thread(health_report, app)
     alert_service = app.get(ALERTS)
     alerts = alert_service.engine.firing(time.time()) if alert_service is not None else None
-    page = render_status(app[SERVICE], time.time_ns(), health, alerts)
-    return web.Response(text=page, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-store"})
+    history = await asyncio.to_thread(sections.gather, app[HISTORY], service.inventory, view, time.time())
+    render = overview.render_main if _main_part(request) else overview.render_status
+    return _page(request, render(service, time.time_ns(), health, alerts, history, view))
+
+
+async def handle_site_page(request: web.Request) -> web.Response:
+    from collector.status import sections, site as site_page
+
+    service = request.app[SERVICE]
+    site = next((s for s in service.inventory.site if s.id == request.match_info["site_id"]), None)
+    if site is None:
+        raise web.HTTPNotFound(reason=f"no site {request.match_info['site_id']!r} in the inventory")
+    view = sections.view_of(request.query)
+    history = await asyncio.to_thread(sections.gather, request.app[HISTORY], service.inventory, view, time.time())
+    render = site_page.render_site_main if _main_part(request) else site_page.render_site
+    return _page(request, render(site, service, time.time_ns(), history, view))
+
+
+async def handle_device_page(request: web.Request) -> web.Response:
+    from collector.status import device as device_page
+    from collector.timeseries import SourceError
+
+    service = request.app[SERVICE]
+    device = next((d for d in service.inventory.device if d.id == request.match_info["device_id"]), None)
+    if device is None:
+        raise web.HTTPNotFound(reason=f"no device {request.match_info['device_id']!r} in the inventory")
+    history, error = None, None
+    try:
+        history = await asyncio.to_thread(request.app[HISTORY].device, service.inventory, device, time.time())
+    except SourceError as exc:
+        error = str(exc)
+    render = device_page.render_device_main if _main_part(request) else device_page.render_device
+    return _page(request, render(device, service, time.time_ns(), history, error))
 
 
 async def _queue_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -464,8 +517,13 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
     inventory = app[INVENTORY]
     sink = make_sink(inventory)
     if sink is None:
-        log.info("storage kind 'local': points are kept in %s until InfluxDB is configured", app[QUEUE].path)
+        log.info("storage kind 'local': points are kept in %s for %d days (raw_retention_days) and within %d bytes "
+                 "(queue_max_bytes), or until InfluxDB is configured", app[QUEUE].path, inventory.storage.raw_retention_days,
+                 app[QUEUE].max_bytes)
+        expiry = asyncio.create_task(_expire_local_store(app), name="local-store-expiry")
         yield
+        expiry.cancel()
+        await asyncio.gather(expiry, return_exceptions=True)
         return
     storage = inventory.storage
     writer = QueueWriter(
@@ -493,6 +551,22 @@ def _event_copy() -> EventCopy:
     from collector.rollups import EVENTS_RETENTION_POLICY, event_measurements
 
     return EventCopy(EVENTS_RETENTION_POLICY, frozenset(spec.name for spec in event_measurements()))
+
+
+LOCAL_EXPIRY_INTERVAL_S = 3600.0
+
+
+async def _expire_local_store(app: web.Application) -> None:
+    """The local store's time bound: at start and hourly, batches older than raw_retention_days go."""
+    while True:
+        try:
+            days = app[SERVICE].inventory.storage.raw_retention_days
+            expired = await asyncio.to_thread(app[QUEUE].expire, time.time_ns() - days * 86400 * 1_000_000_000)
+            if expired:
+                log.info("local store: %d points older than %d days (raw_retention_days) removed", expired, days)
+        except Exception:  # the disk: try again at the next round, the store keeps its size bound meanwhile
+            log.exception("local store: expiry failed; trying again in %.0f s", LOCAL_EXPIRY_INTERVAL_S)
+        await asyncio.sleep(LOCAL_EXPIRY_INTERVAL_S)
 
 
 async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -664,6 +738,7 @@ def create_app(
     """
     app = web.Application(client_max_size=inventory.collector.max_batch_bytes, middlewares=[json_errors])
     app[INVENTORY] = inventory
+    app[HISTORY] = HistoryService()
     if inventory_path is not None:
         app[RELOADER] = InventoryReloader(inventory_path, inventory)
     app.cleanup_ctx.append(_queue_ctx)
@@ -688,6 +763,8 @@ def create_app(
     app.router.add_post("/api/v1/silences", handle_silence_add)
     app.router.add_delete("/api/v1/silences/{silence_id}", handle_silence_remove)
     app.router.add_get("/", handle_status_page)
+    app.router.add_get("/site/{site_id}", handle_site_page)
+    app.router.add_get("/device/{device_id}", handle_device_page)
     return app
 
 

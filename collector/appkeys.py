@@ -11,6 +11,7 @@ from aiohttp import web
 from collector.alerting.service import AlertService
 from collector.config import Inventory
 from collector.connections import ConnectionGuard
+from collector.history import HistoryService
 from collector.laterollups import LateRollups
 from collector.queue import DurableQueue
 from collector.reload import InventoryReloader
@@ -29,3 +30,4 @@ ALERTS = web.AppKey("alerts", AlertService)  # the alerting context, when alerti
 ROLLUPS = web.AppKey("rollups", RollupMaintainer)  # the retention context, when InfluxDB 1.x's continuous queries make the rollups
 ROLLUP_ENGINE = web.AppKey("rollup_engine", RollupEngine)  # the retention context, when the collector makes them
 LATE_ROLLUPS = web.AppKey("late_rollups", LateRollups)  # the retention context, beside ROLLUPS
+HISTORY = web.AppKey("history", HistoryService)  # create_app: what the status pages read of the past, kept briefly

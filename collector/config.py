@@ -90,6 +90,8 @@ class CollectorSettings(Model):
     # `availability` is stored on every change of a verdict and otherwise once per beat per
     # series (collector/availability.py): 5 minutes keeps it a small part of what is stored.
     availability_beat_s: float = Field(default=300.0, ge=30, le=3600)
+    # How often an open status page fetches its live part again (collector/status/layout.py).
+    status_refresh_s: float = Field(default=30.0, ge=1, le=3600)
 
     @field_validator("admin_token_sha256")
     @classmethod

@@ -5,6 +5,11 @@ A batch is acknowledged to its sender only after its transaction is committed he
 Batches are idempotent on (source, seq): a resend is acknowledged and not stored twice.
 The queue is bounded on disk: past the bound the oldest batches are dropped, and every
 dropped point is counted (never silent).
+
+With `storage.kind = "local"` the queue is the store itself (nothing empties it): the status
+page and the reports read it (collector/timeseries.py `LocalSource`). It then keeps points for
+`raw_retention_days` as well as within its size (`expire`, run hourly by the collector), so the
+history it holds is bounded in time and in bytes, whichever comes first.
 """
 
 from __future__ import annotations
@@ -203,6 +208,22 @@ class DurableQueue:
             row = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'batch'").fetchone()
         return int(row[0]) if row else 0
 
+    def expire(self, received_before_ns: int) -> int:
+        """Delete the batches received before `received_before_ns` (the local store's time bound);
+        returns how many points went. Counted as `expired_points`, apart from points dropped by
+        the size bound: they were kept as long as asked, not lost."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            # ids grow with arrival: the batches to go are those up to the newest one received before the bound.
+            last = self._db.execute("SELECT MAX(id) FROM batch WHERE received_ns < ?", (received_before_ns,)).fetchone()[0]
+            if last is None:
+                return 0
+            points, size = self._db.execute("SELECT COALESCE(SUM(n_points), 0), COALESCE(SUM(n_bytes), 0) FROM batch WHERE id <= ?", (last,)).fetchone()
+            self._db.execute("DELETE FROM batch WHERE id <= ?", (last,))
+            self._pending_bytes -= size
+            self._add("expired_points", points)
+        return int(points)
+
     def reject(self, source: str, line: str, reason: str) -> None:
         """Move a point the database refused aside, with why, so it never blocks the others."""
         with self._lock, self._db:
@@ -231,6 +252,7 @@ class DurableQueue:
             "written_points": counters.get("written_points", 0),
             "dropped_points": counters.get("dropped_points", 0),
             "rejected_points": counters.get("rejected_points", 0),
+            "expired_points": counters.get("expired_points", 0),
             "seen_batches": self._seen_rows,
         }
 

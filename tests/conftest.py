@@ -266,3 +266,15 @@ def smtp_inbox() -> Iterator[Callable[..., SmtpInbox]]:
     finally:
         for controller in controllers:
             controller.stop()
+
+
+@pytest.fixture
+def artifacts_dir(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """Where a test keeps what a person may want to look at afterwards (screenshots, pages):
+    $NETTVAKT_TEST_ARTIFACTS/<test name> when set (CI keeps that folder), else the test's tmp
+    dir. The path is printed, so a failed run says where to look."""
+    root = os.environ.get("NETTVAKT_TEST_ARTIFACTS")
+    folder = Path(root) / request.node.name if root else tmp_path / "artifacts"
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"artifacts of {request.node.nodeid}: {folder}")
+    return folder

@@ -320,11 +320,13 @@ def test_the_status_page_shows_the_toy_target_with_its_latency(banner_kind: Prob
     reported, html = asyncio.run(scenario())
     good, bad = reported["smtp-radhus"], reported["smtp-gammel"]
     assert good.fields["up"] == 1.0 and isinstance(good.fields["banner_ms"], float)
-    assert target_row(html, "smtp-radhus").startswith(f"smtp-radhus banner radhus-srv up {good.fields['banner_ms']:.1f} ms ")
+    # In the inventory's language (bokmål: a decimal comma).
+    ms = lambda value: f"{value:.1f}".replace(".", ",") + " ms"  # noqa: E731  (the row is read with spaces normalised)
+    assert target_row(html, "smtp-radhus").startswith(f"smtp-radhus banner radhus-srv oppe {ms(good.fields['banner_ms'])} ")
     # A failed round: down, with its reason; what it measured before failing is its latency still.
     assert bad.fields["up"] == 0.0
     assert target_row(html, "smtp-gammel").startswith(
-        f"smtp-gammel banner radhus-srv DOWN {bad.fields['banner_ms']:.1f} ms (unexpected banner: 554 go away) "
+        f"smtp-gammel banner radhus-srv NEDE {ms(bad.fields['banner_ms'])} (unexpected banner: 554 go away) "
     )
 
 

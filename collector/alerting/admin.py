@@ -54,6 +54,7 @@ def acknowledge(inventory: Inventory, rule: str, subject: str, by: str, comment:
     AlertHistory(data / HISTORY_FILE).append([{
         "time": now, "rule": rule, "severity": firing.get("severity"), "state": "acknowledged", "site": firing.get("site") or "",
         "subject": subject, "summary": f"{firing.get('summary') or rule} (acknowledged by {who})", "affected": 0,
+        "by": ack.by,  # who, on its own: the status page's alert timeline shows it
     }])
     return ack
 

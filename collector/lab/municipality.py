@@ -102,6 +102,8 @@ class MunicipalityConfig:
     # [alerting] settings and [[alert]] tables (each a dict of TOML keys); None: `lab_alert_rules`.
     group_wait_s: float = 2.0
     recovery_grace_s: float = 30.0
+    # How often an open status page refreshes, and how long the page's charts are kept between reads.
+    status_refresh_s: float = 30.0
     alert_rules: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
@@ -168,6 +170,7 @@ class Municipality:
             "[collector]",
             f'listen = "0.0.0.0:{COLLECTOR_PORT}"',
             f'data_dir = "{self.workdir / "collector-data"}"',
+            f"status_refresh_s = {c.status_refresh_s}",
             "[storage]",
             'kind = "influxdb_v1"',
             f'url = "http://127.0.0.1:{INFLUX_PORT}"',

@@ -121,6 +121,9 @@ class Availability:
     # From the rollup's sums (a series over a long range): the seconds up, down and unknown, exact
     # where the timeline's placement of them within a bucket is not.
     totals: dict[State, float] | None = None
+    # Sites: the timelines of its uplink and members the site rule was applied to (the status page
+    # tells a site with a member down, degraded, from one wholly up).
+    members: list[list[Span]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.outages = outages_of(self.spans)
@@ -367,7 +370,8 @@ def build_availability_report(
             continue
         members = [spans("agent", a) for a in info.agents] + [spans("device", d) for d in info.devices]
         uplink = spans("device", info.uplink) if info.uplink else None
-        sites.append(Availability(info.id, info.name, info.id, site_spans(uplink, members, start_s, end_s)))
+        sites.append(Availability(info.id, info.name, info.id, site_spans(uplink, members, start_s, end_s),
+                                  members=([uplink] if uplink is not None else []) + members))
         for agent in (a for a in inventory.agent if a.site == info.id):
             for probe in inventory.probes_for(agent):
                 ident = f"{probe.name}@{agent.id}"

@@ -82,3 +82,7 @@ class Catalog:
 
     # `nettvakt report availability`.
     availability_report: Words
+
+    # The collector's status pages (collector/status/): the overview, a site's page, a device's page.
+    status_page: Words
+    weekdays: tuple[str, ...]  # short, Monday first: under the 7-day charts
