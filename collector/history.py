@@ -46,7 +46,7 @@ from typing import Any, TypeVar
 from collector.alerting.history import HISTORY_FILE, AlertHistory
 from collector.config import Device, Inventory
 from collector.diagnose.analysis import is_uplink_line
-from collector.history_grids import DAY_S, LATENCY_VIEWS
+from collector.history_grids import DAY_S, DAY_TRAFFIC, LATENCY_VIEWS, UPLINK_WINDOWS
 from collector.history_stores import HistoryStore, InfluxHistory, InterfaceRead, LocalHistory, SampleHistory
 from collector.reports.availability import Availability, Outage, Span, build_availability_report, read_availability
 from collector.rollups import RAW
@@ -78,10 +78,12 @@ class StripSpan:
 
 @dataclass
 class Traffic:
-    """One interface over a range: bucket means (time: the bucket's middle) and its capacity."""
+    """One interface over [start_s, end_s): bucket means (time: the bucket's middle) and its capacity."""
 
     device: str
     ifname: str
+    start_s: float
+    end_s: float
     capacity_bps: float | None
     in_bps: list[tuple[float, float | None]]
     out_bps: list[tuple[float, float | None]]
@@ -224,12 +226,13 @@ class HistoryReader:
             out[n] = {site.id: site.pct for site in report.sites}
         return out
 
-    def uplinks(self, now_s: float) -> dict[str, Traffic | None]:
-        """Every site's line over the last day: None where the site names no SNMP-polled uplink or
-        it has no interface points."""
+    def uplinks(self, now_s: float, view: str = DEFAULT_VIEW) -> dict[str, Traffic | None]:
+        """Every site's line over the latency view's uplink window (the last day, or the last hour
+        by the minute): None where the site names no SNMP-polled uplink or it has no interface points."""
+        window = UPLINK_WINDOWS.get(view, DAY_TRAFFIC)
         devices = {d.id: d for d in self.inventory.device if d.snmp is not None}
         uplinks = {site.id: devices[site.uplink] for site in self.inventory.site if site.uplink in devices}
-        read = self.store.interfaces({d.id for d in uplinks.values()}, now_s, errors=False) if uplinks else {}
+        read = self.store.interfaces({d.id for d in uplinks.values()}, now_s, errors=False, window=window) if uplinks else {}
         out: dict[str, Traffic | None] = {site.id: None for site in self.inventory.site}
         for site_id, device in uplinks.items():
             lines = {ifname: r for (dev, ifname), r in read.items() if dev == device.id and is_uplink_line(device, ifname)}
@@ -237,7 +240,7 @@ class HistoryReader:
                 continue
             named = device.snmp.important_interfaces if device.snmp is not None else []
             ifname = named[0] if len(named) == 1 and named[0] in lines else max(lines, key=lambda n: lines[n].total_bps)
-            out[site_id] = traffic_of(device, ifname, lines[ifname])
+            out[site_id] = traffic_of(device, ifname, lines[ifname], now_s - window[0], now_s)
         return out
 
     # Probe targets ---------------------------------------------------------------------------
@@ -258,7 +261,7 @@ class HistoryReader:
         important = device.snmp.important_interfaces if device.snmp is not None else []
         order = sorted(interfaces, key=lambda n: (n not in important, important.index(n) if n in important else 0, n))
         return DeviceHistory(device.id, now_s - DAY_S, now_s, load["cpu_pct"], load["mem_used_pct"],
-                             [traffic_of(device, name, interfaces[name]) for name in order])
+                             [traffic_of(device, name, interfaces[name], now_s - DAY_S, now_s) for name in order])
 
 
 def strip_of(site: Availability, services: list[list[Span]], start_s: float, end_s: float) -> list[StripSpan]:
@@ -286,10 +289,11 @@ def strip_of(site: Availability, services: list[list[Span]], start_s: float, end
     return out
 
 
-def traffic_of(device: Device, ifname: str, read: InterfaceRead) -> Traffic:
+def traffic_of(device: Device, ifname: str, read: InterfaceRead, start_s: float, end_s: float) -> Traffic:
     """One interface's chart: its bucket means against its capacity (`interface_speed_bps`, else the polled speed)."""
     configured = device.snmp.interface_speed_bps.get(ifname) if device.snmp is not None else None
-    return Traffic(device.id, ifname, configured or read.polled_speed_bps or None, read.in_bps, read.out_bps, read.errors_ps, read.discards_ps)
+    return Traffic(device.id, ifname, start_s, end_s, configured or read.polled_speed_bps or None, read.in_bps, read.out_bps,
+                   read.errors_ps, read.discards_ps)
 
 
 def alert_episodes(entries: Iterable[Mapping[str, Any]], start_s: float, end_s: float) -> list[AlertEpisode]:
@@ -376,14 +380,16 @@ class HistoryService:
     def charts_ttl_s(inventory: Inventory) -> float:
         return min(CHARTS_TTL_S, inventory.collector.status_refresh_s)
 
-    def sites(self, inventory: Inventory, now_s: float) -> dict[str, SiteHistory]:
-        """Every site's strip, outages, availability and uplink. SourceError when the store cannot be read."""
+    def sites(self, inventory: Inventory, now_s: float, view: str = DEFAULT_VIEW) -> dict[str, SiteHistory]:
+        """Every site's strip, outages, availability and uplink (over the view's uplink window).
+        SourceError when the store cannot be read."""
         ttl = self.charts_ttl_s(inventory)
         reader = self.reader(inventory)  # one: the strip takes its verdicts from the 30 days' read where both are due
         availability = self._kept((id(inventory), "availability"), AVAILABILITY_TTL_S,
                                   lambda: reader.site_availability(AVAILABILITY_DAYS, now_s))
         end_s, strips = self._kept((id(inventory), "strips"), ttl, lambda: reader.site_strips(now_s))
-        uplinks = self._kept((id(inventory), "uplinks"), ttl, lambda: reader.uplinks(now_s))
+        window = UPLINK_WINDOWS.get(view, DAY_TRAFFIC)
+        uplinks = self._kept((id(inventory), "uplinks", window), ttl, lambda: reader.uplinks(now_s, view))
         out = {}
         for site in inventory.site:
             strip, outages = strips.get(site.id, ([], []))

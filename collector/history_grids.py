@@ -25,11 +25,18 @@ from collector.timeseries import Sample
 
 DAY_S = 86400.0
 HOUR_S = 3600.0
-# The latency views: how far back, and how wide a bucket (points per chart: 144 and 168).
-LATENCY_VIEWS: Mapping[str, tuple[float, float]] = {"24h": (DAY_S, 600.0), "7d": (7 * DAY_S, HOUR_S)}
+# The latency views: how far back, and how wide a bucket (points per chart: 60, 144 and 168). The
+# last hour is for the first minutes after a start (the demo's): a minute's bucket holds a round
+# of any probe at the default 30 s interval, so its line is whole.
+LATENCY_VIEWS: Mapping[str, tuple[float, float]] = {"1h": (HOUR_S, 60.0), "24h": (DAY_S, 600.0), "7d": (7 * DAY_S, HOUR_S)}
 # Traffic, CPU and memory: the last day in 10-minute buckets.
 TRAFFIC_S = DAY_S
 TRAFFIC_BUCKET_S = 600.0
+TrafficWindow = tuple[float, float]  # (how far back, bucket)
+DAY_TRAFFIC: TrafficWindow = (TRAFFIC_S, TRAFFIC_BUCKET_S)
+# An uplink's chart follows the latency view where it has its own window: the last hour by the
+# minute (a line full for a minute shows full); over 7 days it stays a day.
+UPLINK_WINDOWS: Mapping[str, TrafficWindow] = {"1h": (HOUR_S, 60.0)}
 
 Target = tuple[str, str]  # (agent, probe target)
 Interface = tuple[str, str]  # (device, ifname)

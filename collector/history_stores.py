@@ -24,8 +24,8 @@ from typing import Any, Protocol
 from agent.probes import PROBES
 from collector.diagnose.analysis import is_round
 from collector.history_grids import (
-    DAY_S, DEVICE_GROUPS, HOUR_S, INTERFACE_GROUPS, LATENCY_VIEWS, TRAFFIC_BUCKET_S, TRAFFIC_S, Interface, LatencyGrid,
-    MeanGrid, RoundTimes, Target, bucket_starts, round_values,
+    DAY_S, DAY_TRAFFIC, DEVICE_GROUPS, HOUR_S, INTERFACE_GROUPS, LATENCY_VIEWS, TRAFFIC_BUCKET_S, TRAFFIC_S, UPLINK_WINDOWS, Interface,
+    LatencyGrid, MeanGrid, RoundTimes, Target, TrafficWindow, bucket_starts, round_values,
 )
 from collector.rollups import RAW, stored_field
 from collector.svg import LatencyBucket
@@ -61,7 +61,8 @@ class HistoryStore(Protocol):
 
     def latency(self, view: str, now_s: float) -> LatencyRead: ...
 
-    def interfaces(self, devices: Collection[str], now_s: float, errors: bool = True) -> dict[Interface, InterfaceRead]: ...
+    def interfaces(self, devices: Collection[str], now_s: float, errors: bool = True,
+                   window: TrafficWindow = DAY_TRAFFIC) -> dict[Interface, InterfaceRead]: ...
 
     def device_load(self, device: str, now_s: float) -> dict[str, list[tuple[float, float | None]]]: ...
 
@@ -125,14 +126,17 @@ class SampleHistory:
             rounds.add(s)
         return _grid_latency(grid, rounds, starts, now_s)
 
-    def interfaces(self, devices: Collection[str], now_s: float, errors: bool = True) -> dict[Interface, InterfaceRead]:
+    def interfaces(self, devices: Collection[str], now_s: float, errors: bool = True,
+                   window: TrafficWindow = DAY_TRAFFIC) -> dict[Interface, InterfaceRead]:
+        span_s, bucket_s = window
+        starts = bucket_starts(now_s - span_s, now_s, bucket_s)
         tags = {"device": next(iter(devices))} if len(devices) == 1 else None
-        samples, resolution = self._read("interface", bucket_starts(now_s - TRAFFIC_S, now_s, TRAFFIC_BUCKET_S)[0], now_s, tags)
-        grid = MeanGrid(TRAFFIC_BUCKET_S, _interface_key(devices), INTERFACE_GROUPS, (stored_field("interface", "speed_bps", "mean", resolution),))
+        samples, resolution = self._read("interface", starts[0], now_s, tags)
+        speed = stored_field("interface", "speed_bps", "mean", resolution)
+        grid = MeanGrid(bucket_s, _interface_key(devices), INTERFACE_GROUPS, (speed,))
         for s in samples:
             grid.add(s)
-        return _grid_interfaces(grid, devices, bucket_starts(now_s - TRAFFIC_S, now_s, TRAFFIC_BUCKET_S),
-                                stored_field("interface", "speed_bps", "mean", resolution))
+        return _grid_interfaces(grid, devices, starts, speed)
 
     def device_load(self, device: str, now_s: float) -> dict[str, list[tuple[float, float | None]]]:
         samples, _ = self._read("device", bucket_starts(now_s - TRAFFIC_S, now_s, TRAFFIC_BUCKET_S)[0], now_s, {"device": device})
@@ -187,7 +191,8 @@ class LocalHistory:
         self.last_id = 0
         self.latency_grids = {view: LatencyGrid(bucket_s) for view, (_, bucket_s) in LATENCY_VIEWS.items()}
         self.rounds = RoundTimes()
-        self.interface_grid = MeanGrid(TRAFFIC_BUCKET_S, _interface_key(None), INTERFACE_GROUPS, ("speed_bps",))
+        self.interface_grids = {window: MeanGrid(window[1], _interface_key(None), INTERFACE_GROUPS, ("speed_bps",))
+                                for window in (DAY_TRAFFIC, *UPLINK_WINDOWS.values())}
         self.device_grid = MeanGrid(TRAFFIC_BUCKET_S, _device_key, DEVICE_GROUPS)
         self.availability: list[Sample] = []
         self.pending: list[Sample] = []  # points stamped after the last render's now: folded once their time has come
@@ -224,8 +229,10 @@ class LocalHistory:
                         grid.add_round((host, target), kind, s.time_ns, values)
                     self.rounds.add_round((host, target), s.time_ns, values[0])
         elif measurement == "interface":
+            grids = list(self.interface_grids.values())
             for s in samples:
-                self.interface_grid.add(s)
+                for grid in grids:
+                    grid.add(s)
         elif measurement == "device":
             for s in samples:
                 self.device_grid.add(s)
@@ -236,9 +243,9 @@ class LocalHistory:
         for view, (span_s, bucket_s) in LATENCY_VIEWS.items():
             self.latency_grids[view].forget_before(bucket_starts(now_s - span_s, now_s, bucket_s)[0])
         self.rounds.forget_before(now_s - DAY_S - HOUR_S)
-        traffic_start = bucket_starts(now_s - TRAFFIC_S, now_s, TRAFFIC_BUCKET_S)[0]
-        self.interface_grid.forget_before(traffic_start)
-        self.device_grid.forget_before(traffic_start)
+        for (span_s, bucket_s), grid in self.interface_grids.items():
+            grid.forget_before(bucket_starts(now_s - span_s, now_s, bucket_s)[0])
+        self.device_grid.forget_before(bucket_starts(now_s - TRAFFIC_S, now_s, TRAFFIC_BUCKET_S)[0])
         self.availability.sort(key=lambda s: s.time_ns)
         keep_from = int((now_s - DAY_S - self.STRIP_LEAD_S) * NS)
         del self.availability[: next((i for i, s in enumerate(self.availability) if s.time_ns >= keep_from), len(self.availability))]
@@ -250,10 +257,11 @@ class LocalHistory:
         with self._lock:
             return _grid_latency(self.latency_grids[view], self.rounds, starts, now_s)
 
-    def interfaces(self, devices: Collection[str], now_s: float, errors: bool = True) -> dict[Interface, InterfaceRead]:
+    def interfaces(self, devices: Collection[str], now_s: float, errors: bool = True,
+                   window: TrafficWindow = DAY_TRAFFIC) -> dict[Interface, InterfaceRead]:
         self.catch_up(now_s)
         with self._lock:
-            return _grid_interfaces(self.interface_grid, devices, bucket_starts(now_s - TRAFFIC_S, now_s, TRAFFIC_BUCKET_S), "speed_bps")
+            return _grid_interfaces(self.interface_grids[window], devices, bucket_starts(now_s - window[0], now_s, window[1]), "speed_bps")
 
     def device_load(self, device: str, now_s: float) -> dict[str, list[tuple[float, float | None]]]:
         self.catch_up(now_s)
@@ -338,15 +346,17 @@ class InfluxHistory:
                     out.setdefault(key, [None, None])[slot] = float(value)
         return {key: (recent, earlier) for key, (recent, earlier) in out.items()}
 
-    def interfaces(self, devices: Collection[str], now_s: float, errors: bool = True) -> dict[Interface, InterfaceRead]:
+    def interfaces(self, devices: Collection[str], now_s: float, errors: bool = True,
+                   window: TrafficWindow = DAY_TRAFFIC) -> dict[Interface, InterfaceRead]:
         """Bucket means per interface (errors and discards only when asked: the overview shows none).
         Errors (discards) are the mean of in plus the mean of out: the mean of their sum where a
         device polls both, as it does. The busiest and the newest speed come from a second
         statement over the whole range (one row per interface)."""
         if not devices:
             return {}
-        start_s = now_s - TRAFFIC_S
-        starts = bucket_starts(start_s, now_s, TRAFFIC_BUCKET_S)
+        span_s, bucket_s = window
+        start_s = now_s - span_s
+        starts = bucket_starts(start_s, now_s, bucket_s)
         resolution = self._resolution(start_s, now_s)
 
         def stored(name: str) -> str:
@@ -357,21 +367,21 @@ class InfluxHistory:
         source = self.source.from_clause("interface", resolution)
         where = self._where(starts[0], now_s, "(" + " OR ".join(f'"device" = {_literal(d)}' for d in sorted(devices)) + ")")
         rows = self.source.select(f"SELECT {', '.join(f'MEAN({stored(n)}) AS {_ident(n)}' for n in names)} FROM {source} WHERE {where} "
-                                  f'GROUP BY time({int(TRAFFIC_BUCKET_S)}s), "device", "ifname" fill(none)')
+                                  f'GROUP BY time({int(bucket_s)}s), "device", "ifname" fill(none)')
         whole = {(str(r.get("device") or ""), str(r.get("ifname") or "")): r for r in self.source.select(
             f"SELECT SUM({stored('in_bps')}) AS in_sum, SUM({stored('out_bps')}) AS out_sum, LAST({stored('speed_bps')}) AS speed "
             f'FROM {source} WHERE {where} GROUP BY "device", "ifname"')}
         by_key: dict[Interface, dict[int, dict[str, Any]]] = {}
         for r in rows:
-            by_key.setdefault((str(r.get("device") or ""), str(r.get("ifname") or "")), {})[int(r["time"] / NS // TRAFFIC_BUCKET_S)] = r
+            by_key.setdefault((str(r.get("device") or ""), str(r.get("ifname") or "")), {})[int(r["time"] / NS // bucket_s)] = r
         out = {}
         for key, by_index in by_key.items():
             def means(group: str) -> list[tuple[float, float | None]]:
                 series = []
                 for t in starts:
-                    row = by_index.get(int(t // TRAFFIC_BUCKET_S), {})
+                    row = by_index.get(int(t // bucket_s), {})
                     values = [v for f in groups.get(group, ()) if (v := row.get(f)) is not None]
-                    series.append((t + TRAFFIC_BUCKET_S / 2, sum(values) if values else None))
+                    series.append((t + bucket_s / 2, sum(values) if values else None))
                 return series
             total = whole.get(key, {})
             out[key] = InterfaceRead(means("in_bps"), means("out_bps"), means("errors_ps"), means("discards_ps"),
