@@ -163,25 +163,29 @@ def assert_last_hour_fills(where: dict) -> None:
         assert len(found) == 1, "one loopback chart on the page"
         return found[0]
 
-    def middles(chart: Chart) -> list[float]:
-        """The buckets drawn, by their middle (where the band's points are), to the half minute."""
-        return sorted({round(t / 30) * 30 for polygon in chart.find("polygon", "band") for t, _ in chart.points(polygon)})
+    def buckets(chart: Chart) -> list[int]:
+        """The minute buckets drawn (the band's points are at their middles; the newest, still open,
+        is drawn at the chart's end), by their start's minute."""
+        return sorted({int(t // 60) for polygon in chart.find("polygon", "band") for t, _ in chart.points(polygon)})
 
-    chart = wait_until(lambda: (c := loopback_chart()) if len(middles(c)) >= 3 else None, 240,
-                       "three minute buckets in the last hour's loopback chart", interval_s=2)
-    drawn = middles(chart)
-    assert all(b - a == 60 for a, b in zip(drawn, drawn[1:])), drawn  # minute buckets, one after the other
+    def filled() -> Chart | None:
+        chart = loopback_chart()
+        return chart if len(buckets(chart)) >= 3 else None
+
+    chart = wait_until(filled, 240, "three minute buckets in the last hour's loopback chart", interval_s=2)
+    drawn = buckets(chart)
+    assert drawn == list(range(drawn[0], drawn[0] + len(drawn))), drawn  # one after the other
     medians = [(t, v) for line in chart.find("polyline", "median") for t, v in chart.points(line)]
     rounds = open_source(load_inventory(Path(where["inventory"]))).samples(
-        "probe", int((drawn[0] - 30) * 1e9), int(chart.t1 * 1e9), {"host": DEMO_AGENT, "target": "loopback"})
+        "probe", drawn[0] * 60 * 10**9, int(chart.t1 * 1e9), {"host": DEMO_AGENT, "target": "loopback"})
     # Complete when drawn: ended 20 s before (a round reaches the store a few seconds after it ends).
-    complete = [m for m in drawn if m + 30 <= chart.t1 - 20]
+    complete = [minute for minute in drawn if (minute + 1) * 60 <= chart.t1 - 20]
     assert complete, (drawn, chart.t1)
-    for middle in complete:
-        stored = [s.fields["rtt_ms"] for s in rounds if middle - 30 <= s.time_ns / 1e9 < middle + 30 and "rtt_ms" in s.fields]
-        shown = [v for t, v in medians if abs(t - middle) < 1]
-        assert stored and shown, (middle, stored, medians)
-        assert shown[0] == pytest.approx(statistics.median(stored), abs=chart.vmax / 1000), (middle, shown, stored)
+    for minute in complete:
+        stored = [s.fields["rtt_ms"] for s in rounds if minute * 60 <= s.time_ns / 1e9 < (minute + 1) * 60 and "rtt_ms" in s.fields]
+        shown = [v for t, v in medians if abs(t - (minute * 60 + 30)) < 1]
+        assert stored and shown, (minute, stored, medians)
+        assert shown[0] == pytest.approx(statistics.median(stored), abs=chart.vmax / 1000), (minute, shown, stored)
 
 
 def test_demo_shows_devices_an_alert_and_a_replacement_plan(tmp_path: Path) -> None:
