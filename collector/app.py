@@ -694,6 +694,28 @@ async def _snmp_ctx(app: web.Application) -> AsyncIterator[None]:
 LIFECYCLE_INTERVAL_S = 3600.0
 
 
+async def _history_ctx(app: web.Application) -> AsyncIterator[None]:
+    """With the local store, the status page's history is folded once as the collector starts
+    (collector/history_stores.py `LocalHistory`: a day of batches decoded), in a thread, so the
+    first page view does not wait for it."""
+    from collector.timeseries import SourceError
+
+    async def fold() -> None:
+        started = time.monotonic()
+        try:
+            await asyncio.to_thread(app[HISTORY].fold_local_store, app[SERVICE].inventory, time.time())
+        except SourceError as exc:
+            log.warning("status page history not read at start: %s", exc)
+            return
+        log.info("status page history folded from the local store in %.1f s", time.monotonic() - started)
+
+    task = asyncio.create_task(fold(), name="history-fold") if app[INVENTORY].storage.kind == "local" else None
+    yield
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 async def _lifecycle_ctx(app: web.Application) -> AsyncIterator[None]:
     """The inventory's replacement plan as `lifecycle` points, at start and hourly (ages move)."""
     from collector.lifecycle import lifecycle_points
@@ -749,6 +771,7 @@ def create_app(
     app.cleanup_ctx.append(_housekeeping_ctx)
     app.cleanup_ctx.append(_snmp_ctx)
     app.cleanup_ctx.append(_lifecycle_ctx)
+    app.cleanup_ctx.append(_history_ctx)
     if any(device.ssh is not None for device in inventory.device):
         app.cleanup_ctx.append(_ssh_ctx)
     if alerting is not None and (inventory.alert or inventory.channel):

@@ -141,6 +141,7 @@ def _where(port: int, inventory_path: Path, workdir: Path, influx: InfluxdServer
     base = f"http://127.0.0.1:{port}"
     where: dict[str, Any] = {
         "collector": f"{base}/",
+        "last_hour": f"{base}/?latency=1h",
         "health": f"{base}/api/v1/health",
         "alerts": f"{base}/api/v1/alerts",
         "inventory": str(inventory_path),
@@ -163,6 +164,7 @@ def _where(port: int, inventory_path: Path, workdir: Path, influx: InfluxdServer
 # What a newcomer may not guess from the key alone, printed beside the value in text mode.
 _NOTES = {
     "collector": "the status page: open it in a browser",
+    "last_hour": "the same, latency by the minute: its charts fill within two minutes",
     "alerts": "what fires, as JSON",
     "received": "every message the demo's channel got",
 }

@@ -24,39 +24,37 @@ store names (`resolution_for`: 5-minute buckets for the 7-day views on InfluxDB 
 - The **alert timeline**: every alert episode of the last 7 days from the alerting's own history
   file (written whatever the store; it keeps who acknowledged), by site.
 
-Reading a day of an estate's probes is a large answer, so results are kept for a while
-(`HistoryService`): the charts for as long as the page waits between refreshes (30 s by
-default, at most a minute), availability for 5 minutes.
+How each store is read is collector/history_stores.py: InfluxDB folds the points into the
+charts' buckets itself (InfluxQL grouped by time and series), the local store's batches are each
+decoded once and folded into buckets kept between renders (collector/history_grids.py). Results
+are kept for a while too (`HistoryService`): the charts for as long as the page waits between
+refreshes (30 s by default, at most a minute), availability for 5 minutes (the 7 and 30 days
+from one read).
 """
 
 from __future__ import annotations
 
-import math
-import statistics
+import bisect
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
-from agent.contract import probe_latency_ms
-from agent.probes import PROBES
 from collector.alerting.history import HISTORY_FILE, AlertHistory
 from collector.config import Device, Inventory
-from collector.diagnose.analysis import is_round, is_uplink_line, num
+from collector.diagnose.analysis import is_uplink_line
+from collector.history_grids import DAY_S, DAY_TRAFFIC, LATENCY_VIEWS, UPLINK_WINDOWS
+from collector.history_stores import HistoryStore, InfluxHistory, InterfaceRead, LocalHistory, SampleHistory
 from collector.reports.availability import Availability, Outage, Span, build_availability_report, read_availability
-from collector.rollups import RAW, stored_field
+from collector.rollups import RAW
 from collector.svg import LatencyBucket
-from collector.timeseries import InfluxSource, Sample, SeriesSource, SourceError, open_source
+from collector.timeseries import InfluxSource, LocalSource, Sample, SeriesSource, SourceError, open_source
 
-DAY_S = 86400.0
-HOUR_S = 3600.0
-# The latency views: how far back, and how wide a bucket (points per chart: 144 and 168).
-LATENCY_VIEWS: Mapping[str, tuple[float, float]] = {"24h": (DAY_S, 600.0), "7d": (7 * DAY_S, HOUR_S)}
 DEFAULT_VIEW = "24h"
 STRIP_S = DAY_S
-TRAFFIC_BUCKET_S = 600.0
 TIMELINE_S = 7 * DAY_S
 AVAILABILITY_DAYS = (7, 30)
 # How long results are kept before they are read again: charts at most this long, and no longer
@@ -80,10 +78,12 @@ class StripSpan:
 
 @dataclass
 class Traffic:
-    """One interface over a range: bucket means (time: the bucket's middle) and its capacity."""
+    """One interface over [start_s, end_s): bucket means (time: the bucket's middle) and its capacity."""
 
     device: str
     ifname: str
+    start_s: float
+    end_s: float
     capacity_bps: float | None
     in_bps: list[tuple[float, float | None]]
     out_bps: list[tuple[float, float | None]]
@@ -158,109 +158,110 @@ class DeviceHistory:
 
 # --- reading ---------------------------------------------------------------------------------------
 
-def bucket_starts(start_s: float, end_s: float, bucket_s: float) -> list[float]:
-    """Bucket starts aligned to multiples of bucket_s (as the rollups' are), covering [start_s, end_s)."""
-    first = math.floor(start_s / bucket_s) * bucket_s
-    return [first + i * bucket_s for i in range(int(math.ceil((end_s - first) / bucket_s)))]
+class WidestRead:
+    """A SeriesSource that reads each (measurement, tags, resolution) once for the widest range
+    asked and answers narrower ranges inside it from memory: the 30-day availability, then the
+    7-day from the same points (ask the widest first)."""
+
+    def __init__(self, source: SeriesSource):
+        self.source = source
+        self._kept: dict[tuple[str, tuple[tuple[str, str], ...], str], tuple[int, int, list[Sample]]] = {}
+
+    def resolution_for(self, start_ns: int, end_ns: int, now_ns: int) -> str:
+        return self.source.resolution_for(start_ns, end_ns, now_ns)
+
+    def samples(self, measurement: str, start_ns: int, end_ns: int, tags: Mapping[str, str] | None = None, resolution: str = RAW) -> list[Sample]:
+        key = (measurement, tuple(sorted((tags or {}).items())), resolution)
+        kept = self._kept.get(key)
+        if kept is not None and kept[0] <= start_ns and end_ns <= kept[1]:
+            samples = kept[2]  # in time order
+            return samples[bisect.bisect_left(samples, start_ns, key=lambda s: s.time_ns): bisect.bisect_left(samples, end_ns, key=lambda s: s.time_ns)]
+        samples = self.source.samples(measurement, start_ns, end_ns, tags, resolution)
+        self._kept[key] = (start_ns, end_ns, samples)
+        return samples
 
 
-def bucket_means(samples: Iterable[Sample], fields: tuple[str, ...], starts: list[float], bucket_s: float) -> list[tuple[float, float | None]]:
-    """Per bucket (time: its middle), the mean over its samples of the sum of `fields` (a sample
-    lacking all of them is left out); None for a bucket without any."""
-    sums: dict[int, list[float]] = defaultdict(list)
-    first = starts[0] if starts else 0.0
-    for s in samples:
-        values = [v for v in (num(s, f) for f in fields) if v is not None]
-        if values:
-            sums[int((s.time_ns / 1e9 - first) // bucket_s)].append(sum(values))
-    return [(t + bucket_s / 2, statistics.fmean(sums[i]) if sums.get(i) else None) for i, t in enumerate(starts)]
-
-
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
+def store_for(source: SeriesSource) -> HistoryStore:
+    """How the page reads `source`: InfluxQL that folds, else each range's points folded here (the
+    local store keeps its folding between renders only through `HistoryService`)."""
+    return InfluxHistory(source) if isinstance(source, InfluxSource) else SampleHistory(source)
 
 
 class HistoryReader:
-    """The queries behind one page, against one store (no caching: HistoryCache does that)."""
+    """The reads behind one page, against one store (no caching: HistoryService keeps results)."""
 
-    def __init__(self, inventory: Inventory, source: SeriesSource):
+    def __init__(self, inventory: Inventory, store: HistoryStore):
         self.inventory = inventory
-        self.source = source
+        self.store = store
+        self._availability: WidestRead | None = None
 
-    def _read(self, measurement: str, start_s: float, end_s: float, now_s: float, tags: Mapping[str, str] | None = None) -> tuple[list[Sample], str]:
-        start_ns, end_ns = int(start_s * 1e9), int(end_s * 1e9)
-        resolution = self.source.resolution_for(start_ns, end_ns, int(now_s * 1e9))
-        return self.source.samples(measurement, start_ns, end_ns, tags, resolution), resolution
+    def _availability_source(self, now_s: float) -> WidestRead:
+        """The verdicts, read once per reader for the widest range asked (ask the longest first)."""
+        if self._availability is None:
+            self._availability = WidestRead(self.store.availability_source(now_s - STRIP_S, now_s))
+        return self._availability
+
+    @property
+    def source(self) -> SeriesSource:
+        return self.store.source
 
     # Sites -----------------------------------------------------------------------------------
     def site_strips(self, now_s: float) -> tuple[float, dict[str, tuple[list[StripSpan], list[Outage]]]]:
         """Every site's strip over the last STRIP_S, and its outages there."""
         start_ns, end_ns = int((now_s - STRIP_S) * 1e9), int(now_s * 1e9)
-        data = read_availability(self.source, self.inventory, start_ns, end_ns, end_ns)
+        data = read_availability(self._availability_source(now_s), self.inventory, start_ns, end_ns, end_ns)
         report = build_availability_report(self.inventory, data, start_ns, end_ns)
         services: dict[str, list[list[Span]]] = defaultdict(list)
         for service in report.services:
             services[service.site].append(service.spans)
         return now_s, {site.id: (strip_of(site, services[site.id], now_s - STRIP_S, now_s), site.outages) for site in report.sites}
 
-    def site_availability(self, days: int, now_s: float) -> dict[str, float | None]:
-        start_ns, end_ns = int((now_s - days * DAY_S) * 1e9), int(now_s * 1e9)
-        report = build_availability_report(self.inventory, read_availability(self.source, self.inventory, start_ns, end_ns, end_ns), start_ns, end_ns)
-        return {site.id: site.pct for site in report.sites}
+    def site_availability(self, days: Iterable[int], now_s: float) -> dict[int, dict[str, float | None]]:
+        """Per number of days, every site's availability over that many days to now (read once, for the longest)."""
+        source = self._availability_source(now_s)
+        out = {}
+        for n in sorted(days, reverse=True):
+            start_ns, end_ns = int((now_s - n * DAY_S) * 1e9), int(now_s * 1e9)
+            report = build_availability_report(self.inventory, read_availability(source, self.inventory, start_ns, end_ns, end_ns), start_ns, end_ns)
+            out[n] = {site.id: site.pct for site in report.sites}
+        return out
 
-    def uplink(self, site_id: str, now_s: float) -> Traffic | None:
-        """The site's line over the last day; None when the site names no SNMP-polled uplink or it has no interface points."""
-        site = next((s for s in self.inventory.site if s.id == site_id), None)
-        device = next((d for d in self.inventory.device if site is not None and d.id == site.uplink), None)
-        if device is None or device.snmp is None:
-            return None
-        start_s = now_s - DAY_S
-        samples, resolution = self._read("interface", start_s, now_s, now_s, {"device": device.id})
-        by_if: dict[str, list[Sample]] = defaultdict(list)
-        for s in samples:
-            if is_uplink_line(device, name := s.tags.get("ifname", "")):
-                by_if[name].append(s)
-        if not by_if:
-            return None
-        named = device.snmp.important_interfaces
-        ifname = named[0] if len(named) == 1 and named[0] in by_if else max(
-            by_if, key=lambda n: sum((num(s, "in_bps") or 0.0) + (num(s, "out_bps") or 0.0) for s in by_if[n]))
-        return traffic_of(device, ifname, by_if[ifname], start_s, now_s, TRAFFIC_BUCKET_S, resolution)
+    def uplinks(self, now_s: float, view: str = DEFAULT_VIEW) -> dict[str, Traffic | None]:
+        """Every site's line over the latency view's uplink window (the last day, or the last hour
+        by the minute): None where the site names no SNMP-polled uplink or it has no interface points."""
+        window = UPLINK_WINDOWS.get(view, DAY_TRAFFIC)
+        devices = {d.id: d for d in self.inventory.device if d.snmp is not None}
+        uplinks = {site.id: devices[site.uplink] for site in self.inventory.site if site.uplink in devices}
+        read = self.store.interfaces({d.id for d in uplinks.values()}, now_s, errors=False, window=window) if uplinks else {}
+        out: dict[str, Traffic | None] = {site.id: None for site in self.inventory.site}
+        for site_id, device in uplinks.items():
+            lines = {ifname: r for (dev, ifname), r in read.items() if dev == device.id and is_uplink_line(device, ifname)}
+            if not lines:
+                continue
+            named = device.snmp.important_interfaces if device.snmp is not None else []
+            ifname = named[0] if len(named) == 1 and named[0] in lines else max(lines, key=lambda n: lines[n].total_bps)
+            out[site_id] = traffic_of(device, ifname, lines[ifname], now_s - window[0], now_s)
+        return out
 
     # Probe targets ---------------------------------------------------------------------------
-    def targets(self, view: str, now_s: float, agents: Iterable[str] | None = None) -> TargetsView:
+    def targets(self, view: str, now_s: float) -> TargetsView:
         """(agent, target) -> its latency over the view, with the change against yesterday."""
-        span_s, bucket_s = LATENCY_VIEWS[view]
-        wanted = set(agents) if agents is not None else None
-        starts = bucket_starts(now_s - span_s, now_s, bucket_s)
-        # From the same hour yesterday on, so the comparison comes from the same read where it can.
-        samples, resolution = self._read("probe", min(starts[0], now_s - DAY_S - HOUR_S), now_s, now_s)
-        histories = latency_histories(samples, resolution, starts, bucket_s, wanted)
-        if resolution != RAW:  # the comparison is of raw rounds
-            samples = self.source.samples("probe", int((now_s - DAY_S - HOUR_S) * 1e9), int(now_s * 1e9))
-        for (agent, target), hourly in hour_medians(samples, now_s, wanted).items():
-            history = histories.get((agent, target))
-            if history is not None:
-                history.last_hour_ms, history.same_hour_yesterday_ms = hourly
-        return TargetsView(view, starts[0], now_s, bucket_s, histories)
+        read = self.store.latency(view, now_s)
+        histories = {}
+        for key, buckets in read.buckets.items():
+            history = TargetHistory(key[0], key[1], read.kinds[key], buckets)
+            history.last_hour_ms, history.same_hour_yesterday_ms = read.hourly.get(key, (None, None))
+            histories[key] = history
+        return TargetsView(view, read.starts[0], now_s, LATENCY_VIEWS[view][1], histories)
 
     # Devices ---------------------------------------------------------------------------------
     def device(self, device: Device, now_s: float) -> DeviceHistory:
-        start_s = now_s - DAY_S
-        starts = bucket_starts(start_s, now_s, TRAFFIC_BUCKET_S)
-        points, _ = self._read("device", start_s, now_s, now_s, {"device": device.id})
-        interface, resolution = self._read("interface", start_s, now_s, now_s, {"device": device.id})
-        by_if: dict[str, list[Sample]] = defaultdict(list)
-        for s in interface:
-            by_if[s.tags.get("ifname", "")].append(s)
+        load = self.store.device_load(device.id, now_s)
+        interfaces = {ifname: r for (dev, ifname), r in self.store.interfaces({device.id}, now_s).items() if dev == device.id}
         important = device.snmp.important_interfaces if device.snmp is not None else []
-        order = sorted(by_if, key=lambda n: (n not in important, important.index(n) if n in important else 0, n))
-        return DeviceHistory(
-            device.id, start_s, now_s,
-            bucket_means(points, ("cpu_pct",), starts, TRAFFIC_BUCKET_S),
-            bucket_means(points, ("mem_used_pct",), starts, TRAFFIC_BUCKET_S),
-            [traffic_of(device, name, by_if[name], start_s, now_s, TRAFFIC_BUCKET_S, resolution) for name in order],
-        )
+        order = sorted(interfaces, key=lambda n: (n not in important, important.index(n) if n in important else 0, n))
+        return DeviceHistory(device.id, now_s - DAY_S, now_s, load["cpu_pct"], load["mem_used_pct"],
+                             [traffic_of(device, name, interfaces[name], now_s - DAY_S, now_s) for name in order])
 
 
 def strip_of(site: Availability, services: list[list[Span]], start_s: float, end_s: float) -> list[StripSpan]:
@@ -288,87 +289,11 @@ def strip_of(site: Availability, services: list[list[Span]], start_s: float, end
     return out
 
 
-def traffic_of(device: Device, ifname: str, samples: list[Sample], start_s: float, end_s: float, bucket_s: float, resolution: str) -> Traffic:
-    """One interface's bucket means; at a rollup resolution the mean fields keep their names."""
-    starts = bucket_starts(start_s, end_s, bucket_s)
+def traffic_of(device: Device, ifname: str, read: InterfaceRead, start_s: float, end_s: float) -> Traffic:
+    """One interface's chart: its bucket means against its capacity (`interface_speed_bps`, else the polled speed)."""
     configured = device.snmp.interface_speed_bps.get(ifname) if device.snmp is not None else None
-    polled = next((v for s in reversed(samples) if (v := num(s, stored_field("interface", "speed_bps", "mean", resolution))) is not None), None)
-    capacity = configured or polled or None
-    return Traffic(
-        device.id, ifname, capacity,
-        bucket_means(samples, ("in_bps",), starts, bucket_s),
-        bucket_means(samples, ("out_bps",), starts, bucket_s),
-        bucket_means(samples, ("in_errors_ps", "out_errors_ps"), starts, bucket_s),
-        bucket_means(samples, ("in_discards_ps", "out_discards_ps"), starts, bucket_s),
-    )
-
-
-def _round_values(sample: Sample, kind: str, resolution: str) -> tuple[float | None, float | None, float | None, float | None]:
-    """(latency, low, high, loss %) of one round, or of one rollup bucket of rounds."""
-    descriptor = PROBES.get(kind)
-    if descriptor is None:
-        return None, None, None, None
-    latency_field = descriptor.latency_field
-    if resolution == RAW:
-        latency = probe_latency_ms(kind, sample.fields)
-        low = num(sample, "rtt_min_ms") if num(sample, "rtt_min_ms") is not None else latency
-        high = num(sample, "rtt_max_ms") if num(sample, "rtt_max_ms") is not None else latency
-    else:
-        latency = num(sample, stored_field("probe", latency_field, "mean", resolution))
-        low_name, high_name = stored_field("probe", "rtt_min_ms", "min", resolution), stored_field("probe", "rtt_max_ms", "max", resolution)
-        low = num(sample, low_name) if num(sample, low_name) is not None else num(sample, stored_field("probe", latency_field, "min", resolution))
-        high = num(sample, high_name) if num(sample, high_name) is not None else num(sample, stored_field("probe", latency_field, "max", resolution))
-    loss = num(sample, "loss_pct")
-    if loss is None and (up := num(sample, "up")) is not None:
-        loss = 100.0 * (1.0 - up)  # a failed round is a lost one (its mean on a rollup: the share failed)
-    return latency, low, high, loss
-
-
-def latency_histories(samples: Iterable[Sample], resolution: str, starts: list[float], bucket_s: float,
-                      agents: set[str] | None = None) -> dict[tuple[str, str], TargetHistory]:
-    collected: dict[tuple[str, str], tuple[str, dict[int, list[tuple[float | None, float | None, float | None, float | None]]]]] = {}
-    first = starts[0]
-    for s in samples:
-        host, target, kind = s.tags.get("host"), s.tags.get("target"), s.tags.get("kind", "")
-        if not host or not target or not is_round(s) or (agents is not None and host not in agents):
-            continue
-        index = int((s.time_ns / 1e9 - first) // bucket_s)
-        if not 0 <= index < len(starts):
-            continue
-        entry = collected.setdefault((host, target), (kind, defaultdict(list)))
-        entry[1][index].append(_round_values(s, kind, resolution))
-    out: dict[tuple[str, str], TargetHistory] = {}
-    for (host, target), (kind, by_bucket) in collected.items():
-        buckets = []
-        for i, t in enumerate(starts):
-            rounds = by_bucket.get(i, [])
-            latencies = [r[0] for r in rounds if r[0] is not None]
-            lows = [r[1] for r in rounds if r[1] is not None]
-            highs = [r[2] for r in rounds if r[2] is not None]
-            losses = [r[3] for r in rounds if r[3] is not None]
-            buckets.append(LatencyBucket(t, _median(latencies), min(lows, default=None), max(highs, default=None),
-                                         statistics.fmean(losses) if losses else None))
-        out[(host, target)] = TargetHistory(host, target, kind, buckets)
-    return out
-
-
-def hour_medians(samples: Iterable[Sample], now_s: float, agents: set[str] | None = None) -> dict[tuple[str, str], tuple[float | None, float | None]]:
-    """(agent, target) -> (median latency of the last hour, of the same hour a day earlier), from raw rounds."""
-    recent: dict[tuple[str, str], list[float]] = defaultdict(list)
-    earlier: dict[tuple[str, str], list[float]] = defaultdict(list)
-    for s in samples:
-        host, target = s.tags.get("host"), s.tags.get("target")
-        if not host or not target or not is_round(s) or (agents is not None and host not in agents):
-            continue
-        latency = probe_latency_ms(s.tags.get("kind"), s.fields)
-        if latency is None:
-            continue
-        age = now_s - s.time_ns / 1e9
-        if 0 <= age < HOUR_S:
-            recent[(host, target)].append(latency)
-        elif DAY_S <= age < DAY_S + HOUR_S:
-            earlier[(host, target)].append(latency)
-    return {key: (_median(recent.get(key, [])), _median(earlier.get(key, []))) for key in recent.keys() | earlier.keys()}
+    return Traffic(device.id, ifname, start_s, end_s, configured or read.polled_speed_bps or None, read.in_bps, read.out_bps,
+                   read.errors_ps, read.discards_ps)
 
 
 def alert_episodes(entries: Iterable[Mapping[str, Any]], start_s: float, end_s: float) -> list[AlertEpisode]:
@@ -410,44 +335,66 @@ class HistoryService:
     while others asking for it wait. Blocking (it reads the store): call it in a thread.
 
     The store is opened per computation (`page_source`), so a reloaded inventory that changes
-    `[storage]` is followed at the next read; results are kept per inventory object."""
+    `[storage]` is followed at the next read; results are kept per inventory object. The local
+    store's folding (`history_stores.LocalHistory`) is kept per store file, so a refresh reads
+    only the batches stored since. `clock`: what the TTLs are measured on."""
 
-    def __init__(self, source_for: Callable[[Inventory], SeriesSource] | None = None):
+    def __init__(self, source_for: Callable[[Inventory], SeriesSource] | None = None, clock: Callable[[], float] = time.monotonic):
         self._source_for = source_for or page_source
+        self._clock = clock
         self._lock = threading.Lock()
         self._keys: dict[Any, threading.Lock] = {}
         self._values: dict[Any, tuple[float, Any]] = {}
+        self._local: dict[Path, LocalHistory] = {}
 
     def _kept(self, key: Any, ttl_s: float, compute: Callable[[], T]) -> T:
         with self._lock:
             lock = self._keys.setdefault(key, threading.Lock())
         with lock:
             kept = self._values.get(key)
-            if kept is not None and time.monotonic() - kept[0] < ttl_s:
+            if kept is not None and self._clock() - kept[0] < ttl_s:
                 return kept[1]  # type: ignore[no-any-return]
             value = compute()
-            self._values[key] = (time.monotonic(), value)
+            self._values[key] = (self._clock(), value)
             return value
 
     def reader(self, inventory: Inventory) -> HistoryReader:
-        return HistoryReader(inventory, self._source_for(inventory))
+        source = self._source_for(inventory)
+        if isinstance(source, LocalSource):
+            with self._lock:
+                store = self._local.setdefault(source.path.resolve(), LocalHistory(source))
+            return HistoryReader(inventory, store)
+        return HistoryReader(inventory, store_for(source))
+
+    def fold_local_store(self, inventory: Inventory, now_s: float) -> bool:
+        """Decode and fold the local store's range once (the collector does it in the background as
+        it starts), so the first page view reads only the batches stored since. False when the
+        inventory's store is not the local one (InfluxDB folds at every read)."""
+        store = self.reader(inventory).store
+        if not isinstance(store, LocalHistory):
+            return False
+        store.catch_up(now_s)
+        return True
 
     @staticmethod
     def charts_ttl_s(inventory: Inventory) -> float:
         return min(CHARTS_TTL_S, inventory.collector.status_refresh_s)
 
-    def sites(self, inventory: Inventory, now_s: float) -> dict[str, SiteHistory]:
-        """Every site's strip, outages, availability and uplink. SourceError when the store cannot be read."""
+    def sites(self, inventory: Inventory, now_s: float, view: str = DEFAULT_VIEW) -> dict[str, SiteHistory]:
+        """Every site's strip, outages, availability and uplink (over the view's uplink window).
+        SourceError when the store cannot be read."""
         ttl = self.charts_ttl_s(inventory)
-        end_s, strips = self._kept((id(inventory), "strips"), ttl, lambda: self.reader(inventory).site_strips(now_s))
-        availability = {days: self._kept((id(inventory), "availability", days), AVAILABILITY_TTL_S,
-                                         lambda days=days: self.reader(inventory).site_availability(days, now_s))  # type: ignore[misc]
-                        for days in AVAILABILITY_DAYS}
+        reader = self.reader(inventory)  # one: the strip takes its verdicts from the 30 days' read where both are due
+        availability = self._kept((id(inventory), "availability"), AVAILABILITY_TTL_S,
+                                  lambda: reader.site_availability(AVAILABILITY_DAYS, now_s))
+        end_s, strips = self._kept((id(inventory), "strips"), ttl, lambda: reader.site_strips(now_s))
+        window = UPLINK_WINDOWS.get(view, DAY_TRAFFIC)
+        uplinks = self._kept((id(inventory), "uplinks", window), ttl, lambda: reader.uplinks(now_s, view))
         out = {}
         for site in inventory.site:
             strip, outages = strips.get(site.id, ([], []))
-            uplink = self._kept((id(inventory), "uplink", site.id), ttl, lambda site=site: self.reader(inventory).uplink(site.id, now_s))  # type: ignore[misc]
-            out[site.id] = SiteHistory(site.id, end_s - STRIP_S, end_s, strip, outages, {d: availability[d].get(site.id) for d in AVAILABILITY_DAYS}, uplink)
+            out[site.id] = SiteHistory(site.id, end_s - STRIP_S, end_s, strip, outages,
+                                       {d: availability[d].get(site.id) for d in AVAILABILITY_DAYS}, uplinks.get(site.id))
         return out
 
     def targets(self, inventory: Inventory, view: str, now_s: float) -> TargetsView:

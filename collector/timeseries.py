@@ -156,6 +156,14 @@ class InfluxSource:
         except InfluxQueryError as exc:
             raise SourceError(f"InfluxDB at {self.url} (database {self.database!r}): {exc}") from exc
 
+    def select(self, statement: str) -> list[dict[str, Any]]:
+        """The rows of one InfluxQL statement (tags merged in, `time` in ns); SourceError when it fails."""
+        return self._query(statement)
+
+    def from_clause(self, measurement: str, resolution: str = RAW) -> str:
+        """What follows FROM to read `measurement` at `resolution` (its retention policy named where needed)."""
+        return self._from(measurement, resolution)
+
     def _from(self, measurement: str, resolution: str = RAW) -> str:
         if resolution != RAW:
             return qualified_source(self.database, measurement, resolution)
@@ -264,6 +272,39 @@ class LocalSource:
             raise SourceError(f"local store {self.path}: a batch that is not what the collector writes: {exc!r}") from exc
         out.sort(key=lambda s: s.time_ns)
         return out
+
+    def stored_after(self, after_id: int, received_since_ns: int, measurements: frozenset[str]) -> tuple[int, dict[str, list[Sample]]]:
+        """Points of `measurements` (by measurement, in the order stored) in the batches stored after
+        batch `after_id` and received since `received_since_ns` (less the clock skew), each batch
+        read and decoded once; and the id of the newest batch read (`after_id` when there was none).
+        Batch ids only grow, so a reader that keeps the id reads each batch once
+        (collector/history_stores.py). Fields and tags are as the queue keeps them, unconverted (a
+        day of points is a lot of dicts to copy): read numbers with `history_grids.finite`, or
+        `as_stored` a sample to have it as `samples` gives it."""
+        db = self._connect()
+        try:
+            rows = db.execute("SELECT id, points FROM batch WHERE id > ? AND received_ns >= ? ORDER BY id",
+                              (int(after_id), int(received_since_ns) - CLOCK_SKEW_NS)).fetchall()
+        except sqlite3.Error as exc:
+            raise SourceError(f"local store {self.path}: {exc}") from exc
+        finally:
+            db.close()
+        out: dict[str, list[Sample]] = {m: [] for m in measurements}
+        try:
+            for _, payload in rows:
+                for point in json.loads(payload):
+                    kept = out.get(point["measurement"])
+                    if kept is not None:
+                        kept.append(Sample(int(point["time"]), point.get("tags") or {}, point["fields"]))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a damaged store: say so, never a traceback
+            raise SourceError(f"local store {self.path}: a batch that is not what the collector writes: {exc!r}") from exc
+        return (rows[-1][0] if rows else after_id), out
+
+
+def as_stored(sample: Sample) -> Sample:
+    """A sample of `LocalSource.stored_after` as `samples` gives it: tags as strings, every number a float."""
+    fields = {k: v for k, v in ((k, _field_value(v)) for k, v in sample.fields.items()) if v is not None}
+    return Sample(sample.time_ns, {str(k): str(v) for k, v in sample.tags.items()}, fields)
 
 
 def _label(value: str) -> str:

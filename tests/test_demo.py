@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -18,12 +19,14 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+import pytest
 
 from collector.config import load_inventory
 from collector.demo_inventory import DEMO_AGENT, DEMO_DEVICES, LIFECYCLE_KINDS, RECORDINGS
 from collector.localservers import wait_until
 from collector.snmp.ups import mdy_date, ticks_to_minutes
 from collector.timeseries import Sample, open_source
+from test_status_history import Chart, charts
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICES = {d.id: d for d in DEMO_DEVICES}
@@ -150,6 +153,41 @@ def get(url: str) -> str:
         return resp.read().decode("utf-8")
 
 
+def assert_last_hour_fills(where: dict) -> None:
+    """The last hour's view the demo prints: within a few minutes of the start the loopback probe's
+    latency chart has three minute buckets with a median, and each bucket that was complete when
+    the page was drawn shows the median of the rounds stored in it."""
+    def loopback_chart() -> Chart:
+        found = [c for kind, c in charts(get(where["last_hour"] + "&part=main"))
+                 if kind == "latency" and (c.root.get("aria-label") or "").startswith("loopback ")]
+        assert len(found) == 1, "one loopback chart on the page"
+        return found[0]
+
+    def buckets(chart: Chart) -> list[int]:
+        """The minute buckets drawn (the band's points are at their middles; the newest, still open,
+        is drawn at the chart's end), by their start's minute."""
+        return sorted({int(t // 60) for polygon in chart.find("polygon", "band") for t, _ in chart.points(polygon)})
+
+    def filled() -> Chart | None:
+        chart = loopback_chart()
+        return chart if len(buckets(chart)) >= 3 else None
+
+    chart = wait_until(filled, 240, "three minute buckets in the last hour's loopback chart", interval_s=2)
+    drawn = buckets(chart)
+    assert drawn == list(range(drawn[0], drawn[0] + len(drawn))), drawn  # one after the other
+    medians = [(t, v) for line in chart.find("polyline", "median") for t, v in chart.points(line)]
+    rounds = open_source(load_inventory(Path(where["inventory"]))).samples(
+        "probe", drawn[0] * 60 * 10**9, int(chart.t1 * 1e9), {"host": DEMO_AGENT, "target": "loopback"})
+    # Complete when drawn: ended 20 s before (a round reaches the store a few seconds after it ends).
+    complete = [minute for minute in drawn if (minute + 1) * 60 <= chart.t1 - 20]
+    assert complete, (drawn, chart.t1)
+    for minute in complete:
+        stored = [s.fields["rtt_ms"] for s in rounds if minute * 60 <= s.time_ns / 1e9 < (minute + 1) * 60 and "rtt_ms" in s.fields]
+        shown = [v for t, v in medians if abs(t - (minute * 60 + 30)) < 1]
+        assert stored and shown, (minute, stored, medians)
+        assert shown[0] == pytest.approx(statistics.median(stored), abs=chart.vmax / 1000), (minute, shown, stored)
+
+
 def test_demo_shows_devices_an_alert_and_a_replacement_plan(tmp_path: Path) -> None:
     """With influxd and snmpsim: charts' data from four simulated devices, the printer's low toner
     alert (API, status page, the demo's channel), the agent's probes, and a replacement plan."""
@@ -178,6 +216,7 @@ def test_demo_shows_devices_an_alert_and_a_replacement_plan(tmp_path: Path) -> N
 
         probes = open_source(load_inventory(inventory_path)).samples("probe", 0, time.time_ns(), {"host": DEMO_AGENT})
         assert {s.tags["kind"] for s in probes if s.fields.get("up") == 1.0} & {"icmp", "tcp", "http"}
+        assert_last_hour_fills(where)
 
         report = subprocess.run(
             [sys.executable, "-m", "agent.cli", "report", "hardware", "--inventory", str(inventory_path), "--format", "json"],

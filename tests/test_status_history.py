@@ -292,6 +292,29 @@ def test_the_night_from_the_local_store(tmp_path: Path, phase_s: float) -> None:
     check_night(render_overview(inventory, tmp_path, now), now)
 
 
+def test_the_last_hour_by_the_minute(tmp_path: Path, now: float) -> None:
+    """`?latency=1h`: the latency charts and the uplink over the last hour in minute buckets, one
+    round a minute each (the night's last hour: 10 ms, 200 kbit/s in); the strip stays a day."""
+    inventory = vannvag(tmp_path).storage("local").parse()
+    fill_local_store(inventory, night(now))
+    site = section(render_overview(inventory, tmp_path, now, view="1h"), "vannvag")
+    found = charts(site)
+    strip = next(c for kind, c in found if kind == "strip")
+    assert strip.t1 - strip.t0 == pytest.approx(86400, abs=1)
+    uplink = next(c for kind, c in found if kind == "lines")
+    assert uplink.t1 == pytest.approx(now, abs=1) and uplink.t0 == pytest.approx(now - 3600, abs=1)
+    inbound = [(t, v) for polygon in uplink.find("polygon", "in") for t, v in uplink.points(polygon)[:-2]]
+    assert len(inbound) >= 59 and all(v == pytest.approx(200_000, abs=uplink.vmax / 1000) for _, v in inbound)
+    assert "Linja ut (sw-vannvag 0/1), siste time" in text_of(site)
+    internet = next(c for kind, c in found if kind == "latency")
+    assert internet.t0 == pytest.approx(now - 3600, abs=60)
+    medians = [(t, v) for line in internet.find("polyline", "median") for t, v in internet.points(line)]
+    # A point per minute bucket, at its middle; every round of the hour at 10 ms.
+    assert len(medians) >= 59 and all(v == pytest.approx(10, abs=internet.vmax / 1000) for _, v in medians)
+    assert all(b - a == pytest.approx(60, abs=2 * 0.1 / WIDTH * 3600) for (a, _), (b, _) in zip(medians, medians[1:]))
+    assert "<b>siste time</b>" in site
+
+
 # --- served: pages, their parts, gzip ---------------------------------------------------------------
 
 def test_pages_are_served_gzipped_with_their_live_parts(tmp_path: Path, now: float) -> None:

@@ -193,6 +193,11 @@ class Municipality:
                 device_id, f"Ruter, {SITE_NAMES[site]}", site, site,
                 '{ kind = "router", model = "Linux router (lab)", purchased = 2020-06-01, lifetime_years = 8 }',
             )
+            # The line's real rate, as a municipality writes its contract's into the inventory: the
+            # router's port says 10 Gbit/s (a veth), the line is shaped to rate_kbit (tbf).
+            line = self.lab.topology.link(site)
+            if line.rate_kbit is not None:
+                lines.append(f'interface_speed_bps = {{ "{line.ifname_of(site)}" = {line.rate_kbit * 1000} }}')
         for site, device_id in c.site_ups.items():
             lines += self._snmpd_device(
                 device_id, f"UPS, {SITE_NAMES[site]}", site, site,

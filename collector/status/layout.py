@@ -162,11 +162,19 @@ def pct(value: float | None, lang: str, decimals: int = 2) -> str:
     return "–" if value is None else f"{number(value, lang, decimals)}\u00a0%"
 
 
+# Up to this long a chart's time labels are every SHORT_TICK_S (the last hour's view).
+SHORT_SPAN_S = 2 * 3600
+SHORT_TICK_S = 600
+
+
 def ticks(start_s: float, end_s: float, zone: str, lang: str) -> list[Tick]:
-    """Time labels on the local clock: every 6 hours over a day or two ('06:00'), each midnight over
-    longer ranges ('ma 12.')."""
+    """Time labels on the local clock: every 10 minutes over an hour or two ('14:20'), every 6 hours
+    over a day or two ('06:00'), each midnight over longer ranges ('ma 12.')."""
     tz = zoneinfo.ZoneInfo(zone)
     span = end_s - start_s
+    if span <= SHORT_SPAN_S:  # 10 minutes of UTC are 10 minutes of the local clock where the offset is whole or half hours
+        first = -(-start_s // SHORT_TICK_S) * SHORT_TICK_S
+        return [Tick(t, dt.datetime.fromtimestamp(t, tz).strftime("%H:%M")) for t in range(int(first), int(end_s) + 1, SHORT_TICK_S)]
     moment = dt.datetime.fromtimestamp(start_s, tz).replace(minute=0, second=0, microsecond=0)
     out: list[Tick] = []
     weekdays = texts.of(lang).weekdays

@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from collector import svg
 from collector.config import Inventory, Site
+from collector.history_grids import HOUR_S
 from collector.history import (
     DEFAULT_VIEW, DEGRADED, DOWN, LATENCY_VIEWS, TIMELINE_S, UP, WAITING, AlertEpisode, HistoryService, SiteHistory,
     TargetsView, Traffic,
@@ -44,13 +45,13 @@ def gather(history: HistoryService, inventory: Inventory, view: str, now_s: floa
     except (OSError, ValueError) as exc:
         error = str(exc)
     try:
-        return PageHistory(history.sites(inventory, now_s), history.targets(inventory, view, now_s), timeline, error)
+        return PageHistory(history.sites(inventory, now_s, view), history.targets(inventory, view, now_s), timeline, error)
     except SourceError as exc:
         return PageHistory({}, None, timeline, str(exc))
 
 
 def view_of(query: Mapping[str, str]) -> str:
-    """The latency view a page asks for (`?latency=7d`); anything else is the default."""
+    """The latency view a page asks for (`?latency=1h`, `?latency=7d`); anything else is the default."""
     value = query.get(VIEW_PARAM, DEFAULT_VIEW)
     return value if value in LATENCY_VIEWS else DEFAULT_VIEW
 
@@ -114,7 +115,9 @@ def _uplink(site: Site, history: SiteHistory, zone: str, lang: str) -> str:
     if history.uplink is None:
         return ""
     t = history.uplink
-    return traffic_chart(t, history.start_s, history.end_s, zone, lang, words(lang)["uplink"].format(device=t.device, ifname=t.ifname))
+    w = words(lang)
+    span = w["view_1h"] if t.end_s - t.start_s <= HOUR_S else w["view_24h"]
+    return traffic_chart(t, t.start_s, t.end_s, zone, lang, w["uplink"].format(device=t.device, ifname=t.ifname, span=span))
 
 
 def _views(view: str, anchor: str, lang: str) -> str:

@@ -2,7 +2,9 @@
 
 Vannvåg's line is cut for a minute, then saturated; the overview, opened in headless Chromium
 from the host, shows the outage on the site's strip where and when it happened and the latency
-rise in the internet target's chart, checked on the SVG. Meanwhile, from inside the `vannvag`
+rise in the internet target's chart, and the last hour's view (`?latency=1h`) the uplink full
+against the line's 1 Mbit/s (the lab's inventory names the line's rate, as a municipality
+would), checked on the SVG. Meanwhile, from inside the `vannvag`
 namespace, behind the 1 Mbit/s line while it carries a bulk transfer, the overview is fetched
 as a browser there would (gzip): its weight and load time are printed (docs/benchmarks.md,
 "Status page over the Vannvåg line (issue 20)").
@@ -28,7 +30,9 @@ from test_status_history import charts, section
 pytestmark = pytest.mark.lab
 
 CUT_S = 60.0
-SATURATE_S = 30.0
+# Long enough that one of the last hour's minute buckets lies wholly inside it, after TCP's ramp.
+SATURATE_S = 80.0
+LINE_BPS = 1_000_000  # the Vannvåg line's tbf rate, which the lab's inventory names as the uplink's capacity
 # The page must load within this from behind the saturated line (the issue's bar).
 LOAD_LIMIT_S = 2.0
 # The site is judged down when its router misses a poll (every 5 s, 2 s timeout and a retry) or
@@ -83,12 +87,14 @@ def test_the_overview_shows_the_cut_and_the_slow_line_and_loads_over_it(town: Mu
                60, "the router answering again")
     # Then the line full: a bulk transfer towards Vannvåg fills the 1 Mbit/s queue; the overview is fetched across it.
     transfer = town.lab.saturate("inet", "vannvag", seconds=SATURATE_S)
+    saturating = time.time()
     try:
         time.sleep(5)  # let TCP fill the tbf queue
         loaded = [fetch_from_vannvag(town) for _ in range(5)]
         saturated_until = time.time()
     finally:
         transfer.wait(timeout=SATURATE_S + 20)
+        transfer_ended = time.time()
     sizes, times = [s for s, _ in loaded], [t for _, t in loaded]
     print(f"\noverview from vannvag: idle {idle_size} B in {idle_s:.3f} s; under load {statistics.median(sizes)} B, "
           f"{statistics.median(times):.2f} s median, {max(times):.2f} s slowest of {len(times)}")
@@ -100,6 +106,17 @@ def test_the_overview_shows_the_cut_and_the_slow_line_and_loads_over_it(town: Mu
         return max((v for polygon in internet.find("polygon", "band") for t, v in internet.points(polygon) if t >= saturated_until), default=None)
 
     wait_until(band_after_saturation, 60, "the page drawing rounds after the saturation")
+    # The uplink by the minute (`?latency=1h`): against the line's 1 Mbit/s, full while the transfer ran.
+    with urllib.request.urlopen(town.collector_url + "/?latency=1h", timeout=10) as resp:
+        uplink = next(c for kind, c in charts(section(resp.read().decode(), "vannvag")) if kind == "lines")
+    (limit,) = uplink.find("line", "limit")
+    assert float(limit.get("data-value")) == LINE_BPS and uplink.value(float(limit.get("y1"))) == pytest.approx(LINE_BPS, rel=0.002)
+    inbound = [(t, v) for polygon in uplink.find("polygon", "in") for t, v in uplink.points(polygon)[:-2]]
+    # Minute buckets (drawn at their middle) wholly inside the transfer, after its first 5 s.
+    inside = [v for t, v in inbound if saturating + 5 + 30 <= t <= transfer_ended - 30]
+    print(f"vannvag uplink by the minute: in {[round(v / 1e3) for v in inside]} kbit/s while saturated "
+          f"(all minutes: {[round(v / 1e3) for _, v in inbound]})")
+    assert inside and all(0.8 * LINE_BPS <= v <= 1.05 * LINE_BPS for v in inside), inside
     browser = chromium_driver()
     try:
         browser.set_window_size(1280, 2400)
