@@ -85,6 +85,7 @@ from collector.config import AgentEntry, ProbeTarget  # noqa: E402
 from collector.influxql import query  # noqa: E402
 from collector.localservers import (  # noqa: E402
     ManagedProcess,
+    ServiceError,
     free_port,
     start_influxd,
     start_snmpsim,
@@ -625,13 +626,13 @@ async def simulate(layout: Layout, settings: RunSettings, workdir: Path, log: Ca
     storage = start_storage(settings.storage, workdir)
     copy_recordings(workdir / "snmprec", [f"d{i:04d}" for i in range(layout.devices)])
     copy_recordings(workdir / "snmprec-victims", [f"victim-{n}" for n in layout.collector_names()])
-    snmpsim = start_snmpsim(workdir / "snmprec", workdir / "snmpsim")
+    snmpsim = start_snmpsim(workdir / "snmprec", workdir / "snmpsim") if layout.devices else None
     victims = start_snmpsim(workdir / "snmprec-victims", workdir / "snmpsim-victims")
     receiver = AlertReceiver()
     receiver_runner = await receiver.start()
     ports = {name: free_port() for name in layout.collector_names()}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    built = build_inventory(workdir, layout, storage, snmpsim.port, victims.port, ports, receiver.url)
+    built = build_inventory(workdir, layout, storage, snmpsim.port if snmpsim else 0, victims.port, ports, receiver.url)
     inventory = built.write()
     collectors = start_collectors(layout, inventory, workdir)
     phase_now = ["warmup"]
@@ -643,7 +644,7 @@ async def simulate(layout: Layout, settings: RunSettings, workdir: Path, log: Ca
         for name, url in urls.items():
             await wait_for(lambda url=url: health(url), 60, f"collector {name}'s health")
         monitor = Processes({**{f"collector:{n}": p.pid for n, p in collectors.items()}, "storage": storage.process.process.pid,
-                             "snmpsim": snmpsim.process.pid, "generator": os.getpid()})
+                             **({"snmpsim": snmpsim.process.pid} if snmpsim else {}), "generator": os.getpid()})
         monitor.mark("warmup")
         first_url = urls[layout.collector_names()[0]]  # every agent installed with one address, sent on by 421
         state_dir = workdir / "agents"
@@ -731,7 +732,8 @@ async def simulate(layout: Layout, settings: RunSettings, workdir: Path, log: Ca
             proc.stop(timeout_s=30)
         await receiver_runner.cleanup()
         receiver.sock.close()
-        snmpsim.stop()
+        if snmpsim is not None:
+            snmpsim.stop()
         victims.stop()
         storage.process.stop()
     result = summarise(layout, settings, agents, cut, alert_delays, backlog_points, dict(acked), stored, healths, cpu, rss)
@@ -817,7 +819,7 @@ def run_once(layout: Layout, settings: RunSettings, log: Callable[[str], None]) 
         workdir = Path(tmp)
         try:
             result = asyncio.run(simulate(layout, settings, workdir, log))
-        except (SimError, TimeoutError, OSError) as exc:
+        except (SimError, ServiceError, TimeoutError, OSError) as exc:
             log("".join(traceback.format_exception(exc)[-6:]).rstrip())
             result = {"agents": layout.agents, "collectors": layout.collectors, "holds": False, "error": str(exc)}
         finally:
