@@ -253,17 +253,23 @@ class SimAgent:
         return len(older)
 
     async def fetch_config(self, http: aiohttp.ClientSession) -> None:
-        while True:
-            async with http.get(self.address.endpoint(CONFIG_PATH.format(agent_id=self.id))) as resp:
-                text = await resp.text()
-                if resp.status == MISDIRECTED:
-                    await asyncio.sleep(self.address.follow(text))
-                    continue
-                if resp.status != 200:
-                    raise SimError(f"agent {self.id}: configuration answered HTTP {resp.status}: {text[:200]}")
+        for attempt in range(30):
+            try:
+                async with http.get(self.address.endpoint(CONFIG_PATH.format(agent_id=self.id))) as resp:
+                    text = await resp.text()
+                    status = resp.status
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                await asyncio.sleep(1.0)  # as the agent does: the collector is not up yet, ask again
+                continue
+            if status == MISDIRECTED:
+                await asyncio.sleep(self.address.follow(text))
+                continue
+            if status != 200:
+                raise SimError(f"agent {self.id}: configuration answered HTTP {status}: {text[:200]}")
             self.address.answered()
             self.config = RemoteConfig.from_json(json.loads(text))
             return
+        raise SimError(f"agent {self.id}: no configuration from {self.address.url} after 30 tries")
 
     async def deliver(self, http: aiohttp.ClientSession, address: CollectorAddress, body: bytes) -> float:
         """POST one batch until the collector owning this agent's site took it; its answer time (s)."""
@@ -656,7 +662,7 @@ async def simulate(layout: Layout, settings: RunSettings, workdir: Path, log: Ca
             tasks.append(asyncio.create_task(agent.run(lambda: phase_now[0], event)))
             await asyncio.sleep(SEND_INTERVAL_S / max(1, len(agents)))  # started over one send interval, not all at once
         await wait_for(lambda: all(e.is_set() for e in started) or any(t.done() for t in tasks), 120, "every agent's configuration", 0.5)
-        _raise_failed(tasks)
+        raise_failed(tasks)
 
         def all_up() -> bool:
             for name, url in urls.items():
@@ -666,13 +672,13 @@ async def simulate(layout: Layout, settings: RunSettings, workdir: Path, log: Ca
             return True
 
         await wait_for(all_up, 120 + 3 * AGENT_INTERVAL_S, "every agent up at its collector")
-        _raise_failed(tasks)
+        raise_failed(tasks)
         log(f"N={layout.agents}, {layout.collectors} collector(s): all agents up; steady {settings.steady_s:g} s")
 
         phase_now[0] = "steady"
         monitor.mark("steady")
         await asyncio.sleep(settings.steady_s)
-        _raise_failed(tasks)
+        raise_failed(tasks)
 
         # The outage: some agents at each collector lose their line, one device per collector stops answering.
         phase_now[0] = "outage"
@@ -685,7 +691,7 @@ async def simulate(layout: Layout, settings: RunSettings, workdir: Path, log: Ca
         expected = {("agent_silent", a.id) for a in cut} | {("device_down", f"victim-{n}") for n in layout.collector_names()}
         deadline_s = 3 * ALERT_AIM_S + 60
         await wait_for(lambda: expected <= set(receiver.fired) or any(t.done() for t in tasks), deadline_s, "the alerts of the outage", 0.5)
-        _raise_failed(tasks)
+        raise_failed(tasks)
         alert_delays = {f"{kind}:{subject}": round(receiver.fired[(kind, subject)] - cut_at, 1) for kind, subject in sorted(expected)
                         if (kind, subject) in receiver.fired}
         log(f"alerts after the cut: max {max(alert_delays.values()):.1f} s")
@@ -695,7 +701,7 @@ async def simulate(layout: Layout, settings: RunSettings, workdir: Path, log: Ca
         monitor.mark("burst")
         backlog_points = sum(agent.restore(settings.backlog_h) for agent in cut)
         await wait_for(lambda: not any(a.pending for a in cut) or any(t.done() for t in tasks), 600, "the backlog sent")
-        _raise_failed(tasks)
+        raise_failed(tasks)
         await asyncio.sleep(2 * SEND_INTERVAL_S)  # the regular reports just after the burst count to it too
 
         phase_now[0] = "drain"
@@ -758,7 +764,7 @@ def cut_agents(agents: list[SimAgent], layout: Layout, share: float) -> list[Sim
     return picked
 
 
-def _raise_failed(tasks: list[asyncio.Task[None]]) -> None:
+def raise_failed(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         if task.done() and not task.cancelled() and task.exception() is not None:
             raise SimError(f"a simulated agent failed: {task.exception()!r}") from task.exception()
