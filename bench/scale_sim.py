@@ -37,7 +37,8 @@ per wall second of each process (collectors, storage, snmpsim, this generator) a
 per phase with psutil: the generator shares the machine's cores with what it measures.
 
 --search N0 runs N0, doubles N until a run fails, then halves the gap until it is within 10 %
-(or --search-runs runs), per collector count; the JSON has every run and the largest N that held.
+(or --search-runs runs), per collector count (three collectors start at three times the N one
+collector held); the JSON has every run and the largest N that held.
 """
 
 from __future__ import annotations
@@ -888,7 +889,12 @@ def main() -> int:
     report: dict[str, Any] = {"command": " ".join(sys.argv), "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
                               "cpus": os.cpu_count(), "uptime_before": _uptime()}
     if args.search is not None:
-        report["searches"] = [search(c, args.search * c, args.devices, settings, args.search_runs, log) for c in args.collectors]
+        report["searches"] = []
+        for c in args.collectors:
+            # Three collectors start where "three times one" would be, once one collector's N is known.
+            held = [s["largest_n_held"] for s in report["searches"] if s["collectors"] == 1 and s["largest_n_held"]]
+            start = c * held[0] if held and c > 1 else c * args.search
+            report["searches"].append(search(c, start, args.devices, settings, args.search_runs, log))
     else:
         report["runs"] = [run_once(Layout(c, args.agents, args.devices), settings, log) for c in args.collectors]
     report["uptime_after"] = _uptime()
