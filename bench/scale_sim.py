@@ -82,7 +82,8 @@ from agent.report import HEARTBEAT_PATH, INGEST_PATH, encode_batch  # noqa: E402
 from agent.runner import CONFIG_PATH, MISDIRECTED, AgentSettings, RemoteConfig  # noqa: E402
 from agent.schema import FieldSpec  # noqa: E402
 from agent.spool import point_json  # noqa: E402
-from collector.config import AgentEntry, ProbeTarget  # noqa: E402
+from collector.alerting.config import AlertingSettings  # noqa: E402
+from collector.config import AgentEntry, ProbeTarget, SnmpSettings  # noqa: E402
 from collector.influxql import query  # noqa: E402
 from collector.localservers import (  # noqa: E402
     ManagedProcess,
@@ -105,19 +106,21 @@ P99_AIM_MS = 100.0
 SEND_INTERVAL_S = AgentSettings.send_interval_s
 BATCH_POINTS = AgentSettings.batch_points
 CONFIG_REFRESH_S = AgentSettings.config_refresh_s
-# The inventory's defaults for an agent and a probe; the devices are polled at the probe interval,
-# so "two probe intervals" bounds every alert.
+# The inventory's defaults for an agent, a probe, SNMP and alerting; the devices are polled at the
+# probe interval, so "two probe intervals" bounds every alert. --time-scale multiplies them all.
 AGENT_INTERVAL_S = AgentEntry.model_fields["interval_s"].default
+HEARTBEAT_S = AgentEntry.model_fields["heartbeat_s"].default
 PROBE_INTERVAL_S = ProbeTarget.model_fields["interval_s"].default
-DEVICE_INTERVAL_S = PROBE_INTERVAL_S
-ALERT_AIM_S = 2 * PROBE_INTERVAL_S
-# (name, kind, target, interval_s, params): the probes every site's agents run, as the example
-# inventory has them (the simulated agents never send a packet: only the collector reads these).
+SNMP_TIMEOUT_S = SnmpSettings.model_fields["timeout_s"].default
+SNMP_RETRIES = SnmpSettings.model_fields["retries"].default
+GROUP_WAIT_S = AlertingSettings.model_fields["group_wait_s"].default
+# (name, kind, target, interval in probe intervals, params): the probes every site's agents run, as
+# the example inventory has them (the simulated agents never send a packet: only the collector reads these).
 PROBE_SET = (
-    ("gw", "icmp", "10.0.0.1", PROBE_INTERVAL_S, {}),
-    ("fil", "tcp", "10.0.0.10:445", PROBE_INTERVAL_S, {}),
-    ("web", "http", "https://www.karlsoy.kommune.no/", 60.0, {}),
-    ("dns", "dns", "karlsoy.kommune.no", 60.0, {"resolver": "10.0.0.53"}),
+    ("gw", "icmp", "10.0.0.1", 1, {}),
+    ("fil", "tcp", "10.0.0.10:445", 1, {}),
+    ("web", "http", "https://www.karlsoy.kommune.no/", 2, {}),
+    ("dns", "dns", "karlsoy.kommune.no", 2, {"resolver": "10.0.0.53"}),
 )
 MOUNTS = ("C:", "D:")
 NICS = ("Ethernet",)
@@ -465,8 +468,10 @@ class Layout:
 
 
 def build_inventory(folder: Path, layout: Layout, storage: Storage, snmp_port: int, victim_port: int,
-                    ports: dict[str, int], webhook_url: str) -> InventoryBuilder:
+                    ports: dict[str, int], webhook_url: str, scale: float = 1.0) -> InventoryBuilder:
+    """The simulated region's inventory, every interval the inventory's default times `scale`."""
     built = InventoryBuilder(folder, organisation="scale simulation")
+    built.alerting(group_wait_s=GROUP_WAIT_S * scale)
     if storage.kind == "influxdb_v1":
         built.influxdb(storage.url, DATABASE)
     else:
@@ -481,10 +486,13 @@ def build_inventory(folder: Path, layout: Layout, storage: Storage, snmp_port: i
     else:
         built.collector(listen=f"127.0.0.1:{ports['main']}")
     for i, agent in enumerate(layout.agent_ids()):
-        built.agent(agent, f"scale-token-{agent}", site=layout.site_of_agent(i), hardware="pc")
-    for name, kind, target, interval, params in PROBE_SET:
-        built.probe(name, kind, target, interval_s=interval, **({"params": params} if params else {}))
-    snmp = {"version": "2c", "interval_s": DEVICE_INTERVAL_S}
+        built.agent(agent, f"scale-token-{agent}", site=layout.site_of_agent(i), hardware="pc",
+                    interval_s=AGENT_INTERVAL_S * scale, heartbeat_s=HEARTBEAT_S * scale)
+    for name, kind, target, intervals, params in PROBE_SET:
+        built.probe(name, kind, target, interval_s=intervals * PROBE_INTERVAL_S * scale, **({"params": params} if params else {}))
+    # Faster than the defaults, a poll times out sooner (a busy machine's snmpsim answers within 1 s).
+    snmp = {"version": "2c", "interval_s": PROBE_INTERVAL_S * scale, "timeout_s": max(1.0, SNMP_TIMEOUT_S * scale),
+            "retries": SNMP_RETRIES if scale >= 1 else 0}
     for i in range(layout.devices):
         built.device(f"d{i:04d}", site=layout.sites()[i % SITE_COUNT], hardware="switch",
                      snmp={**snmp, "port": snmp_port, "community": built.secret_file(f"d{i:04d}.community", f"d{i:04d}")})
@@ -527,13 +535,15 @@ class Processes:
                     pass
 
     def mark(self, phase: str) -> None:
-        self.marks.append((phase, time.monotonic(), self.cpu()))
+        self.marks.append((phase, time.monotonic(), {**self.cpu(), "pressure": cpu_pressure_s()}))
 
     def per_phase(self) -> dict[str, dict[str, float]]:
-        """Cores used (CPU seconds per wall second) by each role, for each phase between marks."""
+        """Cores used (CPU seconds per wall second) by each role, for each phase between marks, and the
+        machine's CPU pressure: the share of the time some runnable task waited for a core (all users')."""
         out: dict[str, dict[str, float]] = {}
         for (phase, t0, c0), (_, t1, c1) in zip(self.marks, self.marks[1:]):
-            out[phase] = {role: round((c1[role] - c0[role]) / (t1 - t0), 3) for role in c0}
+            out[phase] = {role: round((c1[role] - c0[role]) / (t1 - t0), 3) for role in c0 if role != "pressure"}
+            out[phase]["cpu_pressure_pct"] = round(100 * (c1["pressure"] - c0["pressure"]) / (t1 - t0), 1)
             out[phase]["wall_s"] = round(t1 - t0, 1)
         return out
 
@@ -559,6 +569,16 @@ class LoopLag:
 
     def summary(self) -> dict[str, dict[str, float | None]]:
         return {phase: {"p50_ms": _round(percentile(v, 50)), "p99_ms": _round(percentile(v, 99))} for phase, v in self.lags.items()}
+
+
+def cpu_pressure_s() -> float:
+    """Seconds in which some runnable task on this machine waited for a CPU (Linux PSI, /proc/pressure/cpu);
+    NaN where the kernel does not say."""
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except (OSError, IndexError):
+        return math.nan
+    return int(some.rsplit("total=", 1)[1]) / 1e6
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -616,6 +636,11 @@ class RunSettings:
     storage: str = "influxdb_v1"
     seed: int = 21
     keep: Path | None = None  # keep the work folder (logs) here
+    time_scale: float = 1.0  # every interval of the inventory times this (a quick run: 0.1)
+
+    @property
+    def alert_aim_s(self) -> float:
+        return 2 * PROBE_INTERVAL_S * self.time_scale
 
 
 def start_collectors(layout: Layout, inventory: Path, workdir: Path) -> dict[str, ManagedProcess]:
@@ -639,7 +664,8 @@ async def simulate(layout: Layout, settings: RunSettings, workdir: Path, log: Ca
     receiver_runner = await receiver.start()
     ports = {name: free_port() for name in layout.collector_names()}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    built = build_inventory(workdir, layout, storage, snmpsim.port if snmpsim else 0, victims.port, ports, receiver.url)
+    built = build_inventory(workdir, layout, storage, snmpsim.port if snmpsim else 0, victims.port, ports, receiver.url,
+                            settings.time_scale)
     inventory = built.write()
     collectors = start_collectors(layout, inventory, workdir)
     phase_now = ["warmup"]
@@ -672,7 +698,7 @@ async def simulate(layout: Layout, settings: RunSettings, workdir: Path, log: Ca
                     return False
             return True
 
-        await wait_for(all_up, 120 + 3 * AGENT_INTERVAL_S, "every agent up at its collector")
+        await wait_for(all_up, 120 + 3 * AGENT_INTERVAL_S * settings.time_scale, "every agent up at its collector")
         raise_failed(tasks)
         log(f"N={layout.agents}, {layout.collectors} collector(s): all agents up; steady {settings.steady_s:g} s")
 
@@ -690,7 +716,7 @@ async def simulate(layout: Layout, settings: RunSettings, workdir: Path, log: Ca
             agent.cut = True
         victims.stop()
         expected = {("agent_silent", a.id) for a in cut} | {("device_down", f"victim-{n}") for n in layout.collector_names()}
-        deadline_s = 3 * ALERT_AIM_S + 60
+        deadline_s = 3 * settings.alert_aim_s + 60
         await wait_for(lambda: expected <= set(receiver.fired) or any(t.done() for t in tasks), deadline_s, "the alerts of the outage", 0.5)
         raise_failed(tasks)
         alert_delays = {f"{kind}:{subject}": round(receiver.fired[(kind, subject)] - cut_at, 1) for kind, subject in sorted(expected)
@@ -787,7 +813,7 @@ def summarise(layout: Layout, settings: RunSettings, agents: list[SimAgent], cut
     held = {
         "p99_under_100ms": summary["p99_ms"] is not None and summary["p99_ms"] < P99_AIM_MS,
         "alerts_within_two_probe_intervals": len(alert_delays) == len(cut) + layout.collectors
-        and max(alert_delays.values()) <= ALERT_AIM_S,
+        and max(alert_delays.values()) <= settings.alert_aim_s,
         "no_loss": not lost,
     }
     return {
@@ -807,7 +833,8 @@ def summarise(layout: Layout, settings: RunSettings, agents: list[SimAgent], cut
         "backlog_points": backlog_points,
         "alert_delays_s": alert_delays,
         "alert_max_s": max(alert_delays.values()) if alert_delays else None,
-        "alert_aim_s": ALERT_AIM_S,
+        "alert_aim_s": settings.alert_aim_s,
+        "time_scale": settings.time_scale,
         "acknowledged_points": acked,
         "stored_points": stored,
         "lost_points": lost,
@@ -843,11 +870,11 @@ def run_once(layout: Layout, settings: RunSettings, log: Callable[[str], None]) 
 
 
 def search(collectors: int, start: int, devices: int, settings: RunSettings, max_runs: int, log: Callable[[str], None]) -> dict[str, Any]:
-    """Double N from `start` until a run fails, then bisect to within 10 %."""
+    """Double N from `start` until a run fails (halve it until one holds), then bisect to within 10 %."""
     runs: list[dict[str, Any]] = []
     held, failed = 0, 0
     n = start
-    while len(runs) < max_runs:
+    while len(runs) < max_runs and n >= 1:
         result = run_once(Layout(collectors, n, devices), settings, log)
         runs.append(result)
         if result["holds"]:
@@ -856,7 +883,9 @@ def search(collectors: int, start: int, devices: int, settings: RunSettings, max
             failed = n if not failed else min(failed, n)
         if not failed:
             n *= 2
-        elif not held or failed - held <= max(1, held // 10):
+        elif not held:
+            n //= 2
+        elif failed - held <= max(1, held // 10):
             break
         else:
             n = (held + failed) // 2
@@ -864,8 +893,8 @@ def search(collectors: int, start: int, devices: int, settings: RunSettings, max
 
 
 def main() -> int:
-    # Thousands of simulated agents being sent on by 421 would each log it.
-    logging.getLogger("nettvakt.agent").setLevel(logging.WARNING)
+    # Thousands of simulated agents being sent on by 421 would each log it (a warning).
+    logging.getLogger("nettvakt.agent").setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", type=int, default=100, help="simulated agents (one run)")
     parser.add_argument("--search", type=int, metavar="N0", help="find the largest N that holds, starting at N0")
@@ -877,11 +906,15 @@ def main() -> int:
     parser.add_argument("--backlog-h", type=float, default=2.0, help="hours of older backlog each cut agent comes back with")
     parser.add_argument("--storage", choices=("influxdb_v1", "victoriametrics"), default="influxdb_v1")
     parser.add_argument("--keep", type=Path, help="copy each run's inventory and logs here")
+    parser.add_argument("--time-scale", type=float, default=1.0,
+                        help="every interval of the inventory (agents, heartbeats, probes, devices, group wait) times this")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     if args.agents < 1 or (args.search is not None and args.search < 1):
         parser.error("--agents and --search need at least 1")
-    settings = RunSettings(args.steady_s, args.cut_share, args.backlog_h, args.storage, keep=args.keep)
+    if not 0.05 <= args.time_scale <= 10:
+        parser.error("--time-scale must be between 0.05 and 10")
+    settings = RunSettings(args.steady_s, args.cut_share, args.backlog_h, args.storage, keep=args.keep, time_scale=args.time_scale)
 
     def log(line: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
