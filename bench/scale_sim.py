@@ -1,7 +1,7 @@
 """Collectors at scale (issue 21): N simulated agents and M simulated devices against one
 collector, or three collectors sharded by site, on this machine.
 
-    .venv/bin/python bench/scale_sim.py --agents 300 [--collectors 1|3] [--devices 24] [--json]
+    .venv/bin/python bench/scale_sim.py --agents 100 200 400 [--collectors 1 3] [--devices 24] [--json]
     .venv/bin/python bench/scale_sim.py --search 100 --collectors 1 3 --json   # the largest N that holds
 
 One run: a fresh storage (influxd, or VictoriaMetrics with --storage victoriametrics), snmpsim
@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
@@ -637,6 +638,7 @@ class RunSettings:
     seed: int = 21
     keep: Path | None = None  # keep the work folder (logs) here
     time_scale: float = 1.0  # every interval of the inventory times this (a quick run: 0.1)
+    floor: bool = True  # first the same agents against a server that does nothing (the machine's floor)
 
     @property
     def alert_aim_s(self) -> float:
@@ -655,19 +657,32 @@ def start_collectors(layout: Layout, inventory: Path, workdir: Path) -> dict[str
 
 async def simulate(layout: Layout, settings: RunSettings, workdir: Path, log: Callable[[str], None]) -> dict[str, Any]:
     raise_nofile()
+    async with contextlib.AsyncExitStack() as stack:  # whatever was started is stopped, also on a failed start
+        return await _simulate(layout, settings, workdir, log, stack)
+
+
+async def _simulate(layout: Layout, settings: RunSettings, workdir: Path, log: Callable[[str], None],
+                    stack: contextlib.AsyncExitStack) -> dict[str, Any]:
     storage = start_storage(settings.storage, workdir)
+    stack.callback(storage.process.stop)
     copy_recordings(workdir / "snmprec", [f"d{i:04d}" for i in range(layout.devices)])
     copy_recordings(workdir / "snmprec-victims", [f"victim-{n}" for n in layout.collector_names()])
     snmpsim = start_snmpsim(workdir / "snmprec", workdir / "snmpsim") if layout.devices else None
+    if snmpsim is not None:
+        stack.callback(snmpsim.stop)
     victims = start_snmpsim(workdir / "snmprec-victims", workdir / "snmpsim-victims")
+    stack.callback(victims.stop)
     receiver = AlertReceiver()
-    receiver_runner = await receiver.start()
+    stack.callback(receiver.sock.close)
+    stack.push_async_callback((await receiver.start()).cleanup)
     ports = {name: free_port() for name in layout.collector_names()}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     built = build_inventory(workdir, layout, storage, snmpsim.port if snmpsim else 0, victims.port, ports, receiver.url,
                             settings.time_scale)
     inventory = built.write()
     collectors = start_collectors(layout, inventory, workdir)
+    for proc in collectors.values():
+        stack.callback(proc.stop, timeout_s=30)
     phase_now = ["warmup"]
     agents: list[SimAgent] = []
     tasks: list[asyncio.Task[None]] = []
@@ -761,14 +776,6 @@ async def simulate(layout: Layout, settings: RunSettings, workdir: Path, log: Ca
         for task in (*tasks, lag_task):
             task.cancel()
         await asyncio.gather(*tasks, lag_task, return_exceptions=True)
-        for proc in collectors.values():
-            proc.stop(timeout_s=30)
-        await receiver_runner.cleanup()
-        receiver.sock.close()
-        if snmpsim is not None:
-            snmpsim.stop()
-        victims.stop()
-        storage.process.stop()
     result = summarise(layout, settings, agents, cut, alert_delays, backlog_points, dict(acked), stored, healths, cpu, rss)
     result["generator_loop_lag"] = lag.summary()
     return result
@@ -846,13 +853,75 @@ def summarise(layout: Layout, settings: RunSettings, agents: list[SimAgent], cut
     }
 
 
+# --- the machine's floor ------------------------------------------------------------------------
+def null_collector(port: int, scale: float) -> None:
+    """A server that answers what an agent asks and does nothing else: configuration (the
+    simulation's probes), ingest (the body read, nothing checked or stored), heartbeats. Its
+    answer times are what any aiohttp process on this machine gets now: the floor under the
+    collector's."""
+    probes = [{"kind": kind, "target": target, "name": name, "interval_s": intervals * PROBE_INTERVAL_S * scale, "params": params}
+              for name, kind, target, intervals, params in PROBE_SET]
+
+    async def config(request: web.Request) -> web.Response:
+        return web.json_response({"agent": request.match_info["agent_id"], "site": "site1", "interval_s": AGENT_INTERVAL_S * scale,
+                                  "heartbeat_s": HEARTBEAT_S * scale, "probes": probes})
+
+    async def taken(request: web.Request) -> web.Response:
+        await request.read()
+        return web.json_response({})
+
+    app = web.Application(client_max_size=64 * 1024**2)
+    app.router.add_get(CONFIG_PATH, config)
+    app.router.add_post(INGEST_PATH, taken)
+    app.router.add_post(HEARTBEAT_PATH, taken)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+async def floor(agents: int, settings: RunSettings, workdir: Path) -> dict[str, Any]:
+    """The same agents against the null collector for half the steady time: ingest and heartbeat answer times."""
+    raise_nofile()
+    port = free_port()
+    server = ManagedProcess.start("null-collector", [sys.executable, str(Path(__file__).resolve()), "--serve-null", str(port),
+                                                     "--time-scale", str(settings.time_scale)], workdir / "null-collector.log", cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    sim = [SimAgent(f"a{i:05d}", "floor", url, workdir, i, settings.seed * 1_000_003 + i) for i in range(agents)]
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        await wait_for(lambda: urllib.request.urlopen(f"{url}{CONFIG_PATH.format(agent_id='probe')}", timeout=2).status == 200, 30,
+                       "the null collector")
+        monitor = Processes({"null_collector": server.pid, "generator": os.getpid()})
+        for agent in sim:
+            tasks.append(asyncio.create_task(agent.run(lambda: "floor", asyncio.Event())))
+            await asyncio.sleep(SEND_INTERVAL_S / max(1, agents))
+        await asyncio.sleep(AGENT_INTERVAL_S * settings.time_scale)  # every agent past its first report
+        for agent in sim:
+            agent.latencies.clear()
+            agent.heartbeat_s.clear()
+        monitor.mark("floor")
+        await asyncio.sleep(settings.steady_s / 2)
+        monitor.mark("end")
+        raise_failed(tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        server.stop()
+    heartbeats = [x * 1000 for a in sim for x in a.heartbeat_s]
+    monitor.stop()
+    return {"ingest": latency_summary([x for a in sim for x in a.latencies]),
+            "heartbeat": {"requests": len(heartbeats), "p50_ms": _round(percentile(heartbeats, 50)), "p99_ms": _round(percentile(heartbeats, 99))},
+            "cores_used": monitor.per_phase()["floor"]}
+
+
 def run_once(layout: Layout, settings: RunSettings, log: Callable[[str], None]) -> dict[str, Any]:
     began = time.time()
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="nettvakt-scale-") as tmp:
         workdir = Path(tmp)
         try:
+            machine_floor = asyncio.run(floor(layout.agents, settings, workdir)) if settings.floor else None
             result = asyncio.run(simulate(layout, settings, workdir, log))
+            result["floor"] = machine_floor
         except (SimError, ServiceError, TimeoutError, OSError) as exc:
             log("".join(traceback.format_exception(exc)[-6:]).rstrip())
             result = {"agents": layout.agents, "collectors": layout.collectors, "holds": False, "error": str(exc)}
@@ -896,7 +965,7 @@ def main() -> int:
     # Thousands of simulated agents being sent on by 421 would each log it (a warning).
     logging.getLogger("nettvakt.agent").setLevel(logging.ERROR)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--agents", type=int, default=100, help="simulated agents (one run)")
+    parser.add_argument("--agents", type=int, nargs="+", default=[100], help="simulated agents: one run per number (and collector count)")
     parser.add_argument("--search", type=int, metavar="N0", help="find the largest N that holds, starting at N0")
     parser.add_argument("--search-runs", type=int, default=8, help="most runs per collector count in --search")
     parser.add_argument("--collectors", type=int, nargs="+", choices=(1, 3), default=[1])
@@ -908,13 +977,19 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="copy each run's inventory and logs here")
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="every interval of the inventory (agents, heartbeats, probes, devices, group wait) times this")
+    parser.add_argument("--no-floor", action="store_true", help="skip the same agents against a do-nothing server before each run")
+    parser.add_argument("--serve-null", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the floor's server, in its own process
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    if args.agents < 1 or (args.search is not None and args.search < 1):
+    if args.serve_null is not None:
+        null_collector(args.serve_null, args.time_scale)
+        return 0
+    if min(args.agents) < 1 or (args.search is not None and args.search < 1):
         parser.error("--agents and --search need at least 1")
     if not 0.05 <= args.time_scale <= 10:
         parser.error("--time-scale must be between 0.05 and 10")
-    settings = RunSettings(args.steady_s, args.cut_share, args.backlog_h, args.storage, keep=args.keep, time_scale=args.time_scale)
+    settings = RunSettings(args.steady_s, args.cut_share, args.backlog_h, args.storage, keep=args.keep, time_scale=args.time_scale,
+                           floor=not args.no_floor)
 
     def log(line: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {line}", file=sys.stderr, flush=True)
@@ -929,13 +1004,14 @@ def main() -> int:
             start = c * held[0] if held and c > 1 else c * args.search
             report["searches"].append(search(c, start, args.devices, settings, args.search_runs, log))
     else:
-        report["runs"] = [run_once(Layout(c, args.agents, args.devices), settings, log) for c in args.collectors]
+        report["runs"] = [run_once(Layout(c, n, args.devices), settings, log) for c in args.collectors for n in args.agents]
     report["uptime_after"] = _uptime()
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
     else:
         for run in report.get("runs", []) + [r for s in report.get("searches", []) for r in s["runs"]]:
             print(f"N={run['agents']:>5} collectors={run['collectors']} holds={run['holds']} p99={run.get('ingest', {}).get('p99_ms')} ms "
+                  f"(floor {(run.get('floor') or {}).get('ingest', {}).get('p99_ms')} ms) "
                   f"alerts max={run.get('alert_max_s')} s lost={run.get('lost_points')} {run.get('error', '')}")
         for s in report.get("searches", []):
             print(f"{s['collectors']} collector(s): largest N that held {s['largest_n_held']}, smallest that failed {s['smallest_n_failed']}")

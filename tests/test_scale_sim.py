@@ -15,7 +15,7 @@ from bench.scale_sim import Layout, RunSettings, simulate
 
 
 def test_a_small_simulation_loses_nothing_and_times_what_it_sends(tmp_path: Path) -> None:
-    settings = RunSettings(steady_s=3.0, cut_share=0.0, backlog_h=0.2, time_scale=0.1)
+    settings = RunSettings(steady_s=3.0, cut_share=0.0, backlog_h=0.2, time_scale=0.1, floor=False)
     result = asyncio.run(simulate(Layout(collectors=1, agents=12, devices=1), settings, tmp_path, log=lambda line: None))
 
     acked, stored = result["acknowledged_points"], result["stored_points"]
