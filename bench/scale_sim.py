@@ -14,8 +14,8 @@ file), spread over six sites (three collectors: two sites each). Then:
    its agents up;
 2. steady (--steady-s): each agent does what the real one does at the inventory's defaults:
    host metrics every 30 s (`host`, two `host_disk`, one `host_net`), four probes (icmp and
-   tcp every 30 s, http and dns every 60 s), a heartbeat every 10 s, its configuration every
-   300 s, and every 2 s it posts what it measured since (one batch at a time, at most 5,000
+   tcp every 30 s, http and dns every 60 s), hardware facts at start and hourly, a heartbeat
+   every 10 s, its configuration every 300 s, and every 2 s it posts what it measured since (one batch at a time, at most 5,000
    points, the agent's own batch size). Points are shaped by the contract (agent/contract.py,
    the probe kinds' descriptors) and posted as agent/report.py encodes them;
 3. outage: some agents (--cut-share, at least one per collector) lose their link: no reports,
@@ -34,7 +34,12 @@ as the agent sees it. A run **holds** when the p99 of the regular reports (every
 the warm-up; the backlog batches are reported on their own) is under 100 ms, every alert came
 within two probe intervals (60 s), and the storage holds every acknowledged point. CPU seconds
 per wall second of each process (collectors, storage, snmpsim, this generator) are measured
-per phase with psutil: the generator shares the machine's cores with what it measures.
+per phase with psutil: the generator shares the machine's cores with what it measures; so do
+other users of the machine, whose load shows as the CPU pressure (Linux PSI: the share of the
+time some runnable task waited for a core) per phase. Before each run the same agents post for
+half the steady time to a server that answers and does nothing (`floor`): the answer times any
+process gets on this machine at that moment, the floor under the collector's (--no-floor skips it).
+--time-scale 0.1 runs every interval ten times faster (the suite's smoke test does).
 
 --search N0 runs N0, doubles N until a run fails, then halves the gap until it is within 10 %
 (or --search-runs runs), per collector count (three collectors start at three times the N one
