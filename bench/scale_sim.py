@@ -98,12 +98,10 @@ from collector.localservers import (  # noqa: E402
     start_influxd,
     start_snmpsim,
     start_victoria_metrics,
-    wait_until,
 )
 from collector.demo_inventory import RECORDINGS  # noqa: E402
 from inventories import InventoryBuilder  # noqa: E402
 
-SITES_PER_COLLECTOR = 2
 SITE_COUNT = 6  # both layouts have the same six sites: one collector owns all, three own two each
 COLLECTOR_NAMES = ("nord", "midt", "sor")
 DATABASE = "nettvakt"
@@ -790,10 +788,13 @@ def cut_agents(agents: list[SimAgent], layout: Layout, share: float) -> list[Sim
     """`share` of the agents, at least one per collector, spread over the sites (each keeps one up)."""
     wanted = max(layout.collectors, round(share * len(agents)))
     per_site = {site: [a for a in agents if a.config is not None and a.config.site == site] for site in layout.sites()}
+    # One site of each collector in turn, so the first cut agents are at different collectors.
+    owned = [layout.sites_of(name) for name in layout.collector_names()]
+    order = [sites[k] for k in range(max(map(len, owned))) for sites in owned if k < len(sites)]
     picked: list[SimAgent] = []
     while len(picked) < wanted:
         progressed = False
-        for site in layout.sites():
+        for site in order:
             # Never a site's last agent: a site with none up would be one site alert instead.
             if len(picked) < wanted and len(per_site[site]) > 1:
                 picked.append(per_site[site].pop(0))
