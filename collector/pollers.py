@@ -113,13 +113,15 @@ class SnmpScheduler:
         # The first poll within a second of the start; after it each device polls at its own phase of
         # its interval (`phase_s` after the start, then every interval): polls made together decode
         # their answers on the event loop together, and ingest waits behind them (bench/scale_sim.py,
-        # docs/benchmarks.md). The gap after the first poll ends is at most an interval.
+        # docs/benchmarks.md). The second poll comes half an interval to an interval and a half after
+        # the first: a first rate over a shorter time would be mostly noise (a few whole errors).
         loop = asyncio.get_running_loop()
         interval, started = device.snmp.interval_s, loop.time()
         await asyncio.sleep(random.uniform(0, min(FIRST_POLL_SPREAD_S, interval)))
+        first_at = loop.time()
         await poll_once()
         next_at = started + phase_s
-        while next_at <= loop.time():
+        while next_at < first_at + interval / 2 or next_at <= loop.time():
             next_at += interval
         await asyncio.sleep(next_at - loop.time())
         await run_every(interval, poll_once, what=f"device {device.id}: poll round", log=log, spread_s=0)
