@@ -74,6 +74,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+# tests/ for its InventoryBuilder: one writer of inventories, the one the tests use, not a second here.
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import aiohttp  # noqa: E402
