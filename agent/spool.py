@@ -35,6 +35,11 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
 
+def point_json(point: Point) -> str:
+    """A point as the spool keeps it and the sender posts it: compact JSON, UTF-8 as is."""
+    return json.dumps(point.to_json(), ensure_ascii=False, separators=(",", ":"))
+
+
 class Spool:
     def __init__(self, path: Path, agent_id: str, max_points: int = 2_000_000, max_bytes: int = DEFAULT_MAX_BYTES):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,7 +71,7 @@ class Spool:
     def add(self, points: list[Point]) -> None:
         if not points:
             return
-        rows = [(json.dumps(p.to_json(), ensure_ascii=False, separators=(",", ":")),) for p in points]
+        rows = [(point_json(p),) for p in points]
         with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("INSERT INTO point (body) VALUES (?)", rows)

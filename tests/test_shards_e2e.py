@@ -11,7 +11,6 @@ agents, one real influxd (docs/scaling.md).
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -20,24 +19,11 @@ import pytest
 from agent.cli import main
 from agent.contract import AGENT_MEASUREMENTS
 from collector.alerting.overview import read_all
-from collector.alerting.rules import SITE_RULE
 from collector.config import load_inventory
 from collector.influxql import query
 from collector.localservers import free_port, start_snmpd, wait_until
 from inventories import InventoryBuilder
-
-SNMP_COMMUNITY = "aust-ro"
-
-
-def start_collector(nettvakt: Any, inventory: Path, name: str, folder: Path) -> Any:
-    return nettvakt.start(["collector", "run", "--inventory", str(inventory), "--name", name], folder / f"collector-{name}.log")
-
-
-def start_agent(nettvakt: Any, built: InventoryBuilder, agent: str, collector_url: str) -> Any:
-    return nettvakt.start(
-        ["agent", "run", "--collector", collector_url, "--agent-id", agent, "--spool", str(built.folder / f"{agent}.sqlite3")],
-        built.folder / f"agent-{agent}.log", {"NETTVAKT_AGENT_TOKEN": built.tokens[agent]},
-    )
+from region import AGENTS, SITES, SNMP_COMMUNITY, region_inventory, site_alerts, spool_counts, start_agent, start_collector
 
 
 def healthy(nettvakt: Any, url: str) -> dict[str, Any]:
@@ -47,18 +33,6 @@ def healthy(nettvakt: Any, url: str) -> dict[str, Any]:
 def stored_points(url: str, database: str, host: str) -> int:
     """How many points of this agent InfluxDB holds: one row per series and time, every agent measurement."""
     return sum(len(query(url, database, f"SELECT * FROM \"{m}\" WHERE host = '{host}'")) for m in sorted(AGENT_MEASUREMENTS))
-
-
-def spool_counts(spool: Path) -> tuple[int, int, int]:
-    """(points the agent ever spooled, still pending, dropped by the spool's bound), of a stopped agent."""
-    db = sqlite3.connect(spool)
-    try:
-        made = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'point'").fetchone()[0]
-        pending = db.execute("SELECT COUNT(*) FROM point").fetchone()[0]
-        dropped = db.execute("SELECT value FROM meta WHERE name = 'dropped_points'").fetchone()[0]
-    finally:
-        db.close()
-    return made, pending, dropped
 
 
 # --- 1. a site moves -------------------------------------------------------------------------------
@@ -119,37 +93,6 @@ def test_an_agent_follows_its_site_to_another_collector_and_loses_nothing(influx
 
 
 # --- 2. three collectors, an outage at each -------------------------------------------------------
-SITES = {"a": ("nord", "sentrum"), "b": ("sor",), "c": ("aust",)}
-AGENTS = {"n1": "nord", "n2": "nord", "m1": "sentrum", "s1": "sor", "s2": "sor", "e1": "aust"}
-
-
-def region_inventory(folder: Path, influx_url: str, database: str, ports: dict[str, int], snmp_port: int) -> InventoryBuilder:
-    """a: nord (two agents) and sentrum (one); b: sor (two agents); c: aust (one agent behind the
-    firewall fw-aust, polled over SNMP). Agents heartbeat every second; alerts without delay."""
-    built = (
-        InventoryBuilder(folder)
-        .influxdb(influx_url, database, flush_interval_s=0.2)
-        .alerting(group_wait_s=0, recovery_grace_s=0)
-        .alert("agent-silent", "agent_silent", severity="critical")
-        .alert("device-down", "device_down", severity="critical")
-    )
-    for site in ("nord", "sentrum", "sor"):
-        built.site(site)
-    built.site("aust", uplink="fw-aust")
-    for name, sites in SITES.items():
-        built.collectors(name, f"http://127.0.0.1:{ports[name]}", sites, listen=f"127.0.0.1:{ports[name]}")
-    for agent, site in AGENTS.items():
-        built.agent(agent, site=site, interval_s=2, heartbeat_s=1)
-    built.device("fw-aust", site="aust", hardware="firewall",
-                 snmp={"version": "2c", "port": snmp_port, "community": built.secret_file("aust-community", SNMP_COMMUNITY),
-                       "interval_s": 1, "timeout_s": 0.5, "retries": 0})
-    return built
-
-
-def site_alerts(listing: dict[str, Any]) -> set[str]:
-    return {a["site"] for a in listing["firing"] if a.get("kind") == SITE_RULE}
-
-
 def test_three_collectors_each_fold_their_own_outage_and_the_overview_shows_all(
     influx_db, nettvakt, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -158,7 +101,7 @@ def test_three_collectors_each_fold_their_own_outage_and_the_overview_shows_all(
     try:
         ports = {name: free_port() for name in SITES}
         urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-        built = region_inventory(tmp_path, server.url, database, ports, snmpd.port)
+        built = region_inventory(tmp_path, lambda b: b.influxdb(server.url, database, flush_interval_s=0.2), ports, snmpd.port)
         path = built.write()
         inventory = load_inventory(path)
         collectors = {name: start_collector(nettvakt, path, name, tmp_path) for name in SITES}
