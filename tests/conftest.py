@@ -129,6 +129,12 @@ def influx_db(influxd: InfluxdServer) -> Iterator[tuple[InfluxdServer, str]]:
     yield from _fresh_database(influxd)
 
 
+@pytest.fixture
+def another_influx_db(influxd: InfluxdServer) -> Iterator[tuple[InfluxdServer, str]]:
+    """A second fresh database beside `influx_db`, for a test comparing two on one influxd."""
+    yield from _fresh_database(influxd)
+
+
 @pytest.fixture(scope="module")
 def influx_db_module(influxd: InfluxdServer) -> Iterator[tuple[InfluxdServer, str]]:
     """As `influx_db`, for data that a module's tests only read (dropped after the module)."""

@@ -215,36 +215,31 @@ def test_rollups_on_victoria_metrics_equal_influxdbs_continuous_queries(victoria
     assert len(raw) == 120 and all(set(s.fields) == {"up", "rtt_ms", "loss_pct"} for s in raw)
 
 
-def test_influxdb_without_continuous_queries_gets_the_same_rollups_from_the_collector(influxd, tmp_path: Path) -> None:
+def test_influxdb_without_continuous_queries_gets_the_same_rollups_from_the_collector(
+    influx_db: tuple, another_influx_db: tuple, tmp_path: Path
+) -> None:
     """`rollups = "collector"` on InfluxDB 1.x (as through InfluxDB 2/3's v1 API, or where the
     collector's user may not create continuous queries): the rollups go to the policies of their
     name, which the storage's admin made, and the readers find them there as they find the queries'."""
-    from conftest import _fresh_database
-
-    databases = [_fresh_database(influxd), _fresh_database(influxd)]
-    try:
-        (_, by_queries), (_, by_collector) = (next(d) for d in databases)
-        now = time.time_ns()
-        t0 = now - now % HOUR - 6 * HOUR
-        arrivals, too_late = estate(t0, 2)
-        for policy in ("nettvakt_5m", "nettvakt_1h", "nettvakt_events"):
-            ask(influxd, by_collector, f'CREATE RETENTION POLICY "{policy}" ON "{by_collector}" DURATION 3650d REPLICATION 1')
-        storage = {"kind": "influxdb_v1", "url": influxd.url, "database": by_collector, "rollups": "collector"}
-        health = asyncio.run(run_collector(storage, arrivals, tmp_path / "collector", t0 + 70 * 60 * NS, t0 + 2 * HOUR + LATE_S * NS + MIN5))
-        assert health["late_points"] == 1
-        assert not [q for q in ask(influxd, by_collector, "SHOW CONTINUOUS QUERIES") if q.get("_measurement") == by_collector]
-        influx = continuous_query_rollups(influxd, by_queries, tmp_path, [a.point for a in arrivals if a.point is not too_late])
-        collector = InfluxSource(influxd.url, by_collector, retention=StorageSettings(**storage))
-        start, end = t0 - HOUR, t0 + 3 * HOUR
-        assert collector.resolution_for(start, t0 + 30 * 86400 * NS, t0 + 30 * 86400 * NS) == "5m"
-        for measurement in MEASUREMENTS:
-            for resolution in ("5m", "1h"):
-                wanted = influx.samples(measurement, start, end, resolution=resolution)
-                assert wanted, (measurement, resolution)
-                assert_same_rows(collector.samples(measurement, start, end, resolution=resolution), wanted, f"{measurement} {resolution}")
-    finally:
-        for database in databases:
-            next(database, None)
+    (influxd, by_queries), (_, by_collector) = influx_db, another_influx_db
+    now = time.time_ns()
+    t0 = now - now % HOUR - 6 * HOUR
+    arrivals, too_late = estate(t0, 2)
+    for policy in ("nettvakt_5m", "nettvakt_1h", "nettvakt_events"):
+        ask(influxd, by_collector, f'CREATE RETENTION POLICY "{policy}" ON "{by_collector}" DURATION 3650d REPLICATION 1')
+    storage = {"kind": "influxdb_v1", "url": influxd.url, "database": by_collector, "rollups": "collector"}
+    health = asyncio.run(run_collector(storage, arrivals, tmp_path / "collector", t0 + 70 * 60 * NS, t0 + 2 * HOUR + LATE_S * NS + MIN5))
+    assert health["late_points"] == 1
+    assert not [q for q in ask(influxd, by_collector, "SHOW CONTINUOUS QUERIES") if q.get("_measurement") == by_collector]
+    influx = continuous_query_rollups(influxd, by_queries, tmp_path, [a.point for a in arrivals if a.point is not too_late])
+    collector = InfluxSource(influxd.url, by_collector, retention=StorageSettings(**storage))
+    start, end = t0 - HOUR, t0 + 3 * HOUR
+    assert collector.resolution_for(start, t0 + 30 * 86400 * NS, t0 + 30 * 86400 * NS) == "5m"
+    for measurement in MEASUREMENTS:
+        for resolution in ("5m", "1h"):
+            wanted = influx.samples(measurement, start, end, resolution=resolution)
+            assert wanted, (measurement, resolution)
+            assert_same_rows(collector.samples(measurement, start, end, resolution=resolution), wanted, f"{measurement} {resolution}")
 
 
 def test_check_compares_victoria_metrics_retention_with_the_inventory(victoria_metrics, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -250,8 +250,13 @@ def test_power_cut_at_vannvag_is_named_a_power_cut_with_the_ups_evidence(town: M
     assert town.mails()[mails_before + 1]["Subject"] == "[LØST] Teknisk utestasjon Vannvåg er tilgjengelig igjen"
 
     d = diagnose_site(load_inventory(town.inventory_path), "vannvag", InfluxSource(town.influx_url, DATABASE), start_ns, time.time_ns())
-    top = d.verdicts[0]
+    # The lab's agents all read this machine's CPU, busy with whatever else runs here: a host_saturated
+    # verdict says so truly but is not about the site. Of the rest, the power cut comes first, and
+    # nothing is judged more certain.
+    about_the_site = [v for v in d.verdicts if v.kind != "host_saturated"]
+    top = about_the_site[0]
     assert (top.kind, top.subject) == ("power_cut", VANNVAG_UPS), [(v.kind, v.confidence, v.evidence) for v in d.verdicts]
+    assert top.confidence >= max(v.confidence for v in d.verdicts)
     # The PC went dark with the UPS: nothing from it until the power was back.
     assert top.confidence == 0.95 and top.evidence["agents_silent"] == 1, top.evidence
     assert (top.evidence["runtime_then_minutes"], top.evidence["runtime_last_minutes"]) == (21.0, 4.0)

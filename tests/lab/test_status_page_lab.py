@@ -30,8 +30,10 @@ from test_status_history import charts, section
 pytestmark = pytest.mark.lab
 
 CUT_S = 60.0
-# Long enough that one of the last hour's minute buckets lies wholly inside it, after TCP's ramp.
-SATURATE_S = 80.0
+# The transfer starts RAMP_S before a minute begins (TCP's ramp) and lasts past that minute's end,
+# so one of the last hour's minute buckets lies wholly inside it whatever the clock said at the start.
+RAMP_S = 10.0
+SATURATE_S = RAMP_S + 60.0 + 10.0
 LINE_BPS = 1_000_000  # the Vannvåg line's tbf rate, which the lab's inventory names as the uplink's capacity
 # The page must load within this from behind the saturated line (the bar).
 LOAD_LIMIT_S = 2.0
@@ -86,6 +88,7 @@ def test_the_overview_shows_the_cut_and_the_slow_line_and_loads_over_it(town: Mu
     wait_until(lambda: town.query(f"SELECT last(up) FROM device WHERE device = 'vannvag-rtr' AND up = 1 AND time > {int(restored * 1e9)}"),
                60, "the router answering again")
     # Then the line full: a bulk transfer towards Vannvåg fills the 1 Mbit/s queue; the overview is fetched across it.
+    time.sleep(-(time.time() + RAMP_S) % 60)  # to RAMP_S before the next minute: the full minute is the one after the ramp
     transfer = town.lab.saturate("inet", "vannvag", seconds=SATURATE_S)
     saturating = time.time()
     try:
@@ -112,8 +115,8 @@ def test_the_overview_shows_the_cut_and_the_slow_line_and_loads_over_it(town: Mu
     (limit,) = uplink.find("line", "limit")
     assert float(limit.get("data-value")) == LINE_BPS and uplink.value(float(limit.get("y1"))) == pytest.approx(LINE_BPS, rel=0.002)
     inbound = [(t, v) for polygon in uplink.find("polygon", "in") for t, v in uplink.points(polygon)[:-2]]
-    # Minute buckets (drawn at their middle) wholly inside the transfer, after its first 5 s.
-    inside = [v for t, v in inbound if saturating + 5 + 30 <= t <= transfer_ended - 30]
+    # Minute buckets (drawn at their middle) wholly inside the transfer, from 2 s after data flowed (the queue full).
+    inside = [v for t, v in inbound if saturating + 2 <= t - 30 and t + 30 <= transfer_ended]
     print(f"vannvag uplink by the minute: in {[round(v / 1e3) for v in inside]} kbit/s while saturated "
           f"(all minutes: {[round(v / 1e3) for _, v in inbound]})")
     assert inside and all(0.8 * LINE_BPS <= v <= 1.05 * LINE_BPS for v in inside), inside
