@@ -137,3 +137,98 @@ def encode_point(point: Point) -> str:
 
 def encode_points(points: list[Point]) -> bytes:
     return ("\n".join(encode_point(p) for p in points) + "\n").encode("utf-8")
+
+
+# --- reading back what encode_point wrote ---------------------------------------------------------
+# The durable queue keeps each point as its line (collector/queue.py); what needs the point again
+# (the collector's rollups, the local store) reads it here. Only lines this encoder wrote are
+# read: keys are identifiers, tag values escape only `,`, `=` and space, string fields only `\`
+# and `"`, every number is a float.
+_TAG_UNESCAPES = {",": ",", "=": "=", " ": " "}
+_PARSED_HEADS: dict[str, tuple[str, dict[str, str]]] = {}
+
+
+def _split_head(line: str) -> int:
+    """The index of the space that ends the measurement and tags."""
+    space = line.find(" ")
+    if "\\" not in line[:space]:
+        return space
+    i = 0
+    while True:
+        c = line[i]
+        if c == "\\" and line[i + 1] in _TAG_UNESCAPES:
+            i += 2
+        elif c == " ":
+            return i
+        else:
+            i += 1
+
+
+def _parse_head(head: str) -> tuple[str, dict[str, str]]:
+    if "\\" not in head:
+        measurement, *pairs = head.split(",")
+        return measurement, dict(pair.split("=", 1) for pair in pairs)
+    parts: list[str] = []
+    out: list[str] = []
+    i = 0
+    while i < len(head):  # split on unescaped commas, unescaping as it goes
+        c = head[i]
+        if c == "\\" and i + 1 < len(head) and head[i + 1] in _TAG_UNESCAPES:
+            out.append(head[i + 1])
+            i += 2
+            continue
+        if c == ",":
+            parts.append("".join(out))
+            out = []
+        else:
+            out.append(c)
+        i += 1
+    parts.append("".join(out))
+    measurement, *pairs = parts
+    return measurement, dict(pair.split("=", 1) for pair in pairs)  # keys are identifiers: the first `=` ends them
+
+
+def _parse_fields(text: str) -> dict[str, float | str]:
+    if '"' not in text:
+        return {key: float(value) for key, _, value in (pair.partition("=") for pair in text.split(","))}
+    fields: dict[str, float | str] = {}
+    i, end = 0, len(text)
+    while i < end:
+        eq = text.index("=", i)
+        key = text[i:eq]
+        if text[eq + 1] == '"':
+            out: list[str] = []
+            j = eq + 2
+            while True:
+                c = text[j]
+                if c == "\\" and text[j + 1] in '\\"':
+                    out.append(text[j + 1])
+                    j += 2
+                elif c == '"':
+                    break
+                else:
+                    out.append(c)
+                    j += 1
+            fields[key] = "".join(out)
+            i = j + 2  # past the closing quote and the comma
+        else:
+            comma = text.find(",", eq)
+            comma = end if comma < 0 else comma
+            fields[key] = float(text[eq + 1:comma])
+            i = comma + 1
+    return fields
+
+
+def parse_line(line: str) -> Point:
+    """The point `encode_point` wrote as `line` (numbers come back as floats, as stored)."""
+    split = _split_head(line)
+    head = line[:split]
+    parsed = _PARSED_HEADS.get(head)
+    if parsed is None:
+        parsed = _parse_head(head)
+        if len(_PARSED_HEADS) >= _CACHE_MAX:
+            _PARSED_HEADS.clear()
+        _PARSED_HEADS[head] = parsed
+    fields_text, _, ts = line[split + 1:].rpartition(" ")
+    return Point(parsed[0], dict(parsed[1]), _parse_fields(fields_text), int(ts))
+

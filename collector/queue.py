@@ -5,18 +5,36 @@ A batch is acknowledged to its sender only after its transaction is committed he
 Batches are idempotent on (source, seq): a resend is acknowledged and not stored twice.
 The queue is bounded on disk: past the bound the oldest batches are dropped, and every
 dropped point is counted (never silent).
+
+Each batch is one row holding its points already encoded, one line of line protocol each (a JSON
+array): the writer sends them as they are and, when the storage refuses one, still knows every
+line to find it. A point the encoder cannot write is set aside (`rejected`) when its batch is
+stored. Whoever needs the points again (the collector's rollups, the local store) reads them
+back from the lines (`QueuedBatch.points`). A queue file of the format before this one (points
+as JSON) is converted when it is opened, in one transaction: nothing queued is lost.
+Once drained the file gives its space back (incremental vacuum, a bounded write-ahead log).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+import orjson
+
 from agent.points import Point
+from collector.lineprotocol import LineProtocolError, encode_point, parse_line
+
+log = logging.getLogger("nettvakt.queue")
+
+# PRAGMA user_version of this format; 0 is the format before it (a `points` JSON column).
+FORMAT = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batch (
@@ -26,7 +44,8 @@ CREATE TABLE IF NOT EXISTS batch (
     received_ns INTEGER NOT NULL,
     n_points INTEGER NOT NULL,
     n_bytes INTEGER NOT NULL,
-    points TEXT NOT NULL
+    oldest_ns INTEGER NOT NULL,
+    lines TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS seen (
     source TEXT NOT NULL,
@@ -60,12 +79,46 @@ SEEN_PER_SOURCE = 1000
 SEEN_ROW_BYTES = 64
 
 
+# Free pages past this are given back to the file system after an acknowledgement; the write-ahead
+# log is cut back to this size after a checkpoint.
+GIVE_BACK_BYTES = 8 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class QueuedBatch:
     id: int
     source: str
     seq: int
-    points: list[Point]
+    lines: list[str]  # one line of line protocol per point, as the writer sends them
+    oldest_ns: int  # the oldest point's time
+
+    @cached_property
+    def points(self) -> list[Point]:
+        """The points again, read back from their lines (only where they are needed)."""
+        return [parse_line(line) for line in self.lines]
+
+    @classmethod
+    def of_points(cls, id: int, source: str, seq: int, points: list[Point]) -> "QueuedBatch":
+        """A batch as the queue gives it, of points that encode (tests and benchmarks of the writer's hooks)."""
+        batch = cls(id, source, seq, [encode_point(p) for p in points], min((p.time_ns for p in points), default=0))
+        batch.__dict__["points"] = points
+        return batch
+
+
+Unwritable = tuple[str, str]
+"""(the point as JSON, why line protocol cannot say it) of a point set aside when it was stored."""
+
+
+def encode_lines(points: list[Point]) -> tuple[list[str], list[Unwritable]]:
+    """The lines of the points the encoder can write, and the rest with why."""
+    lines: list[str] = []
+    unwritable: list[Unwritable] = []
+    for point in points:
+        try:
+            lines.append(encode_point(point))
+        except LineProtocolError as exc:
+            unwritable.append((json.dumps(point.to_json(), default=repr)[:2000], f"line protocol: {exc}"))
+    return lines, unwritable
 
 
 class DurableQueue:
@@ -77,9 +130,16 @@ class DurableQueue:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        new_file = self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
+        if new_file:  # only before the first table: an existing file keeps its mode (VACUUM would rewrite it whole)
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(f"PRAGMA journal_size_limit={GIVE_BACK_BYTES}")
+        if not new_file and self._db.execute("PRAGMA user_version").fetchone()[0] < FORMAT:
+            self._migrate()
         self._db.executescript(SCHEMA)
+        self._db.execute(f"PRAGMA user_version={FORMAT}")
         self.seen_per_source = seen_per_source
         self._pending_bytes = self._db.execute("SELECT COALESCE(SUM(n_bytes), 0) FROM batch").fetchone()[0]
         self._seen_rows = self._db.execute("SELECT COUNT(*) FROM seen").fetchone()[0]
@@ -88,18 +148,55 @@ class DurableQueue:
         self.last_drop_ns = 0
         self.last_reject_ns = 0
 
+    def _migrate(self) -> None:
+        """A queue of the format before (each batch's points as JSON) becomes this one in one transaction:
+        every batch keeps its id, source, seq and time, its points become lines, and a point line protocol
+        cannot say is set aside as the writer did it. Killed halfway, the old file is as it was."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(batch)")}
+        if "points" not in columns:
+            return  # no batch table yet (a file with other tables only), or already converted
+        moved = aside = 0
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("ALTER TABLE batch RENAME TO batch_old")
+            for statement in SCHEMA.split(";"):  # not executescript: it would commit the transaction
+                if statement.strip():
+                    self._db.execute(statement)
+            highest = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'batch_old'").fetchone()
+            rows = self._db.execute("SELECT id, source, seq, received_ns, points FROM batch_old ORDER BY id").fetchall()
+            for bid, source, seq, received_ns, payload in rows:
+                points = [Point(p["measurement"], p["tags"], p["fields"], p["time"]) for p in json.loads(payload)]
+                lines, unwritable = encode_lines(points)
+                for text, reason in unwritable:
+                    self._set_aside(source, text, reason)
+                aside += len(unwritable)
+                if lines:
+                    self._insert(bid, source, seq, received_ns, lines, min(p.time_ns for p in points))
+                    moved += len(lines)
+            self._db.execute("DROP TABLE batch_old")
+            self._db.execute("DELETE FROM sqlite_sequence WHERE name = 'batch_old'")
+            if highest is not None:  # ids are never given out twice, also across the conversion
+                self._db.execute("INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES ('batch', ?)", (highest[0],))
+            self._db.execute(f"PRAGMA user_version={FORMAT}")
+        log.info("queue %s converted to format %d: %d queued point(s) kept, %d set aside (line protocol cannot say them)",
+                 self.path, FORMAT, moved, aside)
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
+    def _insert(self, bid: int | None, source: str, seq: int, received_ns: int, lines: list[str], oldest_ns: int) -> int:
+        payload = orjson.dumps(lines).decode()
+        self._db.execute(
+            "INSERT INTO batch (id, source, seq, received_ns, n_points, n_bytes, oldest_ns, lines) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (bid, source, seq, received_ns, len(lines), len(payload), oldest_ns, payload),
+        )
+        return len(payload)
+
     def put(self, source: str, seq: int, points: list[Point]) -> bool:
         """Commit a batch; False when (source, seq) was already accepted (a resend)."""
-        payload = json.dumps([p.to_json() for p in points], ensure_ascii=False, separators=(",", ":"))
-        if not payload.isascii():
-            try:
-                payload.encode("utf-8")
-            except UnicodeEncodeError:  # a lone surrogate (ingest refuses them; a device string may not): keep it escaped
-                payload = json.dumps([p.to_json() for p in points], separators=(",", ":"))
+        lines, unwritable = encode_lines(points)
+        oldest_ns = min((p.time_ns for p in points), default=0)
         now = time.time_ns()
         with self._lock, self._db:
             if seq <= self._floors.get(source, -1):
@@ -110,11 +207,11 @@ class DurableQueue:
             except sqlite3.IntegrityError:
                 return False
             self._seen_rows += 1
-            self._db.execute(
-                "INSERT INTO batch (source, seq, received_ns, n_points, n_bytes, points) VALUES (?, ?, ?, ?, ?, ?)",
-                (source, seq, now, len(points), len(payload), payload),
-            )
-            self._pending_bytes += len(payload)
+            if lines:
+                self._pending_bytes += self._insert(None, source, seq, now, lines, oldest_ns)
+            for text, reason in unwritable:
+                log.error("a point from %s cannot be written as line protocol, moved aside: %s -- %s", source, reason, text)
+                self._set_aside(source, text, reason)
             if seq % 100 == 0 or self._seen_rows * SEEN_ROW_BYTES > self.max_bytes // 10:
                 self._forget_old_seqs(source)
             self._enforce_bound()
@@ -173,14 +270,11 @@ class DurableQueue:
         out: list[QueuedBatch] = []
         total = 0
         with self._lock:
-            cursor = self._db.execute("SELECT id, source, seq, n_points, points FROM batch ORDER BY id")
-            for bid, source, seq, n_points, payload in cursor:
+            cursor = self._db.execute("SELECT id, source, seq, n_points, oldest_ns, lines FROM batch ORDER BY id")
+            for bid, source, seq, n_points, oldest_ns, payload in cursor:
                 if out and total + n_points > max_points:
                     break
-                # Validated before it was queued: rebuild without validating again (a third of the writer's time).
-                out.append(
-                    QueuedBatch(bid, source, seq, [Point(p["measurement"], p["tags"], p["fields"], p["time"]) for p in json.loads(payload)])
-                )
+                out.append(QueuedBatch(bid, source, seq, orjson.loads(payload), oldest_ns))
                 total += n_points
             cursor.close()
         return out
@@ -188,13 +282,23 @@ class DurableQueue:
     def ack(self, batch_ids: list[int], written_points: int) -> None:
         if not batch_ids:
             return
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            marks = ",".join("?" * len(batch_ids))
-            freed = self._db.execute(f"SELECT COALESCE(SUM(n_bytes), 0) FROM batch WHERE id IN ({marks})", batch_ids).fetchone()[0]
-            self._db.execute(f"DELETE FROM batch WHERE id IN ({marks})", batch_ids)
-            self._pending_bytes -= freed
-            self._add("written_points", written_points)
+        with self._lock:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                marks = ",".join("?" * len(batch_ids))
+                freed = self._db.execute(f"SELECT COALESCE(SUM(n_bytes), 0) FROM batch WHERE id IN ({marks})", batch_ids).fetchone()[0]
+                self._db.execute(f"DELETE FROM batch WHERE id IN ({marks})", batch_ids)
+                self._pending_bytes -= freed
+                self._add("written_points", written_points)
+            self._give_back()
+
+    def _give_back(self) -> None:
+        """Free pages past GIVE_BACK_BYTES go back to the file system (a drained queue shrinks; one
+        being filled reuses its free pages first). Files made before incremental vacuum keep their size."""
+        page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        free = self._db.execute("PRAGMA freelist_count").fetchone()[0] * page_size
+        if free > GIVE_BACK_BYTES:
+            self._db.execute(f"PRAGMA incremental_vacuum({(free - GIVE_BACK_BYTES // 2) // page_size})").fetchall()  # frees as it is stepped
 
     def highest_batch_id(self) -> int:
         """The largest batch id this queue ever gave out (AUTOINCREMENT: ids are never reused, also after
@@ -206,13 +310,12 @@ class DurableQueue:
     def reject(self, source: str, line: str, reason: str) -> None:
         """Move a point the database refused aside, with why, so it never blocks the others."""
         with self._lock, self._db:
-            self._db.execute(
-                "INSERT INTO rejected (rejected_ns, source, line, reason) VALUES (?, ?, ?, ?)",
-                (time.time_ns(), source, line, reason),
-            )
-            self._add("rejected_points", 1)
-            self.last_reject_ns = time.time_ns()
+            self._set_aside(source, line, reason)
 
+    def _set_aside(self, source: str, line: str, reason: str) -> None:
+        self._db.execute("INSERT INTO rejected (rejected_ns, source, line, reason) VALUES (?, ?, ?, ?)", (time.time_ns(), source, line, reason))
+        self._add("rejected_points", 1)
+        self.last_reject_ns = time.time_ns()
 
     def stats(self) -> dict[str, float]:
         with self._lock:

@@ -1,8 +1,9 @@
 """Drains the durable queue into InfluxDB, in order, losing nothing and writing nothing twice.
 
 Transient failures (5xx, timeouts, connection errors) are retried with capped exponential
-backoff, keeping the batch at the head of the queue. A point the line-protocol encoder
-refuses (it cannot be written unambiguously) is moved aside before the write. A 4xx means bad points: the batch is
+backoff, keeping the batch at the head of the queue. The queue holds each point as its line
+(a point the line-protocol encoder refuses was moved aside when it was queued), so a write is
+the lines of the oldest batches joined. A 4xx means bad points: the lines are
 bisected until each refused line stands alone, that line is moved aside with the reason
 and logged, and the good points behind it go on. InfluxDB overwrites a point with the same
 series and timestamp, so re-sending the good half of a bisected batch is harmless.
@@ -18,17 +19,16 @@ storage took are handed to `rollups` (collector/rollup_engine.py) before the bat
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import ssl
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Callable, Mapping, Protocol
 
 import aiohttp
 
 from agent.points import Point
 from collector.config import Inventory, StorageSettings
-from collector.lineprotocol import LineProtocolError, encode_point
 from collector.queue import DurableQueue, QueuedBatch
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,11 @@ class EventCopy:
     retention_policy: str
     measurements: frozenset[str]
 
+    @property
+    def line_starts(self) -> tuple[str, ...]:
+        """How their lines start: the measurement (an identifier), then its tags or its fields."""
+        return tuple(m + separator for m in sorted(self.measurements) for separator in ", ")
+
 
 @dataclass
 class WriterStats:
@@ -136,21 +141,12 @@ class WriterStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-Line = tuple[str, str, Point]
-"""(source, line protocol, the point) of one point."""
+Line = tuple[QueuedBatch, int]
+"""A point in the head of the queue: its batch, and its index there."""
 
 
-def encode_batches(batches: list[QueuedBatch]) -> tuple[list[Line], list[tuple[str, str, str]]]:
-    """(source, line, point) of every point the encoder can write, and (source, point as JSON, why) of the rest."""
-    lines: list[Line] = []
-    unwritable: list[tuple[str, str, str]] = []
-    for batch in batches:
-        for point in batch.points:
-            try:
-                lines.append((batch.source, encode_point(point), point))
-            except LineProtocolError as exc:
-                unwritable.append((batch.source, json.dumps(point.to_json(), default=repr)[:2000], f"line protocol: {exc}"))
-    return lines, unwritable
+def _body(lines: list[str]) -> bytes:
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 class QueueWriter:
@@ -208,28 +204,33 @@ class QueueWriter:
         batches = await asyncio.to_thread(self.queue.peek, self.batch_size)
         if not batches:
             return 0
-        lines, unwritable = encode_batches(batches)
-        for source, text, reason in unwritable:
-            log.error("a point from %s cannot be written as line protocol, moved aside: %s -- %s", source, reason, text)
-            await asyncio.to_thread(self.queue.reject, source, text, reason)
-        written = await self._write_lines(lines) if lines else []
+        written = await self._write_batches(batches)
         await self._copy_events(written)
         if self.rollups is not None:  # folded (and its state committed) before the batches leave the queue
-            await self.rollups.fold(batches, [point for _, _, point in written])
+            await self.rollups.fold(batches, [batch.points[index] for batch, index in written])
         await asyncio.to_thread(self.queue.ack, [b.id for b in batches], len(written))
         self.stats.batches_written += len(batches)
-        return len(lines) + len(unwritable)
+        return sum(len(b.lines) for b in batches)
+
+    async def _write_batches(self, batches: list[QueuedBatch]) -> list[Line]:
+        """Write every line of the batches; returns those the storage took. All at once first: a
+        refusal is rare, and only then is each line looked at on its own."""
+        try:
+            await self.sink.write(_body(list(chain.from_iterable(b.lines for b in batches))))
+            return [(batch, index) for batch in batches for index in range(len(batch.lines))]
+        except BadPointsError:
+            return await self._write_lines([(batch, index) for batch in batches for index in range(len(batch.lines))])
 
     async def _write_lines(self, lines: list[Line]) -> list[Line]:
         """Write the lines; returns those InfluxDB took (the refused ones are moved aside)."""
         try:
-            await self.sink.write(("\n".join(line for _, line, _ in lines) + "\n").encode("utf-8"))
+            await self.sink.write(_body([batch.lines[index] for batch, index in lines]))
             return lines
         except BadPointsError as exc:
             if len(lines) == 1:
-                source, line, _ = lines[0]
-                log.error("InfluxDB refused a point from %s, moved aside: %s -- %s", source, exc, line)
-                await asyncio.to_thread(self.queue.reject, source, line, str(exc))
+                batch, index = lines[0]
+                log.error("InfluxDB refused a point from %s, moved aside: %s -- %s", batch.source, exc, batch.lines[index])
+                await asyncio.to_thread(self.queue.reject, batch.source, batch.lines[index], str(exc))
                 return []
             mid = len(lines) // 2
             return await self._write_lines(lines[:mid]) + await self._write_lines(lines[mid:])
@@ -241,11 +242,11 @@ class QueueWriter:
         copy = self.event_copy
         if copy is None:
             return
-        events = [line for _, line, point in written if point.measurement in copy.measurements]
+        events = [line for line in (batch.lines[index] for batch, index in written) if line.startswith(copy.line_starts)]
         if not events:
             return
         try:
-            await self.sink.write(("\n".join(events) + "\n").encode("utf-8"), retention_policy=copy.retention_policy)
+            await self.sink.write(_body(events), retention_policy=copy.retention_policy)
         except BadPointsError as exc:
             if self.on_copy_refused is not None:
                 self.on_copy_refused(str(exc))

@@ -119,7 +119,8 @@ def test_dedup_memory_stays_bounded_through_100000_batches_and_still_catches_res
         path = Path(folder) / "queue.sqlite3"
         queue = DurableQueue(path, max_bytes=4 * 1024 * 1024, seen_per_source=1000)
         try:
-            point = [Point("host", {"host": "a"}, {"cpu_pct": 1.0}, 1)]
+            # About 100 bytes queued a batch: the 4 MB bound is reached by the 40,000th.
+            point = [Point("host", {"host": "a"}, {"cpu_pct": 1.0, "mem_used_pct": 2.0, "load1": 0.5, "load5": 0.25, "load15": 0.125}, 1)]
             seq0 = 1_764_000_000_000_000  # agents start at the time in µs
             sizes = []
             for k in range(100_000):
