@@ -188,34 +188,20 @@ def _parse_head(head: str) -> tuple[str, dict[str, str]]:
     return measurement, dict(pair.split("=", 1) for pair in pairs)  # keys are identifiers: the first `=` ends them
 
 
+# A field: its key, then a quoted string (only `\\` and `\"` escaped in it) or a number.
+_FIELD = re.compile(r'([a-z][a-z0-9_]*)=(?:"((?:[^"\\]|\\.)*)"|([^,]*))(?:,|$)', re.DOTALL)
+_STRING_UNESCAPE = re.compile(r'\\(["\\])')
+
+
 def _parse_fields(text: str) -> dict[str, float | str]:
     if '"' not in text:
         return {key: float(value) for key, _, value in (pair.partition("=") for pair in text.split(","))}
     fields: dict[str, float | str] = {}
-    i, end = 0, len(text)
-    while i < end:
-        eq = text.index("=", i)
-        key = text[i:eq]
-        if text[eq + 1] == '"':
-            out: list[str] = []
-            j = eq + 2
-            while True:
-                c = text[j]
-                if c == "\\" and text[j + 1] in '\\"':
-                    out.append(text[j + 1])
-                    j += 2
-                elif c == '"':
-                    break
-                else:
-                    out.append(c)
-                    j += 1
-            fields[key] = "".join(out)
-            i = j + 2  # past the closing quote and the comma
+    for key, string, number in _FIELD.findall(text):
+        if number:
+            fields[key] = float(number)
         else:
-            comma = text.find(",", eq)
-            comma = end if comma < 0 else comma
-            fields[key] = float(text[eq + 1:comma])
-            i = comma + 1
+            fields[key] = _STRING_UNESCAPE.sub(r"\1", string) if "\\" in string else string
     return fields
 
 

@@ -21,7 +21,7 @@ from collector.availability import AvailabilityRecorder
 from collector.config import AgentEntry, Inventory
 from collector.ingest import TimeWindow, agent_point
 from collector.logins import UserNames
-from collector.queue import DurableQueue
+from collector.queue import DurableQueue, GroupCommit
 
 log = logging.getLogger("nettvakt.collector")
 
@@ -135,6 +135,7 @@ class CollectorService:
     def __init__(self, inventory: Inventory, queue: DurableQueue, state_path: Path | None = None):
         self.inventory = inventory
         self.queue = queue
+        self.commits = GroupCommit(queue)  # concurrent agents' batches share one commit
         self.state_path = state_path
         self.started_ns = time.time_ns()
         self.agents: dict[str, AgentState] = {a.id: AgentState(known_since_ns=self.started_ns) for a in inventory.agent}
@@ -246,7 +247,7 @@ class CollectorService:
         # Before anything is stored: with hashed user names no plain name reaches the queue.
         points = self.user_names.stored_points(batch.points)
         source = agent_source(agent.id)
-        stored = await asyncio.to_thread(self.queue.put, source, batch.seq, points)
+        stored = await self.commits.put(source, batch.seq, points)
         self._heard_from(agent, batch)
         if stored:
             self.points_in += len(points)
