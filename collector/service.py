@@ -19,7 +19,7 @@ from agent.points import Point, PointError
 from agent.report import Batch, parse_batch
 from collector.availability import AvailabilityRecorder
 from collector.config import AgentEntry, Inventory
-from collector.ingest import TimeWindow, agent_point
+from collector.ingest import AgentPoints, TimeWindow
 from collector.logins import UserNames
 from collector.queue import DurableQueue, GroupCommit
 
@@ -241,9 +241,7 @@ class CollectorService:
         settings = self.inventory.collector
         window = TimeWindow(settings.max_clock_ahead_s, settings.max_point_age_days * 86400.0)
         now_ns = time.time_ns()
-        batch = parse_batch(
-            data, settings.max_batch_points, lambda raw, i: agent_point(raw, i, agent.id, agent.site, now_ns, window)
-        )
+        batch = parse_batch(data, settings.max_batch_points, AgentPoints(agent.id, agent.site, now_ns, window))
         # Before anything is stored: with hashed user names no plain name reaches the queue.
         points = self.user_names.stored_points(batch.points)
         source = agent_source(agent.id)
@@ -266,10 +264,13 @@ class CollectorService:
         state.last_batch_ns = time.time_ns()
         newest = max((p.time_ns for p in batch.points), default=0)
         state.last_seen_ns = max(state.last_seen_ns, newest)
+        latest: dict[str, Point] = {}  # the batch's newest probe point of each target
         for point in batch.points:
-            target = point.tags.get("target")
-            if point.measurement != "probe" or target is None:
-                continue
+            if point.measurement == "probe":
+                target = point.tags.get("target")
+                if target is not None and (target not in latest or latest[target].time_ns <= point.time_ns):
+                    latest[target] = point
+        for target, point in latest.items():
             known = self.targets.get((agent.id, target))
             if known is not None and known.time_ns > point.time_ns:
                 continue  # backlog older than what we know: stored, but not the live state

@@ -242,7 +242,8 @@ class QueueWriter:
         copy = self.event_copy
         if copy is None:
             return
-        events = [line for line in (batch.lines[index] for batch, index in written) if line.startswith(copy.line_starts)]
+        starts = copy.line_starts
+        events = [line for line in (batch.lines[index] for batch, index in written) if line.startswith(starts)]
         if not events:
             return
         try:
