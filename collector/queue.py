@@ -80,6 +80,8 @@ SEEN_PER_SOURCE = 1000
 SEEN_ROW_BYTES = 64
 
 
+# The most points kept in memory for the writer (about 1 KB each); batches past it are read back from their lines.
+RECENT_POINTS = 20_000
 # Free pages past this are given back to the file system after an acknowledgement; the write-ahead
 # log is cut back to this size after a checkpoint.
 GIVE_BACK_BYTES = 8 * 1024 * 1024
@@ -110,16 +112,18 @@ Unwritable = tuple[str, str]
 """(the point as JSON, why line protocol cannot say it) of a point set aside when it was stored."""
 
 
-def encode_lines(points: list[Point]) -> tuple[list[str], list[Unwritable]]:
-    """The lines of the points the encoder can write, and the rest with why."""
+def encode_lines(points: list[Point]) -> tuple[list[str], list[Point], list[Unwritable]]:
+    """The lines of the points the encoder can write, those points, and the rest with why."""
     lines: list[str] = []
+    kept: list[Point] = []
     unwritable: list[Unwritable] = []
     for point in points:
         try:
             lines.append(encode_point(point))
+            kept.append(point)
         except LineProtocolError as exc:
             unwritable.append((json.dumps(point.to_json(), default=repr)[:2000], f"line protocol: {exc}"))
-    return lines, unwritable
+    return lines, kept, unwritable
 
 
 class DurableQueue:
@@ -145,6 +149,10 @@ class DurableQueue:
         self._pending_bytes = self._db.execute("SELECT COALESCE(SUM(n_bytes), 0) FROM batch").fetchone()[0]
         self._seen_rows = self._db.execute("SELECT COUNT(*) FROM seen").fetchone()[0]
         self._floors: dict[str, int] = dict(self._db.execute("SELECT source, seq FROM seen_floor").fetchall())
+        # The points of batches this process queued, by batch id, until written: where the writer needs
+        # points (the collector's rollups), it takes these instead of reading its lines back.
+        self._recent: dict[int, list[Point]] = {}
+        self._recent_points = 0
         # When data was last dropped or refused, in this process: /health reports recent trouble.
         self.last_drop_ns = 0
         self.last_reject_ns = 0
@@ -167,12 +175,12 @@ class DurableQueue:
             rows = self._db.execute("SELECT id, source, seq, received_ns, points FROM batch_old ORDER BY id").fetchall()
             for bid, source, seq, received_ns, payload in rows:
                 points = [Point(p["measurement"], p["tags"], p["fields"], p["time"]) for p in json.loads(payload)]
-                lines, unwritable = encode_lines(points)
+                lines, kept, unwritable = encode_lines(points)
                 for text, reason in unwritable:
                     self._set_aside(source, text, reason)
                 aside += len(unwritable)
                 if lines:
-                    self._insert(bid, source, seq, received_ns, lines, min(p.time_ns for p in points))
+                    self._insert(bid, source, seq, received_ns, lines, min(p.time_ns for p in kept))
                     moved += len(lines)
             self._db.execute("DROP TABLE batch_old")
             self._db.execute("DELETE FROM sqlite_sequence WHERE name = 'batch_old'")
@@ -186,13 +194,14 @@ class DurableQueue:
         with self._lock:
             self._db.close()
 
-    def _insert(self, bid: int | None, source: str, seq: int, received_ns: int, lines: list[str], oldest_ns: int) -> int:
+    def _insert(self, bid: int | None, source: str, seq: int, received_ns: int, lines: list[str], oldest_ns: int) -> tuple[int, int]:
+        """(its id, its size) of the batch inserted."""
         payload = orjson.dumps(lines).decode()
-        self._db.execute(
+        cursor = self._db.execute(
             "INSERT INTO batch (id, source, seq, received_ns, n_points, n_bytes, oldest_ns, lines) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (bid, source, seq, received_ns, len(lines), len(payload), oldest_ns, payload),
         )
-        return len(payload)
+        return cursor.lastrowid or 0, len(payload)
 
     def put(self, source: str, seq: int, points: list[Point]) -> bool:
         """Commit a batch; False when (source, seq) was already accepted (a resend)."""
@@ -201,21 +210,30 @@ class DurableQueue:
     def put_many(self, batches: list[tuple[str, int, list[Point]]]) -> list[bool]:
         """Commit batches in one transaction (one fsync for all: `GroupCommit`); for each, False
         when it was already accepted (a resend, also of one before it in the same call)."""
-        encoded = [(source, seq, *encode_lines(points), min((p.time_ns for p in points), default=0)) for source, seq, points in batches]
+        encoded = []
+        for source, seq, points in batches:
+            lines, kept, unwritable = encode_lines(points)
+            encoded.append((source, seq, lines, kept, unwritable, min((p.time_ns for p in kept), default=0)))
         now = time.time_ns()
         with self._lock:
-            kept = (self._pending_bytes, self._seen_rows, dict(self._floors))
+            before = (self._pending_bytes, self._seen_rows, dict(self._floors))
+            inserted: list[tuple[int, list[Point]]] = []
             try:
                 with self._db:
                     self._db.execute("BEGIN IMMEDIATE")
-                    stored = [self._put_one(now, *batch) for batch in encoded]
+                    stored = [self._put_one(now, inserted, *batch) for batch in encoded]
                     self._enforce_bound()
             except BaseException:
-                self._pending_bytes, self._seen_rows, self._floors = kept  # rolled back: as before the call
+                self._pending_bytes, self._seen_rows, self._floors = before  # rolled back: as before the call
                 raise
+            for bid, points in inserted:  # committed: the writer can have them without reading their lines
+                if self._recent_points + len(points) <= RECENT_POINTS:
+                    self._recent[bid] = points
+                    self._recent_points += len(points)
         return stored
 
-    def _put_one(self, now: int, source: str, seq: int, lines: list[str], unwritable: list[Unwritable], oldest_ns: int) -> bool:
+    def _put_one(self, now: int, inserted: list[tuple[int, list[Point]]], source: str, seq: int, lines: list[str], points: list[Point],
+                 unwritable: list[Unwritable], oldest_ns: int) -> bool:
         if seq <= self._floors.get(source, -1):
             return False  # older than every number still remembered: a resend of a forgotten batch
         try:
@@ -224,7 +242,9 @@ class DurableQueue:
             return False
         self._seen_rows += 1
         if lines:
-            self._pending_bytes += self._insert(None, source, seq, now, lines, oldest_ns)
+            bid, size = self._insert(None, source, seq, now, lines, oldest_ns)
+            self._pending_bytes += size
+            inserted.append((bid, points))
         for text, reason in unwritable:
             log.error("a point from %s cannot be written as line protocol, moved aside: %s -- %s", source, reason, text)
             self._set_aside(source, text, reason)
@@ -264,6 +284,7 @@ class DurableQueue:
             if row is None:
                 break
             self._db.execute("DELETE FROM batch WHERE id = ?", (row[0],))
+            self._forget_recent([row[0]])
             self._pending_bytes -= row[2]
             self._add("dropped_points", row[1])
             self._add("dropped_batches", 1)
@@ -289,7 +310,10 @@ class DurableQueue:
             for bid, source, seq, n_points, oldest_ns, payload in cursor:
                 if out and total + n_points > max_points:
                     break
-                out.append(QueuedBatch(bid, source, seq, orjson.loads(payload), oldest_ns))
+                batch = QueuedBatch(bid, source, seq, orjson.loads(payload), oldest_ns)
+                if bid in self._recent:
+                    batch.__dict__["points"] = self._recent[bid]
+                out.append(batch)
                 total += n_points
             cursor.close()
         return out
@@ -305,7 +329,14 @@ class DurableQueue:
                 self._db.execute(f"DELETE FROM batch WHERE id IN ({marks})", batch_ids)
                 self._pending_bytes -= freed
                 self._add("written_points", written_points)
+            self._forget_recent(batch_ids)
             self._give_back()
+
+    def _forget_recent(self, batch_ids: list[int]) -> None:
+        for bid in batch_ids:
+            points = self._recent.pop(bid, None)
+            if points is not None:
+                self._recent_points -= len(points)
 
     def _give_back(self) -> None:
         """Free pages past GIVE_BACK_BYTES go back to the file system (a drained queue shrinks; one

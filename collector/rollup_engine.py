@@ -65,6 +65,8 @@ CLOSE_EVERY_S = 30.0
 # ... while the writer is caught up: the oldest batch in the queue waited at most this long.
 CAUGHT_UP_S = 60.0
 WRITE_LINES = 5000
+# Tag sets as points carry them, remembered with their series (sorted, none empty): emptied when full.
+SERIES_CACHE = 50_000
 STATE_FILE = "rollups.sqlite3"
 
 SCHEMA = """
@@ -132,6 +134,28 @@ class Bucket:
         kept = layout.kept_slot.get(name)
         if kept is not None:
             self.values[kept].append(value)
+
+    def add_all(self, layout: Layout, points_fields: list[Mapping[str, Any]]) -> None:
+        """`add` of every number of the layout's fields in these points' fields, in their order."""
+        stats = self.stats
+        for name, slot in layout.slot.items():
+            values = [float(f[name]) for f in points_fields if name in f and type(f[name]) is not str]
+            if not values:
+                continue
+            at = STATS * slot
+            stats[at] += len(values)
+            total = stats[at + 1]
+            for value in values:  # one at a time, in order: the same sum as adding them one by one
+                total += value
+            stats[at + 1] = total
+            low, high = min(values), max(values)
+            if low < stats[at + 2]:
+                stats[at + 2] = low
+            if high > stats[at + 3]:
+                stats[at + 3] = high
+            kept = layout.kept_slot.get(name)
+            if kept is not None:
+                self.values[kept].extend(values)
 
     def value(self, layout: Layout, name: str, aggregate: str) -> float | None:
         """`aggregate` of the values of `name` folded in; None when none were."""
@@ -321,6 +345,7 @@ class RollupEngine:
         self.stats.late_points = int(marks.get("late_points", 0))
         self.open: dict[str, dict[BucketKey, Bucket]] = {FIVE_MINUTES: {}, HOURLY: {}}
         self._tags: dict[Tags, Tags] = {}  # one tuple per series, shared by its buckets
+        self._series: dict[tuple[str, ...], Tags] = {}  # (measurement, *tags as a point has them) -> its series
         rows = self._db.execute("SELECT resolution, measurement, tags, start_ns, layout, state FROM bucket").fetchall()
         for resolution, measurement, tags, start_ns, signature, state in rows:
             plan = PLANS.get(measurement)
@@ -365,29 +390,45 @@ class RollupEngine:
             return
         folded_before = {id(p) for b in batches if b.id <= self.folded_through for p in b.points}
         open_5m = self.open[FIVE_MINUTES]
-        touched: dict[BucketKey, Bucket] = {}
+        # The points of each bucket first, then each field of a bucket at once: a batch holds several
+        # points of a series in one bucket (a backlog, or a probe every 30 s), and a field's values
+        # are folded in the order they came, as one at a time would.
+        groups: dict[BucketKey, list[Mapping[str, Any]]] = {}
         late = folded = 0
         for point in written:
             plan = PLANS.get(point.measurement)
             if plan is None or (folded_before and id(point) in folded_before):
                 continue
-            layout = plan.raw
-            numbers = [(name, float(value)) for name, value in point.fields.items() if name in layout.slot and type(value) is not str]
-            if not numbers:
+            slot = plan.raw.slot
+            if not any(name in slot and type(value) is not str for name, value in point.fields.items()):
                 continue
             start = point.time_ns - point.time_ns % FIVE_MINUTE_NS
             if start < self.closed_before_ns:
                 late += 1
                 continue
-            series = tags_key(point.tags)
-            key = (point.measurement, self._tags.setdefault(series, series), start)
+            tags = point.tags
+            raw = (point.measurement, *tags.items())
+            series = self._series.get(raw)
+            if series is None:
+                if len(self._series) >= SERIES_CACHE:
+                    self._series.clear()
+                found = tags_key(tags)
+                series = self._series[raw] = self._tags.setdefault(found, found)
+            key = (point.measurement, series, start)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [point.fields]
+            else:
+                group.append(point.fields)
+            folded += 1
+        touched: dict[BucketKey, Bucket] = {}
+        for key, fields in groups.items():
+            layout = PLANS[key[0]].raw
             bucket = open_5m.get(key)
             if bucket is None:
                 bucket = open_5m[key] = Bucket(layout)
-            for name, value in numbers:
-                bucket.add(layout, name, value)
+            bucket.add_all(layout, fields)
             touched[key] = bucket
-            folded += 1
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")

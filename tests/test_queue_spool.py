@@ -147,3 +147,33 @@ def test_dedup_memory_stays_bounded_through_100000_batches_and_still_catches_res
             assert not queue.put("agent:pc3", seq0 + 5, point)
         finally:
             queue.close()
+
+
+def test_the_writer_gets_the_points_it_would_read_back_from_the_lines(tmp_path: Path) -> None:
+    """Batches this process queued come with their points; after a restart they are read back from
+    their lines: the same points either way, as the rollups fold them (numbers as floats, empty tags absent)."""
+    from collector.queue import QueuedBatch
+
+    points = [
+        Point("device", {"site": "radhus", "device": "fw1", "extra": ""}, {"up": True, "uptime_s": 86400, "firmware": 'v7 "x", a=b\nc\\'}, 5),
+        Point("interface", {"site": "radhus", "device": "fw1", "ifname": "port 1,a=b\\x"}, {"in_bps": 1.5e9, "oper_up": 1}, 6),
+        Point("host", {"site": "radhus", "host": "pc1"}, {"cpu_pct": float("nan")}, 7),  # line protocol cannot say it
+    ]
+    q = DurableQueue(tmp_path / "q.sqlite3")
+    q.put_local("collector", points)
+    [live] = q.peek(100)
+    q.close()
+    q = DurableQueue(tmp_path / "q.sqlite3")
+    [read_back] = q.peek(100)
+    q.close()
+    assert "points" in live.__dict__ and "points" not in read_back.__dict__  # in memory, and not after the restart
+
+    def as_folded(batch: QueuedBatch) -> list[tuple]:
+        return [(p.measurement, sorted((k, v) for k, v in p.tags.items() if v != ""),
+                 {k: v if isinstance(v, str) else float(v) for k, v in p.fields.items()}, p.time_ns) for p in batch.points]
+
+    assert as_folded(live) == as_folded(read_back) == [
+        ("device", [("device", "fw1"), ("site", "radhus")], {"up": 1.0, "uptime_s": 86400.0, "firmware": 'v7 "x", a=b\nc\\'}, 5),
+        ("interface", [("device", "fw1"), ("ifname", "port 1,a=b\\x"), ("site", "radhus")], {"in_bps": 1.5e9, "oper_up": 1.0}, 6),
+    ]
+    assert live.lines == read_back.lines and live.oldest_ns == read_back.oldest_ns == 5
