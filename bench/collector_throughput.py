@@ -10,7 +10,10 @@ started fresh for the run:
 - into one VictoriaMetrics: `vm_direct` (line protocol posted straight to its /write),
   `vmagent` (Debian's vmagent: /write in, remote write out, with its -remoteWrite.tmpDataPath
   queue), `nettvakt_vm` (the collector with `[storage] kind = "victoriametrics"`, which also
-  makes the rollups itself: collector/rollup_engine.py) and `base_vm` (the same, old code);
+  makes the rollups itself: collector/rollup_engine.py), `nettvakt_vm_no_rollups` (the same relay
+  without the collector's rollups: the collector told `kind = "influxdb_v1"` at VictoriaMetrics'
+  InfluxDB endpoint, so it makes none and asks for continuous queries VictoriaMetrics does not
+  have, which only logs) and `base_vm` (as nettvakt_vm, old code);
 - into one influxd: `influxd_direct`, `nettvakt_influxd` (kind influxdb_v1: InfluxDB's
   continuous queries make the rollups, the collector none) and `base_influxd` (old code).
 
@@ -58,7 +61,7 @@ from collector.service import token_hash  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = "radhus"
-VM_SYSTEMS = ("vm_direct", "vmagent", "nettvakt_vm", "base_vm")
+VM_SYSTEMS = ("vm_direct", "vmagent", "nettvakt_vm", "nettvakt_vm_no_rollups", "base_vm")
 INFLUX_SYSTEMS = ("influxd_direct", "nettvakt_influxd", "base_influxd")
 # Acknowledged from memory, or after a durable commit: said beside every comparison.
 ACKNOWLEDGES = {
@@ -257,9 +260,11 @@ def start_relay(system: str, workdir: Path, vm_url: str | None, influx_url: str 
         wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), 30, "vmagent", watch=[proc])
         return Relay(proc, f"http://127.0.0.1:{port}/write?db=vmagent&precision=ns", json=False, data_dir=here / "queue")
     code = Path(args.base) if system.startswith("base_") else ROOT
-    db = "base" if system.startswith("base_") else "nettvakt"
+    db = database(system)
     if system.endswith("_vm"):
         storage = f'kind = "victoriametrics"\nurl = "{vm_url}"\ndatabase = "{db}"'
+    elif system == "nettvakt_vm_no_rollups":
+        storage = f'kind = "influxdb_v1"\nurl = "{vm_url}"\ndatabase = "{db}"'
     else:
         urllib.request.urlopen(urllib.request.Request(f"{influx_url}/query", data=f"q=CREATE DATABASE {db}".encode()), timeout=10).close()
         storage = f'kind = "influxdb_v1"\nurl = "{influx_url}"\ndatabase = "{db}"'
@@ -273,6 +278,12 @@ def start_relay(system: str, workdir: Path, vm_url: str | None, influx_url: str 
     return Relay(proc, f"{base_url}/api/v1/ingest", json=True, data_dir=here / "data", health=f"{base_url}/api/v1/health")
 
 
+def database(system: str) -> str:
+    """The database (VictoriaMetrics: the label `db`) a system writes to."""
+    special = {"vm_direct": "direct", "influxd_direct": "direct", "vmagent": "vmagent", "nettvakt_vm_no_rollups": "norollups"}
+    return special.get(system, "base" if system.startswith("base_") else "nettvakt")
+
+
 def queue_drained(health_url: str) -> bool:
     with urllib.request.urlopen(health_url, timeout=10) as resp:
         return json.load(resp)["queue"]["queue_points"] == 0
@@ -281,7 +292,7 @@ def queue_drained(health_url: str) -> bool:
 def run_system(system: str, load: Load, workdir: Path, vm_url: str | None, influx_url: str | None, args: argparse.Namespace) -> dict[str, Any]:
     relay = start_relay(system, workdir, vm_url, influx_url, args)
     try:
-        db = {"vm_direct": "direct", "influxd_direct": "direct", "vmagent": "vmagent"}.get(system, "base" if system.startswith("base_") else "nettvakt")
+        db = database(system)
         if system in VM_SYSTEMS:
             expected, held = load.samples, lambda: vm_samples(vm_url or "", db, load)
         else:
@@ -352,6 +363,8 @@ def one_run(load: Load, systems: list[str], args: argparse.Namespace) -> dict[st
     ratio("base_vm_cpu_over_vmagent", "base_vm", "vmagent", "cpu_s_per_million_points")
     ratio("nettvakt_influxd_rate_over_base", "nettvakt_influxd", "base_influxd", "end_to_end_points_per_s")
     ratio("nettvakt_vm_rate_over_base", "nettvakt_vm", "base_vm", "end_to_end_points_per_s")
+    ratio("no_rollups_rate_over_vmagent", "nettvakt_vm_no_rollups", "vmagent", "end_to_end_points_per_s")
+    ratio("no_rollups_cpu_over_vmagent", "nettvakt_vm_no_rollups", "vmagent", "cpu_s_per_million_points")
     out["ratios"] = ratios
     return out
 

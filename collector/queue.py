@@ -82,8 +82,8 @@ SEEN_ROW_BYTES = 64
 
 # The most points kept in memory for the writer (about 1 KB each); batches past it are read back from their lines.
 RECENT_POINTS = 20_000
-# Free pages past this are given back to the file system after an acknowledgement; the write-ahead
-# log is cut back to this size after a checkpoint.
+# Free pages past this are given back to the file system once the queue is (nearly) drained; the
+# write-ahead log is cut back to this size after a checkpoint.
 GIVE_BACK_BYTES = 8 * 1024 * 1024
 
 
@@ -339,12 +339,16 @@ class DurableQueue:
                 self._recent_points -= len(points)
 
     def _give_back(self) -> None:
-        """Free pages past GIVE_BACK_BYTES go back to the file system (a drained queue shrinks; one
-        being filled reuses its free pages first). Files made before incremental vacuum keep their size."""
+        """Once (nearly) drained, free pages past GIVE_BACK_BYTES go back to the file system and the
+        write-ahead log is emptied; while a backlog is waiting, new batches reuse the free pages.
+        A file made before incremental vacuum (format 0) keeps its size."""
+        if self._pending_bytes > GIVE_BACK_BYTES:
+            return
         page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
         free = self._db.execute("PRAGMA freelist_count").fetchone()[0] * page_size
         if free > GIVE_BACK_BYTES:
-            self._db.execute(f"PRAGMA incremental_vacuum({(free - GIVE_BACK_BYTES // 2) // page_size})").fetchall()  # frees as it is stepped
+            # executescript: execute() would step the pragma once, freeing one page.
+            self._db.executescript(f"PRAGMA incremental_vacuum({(free - GIVE_BACK_BYTES // 2) // page_size}); PRAGMA wal_checkpoint(TRUNCATE);")
 
     def highest_batch_id(self) -> int:
         """The largest batch id this queue ever gave out (AUTOINCREMENT: ids are never reused, also after

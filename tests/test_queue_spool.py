@@ -177,3 +177,29 @@ def test_the_writer_gets_the_points_it_would_read_back_from_the_lines(tmp_path: 
         ("interface", [("device", "fw1"), ("ifname", "port 1,a=b\\x"), ("site", "radhus")], {"in_bps": 1.5e9, "oper_up": 1.0}, 6),
     ]
     assert live.lines == read_back.lines and live.oldest_ns == read_back.oldest_ns == 5
+
+
+def test_a_drained_queue_gives_its_space_back() -> None:
+    """A backlog grows the file; once written it shrinks back to a few megabytes (free pages kept
+    for the next batches, the write-ahead log emptied), whatever the backlog was."""
+    import tempfile
+
+    from collector.queue import GIVE_BACK_BYTES
+
+    def size(folder: str) -> int:
+        return sum(p.stat().st_size for p in Path(folder).glob("queue.sqlite3*"))
+
+    fields = {f"f{k:02d}": 1234.5678 + k for k in range(12)}
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as folder:
+        queue = DurableQueue(Path(folder) / "queue.sqlite3")
+        try:
+            for seq in range(300):
+                queue.put("agent:a", seq, [Point("host", {"host": "a", "site": "s"}, fields, seq * 1000 + k) for k in range(1000)])
+            full = size(folder)
+            while batches := queue.peek(5000):
+                queue.ack([b.id for b in batches], sum(len(b.lines) for b in batches))
+            drained = size(folder)
+            assert queue.stats()["written_points"] == 300_000
+        finally:
+            queue.close()
+    assert full > 6 * GIVE_BACK_BYTES and drained <= 2 * GIVE_BACK_BYTES, (full, drained)
