@@ -26,6 +26,7 @@ from typing import Any
 from agent import registry
 from agent.contract import AGENT_MEASUREMENTS, MAX_STRING_LEN, MAX_TAG_LEN, MEASUREMENTS_SPEC, UNITS
 from agent.points import Point, PointError
+from collector.lineprotocol import checked_line, series_head
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _POINT_KEYS = frozenset({"measurement", "tags", "fields", "time"})
@@ -215,11 +216,14 @@ def agent_point(raw: Any, index: int, agent_id: str, site: str, now_ns: int, win
 class AgentPoints:
     """`agent_point` for every point of one batch, with what it looks up made once (see above)."""
 
-    __slots__ = ("agent_id", "site", "now_ns", "window", "specs", "oldest_ns", "newest_ns")
+    __slots__ = ("agent_id", "site", "now_ns", "window", "specs", "oldest_ns", "newest_ns", "lines")
 
     def __init__(self, agent_id: str, site: str, now_ns: int, window: TimeWindow):
         self.agent_id, self.site, self.now_ns, self.window = agent_id, site, now_ns, window
         self.specs = _agent_specs()
+        # Each point's line of line protocol, made here where the check has just held it to more than
+        # the encoder asks; None where the queue's encoder is to make it (collector/queue.py).
+        self.lines: list[str | None] = []
         # The same bounds as agent_point's, compared the same way (an int against a float).
         self.oldest_ns = now_ns - window.max_age_s * 1e9
         self.newest_ns = now_ns + window.max_ahead_s * 1e9
@@ -234,10 +238,10 @@ class AgentPoints:
             return self._checked(raw, index)
         try:
             series = (measurement, *tags.items())
-            known = series in _GOOD_SERIES
+            head = _GOOD_SERIES.get(series)
         except TypeError:  # an unhashable tag value
             return self._checked(raw, index)
-        if not known:
+        if head is None:
             return self._checked(raw, index, series)
         floats, strings = compiled.floats, compiled.strings
         converted: dict[str, Any] | None = None
@@ -255,22 +259,25 @@ class AgentPoints:
                     return self._checked(raw, index)
             elif key not in strings or type(value) is not str or len(value) > MAX_STRING_LEN or not value.isascii():
                 return self._checked(raw, index)
-        return Point(measurement, tags, converted or fields, ts)
+        fields = converted or fields
+        self.lines.append(checked_line(head, fields, ts))
+        return Point(measurement, tags, fields, ts)
 
     def _checked(self, raw: Any, index: int, series: tuple[Any, ...] | None = None) -> Point:
-        """The full check (and its error); a series whose tags passed it is remembered."""
+        """The full check (and its error); a series whose tags passed it is remembered with its line's head."""
         point = agent_point(raw, index, self.agent_id, self.site, self.now_ns, self.window)
         if series is not None:
             if len(_GOOD_SERIES) >= _GOOD_TAGS_MAX:
                 _GOOD_SERIES.clear()
-            _GOOD_SERIES.add(series)
+            _GOOD_SERIES[series] = series_head(point.measurement, point.tags)
+        self.lines.append(None)
         return point
 
 
 _NO_TAGS: dict[str, str] = {}
 _BIG_INT = 2**53  # integers a float holds exactly: what agent_point converts the same way
-# (measurement, *tag items) of tag sets agent_point took with this agent's own site and host.
-_GOOD_SERIES: set[tuple[Any, ...]] = set()
+# (measurement, *tag items) of tag sets agent_point took with this agent's own site and host -> the head of their lines.
+_GOOD_SERIES: dict[tuple[Any, ...], str] = {}
 
 
 __all__ = ["AgentPoints", "ForbiddenPointError", "IngestError", "TimeWindow", "agent_point"]

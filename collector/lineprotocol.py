@@ -76,7 +76,7 @@ def _field_value(key: str, value: object) -> str:
             raise LineProtocolError(f"field {key}: a string over {MAX_STRING_BYTES} bytes")
         # InfluxDB 1.x unescapes only \" and \\ inside string fields; a raw newline inside the
         # quotes is accepted and stored as-is, so newlines survive a round trip unchanged.
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'  # type: ignore[attr-defined]
+        return _quoted(value)
     raise LineProtocolError(f"field {key}: unsupported value {value!r:.80}")
 
 
@@ -133,6 +133,22 @@ def encode_point(point: Point) -> str:
     if type(ts) is not int or not MIN_TIME_NS <= ts <= MAX_TIME_NS:
         raise LineProtocolError(f"time {ts!r:.40} is outside InfluxDB's range")
     return f"{head} {','.join(parts)} {ts}"
+
+
+def series_head(measurement: str, tags: Mapping[str, str]) -> str:
+    """The measurement-and-tags part of a line; LineProtocolError for anything it cannot write."""
+    return _head(measurement, tags)
+
+
+def checked_line(head: str, fields: Mapping[str, float | str], time_ns: int) -> str:
+    """`encode_point` of a point ingest has checked against the contract, which holds it to more
+    than the checks made here (collector/ingest.py): keys of the contract (identifiers, none named
+    like a tag), finite floats, ASCII strings of at most MAX_STRING_LEN, a time in the ingest window."""
+    return f"{head} {','.join([f'{k}={v!r}' if type(v) is float else f'{k}={_quoted(v)}' for k, v in fields.items()])} {time_ns}"
+
+
+def _quoted(text: object) -> str:
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def encode_points(points: list[Point]) -> bytes:

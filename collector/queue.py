@@ -112,14 +112,15 @@ Unwritable = tuple[str, str]
 """(the point as JSON, why line protocol cannot say it) of a point set aside when it was stored."""
 
 
-def encode_lines(points: list[Point]) -> tuple[list[str], list[Point], list[Unwritable]]:
-    """The lines of the points the encoder can write, those points, and the rest with why."""
+def encode_lines(points: list[Point], made: list[str | None] | None = None) -> tuple[list[str], list[Point], list[Unwritable]]:
+    """The lines of the points the encoder can write, those points, and the rest with why. `made`:
+    lines already made where ingest checked a point (collector/ingest.py), None for the rest."""
     lines: list[str] = []
     kept: list[Point] = []
     unwritable: list[Unwritable] = []
-    for point in points:
+    for point, line in zip(points, made or [None] * len(points)):
         try:
-            lines.append(encode_point(point))
+            lines.append(line or encode_point(point))
             kept.append(point)
         except LineProtocolError as exc:
             unwritable.append((json.dumps(point.to_json(), default=repr)[:2000], f"line protocol: {exc}"))
@@ -203,16 +204,16 @@ class DurableQueue:
         )
         return cursor.lastrowid or 0, len(payload)
 
-    def put(self, source: str, seq: int, points: list[Point]) -> bool:
-        """Commit a batch; False when (source, seq) was already accepted (a resend)."""
-        return self.put_many([(source, seq, points)])[0]
+    def put(self, source: str, seq: int, points: list[Point], lines: list[str | None] | None = None) -> bool:
+        """Commit a batch; False when (source, seq) was already accepted (a resend). `lines`: as encode_lines takes them."""
+        return self.put_many([(source, seq, points, lines)])[0]
 
-    def put_many(self, batches: list[tuple[str, int, list[Point]]]) -> list[bool]:
+    def put_many(self, batches: list[tuple[str, int, list[Point], list[str | None] | None]]) -> list[bool]:
         """Commit batches in one transaction (one fsync for all: `GroupCommit`); for each, False
         when it was already accepted (a resend, also of one before it in the same call)."""
         encoded = []
-        for source, seq, points in batches:
-            lines, kept, unwritable = encode_lines(points)
+        for source, seq, points, made in batches:
+            lines, kept, unwritable = encode_lines(points, made)
             encoded.append((source, seq, lines, kept, unwritable, min((p.time_ns for p in kept), default=0)))
         now = time.time_ns()
         with self._lock:
@@ -402,13 +403,13 @@ class GroupCommit:
 
     def __init__(self, queue: DurableQueue):
         self.queue = queue
-        self._waiting: list[tuple[tuple[str, int, list[Point]], asyncio.Future[bool]]] = []
+        self._waiting: list[tuple[tuple[str, int, list[Point], list[str | None] | None], asyncio.Future[bool]]] = []
         self._committing: asyncio.Task[None] | None = None
         self.commits = 0  # transactions, for /health and the benchmark: batches per commit
 
-    async def put(self, source: str, seq: int, points: list[Point]) -> bool:
+    async def put(self, source: str, seq: int, points: list[Point], lines: list[str | None] | None = None) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append(((source, seq, points), future))
+        self._waiting.append(((source, seq, points, lines), future))
         if self._committing is None:
             self._committing = asyncio.get_running_loop().create_task(self._commit_waiting(), name="queue-commit")
         return await future

@@ -241,11 +241,12 @@ class CollectorService:
         settings = self.inventory.collector
         window = TimeWindow(settings.max_clock_ahead_s, settings.max_point_age_days * 86400.0)
         now_ns = time.time_ns()
-        batch = parse_batch(data, settings.max_batch_points, AgentPoints(agent.id, agent.site, now_ns, window))
+        checked = AgentPoints(agent.id, agent.site, now_ns, window)
+        batch = parse_batch(data, settings.max_batch_points, checked)
         # Before anything is stored: with hashed user names no plain name reaches the queue.
         points = self.user_names.stored_points(batch.points)
         source = agent_source(agent.id)
-        stored = await self.commits.put(source, batch.seq, points)
+        stored = await self.commits.put(source, batch.seq, points, checked.lines if points is batch.points else None)
         self._heard_from(agent, batch)
         if stored:
             self.points_in += len(points)
