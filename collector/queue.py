@@ -142,6 +142,7 @@ class DurableQueue:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute(f"PRAGMA journal_size_limit={GIVE_BACK_BYTES}")
+        self._page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
         if not new_file and self._db.execute("PRAGMA user_version").fetchone()[0] < FORMAT:
             self._migrate()
         self._db.executescript(SCHEMA)
@@ -345,7 +346,7 @@ class DurableQueue:
         A file made before incremental vacuum (format 0) keeps its size."""
         if self._pending_bytes > GIVE_BACK_BYTES:
             return
-        page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        page_size = self._page_size
         free = self._db.execute("PRAGMA freelist_count").fetchone()[0] * page_size
         if free > GIVE_BACK_BYTES:
             # executescript: execute() would step the pragma once, freeing one page.

@@ -346,6 +346,7 @@ class RollupEngine:
         self.open: dict[str, dict[BucketKey, Bucket]] = {FIVE_MINUTES: {}, HOURLY: {}}
         self._tags: dict[Tags, Tags] = {}  # one tuple per series, shared by its buckets
         self._series: dict[tuple[str, ...], Tags] = {}  # (measurement, *tags as a point has them) -> its series
+        self._tags_text: dict[Tags, str] = {}
         rows = self._db.execute("SELECT resolution, measurement, tags, start_ns, layout, state FROM bucket").fetchall()
         for resolution, measurement, tags, start_ns, signature, state in rows:
             plan = PLANS.get(measurement)
@@ -363,13 +364,22 @@ class RollupEngine:
         self._db.executemany(
             "INSERT INTO bucket (resolution, measurement, tags, start_ns, layout, state) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(resolution, measurement, tags, start_ns) DO UPDATE SET layout = excluded.layout, state = excluded.state",
-            [(resolution, m, json.dumps(tags), start, PLANS[m].layout(resolution).signature, bucket.pack())
+            [(resolution, m, self._tags_json(tags), start, PLANS[m].layout(resolution).signature, bucket.pack())
              for (m, tags, start), bucket in buckets],
         )
 
+    def _tags_json(self, tags: Tags) -> str:
+        """How a series' tags are stored (json.dumps of the tuple), made once per series."""
+        text = self._tags_text.get(tags)
+        if text is None:
+            if len(self._tags_text) >= SERIES_CACHE:
+                self._tags_text.clear()
+            text = self._tags_text[tags] = json.dumps(tags)
+        return text
+
     def _delete_buckets(self, resolution: str, keys: Iterable[BucketKey]) -> None:
         self._db.executemany("DELETE FROM bucket WHERE resolution = ? AND measurement = ? AND tags = ? AND start_ns = ?",
-                             [(resolution, m, json.dumps(tags), start) for m, tags, start in keys])
+                             [(resolution, m, self._tags_json(tags), start) for m, tags, start in keys])
 
     def close(self) -> None:
         self._db.close()

@@ -145,6 +145,27 @@ Line = tuple[QueuedBatch, int]
 """A point in the head of the queue: its batch, and its index there."""
 
 
+@dataclass(frozen=True)
+class Written:
+    """What the storage took of the batches written: every line but the refused ones."""
+
+    batches: list[QueuedBatch]
+    refused: frozenset[tuple[int, int]]  # (batch id, index) of each line refused
+
+    def lines(self) -> list[str]:
+        if not self.refused:
+            return list(chain.from_iterable(b.lines for b in self.batches))
+        return [line for b in self.batches for i, line in enumerate(b.lines) if (b.id, i) not in self.refused]
+
+    def points(self) -> list[Point]:
+        if not self.refused:
+            return list(chain.from_iterable(b.points for b in self.batches))
+        return [point for b in self.batches for i, point in enumerate(b.points) if (b.id, i) not in self.refused]
+
+    def __len__(self) -> int:
+        return sum(len(b.lines) for b in self.batches) - len(self.refused)
+
+
 def _body(lines: list[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
@@ -207,19 +228,21 @@ class QueueWriter:
         written = await self._write_batches(batches)
         await self._copy_events(written)
         if self.rollups is not None:  # folded (and its state committed) before the batches leave the queue
-            await self.rollups.fold(batches, [batch.points[index] for batch, index in written])
+            await self.rollups.fold(batches, written.points())
         await asyncio.to_thread(self.queue.ack, [b.id for b in batches], len(written))
         self.stats.batches_written += len(batches)
         return sum(len(b.lines) for b in batches)
 
-    async def _write_batches(self, batches: list[QueuedBatch]) -> list[Line]:
-        """Write every line of the batches; returns those the storage took. All at once first: a
+    async def _write_batches(self, batches: list[QueuedBatch]) -> Written:
+        """Write every line of the batches; returns what the storage took. All at once first: a
         refusal is rare, and only then is each line looked at on its own."""
         try:
             await self.sink.write(_body(list(chain.from_iterable(b.lines for b in batches))))
-            return [(batch, index) for batch in batches for index in range(len(batch.lines))]
+            return Written(batches, frozenset())
         except BadPointsError:
-            return await self._write_lines([(batch, index) for batch in batches for index in range(len(batch.lines))])
+            lines = [(batch, index) for batch in batches for index in range(len(batch.lines))]
+            taken = {(batch.id, index) for batch, index in await self._write_lines(lines)}
+            return Written(batches, frozenset((batch.id, index) for batch, index in lines) - taken)
 
     async def _write_lines(self, lines: list[Line]) -> list[Line]:
         """Write the lines; returns those InfluxDB took (the refused ones are moved aside)."""
@@ -235,7 +258,7 @@ class QueueWriter:
             mid = len(lines) // 2
             return await self._write_lines(lines[:mid]) + await self._write_lines(lines[mid:])
 
-    async def _copy_events(self, written: list[Line]) -> None:
+    async def _copy_events(self, written: Written) -> None:
         """Write the event points InfluxDB took into the events policy too, before the batch leaves
         the queue. A refusal there is not bad data (the same points were just taken): the policy is
         gone, so the batch waits (retried) while the retention set-up is asked to make it again."""
@@ -243,7 +266,7 @@ class QueueWriter:
         if copy is None:
             return
         starts = copy.line_starts
-        events = [line for line in (batch.lines[index] for batch, index in written) if line.startswith(starts)]
+        events = [line for line in written.lines() if line.startswith(starts)]
         if not events:
             return
         try:
