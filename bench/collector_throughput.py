@@ -21,7 +21,10 @@ started fresh for the run:
 when it is given. For each: points/s acknowledged and end to end (until the storage holds every
 point), the relay process's CPU-seconds per million points over that window and its peak RSS,
 each ingest request's answer time (p50/p99), and for the collector its queue file's size once
-the queue has drained. The request bodies are built before the clock starts.
+the queue has drained. The request bodies are built before the clock starts. Last, where the
+collector's CPU goes per point, step by step, of this code and of --base in processes of their own
+(decode, the contract's check, the queue's commit with the encoding, reading it back, the writer's
+body, the rollups' fold).
 
 vmagent acknowledges from memory (its disk queue is written only when the remote end falls
 behind), while nettvakt acknowledges after the batch is committed to SQLite (synchronous=FULL):
@@ -369,6 +372,85 @@ def one_run(load: Load, systems: list[str], args: argparse.Namespace) -> dict[st
     return out
 
 
+BREAKDOWN = """
+import asyncio, json, sys, tempfile, time
+from pathlib import Path
+from agent.report import parse_batch
+import collector.ingest as ingest
+from collector.lineprotocol import encode_point
+from collector.queue import DurableQueue
+from collector.rollup_engine import RollupEngine
+
+bodies = [bytes.fromhex(h) for h in json.load(sys.stdin)]
+new = hasattr(ingest, "AgentPoints")
+if new:
+    import orjson
+window, now = ingest.TimeWindow(300, 90 * 86400), time.time_ns()
+n = sum(len(json.loads(b)["points"]) for b in bodies)
+out = {}
+
+def stage(name, work, repeat=3):
+    best = None
+    for _ in range(repeat):
+        start = time.process_time()
+        result = work()
+        spent = time.process_time() - start
+        best = spent if best is None else min(best, spent)
+    out[name] = round(best / n * 1e6, 2)
+    return result
+
+decoded = stage("decode_us", lambda: [(orjson.loads if new else json.loads)(b) for b in bodies])
+if new:
+    def check():
+        done = []
+        for data in decoded:
+            checker = ingest.AgentPoints(data["agent"], "radhus", now, window)
+            done.append((parse_batch(data, 20000, checker), checker.lines))
+        return done
+else:
+    def check():
+        return [(parse_batch(d, 20000, lambda raw, i, a=d["agent"]: ingest.agent_point(raw, i, a, "radhus", now, window)), None) for d in decoded]
+checked = stage("check_us", check)
+with tempfile.TemporaryDirectory() as tmp:
+    queue = DurableQueue(Path(tmp) / "queue.sqlite3")
+    def put():
+        for batch, lines in checked:
+            if new:
+                queue.put("agent:" + batch.agent, batch.seq, batch.points, lines)
+            else:
+                queue.put("agent:" + batch.agent, batch.seq, batch.points)
+    stage("queue_put_us", put, repeat=1)
+    batches = stage("queue_read_us", lambda: queue.peek(10 ** 9))
+    if new:
+        stage("writer_body_us", lambda: ("\\n".join(line for b in batches for line in b.lines) + "\\n").encode())
+    else:
+        stage("writer_body_us", lambda: ("\\n".join(encode_point(p) for b in batches for p in b.points) + "\\n").encode())
+
+    class Sink:
+        async def write(self, *args, **kwargs):
+            pass
+
+    engine = RollupEngine(Path(tmp) / "rollups.sqlite3", Sink(), {}, queue_highest_id=0)
+    stage("rollup_fold_us", lambda: asyncio.run(engine.fold(batches, [p for b in batches for p in b.points])), repeat=1)
+    engine.close()
+    queue.close()
+print(json.dumps(out))
+"""
+
+
+def breakdown(code: Path, load: Load, agents: int = 20) -> dict[str, float]:
+    """CPU microseconds per point of each step between an agent's request body and the storage's,
+    of the code at `code`, in a process of its own (the same bodies for each code)."""
+    import subprocess
+
+    bodies = [b.hex() for per_agent in load.json_bodies[:agents] for b in per_agent]
+    done = subprocess.run([sys.executable, "-c", BREAKDOWN], input=json.dumps(bodies), capture_output=True, text=True,
+                          cwd=code, env={**os.environ, "PYTHONPATH": str(code)}, timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"breakdown of {code} failed: {done.stderr[-2000:]}")
+    return json.loads(done.stdout)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", type=int, default=20, help="senders, each an agent with its own token")
@@ -394,16 +476,21 @@ def main() -> int:
     }
     for _ in range(args.repeat):
         results["runs"].append(one_run(load, systems, args))
+    results["per_point_cpu_us"] = {"nettvakt": breakdown(ROOT, load)}
+    if args.base:
+        results["per_point_cpu_us"]["base"] = breakdown(Path(args.base), load)
     results["load_average_at_end"] = os.getloadavg()
     if args.json:
         print(json.dumps(results, indent=2))
     else:
         for key, value in results.items():
-            if key != "runs":
+            if key not in ("runs", "per_point_cpu_us"):
                 print(f"{key:28} {value}")
         for n, run in enumerate(results["runs"], 1):
             for system, figures in run.items():
                 print(f"run {n} {system:18} {figures}")
+        for code, figures in results["per_point_cpu_us"].items():
+            print(f"per point, {code:9} {figures}")
     return 0
 
 

@@ -121,7 +121,8 @@ class Bucket:
 
     def __init__(self, layout: Layout):
         self.stats = layout.template[:]
-        self.values = [array("d") for _ in layout.kept]
+        # A kept field's values, made on its first value: most buckets hold a few of the layout's fields.
+        self.values: list[array | None] = [None] * len(layout.kept)
 
     def add(self, layout: Layout, name: str, value: float) -> None:
         stats, at = self.stats, STATS * layout.slot[name]
@@ -133,12 +134,17 @@ class Bucket:
             stats[at + 3] = value
         kept = layout.kept_slot.get(name)
         if kept is not None:
-            self.values[kept].append(value)
+            values = self.values[kept]
+            if values is None:
+                values = self.values[kept] = array("d")
+            values.append(value)
 
     def add_all(self, layout: Layout, points_fields: list[Mapping[str, Any]]) -> None:
         """`add` of every number of the layout's fields in these points' fields, in their order."""
         stats = self.stats
-        for name, slot in layout.slot.items():
+        names = layout.slot.keys() & (points_fields[0].keys() if len(points_fields) == 1 else set().union(*points_fields))
+        for name in names:
+            slot = layout.slot[name]
             values = [float(f[name]) for f in points_fields if name in f and type(f[name]) is not str]
             if not values:
                 continue
@@ -155,7 +161,11 @@ class Bucket:
                 stats[at + 3] = high
             kept = layout.kept_slot.get(name)
             if kept is not None:
-                self.values[kept].extend(values)
+                held = self.values[kept]
+                if held is None:
+                    self.values[kept] = array("d", values)
+                else:
+                    held.extend(values)
 
     def value(self, layout: Layout, name: str, aggregate: str) -> float | None:
         """`aggregate` of the values of `name` folded in; None when none were."""
@@ -171,16 +181,17 @@ class Bucket:
             return self.stats[at + 2]
         if aggregate == "max":
             return self.stats[at + 3]
-        return influx_percentile(list(self.values[layout.kept_slot[name]]), 95)
+        return influx_percentile(list(self.values[layout.kept_slot[name]] or ()), 95)
 
     def copy(self) -> "Bucket":
         twin = Bucket.__new__(Bucket)
         twin.stats = self.stats[:]
-        twin.values = [array("d", v) for v in self.values]
+        twin.values = [None if v is None else array("d", v) for v in self.values]
         return twin
 
     def pack(self) -> bytes:
-        return self.stats.tobytes() + array("I", [len(v) for v in self.values]).tobytes() + b"".join(v.tobytes() for v in self.values)
+        return (self.stats.tobytes() + array("I", [len(v) if v else 0 for v in self.values]).tobytes()
+                + b"".join(v.tobytes() for v in self.values if v))
 
     @classmethod
     def unpack(cls, layout: Layout, signature: str, blob: bytes) -> "Bucket":
@@ -196,7 +207,7 @@ class Bucket:
         for count in counts:
             one = array("d")
             one.frombytes(blob[at:at + 8 * count])
-            values.append(one)
+            values.append(one if count else None)
             at += 8 * count
         if old == layout or old.signature == layout.signature:
             bucket = cls.__new__(cls)
