@@ -125,47 +125,36 @@ class Bucket:
         self.values: list[array | None] = [None] * len(layout.kept)
 
     def add(self, layout: Layout, name: str, value: float) -> None:
+        self.add_values(layout, name, [value])
+
+    def add_values(self, layout: Layout, name: str, values: list[float]) -> None:
+        """Fold `values` of field `name` in, in their order (the same sum as adding them one by one)."""
         stats, at = self.stats, STATS * layout.slot[name]
-        stats[at] += 1.0
-        stats[at + 1] += value
-        if value < stats[at + 2]:
-            stats[at + 2] = value
-        if value > stats[at + 3]:
-            stats[at + 3] = value
+        stats[at] += len(values)
+        total = stats[at + 1]
+        for value in values:
+            total += value
+        stats[at + 1] = total
+        low, high = min(values), max(values)
+        if low < stats[at + 2]:
+            stats[at + 2] = low
+        if high > stats[at + 3]:
+            stats[at + 3] = high
         kept = layout.kept_slot.get(name)
         if kept is not None:
-            values = self.values[kept]
-            if values is None:
-                values = self.values[kept] = array("d")
-            values.append(value)
+            held = self.values[kept]
+            if held is None:
+                self.values[kept] = array("d", values)
+            else:
+                held.extend(values)
 
     def add_all(self, layout: Layout, points_fields: list[Mapping[str, Any]]) -> None:
         """`add` of every number of the layout's fields in these points' fields, in their order."""
-        stats = self.stats
         names = layout.slot.keys() & (points_fields[0].keys() if len(points_fields) == 1 else set().union(*points_fields))
         for name in names:
-            slot = layout.slot[name]
             values = [float(f[name]) for f in points_fields if name in f and type(f[name]) is not str]
-            if not values:
-                continue
-            at = STATS * slot
-            stats[at] += len(values)
-            total = stats[at + 1]
-            for value in values:  # one at a time, in order: the same sum as adding them one by one
-                total += value
-            stats[at + 1] = total
-            low, high = min(values), max(values)
-            if low < stats[at + 2]:
-                stats[at + 2] = low
-            if high > stats[at + 3]:
-                stats[at + 3] = high
-            kept = layout.kept_slot.get(name)
-            if kept is not None:
-                held = self.values[kept]
-                if held is None:
-                    self.values[kept] = array("d", values)
-                else:
-                    held.extend(values)
+            if values:
+                self.add_values(layout, name, values)
 
     def value(self, layout: Layout, name: str, aggregate: str) -> float | None:
         """`aggregate` of the values of `name` folded in; None when none were."""
