@@ -399,14 +399,13 @@ class DurableQueue:
 
 class GroupCommit:
     """Batches that arrive while a commit is on disk are committed together in the next one: one
-    fsync for all of them instead of one each (what bounded ingest, not the CPU). Each caller is
-    answered only once its own batch is committed, as with `DurableQueue.put`."""
+    transaction and one fsync for all of them instead of one each. Each caller is answered only
+    once its own batch is committed, as with `DurableQueue.put`."""
 
     def __init__(self, queue: DurableQueue):
         self.queue = queue
         self._waiting: list[tuple[tuple[str, int, list[Point], list[str | None] | None], asyncio.Future[bool]]] = []
         self._committing: asyncio.Task[None] | None = None
-        self.commits = 0  # transactions, for /health and the benchmark: batches per commit
 
     async def put(self, source: str, seq: int, points: list[Point], lines: list[str | None] | None = None) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -430,7 +429,6 @@ class GroupCommit:
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                self.commits += 1
                 for (_, future), was_stored in zip(group, stored):
                     if not future.done():  # else its request was given up: committed all the same, a resend is known
                         future.set_result(was_stored)

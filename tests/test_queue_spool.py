@@ -203,3 +203,27 @@ def test_a_drained_queue_gives_its_space_back() -> None:
         finally:
             queue.close()
     assert full > 6 * GIVE_BACK_BYTES and drained <= 2 * GIVE_BACK_BYTES, (full, drained)
+
+
+def test_batches_committed_together_are_each_stored_once(tmp_path: Path) -> None:
+    """GroupCommit: twenty agents' batches at once, one of them sent twice in the same moment and
+    one a resend of a batch already stored: each stored once, each sender told which it was."""
+    import asyncio
+
+    from collector.queue import GroupCommit
+
+    queue = DurableQueue(tmp_path / "q.sqlite3")
+    queue.put("agent:a00", 1, pts(2, 1000))
+
+    async def scenario() -> list[bool]:
+        commits = GroupCommit(queue)
+        posts = [commits.put(f"agent:a{i:02d}", 2 if i == 0 else 1, pts(3, 10 * i)) for i in range(20)]
+        posts += [commits.put("agent:a05", 1, pts(3, 50)), commits.put("agent:a00", 1, pts(2, 1000))]
+        return await asyncio.gather(*posts)
+
+    answers = asyncio.run(scenario())
+    assert answers == [True] * 20 + [False, False]
+    batches = queue.peek(1000)
+    assert sorted((b.source, b.seq) for b in batches) == sorted([("agent:a00", 1), ("agent:a00", 2)] + [(f"agent:a{i:02d}", 1) for i in range(1, 20)])
+    assert queue.stats()["queue_points"] == 2 + 20 * 3
+    queue.close()
