@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 
 from agent.contract import IDENTIFIER, RESERVED_KEYS
 from agent.points import Point, PointError
@@ -161,7 +162,7 @@ def encode_points(points: list[Point]) -> bytes:
 # read: keys are identifiers, tag values escape only `,`, `=` and space, string fields only `\`
 # and `"`, every number is a float.
 _TAG_UNESCAPES = {",": ",", "=": "=", " ": " "}
-_PARSED_HEADS: dict[str, tuple[str, dict[str, str]]] = {}
+_PARSED_HEADS: dict[str, tuple[str, Mapping[str, str]]] = {}
 
 
 def _split_head(line: str) -> int:
@@ -210,8 +211,9 @@ _STRING_UNESCAPE = re.compile(r'\\(["\\])')
 
 
 def _parse_fields(text: str) -> dict[str, float | str]:
-    if '"' not in text:
-        return {key: float(value) for key, _, value in (pair.partition("=") for pair in text.split(","))}
+    if '"' not in text:  # numbers only: k1=v1,k2=v2 -> [k1, v1, k2, v2], all in C
+        parts = text.replace("=", ",").split(",")
+        return dict(zip(parts[::2], map(float, parts[1::2])))
     fields: dict[str, float | str] = {}
     for key, string, number in _FIELD.findall(text):
         if number:
@@ -227,10 +229,11 @@ def parse_line(line: str) -> Point:
     head = line[:split]
     parsed = _PARSED_HEADS.get(head)
     if parsed is None:
-        parsed = _parse_head(head)
+        measurement, tags = _parse_head(head)
+        parsed = (measurement, MappingProxyType(tags))  # shared by every point of the series: read-only
         if len(_PARSED_HEADS) >= _CACHE_MAX:
             _PARSED_HEADS.clear()
         _PARSED_HEADS[head] = parsed
     fields_text, _, ts = line[split + 1:].rpartition(" ")
-    return Point(parsed[0], dict(parsed[1]), _parse_fields(fields_text), int(ts))
+    return Point(parsed[0], parsed[1], _parse_fields(fields_text), int(ts))
 
