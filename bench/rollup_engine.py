@@ -105,7 +105,7 @@ async def run(agents: int, hours: float, folder: Path) -> dict[str, Any]:
         batch_id += 1
         clock[0] = batch[-1].time_ns + NS
         started = time.process_time()
-        await engine.fold([QueuedBatch(batch_id, "bench", batch_id, batch)], batch)
+        await engine.fold([QueuedBatch.of_points(batch_id, "bench", batch_id, batch)], batch)
         fold_cpu += time.process_time() - started
         folded += len(batch)
 

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from agent.points import Point, PointError
@@ -79,6 +80,10 @@ async def _read_json(request: web.Request, empty: Any = ...) -> Any:
     raw = await _read_body(request, settings.request_body_timeout_s, settings.max_batch_bytes)
     if empty is not ... and not raw.strip():
         return empty
+    try:
+        return orjson.loads(raw)  # a third of the time of json.loads on an agent's report
+    except orjson.JSONDecodeError:
+        pass  # refused, or something it reads otherwise (NaN, huge integers, lone surrogates): Python's parser decides and words it
     try:
         return json.loads(raw)
     except RecursionError:

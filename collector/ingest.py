@@ -9,6 +9,12 @@ cannot keep (older than InfluxDB's raw retention, `storage_reach`) are not a fau
 it is taken, they are not stored, and the answer counts them.
 No per-point model is built: a dict lookup per tag and field, and a cache of tag values
 already found good (agents send the same few hundred over and over).
+
+`AgentPoints` checks a batch's points with the contract's lookups made once per batch and the
+whole tag set of a series remembered once good (an agent sends the same few dozen series over
+and over); anything it does not find plainly good (an error, an integer, a boolean, non-ASCII
+text) it hands to `agent_point`, which decides and words the answer, so both take the same points
+and give the same errors.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from agent import registry
 from agent.contract import AGENT_MEASUREMENTS, MAX_STRING_LEN, MAX_TAG_LEN, MEASUREMENTS_SPEC, UNITS
 from agent.points import Point, PointError
 from collector.config import CollectorSettings, StorageSettings
+from collector.lineprotocol import checked_line, series_head
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 _POINT_KEYS = frozenset({"measurement", "tags", "fields", "time"})
@@ -74,7 +81,8 @@ class StorageReach:
         """(the points to store, how many are too old to)."""
         oldest_ns = now_ns - self.max_age_s * 1e9
         kept = [p for p in points if p.time_ns >= oldest_ns]
-        return kept, len(points) - len(kept)
+        # The batch's own list where all are kept: ingest's lines made beside it still match it.
+        return (points, 0) if len(kept) == len(points) else (kept, len(points) - len(kept))
 
 
 def storage_reach(collector: CollectorSettings, storage: StorageSettings) -> StorageReach | None:
@@ -133,6 +141,7 @@ def _agent_specs() -> dict[str, _Compiled]:
     global _compiled
     if _compiled[0] != registry.generation():
         _GOOD_TAGS.clear()  # a tag value good for a kind just removed is good no more
+        _GOOD_SERIES.clear()
         _compiled = (registry.generation(), _compile())
     return _compiled[1]
 
@@ -242,4 +251,71 @@ def agent_point(raw: Any, index: int, agent_id: str, site: str, now_ns: int, win
     return Point(measurement, tags, converted or fields, ts)
 
 
-__all__ = ["ForbiddenPointError", "IngestError", "StorageReach", "TimeWindow", "agent_point", "storage_reach"]
+class AgentPoints:
+    """`agent_point` for every point of one batch, with what it looks up made once (see above)."""
+
+    __slots__ = ("agent_id", "site", "now_ns", "window", "specs", "oldest_ns", "newest_ns", "lines")
+
+    def __init__(self, agent_id: str, site: str, now_ns: int, window: TimeWindow):
+        self.agent_id, self.site, self.now_ns, self.window = agent_id, site, now_ns, window
+        self.specs = _agent_specs()
+        # Each point's line of line protocol, made here where the check has just held it to more than
+        # the encoder asks; None where the queue's encoder is to make it (collector/queue.py).
+        self.lines: list[str | None] = []
+        # The same bounds as agent_point's, compared the same way (an int against a float).
+        self.oldest_ns = now_ns - window.max_age_s * 1e9
+        self.newest_ns = now_ns + window.max_ahead_s * 1e9
+
+    def __call__(self, raw: Any, index: int) -> Point:
+        if type(raw) is not dict or not raw.keys() <= _POINT_KEYS:
+            return self._checked(raw, index)
+        measurement, ts, tags, fields = raw.get("measurement"), raw.get("time"), raw.get("tags", _NO_TAGS), raw.get("fields")
+        compiled = self.specs.get(measurement) if type(measurement) is str else None
+        if (compiled is None or type(ts) is not int or not self.oldest_ns <= ts <= self.newest_ns or type(tags) is not dict
+                or tags.get("host") != self.agent_id or tags.get("site") != self.site or type(fields) is not dict or not fields):
+            return self._checked(raw, index)
+        try:
+            series = (measurement, *tags.items())
+            head = _GOOD_SERIES.get(series)
+        except TypeError:  # an unhashable tag value
+            return self._checked(raw, index)
+        if head is None:
+            return self._checked(raw, index, series)
+        floats, strings = compiled.floats, compiled.strings
+        converted: dict[str, Any] | None = None
+        for key, value in fields.items():
+            bounds = floats.get(key)
+            if bounds is not None:
+                kind = type(value)
+                if kind is float:
+                    if not bounds[0] <= value <= bounds[1]:
+                        return self._checked(raw, index)
+                elif kind is int and -_BIG_INT < value < _BIG_INT and bounds[0] <= value <= bounds[1]:
+                    converted = converted or dict(fields)
+                    converted[key] = float(value)
+                else:
+                    return self._checked(raw, index)
+            elif key not in strings or type(value) is not str or len(value) > MAX_STRING_LEN or not value.isascii():
+                return self._checked(raw, index)
+        fields = converted or fields
+        self.lines.append(checked_line(head, fields, ts))
+        return Point(measurement, tags, fields, ts)
+
+    def _checked(self, raw: Any, index: int, series: tuple[Any, ...] | None = None) -> Point:
+        """The full check (and its error); a series whose tags passed it is remembered with its line's head."""
+        point = agent_point(raw, index, self.agent_id, self.site, self.now_ns, self.window)
+        if series is not None:
+            if len(_GOOD_SERIES) >= _GOOD_TAGS_MAX:
+                _GOOD_SERIES.clear()
+            _GOOD_SERIES[series] = series_head(point.measurement, point.tags)
+        self.lines.append(None)
+        return point
+
+
+_NO_TAGS: dict[str, str] = {}
+_BIG_INT = 2**53  # integers a float holds exactly: what agent_point converts the same way
+# (measurement, *tag items) of tag sets agent_point took with this agent's own site and host -> the head of their lines.
+_GOOD_SERIES: dict[tuple[Any, ...], str] = {}
+
+
+__all__ = ["AgentPoints", "ForbiddenPointError", "IngestError", "StorageReach", "TimeWindow", "agent_point", "storage_reach"]

@@ -156,7 +156,8 @@ class LateRollups:
     def late_hours(self, batches: Iterable[QueuedBatch], now_ns: int) -> set[int]:
         """The hours holding rolled-up points older than the queries reach."""
         cutoff = now_ns - self.late_after_ns
-        return {p.time_ns - p.time_ns % HOUR_NS for b in batches for p in b.points
+        # A batch with nothing that old is not read back from its lines.
+        return {p.time_ns - p.time_ns % HOUR_NS for b in batches if b.oldest_ns < cutoff for p in b.points
                 if p.time_ns < cutoff and p.measurement in self.measurements}
 
     async def note_written(self, batches: list[QueuedBatch]) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from types import MappingProxyType
 
 from agent.contract import IDENTIFIER, RESERVED_KEYS
 from agent.points import Point, PointError
@@ -76,7 +77,7 @@ def _field_value(key: str, value: object) -> str:
             raise LineProtocolError(f"field {key}: a string over {MAX_STRING_BYTES} bytes")
         # InfluxDB 1.x unescapes only \" and \\ inside string fields; a raw newline inside the
         # quotes is accepted and stored as-is, so newlines survive a round trip unchanged.
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'  # type: ignore[attr-defined]
+        return _quoted(value)
     raise LineProtocolError(f"field {key}: unsupported value {value!r:.80}")
 
 
@@ -135,5 +136,104 @@ def encode_point(point: Point) -> str:
     return f"{head} {','.join(parts)} {ts}"
 
 
+def series_head(measurement: str, tags: Mapping[str, str]) -> str:
+    """The measurement-and-tags part of a line; LineProtocolError for anything it cannot write."""
+    return _head(measurement, tags)
+
+
+def checked_line(head: str, fields: Mapping[str, float | str], time_ns: int) -> str:
+    """`encode_point` of a point ingest has checked against the contract, which holds it to more
+    than the checks made here (collector/ingest.py): keys of the contract (identifiers, none named
+    like a tag), finite floats, ASCII strings of at most MAX_STRING_LEN, a time in the ingest window."""
+    return f"{head} {','.join([f'{k}={v!r}' if type(v) is float else f'{k}={_quoted(v)}' for k, v in fields.items()])} {time_ns}"
+
+
+def _quoted(text: object) -> str:
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def encode_points(points: list[Point]) -> bytes:
     return ("\n".join(encode_point(p) for p in points) + "\n").encode("utf-8")
+
+
+# --- reading back what encode_point wrote ---------------------------------------------------------
+# The durable queue keeps each point as its line (collector/queue.py); what needs the point again
+# (the collector's rollups, the local store) reads it here. Only lines this encoder wrote are
+# read: keys are identifiers, tag values escape only `,`, `=` and space, string fields only `\`
+# and `"`, every number is a float.
+_TAG_UNESCAPES = {",": ",", "=": "=", " ": " "}
+_PARSED_HEADS: dict[str, tuple[str, Mapping[str, str]]] = {}
+
+
+def _split_head(line: str) -> int:
+    """The index of the space that ends the measurement and tags."""
+    space = line.find(" ")
+    if "\\" not in line[:space]:
+        return space
+    i = 0
+    while True:
+        c = line[i]
+        if c == "\\" and line[i + 1] in _TAG_UNESCAPES:
+            i += 2
+        elif c == " ":
+            return i
+        else:
+            i += 1
+
+
+def _parse_head(head: str) -> tuple[str, dict[str, str]]:
+    if "\\" not in head:
+        measurement, *pairs = head.split(",")
+        return measurement, dict(pair.split("=", 1) for pair in pairs)
+    parts: list[str] = []
+    out: list[str] = []
+    i = 0
+    while i < len(head):  # split on unescaped commas, unescaping as it goes
+        c = head[i]
+        if c == "\\" and i + 1 < len(head) and head[i + 1] in _TAG_UNESCAPES:
+            out.append(head[i + 1])
+            i += 2
+            continue
+        if c == ",":
+            parts.append("".join(out))
+            out = []
+        else:
+            out.append(c)
+        i += 1
+    parts.append("".join(out))
+    measurement, *pairs = parts
+    return measurement, dict(pair.split("=", 1) for pair in pairs)  # keys are identifiers: the first `=` ends them
+
+
+# A field: its key, then a quoted string (only `\\` and `\"` escaped in it) or a number.
+_FIELD = re.compile(r'([a-z][a-z0-9_]*)=(?:"((?:[^"\\]|\\.)*)"|([^,]*))(?:,|$)', re.DOTALL)
+_STRING_UNESCAPE = re.compile(r'\\(["\\])')
+
+
+def _parse_fields(text: str) -> dict[str, float | str]:
+    if '"' not in text:  # numbers only: k1=v1,k2=v2 -> [k1, v1, k2, v2], all in C
+        parts = text.replace("=", ",").split(",")
+        return dict(zip(parts[::2], map(float, parts[1::2])))
+    fields: dict[str, float | str] = {}
+    for key, string, number in _FIELD.findall(text):
+        if number:
+            fields[key] = float(number)
+        else:
+            fields[key] = _STRING_UNESCAPE.sub(r"\1", string) if "\\" in string else string
+    return fields
+
+
+def parse_line(line: str) -> Point:
+    """The point `encode_point` wrote as `line` (numbers come back as floats, as stored)."""
+    split = _split_head(line)
+    head = line[:split]
+    parsed = _PARSED_HEADS.get(head)
+    if parsed is None:
+        measurement, tags = _parse_head(head)
+        parsed = (measurement, MappingProxyType(tags))  # shared by every point of the series: read-only
+        if len(_PARSED_HEADS) >= _CACHE_MAX:
+            _PARSED_HEADS.clear()
+        _PARSED_HEADS[head] = parsed
+    fields_text, _, ts = line[split + 1:].rpartition(" ")
+    return Point(parsed[0], parsed[1], _parse_fields(fields_text), int(ts))
+

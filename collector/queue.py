@@ -6,6 +6,14 @@ Batches are idempotent on (source, seq): a resend is acknowledged and not stored
 The queue is bounded on disk: past the bound the oldest batches are dropped, and every
 dropped point is counted (never silent).
 
+Each batch is one row holding its points already encoded, one line of line protocol each (a JSON
+array): the writer sends them as they are and, when the storage refuses one, still knows every
+line to find it. A point the encoder cannot write is set aside (`rejected`) when its batch is
+stored. Whoever needs the points again (the collector's rollups, the local store) reads them
+back from the lines (`QueuedBatch.points`). A queue file of the format before this one (points
+as JSON) is converted when it is opened, in one transaction: nothing queued is lost.
+Once drained the file gives its space back (incremental vacuum, a bounded write-ahead log).
+
 With `storage.kind = "local"` the queue is the store itself (nothing empties it): the status
 page and the reports read it (collector/timeseries.py `LocalSource`). It then keeps points for
 `raw_retention_days` as well as within its size (`expire`, run hourly by the collector), so the
@@ -14,14 +22,25 @@ history it holds is bounded in time and in bytes, whichever comes first.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+import orjson
+
 from agent.points import Point
+from collector.lineprotocol import LineProtocolError, encode_point, parse_line
+
+log = logging.getLogger("nettvakt.queue")
+
+# PRAGMA user_version of this format; 0 is the format before it (a `points` JSON column).
+FORMAT = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS batch (
@@ -31,7 +50,8 @@ CREATE TABLE IF NOT EXISTS batch (
     received_ns INTEGER NOT NULL,
     n_points INTEGER NOT NULL,
     n_bytes INTEGER NOT NULL,
-    points TEXT NOT NULL
+    oldest_ns INTEGER NOT NULL,
+    lines TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS seen (
     source TEXT NOT NULL,
@@ -65,12 +85,51 @@ SEEN_PER_SOURCE = 1000
 SEEN_ROW_BYTES = 64
 
 
+# The most points kept in memory for the writer (about 1 KB each); batches past it are read back from their lines.
+RECENT_POINTS = 20_000
+# Free pages past this are given back to the file system once the queue is (nearly) drained; the
+# write-ahead log is cut back to this size after a checkpoint.
+GIVE_BACK_BYTES = 8 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class QueuedBatch:
     id: int
     source: str
     seq: int
-    points: list[Point]
+    lines: list[str]  # one line of line protocol per point, as the writer sends them
+    oldest_ns: int  # the oldest point's time
+
+    @cached_property
+    def points(self) -> list[Point]:
+        """The points again, read back from their lines (only where they are needed)."""
+        return [parse_line(line) for line in self.lines]
+
+    @classmethod
+    def of_points(cls, id: int, source: str, seq: int, points: list[Point]) -> "QueuedBatch":
+        """A batch as the queue gives it, of points that encode (tests and benchmarks of the writer's hooks)."""
+        batch = cls(id, source, seq, [encode_point(p) for p in points], min((p.time_ns for p in points), default=0))
+        batch.__dict__["points"] = points
+        return batch
+
+
+Unwritable = tuple[str, str]
+"""(the point as JSON, why line protocol cannot say it) of a point set aside when it was stored."""
+
+
+def encode_lines(points: list[Point], made: list[str | None] | None = None) -> tuple[list[str], list[Point], list[Unwritable]]:
+    """The lines of the points the encoder can write, those points, and the rest with why. `made`:
+    lines already made where ingest checked a point (collector/ingest.py), None for the rest."""
+    lines: list[str] = []
+    kept: list[Point] = []
+    unwritable: list[Unwritable] = []
+    for point, line in zip(points, made or [None] * len(points)):
+        try:
+            lines.append(line or encode_point(point))
+            kept.append(point)
+        except LineProtocolError as exc:
+            unwritable.append((json.dumps(point.to_json(), default=repr)[:2000], f"line protocol: {exc}"))
+    return lines, kept, unwritable
 
 
 class DurableQueue:
@@ -82,47 +141,122 @@ class DurableQueue:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        new_file = self._db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
+        if new_file:  # only before the first table: an existing file keeps its mode (VACUUM would rewrite it whole)
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute(f"PRAGMA journal_size_limit={GIVE_BACK_BYTES}")
+        self._page_size = self._db.execute("PRAGMA page_size").fetchone()[0]
+        if not new_file and self._db.execute("PRAGMA user_version").fetchone()[0] < FORMAT:
+            self._migrate()
         self._db.executescript(SCHEMA)
+        self._db.execute(f"PRAGMA user_version={FORMAT}")
         self.seen_per_source = seen_per_source
         self._pending_bytes = self._db.execute("SELECT COALESCE(SUM(n_bytes), 0) FROM batch").fetchone()[0]
         self._seen_rows = self._db.execute("SELECT COUNT(*) FROM seen").fetchone()[0]
         self._floors: dict[str, int] = dict(self._db.execute("SELECT source, seq FROM seen_floor").fetchall())
+        # The points of batches this process queued, by batch id, until written: where the writer needs
+        # points (the collector's rollups), it takes these instead of reading its lines back.
+        self._recent: dict[int, list[Point]] = {}
+        self._recent_points = 0
         # When data was last dropped or refused, in this process: /health reports recent trouble.
         self.last_drop_ns = 0
         self.last_reject_ns = 0
+
+    def _migrate(self) -> None:
+        """A queue of the format before (each batch's points as JSON) becomes this one in one transaction:
+        every batch keeps its id, source, seq and time, its points become lines, and a point line protocol
+        cannot say is set aside as the writer did it. Killed halfway, the old file is as it was."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(batch)")}
+        if "points" not in columns:
+            return  # no batch table yet (a file with other tables only), or already converted
+        moved = aside = 0
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("ALTER TABLE batch RENAME TO batch_old")
+            for statement in SCHEMA.split(";"):  # not executescript: it would commit the transaction
+                if statement.strip():
+                    self._db.execute(statement)
+            highest = self._db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'batch_old'").fetchone()
+            rows = self._db.execute("SELECT id, source, seq, received_ns, points FROM batch_old ORDER BY id").fetchall()
+            for bid, source, seq, received_ns, payload in rows:
+                points = [Point(p["measurement"], p["tags"], p["fields"], p["time"]) for p in json.loads(payload)]
+                lines, kept, unwritable = encode_lines(points)
+                for text, reason in unwritable:
+                    self._set_aside(source, text, reason)
+                aside += len(unwritable)
+                if lines:
+                    self._insert(bid, source, seq, received_ns, lines, min(p.time_ns for p in kept))
+                    moved += len(lines)
+            self._db.execute("DROP TABLE batch_old")
+            self._db.execute("DELETE FROM sqlite_sequence WHERE name = 'batch_old'")
+            if highest is not None:  # ids are never given out twice, also across the conversion
+                self._db.execute("INSERT OR REPLACE INTO sqlite_sequence (name, seq) VALUES ('batch', ?)", (highest[0],))
+            self._db.execute(f"PRAGMA user_version={FORMAT}")
+        log.info("queue %s converted to format %d: %d queued point(s) kept, %d set aside (line protocol cannot say them)",
+                 self.path, FORMAT, moved, aside)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
-    def put(self, source: str, seq: int, points: list[Point]) -> bool:
-        """Commit a batch; False when (source, seq) was already accepted (a resend)."""
-        payload = json.dumps([p.to_json() for p in points], ensure_ascii=False, separators=(",", ":"))
-        if not payload.isascii():
-            try:
-                payload.encode("utf-8")
-            except UnicodeEncodeError:  # a lone surrogate (ingest refuses them; a device string may not): keep it escaped
-                payload = json.dumps([p.to_json() for p in points], separators=(",", ":"))
+    def _insert(self, bid: int | None, source: str, seq: int, received_ns: int, lines: list[str], oldest_ns: int) -> tuple[int, int]:
+        """(its id, its size) of the batch inserted."""
+        payload = orjson.dumps(lines).decode()
+        cursor = self._db.execute(
+            "INSERT INTO batch (id, source, seq, received_ns, n_points, n_bytes, oldest_ns, lines) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (bid, source, seq, received_ns, len(lines), len(payload), oldest_ns, payload),
+        )
+        return cursor.lastrowid or 0, len(payload)
+
+    def put(self, source: str, seq: int, points: list[Point], lines: list[str | None] | None = None) -> bool:
+        """Commit a batch; False when (source, seq) was already accepted (a resend). `lines`: as encode_lines takes them."""
+        return self.put_many([(source, seq, points, lines)])[0]
+
+    def put_many(self, batches: list[tuple[str, int, list[Point], list[str | None] | None]]) -> list[bool]:
+        """Commit batches in one transaction (one fsync for all: `GroupCommit`); for each, False
+        when it was already accepted (a resend, also of one before it in the same call)."""
+        encoded = []
+        for source, seq, points, made in batches:
+            lines, kept, unwritable = encode_lines(points, made)
+            encoded.append((source, seq, lines, kept, unwritable, min((p.time_ns for p in kept), default=0)))
         now = time.time_ns()
-        with self._lock, self._db:
-            if seq <= self._floors.get(source, -1):
-                return False  # older than every number still remembered: a resend of a forgotten batch
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._lock:
+            before = (self._pending_bytes, self._seen_rows, dict(self._floors))
+            inserted: list[tuple[int, list[Point]]] = []
             try:
-                self._db.execute("INSERT INTO seen (source, seq, received_ns) VALUES (?, ?, ?)", (source, seq, now))
-            except sqlite3.IntegrityError:
-                return False
-            self._seen_rows += 1
-            self._db.execute(
-                "INSERT INTO batch (source, seq, received_ns, n_points, n_bytes, points) VALUES (?, ?, ?, ?, ?, ?)",
-                (source, seq, now, len(points), len(payload), payload),
-            )
-            self._pending_bytes += len(payload)
-            if seq % 100 == 0 or self._seen_rows * SEEN_ROW_BYTES > self.max_bytes // 10:
-                self._forget_old_seqs(source)
-            self._enforce_bound()
+                with self._db:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    stored = [self._put_one(now, inserted, *batch) for batch in encoded]
+                    self._enforce_bound()
+            except BaseException:
+                self._pending_bytes, self._seen_rows, self._floors = before  # rolled back: as before the call
+                raise
+            for bid, points in inserted:  # committed: the writer can have them without reading their lines
+                if self._recent_points + len(points) <= RECENT_POINTS:
+                    self._recent[bid] = points
+                    self._recent_points += len(points)
+        return stored
+
+    def _put_one(self, now: int, inserted: list[tuple[int, list[Point]]], source: str, seq: int, lines: list[str], points: list[Point],
+                 unwritable: list[Unwritable], oldest_ns: int) -> bool:
+        if seq <= self._floors.get(source, -1):
+            return False  # older than every number still remembered: a resend of a forgotten batch
+        try:
+            self._db.execute("INSERT INTO seen (source, seq, received_ns) VALUES (?, ?, ?)", (source, seq, now))
+        except sqlite3.IntegrityError:
+            return False
+        self._seen_rows += 1
+        if lines:
+            bid, size = self._insert(None, source, seq, now, lines, oldest_ns)
+            self._pending_bytes += size
+            inserted.append((bid, points))
+        for text, reason in unwritable:
+            log.error("a point from %s cannot be written as line protocol, moved aside: %s -- %s", source, reason, text)
+            self._set_aside(source, text, reason)
+        if seq % 100 == 0 or self._seen_rows * SEEN_ROW_BYTES > self.max_bytes // 10:
+            self._forget_old_seqs(source)
         return True
 
     def _forget_old_seqs(self, source: str) -> None:
@@ -157,6 +291,7 @@ class DurableQueue:
             if row is None:
                 break
             self._db.execute("DELETE FROM batch WHERE id = ?", (row[0],))
+            self._forget_recent([row[0]])
             self._pending_bytes -= row[2]
             self._add("dropped_points", row[1])
             self._add("dropped_batches", 1)
@@ -178,14 +313,14 @@ class DurableQueue:
         out: list[QueuedBatch] = []
         total = 0
         with self._lock:
-            cursor = self._db.execute("SELECT id, source, seq, n_points, points FROM batch ORDER BY id")
-            for bid, source, seq, n_points, payload in cursor:
+            cursor = self._db.execute("SELECT id, source, seq, n_points, oldest_ns, lines FROM batch ORDER BY id")
+            for bid, source, seq, n_points, oldest_ns, payload in cursor:
                 if out and total + n_points > max_points:
                     break
-                # Validated before it was queued: rebuild without validating again (a third of the writer's time).
-                out.append(
-                    QueuedBatch(bid, source, seq, [Point(p["measurement"], p["tags"], p["fields"], p["time"]) for p in json.loads(payload)])
-                )
+                batch = QueuedBatch(bid, source, seq, orjson.loads(payload), oldest_ns)
+                if bid in self._recent:
+                    batch.__dict__["points"] = self._recent[bid]
+                out.append(batch)
                 total += n_points
             cursor.close()
         return out
@@ -193,13 +328,34 @@ class DurableQueue:
     def ack(self, batch_ids: list[int], written_points: int) -> None:
         if not batch_ids:
             return
-        with self._lock, self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            marks = ",".join("?" * len(batch_ids))
-            freed = self._db.execute(f"SELECT COALESCE(SUM(n_bytes), 0) FROM batch WHERE id IN ({marks})", batch_ids).fetchone()[0]
-            self._db.execute(f"DELETE FROM batch WHERE id IN ({marks})", batch_ids)
-            self._pending_bytes -= freed
-            self._add("written_points", written_points)
+        with self._lock:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                marks = ",".join("?" * len(batch_ids))
+                freed = self._db.execute(f"SELECT COALESCE(SUM(n_bytes), 0) FROM batch WHERE id IN ({marks})", batch_ids).fetchone()[0]
+                self._db.execute(f"DELETE FROM batch WHERE id IN ({marks})", batch_ids)
+                self._pending_bytes -= freed
+                self._add("written_points", written_points)
+            self._forget_recent(batch_ids)
+            self._give_back()
+
+    def _forget_recent(self, batch_ids: list[int]) -> None:
+        for bid in batch_ids:
+            points = self._recent.pop(bid, None)
+            if points is not None:
+                self._recent_points -= len(points)
+
+    def _give_back(self) -> None:
+        """Once (nearly) drained, free pages past GIVE_BACK_BYTES go back to the file system and the
+        write-ahead log is emptied; while a backlog is waiting, new batches reuse the free pages.
+        A file made before incremental vacuum (format 0) keeps its size."""
+        if self._pending_bytes > GIVE_BACK_BYTES:
+            return
+        page_size = self._page_size
+        free = self._db.execute("PRAGMA freelist_count").fetchone()[0] * page_size
+        if free > GIVE_BACK_BYTES:
+            # executescript: execute() would step the pragma once, freeing one page.
+            self._db.executescript(f"PRAGMA incremental_vacuum({(free - GIVE_BACK_BYTES // 2) // page_size}); PRAGMA wal_checkpoint(TRUNCATE);")
 
     def highest_batch_id(self) -> int:
         """The largest batch id this queue ever gave out (AUTOINCREMENT: ids are never reused, also after
@@ -227,13 +383,12 @@ class DurableQueue:
     def reject(self, source: str, line: str, reason: str) -> None:
         """Move a point the database refused aside, with why, so it never blocks the others."""
         with self._lock, self._db:
-            self._db.execute(
-                "INSERT INTO rejected (rejected_ns, source, line, reason) VALUES (?, ?, ?, ?)",
-                (time.time_ns(), source, line, reason),
-            )
-            self._add("rejected_points", 1)
-            self.last_reject_ns = time.time_ns()
+            self._set_aside(source, line, reason)
 
+    def _set_aside(self, source: str, line: str, reason: str) -> None:
+        self._db.execute("INSERT INTO rejected (rejected_ns, source, line, reason) VALUES (?, ?, ?, ?)", (time.time_ns(), source, line, reason))
+        self._add("rejected_points", 1)
+        self.last_reject_ns = time.time_ns()
 
     def stats(self) -> dict[str, float]:
         with self._lock:
@@ -262,3 +417,42 @@ class DurableQueue:
                 "SELECT rejected_ns, source, line, reason FROM rejected ORDER BY id DESC LIMIT ?", (limit,)
             ).fetchall()
         return [dict(zip(("rejected_ns", "source", "line", "reason"), row)) for row in rows]
+
+
+class GroupCommit:
+    """Batches that arrive while a commit is on disk are committed together in the next one: one
+    transaction and one fsync for all of them instead of one each. Each caller is answered only
+    once its own batch is committed, as with `DurableQueue.put`."""
+
+    def __init__(self, queue: DurableQueue):
+        self.queue = queue
+        self._waiting: list[tuple[tuple[str, int, list[Point], list[str | None] | None], asyncio.Future[bool]]] = []
+        self._committing: asyncio.Task[None] | None = None
+
+    async def put(self, source: str, seq: int, points: list[Point], lines: list[str | None] | None = None) -> bool:
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append(((source, seq, points, lines), future))
+        if self._committing is None:
+            self._committing = asyncio.get_running_loop().create_task(self._commit_waiting(), name="queue-commit")
+        return await future
+
+    async def _commit_waiting(self) -> None:
+        try:
+            while self._waiting:
+                group, self._waiting = self._waiting, []
+                try:
+                    stored = await asyncio.to_thread(self.queue.put_many, [batch for batch, _ in group])
+                except asyncio.CancelledError:  # shutting down: nobody is answered (the agents resend; a resend is known)
+                    for _, future in group + self._waiting:
+                        future.cancel()
+                    raise
+                except Exception as exc:  # every batch of the failed transaction is refused (the agents resend)
+                    for _, future in group:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for (_, future), was_stored in zip(group, stored):
+                    if not future.done():  # else its request was given up: committed all the same, a resend is known
+                        future.set_result(was_stored)
+        finally:
+            self._committing = None

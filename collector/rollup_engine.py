@@ -65,6 +65,8 @@ CLOSE_EVERY_S = 30.0
 # ... while the writer is caught up: the oldest batch in the queue waited at most this long.
 CAUGHT_UP_S = 60.0
 WRITE_LINES = 5000
+# Tag sets as points carry them, remembered with their series (sorted, none empty): emptied when full.
+SERIES_CACHE = 50_000
 STATE_FILE = "rollups.sqlite3"
 
 SCHEMA = """
@@ -119,19 +121,40 @@ class Bucket:
 
     def __init__(self, layout: Layout):
         self.stats = layout.template[:]
-        self.values = [array("d") for _ in layout.kept]
+        # A kept field's values, made on its first value: most buckets hold a few of the layout's fields.
+        self.values: list[array | None] = [None] * len(layout.kept)
 
     def add(self, layout: Layout, name: str, value: float) -> None:
+        self.add_values(layout, name, [value])
+
+    def add_values(self, layout: Layout, name: str, values: list[float]) -> None:
+        """Fold `values` of field `name` in, in their order (the same sum as adding them one by one)."""
         stats, at = self.stats, STATS * layout.slot[name]
-        stats[at] += 1.0
-        stats[at + 1] += value
-        if value < stats[at + 2]:
-            stats[at + 2] = value
-        if value > stats[at + 3]:
-            stats[at + 3] = value
+        stats[at] += len(values)
+        total = stats[at + 1]
+        for value in values:
+            total += value
+        stats[at + 1] = total
+        low, high = min(values), max(values)
+        if low < stats[at + 2]:
+            stats[at + 2] = low
+        if high > stats[at + 3]:
+            stats[at + 3] = high
         kept = layout.kept_slot.get(name)
         if kept is not None:
-            self.values[kept].append(value)
+            held = self.values[kept]
+            if held is None:
+                self.values[kept] = array("d", values)
+            else:
+                held.extend(values)
+
+    def add_all(self, layout: Layout, points_fields: list[Mapping[str, Any]]) -> None:
+        """`add` of every number of the layout's fields in these points' fields, in their order."""
+        names = layout.slot.keys() & (points_fields[0].keys() if len(points_fields) == 1 else set().union(*points_fields))
+        for name in names:
+            values = [float(f[name]) for f in points_fields if name in f and type(f[name]) is not str]
+            if values:
+                self.add_values(layout, name, values)
 
     def value(self, layout: Layout, name: str, aggregate: str) -> float | None:
         """`aggregate` of the values of `name` folded in; None when none were."""
@@ -147,16 +170,17 @@ class Bucket:
             return self.stats[at + 2]
         if aggregate == "max":
             return self.stats[at + 3]
-        return influx_percentile(list(self.values[layout.kept_slot[name]]), 95)
+        return influx_percentile(list(self.values[layout.kept_slot[name]] or ()), 95)
 
     def copy(self) -> "Bucket":
         twin = Bucket.__new__(Bucket)
         twin.stats = self.stats[:]
-        twin.values = [array("d", v) for v in self.values]
+        twin.values = [None if v is None else array("d", v) for v in self.values]
         return twin
 
     def pack(self) -> bytes:
-        return self.stats.tobytes() + array("I", [len(v) for v in self.values]).tobytes() + b"".join(v.tobytes() for v in self.values)
+        return (self.stats.tobytes() + array("I", [len(v) if v else 0 for v in self.values]).tobytes()
+                + b"".join(v.tobytes() for v in self.values if v))
 
     @classmethod
     def unpack(cls, layout: Layout, signature: str, blob: bytes) -> "Bucket":
@@ -172,7 +196,7 @@ class Bucket:
         for count in counts:
             one = array("d")
             one.frombytes(blob[at:at + 8 * count])
-            values.append(one)
+            values.append(one if count else None)
             at += 8 * count
         if old == layout or old.signature == layout.signature:
             bucket = cls.__new__(cls)
@@ -321,6 +345,8 @@ class RollupEngine:
         self.stats.late_points = int(marks.get("late_points", 0))
         self.open: dict[str, dict[BucketKey, Bucket]] = {FIVE_MINUTES: {}, HOURLY: {}}
         self._tags: dict[Tags, Tags] = {}  # one tuple per series, shared by its buckets
+        self._series: dict[tuple[str, ...], Tags] = {}  # (measurement, *tags as a point has them) -> its series
+        self._tags_text: dict[Tags, str] = {}
         rows = self._db.execute("SELECT resolution, measurement, tags, start_ns, layout, state FROM bucket").fetchall()
         for resolution, measurement, tags, start_ns, signature, state in rows:
             plan = PLANS.get(measurement)
@@ -338,13 +364,22 @@ class RollupEngine:
         self._db.executemany(
             "INSERT INTO bucket (resolution, measurement, tags, start_ns, layout, state) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(resolution, measurement, tags, start_ns) DO UPDATE SET layout = excluded.layout, state = excluded.state",
-            [(resolution, m, json.dumps(tags), start, PLANS[m].layout(resolution).signature, bucket.pack())
+            [(resolution, m, self._tags_json(tags), start, PLANS[m].layout(resolution).signature, bucket.pack())
              for (m, tags, start), bucket in buckets],
         )
 
+    def _tags_json(self, tags: Tags) -> str:
+        """How a series' tags are stored (json.dumps of the tuple), made once per series."""
+        text = self._tags_text.get(tags)
+        if text is None:
+            if len(self._tags_text) >= SERIES_CACHE:
+                self._tags_text.clear()
+            text = self._tags_text[tags] = json.dumps(tags)
+        return text
+
     def _delete_buckets(self, resolution: str, keys: Iterable[BucketKey]) -> None:
         self._db.executemany("DELETE FROM bucket WHERE resolution = ? AND measurement = ? AND tags = ? AND start_ns = ?",
-                             [(resolution, m, json.dumps(tags), start) for m, tags, start in keys])
+                             [(resolution, m, self._tags_json(tags), start) for m, tags, start in keys])
 
     def close(self) -> None:
         self._db.close()
@@ -365,29 +400,45 @@ class RollupEngine:
             return
         folded_before = {id(p) for b in batches if b.id <= self.folded_through for p in b.points}
         open_5m = self.open[FIVE_MINUTES]
-        touched: dict[BucketKey, Bucket] = {}
+        # The points of each bucket first, then each field of a bucket at once: a batch holds several
+        # points of a series in one bucket (a backlog, or a probe every 30 s), and a field's values
+        # are folded in the order they came, as one at a time would.
+        groups: dict[BucketKey, list[Mapping[str, Any]]] = {}
         late = folded = 0
         for point in written:
             plan = PLANS.get(point.measurement)
             if plan is None or (folded_before and id(point) in folded_before):
                 continue
-            layout = plan.raw
-            numbers = [(name, float(value)) for name, value in point.fields.items() if name in layout.slot and type(value) is not str]
-            if not numbers:
+            slot = plan.raw.slot
+            if not any(name in slot and type(value) is not str for name, value in point.fields.items()):
                 continue
             start = point.time_ns - point.time_ns % FIVE_MINUTE_NS
             if start < self.closed_before_ns:
                 late += 1
                 continue
-            series = tags_key(point.tags)
-            key = (point.measurement, self._tags.setdefault(series, series), start)
+            tags = point.tags
+            raw = (point.measurement, *tags.items())
+            series = self._series.get(raw)
+            if series is None:
+                if len(self._series) >= SERIES_CACHE:
+                    self._series.clear()
+                found = tags_key(tags)
+                series = self._series[raw] = self._tags.setdefault(found, found)
+            key = (point.measurement, series, start)
+            group = groups.get(key)
+            if group is None:
+                groups[key] = [point.fields]
+            else:
+                group.append(point.fields)
+            folded += 1
+        touched: dict[BucketKey, Bucket] = {}
+        for key, fields in groups.items():
+            layout = PLANS[key[0]].raw
             bucket = open_5m.get(key)
             if bucket is None:
                 bucket = open_5m[key] = Bucket(layout)
-            for name, value in numbers:
-                bucket.add(layout, name, value)
+            bucket.add_all(layout, fields)
             touched[key] = bucket
-            folded += 1
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")

@@ -19,9 +19,9 @@ from agent.points import Point, PointError
 from agent.report import Batch, parse_batch
 from collector.availability import AvailabilityRecorder
 from collector.config import AgentEntry, Inventory
-from collector.ingest import TimeWindow, agent_point, storage_reach
+from collector.ingest import AgentPoints, TimeWindow, storage_reach
 from collector.logins import UserNames
-from collector.queue import DurableQueue
+from collector.queue import DurableQueue, GroupCommit
 
 log = logging.getLogger("nettvakt.collector")
 
@@ -135,6 +135,7 @@ class CollectorService:
     def __init__(self, inventory: Inventory, queue: DurableQueue, state_path: Path | None = None):
         self.inventory = inventory
         self.queue = queue
+        self.commits = GroupCommit(queue)  # concurrent agents' batches share one commit
         self.state_path = state_path
         self.started_ns = time.time_ns()
         self.agents: dict[str, AgentState] = {a.id: AgentState(known_since_ns=self.started_ns) for a in inventory.agent}
@@ -242,15 +243,14 @@ class CollectorService:
         settings = self.inventory.collector
         window = TimeWindow(settings.max_clock_ahead_s, settings.max_point_age_days * 86400.0)
         now_ns = time.time_ns()
-        batch = parse_batch(
-            data, settings.max_batch_points, lambda raw, i: agent_point(raw, i, agent.id, agent.site, now_ns, window)
-        )
+        checked = AgentPoints(agent.id, agent.site, now_ns, window)
+        batch = parse_batch(data, settings.max_batch_points, checked)
         reach = storage_reach(settings, self.inventory.storage)
         kept, too_old = reach.split(batch.points, now_ns) if reach is not None else (batch.points, 0)
         # Before anything is stored: with hashed user names no plain name reaches the queue.
         points = self.user_names.stored_points(kept)
         source = agent_source(agent.id)
-        stored = await asyncio.to_thread(self.queue.put, source, batch.seq, points)
+        stored = await self.commits.put(source, batch.seq, points, checked.lines if points is batch.points else None)
         self._heard_from(agent, batch)
         if stored:
             self.points_in += len(points)
@@ -282,10 +282,13 @@ class CollectorService:
         state.last_batch_ns = time.time_ns()
         newest = max((p.time_ns for p in batch.points), default=0)
         state.last_seen_ns = max(state.last_seen_ns, newest)
+        latest: dict[str, Point] = {}  # the batch's newest probe point of each target
         for point in batch.points:
-            target = point.tags.get("target")
-            if point.measurement != "probe" or target is None:
-                continue
+            if point.measurement == "probe":
+                target = point.tags.get("target")
+                if target is not None and (target not in latest or latest[target].time_ns <= point.time_ns):
+                    latest[target] = point
+        for target, point in latest.items():
             known = self.targets.get((agent.id, target))
             if known is not None and known.time_ns > point.time_ns:
                 continue  # backlog older than what we know: stored, but not the live state

@@ -25,8 +25,10 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Protocol
 
 from agent.contract import MEASUREMENTS_SPEC, UNITS
+from agent.points import Point
 from collector.config import Inventory
 from collector.influxql import InfluxQueryError, http_get, query
+from collector.lineprotocol import parse_line
 from collector.rollups import (
     EVENTS_RETENTION_POLICY,
     NS,
@@ -241,34 +243,35 @@ class LocalSource:
         self, measurement: str, start_ns: int, end_ns: int, tags: Mapping[str, str] | None = None, resolution: str = RAW
     ) -> list[Sample]:
         wanted = dict(tags or {})
-        # The payload is compact JSON, so a LIKE on the measurement skips most other batches unparsed.
-        needle = '%"measurement":' + json.dumps(measurement, ensure_ascii=False) + "%"
         db = self._connect()
         try:
-            cursor = db.execute(
-                "SELECT points FROM batch WHERE received_ns >= ? AND points LIKE ? ORDER BY id",
-                (int(start_ns) - CLOCK_SKEW_NS, needle),
-            )
+            old_format = "points" in {row[1] for row in db.execute("PRAGMA table_info(batch)")}
+            # A LIKE on how the measurement's points start skips most other batches unread.
+            column, needle = ("points", '%"measurement":' + json.dumps(measurement, ensure_ascii=False) + "%") if old_format else ("lines", f'%"{measurement}%')
+            cursor = db.execute(f"SELECT {column} FROM batch WHERE received_ns >= ? AND {column} LIKE ? ORDER BY id",
+                                (int(start_ns) - CLOCK_SKEW_NS, needle))
             payloads = [row[0] for row in cursor]
         except sqlite3.Error as exc:
             raise SourceError(f"local store {self.path}: {exc}") from exc
         finally:
             db.close()
         out: list[Sample] = []
+        starts = (measurement + ",", measurement + " ")
         try:
             for payload in payloads:
-                for point in json.loads(payload):
-                    if point.get("measurement") != measurement:
+                if old_format:  # a queue the collector has not converted yet (collector/queue.py): points as JSON
+                    points = [Point(p.get("measurement"), p.get("tags", {}), p.get("fields", {}), int(p["time"])) for p in json.loads(payload)]
+                else:
+                    points = [parse_line(line) for line in json.loads(payload) if line.startswith(starts)]
+                for point in points:
+                    if point.measurement != measurement or not start_ns <= point.time_ns < end_ns:
                         continue
-                    time_ns = int(point["time"])
-                    if not start_ns <= time_ns < end_ns:
-                        continue
-                    point_tags = {str(k): str(v) for k, v in point.get("tags", {}).items()}
+                    point_tags = {str(k): str(v) for k, v in point.tags.items()}
                     if any(point_tags.get(k) != v for k, v in wanted.items()):
                         continue
-                    fields = {k: v for k, v in ((k, _field_value(v)) for k, v in point.get("fields", {}).items()) if v is not None}
-                    out.append(Sample(time_ns, point_tags, fields))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a damaged store: say so, never a traceback
+                    fields = {k: v for k, v in ((k, _field_value(v)) for k, v in point.fields.items()) if v is not None}
+                    out.append(Sample(point.time_ns, point_tags, fields))
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:  # a damaged store: say so, never a traceback
             raise SourceError(f"local store {self.path}: a batch that is not what the collector writes: {exc!r}") from exc
         out.sort(key=lambda s: s.time_ns)
         return out
@@ -283,20 +286,30 @@ class LocalSource:
         `as_stored` a sample to have it as `samples` gives it."""
         db = self._connect()
         try:
-            rows = db.execute("SELECT id, points FROM batch WHERE id > ? AND received_ns >= ? ORDER BY id",
+            old_format = "points" in {row[1] for row in db.execute("PRAGMA table_info(batch)")}
+            rows = db.execute(f"SELECT id, {'points' if old_format else 'lines'} FROM batch WHERE id > ? AND received_ns >= ? ORDER BY id",
                               (int(after_id), int(received_since_ns) - CLOCK_SKEW_NS)).fetchall()
         except sqlite3.Error as exc:
             raise SourceError(f"local store {self.path}: {exc}") from exc
         finally:
             db.close()
         out: dict[str, list[Sample]] = {m: [] for m in measurements}
+        starts = tuple(m + sep for m in measurements for sep in (",", " "))
         try:
             for _, payload in rows:
-                for point in json.loads(payload):
-                    kept = out.get(point["measurement"])
-                    if kept is not None:
-                        kept.append(Sample(int(point["time"]), point.get("tags") or {}, point["fields"]))
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # a damaged store: say so, never a traceback
+                if old_format:  # a queue the collector has not converted yet (collector/queue.py): points as JSON
+                    for raw in json.loads(payload):
+                        kept = out.get(raw["measurement"])
+                        if kept is not None:
+                            kept.append(Sample(int(raw["time"]), raw.get("tags") or {}, raw["fields"]))
+                    continue
+                for line in json.loads(payload):
+                    if line.startswith(starts):
+                        point = parse_line(line)
+                        kept = out.get(point.measurement)
+                        if kept is not None:
+                            kept.append(Sample(point.time_ns, point.tags, point.fields))
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:  # a damaged store: say so, never a traceback
             raise SourceError(f"local store {self.path}: a batch that is not what the collector writes: {exc!r}") from exc
         return (rows[-1][0] if rows else after_id), out
 

@@ -1,8 +1,9 @@
 """Drains the durable queue into InfluxDB, in order, losing nothing and writing nothing twice.
 
 Transient failures (5xx, timeouts, connection errors) are retried with capped exponential
-backoff, keeping the batch at the head of the queue. A point the line-protocol encoder
-refuses (it cannot be written unambiguously) is moved aside before the write. A 4xx means bad points: the batch is
+backoff, keeping the batch at the head of the queue. The queue holds each point as its line
+(a point the line-protocol encoder refuses was moved aside when it was queued), so a write is
+the lines of the oldest batches joined. A 4xx means bad points: the lines are
 bisected until each refused line stands alone, that line is moved aside with the reason
 and logged, and the good points behind it go on. InfluxDB overwrites a point with the same
 series and timestamp, so re-sending the good half of a bisected batch is harmless.
@@ -18,17 +19,16 @@ storage took are handed to `rollups` (collector/rollup_engine.py) before the bat
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import ssl
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Awaitable, Callable, Mapping, Protocol
 
 import aiohttp
 
 from agent.points import Point
 from collector.config import Inventory, StorageSettings
-from collector.lineprotocol import LineProtocolError, encode_point
 from collector.queue import DurableQueue, QueuedBatch
 
 log = logging.getLogger(__name__)
@@ -125,6 +125,11 @@ class EventCopy:
     retention_policy: str
     measurements: frozenset[str]
 
+    @property
+    def line_starts(self) -> tuple[str, ...]:
+        """How their lines start: the measurement (an identifier), then its tags or its fields."""
+        return tuple(m + separator for m in sorted(self.measurements) for separator in ", ")
+
 
 @dataclass
 class WriterStats:
@@ -136,21 +141,33 @@ class WriterStats:
     extra: dict[str, int] = field(default_factory=dict)
 
 
-Line = tuple[str, str, Point]
-"""(source, line protocol, the point) of one point."""
+Line = tuple[QueuedBatch, int]
+"""A point in the head of the queue: its batch, and its index there."""
 
 
-def encode_batches(batches: list[QueuedBatch]) -> tuple[list[Line], list[tuple[str, str, str]]]:
-    """(source, line, point) of every point the encoder can write, and (source, point as JSON, why) of the rest."""
-    lines: list[Line] = []
-    unwritable: list[tuple[str, str, str]] = []
-    for batch in batches:
-        for point in batch.points:
-            try:
-                lines.append((batch.source, encode_point(point), point))
-            except LineProtocolError as exc:
-                unwritable.append((batch.source, json.dumps(point.to_json(), default=repr)[:2000], f"line protocol: {exc}"))
-    return lines, unwritable
+@dataclass(frozen=True)
+class Written:
+    """What the storage took of the batches written: every line but the refused ones."""
+
+    batches: list[QueuedBatch]
+    refused: frozenset[tuple[int, int]]  # (batch id, index) of each line refused
+
+    def lines(self) -> list[str]:
+        if not self.refused:
+            return list(chain.from_iterable(b.lines for b in self.batches))
+        return [line for b in self.batches for i, line in enumerate(b.lines) if (b.id, i) not in self.refused]
+
+    def points(self) -> list[Point]:
+        if not self.refused:
+            return list(chain.from_iterable(b.points for b in self.batches))
+        return [point for b in self.batches for i, point in enumerate(b.points) if (b.id, i) not in self.refused]
+
+    def __len__(self) -> int:
+        return sum(len(b.lines) for b in self.batches) - len(self.refused)
+
+
+def _body(lines: list[str]) -> bytes:
+    return ("\n".join(lines) + "\n").encode("utf-8")
 
 
 class QueueWriter:
@@ -211,46 +228,54 @@ class QueueWriter:
         batches = await asyncio.to_thread(self.queue.peek, self.batch_size)
         if not batches:
             return 0
-        lines, unwritable = encode_batches(batches)
-        for source, text, reason in unwritable:
-            log.error("a point from %s cannot be written as line protocol, moved aside: %s -- %s", source, reason, text)
-            await asyncio.to_thread(self.queue.reject, source, text, reason)
-        written = await self._write_lines(lines) if lines else []
+        written = await self._write_batches(batches)
         await self._copy_events(written)
         if self.rollups is not None:  # folded (and its state committed) before the batches leave the queue
-            await self.rollups.fold(batches, [point for _, _, point in written])
+            await self.rollups.fold(batches, written.points())
         if self.note_late is not None:
             await self.note_late(batches)
         await asyncio.to_thread(self.queue.ack, [b.id for b in batches], len(written))
         self.stats.batches_written += len(batches)
-        return len(lines) + len(unwritable)
+        return sum(len(b.lines) for b in batches)
+
+    async def _write_batches(self, batches: list[QueuedBatch]) -> Written:
+        """Write every line of the batches; returns what the storage took. All at once first: a
+        refusal is rare, and only then is each line looked at on its own."""
+        try:
+            await self.sink.write(_body(list(chain.from_iterable(b.lines for b in batches))))
+            return Written(batches, frozenset())
+        except BadPointsError:
+            lines = [(batch, index) for batch in batches for index in range(len(batch.lines))]
+            taken = {(batch.id, index) for batch, index in await self._write_lines(lines)}
+            return Written(batches, frozenset((batch.id, index) for batch, index in lines) - taken)
 
     async def _write_lines(self, lines: list[Line]) -> list[Line]:
         """Write the lines; returns those InfluxDB took (the refused ones are moved aside)."""
         try:
-            await self.sink.write(("\n".join(line for _, line, _ in lines) + "\n").encode("utf-8"))
+            await self.sink.write(_body([batch.lines[index] for batch, index in lines]))
             return lines
         except BadPointsError as exc:
             if len(lines) == 1:
-                source, line, _ = lines[0]
-                log.error("InfluxDB refused a point from %s, moved aside: %s -- %s", source, exc, line)
-                await asyncio.to_thread(self.queue.reject, source, line, str(exc))
+                batch, index = lines[0]
+                log.error("InfluxDB refused a point from %s, moved aside: %s -- %s", batch.source, exc, batch.lines[index])
+                await asyncio.to_thread(self.queue.reject, batch.source, batch.lines[index], str(exc))
                 return []
             mid = len(lines) // 2
             return await self._write_lines(lines[:mid]) + await self._write_lines(lines[mid:])
 
-    async def _copy_events(self, written: list[Line]) -> None:
+    async def _copy_events(self, written: Written) -> None:
         """Write the event points InfluxDB took into the events policy too, before the batch leaves
         the queue. A refusal there is not bad data (the same points were just taken): the policy is
         gone, so the batch waits (retried) while the retention set-up is asked to make it again."""
         copy = self.event_copy
         if copy is None:
             return
-        events = [line for _, line, point in written if point.measurement in copy.measurements]
+        starts = copy.line_starts
+        events = [line for line in written.lines() if line.startswith(starts)]
         if not events:
             return
         try:
-            await self.sink.write(("\n".join(events) + "\n").encode("utf-8"), retention_policy=copy.retention_policy)
+            await self.sink.write(_body(events), retention_policy=copy.retention_policy)
         except BadPointsError as exc:
             if self.on_copy_refused is not None:
                 self.on_copy_refused(str(exc))

@@ -1,9 +1,11 @@
-"""Line protocol encoding; the real round trip through influxd is in test_e2e."""
+"""Line protocol encoding, and reading back what it wrote; the real round trip through influxd is in test_e2e."""
 
 import pytest
+from hypothesis import given, settings
 
 from agent.points import Point
-from collector.lineprotocol import LineProtocolError, encode_point
+from collector.lineprotocol import LineProtocolError, encode_point, parse_line
+from test_lineprotocol_roundtrip import point_sets
 
 
 def test_tag_and_field_escaping() -> None:
@@ -58,3 +60,20 @@ def test_what_cannot_be_written_unambiguously_is_refused() -> None:
 def test_numbers_are_always_floats() -> None:
     line = encode_point(Point("host", {"host": "h"}, {"procs": 12, "cpu_pct": 3.5}, 1))
     assert line == "host,host=h procs=12.0,cpu_pct=3.5 1"
+
+
+@settings(max_examples=400, deadline=None)
+@given(point_sets())
+def test_parse_line_reads_back_exactly_what_encode_point_wrote(points: list[Point]) -> None:
+    """The queue keeps lines and reads points back from them (rollups, the local store): every point
+    the encoder writes comes back with its tags (empty ones absent), its numbers as floats, its
+    strings as they were, and its time."""
+    for point in points:
+        try:
+            line = encode_point(point)
+        except LineProtocolError:
+            continue
+        back = parse_line(line)
+        assert (back.measurement, back.time_ns) == (point.measurement, point.time_ns)
+        assert back.tags == {k: v for k, v in point.tags.items() if v != ""}
+        assert back.fields == {k: v if isinstance(v, str) else float(v) for k, v in point.fields.items()}

@@ -119,7 +119,8 @@ def test_dedup_memory_stays_bounded_through_100000_batches_and_still_catches_res
         path = Path(folder) / "queue.sqlite3"
         queue = DurableQueue(path, max_bytes=4 * 1024 * 1024, seen_per_source=1000)
         try:
-            point = [Point("host", {"host": "a"}, {"cpu_pct": 1.0}, 1)]
+            # About 100 bytes queued a batch: the 4 MB bound is reached by the 40,000th.
+            point = [Point("host", {"host": "a"}, {"cpu_pct": 1.0, "mem_used_pct": 2.0, "load1": 0.5, "load5": 0.25, "load15": 0.125}, 1)]
             seq0 = 1_764_000_000_000_000  # agents start at the time in µs
             sizes = []
             for k in range(100_000):
@@ -146,3 +147,83 @@ def test_dedup_memory_stays_bounded_through_100000_batches_and_still_catches_res
             assert not queue.put("agent:pc3", seq0 + 5, point)
         finally:
             queue.close()
+
+
+def test_the_writer_gets_the_points_it_would_read_back_from_the_lines(tmp_path: Path) -> None:
+    """Batches this process queued come with their points; after a restart they are read back from
+    their lines: the same points either way, as the rollups fold them (numbers as floats, empty tags absent)."""
+    from collector.queue import QueuedBatch
+
+    points = [
+        Point("device", {"site": "radhus", "device": "fw1", "extra": ""}, {"up": True, "uptime_s": 86400, "firmware": 'v7 "x", a=b\nc\\'}, 5),
+        Point("interface", {"site": "radhus", "device": "fw1", "ifname": "port 1,a=b\\x"}, {"in_bps": 1.5e9, "oper_up": 1}, 6),
+        Point("host", {"site": "radhus", "host": "pc1"}, {"cpu_pct": float("nan")}, 7),  # line protocol cannot say it
+    ]
+    q = DurableQueue(tmp_path / "q.sqlite3")
+    q.put_local("collector", points)
+    [live] = q.peek(100)
+    q.close()
+    q = DurableQueue(tmp_path / "q.sqlite3")
+    [read_back] = q.peek(100)
+    q.close()
+    assert "points" in live.__dict__ and "points" not in read_back.__dict__  # in memory, and not after the restart
+
+    def as_folded(batch: QueuedBatch) -> list[tuple]:
+        return [(p.measurement, sorted((k, v) for k, v in p.tags.items() if v != ""),
+                 {k: v if isinstance(v, str) else float(v) for k, v in p.fields.items()}, p.time_ns) for p in batch.points]
+
+    assert as_folded(live) == as_folded(read_back) == [
+        ("device", [("device", "fw1"), ("site", "radhus")], {"up": 1.0, "uptime_s": 86400.0, "firmware": 'v7 "x", a=b\nc\\'}, 5),
+        ("interface", [("device", "fw1"), ("ifname", "port 1,a=b\\x"), ("site", "radhus")], {"in_bps": 1.5e9, "oper_up": 1.0}, 6),
+    ]
+    assert live.lines == read_back.lines and live.oldest_ns == read_back.oldest_ns == 5
+
+
+def test_a_drained_queue_gives_its_space_back() -> None:
+    """A backlog grows the file; once written it shrinks back to a few megabytes (free pages kept
+    for the next batches, the write-ahead log emptied), whatever the backlog was."""
+    import tempfile
+
+    from collector.queue import GIVE_BACK_BYTES
+
+    def size(folder: str) -> int:
+        return sum(p.stat().st_size for p in Path(folder).glob("queue.sqlite3*"))
+
+    fields = {f"f{k:02d}": 1234.5678 + k for k in range(12)}
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as folder:
+        queue = DurableQueue(Path(folder) / "queue.sqlite3")
+        try:
+            for seq in range(300):
+                queue.put("agent:a", seq, [Point("host", {"host": "a", "site": "s"}, fields, seq * 1000 + k) for k in range(1000)])
+            full = size(folder)
+            while batches := queue.peek(5000):
+                queue.ack([b.id for b in batches], sum(len(b.lines) for b in batches))
+            drained = size(folder)
+            assert queue.stats()["written_points"] == 300_000
+        finally:
+            queue.close()
+    assert full > 6 * GIVE_BACK_BYTES and drained <= 2 * GIVE_BACK_BYTES, (full, drained)
+
+
+def test_batches_committed_together_are_each_stored_once(tmp_path: Path) -> None:
+    """GroupCommit: twenty agents' batches at once, one of them sent twice in the same moment and
+    one a resend of a batch already stored: each stored once, each sender told which it was."""
+    import asyncio
+
+    from collector.queue import GroupCommit
+
+    queue = DurableQueue(tmp_path / "q.sqlite3")
+    queue.put("agent:a00", 1, pts(2, 1000))
+
+    async def scenario() -> list[bool]:
+        commits = GroupCommit(queue)
+        posts = [commits.put(f"agent:a{i:02d}", 2 if i == 0 else 1, pts(3, 10 * i)) for i in range(20)]
+        posts += [commits.put("agent:a05", 1, pts(3, 50)), commits.put("agent:a00", 1, pts(2, 1000))]
+        return await asyncio.gather(*posts)
+
+    answers = asyncio.run(scenario())
+    assert answers == [True] * 20 + [False, False]
+    batches = queue.peek(1000)
+    assert sorted((b.source, b.seq) for b in batches) == sorted([("agent:a00", 1), ("agent:a00", 2)] + [(f"agent:a{i:02d}", 1) for i in range(1, 20)])
+    assert queue.stats()["queue_points"] == 2 + 20 * 3
+    queue.close()
