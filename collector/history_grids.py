@@ -167,13 +167,8 @@ class LatencyGrid:
         return [key for key, cells in self.cells.items() if any(first <= i <= last for i in cells)]
 
     def forget_before(self, start_s: float) -> None:
-        first = int(start_s // self.bucket_s)
-        for key in list(self.cells):
-            cells = self.cells[key]
-            for i in [i for i in cells if i < first]:
-                del cells[i]
-            if not cells:
-                del self.cells[key], self.kinds[key]
+        for key in _forget_cells(self.cells, int(start_s // self.bucket_s)):
+            del self.kinds[key]
 
 
 class RoundTimes:
@@ -289,11 +284,19 @@ class MeanGrid:
         return kept[1] if kept is not None else None
 
     def forget_before(self, start_s: float) -> None:
-        first = int(start_s // self.bucket_s)
-        for key in list(self.cells):
-            cells = self.cells[key]
-            for i in [i for i in cells if i < first]:
-                del cells[i]
-            if not cells:
-                del self.cells[key]
-                self.latest.pop(key, None)
+        for key in _forget_cells(self.cells, int(start_s // self.bucket_s)):
+            self.latest.pop(key, None)
+
+
+def _forget_cells(cells_by_key: dict[Any, dict[int, Any]], first: int) -> list[Any]:
+    """Drop the buckets before bucket number `first` from each key's cells; returns the keys left
+    with none (removed too), for the grid to forget what else it keeps of them."""
+    emptied = []
+    for key in list(cells_by_key):
+        cells = cells_by_key[key]
+        for i in [i for i in cells if i < first]:
+            del cells[i]
+        if not cells:
+            del cells_by_key[key]
+            emptied.append(key)
+    return emptied
