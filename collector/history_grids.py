@@ -15,6 +15,7 @@ import math
 import statistics
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Mapping
+from typing import Any
 
 from agent.contract import probe_latency_ms
 from agent.probes import PROBES
