@@ -1266,7 +1266,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the data folder (e.g. for --measure-only later)")
     parser.add_argument("--measure-only", action="store_true", help="measure what --keep left in --data-dir")
     parser.add_argument("--json", type=Path, help="write every figure here too")
+    parser.add_argument("--markdown", type=Path, help="print the tables of docs/benchmarks.md from this --json file, and exit")
     args = parser.parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
     if not 1 <= args.raw_days <= args.days or not args.raw_days <= args.days_5m <= args.days or not 1 <= args.before_days <= args.days:
         parser.error("need 1 <= --raw-days <= --days-5m <= --days and 1 <= --before-days <= --days")
     work = args.data_dir.resolve()
@@ -1317,6 +1321,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     print(json.dumps({k: v for k, v in results.items() if k not in ("panels",)}, indent=1))
     return 0
+
+
+def markdown(results: Mapping[str, Any]) -> str:
+    """The tables of docs/benchmarks.md from a --json file: panels (median ms after / before per
+    range), reports, disk per policy with bytes per point and value."""
+    after, before = results["panels"][AFTER], results["panels"].get(BEFORE, {})
+
+    def cell(figures: Mapping[str, Any] | None) -> str:
+        if figures is None:
+            return ""
+        if "error" in figures:
+            return "error"
+        return f"{figures['median_ms']:.0f}" if figures["median_ms"] >= 10 else f"{figures['median_ms']:.1f}"
+
+    lines = ["| dashboard | panel | " + " | ".join(f"{r} after | {r} before" for r in RANGES) + " |",
+             "|---|---|" + "---:|---:|" * len(RANGES)]
+    for key, by_range in after.items():
+        dashboard, panel = key.split(" | ", 1)
+        old = before.get(key, {})
+        lines.append(f"| {dashboard} | {panel} | " + " | ".join(f"{cell(by_range.get(r))} | {cell(old.get(r))}" for r in RANGES) + " |")
+    slowest = {r: max((v.get(r, {}).get("median_ms", 0.0), k) for k, v in after.items()) for r in RANGES}
+    lines += ["", "Slowest panel after, per range: " + "; ".join(f"{r} {ms:.0f} ms ({k})" for r, (ms, k) in slowest.items())]
+    lines += ["", "| report | after best / median s | before best / median s |", "|---|---:|---:|"]
+    for name, figures in results["reports"][AFTER].items():
+        old = results["reports"].get(BEFORE, {}).get(name, {})
+        show = lambda f: "error" if "error" in f else f"{f['best_ms'] / 1000:.2f} / {f['median_ms'] / 1000:.2f}"  # noqa: E731
+        lines.append(f"| `{name}` | {show(figures)} | {show(old) if old else ''} |")
+    lines += ["", "| database.policy | bytes | points | values | bytes/point | bytes/value |", "|---|---:|---:|---:|---:|---:|"]
+    for name, d in results["generated"]["disk"].items():
+        points, values = d.get("points_written", 0), d.get("values_written", 0)
+        per = lambda n: f"{d['bytes'] / n:.2f}" if n else ""  # noqa: E731
+        lines.append(f"| {name} | {d['bytes']:,} | {points:,} | {values:,} | {per(points)} | {per(values)} |")
+    return "\n".join(lines)
 
 
 def _current_dashboards() -> dict[str, Callable[[], Any]]:
