@@ -1360,8 +1360,12 @@ def markdown(results: Mapping[str, Any]) -> str:
         show = lambda f: "error" if "error" in f else f"{f['best_ms'] / 1000:.2f} / {f['median_ms'] / 1000:.2f}"  # noqa: E731
         lines.append(f"| `{name}` | {show(figures)} | {show(old) if old else ''} |")
     lines += ["", "| database.policy | bytes | points | values | bytes/point | bytes/value |", "|---|---:|---:|---:|---:|---:|"]
+    backfilled = results["generated"].get("backfilled", {})
     for name, d in results["generated"]["disk"].items():
         points, values = d.get("points_written", 0), d.get("values_written", 0)
+        extra = sum(backfilled.get(name.split(".", 1)[1], {}).values()) if name.startswith(f"{AFTER}.") else 0
+        if extra and points:  # the raw days' rows the backfill wrote, at the computed rows' values per point
+            points, values = points + extra, values + round(extra * values / points)
         per = lambda n: f"{d['bytes'] / n:.2f}" if n else ""  # noqa: E731
         lines.append(f"| {name} | {d['bytes']:,} | {points:,} | {values:,} | {per(points)} | {per(values)} |")
     return "\n".join(lines)
