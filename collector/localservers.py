@@ -396,7 +396,8 @@ def _toml_str(value: str) -> str:
     return json.dumps(value)  # a JSON string is a valid TOML basic string
 
 
-def _influxd_config(workdir: Path, host: str, port: int, rpc_port: int, retention_check_s: float | None = None) -> str:
+def _influxd_config(workdir: Path, host: str, port: int, rpc_port: int, retention_check_s: float | None = None,
+                    compact_full_cold_s: float | None = None) -> str:
     # The retention service drops expired shard groups every 30 min by default; a test that
     # proves expiry asks for a short interval instead of waiting.
     retention = "" if retention_check_s is None else f"""
@@ -404,6 +405,11 @@ def _influxd_config(workdir: Path, host: str, port: int, rpc_port: int, retentio
   enabled = true
   check-interval = {_toml_str(f"{retention_check_s:g}s")}
 """
+    # A shard not written for this long is fully compacted (InfluxDB's default: 4 h); the
+    # long-history benchmark measures the disk of compacted shards without waiting hours.
+    cold = "" if compact_full_cold_s is None else f"""
+  cache-snapshot-write-cold-duration = {_toml_str(f"{compact_full_cold_s:g}s")}
+  compact-full-write-cold-duration = {_toml_str(f"{compact_full_cold_s:g}s")}"""
     return f"""# Written by collector/localservers.py: everything under this directory, loopback only, quiet.
 reporting-enabled = false
 reporting-disabled = true
@@ -416,7 +422,7 @@ bind-address = {_toml_str(_hostport(host, rpc_port))}
 [data]
   dir = {_toml_str(str(workdir / "data"))}
   wal-dir = {_toml_str(str(workdir / "wal"))}
-  query-log-enabled = false
+  query-log-enabled = false{cold}
 
 [monitor]
   store-enabled = false
@@ -450,11 +456,14 @@ def start_influxd(
     timeout_s: float = 30,
     rpc_port: int | None = None,
     retention_check_s: float | None = None,
+    compact_full_cold_s: float | None = None,
 ) -> InfluxdServer:
     """Start influxd with a generated config under `workdir` and wait until /ping answers 204.
 
     `retention_check_s`: how often expired shard groups are dropped (InfluxDB's default, 30 min,
     when None). Continuous queries are looked at every second (InfluxDB's default too).
+    `compact_full_cold_s`: a shard not written for this long is snapshotted and fully compacted
+    (InfluxDB's defaults, 10 min and 4 h, when None).
 
     In a namespace the HTTP port defaults to 8086. The RPC (backup) port is never the default
     8088, which a system influxd may hold. influxd 1.6 creates no database: send CREATE DATABASE.
@@ -471,7 +480,7 @@ def start_influxd(
         else:
             rpc_port = port + 1 if port + 1 != 8088 else port + 2
     conf = workdir / "influxd.conf"
-    conf.write_text(_influxd_config(workdir, host, port, rpc_port, retention_check_s))
+    conf.write_text(_influxd_config(workdir, host, port, rpc_port, retention_check_s, compact_full_cold_s))
     env = {k: v for k, v in os.environ.items() if not k.startswith("INFLUXDB_")}  # they override the file
     argv = _in_netns(netns, [binary, "run", "-config", str(conf)])
     url = f"http://{_hostport(host, port)}"
