@@ -446,7 +446,7 @@ class GroupCommit:
                     for _, future in group + self._waiting:
                         future.cancel()
                     raise
-                except Exception as exc:  # every batch of the failed transaction is refused (the agents resend)
+                except Exception as exc:  # every request of the failed transaction gets its error, answered as a lone put's would be (the agents resend)
                     for _, future in group:
                         if not future.done():
                             future.set_exception(exc)
