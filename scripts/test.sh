@@ -12,4 +12,6 @@ for binary in influxd snmpd snmpget snmpbulkwalk victoria-metrics nft ip tc ping
 done
 ensure_venv collector,test
 ensure_fake_switches
-exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
+# Two workers (tests/conftest.py says which tests go together): much of the suite waits on daemons
+# and clocks. NETTVAKT_TEST_WORKERS=0 runs it in one process.
+exec .venv/bin/python -m pytest -p no:cacheprovider -n "${NETTVAKT_TEST_WORKERS:-2}" "$@"

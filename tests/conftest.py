@@ -79,6 +79,20 @@ def _serving(start: Callable[..., ServerT], *args: object, **kwargs: object) -> 
         server.stop()
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist (scripts/test.sh): a module's tests on one worker (its fixtures made once),
+    and every test under tests/lab/ on one worker, one after another: the lab's namespaces have
+    fixed names, and its shaped links are timed against this machine's CPU. (xdist's own
+    `loadgroup` does not group under pytest 9: it renames node ids the way pytest 8 kept them.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LabTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/lab" if nodeid.startswith("tests/lab/") else super()._split_scope(nodeid)
+
+    return LabTogether(config, log)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _stop_leftover_servers() -> Iterator[None]:
     """Safety net: at session end stop every server process a test or fixture left running."""

@@ -21,6 +21,8 @@ from agent.probes.traceroute_hops import hop_tag, parse_trace_reply
 from collector.lab import Lab, check_lab_possible
 from collector.lab.topology import Link, Node, Topology
 
+pytestmark = pytest.mark.lab
+
 TOPOLOGY = Topology(
     nodes=(Node("site"), Node("fw", sysctls={"net.ipv4.ip_forward": "1"}), Node("inet")),
     links=(

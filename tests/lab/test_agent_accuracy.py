@@ -28,6 +28,8 @@ from agent.probes import ping
 from collector.lab import Lab, check_lab_possible
 from collector.lab.topology import Link, Node, Topology
 
+pytestmark = pytest.mark.lab
+
 COUNT, INTERVAL_MS = 200, 10
 
 # site -- fw -- inet: two router hops from the site to the internet host, like a Karlsøy outstation.
