@@ -4,7 +4,8 @@ One unix-socket connection per worker; each message is one frame: its length (4 
 endian) and a JSON object whose `op` says what it is.
 
 worker -> main: `hello` (its index and pid); `ready` (it listens) or `failed` (it cannot, and why);
-`batch` (a batch it has checked, with a request id); `limited` (it answered an agent 429).
+`batch` (a batch it has checked, with a request id); `limited` (it answered an agent 429); `took`
+(it runs on the inventory of that reload).
 main -> worker: `start` (the inventory in force and where to listen), `inventory` (a reload), and
 for each batch one `answer` (the agent's answer, once the batch is committed) or `failed` (main
 could not commit it; the agent gets the 500 a lone collector gives).

@@ -92,6 +92,7 @@ class CollectorLink:
                         waiting.set_exception(RuntimeError("the collector could not commit the batch (its log says why)"))
                 elif op == "inventory":
                     on_inventory(*inventory_of(message["inventory"]))
+                    self.tell({"op": "took", "reload": message["reload"]})
                 else:
                     raise FrameError(f"unknown op {op!r}")
         except (FrameError, ConnectionError) as exc:
@@ -201,6 +202,7 @@ async def run(handoff: str, index: int) -> int:
             await writer.drain()
             return EXIT_USAGE
         writer.write(frame({"op": "ready"}))
+        link.tell({"op": "took", "reload": start["reload"]})
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

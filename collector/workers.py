@@ -106,6 +106,7 @@ class _Worker:
     last_exit: str | None = None
     last_exit_ns: int = 0
     batches: int = 0
+    inventory: int = 0  # the reload it has taken (IngestWorkers.reloads), as it said
     commits: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -115,6 +116,7 @@ class IngestWorkers:
     def __init__(self, count: int, host: str, port: int):
         self.host, self.port = host, port
         self.service: CollectorService  # given at start, once the collector has opened its queue
+        self.reloads = 0  # inventories sent since start: each worker says which it has taken
         self.workers = [_Worker(i) for i in range(count)]
         self._reserved: list[socket.socket] = []
         self._dir: Path | None = None
@@ -197,8 +199,8 @@ class IngestWorkers:
                 log.warning("a process that is not one of this collector's ingest workers (pid %s) connected; closed", pid)
                 return
             worker.connection = writer
-            writer.write(frame({"op": "start", "inventory": self._inventory(), "host": self.host, "port": self.port,
-                                "main_http": str(self.http_path)}))
+            writer.write(frame({"op": "start", "inventory": self._inventory(), "reload": self.reloads, "host": self.host,
+                                "port": self.port, "main_http": str(self.http_path)}))
             while (message := await read_frame(reader)) is not None:
                 op = message["op"]
                 if op == "batch":
@@ -207,6 +209,8 @@ class IngestWorkers:
                     task.add_done_callback(worker.commits.discard)
                 elif op == "limited":
                     self.service.gate.rate_limited += 1
+                elif op == "took":
+                    worker.inventory = message["reload"]
                 elif op == "ready":
                     log.info("ingest worker %d (pid %s) listening", index, pid)
                     if worker.listening is not None and not worker.listening.done():
@@ -241,7 +245,8 @@ class IngestWorkers:
 
     def reload(self) -> None:
         """Every worker takes the inventory main has just taken (tokens, agents, sites owned)."""
-        message = frame({"op": "inventory", "inventory": self._inventory()})
+        self.reloads += 1
+        message = frame({"op": "inventory", "inventory": self._inventory(), "reload": self.reloads})
         for worker in self.workers:
             if worker.connection is not None and not worker.connection.is_closing():
                 worker.connection.write(message)
@@ -277,7 +282,7 @@ class IngestWorkers:
         return [{
             "index": w.index, "pid": w.process.pid if w.process is not None and w.process.returncode is None else None,
             "connected": w.connection is not None and not w.connection.is_closing(), "batches": w.batches, "restarts": w.restarts,
-            "last_exit": w.last_exit,
+            "last_exit": w.last_exit, "inventory_current": w.inventory == self.reloads,
         } for w in self.workers]
 
     def problems(self, now_ns: int) -> list[str]:
