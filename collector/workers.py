@@ -164,7 +164,9 @@ class IngestWorkers:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH"))))}
         while True:
             worker.started_at = time.monotonic()
-            worker.process = await asyncio.create_subprocess_exec(*self._argv(worker), stdin=asyncio.subprocess.DEVNULL, env=env)
+            # A session of its own: Ctrl-C at a terminal reaches main, which stops its workers in order.
+            worker.process = await asyncio.create_subprocess_exec(*self._argv(worker), stdin=asyncio.subprocess.DEVNULL, env=env,
+                                                                  start_new_session=True)
             code = await worker.process.wait()
             if worker.connection is not None:
                 worker.connection.close()
@@ -181,9 +183,12 @@ class IngestWorkers:
             wait_s = RESTART_FIRST_S if lived_s >= LIVED_LONG_S else wait_s
             worker.restarts += 1
             worker.last_exit, worker.last_exit_ns = how, time.time_ns()
-            log.error("ingest worker %d (pid %d) ended after %.1f s (%s); starting it again in %.1f s", worker.index, worker.process.pid,
-                      lived_s, how, wait_s)
+            # Exit code 0: it was told to stop (a SIGTERM to it alone, or to all of the service, main next).
+            log.log(logging.WARNING if code == 0 else logging.ERROR, "ingest worker %d (pid %d) ended after %.1f s (%s); starting it again in %.1f s",
+                    worker.index, worker.process.pid, lived_s, how, wait_s)
             await asyncio.sleep(wait_s)
+            if self._stopping:
+                return
             wait_s = min(wait_s * 2, RESTART_MAX_S)
 
     async def _connected(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

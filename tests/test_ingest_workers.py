@@ -18,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from agent.points import Point
 from agent.runner import Agent, AgentSettings
@@ -325,3 +327,23 @@ def test_main_killed_its_workers_go_and_the_restarted_collector_loses_nothing(in
     per_host = {r["host"]: r["count"] for r in query(server.url, database, "SELECT count(cpu_pct) FROM host GROUP BY host")}
     assert per_host == dict(zip(senders.hosts, senders.made))
     assert "Traceback" not in log.read_text()
+
+
+def test_a_port_in_use_is_refused_at_start_and_the_running_collector_holds_its_port(nettvakt, tmp_path: Path) -> None:
+    path = InventoryBuilder(tmp_path).collector(ingest_workers=WORKERS).agent("pc1").write()
+    taken = socket.create_server(("127.0.0.1", 0))
+    try:
+        port = taken.getsockname()[1]
+        refused = nettvakt.start(["collector", "run", "--inventory", str(path), "--listen", f"127.0.0.1:{port}"], tmp_path / "refused.log")
+        assert refused.wait(30) == 2
+        assert f"cannot listen on 127.0.0.1:{port}: address already in use" in (tmp_path / "refused.log").read_text()
+    finally:
+        taken.close()
+    proc, url = start_collector(nettvakt, path, port, tmp_path / "collector.log")
+    # Another program cannot take the port while the collector runs, also between a worker's death and its restart.
+    with pytest.raises(OSError):
+        socket.create_server(("127.0.0.1", port))
+    workers = [w["pid"] for w in nettvakt.health(url)["ingest_workers"]]
+    nettvakt.stop(proc)
+    assert proc.returncode == 0 and not any(running(pid) for pid in workers)
+    assert not list((tmp_path / "data" / "ingest").glob("*.sock"))  # main's sockets gone with it
