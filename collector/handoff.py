@@ -3,7 +3,7 @@
 One unix-socket connection per worker; each message is one frame: its length (4 bytes, big
 endian) and a JSON object whose `op` says what it is.
 
-worker -> main: `hello` (its index and pid); `ready` (it listens) or `failed` (it cannot, and why);
+worker -> main: `hello` (its index; main knows its pid from the socket); `ready` (it listens) or `failed` (it cannot, and why);
 `batch` (a batch it has checked, with a request id); `limited` (it answered an agent 429); `took`
 (it runs on the inventory of that reload).
 main -> worker: `start` (the inventory in force and where to listen), `inventory` (a reload), and

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import itertools
 import logging
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -178,7 +177,7 @@ def worker_app(ingest: WorkerIngest, main_http: str) -> web.Application:
 
 async def run(handoff: str, index: int) -> int:
     reader, writer = await asyncio.open_unix_connection(handoff)
-    writer.write(frame({"op": "hello", "index": index, "pid": os.getpid()}))
+    writer.write(frame({"op": "hello", "index": index}))
     start = await read_frame(reader)
     if start is None or start.get("op") != "start":
         log.error("the collector did not start this worker (%r)", start)

@@ -27,6 +27,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import sys
 import tempfile
 import time
@@ -91,6 +92,13 @@ def _socket_dir(data_dir: Path) -> Path:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     folder.chmod(0o700)
     return folder
+
+
+def _peer_pid(writer: asyncio.StreamWriter) -> int:
+    """The pid of the process at the other end of a unix socket, as the kernel says (SO_PEERCRED)."""
+    sock = writer.get_extra_info("socket")
+    pid, _, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    return int(pid)
 
 
 @dataclass
@@ -198,7 +206,7 @@ class IngestWorkers:
             hello = await read_frame(reader)
             if hello is None or hello.get("op") != "hello" or type(hello.get("index")) is not int:
                 raise FrameError(f"expected a hello, got {hello!r:.100}")
-            index, pid = hello["index"], hello.get("pid")
+            index, pid = hello["index"], _peer_pid(writer)
             worker = self.workers[index] if 0 <= index < len(self.workers) else None
             if worker is None or worker.process is None or worker.process.pid != pid:
                 log.warning("a process that is not one of this collector's ingest workers (pid %s) connected; closed", pid)
