@@ -72,7 +72,7 @@ RETRY_UNAVAILABLE_S = 1
 
 
 def unavailable(message: str) -> web.Response:
-    """503 with Retry-After: nothing of the request was taken."""
+    """503 with Retry-After: try again (a batch the collector had already stored is known by its seq)."""
     response = _error(503, message, retry_after_s=RETRY_UNAVAILABLE_S)
     response.headers["Retry-After"] = str(RETRY_UNAVAILABLE_S)
     return response
