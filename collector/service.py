@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from agent.contract import probe_latency_ms
 from agent.points import Point, PointError
-from agent.report import Batch, parse_batch
+from agent.report import parse_batch
 from collector.availability import AvailabilityRecorder
 from collector.config import AgentEntry, Inventory
 from collector.ingest import AgentPoints, TimeWindow, storage_reach
