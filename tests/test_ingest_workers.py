@@ -10,7 +10,9 @@
 3. A worker killed with SIGKILL while real agents (spool, seq, retries) send: it is started again,
    the agents' resends land once, nothing acknowledged is lost.
 4. The collector's main process killed with SIGKILL: its workers let go of the port and exit; the
-   collector started again gets every acknowledged point to InfluxDB once.
+   collector started again gets every acknowledged point to InfluxDB once. A worker whose main is
+   gone answers 503 with JSON, never 500.
+5. A port in use is refused at start; a running collector holds its port.
 """
 
 from __future__ import annotations
@@ -30,9 +32,12 @@ import pytest
 from agent.points import Point
 from agent.runner import Agent, AgentSettings
 from collector.influxql import query
+from collector.ingest_worker import CollectorLink, WorkerIngest, worker_app
 from collector.localservers import free_port, wait_until
+from collector.logins import UserNames
 from collector.queue import DurableQueue
 from inventories import InventoryBuilder
+from serving import serving
 from test_durability import influx_point_count
 
 NOW_NS = time.time_ns()
@@ -347,3 +352,28 @@ def test_a_port_in_use_is_refused_at_start_and_the_running_collector_holds_its_p
     nettvakt.stop(proc)
     assert proc.returncode == 0 and not any(running(pid) for pid in workers)
     assert not list((tmp_path / "data" / "ingest").glob("*.sock"))  # main's sockets gone with it
+
+
+def test_a_worker_whose_collector_is_gone_answers_503_with_json(tmp_path: Path) -> None:
+    """The worker's app, served for real, its link to main a socket whose other end has closed and
+    main's HTTP socket missing: ingest and every passed-on request get 503 with JSON, never 500."""
+    built = InventoryBuilder(tmp_path).agent("pc1")
+    inventory = built.parse()
+
+    async def scenario() -> None:
+        ours, theirs = socket.socketpair()
+        reader, writer = await asyncio.open_unix_connection(sock=ours)
+        theirs.close()  # main gone
+        link = CollectorLink(reader, writer)
+        await link.run(lambda *_: None)  # returns at once: the connection is closed
+        app = worker_app(WorkerIngest(inventory, UserNames.from_inventory(inventory), link), str(tmp_path / "no-main.sock"))
+        async with serving(app) as url:
+            for path, body in (("/api/v1/ingest", ingest("pc1", 1, host_points("pc1", 0, 2))), ("/api/v1/agents/pc1/heartbeat", {"json": {}}),
+                               ("/api/v1/health", {})):
+                status, answer = await post(url, path, token=built.tokens["pc1"], method="GET" if path.endswith("health") else "POST", **body)
+                assert status == 503 and "error" in answer and answer["retry_after_s"] == 1, (path, answer)
+            # What the worker refuses itself needs no collector: a bad batch is still 400.
+            status, answer = await post(url, "/api/v1/ingest", token=built.tokens["pc1"], data=b"{not json")
+            assert status == 400 and "not valid JSON" in answer["error"]
+
+    asyncio.run(scenario())
