@@ -1,7 +1,7 @@
 """Collector throughput: the nettvakt collector beside vmagent and straight writes, same points, same run.
 
     .venv/bin/python bench/collector_throughput.py [--agents 20] [--points 200000] [--repeat 1]
-        [--base /path/to/a/worktree/of/the/old/code] [--systems a,b,...] [--json]
+        [--base /path/to/a/worktree/of/the/old/code] [--systems a,b,...] [--ingest-workers 0,1,2] [--json]
 
 Every system relays the same points, shaped like real agent reports, from --agents senders
 (each posts its batches of --batch points one at a time, as the agent does) into a storage
@@ -16,6 +16,11 @@ started fresh for the run:
   have, which only logs) and `base_vm` (as nettvakt_vm, old code);
 - into one influxd: `influxd_direct`, `nettvakt_influxd` (kind influxdb_v1: InfluxDB's
   continuous queries make the rollups, the collector none) and `base_influxd` (old code).
+
+Each `nettvakt_*` system runs once per number of --ingest-workers (`[collector] ingest_workers`,
+collector/workers.py; default 0, the collector alone), named `nettvakt_influxd_2w` for two; its
+CPU is that of the collector and its workers together, and of main alone beside it
+(`main_cpu_s_per_million_points`), its RSS the sum of each process's peak.
 
 `base_*` run the collector from --base (a git worktree of the code before the change), only
 when it is given. For each: points/s acknowledged and end to end (until the storage holds every
@@ -202,6 +207,18 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def process_tree(pid: int) -> list[int]:
+    """The process and its children (a collector's ingest workers)."""
+    children = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return [pid, *children]
+
+
+def tree_cpu_s(pids: list[int]) -> dict[int, float]:
+    return {pid: cpu_s(pid) for pid in pids}
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -213,12 +230,13 @@ def queue_files_mb(data_dir: Path) -> float:
     return round(sum(p.stat().st_size for p in data_dir.glob("queue.sqlite3*")) / 1e6, 2)
 
 
-def collector_inventory(path: Path, data_dir: Path, storage: str, agents: int) -> None:
+def collector_inventory(path: Path, data_dir: Path, storage: str, agents: int, ingest_workers: int = 0) -> None:
     text = f"""
 [collector]
 data_dir = "{data_dir}"
 agent_requests_per_s = 100000
 agent_request_burst = 100000
+ingest_workers = {ingest_workers}
 
 [storage]
 {storage}
@@ -249,8 +267,8 @@ class Relay:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def start_relay(system: str, workdir: Path, vm_url: str | None, influx_url: str | None, args: argparse.Namespace) -> Relay:
-    here = workdir / system
+def start_relay(system: str, workers: int, workdir: Path, vm_url: str | None, influx_url: str | None, args: argparse.Namespace) -> Relay:
+    here = workdir / run_name(system, workers)
     here.mkdir()
     if system in ("vm_direct", "influxd_direct"):
         base = vm_url if system == "vm_direct" else influx_url
@@ -263,7 +281,7 @@ def start_relay(system: str, workdir: Path, vm_url: str | None, influx_url: str 
         wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), 30, "vmagent", watch=[proc])
         return Relay(proc, f"http://127.0.0.1:{port}/write?db=vmagent&precision=ns", json=False, data_dir=here / "queue")
     code = Path(args.base) if system.startswith("base_") else ROOT
-    db = database(system)
+    db = database(system, workers)
     if system.endswith("_vm"):
         storage = f'kind = "victoriametrics"\nurl = "{vm_url}"\ndatabase = "{db}"'
     elif system == "nettvakt_vm_no_rollups":
@@ -272,7 +290,7 @@ def start_relay(system: str, workdir: Path, vm_url: str | None, influx_url: str 
         urllib.request.urlopen(urllib.request.Request(f"{influx_url}/query", data=f"q=CREATE DATABASE {db}".encode()), timeout=10).close()
         storage = f'kind = "influxdb_v1"\nurl = "{influx_url}"\ndatabase = "{db}"'
     inventory = here / "inventory.toml"
-    collector_inventory(inventory, here / "data", storage, args.agents)
+    collector_inventory(inventory, here / "data", storage, args.agents, workers)
     env = {**os.environ, "PYTHONPATH": str(code)}
     argv = [sys.executable, "-m", "agent.cli", "collector", "run", "--inventory", str(inventory), "--listen", f"127.0.0.1:{port}"]
     proc = ManagedProcess.start(system, argv, here / "collector.log", env=env, cwd=code)
@@ -281,10 +299,20 @@ def start_relay(system: str, workdir: Path, vm_url: str | None, influx_url: str 
     return Relay(proc, f"{base_url}/api/v1/ingest", json=True, data_dir=here / "data", health=f"{base_url}/api/v1/health")
 
 
-def database(system: str) -> str:
+def database(system: str, workers: int = 0) -> str:
     """The database (VictoriaMetrics: the label `db`) a system writes to."""
     special = {"vm_direct": "direct", "influxd_direct": "direct", "vmagent": "vmagent", "nettvakt_vm_no_rollups": "norollups"}
-    return special.get(system, "base" if system.startswith("base_") else "nettvakt")
+    name = special.get(system, "base" if system.startswith("base_") else "nettvakt")
+    return f"{name}{workers}w" if workers else name
+
+
+def run_name(system: str, workers: int) -> str:
+    return f"{system}_{workers}w" if workers else system
+
+
+def variants(systems: list[str], workers: list[int]) -> list[tuple[str, int]]:
+    """(system, ingest workers) of each run: the collector's own systems once per number of workers."""
+    return [(system, w) for system in systems for w in (workers if system.startswith("nettvakt_") else [0])]
 
 
 def queue_drained(health_url: str) -> bool:
@@ -292,10 +320,11 @@ def queue_drained(health_url: str) -> bool:
         return json.load(resp)["queue"]["queue_points"] == 0
 
 
-def run_system(system: str, load: Load, workdir: Path, vm_url: str | None, influx_url: str | None, args: argparse.Namespace) -> dict[str, Any]:
-    relay = start_relay(system, workdir, vm_url, influx_url, args)
+def run_system(system: str, workers: int, load: Load, workdir: Path, vm_url: str | None, influx_url: str | None,
+               args: argparse.Namespace) -> dict[str, Any]:
+    relay = start_relay(system, workers, workdir, vm_url, influx_url, args)
     try:
-        db = database(system)
+        db = database(system, workers)
         if system in VM_SYSTEMS:
             expected, held = load.samples, lambda: vm_samples(vm_url or "", db, load)
         else:
@@ -307,7 +336,8 @@ def run_system(system: str, load: Load, workdir: Path, vm_url: str | None, influ
             bodies, ok = load.line_bodies, (204,)
             headers = lambda i: {"Content-Type": "text/plain; charset=utf-8"}  # noqa: E731
         pid = relay.process.pid if relay.process else None
-        cpu0 = cpu_s(pid) if pid else 0.0
+        pids = process_tree(pid) if pid else []
+        cpu0 = tree_cpu_s(pids)
         start = time.perf_counter()
         latencies = asyncio.run(send_all(relay.url, bodies, headers, ok))
         acked_s = time.perf_counter() - start
@@ -325,8 +355,12 @@ def run_system(system: str, load: Load, workdir: Path, vm_url: str | None, influ
             "expected": expected,
         }
         if pid:
-            result["cpu_s_per_million_points"] = round((cpu_s(pid) - cpu0) / load.points * 1e6, 2)
-            result["max_rss_mb"] = peak_rss_mb(pid)
+            spent = {p: cpu_s(p) - cpu0[p] for p in pids}
+            result["cpu_s_per_million_points"] = round(sum(spent.values()) / load.points * 1e6, 2)
+            result["max_rss_mb"] = round(sum(peak_rss_mb(p) for p in pids), 1)
+            if workers:
+                result["main_cpu_s_per_million_points"] = round(spent[pid] / load.points * 1e6, 2)
+                result["processes"] = len(pids)
         if relay.health:
             wait_until(lambda: queue_drained(relay.health or ""), args.timeout_s, f"{system}: queue drained", interval_s=0.2)
             result["queue_file_mb_drained"] = queue_files_mb(relay.data_dir or workdir)
@@ -347,9 +381,10 @@ def one_run(load: Load, systems: list[str], args: argparse.Namespace) -> dict[st
         try:
             if influx is not None:
                 urllib.request.urlopen(urllib.request.Request(f"{influx.url}/query", data=b"q=CREATE DATABASE direct"), timeout=10).close()
-            for system in systems:
-                out[system] = run_system(system, load, workdir, vm.url if vm else None, influx.url if influx else None, args)
-                print(f"# {system}: {out[system]}", file=sys.stderr, flush=True)
+            for system, workers in variants(systems, args.ingest_workers):
+                name = run_name(system, workers)
+                out[name] = run_system(system, workers, load, workdir, vm.url if vm else None, influx.url if influx else None, args)
+                print(f"# {name}: {out[name]}", file=sys.stderr, flush=True)
         finally:
             for server in (vm, influx):
                 if server is not None:
@@ -368,6 +403,14 @@ def one_run(load: Load, systems: list[str], args: argparse.Namespace) -> dict[st
     ratio("nettvakt_vm_rate_over_base", "nettvakt_vm", "base_vm", "end_to_end_points_per_s")
     ratio("no_rollups_rate_over_vmagent", "nettvakt_vm_no_rollups", "vmagent", "end_to_end_points_per_s")
     ratio("no_rollups_cpu_over_vmagent", "nettvakt_vm_no_rollups", "vmagent", "cpu_s_per_million_points")
+    for system in ("nettvakt_influxd", "nettvakt_vm", "nettvakt_vm_no_rollups"):
+        for workers in args.ingest_workers:
+            if workers:
+                ratio(f"{system}_{workers}w_rate_over_0w", run_name(system, workers), system, "end_to_end_points_per_s")
+                ratio(f"{system}_{workers}w_cpu_over_0w", run_name(system, workers), system, "cpu_s_per_million_points")
+                if system.startswith("nettvakt_vm"):
+                    ratio(f"{system}_{workers}w_rate_over_vmagent", run_name(system, workers), "vmagent", "end_to_end_points_per_s")
+                    ratio(f"{system}_{workers}w_cpu_over_vmagent", run_name(system, workers), "vmagent", "cpu_s_per_million_points")
     out["ratios"] = ratios
     return out
 
@@ -460,6 +503,8 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="whole runs, each with fresh storage")
     parser.add_argument("--base", help="a worktree of the old code: adds base_vm and base_influxd")
     parser.add_argument("--systems", help=f"comma-separated, of {', '.join(VM_SYSTEMS + INFLUX_SYSTEMS)} (default: all)")
+    parser.add_argument("--ingest-workers", default="0", metavar="N,N,...",
+                        help="run each nettvakt_* system once with each of these [collector] ingest_workers (default 0: the collector alone)")
     parser.add_argument("--timeout-s", type=float, default=600.0, help="longest wait for a system to store everything")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -467,6 +512,12 @@ def main() -> int:
     unknown = set(systems) - set(VM_SYSTEMS + INFLUX_SYSTEMS)
     if unknown or (any(s.startswith("base_") for s in systems) and not args.base):
         parser.error(f"--systems: unknown {sorted(unknown)}" if unknown else "base_* systems need --base")
+    try:
+        args.ingest_workers = sorted({int(n) for n in args.ingest_workers.split(",")})
+    except ValueError:
+        parser.error(f"--ingest-workers: expected numbers separated by commas, got {args.ingest_workers!r}")
+    if args.ingest_workers[0] < 0:
+        parser.error("--ingest-workers: a number of workers is 0 or more")
     started = time.perf_counter()
     load = build_load(args.agents, args.points, args.batch, args.span_h * 3600)
     results: dict[str, Any] = {

@@ -28,8 +28,11 @@ from agent.report import HEARTBEAT_PATH, INGEST_PATH, BatchTooLargeError
 from collector.alerting.admin import AckError, acknowledge, alert_listing, unknown_names
 from collector.alerting.context import AlertingOptions, alerting_context
 from collector.alerting.silences import SILENCES_FILE, SilenceError, SilenceStore
-from collector.appkeys import ALERTS, CONNECTIONS, HISTORY, INVENTORY, LATE_ROLLUPS, QUEUE, RELOADER, ROLLUP_ENGINE, ROLLUPS, SERVICE, WRITER
+from collector.appkeys import (
+    ALERTS, CONNECTIONS, HISTORY, INGEST, INGEST_WORKERS, INVENTORY, LATE_ROLLUPS, QUEUE, RELOADER, ROLLUP_ENGINE, ROLLUPS, SERVICE, WRITER,
+)
 from collector.config import AgentEntry, Inventory
+from collector.handoff import CollectorUnreachableError
 from collector.history import HistoryService
 from collector import connections
 from collector.ingest import IngestError
@@ -43,6 +46,7 @@ from collector.service import (
     CollectorService,
     UnknownAgentError,
 )
+from collector.workers import IngestWorkers, WorkerStartError
 from collector.writer import EventCopy, QueueWriter, make_sink
 
 log = logging.getLogger("nettvakt.collector")
@@ -60,6 +64,17 @@ def _too_many(agent_id: str, wait_s: float) -> web.Response:
     retry_after = max(1, math.ceil(wait_s))
     response = _error(429, f"agent {agent_id!r} is over its request rate; retry after {retry_after} s", retry_after_s=retry_after)
     response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+# An ingest worker whose collector is going away or restarting (collector/workers.py): try again this soon.
+RETRY_UNAVAILABLE_S = 1
+
+
+def unavailable(message: str) -> web.Response:
+    """503 with Retry-After: try again (a batch the collector had already stored is known by its seq)."""
+    response = _error(503, message, retry_after_s=RETRY_UNAVAILABLE_S)
+    response.headers["Retry-After"] = str(RETRY_UNAVAILABLE_S)
     return response
 
 
@@ -152,27 +167,29 @@ def _admitted_agent(request: web.Request) -> AgentEntry | web.Response:
     421 Misdirected Request: another collector owns the agent's site ([collectors]); the body
     names it (`collector_url`) and the agent follows. Nothing of the request is taken here.
     """
-    service = request.app[SERVICE]
+    gate = request.app[INGEST].gate
     try:
-        agent = service.authenticate(request.headers.get("Authorization"))
+        agent = gate.authenticate(request.headers.get("Authorization"))
     except AuthError as exc:
         return _error(401, str(exc))
     except AgentElsewhereError as exc:
         return web.json_response(exc.answer(), status=421)
-    wait_s = service.admit(agent)
+    wait_s = gate.admit(agent)
     if wait_s:
         return _too_many(agent.id, wait_s)
     return agent
 
 
 async def handle_ingest(request: web.Request) -> web.Response:
-    service = request.app[SERVICE]
+    """POST /api/v1/ingest: answered once the batch is durably committed. The same handler runs in
+    the collector and in its ingest workers (collector/workers.py): `app[INGEST]` is either."""
+    ingest = request.app[INGEST]
     agent = _admitted_agent(request)
     if isinstance(agent, web.Response):
         return agent
     data = await _read_json(request)
     try:
-        result = await service.ingest(agent, data)
+        result = await ingest.commit(ingest.prepare(agent, data))
     except BatchTooLargeError as exc:
         return _error(413, str(exc))
     except IngestError as exc:
@@ -181,6 +198,8 @@ async def handle_ingest(request: web.Request) -> web.Response:
         return _error(400, str(exc))
     except UnknownAgentError as exc:
         return _error(403, str(exc))
+    except CollectorUnreachableError as exc:
+        return unavailable(str(exc))
     return web.json_response(result)
 
 
@@ -232,6 +251,9 @@ def health_report(app: web.Application, now_ns: int | None = None) -> dict[str, 
     guard = app.get(CONNECTIONS)
     if guard is not None:
         body["connections"] = guard.stats()
+    workers = app.get(INGEST_WORKERS)
+    if workers is not None:
+        body["ingest_workers"] = workers.health()
     alerts = app.get(ALERTS)
     if alerts is not None:
         # How many times the engine has judged since start: "nothing more came" is provable by waiting for more rounds.
@@ -245,6 +267,8 @@ def health_report(app: web.Application, now_ns: int | None = None) -> dict[str, 
         if reloader.parts_not_applied:
             problems.append(f"the last inventory reload failed in {', '.join(reloader.parts_not_applied)} (see the log): "
                             "they still run the inventory before it until the next reload or a restart")
+    if workers is not None:
+        problems += workers.problems(now_ns)
     if writer is not None:
         ws = writer.stats
         body["storage"].update({"write_errors": ws.write_errors, "last_error": ws.last_error, "backoff_s": ws.backoff_s})
@@ -287,6 +311,9 @@ async def _reload_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def apply(old: Inventory, new: Inventory) -> None:
         service.reload(new)
+        workers = app.get(INGEST_WORKERS)
+        if workers is not None:
+            workers.reload()  # what main has just taken
 
     reloader.hooks.insert(0, apply)
     loop = asyncio.get_running_loop()
@@ -509,7 +536,7 @@ async def _queue_ctx(app: web.Application) -> AsyncIterator[None]:
     inventory = app[INVENTORY]
     queue = DurableQueue(inventory.data_dir() / "queue.sqlite3", inventory.collector.queue_max_bytes)
     app[QUEUE] = queue
-    app[SERVICE] = CollectorService(inventory, queue, inventory.data_dir() / LIVENESS_FILE)
+    app[SERVICE] = app[INGEST] = CollectorService(inventory, queue, inventory.data_dir() / LIVENESS_FILE)
     yield
     try:
         app[SERVICE].save_liveness()
@@ -820,7 +847,11 @@ async def serve(
         except (OSError, ValueError, SecretError) as exc:  # ssl.SSLError is an OSError
             raise StartupError(f"cannot load the TLS certificate {settings.tls_cert} and its key: {exc}") from None
     app = create_app(inventory, inventory_path=inventory_path)
-    guard = app[CONNECTIONS] = connections.ConnectionGuard(settings.max_connections_per_client)
+    if settings.ingest_workers:
+        # The workers listen, each with its own connection guard; main answers what they pass on.
+        workers = app[INGEST_WORKERS] = IngestWorkers(settings.ingest_workers, host.strip("[]"), int(port))
+    else:
+        guard = app[CONNECTIONS] = connections.ConnectionGuard(settings.max_connections_per_client)
     # keepalive_timeout: aiohttp closes a connection idle that long without a complete request
     # head, also right after it opened, so idle and trickling clients are let go.
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=settings.request_head_timeout_s)
@@ -833,12 +864,17 @@ async def serve(
     try:
         assert runner.server is not None
         try:
-            server = await connections.listen(runner.server, host.strip("[]"), int(port), guard, ssl_context)
+            if settings.ingest_workers:
+                bound_port = await workers.start(app[SERVICE], runner.server)
+            else:
+                server = await connections.listen(runner.server, host.strip("[]"), int(port), guard, ssl_context)
+                bound_port = server.sockets[0].getsockname()[1]
         except OSError as exc:
             reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
             raise StartupError(f"cannot listen on {address}: {reason}") from None
+        except WorkerStartError as exc:
+            raise StartupError(str(exc)) from None
         scheme = "https" if ssl_context else "http"
-        bound_port = server.sockets[0].getsockname()[1]
         url = f"{scheme}://{host}:{bound_port}"
         log.info("collector listening on %s", url)
         if ready is not None:
@@ -847,6 +883,8 @@ async def serve(
     finally:
         if server is not None:
             server.close()
+        if settings.ingest_workers:
+            await workers.stop()  # before the queue closes: what they still have in hand is committed
         await runner.cleanup()
 
 

@@ -17,12 +17,15 @@ from collector.queue import DurableQueue
 from collector.reload import InventoryReloader
 from collector.retention import RollupMaintainer
 from collector.rollup_engine import RollupEngine
-from collector.service import CollectorService
+from collector.service import BatchIngest, CollectorService
+from collector.workers import IngestWorkers
 from collector.writer import QueueWriter
 
 INVENTORY = web.AppKey("inventory", Inventory)  # as at start (create_app); the live one is SERVICE.inventory
 QUEUE = web.AppKey("queue", DurableQueue)  # the queue context
 SERVICE = web.AppKey("service", CollectorService)  # the queue context
+INGEST = web.AppKey("ingest", BatchIngest)  # what ingest runs on: SERVICE in the collector, a worker's own in an ingest worker
+INGEST_WORKERS = web.AppKey("ingest_workers", IngestWorkers)  # serve(), with [collector] ingest_workers
 WRITER = web.AppKey("writer", QueueWriter)  # the writer context, when storage is InfluxDB
 RELOADER = web.AppKey("reloader", InventoryReloader)  # create_app, when it knows the inventory's path
 CONNECTIONS = web.AppKey("connections", ConnectionGuard)  # serve(), when it listens

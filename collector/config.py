@@ -57,6 +57,10 @@ class InventoryError(ValueError):
         return [p.render(self.path) for p in self.found]
 
 
+# More ingest workers than this is a typo, not a machine (each is a Python process of about 60 MB).
+MAX_INGEST_WORKERS = 64
+
+
 class CollectorSettings(Model):
     listen: HostPort = "127.0.0.1:8650"
     # Where agents reach the collector; written into `nettvakt agent` examples and docs.
@@ -92,6 +96,9 @@ class CollectorSettings(Model):
     availability_beat_s: float = Field(default=300.0, ge=30, le=3600)
     # How often an open status page fetches its live part again (collector/status/layout.py).
     status_refresh_s: float = Field(default=30.0, ge=1, le=3600)
+    # Processes beside the collector's own that read, decode and check agents' batches on its port
+    # (collector/workers.py); 0: the collector does it itself. Read at start only (docs/scaling.md).
+    ingest_workers: int = Field(default=0, ge=0, le=MAX_INGEST_WORKERS)
 
     @field_validator("admin_token_sha256")
     @classmethod

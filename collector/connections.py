@@ -93,9 +93,11 @@ class _GuardedProtocol(asyncio.Protocol):
 
 
 async def listen(
-    factory: Callable[[], asyncio.Protocol], host: str, port: int, guard: ConnectionGuard, ssl_context: ssl.SSLContext | None = None
+    factory: Callable[[], asyncio.Protocol], host: str, port: int, guard: ConnectionGuard, ssl_context: ssl.SSLContext | None = None,
+    *, reuse_port: bool = False,
 ) -> asyncio.Server:
-    return await asyncio.get_running_loop().create_server(guard.factory(factory), host, port, ssl=ssl_context)
+    """`reuse_port`: beside the collector's other ingest workers on the same port (collector/workers.py)."""
+    return await asyncio.get_running_loop().create_server(guard.factory(factory), host, port, ssl=ssl_context, reuse_port=reuse_port or None)
 
 
 __all__ = ["ConnectionGuard", "listen"]

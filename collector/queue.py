@@ -132,6 +132,21 @@ def encode_lines(points: list[Point], made: list[str | None] | None = None) -> t
     return lines, kept, unwritable
 
 
+def made_lines(points: list[Point], made: list[str | None] | None = None) -> list[str | None]:
+    """Each point's line, `made` where given and encoded here where not; None where line protocol
+    cannot say the point (`encode_lines` sets it aside, with why, when the batch is stored). What
+    an ingest worker hands the collector, so that storing the batch encodes nothing."""
+    lines: list[str | None] = []
+    for point, line in zip(points, made or [None] * len(points)):
+        if line is None:
+            try:
+                line = encode_point(point)
+            except LineProtocolError:
+                pass
+        lines.append(line)
+    return lines
+
+
 class DurableQueue:
     """Thread-safe; callers on the event loop run its methods in a thread (they fsync)."""
 

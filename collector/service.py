@@ -12,11 +12,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from agent.contract import probe_latency_ms
 from agent.points import Point, PointError
-from agent.report import Batch, parse_batch
+from agent.report import parse_batch
 from collector.availability import AvailabilityRecorder
 from collector.config import AgentEntry, Inventory
 from collector.ingest import AgentPoints, TimeWindow, storage_reach
@@ -131,6 +131,103 @@ class RateLimiter:
         return (1.0 - tokens) / self.rate_per_s
 
 
+class AgentGate:
+    """Who may post: the agent a bearer token names (or the 401/421 to answer instead), and each
+    agent's request rate. The collector has one, and so has each ingest worker (collector/workers.py)."""
+
+    def __init__(self, inventory: Inventory):
+        self.limiter = RateLimiter(inventory.collector.agent_requests_per_s, inventory.collector.agent_request_burst)
+        self.rate_limited = 0
+        self.reload(inventory)
+
+    def reload(self, inventory: Inventory) -> None:
+        self.inventory = inventory
+        self._by_hash = _tokens(inventory)
+        self._own = frozenset(a.id for a in inventory.agent)
+
+    def authenticate(self, authorization: str | None) -> AgentEntry:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise AuthError("missing bearer token (Authorization: Bearer <token>)")
+        digest = token_hash(authorization[len("Bearer "):].strip())
+        for known, agent in self._by_hash.items():
+            if hmac.compare_digest(known, digest):
+                if agent.id not in self._own:  # known to the inventory, owned by another collector
+                    owner = self.inventory.collector_of(agent.site)
+                    assert owner is not None  # the inventory's check: every site has its collector
+                    raise AgentElsewhereError(agent, owner, self.inventory.collectors[owner].url, self.inventory.collector_name)
+                return agent
+        raise AuthError("unknown token")
+
+    def admit(self, agent: AgentEntry) -> float:
+        """0.0 when the agent may make this request now, else seconds to wait (HTTP 429)."""
+        wait_s = self.limiter.admit(agent.id)
+        if wait_s:
+            self.rate_limited += 1
+        return wait_s
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """An agent's batch checked against the contract and ready to commit: made where its request is
+    read (the collector, or an ingest worker), committed where the queue is (the collector)."""
+
+    agent: str
+    seq: int
+    points: list[Point]  # what is stored: the points the storage keeps, user names in their stored form
+    lines: list[str | None] | None  # each point's line where already made (DurableQueue.put)
+    too_old: int  # points taken but not stored (ingest.storage_reach)
+    newest_ns: int  # the newest point's time in the whole batch: a sign of life
+    probes: dict[str, TargetState]  # the batch's newest probe point of each target: the live state
+
+
+def prepare_batch(inventory: Inventory, user_names: UserNames, agent: AgentEntry, data: Any) -> PreparedBatch:
+    """Check every point of a decoded request body against the contract (collector/ingest.py).
+
+    Raises IngestError (400, or 403 for what this agent may not write at all), UnknownAgentError
+    (403), BatchTooLargeError (413), PointError (400).
+    """
+    if isinstance(data, dict) and data.get("agent") != agent.id and isinstance(data.get("agent"), str):
+        raise UnknownAgentError(f"token belongs to agent {agent.id!r}, batch says {data['agent']!r}")
+    settings = inventory.collector
+    window = TimeWindow(settings.max_clock_ahead_s, settings.max_point_age_days * 86400.0)
+    now_ns = time.time_ns()
+    checked = AgentPoints(agent.id, agent.site, now_ns, window)
+    batch = parse_batch(data, settings.max_batch_points, checked)
+    reach = storage_reach(settings, inventory.storage)
+    kept, too_old = reach.split(batch.points, now_ns) if reach is not None else (batch.points, 0)
+    # Before anything is stored: with hashed user names no plain name reaches the queue.
+    points = user_names.stored_points(kept)
+    lines = checked.lines if points is batch.points else None
+    return PreparedBatch(agent.id, batch.seq, points, lines, too_old, *_signs_of_life(batch.points))
+
+
+def _signs_of_life(points: list[Point]) -> tuple[int, dict[str, TargetState]]:
+    """The newest point's time, and the newest probe point of each target as the live state keeps it."""
+    newest = max((p.time_ns for p in points), default=0)
+    latest: dict[str, Point] = {}
+    for point in points:
+        if point.measurement == "probe":
+            target = point.tags.get("target")
+            if target is not None and (target not in latest or latest[target].time_ns <= point.time_ns):
+                latest[target] = point
+    probes = {}
+    for target, point in latest.items():
+        reason = point.fields.get("reason")
+        probes[target] = TargetState(point.time_ns, bool(point.fields.get("up")), probe_latency_ms(point.tags.get("kind"), point.fields),
+                                     reason if isinstance(reason, str) else None)
+    return newest, probes
+
+
+class BatchIngest(Protocol):
+    """What the ingest endpoint runs on: the collector itself, or an ingest worker that hands its batches to it."""
+
+    gate: AgentGate
+
+    def prepare(self, agent: AgentEntry, data: Any) -> PreparedBatch: ...
+
+    async def commit(self, batch: PreparedBatch) -> dict[str, Any]: ...
+
+
 class CollectorService:
     def __init__(self, inventory: Inventory, queue: DurableQueue, state_path: Path | None = None):
         self.inventory = inventory
@@ -147,7 +244,7 @@ class CollectorService:
         # Of the availability verdicts, storage gets the changes and a beat; subscribers get them all.
         self.availability = AvailabilityRecorder(inventory.collector.availability_beat_s)
         self.devices: dict[str, DeviceState] = {}
-        self._by_hash = _tokens(inventory)
+        self.gate = AgentGate(inventory)
         self.user_names = UserNames.from_inventory(inventory)
         self.points_in = 0
         self.batches_in = 0
@@ -155,23 +252,18 @@ class CollectorService:
         # Every committed batch goes to each, in order: the live device state first, then the
         # writer and alerting as their contexts start.
         self.subscribers: list[PointSubscriber] = [self._follow_devices]
-        self.limiter = RateLimiter(inventory.collector.agent_requests_per_s, inventory.collector.agent_request_burst)
-        self.rate_limited = 0
         self.too_old_points = 0  # taken at ingest but not stored: older than the storage keeps (ingest.storage_reach)
         self._too_old_told: set[str] = set()
 
     def authenticate(self, authorization: str | None) -> AgentEntry:
-        if not authorization or not authorization.startswith("Bearer "):
-            raise AuthError("missing bearer token (Authorization: Bearer <token>)")
-        digest = token_hash(authorization[len("Bearer "):].strip())
-        for known, agent in self._by_hash.items():
-            if hmac.compare_digest(known, digest):
-                if agent.id not in self.agents:  # known to the inventory, owned by another collector
-                    owner = self.inventory.collector_of(agent.site)
-                    assert owner is not None  # the inventory's check: every site has its collector
-                    raise AgentElsewhereError(agent, owner, self.inventory.collectors[owner].url, self.inventory.collector_name)
-                return agent
-        raise AuthError("unknown token")
+        return self.gate.authenticate(authorization)
+
+    def admit(self, agent: AgentEntry) -> float:
+        return self.gate.admit(agent)
+
+    @property
+    def rate_limited(self) -> int:
+        return self.gate.rate_limited
 
     def authenticate_admin(self, authorization: str | None) -> None:
         """Raises AuthError unless the bearer token is the collector's admin token."""
@@ -220,83 +312,64 @@ class CollectorService:
         self.inventory = inventory
         now = time.time_ns()
         self.agents = {a.id: self.agents.get(a.id) or AgentState(known_since_ns=now) for a in inventory.agent}
-        self._by_hash = _tokens(inventory)
+        self.gate.reload(inventory)
         self.user_names = UserNames.from_inventory(inventory)
         self.availability.beat_s = inventory.collector.availability_beat_s
         known = {a.id for a in inventory.agent}
         self.targets = {key: state for key, state in self.targets.items() if key[0] in known}
 
-    def admit(self, agent: AgentEntry) -> float:
-        """0.0 when the agent may make this request now, else seconds to wait (HTTP 429)."""
-        wait_s = self.limiter.admit(agent.id)
-        if wait_s:
-            self.rate_limited += 1
-        return wait_s
-
     async def ingest(self, agent: AgentEntry, data: Any) -> dict[str, Any]:
         """Check every point against the contract and durably commit the batch; only then is it acknowledged.
 
-        Raises IngestError (400, or 403 for what this agent may not write at all), UnknownAgentError (403).
+        Raises as `prepare_batch`.
         """
-        if isinstance(data, dict) and data.get("agent") != agent.id and isinstance(data.get("agent"), str):
-            raise UnknownAgentError(f"token belongs to agent {agent.id!r}, batch says {data['agent']!r}")
-        settings = self.inventory.collector
-        window = TimeWindow(settings.max_clock_ahead_s, settings.max_point_age_days * 86400.0)
-        now_ns = time.time_ns()
-        checked = AgentPoints(agent.id, agent.site, now_ns, window)
-        batch = parse_batch(data, settings.max_batch_points, checked)
-        reach = storage_reach(settings, self.inventory.storage)
-        kept, too_old = reach.split(batch.points, now_ns) if reach is not None else (batch.points, 0)
-        # Before anything is stored: with hashed user names no plain name reaches the queue.
-        points = self.user_names.stored_points(kept)
-        source = agent_source(agent.id)
-        stored = await self.commits.put(source, batch.seq, points, checked.lines if points is batch.points else None)
-        self._heard_from(agent, batch)
+        return await self.commit(self.prepare(agent, data))
+
+    def prepare(self, agent: AgentEntry, data: Any) -> PreparedBatch:
+        return prepare_batch(self.inventory, self.user_names, agent, data)
+
+    async def commit(self, batch: PreparedBatch) -> dict[str, Any]:
+        """Durably commit a prepared batch (a resend is known by its agent and seq and stored once);
+        the answer its agent gets once it is on disk."""
+        source = agent_source(batch.agent)
+        stored = await self.commits.put(source, batch.seq, batch.points, batch.lines)
+        self._heard_from(batch)
         if stored:
-            self.points_in += len(points)
+            self.points_in += len(batch.points)
             self.batches_in += 1
-            self._publish(source, points)
+            self._publish(source, batch.points)
         else:
             self.duplicates += 1
-        answer: dict[str, Any] = {"seq": batch.seq, "accepted": len(points) if stored else 0, "duplicate": not stored, "too_old": too_old}
-        if too_old and reach is not None:
+        answer: dict[str, Any] = {"seq": batch.seq, "accepted": len(batch.points) if stored else 0, "duplicate": not stored,
+                                  "too_old": batch.too_old}
+        reach = storage_reach(self.inventory.collector, self.inventory.storage) if batch.too_old else None
+        if reach is not None:
             answer["too_old_reason"] = reach.reason
             if stored:  # a resend was counted when first taken
-                self._too_old(agent, too_old, reach.reason)
+                self._too_old(batch.agent, batch.too_old, reach.reason)
         return answer
 
-    def _too_old(self, agent: AgentEntry, count: int, reason: str) -> None:
+    def _too_old(self, agent_id: str, count: int, reason: str) -> None:
         """Counted in the self-monitoring; logged at the first such batch of each agent (a backlog brings many)."""
         self.too_old_points += count
-        if agent.id not in self._too_old_told:
-            self._too_old_told.add(agent.id)
+        if agent_id not in self._too_old_told:
+            self._too_old_told.add(agent_id)
             log.warning("agent %s sent points that are not stored, %s (%d in this batch; the rest of the batch is kept; "
-                        "counted in the collector's too_old_points, this is said once per agent)", agent.id, reason, count)
+                        "counted in the collector's too_old_points, this is said once per agent)", agent_id, reason, count)
 
-    def _heard_from(self, agent: AgentEntry, batch: Batch) -> None:
-        state = self.agents.get(agent.id)
+    def _heard_from(self, batch: PreparedBatch) -> None:
+        state = self.agents.get(batch.agent)
         if state is None:
             # A reload took the agent away (removed, or its site moved to another collector) while
             # its batch was being stored: the batch is kept and acknowledged, its liveness no longer ours.
             return
         state.last_batch_ns = time.time_ns()
-        newest = max((p.time_ns for p in batch.points), default=0)
-        state.last_seen_ns = max(state.last_seen_ns, newest)
-        latest: dict[str, Point] = {}  # the batch's newest probe point of each target
-        for point in batch.points:
-            if point.measurement == "probe":
-                target = point.tags.get("target")
-                if target is not None and (target not in latest or latest[target].time_ns <= point.time_ns):
-                    latest[target] = point
-        for target, point in latest.items():
-            known = self.targets.get((agent.id, target))
-            if known is not None and known.time_ns > point.time_ns:
+        state.last_seen_ns = max(state.last_seen_ns, batch.newest_ns)
+        for target, probe in batch.probes.items():
+            known = self.targets.get((batch.agent, target))
+            if known is not None and known.time_ns > probe.time_ns:
                 continue  # backlog older than what we know: stored, but not the live state
-            latency = probe_latency_ms(point.tags.get("kind"), point.fields)
-            reason = point.fields.get("reason")
-            self.targets[(agent.id, target)] = TargetState(
-                point.time_ns, bool(point.fields.get("up")), latency, reason if isinstance(reason, str) else None
-            )
+            self.targets[(batch.agent, target)] = probe
 
     def heartbeat(self, agent: AgentEntry, data: Any) -> dict[str, Any]:
         """A sign of life, timed by the collector's clock (an agent's clock may be off).
@@ -496,4 +569,5 @@ def agent_state_word(up: bool | None) -> str:
     return WAITING if up is None else UP if up else DOWN
 
 
-__all__ = ["AgentElsewhereError", "AuthError", "CollectorService", "PointError", "UnknownAgentError", "token_hash"]
+__all__ = ["AgentElsewhereError", "AgentGate", "AuthError", "BatchIngest", "CollectorService", "PointError", "PreparedBatch", "UnknownAgentError",
+           "prepare_batch", "token_hash"]

@@ -52,11 +52,11 @@ def create_database(server: InfluxdServer) -> None:
     urllib.request.urlopen(request, timeout=10).close()
 
 
-def influx_point_count(url: str) -> int:
+def influx_point_count(url: str, database: str = DATABASE) -> int:
     """Every point in the database, whatever measurement wrote it (one row per series and time)."""
     total = 0
-    for row in query(url, DATABASE, "SHOW MEASUREMENTS"):
-        total += len(query(url, DATABASE, f'SELECT * FROM "{row["name"]}"'))
+    for row in query(url, database, "SHOW MEASUREMENTS"):
+        total += len(query(url, database, f'SELECT * FROM "{row["name"]}"'))
     return total
 
 

@@ -411,19 +411,21 @@ def test_no_token_or_secret_in_any_log_line(tmp_path: Path, caplog: pytest.LogCa
         assert not [line for line in lines if secret in line]
 
 
-def test_https_with_a_self_signed_pair_verified_by_the_agent(tmp_path: Path) -> None:
+@pytest.mark.parametrize("ingest_workers", [0, 1], ids=["alone", "with-a-worker"])
+def test_https_with_a_self_signed_pair_verified_by_the_agent(tmp_path: Path, ingest_workers: int) -> None:
+    """Also where an ingest worker (collector/workers.py) holds the port and speaks TLS on it."""
     cert, key = tmp_path / "tls" / "collector.pem", tmp_path / "tls" / "collector.key"
     args = argparse.Namespace(cert=str(cert), key=str(key), name=["localhost", "127.0.0.1"], days=30, force=False)
     assert cmd_collector_tls(args) == 0
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert cmd_collector_tls(args) == 2  # never overwrites a pair silently
-    inv = inventory(tmp_path, tls_cert=str(cert), tls_key=f"file:{key}")
+    inv = inventory(tmp_path, tls_cert=str(cert), tls_key=f"file:{key}", ingest_workers=ingest_workers)
 
     async def scenario() -> None:
         ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         server = asyncio.create_task(serve(inv, "127.0.0.1:0", ready.set_result))
         try:
-            url = await asyncio.wait_for(asyncio.shield(ready), 10)
+            url = await asyncio.wait_for(asyncio.shield(ready), 30)
             assert url.startswith("https://127.0.0.1:")
             agent = Agent(AgentSettings(agent_id="pc1", collector_url=url, token=TOKEN, spool_path=tmp_path / "spool.sqlite3", ca_file=cert))
             try:
