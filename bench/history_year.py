@@ -1124,11 +1124,8 @@ def load_before_dashboards(work: Path) -> dict[str, Callable[[], Any]]:
 
 def panel_statements(dashboard: dict[str, Any], run: Callable[[str], list[dict[str, Any]]], span: check.TimeRange) -> list[tuple[str, str]]:
     """(panel, query) as Grafana sends each for `span` when the dashboard opens: variables resolved
-    by check.resolve_variables, the multi-value ones at their default, All (their allValue)."""
-    values = check.resolve_variables(dashboard, run, span.time_filter, span)
-    for var in dashboard["templating"]["list"]:
-        if var["type"] == "query" and var.get("includeAll") and var.get("current", {}).get("value") == ["$__all"]:
-            values[var["name"]] = var["allValue"]
+    by check.resolve_variables as Grafana selects them on opening (All, or the first value)."""
+    values = check.resolve_variables(dashboard, run, span.time_filter, span, opened=True)
     min_interval = values.get("min_interval")
     out = []
     for panel in dashboard["panels"]:

@@ -46,7 +46,15 @@ class Dashboard:
     def _queries(self) -> list[str]:
         return [t["query"] for p in self.panels for t in p["targets"]] + [a["query"] for a in self.annotations]
 
-    def variable(self, name: str, label: str, query: str, multi: bool = True) -> "Dashboard":
+    def variable(self, name: str, label: str, query: str, multi: bool = True, opens_on_all: bool = True) -> "Dashboard":
+        """opens_on_all=False: the dashboard opens on the variable's first value (sorted), so its
+        panels draw one device or site, not the whole estate; several values, or every one, are
+        ticked in the picker (Grafana's multi-value picker selects all at once). Grafana falls back
+        to the first option when the stored value is not among them, and with an All option that
+        first option is All: so such a variable has none, and no stored value."""
+        opening: dict[str, Any] = (
+            {"includeAll": True, "allValue": ".*", "current": {"selected": True, "text": ["All"], "value": ["$__all"]}}
+            if opens_on_all else {"includeAll": False, "current": {}})
         self.variables.append(
             {
                 "name": name,
@@ -56,10 +64,8 @@ class Dashboard:
                 "query": query,
                 "definition": query,
                 "refresh": 2,
-                "includeAll": True,
                 "multi": multi,
-                "allValue": ".*",
-                "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+                **opening,
                 "sort": 1,
             }
         )
@@ -193,10 +199,11 @@ def overview() -> Dashboard:
 
 
 def links() -> Dashboard:
-    d = Dashboard("nettvakt-links", "Links and latency", "Smokeping-style latency and loss per site, host and target; the same target from every site.", ["consultant"])
-    d.variable(*SITE_VAR)
+    d = Dashboard("nettvakt-links", "Links and latency", "Smokeping-style latency and loss per site, host and target; the same target from every site."
+                  " Opens on the first site and its first ICMP target (tick more in the pickers).", ["consultant"])
+    d.variable(*SITE_VAR, opens_on_all=False)
     d.variable("host", "Host", 'SHOW TAG VALUES FROM "probe" WITH KEY = "host" WHERE "site" =~ /^$site$/')
-    d.variable("target", "Target", 'SHOW TAG VALUES FROM "probe" WITH KEY = "target" WHERE "kind" = \'icmp\'')
+    d.variable("target", "Target", 'SHOW TAG VALUES FROM "probe" WITH KEY = "target" WHERE "kind" = \'icmp\' AND "site" =~ /^$site$/', opens_on_all=False)
     sel = f'{SITE} AND "host" =~ /^$host$/ AND "target" =~ /^$target$/ AND "kind" = \'icmp\''
     d.panel("timeseries", "RTT: median with min–max band and p95", [
         f'SELECT median("rtt_ms") AS "median", min(rtt_min_ms${{min_sfx}}) AS "min", max(rtt_max_ms${{max_sfx}}) AS "max", mean("rtt_p95_ms") AS "p95" FROM "$rp"."probe" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "target" fill(null)'
@@ -212,9 +219,10 @@ def links() -> Dashboard:
 
 
 def network_devices() -> Dashboard:
-    d = Dashboard("nettvakt-network", "Network devices", "Firewall and switches over SNMP: load, sessions, tunnels, interfaces.", ["consultant"])
+    d = Dashboard("nettvakt-network", "Network devices", "Firewall and switches over SNMP: load, sessions, tunnels, interfaces."
+                  " Opens on the first device (tick more in the picker).", ["consultant"])
     d.variable(*SITE_VAR)
-    d.variable("device", "Device", 'SHOW TAG VALUES FROM "device" WITH KEY = "device" WHERE "site" =~ /^$site$/')
+    d.variable("device", "Device", 'SHOW TAG VALUES FROM "device" WITH KEY = "device" WHERE "site" =~ /^$site$/', opens_on_all=False)
     d.variable("ifname", "Interface", 'SHOW TAG VALUES FROM "interface" WITH KEY = "ifname" WHERE "device" =~ /^$device$/')
     dev = '"device" =~ /^$device$/'
     d.panel("timeseries", "CPU", [f'SELECT mean("cpu_pct") FROM "$rp"."device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(null)'], w=8, unit="percent")
@@ -240,8 +248,9 @@ def network_devices() -> Dashboard:
 
 
 def hosts() -> Dashboard:
-    d = Dashboard("nettvakt-hosts", "Hosts", "CPU, memory, disk and network per machine, from the agents.", ["consultant"])
-    d.variable(*SITE_VAR)
+    d = Dashboard("nettvakt-hosts", "Hosts", "CPU, memory, disk and network per machine, from the agents."
+                  " Opens on the first site (tick more in the picker).", ["consultant"])
+    d.variable(*SITE_VAR, opens_on_all=False)
     d.variable("host", "Host", 'SHOW TAG VALUES FROM "host" WITH KEY = "host" WHERE "site" =~ /^$site$/')
     sel = f'{SITE} AND "host" =~ /^$host$/'
     d.panel("timeseries", "CPU", [f'SELECT mean("cpu_pct") FROM "$rp"."host" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host" fill(null)'], unit="percent")
