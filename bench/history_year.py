@@ -1080,7 +1080,7 @@ def _tag_keys(measurement: str) -> set[str]:
 
 # --- measuring ----------------------------------------------------------------------------------
 RANGES = {"24h": DAY_S, "7d": 7 * DAY_S, "30d": 30 * DAY_S, "1y": 365 * DAY_S}
-# Grafana's $__interval: the range over the panel's width in pixels (its maxDataPoints), rounded as
+# Grafana's $__interval: the range over the panel's maxDataPoints (else its width in pixels), rounded as
 # Grafana's rangeutil.roundInterval does, never below the panel's min interval.
 _ROUND = [(15, 10), (35, 20), (75, 50), (150, 100), (350, 200), (750, 500), (1500, 1000), (3500, 2000), (7500, 5000),
           (12500, 10000), (17500, 15000), (25000, 20000), (45000, 30000), (90000, 60000), (210000, 120000), (450000, 300000),
@@ -1089,8 +1089,8 @@ _ROUND = [(15, 10), (35, 20), (75, 50), (150, 100), (350, 200), (750, 500), (150
 SCREEN_PX = 1920  # a panel of w grid columns is about w/24 of it wide
 
 
-def grafana_interval_ms(range_ms: int, width_columns: int, min_interval_ms: int) -> int:
-    raw = range_ms / max(1, width_columns * SCREEN_PX // 24 - 16)
+def grafana_interval_ms(range_ms: int, width_columns: int, min_interval_ms: int, max_data_points: int | None = None) -> int:
+    raw = range_ms / (max_data_points or max(1, width_columns * SCREEN_PX // 24 - 16))
     rounded = next((r for limit, r in _ROUND if raw < limit), 31536000000)
     return max(rounded, min_interval_ms)
 
@@ -1132,7 +1132,7 @@ def panel_statements(dashboard: dict[str, Any], run: Callable[[str], list[dict[s
         for target in panel.get("targets", []):
             floor = panel.get("interval")
             floor_ms = _duration_ms(min_interval) if floor == "${min_interval}" and isinstance(min_interval, str) else (_duration_ms(floor) if floor else 1)
-            interval = _interval_text(grafana_interval_ms(span.to_ms - span.from_ms, panel["gridPos"]["w"], floor_ms))
+            interval = _interval_text(grafana_interval_ms(span.to_ms - span.from_ms, panel["gridPos"]["w"], floor_ms, panel.get("maxDataPoints")))
             out.append((f"{panel['id']} {panel['title']}", check.substitute(target["query"], values, span.time_filter, interval, span)))
     for annotation in dashboard["annotations"]["list"]:
         out.append((f"annotation {annotation['name']}", check.substitute(annotation["query"], values, span.time_filter, "1m", span)))

@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from collector.rollups import META_RETENTION_POLICY, RAW, RP_CONFIG
+from collector.rollups import FIVE_MINUTES, META_RETENTION_POLICY, RAW, RP_CONFIG
 
 HERE = Path(__file__).resolve().parent
 DATASOURCE = {"type": "influxdb", "uid": "${DS}"}
@@ -106,9 +106,9 @@ class Dashboard:
         used |= {name for p in self.panels for name in _VARIABLE_RE.findall(p.get("interval", ""))}
         hidden = [_hidden_variable(name, query, refresh) for name, (query, refresh) in HIDDEN_VARIABLES.items() if name in used]
         description = self.description
-        if "rp" in used:
-            description += (" Raw points for ranges up to 2 days, 5-minute rollups up to 60 days, hourly ones beyond"
-                            " (hidden variables; docs/storage.md).")
+        if "rp" in used or "period_rp" in used:
+            description += (" Raw points for ranges up to 2 days, 5-minute rollups below 30 days (a table over the period:"
+                            " below 7 days), hourly ones beyond (hidden variables; docs/storage.md).")
         return {
             "uid": self.uid,
             "title": self.title,
@@ -139,13 +139,34 @@ def _datasource_variable() -> dict[str, Any]:
 
 _VARIABLE_RE = re.compile(r"\$\{?(\w+)")
 ROWS = f'"{META_RETENTION_POLICY}"."{RP_CONFIG}"'
-# The first rp_config row (by time: by retention) that keeps the range's start and serves its
-# length: the resolution collector.rollups.resolution_for would choose (docs/storage.md).
-FOR_THE_RANGE = '${__to} - ${__from} <= "max_ms" AND time >= now() - ${__from}ms'
-# name -> (query, refresh: 2 on every time range change, 1 on load)
+DAY_MS = 86_400_000
+# The dashboards read hourly rollups sooner than collector.rollups.resolution_for, which keeps
+# 5-minute ones up to 60 days: the cost of a panel is the rows it reads and returns (a month of
+# 5-minute rows is 8 640 a series, of hourly ones 720).
+# - A time series from 30 days: there Grafana's buckets are an hour for a panel of half the width
+#   or less on a 1920-pixel screen, so it draws what it drew (wider panels: hourly instead of 20- or
+#   30-minute buckets).
+# - A table over the whole period (no buckets) from 7 days: it then leaves out at most the range's
+#   first and last hour (the hourly continuous query runs at the end of each hour): 1.2 % of 7 days.
+SERIES_HOURLY_FROM_MS = 30 * DAY_MS
+PERIOD_HOURLY_FROM_MS = 7 * DAY_MS
+
+
+def for_the_range(hourly_from_ms: int) -> str:
+    """The first rp_config row (by time: by retention) that keeps the range's start and serves its
+    length (the resolution collector.rollups.resolution_for would choose: docs/storage.md), the
+    5-minute row only for a range shorter than hourly_from_ms."""
+    return ('${__to} - ${__from} <= "max_ms" AND time >= now() - ${__from}ms'
+            f' AND ("resolution" != \'{FIVE_MINUTES}\' OR ${{__to}} - ${{__from}} < {hourly_from_ms})')
+
+
+# name -> (query, refresh: 2 on every time range change, 1 on load). A table over the period reads
+# "$period_rp" with the suffixes of "$rp": both are raw up to the same 2 days, and every rollup names
+# its fields alike (tests/test_dashboards_resolution.py).
 HIDDEN_VARIABLES: dict[str, tuple[str, int]] = {
-    **{name: (f'SELECT "{name}" FROM {ROWS} WHERE {FOR_THE_RANGE} LIMIT 1', 2)
+    **{name: (f'SELECT "{name}" FROM {ROWS} WHERE {for_the_range(SERIES_HOURLY_FROM_MS)} LIMIT 1', 2)
        for name in ("rp", "min_sfx", "max_sfx", "p95_args", "events_rp", "min_interval")},
+    "period_rp": (f'SELECT "rp" FROM {ROWS} WHERE {for_the_range(PERIOD_HOURLY_FROM_MS)} LIMIT 1', 2),
     "raw_rp": (f'SELECT "rp" FROM {ROWS} WHERE "resolution" = \'{RAW}\'', 1),
 }
 
@@ -184,10 +205,20 @@ def overview() -> Dashboard:
             description="Agents silent for longer than their allowed intervals.")
     # `availability` is stored on change and once per beat (docs/metrics.md): each point accounts
     # for its series' time since the previous one, and a verdict holds until the series' next point.
-    d.panel("table", "Sites: availability in the period", [f'SELECT sum("up_s") / sum("judged_s") * 100 AS "availability %" FROM "$rp"."availability" WHERE $timeFilter AND {SITE} GROUP BY "site"'], w=8, unit="percent",
-            description="Time judged up over time judged (agents, probe targets, devices); time nobody judged is left out.")
-    d.panel("state-timeline", "Availability per agent, device and probe target", [f'SELECT min(up${{min_sfx}}) FROM "$rp"."availability" WHERE $timeFilter AND {SITE} GROUP BY time($__interval), "site", "host", "device", "target" fill(none)'], w=16,
-            description="Each state holds until the next verdict of its series (the collector stores changes and a beat every 5 minutes); a time bucket with a dip shows it.")
+    d.panel("table", "Sites: availability in the period (worst first)", [f'SELECT sum("up_s") / sum("judged_s") * 100 AS "availability %" FROM "$period_rp"."availability" WHERE $timeFilter AND {SITE} GROUP BY "site"'], w=8, unit="percent",
+            description="Time judged up over time judged (agents, probe targets, devices); time nobody judged is left out.",
+            panel_options={"sortBy": [{"displayName": "availability %", "desc": False}]})
+    # Only the series with a down verdict in the period: every other series would be a row of
+    # green, and at 430 series that is what made the panel slow (docs/benchmarks.md). A bucket of at
+    # least 10 minutes holds a verdict of every series judged in it (a beat at most every 5
+    # minutes), so one with no down verdict is up (fill(1)); at most 200 buckets keep them an hour
+    # or more wherever the hourly rollups are read (from 30 days), on any screen.
+    d.panel("state-timeline", "Outages per agent, device and probe target (only those down in the period)",
+            [f'SELECT min(up${{min_sfx}}) FROM "$rp"."availability" WHERE $timeFilter AND {SITE} AND up${{min_sfx}} < 1 GROUP BY time($__interval), "site", "host", "device", "target" fill(1)'], w=16,
+            description="A row for each agent, device and probe target that was judged down at some time in the period; a time bucket "
+                        "(10 minutes or more) with a down verdict shows it, one without shows up. Those up throughout are left out: "
+                        "the sites' table and the per-site dashboards have them.",
+            interval="10m", maxDataPoints=200)
     d.annotation("Alerts", 'SELECT "summary" FROM "$events_rp"."alert" WHERE $timeFilter AND "state" = \'firing\'')
     d.panel("table", "Alerts in the period (latest state per site and rule)",
             [f'SELECT last("active") AS "active", last("summary") AS "summary", last("affected") AS "affected" FROM "$events_rp"."alert" WHERE $timeFilter AND {SITE} GROUP BY "site", "rule", "severity", "subject"'], w=24,
@@ -214,7 +245,7 @@ def links() -> Dashboard:
     d.panel("timeseries", "Same target from every site (median RTT)", [
         'SELECT median("rtt_ms") FROM "$rp"."probe" WHERE $timeFilter AND "target" =~ /^$target$/ AND "kind" = \'icmp\' GROUP BY time($__interval), "site" fill(null)'
     ], w=24, unit="ms", description="A slow segment stands out: sites behind it are slow to every target beyond it.")
-    d.panel("table", "Availability per target", [f'SELECT mean("up") * 100 AS "up %" FROM "$rp"."probe" WHERE $timeFilter AND {SITE} GROUP BY "site", "kind", "target"'], w=24, unit="percent")
+    d.panel("table", "Availability per target", [f'SELECT mean("up") * 100 AS "up %" FROM "$period_rp"."probe" WHERE $timeFilter AND {SITE} GROUP BY "site", "kind", "target"'], w=24, unit="percent")
     return d
 
 
@@ -242,7 +273,7 @@ def network_devices() -> Dashboard:
         f'SELECT mean("in_errors_ps") AS "in errors", mean("out_errors_ps") AS "out errors", mean("in_discards_ps") AS "in discards", mean("out_discards_ps") AS "out discards" FROM "$rp"."interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
     ], w=12, unit="pps")
     d.panel("table", "Busiest interfaces (peak in the period)", [
-        f'SELECT max(out_bps${{max_sfx}}) AS "peak out bps", max(in_bps${{max_sfx}}) AS "peak in bps", max(out_util_pct${{max_sfx}}) AS "peak out %" FROM "$rp"."interface" WHERE $timeFilter AND {dev} GROUP BY "device", "ifname"'
+        f'SELECT max(out_bps${{max_sfx}}) AS "peak out bps", max(in_bps${{max_sfx}}) AS "peak in bps", max(out_util_pct${{max_sfx}}) AS "peak out %" FROM "$period_rp"."interface" WHERE $timeFilter AND {dev} GROUP BY "device", "ifname"'
     ], w=12, panel_options={"sortBy": [{"displayName": "peak out bps", "desc": True}]})
     return d
 
