@@ -1275,6 +1275,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--measure-only", action="store_true", help="measure what --keep left in --data-dir")
     parser.add_argument("--json", type=Path, help="write every figure here too")
     parser.add_argument("--markdown", type=Path, help="print the tables of docs/benchmarks.md from this --json file, and exit")
+    parser.add_argument("--panels-only", action="store_true",
+                        help="measure only the panels of the dashboards as they are now (after): no before, no reports")
     args = parser.parse_args(argv)
     if args.markdown:
         print(markdown(json.loads(args.markdown.read_text())))
@@ -1313,13 +1315,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["generated"] = generated
         now_ms = end_s * 1000  # the history ends here: every range is measured as if it were now
         results["uptime_measuring"] = _uptime()
-        results["panels"] = {
-            AFTER: measure_panels(server.url, AFTER, _current_dashboards(), now_ms, args.runs, RANGES),
+        results["panels"] = {AFTER: measure_panels(server.url, AFTER, _current_dashboards(), now_ms, args.runs, RANGES)}
+        if not args.panels_only:
             # before: only the ranges its raw days cover (longer ones are extrapolated from these in docs/benchmarks.md)
-            BEFORE: measure_panels(server.url, BEFORE, load_before_dashboards(work), now_ms, args.runs,
-                                   {k: v for k, v in RANGES.items() if v <= args.before_days * DAY_S}),
-        }
-        results["reports"] = {db: measure_reports(server.url, db, estate, work, max(1, args.runs // 2)) for db in (AFTER, BEFORE)}
+            results["panels"][BEFORE] = measure_panels(server.url, BEFORE, load_before_dashboards(work), now_ms, args.runs,
+                                                       {k: v for k, v in RANGES.items() if v <= args.before_days * DAY_S})
+            results["reports"] = {db: measure_reports(server.url, db, estate, work, max(1, args.runs // 2)) for db in (AFTER, BEFORE)}
         results["uptime_after"] = _uptime()
     finally:
         server.stop()
@@ -1343,14 +1344,18 @@ def markdown(results: Mapping[str, Any]) -> str:
             return "> 30 s" if "timeout" in figures["error"] else "error"
         return f"{figures['median_ms']:.0f}" if figures["median_ms"] >= 10 else f"{figures['median_ms']:.1f}"
 
-    lines = ["| dashboard | panel | " + " | ".join(f"{r} after | {r} before" for r in RANGES) + " |",
-             "|---|---|" + "---:|---:|" * len(RANGES)]
+    columns = [(r, "after") for r in RANGES] + ([(r, "before") for r in RANGES] if before else [])
+    columns.sort(key=lambda c: list(RANGES).index(c[0]))
+    lines = ["| dashboard | panel | " + " | ".join(f"{r} {which}" for r, which in columns) + " |",
+             "|---|---|" + "---:|" * len(columns)]
     for key, by_range in after.items():
         dashboard, panel = key.split(" | ", 1)
-        old = before.get(key, {})
-        lines.append(f"| {dashboard} | {panel} | " + " | ".join(f"{cell(by_range.get(r))} | {cell(old.get(r))}" for r in RANGES) + " |")
+        figures = {"after": by_range, "before": before.get(key, {})}
+        lines.append(f"| {dashboard} | {panel} | " + " | ".join(cell(figures[which].get(r)) for r, which in columns) + " |")
     slowest = {r: max((v.get(r, {}).get("median_ms", 0.0), k) for k, v in after.items()) for r in RANGES}
     lines += ["", "Slowest panel after, per range: " + "; ".join(f"{r} {ms:.0f} ms ({k})" for r, (ms, k) in slowest.items())]
+    if "reports" not in results:  # --panels-only
+        return "\n".join(lines)
     lines += ["", "| report | after best / median s | before best / median s |", "|---|---:|---:|"]
     for name, figures in results["reports"][AFTER].items():
         old = results["reports"].get(BEFORE, {}).get(name, {})

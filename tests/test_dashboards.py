@@ -61,6 +61,22 @@ def test_grafana_style_substitution() -> None:
         check.substitute(hidden, {}, span.time_filter, "1m")
 
 
+def test_a_dashboard_opens_as_grafana_opens_it() -> None:
+    """All where the variable has it and stores it; else the stored value where it is still an option;
+    else the first option (Grafana lists All first, so a variable meant to open on one value has none)."""
+    links = {v["name"]: v for v in generate.links().to_json()["templating"]["list"]}
+    network = {v["name"]: v for v in generate.network_devices().to_json()["templating"]["list"]}
+    assert check.opening_value(links["site"], sorted(["b-site", "a-site"])) == ["a-site"]  # the first site
+    assert check.opening_value(links["host"], ["h1", "h2"]) == ".*"  # All, as the query gets it
+    assert check.opening_value(network["site"], ["a-site", "b-site"]) == ".*"
+    assert check.opening_value(network["device"], ["fw-1", "sw-1"]) == ["fw-1"]
+    stored = {**network["device"], "current": {"text": ["sw-1"], "value": ["sw-1"]}}
+    assert check.opening_value(stored, ["fw-1", "sw-1"]) == ["sw-1"]
+    assert check.opening_value({**stored, "multi": False}, ["fw-1", "gone"]) == "fw-1"
+    assert check.opening_value({**links["host"], "allValue": None}, ["h1", "h2"]) == ["h1", "h2"]
+    assert not any(v.get("includeAll") for v in generate.hosts().to_json()["templating"]["list"] if v["name"] == "site")
+
+
 def test_every_panel_reads_a_resolution_variable_never_a_fixed_policy() -> None:
     """Sampled data from "$rp" (a table over the period from "$period_rp"), events from "$events_rp",
     now-values and strings from "$raw_rp": proven on a real influxd in tests/test_dashboards_resolution.py."""
