@@ -231,7 +231,8 @@ def overview() -> Dashboard:
 
 def links() -> Dashboard:
     d = Dashboard("nettvakt-links", "Links and latency", "Smokeping-style latency and loss per site, host and target; the same target from every site."
-                  " Opens on the first site and its first ICMP target (tick more in the pickers).", ["consultant"])
+                  " Opens on the first site and its first ICMP target (tick more in the pickers); the targets offered are those the chosen"
+                  " sites probe.", ["consultant"])
     d.variable(*SITE_VAR, opens_on_all=False)
     d.variable("host", "Host", 'SHOW TAG VALUES FROM "probe" WITH KEY = "host" WHERE "site" =~ /^$site$/')
     d.variable("target", "Target", 'SHOW TAG VALUES FROM "probe" WITH KEY = "target" WHERE "kind" = \'icmp\' AND "site" =~ /^$site$/', opens_on_all=False)
@@ -244,7 +245,7 @@ def links() -> Dashboard:
     d.panel("timeseries", "Jitter", [f'SELECT mean("jitter_ms") FROM "$rp"."probe" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "target" fill(null)'], unit="ms")
     d.panel("timeseries", "Same target from every site (median RTT)", [
         'SELECT median("rtt_ms") FROM "$rp"."probe" WHERE $timeFilter AND "target" =~ /^$target$/ AND "kind" = \'icmp\' GROUP BY time($__interval), "site" fill(null)'
-    ], w=24, unit="ms", description="A slow segment stands out: sites behind it are slow to every target beyond it.")
+    ], w=24, unit="ms", description="The chosen target from every site that probes it. A slow segment stands out: sites behind it are slow to every target beyond it.")
     d.panel("table", "Availability per target", [f'SELECT mean("up") * 100 AS "up %" FROM "$period_rp"."probe" WHERE $timeFilter AND {SITE} GROUP BY "site", "kind", "target"'], w=24, unit="percent")
     return d
 
