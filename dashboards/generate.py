@@ -106,9 +106,9 @@ class Dashboard:
         used |= {name for p in self.panels for name in _VARIABLE_RE.findall(p.get("interval", ""))}
         hidden = [_hidden_variable(name, query, refresh) for name, (query, refresh) in HIDDEN_VARIABLES.items() if name in used]
         description = self.description
-        if "rp" in used or "period_rp" in used:
-            description += (" Raw points for ranges up to 2 days, 5-minute rollups below 30 days (a table over the period:"
-                            " below 7 days), hourly ones beyond (hidden variables; docs/storage.md).")
+        if "rp" in used or "coarse_rp" in used:
+            description += (" Raw points for ranges up to 2 days, 5-minute rollups below 30 days (tables over the period and"
+                            " the outages timeline: below 7 days), hourly ones beyond (hidden variables; docs/storage.md).")
         return {
             "uid": self.uid,
             "title": self.title,
@@ -146,10 +146,12 @@ DAY_MS = 86_400_000
 # - A time series from 30 days: there Grafana's buckets are an hour for a panel of half the width
 #   or less on a 1920-pixel screen, so it draws what it drew (wider panels: hourly instead of 20- or
 #   30-minute buckets).
-# - A table over the whole period (no buckets) from 7 days: it then leaves out at most the range's
-#   first and last hour (the hourly continuous query runs at the end of each hour): 1.2 % of 7 days.
+# - "$coarse_rp" from 7 days, for a panel that needs no finer rows there: a table over the whole
+#   period (no buckets), which then leaves out at most the range's first and last hour (the hourly
+#   continuous query runs at the end of each hour): 1.2 % of 7 days; and the outages timeline,
+#   whose buckets are an hour or more from 7 days (its maxDataPoints).
 SERIES_HOURLY_FROM_MS = 30 * DAY_MS
-PERIOD_HOURLY_FROM_MS = 7 * DAY_MS
+COARSE_HOURLY_FROM_MS = 7 * DAY_MS
 
 
 def for_the_range(hourly_from_ms: int) -> str:
@@ -160,13 +162,13 @@ def for_the_range(hourly_from_ms: int) -> str:
             f' AND ("resolution" != \'{FIVE_MINUTES}\' OR ${{__to}} - ${{__from}} < {hourly_from_ms})')
 
 
-# name -> (query, refresh: 2 on every time range change, 1 on load). A table over the period reads
-# "$period_rp" with the suffixes of "$rp": both are raw up to the same 2 days, and every rollup names
-# its fields alike (tests/test_dashboards_resolution.py).
+# name -> (query, refresh: 2 on every time range change, 1 on load). A panel reading "$coarse_rp"
+# takes the suffixes of "$rp": both are raw up to the same 2 days, and every rollup names its fields
+# alike (tests/test_dashboards_resolution.py).
 HIDDEN_VARIABLES: dict[str, tuple[str, int]] = {
     **{name: (f'SELECT "{name}" FROM {ROWS} WHERE {for_the_range(SERIES_HOURLY_FROM_MS)} LIMIT 1', 2)
        for name in ("rp", "min_sfx", "max_sfx", "p95_args", "events_rp", "min_interval")},
-    "period_rp": (f'SELECT "rp" FROM {ROWS} WHERE {for_the_range(PERIOD_HOURLY_FROM_MS)} LIMIT 1', 2),
+    "coarse_rp": (f'SELECT "rp" FROM {ROWS} WHERE {for_the_range(COARSE_HOURLY_FROM_MS)} LIMIT 1', 2),
     "raw_rp": (f'SELECT "rp" FROM {ROWS} WHERE "resolution" = \'{RAW}\'', 1),
 }
 
@@ -205,20 +207,20 @@ def overview() -> Dashboard:
             description="Agents silent for longer than their allowed intervals.")
     # `availability` is stored on change and once per beat (docs/metrics.md): each point accounts
     # for its series' time since the previous one, and a verdict holds until the series' next point.
-    d.panel("table", "Sites: availability in the period (worst first)", [f'SELECT sum("up_s") / sum("judged_s") * 100 AS "availability %" FROM "$period_rp"."availability" WHERE $timeFilter AND {SITE} GROUP BY "site"'], w=8, unit="percent",
+    d.panel("table", "Sites: availability in the period (worst first)", [f'SELECT sum("up_s") / sum("judged_s") * 100 AS "availability %" FROM "$coarse_rp"."availability" WHERE $timeFilter AND {SITE} GROUP BY "site"'], w=8, unit="percent",
             description="Time judged up over time judged (agents, probe targets, devices); time nobody judged is left out.",
             panel_options={"sortBy": [{"displayName": "availability %", "desc": False}]})
     # Only the series with a down verdict in the period: every other series would be a row of
     # green, and at 430 series that is what made the panel slow (docs/benchmarks.md). A bucket of at
     # least 10 minutes holds a verdict of every series judged in it (a beat at most every 5
-    # minutes), so one with no down verdict is up (fill(1)); at most 200 buckets keep them an hour
-    # or more wherever the hourly rollups are read (from 30 days), on any screen.
+    # minutes), so one with no down verdict is up (fill(1)); at most 168 buckets keep them an hour
+    # or more wherever "$coarse_rp" reads hourly rollups (from 7 days), on any screen.
     d.panel("state-timeline", "Outages per agent, device and probe target (only those down in the period)",
-            [f'SELECT min(up${{min_sfx}}) FROM "$rp"."availability" WHERE $timeFilter AND {SITE} AND up${{min_sfx}} < 1 GROUP BY time($__interval), "site", "host", "device", "target" fill(1)'], w=16,
+            [f'SELECT min(up${{min_sfx}}) FROM "$coarse_rp"."availability" WHERE $timeFilter AND {SITE} AND up${{min_sfx}} < 1 GROUP BY time($__interval), "site", "host", "device", "target" fill(1)'], w=16,
             description="A row for each agent, device and probe target that was judged down at some time in the period; a time bucket "
                         "(10 minutes or more) with a down verdict shows it, one without shows up. Those up throughout are left out: "
                         "the sites' table and the per-site dashboards have them.",
-            interval="10m", maxDataPoints=200)
+            interval="10m", maxDataPoints=168)
     d.annotation("Alerts", 'SELECT "summary" FROM "$events_rp"."alert" WHERE $timeFilter AND "state" = \'firing\'')
     d.panel("table", "Alerts in the period (latest state per site and rule)",
             [f'SELECT last("active") AS "active", last("summary") AS "summary", last("affected") AS "affected" FROM "$events_rp"."alert" WHERE $timeFilter AND {SITE} GROUP BY "site", "rule", "severity", "subject"'], w=24,
@@ -246,7 +248,7 @@ def links() -> Dashboard:
     d.panel("timeseries", "Same target from every site (median RTT)", [
         'SELECT median("rtt_ms") FROM "$rp"."probe" WHERE $timeFilter AND "target" =~ /^$target$/ AND "kind" = \'icmp\' GROUP BY time($__interval), "site" fill(null)'
     ], w=24, unit="ms", description="The chosen target from every site that probes it. A slow segment stands out: sites behind it are slow to every target beyond it.")
-    d.panel("table", "Availability per target", [f'SELECT mean("up") * 100 AS "up %" FROM "$period_rp"."probe" WHERE $timeFilter AND {SITE} GROUP BY "site", "kind", "target"'], w=24, unit="percent")
+    d.panel("table", "Availability per target", [f'SELECT mean("up") * 100 AS "up %" FROM "$coarse_rp"."probe" WHERE $timeFilter AND {SITE} GROUP BY "site", "kind", "target"'], w=24, unit="percent")
     return d
 
 
@@ -274,7 +276,7 @@ def network_devices() -> Dashboard:
         f'SELECT mean("in_errors_ps") AS "in errors", mean("out_errors_ps") AS "out errors", mean("in_discards_ps") AS "in discards", mean("out_discards_ps") AS "out discards" FROM "$rp"."interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
     ], w=12, unit="pps")
     d.panel("table", "Busiest interfaces (peak in the period)", [
-        f'SELECT max(out_bps${{max_sfx}}) AS "peak out bps", max(in_bps${{max_sfx}}) AS "peak in bps", max(out_util_pct${{max_sfx}}) AS "peak out %" FROM "$period_rp"."interface" WHERE $timeFilter AND {dev} GROUP BY "device", "ifname"'
+        f'SELECT max(out_bps${{max_sfx}}) AS "peak out bps", max(in_bps${{max_sfx}}) AS "peak in bps", max(out_util_pct${{max_sfx}}) AS "peak out %" FROM "$coarse_rp"."interface" WHERE $timeFilter AND {dev} GROUP BY "device", "ifname"'
     ], w=12, panel_options={"sortBy": [{"displayName": "peak out bps", "desc": True}]})
     return d
 

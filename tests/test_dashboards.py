@@ -78,31 +78,32 @@ def test_a_dashboard_opens_as_grafana_opens_it() -> None:
 
 
 def test_every_panel_reads_a_resolution_variable_never_a_fixed_policy() -> None:
-    """Sampled data from "$rp" (a table over the period from "$period_rp"), events from "$events_rp",
+    """Sampled data from "$rp" (a table over the period from "$coarse_rp"), events from "$events_rp",
     now-values and strings from "$raw_rp": proven on a real influxd in tests/test_dashboards_resolution.py."""
     for name, build in generate.DASHBOARDS.items():
         for where, query in check.iter_queries(build().to_json()):
             if where.startswith("variable"):
                 continue
             sources = re.findall(r'FROM\s+("[^"]*"(?:\."[^"]*")*|\w+)', query)
-            assert sources and all(s.startswith(('"$rp".', '"$period_rp".', '"$raw_rp".', '"$events_rp".')) for s in sources), (name, where, sources)
+            assert sources and all(s.startswith(('"$rp".', '"$coarse_rp".', '"$raw_rp".', '"$events_rp".')) for s in sources), (name, where, sources)
 
 
 def test_a_panel_with_its_own_interval_floor_asks_for_no_bucket_finer_than_the_rollups_it_reads() -> None:
     """A panel reading "$rp" by time buckets takes the resolution's own floor, `${min_interval}`;
     one with a fixed floor (the outages timeline: 10 minutes, two availability beats) keeps it at
     least the 5-minute rollups' bucket, and its maxDataPoints makes Grafana's buckets an hour or
-    more wherever "$rp" reads hourly rollups, whatever the screen's width."""
+    more wherever it reads hourly rollups, whatever the screen's width."""
     fixed = []
     for name, build in generate.DASHBOARDS.items():
         for panel in build().to_json()["panels"]:
             queries = [t["query"] for t in panel["targets"]]
-            if not any('"$rp".' in q and "$__interval" in q for q in queries):
+            if not any(re.search(r'"\$(rp|coarse_rp)"\.', q) and "$__interval" in q for q in queries):
                 continue
-            if panel["interval"] == "${min_interval}":
+            if panel.get("interval") == "${min_interval}":
                 continue
             fixed.append((name, panel["title"]))
             floor_min = int(re.fullmatch(r"(\d+)m", panel["interval"]).group(1))
             assert floor_min >= 5, (name, panel["title"], panel["interval"])
-            assert generate.SERIES_HOURLY_FROM_MS / panel["maxDataPoints"] >= 3_600_000, (name, panel["title"])
+            hourly_from = generate.COARSE_HOURLY_FROM_MS if any('"$coarse_rp".' in q for q in queries) else generate.SERIES_HOURLY_FROM_MS
+            assert hourly_from / panel["maxDataPoints"] >= 3_600_000, (name, panel["title"])
     assert fixed == [("overview", "Outages per agent, device and probe target (only those down in the period)")]

@@ -8,10 +8,10 @@ backfill the collector runs. Then, with Grafana's substitution (dashboards/check
 
 - the hidden variables resolve, from `${__from}`/`${__to}` alone, to what
   collector.rollups.resolution_for chooses, but hourly rollups where it would take 5-minute ones
-  for 30 days or more (`$rp`, time series) or 7 days or more (`$period_rp`, tables over the
-  period): raw for 24 h, nettvakt_5m for 7 days (tables: nettvakt_1h), nettvakt_1h for 30 days and
+  for 30 days or more (`$rp`, time series) or 7 days or more (`$coarse_rp`, tables over the
+  period and the outages timeline): raw for 24 h, nettvakt_5m for 7 days (`$coarse_rp`: nettvakt_1h), nettvakt_1h for 30 days and
   a year (and 5m for a short range older than the raw retention);
-- each panel that reads `"$rp"`, `"$period_rp"` or `"$events_rp"` gives over the same three days,
+- each panel that reads `"$rp"`, `"$coarse_rp"` or `"$events_rp"` gives over the same three days,
   with the variables of each resolution, the same answer from the rollups as from the raw points at matching
   bucket sizes (GROUP BY time(1h): raw, 5m and 1h; time(5m): raw and 5m), within TOLERANCE for
   means (regular sampling), sums, min, max, increases of counters and events; a median from the
@@ -150,7 +150,7 @@ def test_the_hidden_variables_choose_what_resolution_for_chooses_hourly_sooner(e
     policy = {name: r.retention_policy or "autogen" for name, r in RESOLUTIONS.items()}
     now_ms = int(time.time() * 1000)
     day_ms = 86_400_000
-    # what, span, policy of "$rp", policy of "$period_rp"
+    # what, span, policy of "$rp", policy of "$coarse_rp"
     spans = {
         "24 h": (check.TimeRange.last(86400, now_ms), "autogen", "autogen"),
         "exactly 2 days": (check.TimeRange(now_ms - 2 * day_ms, now_ms), "autogen", "autogen"),
@@ -164,18 +164,18 @@ def test_the_hidden_variables_choose_what_resolution_for_chooses_hourly_sooner(e
         "a week, 3 years ago (5-minute rollups gone)": (check.TimeRange(now_ms - 3 * 365 * day_ms, now_ms - 3 * 365 * day_ms + 7 * day_ms), "nettvakt_1h", "nettvakt_1h"),
     }
     variables = {name: {v["name"] for v in build().to_json()["templating"]["list"]} for name, build in generate.DASHBOARDS.items()}
-    assert {name for name, used in variables.items() if "rp" in used} == set(generate.DASHBOARDS) - {"lifecycle"}  # every dashboard with time series
-    assert {name for name, used in variables.items() if "period_rp" in used} == {"overview", "links", "network-devices"}
+    # every dashboard with time series
+    assert {name for name, used in variables.items() if used & {"rp", "coarse_rp"}} == set(generate.DASHBOARDS) - {"lifecycle"}
+    assert {name for name, used in variables.items() if "coarse_rp" in used} == {"overview", "links", "network-devices"}
     for name in generate.DASHBOARDS:
         dashboard = generate.DASHBOARDS[name]().to_json()
-        if "rp" not in variables[name]:
+        if not variables[name] & {"rp", "coarse_rp"}:
             continue
         for what, (span, expected, expected_period) in spans.items():
             values = check.resolve_variables(dashboard, estate.run, span.time_filter, span)
             chosen = resolution_for(span.from_ms * 1_000_000, span.to_ms * 1_000_000, now_ms * 1_000_000, storage).name
-            assert values["rp"] == expected == policy[_dashboards_choice(chosen, span, generate.SERIES_HOURLY_FROM_MS)], (name, what, values)
-            if "period_rp" in values:
-                assert values["period_rp"] == expected_period == policy[_dashboards_choice(chosen, span, generate.PERIOD_HOURLY_FROM_MS)], (name, what, values)
+            assert values.get("rp", expected) == expected == policy[_dashboards_choice(chosen, span, generate.SERIES_HOURLY_FROM_MS)], (name, what, values)
+            assert values.get("coarse_rp", expected_period) == expected_period == policy[_dashboards_choice(chosen, span, generate.COARSE_HOURLY_FROM_MS)], (name, what, values)
             rollup = expected != "autogen"
             # A table over the period takes the suffixes of "$rp": raw for both or a rollup for both,
             # and every rollup names its fields alike.
@@ -232,7 +232,7 @@ def _panels(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 def test_every_panel_gives_the_same_answer_from_rollups_as_from_raw_points(estate: Estate) -> None:
     window = check.TimeRange(estate.start_ns // 1_000_000, estate.end_ns // 1_000_000 - 1)
-    # Spans where both "$rp" and "$period_rp" take the resolution.
+    # Spans where both "$rp" and "$coarse_rp" take the resolution.
     spans = {"raw": check.TimeRange.last(86400), "5m": check.TimeRange.last(3 * 86400), "1h": check.TimeRange.last(365 * 86400)}
     compared = bounded = 0
     for name, build in generate.DASHBOARDS.items():
@@ -240,7 +240,7 @@ def test_every_panel_gives_the_same_answer_from_rollups_as_from_raw_points(estat
         values = {res: check.resolve_variables(dashboard, estate.run, span.time_filter, span) for res, span in spans.items()}
         for where, panel_query in _panels(dashboard):
             reads = set(re.findall(r'FROM "\$(\w+)"\.', panel_query))
-            assert len(reads) == 1 and reads <= {"rp", "period_rp", "raw_rp", "events_rp"}, (name, where, panel_query)
+            assert len(reads) == 1 and reads <= {"rp", "coarse_rp", "raw_rp", "events_rp"}, (name, where, panel_query)
             if reads == {"raw_rp"}:  # "now" and strings: the raw policy at every range
                 for res in spans:
                     estate.run(check.substitute(panel_query, values[res], window.time_filter, "1h", window))
