@@ -265,16 +265,20 @@ def network_devices() -> Dashboard:
     d.panel("timeseries", "IPsec tunnels up", [f'SELECT min(vpn_tunnels_up${{min_sfx}}) AS "up", max(vpn_tunnels_total${{max_sfx}}) AS "total" FROM "$rp"."device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(previous)'], w=8)
     d.panel("state-timeline", "Device reachable", [f'SELECT min(up${{min_sfx}}) FROM "$rp"."device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(null)'], w=16)
     ifsel = f'{dev} AND "ifname" =~ /^$ifname$/'
+    # A device's every interface in one panel: at most 500 points a series, so a week is drawn in
+    # 20-minute buckets and a year in days (MRTG: 30 minutes and a day), half the rows Grafana would
+    # ask on a 1920-pixel screen; a day and a month as it would.
+    per_interface = {"w": 12, "maxDataPoints": 500}
     d.panel("timeseries", "Traffic in/out", [
         f'SELECT mean("in_bps") AS "in", mean("out_bps") AS "out" FROM "$rp"."interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
-    ], w=12, unit="bps")
+    ], **per_interface, unit="bps")
     d.panel("timeseries", "Utilisation in/out", [
         f'SELECT mean("in_util_pct") AS "in", mean("out_util_pct") AS "out", percentile(in_util_pct${{p95_args}}) AS "in p95", percentile(out_util_pct${{p95_args}}) AS "out p95" FROM "$rp"."interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
-    ], w=12, unit="percent",
+    ], **per_interface, unit="percent",
             description="p95: of the samples up to 2 days; beyond, the largest 5-minute (or hourly) p95 in each point: an upper bound, at most the peak.")
     d.panel("timeseries", "Errors and discards", [
         f'SELECT mean("in_errors_ps") AS "in errors", mean("out_errors_ps") AS "out errors", mean("in_discards_ps") AS "in discards", mean("out_discards_ps") AS "out discards" FROM "$rp"."interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
-    ], w=12, unit="pps")
+    ], **per_interface, unit="pps")
     d.panel("table", "Busiest interfaces (peak in the period)", [
         f'SELECT max(out_bps${{max_sfx}}) AS "peak out bps", max(in_bps${{max_sfx}}) AS "peak in bps", max(out_util_pct${{max_sfx}}) AS "peak out %" FROM "$coarse_rp"."interface" WHERE $timeFilter AND {dev} GROUP BY "device", "ifname"'
     ], w=12, panel_options={"sortBy": [{"displayName": "peak out bps", "desc": True}]})
