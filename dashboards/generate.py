@@ -13,9 +13,14 @@ Resolution (docs/storage.md, "How the dashboards pick a resolution"): hidden var
 and refresh on every time range change. A panel over sampled data reads `FROM "$rp"."m"` and the
 field kept for its aggregate: `mean(F)`, `min(F${min_sfx})`, `max(F${max_sfx})`,
 `percentile(F${p95_args})`, `sum` of an additive field, `max` of a cumulative one: raw points for
-ranges up to 2 days, 5-minute rollups up to 60 days, hourly ones beyond. Events read
-`"$events_rp"` (raw, or `nettvakt_events` where they are kept whole), and "now" panels and string
-fields, which are not rolled up, read the raw policy `"$raw_rp"`.
+ranges up to 2 days, 5-minute rollups below 30 days, hourly ones beyond (a table over the period,
+and the outages timeline, read `"$coarse_rp"`: hourly from 7 days). Events read `"$events_rp"`
+(raw, or `nettvakt_events` where they are kept whole), and "now" panels and string fields, which
+are not rolled up, read the raw policy `"$raw_rp"`.
+
+Dashboards over a site or a device (links, hosts, network devices) open on one: a panel draws
+what one looks at, not every series of the estate (docs/benchmarks.md, "Dashboards opened on one
+device or site").
 """
 
 from __future__ import annotations
