@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/history_year.py [--scale 10] [--days 365] [--raw-days 7] [--days-5m 60]
                                            [--before-days 7] [--data-dir /work/bench-data/history]
-                                           [--runs 5] [--keep] [--measure-only] [--json FILE]
+                                           [--runs 5] [--keep] [--measure-only] [--panels-only] [--json FILE]
 
 One influxd (the Debian package's, on a free loopback port, its data under --data-dir) holds two
 databases of the same synthetic estate: the example inventory.toml copied --scale times (sites,
@@ -26,6 +26,9 @@ BEFORE_COMMIT, the last before issue 19 changed them), best and median of --runs
 servers --since 30d`, `report availability --since 12mo`, `report capacity` (the real CLI, in a
 process of its own, against an inventory copy pointed at this influxd); and the data folder per
 retention policy after InfluxDB's full compaction of cold shards, bytes per point and value.
+
+--measure-only measures what --keep left, after writing the dashboards' rp_config rows where they
+differ, as the collector's start would; --panels-only measures only the current dashboards' panels.
 """
 
 from __future__ import annotations
@@ -61,7 +64,16 @@ from agent.contract import MEASUREMENTS_SPEC  # noqa: E402
 from collector.config import Inventory, StorageSettings, load_inventory  # noqa: E402
 from collector.influxql import query  # noqa: E402
 from collector.localservers import InfluxdServer, start_influxd, wait_until  # noqa: E402
-from collector.retention import BackfillState, InfluxAdmin, backfill, set_up  # noqa: E402
+from collector.retention import (  # noqa: E402
+    BackfillState,
+    InfluxAdmin,
+    backfill,
+    read_existing,
+    retention_seconds,
+    row_differences,
+    set_up,
+    storage_plan,
+)
 from collector.rollups import (  # noqa: E402
     EVENTS_RETENTION_POLICY,
     OF_ROLLUPS,
@@ -944,11 +956,28 @@ def log(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
 
 
+def after_settings(url: str) -> StorageSettings:
+    return StorageSettings(kind="influxdb_v1", url=url, database=AFTER, retention_policy="autogen")
+
+
+def refresh_resolution_rows(url: str) -> int:
+    """The dashboards' rp_config rows as the collector's start writes them where they differ (the
+    dashboards may have changed since the data was written: docs/storage.md); returns how many."""
+    settings = after_settings(url)
+    admin = InfluxAdmin(settings, None)
+    found = read_existing(admin)
+    changed = row_differences(storage_plan(AFTER, "autogen", retention_seconds(settings)), found)
+    for difference in changed:
+        for statement in difference.fix:
+            admin.execute(statement)
+    return len(changed)
+
+
 def write_after(server: InfluxdServer, writer: Writer, gen: Generator, args: argparse.Namespace, state_dir: Path) -> dict[str, Any]:
     """nettvakt now: policies and queries by the collector's set-up; old days as computed rollups,
     the newest raw days as raw points rolled up by the collector's backfill."""
     run_statement(server.url, f'CREATE DATABASE "{AFTER}"')
-    settings = StorageSettings(kind="influxdb_v1", url=server.url, database=AFTER, retention_policy="autogen")
+    settings = after_settings(server.url)
     admin = InfluxAdmin(settings, None, timeout_s=3600)
     plan = set_up(admin, settings, BackfillState(state_dir / "rollup-backfill.json")).plan
     timings: dict[str, float] = {}
@@ -1296,6 +1325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.measure_only:
             generated = json.loads(meta_path.read_text())
             end_s = generated["end_s"]
+            results["resolution_rows_rewritten"] = refresh_resolution_rows(server.url)
         else:
             end_s = int(time.time()) // 3600 * 3600
             gen = Generator(estate, end_s - args.days * DAY_S, args.days)

@@ -12,7 +12,7 @@ Resolution (docs/storage.md, "How the dashboards pick a resolution"): hidden var
 `rp_config` rows the collector's retention set-up writes, with Grafana's `${__from}`/`${__to}`,
 and refresh on every time range change. A panel over sampled data reads `FROM "$rp"."m"` and the
 field kept for its aggregate: `mean(F)`, `min(F${min_sfx})`, `max(F${max_sfx})`,
-`percentile(F${p95_args})`, `sum` of an additive field, `max` of a cumulative one: raw points for
+`${p95_fn}(F${p95_args})`, `sum` of an additive field, `max` of a cumulative one: raw points for
 ranges up to 2 days, 5-minute rollups below 30 days, hourly ones beyond (a table over the period,
 and the outages timeline, read `"$coarse_rp"`: hourly from 7 days). Events read `"$events_rp"`
 (raw, or `nettvakt_events` where they are kept whole), and "now" panels and string fields, which
@@ -172,7 +172,7 @@ def for_the_range(hourly_from_ms: int) -> str:
 # alike (tests/test_dashboards_resolution.py).
 HIDDEN_VARIABLES: dict[str, tuple[str, int]] = {
     **{name: (f'SELECT "{name}" FROM {ROWS} WHERE {for_the_range(SERIES_HOURLY_FROM_MS)} LIMIT 1', 2)
-       for name in ("rp", "min_sfx", "max_sfx", "p95_args", "events_rp", "min_interval")},
+       for name in ("rp", "min_sfx", "max_sfx", "p95_fn", "p95_args", "events_rp", "min_interval")},
     "coarse_rp": (f'SELECT "rp" FROM {ROWS} WHERE {for_the_range(COARSE_HOURLY_FROM_MS)} LIMIT 1', 2),
     "raw_rp": (f'SELECT "rp" FROM {ROWS} WHERE "resolution" = \'{RAW}\'', 1),
 }
@@ -278,7 +278,7 @@ def network_devices() -> Dashboard:
         f'SELECT mean("in_bps") AS "in", mean("out_bps") AS "out" FROM "$rp"."interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
     ], **per_interface, unit="bps")
     d.panel("timeseries", "Utilisation in/out", [
-        f'SELECT mean("in_util_pct") AS "in", mean("out_util_pct") AS "out", percentile(in_util_pct${{p95_args}}) AS "in p95", percentile(out_util_pct${{p95_args}}) AS "out p95" FROM "$rp"."interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
+        f'SELECT mean("in_util_pct") AS "in", mean("out_util_pct") AS "out", ${{p95_fn}}(in_util_pct${{p95_args}}) AS "in p95", ${{p95_fn}}(out_util_pct${{p95_args}}) AS "out p95" FROM "$rp"."interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
     ], **per_interface, unit="percent",
             description="p95: of the samples up to 2 days; beyond, the largest 5-minute (or hourly) p95 in each point: an upper bound, at most the peak.")
     d.panel("timeseries", "Errors and discards", [

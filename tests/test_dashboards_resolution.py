@@ -183,7 +183,8 @@ def test_the_hidden_variables_choose_what_resolution_for_chooses_hourly_sooner(e
             assert values.get("events_rp", "nettvakt_events" if rollup else "autogen") == ("nettvakt_events" if rollup else "autogen")
             assert values.get("min_sfx", "_min::field" if rollup else "::field") == ("_min::field" if rollup else "::field")
             assert values.get("max_sfx", "_max::field" if rollup else "::field") == ("_max::field" if rollup else "::field")
-            assert values.get("p95_args", "_p95::field, 100" if rollup else "::field, 95") == ("_p95::field, 100" if rollup else "::field, 95")
+            assert values.get("p95_fn", "max" if rollup else "percentile") == ("max" if rollup else "percentile")
+            assert values.get("p95_args", "_p95::field" if rollup else "::field, 95") == ("_p95::field" if rollup else "::field, 95")
             floor = {"autogen": "1s", "nettvakt_5m": "5m", "nettvakt_1h": "1h"}[expected]
             assert values.get("min_interval", floor) == floor
             assert values.get("raw_rp", "autogen") == "autogen"
