@@ -218,14 +218,15 @@ def overview() -> Dashboard:
     # Only the series with a down verdict in the period: every other series would be a row of
     # green, and at 430 series that is what made the panel slow (docs/benchmarks.md). A bucket of at
     # least 10 minutes holds a verdict of every series judged in it (a beat at most every 5
-    # minutes), so one with no down verdict is up (fill(1)); at most 168 buckets keep them an hour
-    # or more wherever "$coarse_rp" reads hourly rollups (from 7 days), on any screen.
+    # minutes), so one with no down verdict is up (fill(1)); at most 100 buckets (a day in quarter
+    # hours) keep them an hour or more wherever "$coarse_rp" reads hourly rollups (from 7 days), on
+    # any screen.
     d.panel("state-timeline", "Outages per agent, device and probe target (only those down in the period)",
             [f'SELECT min(up${{min_sfx}}) FROM "$coarse_rp"."availability" WHERE $timeFilter AND {SITE} AND up${{min_sfx}} < 1 GROUP BY time($__interval), "site", "host", "device", "target" fill(1)'], w=16,
             description="A row for each agent, device and probe target that was judged down at some time in the period; a time bucket "
                         "(10 minutes or more) with a down verdict shows it, one without shows up. Those up throughout are left out: "
                         "the sites' table and the per-site dashboards have them.",
-            interval="10m", maxDataPoints=168)
+            interval="10m", maxDataPoints=100)
     d.annotation("Alerts", 'SELECT "summary" FROM "$events_rp"."alert" WHERE $timeFilter AND "state" = \'firing\'')
     d.panel("table", "Alerts in the period (latest state per site and rule)",
             [f'SELECT last("active") AS "active", last("summary") AS "summary", last("affected") AS "affected" FROM "$events_rp"."alert" WHERE $timeFilter AND {SITE} GROUP BY "site", "rule", "severity", "subject"'], w=24,
