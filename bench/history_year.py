@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/history_year.py [--scale 10] [--days 365] [--raw-days 7] [--days-5m 60]
                                            [--before-days 7] [--data-dir /work/bench-data/history]
-                                           [--runs 5] [--keep] [--measure-only] [--json FILE]
+                                           [--runs 5] [--keep] [--measure-only] [--panels-only] [--json FILE]
 
 One influxd (the Debian package's, on a free loopback port, its data under --data-dir) holds two
 databases of the same synthetic estate: the example inventory.toml copied --scale times (sites,
@@ -26,6 +26,9 @@ BEFORE_COMMIT, the last before issue 19 changed them), best and median of --runs
 servers --since 30d`, `report availability --since 12mo`, `report capacity` (the real CLI, in a
 process of its own, against an inventory copy pointed at this influxd); and the data folder per
 retention policy after InfluxDB's full compaction of cold shards, bytes per point and value.
+
+--measure-only measures what --keep left, after writing the dashboards' rp_config rows where they
+differ, as the collector's start would; --panels-only measures only the current dashboards' panels.
 """
 
 from __future__ import annotations
@@ -61,7 +64,16 @@ from agent.contract import MEASUREMENTS_SPEC  # noqa: E402
 from collector.config import Inventory, StorageSettings, load_inventory  # noqa: E402
 from collector.influxql import query  # noqa: E402
 from collector.localservers import InfluxdServer, start_influxd, wait_until  # noqa: E402
-from collector.retention import BackfillState, InfluxAdmin, backfill, set_up  # noqa: E402
+from collector.retention import (  # noqa: E402
+    BackfillState,
+    InfluxAdmin,
+    backfill,
+    read_existing,
+    retention_seconds,
+    row_differences,
+    set_up,
+    storage_plan,
+)
 from collector.rollups import (  # noqa: E402
     EVENTS_RETENTION_POLICY,
     OF_ROLLUPS,
@@ -944,11 +956,28 @@ def log(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {message}", flush=True)
 
 
+def after_settings(url: str) -> StorageSettings:
+    return StorageSettings(kind="influxdb_v1", url=url, database=AFTER, retention_policy="autogen")
+
+
+def refresh_resolution_rows(url: str) -> int:
+    """The dashboards' rp_config rows as the collector's start writes them where they differ (the
+    dashboards may have changed since the data was written: docs/storage.md); returns how many."""
+    settings = after_settings(url)
+    admin = InfluxAdmin(settings, None)
+    found = read_existing(admin)
+    changed = row_differences(storage_plan(AFTER, "autogen", retention_seconds(settings)), found)
+    for difference in changed:
+        for statement in difference.fix:
+            admin.execute(statement)
+    return len(changed)
+
+
 def write_after(server: InfluxdServer, writer: Writer, gen: Generator, args: argparse.Namespace, state_dir: Path) -> dict[str, Any]:
     """nettvakt now: policies and queries by the collector's set-up; old days as computed rollups,
     the newest raw days as raw points rolled up by the collector's backfill."""
     run_statement(server.url, f'CREATE DATABASE "{AFTER}"')
-    settings = StorageSettings(kind="influxdb_v1", url=server.url, database=AFTER, retention_policy="autogen")
+    settings = after_settings(server.url)
     admin = InfluxAdmin(settings, None, timeout_s=3600)
     plan = set_up(admin, settings, BackfillState(state_dir / "rollup-backfill.json")).plan
     timings: dict[str, float] = {}
@@ -1080,7 +1109,7 @@ def _tag_keys(measurement: str) -> set[str]:
 
 # --- measuring ----------------------------------------------------------------------------------
 RANGES = {"24h": DAY_S, "7d": 7 * DAY_S, "30d": 30 * DAY_S, "1y": 365 * DAY_S}
-# Grafana's $__interval: the range over the panel's width in pixels (its maxDataPoints), rounded as
+# Grafana's $__interval: the range over the panel's maxDataPoints (else its width in pixels), rounded as
 # Grafana's rangeutil.roundInterval does, never below the panel's min interval.
 _ROUND = [(15, 10), (35, 20), (75, 50), (150, 100), (350, 200), (750, 500), (1500, 1000), (3500, 2000), (7500, 5000),
           (12500, 10000), (17500, 15000), (25000, 20000), (45000, 30000), (90000, 60000), (210000, 120000), (450000, 300000),
@@ -1089,8 +1118,8 @@ _ROUND = [(15, 10), (35, 20), (75, 50), (150, 100), (350, 200), (750, 500), (150
 SCREEN_PX = 1920  # a panel of w grid columns is about w/24 of it wide
 
 
-def grafana_interval_ms(range_ms: int, width_columns: int, min_interval_ms: int) -> int:
-    raw = range_ms / max(1, width_columns * SCREEN_PX // 24 - 16)
+def grafana_interval_ms(range_ms: int, width_columns: int, min_interval_ms: int, max_data_points: int | None = None) -> int:
+    raw = range_ms / (max_data_points or max(1, width_columns * SCREEN_PX // 24 - 16))
     rounded = next((r for limit, r in _ROUND if raw < limit), 31536000000)
     return max(rounded, min_interval_ms)
 
@@ -1124,18 +1153,15 @@ def load_before_dashboards(work: Path) -> dict[str, Callable[[], Any]]:
 
 def panel_statements(dashboard: dict[str, Any], run: Callable[[str], list[dict[str, Any]]], span: check.TimeRange) -> list[tuple[str, str]]:
     """(panel, query) as Grafana sends each for `span` when the dashboard opens: variables resolved
-    by check.resolve_variables, the multi-value ones at their default, All (their allValue)."""
-    values = check.resolve_variables(dashboard, run, span.time_filter, span)
-    for var in dashboard["templating"]["list"]:
-        if var["type"] == "query" and var.get("includeAll") and var.get("current", {}).get("value") == ["$__all"]:
-            values[var["name"]] = var["allValue"]
+    by check.resolve_variables as Grafana selects them on opening (All, or the first value)."""
+    values = check.resolve_variables(dashboard, run, span.time_filter, span, opened=True)
     min_interval = values.get("min_interval")
     out = []
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
             floor = panel.get("interval")
             floor_ms = _duration_ms(min_interval) if floor == "${min_interval}" and isinstance(min_interval, str) else (_duration_ms(floor) if floor else 1)
-            interval = _interval_text(grafana_interval_ms(span.to_ms - span.from_ms, panel["gridPos"]["w"], floor_ms))
+            interval = _interval_text(grafana_interval_ms(span.to_ms - span.from_ms, panel["gridPos"]["w"], floor_ms, panel.get("maxDataPoints")))
             out.append((f"{panel['id']} {panel['title']}", check.substitute(target["query"], values, span.time_filter, interval, span)))
     for annotation in dashboard["annotations"]["list"]:
         out.append((f"annotation {annotation['name']}", check.substitute(annotation["query"], values, span.time_filter, "1m", span)))
@@ -1278,6 +1304,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--measure-only", action="store_true", help="measure what --keep left in --data-dir")
     parser.add_argument("--json", type=Path, help="write every figure here too")
     parser.add_argument("--markdown", type=Path, help="print the tables of docs/benchmarks.md from this --json file, and exit")
+    parser.add_argument("--panels-only", action="store_true",
+                        help="measure only the panels of the dashboards as they are now (after): no before, no reports")
     args = parser.parse_args(argv)
     if args.markdown:
         print(markdown(json.loads(args.markdown.read_text())))
@@ -1297,6 +1325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.measure_only:
             generated = json.loads(meta_path.read_text())
             end_s = generated["end_s"]
+            results["resolution_rows_rewritten"] = refresh_resolution_rows(server.url)
         else:
             end_s = int(time.time()) // 3600 * 3600
             gen = Generator(estate, end_s - args.days * DAY_S, args.days)
@@ -1316,13 +1345,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["generated"] = generated
         now_ms = end_s * 1000  # the history ends here: every range is measured as if it were now
         results["uptime_measuring"] = _uptime()
-        results["panels"] = {
-            AFTER: measure_panels(server.url, AFTER, _current_dashboards(), now_ms, args.runs, RANGES),
+        results["panels"] = {AFTER: measure_panels(server.url, AFTER, _current_dashboards(), now_ms, args.runs, RANGES)}
+        if not args.panels_only:
             # before: only the ranges its raw days cover (longer ones are extrapolated from these in docs/benchmarks.md)
-            BEFORE: measure_panels(server.url, BEFORE, load_before_dashboards(work), now_ms, args.runs,
-                                   {k: v for k, v in RANGES.items() if v <= args.before_days * DAY_S}),
-        }
-        results["reports"] = {db: measure_reports(server.url, db, estate, work, max(1, args.runs // 2)) for db in (AFTER, BEFORE)}
+            results["panels"][BEFORE] = measure_panels(server.url, BEFORE, load_before_dashboards(work), now_ms, args.runs,
+                                                       {k: v for k, v in RANGES.items() if v <= args.before_days * DAY_S})
+            results["reports"] = {db: measure_reports(server.url, db, estate, work, max(1, args.runs // 2)) for db in (AFTER, BEFORE)}
         results["uptime_after"] = _uptime()
     finally:
         server.stop()
@@ -1346,14 +1374,18 @@ def markdown(results: Mapping[str, Any]) -> str:
             return "> 30 s" if "timeout" in figures["error"] else "error"
         return f"{figures['median_ms']:.0f}" if figures["median_ms"] >= 10 else f"{figures['median_ms']:.1f}"
 
-    lines = ["| dashboard | panel | " + " | ".join(f"{r} after | {r} before" for r in RANGES) + " |",
-             "|---|---|" + "---:|---:|" * len(RANGES)]
+    columns = [(r, "after") for r in RANGES] + ([(r, "before") for r in RANGES] if before else [])
+    columns.sort(key=lambda c: list(RANGES).index(c[0]))
+    lines = ["| dashboard | panel | " + " | ".join(f"{r} {which}" for r, which in columns) + " |",
+             "|---|---|" + "---:|" * len(columns)]
     for key, by_range in after.items():
         dashboard, panel = key.split(" | ", 1)
-        old = before.get(key, {})
-        lines.append(f"| {dashboard} | {panel} | " + " | ".join(f"{cell(by_range.get(r))} | {cell(old.get(r))}" for r in RANGES) + " |")
+        figures = {"after": by_range, "before": before.get(key, {})}
+        lines.append(f"| {dashboard} | {panel} | " + " | ".join(cell(figures[which].get(r)) for r, which in columns) + " |")
     slowest = {r: max((v.get(r, {}).get("median_ms", 0.0), k) for k, v in after.items()) for r in RANGES}
     lines += ["", "Slowest panel after, per range: " + "; ".join(f"{r} {ms:.0f} ms ({k})" for r, (ms, k) in slowest.items())]
+    if "reports" not in results:  # --panels-only
+        return "\n".join(lines)
     lines += ["", "| report | after best / median s | before best / median s |", "|---|---:|---:|"]
     for name, figures in results["reports"][AFTER].items():
         old = results["reports"].get(BEFORE, {}).get(name, {})

@@ -114,7 +114,7 @@ def raw_resolution_values(raw_policy: str = "autogen") -> Values:
     from collector.rollups import RAW, RESOLUTIONS, resolution_rows
 
     (row,) = [r for r in resolution_rows(raw_policy, {name: 1 for name in RESOLUTIONS}) if r.resolution == RAW]
-    return {"rp": row.rp, "raw_rp": raw_policy, "min_sfx": row.min_sfx, "max_sfx": row.max_sfx, "p95_args": row.p95_args,
+    return {"rp": row.rp, "raw_rp": raw_policy, "min_sfx": row.min_sfx, "max_sfx": row.max_sfx, "p95_fn": row.p95_fn, "p95_args": row.p95_args,
             "events_rp": row.events_rp, "min_interval": row.min_interval}
 
 
@@ -128,10 +128,14 @@ def _option(row: dict[str, Any]) -> str:
 
 def resolve_variables(
     dashboard: dict[str, Any], run: Callable[[str], list[dict[str, Any]]], time_filter: str, span: TimeRange | None = None,
+    opened: bool = False,
 ) -> Values:
     """Fill every query variable from its own query, in order (chained variables see earlier ones);
     the hidden resolution variables (docs/storage.md) from the rp_config rows for `span`.
-    A variable whose query returns nothing is an error (Grafana would show "None")."""
+    A variable whose query returns nothing is an error (Grafana would show "None").
+
+    A multi-value variable takes every value its query finds; with `opened`, what Grafana selects
+    when the dashboard opens (`opening_value`), and later variables see that."""
     values: Values = {}
     for var in dashboard["templating"]["list"]:
         if var["type"] != "query":
@@ -140,5 +144,25 @@ def resolve_variables(
         found = sorted({_option(r) for r in rows})
         if not found:
             raise AssertionError(f"variable {var['name']}: query returned nothing: {var['query']}")
-        values[var["name"]] = found if var.get("multi") or var.get("includeAll") else found[0]
+        if opened:
+            values[var["name"]] = opening_value(var, found)
+        else:
+            values[var["name"]] = found if var.get("multi") or var.get("includeAll") else found[0]
     return values
+
+
+def opening_value(var: dict[str, Any], options: list[str]) -> list[str] | str:
+    """What Grafana selects for a query variable when the dashboard opens, given its sorted options:
+    the stored values that are among them (All: the variable's allValue, else every option), and
+    where none is, the first option, which is All where the variable has one (Grafana lists All first)."""
+    stored = var.get("current", {}).get("value")
+    stored = [stored] if isinstance(stored, str) else list(stored or [])
+    every = var.get("allValue") or options
+    if var.get("includeAll") and stored == ["$__all"]:
+        return every
+    chosen = [v for v in stored if v in options]
+    if not chosen:
+        if var.get("includeAll"):
+            return every
+        chosen = options[:1]
+    return chosen if var.get("multi") else chosen[0]

@@ -12,10 +12,15 @@ Resolution (docs/storage.md, "How the dashboards pick a resolution"): hidden var
 `rp_config` rows the collector's retention set-up writes, with Grafana's `${__from}`/`${__to}`,
 and refresh on every time range change. A panel over sampled data reads `FROM "$rp"."m"` and the
 field kept for its aggregate: `mean(F)`, `min(F${min_sfx})`, `max(F${max_sfx})`,
-`percentile(F${p95_args})`, `sum` of an additive field, `max` of a cumulative one: raw points for
-ranges up to 2 days, 5-minute rollups up to 60 days, hourly ones beyond. Events read
-`"$events_rp"` (raw, or `nettvakt_events` where they are kept whole), and "now" panels and string
-fields, which are not rolled up, read the raw policy `"$raw_rp"`.
+`${p95_fn}(F${p95_args})`, `sum` of an additive field, `max` of a cumulative one: raw points for
+ranges up to 2 days, 5-minute rollups below 30 days, hourly ones beyond (a table over the period,
+and the outages timeline, read `"$coarse_rp"`: hourly from 7 days). Events read `"$events_rp"`
+(raw, or `nettvakt_events` where they are kept whole), and "now" panels and string fields, which
+are not rolled up, read the raw policy `"$raw_rp"`.
+
+Dashboards over a site or a device (links, hosts, network devices) open on one: a panel draws
+what one looks at, not every series of the estate (docs/benchmarks.md, "Dashboards opened on one
+device or site").
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from collector.rollups import META_RETENTION_POLICY, RAW, RP_CONFIG
+from collector.rollups import FIVE_MINUTES, META_RETENTION_POLICY, RAW, RP_CONFIG
 
 HERE = Path(__file__).resolve().parent
 DATASOURCE = {"type": "influxdb", "uid": "${DS}"}
@@ -46,7 +51,15 @@ class Dashboard:
     def _queries(self) -> list[str]:
         return [t["query"] for p in self.panels for t in p["targets"]] + [a["query"] for a in self.annotations]
 
-    def variable(self, name: str, label: str, query: str, multi: bool = True) -> "Dashboard":
+    def variable(self, name: str, label: str, query: str, multi: bool = True, opens_on_all: bool = True) -> "Dashboard":
+        """opens_on_all=False: the dashboard opens on the variable's first value (sorted), so its
+        panels draw one device or site, not the whole estate; several values, or every one, are
+        ticked in the picker (Grafana's multi-value picker selects all at once). Grafana falls back
+        to the first option when the stored value is not among them, and with an All option that
+        first option is All: so such a variable has none, and no stored value."""
+        opening: dict[str, Any] = (
+            {"includeAll": True, "allValue": ".*", "current": {"selected": True, "text": ["All"], "value": ["$__all"]}}
+            if opens_on_all else {"includeAll": False, "current": {}})
         self.variables.append(
             {
                 "name": name,
@@ -56,10 +69,8 @@ class Dashboard:
                 "query": query,
                 "definition": query,
                 "refresh": 2,
-                "includeAll": True,
                 "multi": multi,
-                "allValue": ".*",
-                "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+                **opening,
                 "sort": 1,
             }
         )
@@ -100,9 +111,9 @@ class Dashboard:
         used |= {name for p in self.panels for name in _VARIABLE_RE.findall(p.get("interval", ""))}
         hidden = [_hidden_variable(name, query, refresh) for name, (query, refresh) in HIDDEN_VARIABLES.items() if name in used]
         description = self.description
-        if "rp" in used:
-            description += (" Raw points for ranges up to 2 days, 5-minute rollups up to 60 days, hourly ones beyond"
-                            " (hidden variables; docs/storage.md).")
+        if "rp" in used or "coarse_rp" in used:
+            description += (" Raw points for ranges up to 2 days, 5-minute rollups below 30 days (tables over the period and"
+                            " the outages timeline: below 7 days), hourly ones beyond (hidden variables; docs/storage.md).")
         return {
             "uid": self.uid,
             "title": self.title,
@@ -133,13 +144,36 @@ def _datasource_variable() -> dict[str, Any]:
 
 _VARIABLE_RE = re.compile(r"\$\{?(\w+)")
 ROWS = f'"{META_RETENTION_POLICY}"."{RP_CONFIG}"'
-# The first rp_config row (by time: by retention) that keeps the range's start and serves its
-# length: the resolution collector.rollups.resolution_for would choose (docs/storage.md).
-FOR_THE_RANGE = '${__to} - ${__from} <= "max_ms" AND time >= now() - ${__from}ms'
-# name -> (query, refresh: 2 on every time range change, 1 on load)
+DAY_MS = 86_400_000
+# The dashboards read hourly rollups sooner than collector.rollups.resolution_for, which keeps
+# 5-minute ones up to 60 days: the cost of a panel is the rows it reads and returns (a month of
+# 5-minute rows is 8 640 a series, of hourly ones 720).
+# - A time series from 30 days: there Grafana's buckets are an hour for a panel of half the width
+#   or less on a 1920-pixel screen, so it draws what it drew (wider panels: hourly instead of 20- or
+#   30-minute buckets).
+# - "$coarse_rp" from 7 days, for a panel that needs no finer rows there: a table over the whole
+#   period (no buckets), which then leaves out at most the range's first and last hour (the hourly
+#   continuous query runs at the end of each hour): 1.2 % of 7 days; and the outages timeline,
+#   whose buckets are an hour or more from 7 days (its maxDataPoints).
+SERIES_HOURLY_FROM_MS = 30 * DAY_MS
+COARSE_HOURLY_FROM_MS = 7 * DAY_MS
+
+
+def for_the_range(hourly_from_ms: int) -> str:
+    """The first rp_config row (by time: by retention) that keeps the range's start and serves its
+    length (the resolution collector.rollups.resolution_for would choose: docs/storage.md), the
+    5-minute row only for a range shorter than hourly_from_ms."""
+    return ('${__to} - ${__from} <= "max_ms" AND time >= now() - ${__from}ms'
+            f' AND ("resolution" != \'{FIVE_MINUTES}\' OR ${{__to}} - ${{__from}} < {hourly_from_ms})')
+
+
+# name -> (query, refresh: 2 on every time range change, 1 on load). A panel reading "$coarse_rp"
+# takes the suffixes of "$rp": both are raw up to the same 2 days, and every rollup names its fields
+# alike (tests/test_dashboards_resolution.py).
 HIDDEN_VARIABLES: dict[str, tuple[str, int]] = {
-    **{name: (f'SELECT "{name}" FROM {ROWS} WHERE {FOR_THE_RANGE} LIMIT 1', 2)
-       for name in ("rp", "min_sfx", "max_sfx", "p95_args", "events_rp", "min_interval")},
+    **{name: (f'SELECT "{name}" FROM {ROWS} WHERE {for_the_range(SERIES_HOURLY_FROM_MS)} LIMIT 1', 2)
+       for name in ("rp", "min_sfx", "max_sfx", "p95_fn", "p95_args", "events_rp", "min_interval")},
+    "coarse_rp": (f'SELECT "rp" FROM {ROWS} WHERE {for_the_range(COARSE_HOURLY_FROM_MS)} LIMIT 1', 2),
     "raw_rp": (f'SELECT "rp" FROM {ROWS} WHERE "resolution" = \'{RAW}\'', 1),
 }
 
@@ -178,10 +212,21 @@ def overview() -> Dashboard:
             description="Agents silent for longer than their allowed intervals.")
     # `availability` is stored on change and once per beat (docs/metrics.md): each point accounts
     # for its series' time since the previous one, and a verdict holds until the series' next point.
-    d.panel("table", "Sites: availability in the period", [f'SELECT sum("up_s") / sum("judged_s") * 100 AS "availability %" FROM "$rp"."availability" WHERE $timeFilter AND {SITE} GROUP BY "site"'], w=8, unit="percent",
-            description="Time judged up over time judged (agents, probe targets, devices); time nobody judged is left out.")
-    d.panel("state-timeline", "Availability per agent, device and probe target", [f'SELECT min(up${{min_sfx}}) FROM "$rp"."availability" WHERE $timeFilter AND {SITE} GROUP BY time($__interval), "site", "host", "device", "target" fill(none)'], w=16,
-            description="Each state holds until the next verdict of its series (the collector stores changes and a beat every 5 minutes); a time bucket with a dip shows it.")
+    d.panel("table", "Sites: availability in the period (worst first)", [f'SELECT sum("up_s") / sum("judged_s") * 100 AS "availability %" FROM "$coarse_rp"."availability" WHERE $timeFilter AND {SITE} GROUP BY "site"'], w=8, unit="percent",
+            description="Time judged up over time judged (agents, probe targets, devices); time nobody judged is left out.",
+            panel_options={"sortBy": [{"displayName": "availability %", "desc": False}]})
+    # Only the series with a down verdict in the period: every other series would be a row of
+    # green, and at 430 series that is what made the panel slow (docs/benchmarks.md). A bucket of at
+    # least 10 minutes holds a verdict of every series judged in it (a beat at most every 5
+    # minutes), so one with no down verdict is up (fill(1)); at most 100 buckets (a day in quarter
+    # hours) keep them an hour or more wherever "$coarse_rp" reads hourly rollups (from 7 days), on
+    # any screen.
+    d.panel("state-timeline", "Outages per agent, device and probe target (only those down in the period)",
+            [f'SELECT min(up${{min_sfx}}) FROM "$coarse_rp"."availability" WHERE $timeFilter AND {SITE} AND up${{min_sfx}} < 1 GROUP BY time($__interval), "site", "host", "device", "target" fill(1)'], w=16,
+            description="A row for each agent, device and probe target that was judged down at some time in the period; a time bucket "
+                        "(10 minutes or more) with a down verdict shows it, one without shows up. Those up throughout are left out: "
+                        "the sites' table and the per-site dashboards have them.",
+            interval="10m", maxDataPoints=100)
     d.annotation("Alerts", 'SELECT "summary" FROM "$events_rp"."alert" WHERE $timeFilter AND "state" = \'firing\'')
     d.panel("table", "Alerts in the period (latest state per site and rule)",
             [f'SELECT last("active") AS "active", last("summary") AS "summary", last("affected") AS "affected" FROM "$events_rp"."alert" WHERE $timeFilter AND {SITE} GROUP BY "site", "rule", "severity", "subject"'], w=24,
@@ -193,10 +238,12 @@ def overview() -> Dashboard:
 
 
 def links() -> Dashboard:
-    d = Dashboard("nettvakt-links", "Links and latency", "Smokeping-style latency and loss per site, host and target; the same target from every site.", ["consultant"])
-    d.variable(*SITE_VAR)
+    d = Dashboard("nettvakt-links", "Links and latency", "Smokeping-style latency and loss per site, host and target; the same target from every site."
+                  " Opens on the first site and its first ICMP target (tick more in the pickers); the targets offered are those the chosen"
+                  " sites probe.", ["consultant"])
+    d.variable(*SITE_VAR, opens_on_all=False)
     d.variable("host", "Host", 'SHOW TAG VALUES FROM "probe" WITH KEY = "host" WHERE "site" =~ /^$site$/')
-    d.variable("target", "Target", 'SHOW TAG VALUES FROM "probe" WITH KEY = "target" WHERE "kind" = \'icmp\'')
+    d.variable("target", "Target", 'SHOW TAG VALUES FROM "probe" WITH KEY = "target" WHERE "kind" = \'icmp\' AND "site" =~ /^$site$/', opens_on_all=False)
     sel = f'{SITE} AND "host" =~ /^$host$/ AND "target" =~ /^$target$/ AND "kind" = \'icmp\''
     d.panel("timeseries", "RTT: median with min–max band and p95", [
         f'SELECT median("rtt_ms") AS "median", min(rtt_min_ms${{min_sfx}}) AS "min", max(rtt_max_ms${{max_sfx}}) AS "max", mean("rtt_p95_ms") AS "p95" FROM "$rp"."probe" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "target" fill(null)'
@@ -206,15 +253,16 @@ def links() -> Dashboard:
     d.panel("timeseries", "Jitter", [f'SELECT mean("jitter_ms") FROM "$rp"."probe" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host", "target" fill(null)'], unit="ms")
     d.panel("timeseries", "Same target from every site (median RTT)", [
         'SELECT median("rtt_ms") FROM "$rp"."probe" WHERE $timeFilter AND "target" =~ /^$target$/ AND "kind" = \'icmp\' GROUP BY time($__interval), "site" fill(null)'
-    ], w=24, unit="ms", description="A slow segment stands out: sites behind it are slow to every target beyond it.")
-    d.panel("table", "Availability per target", [f'SELECT mean("up") * 100 AS "up %" FROM "$rp"."probe" WHERE $timeFilter AND {SITE} GROUP BY "site", "kind", "target"'], w=24, unit="percent")
+    ], w=24, unit="ms", description="The chosen target from every site that probes it. A slow segment stands out: sites behind it are slow to every target beyond it.")
+    d.panel("table", "Availability per target", [f'SELECT mean("up") * 100 AS "up %" FROM "$coarse_rp"."probe" WHERE $timeFilter AND {SITE} GROUP BY "site", "kind", "target"'], w=24, unit="percent")
     return d
 
 
 def network_devices() -> Dashboard:
-    d = Dashboard("nettvakt-network", "Network devices", "Firewall and switches over SNMP: load, sessions, tunnels, interfaces.", ["consultant"])
+    d = Dashboard("nettvakt-network", "Network devices", "Firewall and switches over SNMP: load, sessions, tunnels, interfaces."
+                  " Opens on the first device (tick more in the picker).", ["consultant"])
     d.variable(*SITE_VAR)
-    d.variable("device", "Device", 'SHOW TAG VALUES FROM "device" WITH KEY = "device" WHERE "site" =~ /^$site$/')
+    d.variable("device", "Device", 'SHOW TAG VALUES FROM "device" WITH KEY = "device" WHERE "site" =~ /^$site$/', opens_on_all=False)
     d.variable("ifname", "Interface", 'SHOW TAG VALUES FROM "interface" WITH KEY = "ifname" WHERE "device" =~ /^$device$/')
     dev = '"device" =~ /^$device$/'
     d.panel("timeseries", "CPU", [f'SELECT mean("cpu_pct") FROM "$rp"."device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(null)'], w=8, unit="percent")
@@ -223,25 +271,30 @@ def network_devices() -> Dashboard:
     d.panel("timeseries", "IPsec tunnels up", [f'SELECT min(vpn_tunnels_up${{min_sfx}}) AS "up", max(vpn_tunnels_total${{max_sfx}}) AS "total" FROM "$rp"."device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(previous)'], w=8)
     d.panel("state-timeline", "Device reachable", [f'SELECT min(up${{min_sfx}}) FROM "$rp"."device" WHERE $timeFilter AND {dev} GROUP BY time($__interval), "device" fill(null)'], w=16)
     ifsel = f'{dev} AND "ifname" =~ /^$ifname$/'
+    # A device's every interface in one panel: at most 500 points a series, so a week is drawn in
+    # 20-minute buckets and a year in days (MRTG: 30 minutes and a day), half the rows Grafana would
+    # ask on a 1920-pixel screen; a day and a month as it would.
+    per_interface = {"w": 12, "maxDataPoints": 500}
     d.panel("timeseries", "Traffic in/out", [
         f'SELECT mean("in_bps") AS "in", mean("out_bps") AS "out" FROM "$rp"."interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
-    ], w=12, unit="bps")
+    ], **per_interface, unit="bps")
     d.panel("timeseries", "Utilisation in/out", [
-        f'SELECT mean("in_util_pct") AS "in", mean("out_util_pct") AS "out", percentile(in_util_pct${{p95_args}}) AS "in p95", percentile(out_util_pct${{p95_args}}) AS "out p95" FROM "$rp"."interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
-    ], w=12, unit="percent",
+        f'SELECT mean("in_util_pct") AS "in", mean("out_util_pct") AS "out", ${{p95_fn}}(in_util_pct${{p95_args}}) AS "in p95", ${{p95_fn}}(out_util_pct${{p95_args}}) AS "out p95" FROM "$rp"."interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
+    ], **per_interface, unit="percent",
             description="p95: of the samples up to 2 days; beyond, the largest 5-minute (or hourly) p95 in each point: an upper bound, at most the peak.")
     d.panel("timeseries", "Errors and discards", [
         f'SELECT mean("in_errors_ps") AS "in errors", mean("out_errors_ps") AS "out errors", mean("in_discards_ps") AS "in discards", mean("out_discards_ps") AS "out discards" FROM "$rp"."interface" WHERE $timeFilter AND {ifsel} GROUP BY time($__interval), "device", "ifname" fill(null)'
-    ], w=12, unit="pps")
+    ], **per_interface, unit="pps")
     d.panel("table", "Busiest interfaces (peak in the period)", [
-        f'SELECT max(out_bps${{max_sfx}}) AS "peak out bps", max(in_bps${{max_sfx}}) AS "peak in bps", max(out_util_pct${{max_sfx}}) AS "peak out %" FROM "$rp"."interface" WHERE $timeFilter AND {dev} GROUP BY "device", "ifname"'
+        f'SELECT max(out_bps${{max_sfx}}) AS "peak out bps", max(in_bps${{max_sfx}}) AS "peak in bps", max(out_util_pct${{max_sfx}}) AS "peak out %" FROM "$coarse_rp"."interface" WHERE $timeFilter AND {dev} GROUP BY "device", "ifname"'
     ], w=12, panel_options={"sortBy": [{"displayName": "peak out bps", "desc": True}]})
     return d
 
 
 def hosts() -> Dashboard:
-    d = Dashboard("nettvakt-hosts", "Hosts", "CPU, memory, disk and network per machine, from the agents.", ["consultant"])
-    d.variable(*SITE_VAR)
+    d = Dashboard("nettvakt-hosts", "Hosts", "CPU, memory, disk and network per machine, from the agents."
+                  " Opens on the first site (tick more in the picker).", ["consultant"])
+    d.variable(*SITE_VAR, opens_on_all=False)
     d.variable("host", "Host", 'SHOW TAG VALUES FROM "host" WITH KEY = "host" WHERE "site" =~ /^$site$/')
     sel = f'{SITE} AND "host" =~ /^$host$/'
     d.panel("timeseries", "CPU", [f'SELECT mean("cpu_pct") FROM "$rp"."host" WHERE $timeFilter AND {sel} GROUP BY time($__interval), "host" fill(null)'], unit="percent")

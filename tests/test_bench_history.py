@@ -92,9 +92,11 @@ def test_computed_rollups_are_the_backfills(influx_db: tuple[InfluxdServer, str]
     assert found["values_compared"] > 50_000 and found["max_relative_difference"] <= 1e-9, found
 
 
-@pytest.mark.parametrize("range_s, width, floor, expected", [
-    (86400, 24, 1, "1m"), (7 * 86400, 12, 300_000, "10m"), (30 * 86400, 24, 300_000, "20m"), (365 * 86400, 24, 3_600_000, "6h"),
-    (3600, 24, 300_000, "5m"),  # never finer than the panel's min interval
+@pytest.mark.parametrize("range_s, width, floor, max_data_points, expected", [
+    (86400, 24, 1, None, "1m"), (7 * 86400, 12, 300_000, None, "10m"), (30 * 86400, 24, 300_000, None, "20m"),
+    (365 * 86400, 24, 3_600_000, None, "6h"),
+    (3600, 24, 300_000, None, "5m"),  # never finer than the panel's min interval
+    (30 * 86400, 16, 600_000, 200, "3h"), (86400, 16, 600_000, 200, "10m"),  # the panel's maxDataPoints, not its width
 ])
-def test_the_interval_is_grafanas(range_s: int, width: int, floor: int, expected: str) -> None:
-    assert history._interval_text(history.grafana_interval_ms(range_s * 1000, width, floor)) == expected
+def test_the_interval_is_grafanas(range_s: int, width: int, floor: int, max_data_points: int | None, expected: str) -> None:
+    assert history._interval_text(history.grafana_interval_ms(range_s * 1000, width, floor, max_data_points)) == expected

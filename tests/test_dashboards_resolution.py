@@ -7,10 +7,12 @@ and a UPS, hosts, the collector's own counters, alerts and logins) are rolled up
 backfill the collector runs. Then, with Grafana's substitution (dashboards/check.py):
 
 - the hidden variables resolve, from `${__from}`/`${__to}` alone, to what
-  collector.rollups.resolution_for chooses: raw for 24 h, nettvakt_5m for 7 and 30 days, nettvakt_1h
-  for a year (and 5m for a short range older than the raw retention);
-- each panel that reads `"$rp"` or `"$events_rp"` gives over the same three days, with the
-  variables of each resolution, the same answer from the rollups as from the raw points at matching
+  collector.rollups.resolution_for chooses, but hourly rollups where it would take 5-minute ones
+  for 30 days or more (`$rp`, time series) or 7 days or more (`$coarse_rp`, tables over the
+  period and the outages timeline): raw for 24 h, nettvakt_5m for 7 days (`$coarse_rp`: nettvakt_1h), nettvakt_1h for 30 days and
+  a year (and 5m for a short range older than the raw retention);
+- each panel that reads `"$rp"`, `"$coarse_rp"` or `"$events_rp"` gives over the same three days,
+  with the variables of each resolution, the same answer from the rollups as from the raw points at matching
   bucket sizes (GROUP BY time(1h): raw, 5m and 1h; time(5m): raw and 5m), within TOLERANCE for
   means (regular sampling), sums, min, max, increases of counters and events; a median from the
   rollups (the median of bucket means) lies between the raw minimum and maximum of its bucket; a
@@ -34,7 +36,7 @@ from collector.config import StorageSettings
 from collector.influxql import query
 from collector.localservers import InfluxdServer
 from collector.retention import BackfillState, InfluxAdmin, backfill, set_up
-from collector.rollups import RESOLUTIONS, resolution_for
+from collector.rollups import FIVE_MINUTES, HOURLY, RESOLUTIONS, resolution_for
 from dashboards import check, generate
 
 NS = 1_000_000_000
@@ -138,35 +140,53 @@ def estate(influx_db_module: tuple[InfluxdServer, str], tmp_path_factory: pytest
     yield found
 
 
-def test_the_hidden_variables_choose_what_resolution_for_chooses(estate: Estate) -> None:
+def _dashboards_choice(chosen: str, span: check.TimeRange, hourly_from_ms: int) -> str:
+    """resolution_for's choice, hourly instead of 5-minute rollups for a range of hourly_from_ms or more."""
+    return HOURLY if chosen == FIVE_MINUTES and span.to_ms - span.from_ms >= hourly_from_ms else chosen
+
+
+def test_the_hidden_variables_choose_what_resolution_for_chooses_hourly_sooner(estate: Estate) -> None:
     storage = StorageSettings(kind="influxdb_v1", url=estate.server.url, database=estate.database)
     policy = {name: r.retention_policy or "autogen" for name, r in RESOLUTIONS.items()}
     now_ms = int(time.time() * 1000)
     day_ms = 86_400_000
+    # what, span, policy of "$rp", policy of "$coarse_rp"
     spans = {
-        "24 h": (check.TimeRange.last(86400, now_ms), "autogen"),
-        "exactly 2 days": (check.TimeRange(now_ms - 2 * day_ms, now_ms), "autogen"),
-        "2 days and 1 ms": (check.TimeRange(now_ms - 2 * day_ms - 1, now_ms), "nettvakt_5m"),
-        "7 d": (check.TimeRange.last(7 * 86400, now_ms), "nettvakt_5m"),
-        "30 d": (check.TimeRange.last(30 * 86400, now_ms), "nettvakt_5m"),
-        "a day, 40 days ago (raw points gone)": (check.TimeRange(now_ms - 40 * day_ms, now_ms - 39 * day_ms), "nettvakt_5m"),
-        "1 year": (check.TimeRange.last(365 * 86400, now_ms), "nettvakt_1h"),
-        "a week, 3 years ago (5-minute rollups gone)": (check.TimeRange(now_ms - 3 * 365 * day_ms, now_ms - 3 * 365 * day_ms + 7 * day_ms), "nettvakt_1h"),
+        "24 h": (check.TimeRange.last(86400, now_ms), "autogen", "autogen"),
+        "exactly 2 days": (check.TimeRange(now_ms - 2 * day_ms, now_ms), "autogen", "autogen"),
+        "2 days and 1 ms": (check.TimeRange(now_ms - 2 * day_ms - 1, now_ms), "nettvakt_5m", "nettvakt_5m"),
+        "7 d less 1 ms": (check.TimeRange(now_ms - 7 * day_ms + 1, now_ms), "nettvakt_5m", "nettvakt_5m"),
+        "7 d": (check.TimeRange.last(7 * 86400, now_ms), "nettvakt_5m", "nettvakt_1h"),
+        "30 d less 1 ms": (check.TimeRange(now_ms - 30 * day_ms + 1, now_ms), "nettvakt_5m", "nettvakt_1h"),
+        "30 d": (check.TimeRange.last(30 * 86400, now_ms), "nettvakt_1h", "nettvakt_1h"),
+        "a day, 40 days ago (raw points gone)": (check.TimeRange(now_ms - 40 * day_ms, now_ms - 39 * day_ms), "nettvakt_5m", "nettvakt_5m"),
+        "1 year": (check.TimeRange.last(365 * 86400, now_ms), "nettvakt_1h", "nettvakt_1h"),
+        "a week, 3 years ago (5-minute rollups gone)": (check.TimeRange(now_ms - 3 * 365 * day_ms, now_ms - 3 * 365 * day_ms + 7 * day_ms), "nettvakt_1h", "nettvakt_1h"),
     }
-    with_rp = [name for name, build in generate.DASHBOARDS.items() if "rp" in {v["name"] for v in build().to_json()["templating"]["list"]}]
-    assert set(with_rp) == set(generate.DASHBOARDS) - {"lifecycle"}  # every dashboard with time series
-    for name in with_rp:
+    variables = {name: {v["name"] for v in build().to_json()["templating"]["list"]} for name, build in generate.DASHBOARDS.items()}
+    # every dashboard with time series
+    assert {name for name, used in variables.items() if used & {"rp", "coarse_rp"}} == set(generate.DASHBOARDS) - {"lifecycle"}
+    assert {name for name, used in variables.items() if "coarse_rp" in used} == {"overview", "links", "network-devices"}
+    for name in generate.DASHBOARDS:
         dashboard = generate.DASHBOARDS[name]().to_json()
-        for what, (span, expected) in spans.items():
+        if not variables[name] & {"rp", "coarse_rp"}:
+            continue
+        for what, (span, expected, expected_period) in spans.items():
             values = check.resolve_variables(dashboard, estate.run, span.time_filter, span)
-            chosen = resolution_for(span.from_ms * 1_000_000, span.to_ms * 1_000_000, now_ms * 1_000_000, storage)
-            assert values["rp"] == expected == policy[chosen.name], (name, what, values)
+            chosen = resolution_for(span.from_ms * 1_000_000, span.to_ms * 1_000_000, now_ms * 1_000_000, storage).name
+            assert values.get("rp", expected) == expected == policy[_dashboards_choice(chosen, span, generate.SERIES_HOURLY_FROM_MS)], (name, what, values)
+            assert values.get("coarse_rp", expected_period) == expected_period == policy[_dashboards_choice(chosen, span, generate.COARSE_HOURLY_FROM_MS)], (name, what, values)
             rollup = expected != "autogen"
+            # A table over the period takes the suffixes of "$rp": raw for both or a rollup for both,
+            # and every rollup names its fields alike.
+            assert (expected_period != "autogen") == rollup
             assert values.get("events_rp", "nettvakt_events" if rollup else "autogen") == ("nettvakt_events" if rollup else "autogen")
             assert values.get("min_sfx", "_min::field" if rollup else "::field") == ("_min::field" if rollup else "::field")
             assert values.get("max_sfx", "_max::field" if rollup else "::field") == ("_max::field" if rollup else "::field")
-            assert values.get("p95_args", "_p95::field, 100" if rollup else "::field, 95") == ("_p95::field, 100" if rollup else "::field, 95")
-            assert values["min_interval"] == {"autogen": "1s", "nettvakt_5m": "5m", "nettvakt_1h": "1h"}[expected]
+            assert values.get("p95_fn", "max" if rollup else "percentile") == ("max" if rollup else "percentile")
+            assert values.get("p95_args", "_p95::field" if rollup else "::field, 95") == ("_p95::field" if rollup else "::field, 95")
+            floor = {"autogen": "1s", "nettvakt_5m": "5m", "nettvakt_1h": "1h"}[expected]
+            assert values.get("min_interval", floor) == floor
             assert values.get("raw_rp", "autogen") == "autogen"
 
 
@@ -213,14 +233,15 @@ def _panels(dashboard: dict[str, Any]) -> Iterator[tuple[str, str]]:
 
 def test_every_panel_gives_the_same_answer_from_rollups_as_from_raw_points(estate: Estate) -> None:
     window = check.TimeRange(estate.start_ns // 1_000_000, estate.end_ns // 1_000_000 - 1)
-    spans = {"raw": check.TimeRange.last(86400), "5m": check.TimeRange.last(7 * 86400), "1h": check.TimeRange.last(365 * 86400)}
+    # Spans where both "$rp" and "$coarse_rp" take the resolution.
+    spans = {"raw": check.TimeRange.last(86400), "5m": check.TimeRange.last(3 * 86400), "1h": check.TimeRange.last(365 * 86400)}
     compared = bounded = 0
     for name, build in generate.DASHBOARDS.items():
         dashboard = build().to_json()
         values = {res: check.resolve_variables(dashboard, estate.run, span.time_filter, span) for res, span in spans.items()}
         for where, panel_query in _panels(dashboard):
             reads = set(re.findall(r'FROM "\$(\w+)"\.', panel_query))
-            assert len(reads) == 1 and reads <= {"rp", "raw_rp", "events_rp"}, (name, where, panel_query)
+            assert len(reads) == 1 and reads <= {"rp", "coarse_rp", "raw_rp", "events_rp"}, (name, where, panel_query)
             if reads == {"raw_rp"}:  # "now" and strings: the raw policy at every range
                 for res in spans:
                     estate.run(check.substitute(panel_query, values[res], window.time_filter, "1h", window))

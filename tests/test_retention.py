@@ -168,9 +168,9 @@ def test_the_collector_sets_up_once_a_restart_changes_nothing_and_a_changed_dura
         "autogen": "720h0m0s", "nettvakt_5m": "17520h0m0s", "nettvakt_1h": "87600h0m0s", "nettvakt_events": "87600h0m0s", "nettvakt_meta": "0s"}
     # The dashboards' resolution rows: one per resolution, its time its retention (docs/storage.md).
     rows = {r["resolution"]: r for r in ask(server, database, f'SELECT * FROM "{database}"."nettvakt_meta"."rp_config"')}
-    assert {k: (r["time"] // (86400 * NS), r["rp"], r["events_rp"], r["max_sfx"]) for k, r in rows.items()} == {
-        "raw": (30, "autogen", "autogen", "::field"), "5m": (730, "nettvakt_5m", "nettvakt_events", "_max::field"),
-        "1h": (3650, "nettvakt_1h", "nettvakt_events", "_max::field")}
+    assert {k: (r["time"] // (86400 * NS), r["rp"], r["events_rp"], r["max_sfx"], r["p95_fn"]) for k, r in rows.items()} == {
+        "raw": (30, "autogen", "autogen", "::field", "percentile"), "5m": (730, "nettvakt_5m", "nettvakt_events", "_max::field", "max"),
+        "1h": (3650, "nettvakt_1h", "nettvakt_events", "_max::field", "max")}
     names = {q["name"] for q in queries}
     assert {"nettvakt_5m_probe", "nettvakt_1h_probe", "nettvakt_5m_interface", "nettvakt_1h_availability"} <= names
     assert not names & {"nettvakt_5m_alert", "nettvakt_5m_login"}  # events are not averaged
