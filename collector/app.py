@@ -29,7 +29,7 @@ from collector.alerting.admin import AckError, acknowledge, alert_listing, unkno
 from collector.alerting.context import AlertingOptions, alerting_context
 from collector.alerting.silences import SILENCES_FILE, SilenceError, SilenceStore
 from collector.appkeys import (
-    ALERTS, CONNECTIONS, HISTORY, INGEST, INGEST_WORKERS, INVENTORY, LATE_ROLLUPS, QUEUE, RELOADER, ROLLUP_ENGINE, ROLLUPS, SERVICE, WRITER,
+    ALERTS, CONNECTIONS, HISTORY, INGEST, INGEST_WORKERS, INVENTORY, LATE_ROLLUPS, QUEUE, RELOADER, RESOLUTION_ROWS, ROLLUP_ENGINE, ROLLUPS, SERVICE, WRITER,
 )
 from collector.config import AgentEntry, Inventory
 from collector.handoff import CollectorUnreachableError
@@ -292,6 +292,10 @@ def health_report(app: web.Application, now_ns: int | None = None) -> dict[str, 
     if late is not None:
         body["storage"]["late_rollups"] = late.health()
         problems += late.problems()
+    rows = app.get(RESOLUTION_ROWS)
+    if rows is not None:
+        body["storage"]["resolution_rows"] = rows.health()
+        problems += rows.problems()
     if queue.last_reject_ns and now_ns - queue.last_reject_ns < recent_ns:
         problems.append(f"InfluxDB refused points as bad data ({stats['rejected_points']} in all; kept in the queue's rejected table)")
     return {"status": "degraded" if problems else "ok", "problems": problems, **body}
@@ -632,6 +636,7 @@ async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
 async def _rollup_engine_ctx(app: web.Application) -> AsyncIterator[None]:
     """Storage without continuous queries: the collector makes the rollups as it writes
     (collector/rollup_engine.py; docs/storage.md, "Storage without continuous queries")."""
+    from collector.resolution_rows import ResolutionRowKeeper, rows_wanted_here
     from collector.rollup_engine import CAUGHT_UP_S, STATE_FILE, RollupEngine, destinations, startup_notes
 
     inventory, queue = app[INVENTORY], app[QUEUE]
@@ -647,10 +652,14 @@ async def _rollup_engine_ctx(app: web.Application) -> AsyncIterator[None]:
     for note in await asyncio.to_thread(startup_notes, inventory):
         log.warning("%s", note)
     log.info("rollups are made by the collector as it writes (state in %s, open buckets %s)", engine.path, engine.health()["open_buckets"])
-    task = asyncio.create_task(engine.run(lambda: queue.stats()["queue_age_s"] <= CAUGHT_UP_S), name="rollups")
+    tasks = [asyncio.create_task(engine.run(lambda: queue.stats()["queue_age_s"] <= CAUGHT_UP_S), name="rollups")]
+    if rows_wanted_here(inventory):  # the dashboards' resolution rows, which no retention set-up writes here
+        keeper = app[RESOLUTION_ROWS] = ResolutionRowKeeper(inventory)
+        tasks.append(asyncio.create_task(keeper.run(), name="resolution-rows"))
     yield
-    task.cancel()
-    await asyncio.gather(task, return_exceptions=True)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def collector_points(app: web.Application, now_ns: int) -> list[Point]:

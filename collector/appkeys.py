@@ -15,6 +15,7 @@ from collector.history import HistoryService
 from collector.laterollups import LateRollups
 from collector.queue import DurableQueue
 from collector.reload import InventoryReloader
+from collector.resolution_rows import ResolutionRowKeeper
 from collector.retention import RollupMaintainer
 from collector.rollup_engine import RollupEngine
 from collector.service import BatchIngest, CollectorService
@@ -33,4 +34,5 @@ ALERTS = web.AppKey("alerts", AlertService)  # the alerting context, when alerti
 ROLLUPS = web.AppKey("rollups", RollupMaintainer)  # the retention context, when InfluxDB 1.x's continuous queries make the rollups
 ROLLUP_ENGINE = web.AppKey("rollup_engine", RollupEngine)  # the retention context, when the collector makes them
 LATE_ROLLUPS = web.AppKey("late_rollups", LateRollups)  # the retention context, beside ROLLUPS
+RESOLUTION_ROWS = web.AppKey("resolution_rows", ResolutionRowKeeper)  # the rollup engine context, on InfluxDB 1.x
 HISTORY = web.AppKey("history", HistoryService)  # create_app: what the status pages read of the past, kept briefly

@@ -89,9 +89,9 @@ def _storage_check(inventory: Inventory) -> dict[str, Any]:
     except InfluxQueryError as exc:
         return {"checked": False, "error": f"cannot compare retention policies and continuous queries with InfluxDB at {storage.url}: {exc}"}
     note = None
-    if storage.rollups_by == "collector":  # no continuous queries (nor the dashboards' rp_config rows) are made there
-        found = [d for d in found if d.kind == "retention policy"]
-        note = "rollups = 'collector': the collector makes the rollups as it writes; only the retention policies are compared"
+    if storage.rollups_by == "collector":  # no continuous queries there; the collector writes the rp_config rows (collector/resolution_rows.py)
+        found = [d for d in found if d.kind != "continuous query"]
+        note = "rollups = 'collector': the collector makes the rollups as it writes; the retention policies and the dashboards' resolution rows are compared"
     return {"checked": True, **({"note": note} if note else {}), "differences": [
         {"kind": d.kind, "name": d.name, "found": d.found, "wanted": d.wanted, "fix": list(d.fix), "text": d.text()} for d in found
     ]}

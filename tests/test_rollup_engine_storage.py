@@ -32,7 +32,7 @@ import aiohttp
 from agent.cli import main
 from agent.points import Point
 from collector.app import create_app
-from collector.appkeys import ROLLUP_ENGINE, SERVICE
+from collector.appkeys import RESOLUTION_ROWS, ROLLUP_ENGINE, SERVICE
 from collector.config import StorageSettings, load_inventory, parse_inventory
 from collector.lineprotocol import encode_points
 from collector.localservers import wait_until, wait_until_async
@@ -294,3 +294,56 @@ def test_the_collector_makes_rollups_on_victoria_metrics_and_keeps_them_over_a_r
 
     cpu = asyncio.run(reopened())
     assert sum(count for count, _ in cpu) == len(points) and sum(total for _, total in cpu) == sum(range(8))
+
+
+def test_the_collector_writes_the_dashboards_resolution_rows_where_it_makes_the_rollups(
+    another_influx_db: tuple, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`rollups = "collector"` on InfluxDB 1.x: no retention set-up runs, yet the dashboards pick
+    their resolution by the rp_config rows; the collector writes them (only a write is needed) and
+    `nettvakt check` compares them, also after a retention changed (the old row deleted)."""
+    influxd, database = another_influx_db
+    builder = InventoryBuilder(tmp_path).influxdb(influxd.url, database, rollups="collector").agent("pc1")
+
+    def started_once(**retention: int) -> dict[str, Any]:
+        builder.influxdb(influxd.url, database, rollups="collector", **retention)
+        inventory = load_inventory(builder.write())
+
+        async def scenario() -> dict[str, Any]:
+            app = create_app(inventory, alerting=None)
+            async with serving(app, shutdown_timeout=0.1) as base, aiohttp.ClientSession(base) as http:
+                await wait_until_async(lambda: app[RESOLUTION_ROWS].stats.runs + app[RESOLUTION_ROWS].stats.failures >= 1, 30,
+                                       "the rows checked", interval_s=0.05)
+                async with http.get("/api/v1/health") as resp:
+                    return await resp.json()
+
+        return asyncio.run(asyncio.wait_for(scenario(), 60))
+
+    def checked() -> dict[str, Any]:
+        assert main(["check", str(tmp_path / "inventory.toml"), "--json"]) in (0, 1)
+        return json.loads(capsys.readouterr().out)["storage"]
+
+    # Without the policy the rows live in: named, with who makes it.
+    health = started_once()
+    assert any("nettvakt_meta" in p and "admin makes it" in p for p in health["problems"]), health["problems"]
+    for policy, kept in (("nettvakt_5m", "730d"), ("nettvakt_1h", "3650d"), ("nettvakt_events", "3650d"), ("nettvakt_meta", "INF")):
+        ask(influxd, database, f'CREATE RETENTION POLICY "{policy}" ON "{database}" DURATION {kept} REPLICATION 1')
+    assert [d["name"] for d in checked()["differences"] if d["kind"] == "resolution row"] == [
+        "nettvakt_meta.rp_config raw", "nettvakt_meta.rp_config 5m", "nettvakt_meta.rp_config 1h"]
+
+    health = started_once()
+    assert health["storage"]["resolution_rows"]["written"] == 3 and not health["problems"], health
+    assert not [d for d in checked()["differences"] if d["kind"] == "resolution row"]
+    rows = {r["resolution"]: r for r in ask(influxd, database, 'SELECT * FROM "nettvakt_meta"."rp_config" GROUP BY "resolution"')}
+    assert rows["raw"]["rp"] == "autogen" and rows["5m"]["rp"] == "nettvakt_5m" and rows["1h"]["events_rp"] == "nettvakt_events"
+    # What the dashboards read: a 60-day range starts beyond the raw 30 days, within the 5-minute rollups' 2 years.
+    source = InfluxSource(influxd.url, database, retention=load_inventory(tmp_path / "inventory.toml").storage)
+    now = time.time_ns()
+    assert source.resolution_for(now - 60 * 86400 * NS, now, now) == "5m"
+
+    # Raw points kept 7 days instead of 30: the raw row moves; the one at 30 days is gone.
+    health = started_once(raw_retention_days=7)
+    assert health["storage"]["resolution_rows"]["written"] == 2 and not health["problems"], health  # a delete and a write
+    times = [r["time"] for r in ask(influxd, database, """SELECT * FROM "nettvakt_meta"."rp_config" WHERE "resolution" = 'raw'""")]
+    assert times == [7 * 86400 * NS]
+    assert not [d for d in checked()["differences"] if d["kind"] == "resolution row"]
