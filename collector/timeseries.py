@@ -27,7 +27,7 @@ from typing import Any, Iterable, Literal, Mapping, Protocol
 from agent.contract import MEASUREMENTS_SPEC, UNITS
 from agent.points import Point
 from collector.config import Inventory
-from collector.influxql import InfluxQueryError, http_get, query
+from collector.influxql import InfluxQueryError, http_get, query, query_each
 from collector.lineprotocol import parse_line
 from collector.rollups import (
     EVENTS_RETENTION_POLICY,
@@ -111,6 +111,15 @@ def _literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def any_of(tag_sets: Iterable[Mapping[str, str]]) -> str:
+    """An InfluxQL condition that holds for a series whose tags equal any one of `tag_sets`:
+    `(("device" = 'a' AND "ifname" = 'x') OR ...)`. ValueError without a tag set, or with an empty one."""
+    alternatives = [" AND ".join(f"{_ident(k)} = {_literal(v)}" for k, v in sorted(tags.items())) for tags in tag_sets]
+    if not alternatives or not all(alternatives):
+        raise ValueError(f"any_of: expected tag sets each naming a tag, got {alternatives!r}")
+    return "(" + " OR ".join(f"({a})" for a in alternatives) + ")"
+
+
 class InfluxSource:
     """InfluxQL over the v1 /query API (InfluxDB 1.x; 2.x/3.x through their DBRP mapping)."""
 
@@ -161,6 +170,13 @@ class InfluxSource:
     def select(self, statement: str) -> list[dict[str, Any]]:
         """The rows of one InfluxQL statement (tags merged in, `time` in ns); SourceError when it fails."""
         return self._query(statement)
+
+    def select_each(self, statements: list[str]) -> list[list[dict[str, Any]]]:
+        """The rows of each of several statements, sent in one request; SourceError when one fails."""
+        try:
+            return query_each(self.url, self.database, statements, self.username, self.password, self.timeout_s)
+        except InfluxQueryError as exc:
+            raise SourceError(f"InfluxDB at {self.url} (database {self.database!r}): {exc}") from exc
 
     def from_clause(self, measurement: str, resolution: str = RAW) -> str:
         """What follows FROM to read `measurement` at `resolution` (its retention policy named where needed)."""
