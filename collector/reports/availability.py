@@ -173,15 +173,20 @@ def fold_in_influx(source: InfluxSource, resolution: str, first_ns: int, end_ns:
     def bucket(time_ns: int) -> int:
         return (int(time_ns) - first_ns) // bucket_ns
 
-    sums, *edges = source.select_each(
-        [f"SELECT SUM({up_s}) AS up, SUM({judged_s}) AS judged, COUNT({verdict}) AS verdicts FROM {src} WHERE {period} GROUP BY *"]
+    # Each aggregate its own statement, two requests at a time: a pass over a year of buckets each.
+    judgeds, ups, counts, *edges = source.select_each(
+        [f"SELECT SUM({judged_s}) AS judged FROM {src} WHERE {period} GROUP BY *",
+         f"SELECT SUM({up_s}) AS up FROM {src} WHERE {period} GROUP BY *",
+         f"SELECT COUNT({verdict}) AS verdicts FROM {src} WHERE {period} GROUP BY *"]
         + [f"SELECT {edge}({field}) AS {edge.lower()} FROM {src} WHERE {period} GROUP BY *"
-           for field in (verdict, judged_s) for edge in ("FIRST", "LAST")])
+           for field in (verdict, judged_s) for edge in ("FIRST", "LAST")], in_flight=2)
     first_verdict, last_verdict, first_judged, last_judged = ({key_of(r): bucket(r["time"]) for r in rows} for rows in edges)
+    columns: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+    for row in (*judgeds, *ups, *counts):  # a series with no judged time still has its verdicts
+        columns.setdefault(key_of(row), {}).update(row)
     stored: dict[tuple[tuple[str, str], ...], RollupSeries] = {}
     gaps: list[tuple[tuple[str, str], ...]] = []
-    for row in sums:
-        key = key_of(row)
+    for key, row in columns.items():
         judged_time = row.get("judged")
         folded = stored[key] = RollupSeries(float(row.get("up") or 0.0) if judged_time is not None else 0.0, float(judged_time or 0.0))
         run = (first_verdict.get(key), last_verdict.get(key))
