@@ -217,14 +217,18 @@ class InfluxSource:
         return None if spec is None else frozenset(spec.tags)
 
     def samples(
-        self, measurement: str, start_ns: int, end_ns: int, tags: Mapping[str, str] | None = None, resolution: str = RAW
+        self, measurement: str, start_ns: int, end_ns: int, tags: Mapping[str, str] | None = None, resolution: str = RAW,
+        fields: Iterable[str] | None = None,
     ) -> list[Sample]:
+        """As SeriesSource's; `fields`: only these (as stored at `resolution`), not every field of a
+        wide measurement (an interface's rollup row has 34)."""
         if resolution not in RESOLUTIONS:
             raise ValueError(f"resolution {resolution!r}: expected one of {', '.join(RESOLUTIONS)}")
         where = [f"time >= {int(start_ns)}", f"time < {int(end_ns)}"]
         where += [f"{_ident(k)} = {_literal(v)}" for k, v in sorted((tags or {}).items())]
-        # GROUP BY * returns the tags per series, so `SELECT *` columns are only fields.
-        statement = f"SELECT * FROM {self._from(measurement, resolution)} WHERE {' AND '.join(where)} GROUP BY *"
+        # GROUP BY * returns the tags per series, so the selected columns are only fields.
+        columns = ", ".join(_ident(f) for f in fields) if fields is not None else "*"
+        statement = f"SELECT {columns} FROM {self._from(measurement, resolution)} WHERE {' AND '.join(where)} GROUP BY *"
         keys = (self._rollup_tag_keys(measurement) if resolution != RAW else None) or self.tag_keys(measurement)
         out: list[Sample] = []
         for row in self._query(statement):
