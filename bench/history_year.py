@@ -1184,29 +1184,35 @@ def measure_panels(url: str, db: str, dashboards: Mapping[str, Callable[[], Any]
     return results
 
 
-def measure_reports(url: str, db: str, estate: Estate, work: Path, runs: int) -> dict[str, Any]:
-    """The real CLI, each report in a process of its own (what someone waits for), best and median."""
+def measure_reports(url: str, db: str, estate: Estate, work: Path, runs: int, other_code: Path | None = None) -> dict[str, Any]:
+    """The real CLI, each report in a process of its own (what someone waits for), best and median.
+    `other_code`: a checkout whose CLI runs each report too, right after this one's (same data, same
+    moment's load), as `<report> (<folder name>)`: another version of the reports against these."""
     inventory = work / f"inventory-{db}.toml"
     inventory.write_text(toml_text(inventory_for(estate, url, db, work / f"collector-{db}")), encoding="utf-8")
     out: dict[str, Any] = {}
+    trees = [("", ROOT)] + ([(other_code.name, other_code.resolve())] if other_code else [])
     for name, args in (("servers --since 30d", ["servers", "--since", "30d"]), ("availability --since 12mo", ["availability", "--since", "12mo"]),
                        ("capacity", ["capacity"])):
-        output = work / f"report-{db}-{args[0]}.json"
-        command = [sys.executable, "-m", "agent.cli", "report", *args, "--inventory", str(inventory), "--format", "json", "--output", str(output)]
-        failure: list[str] = []
+        for tree_name, tree in trees:
+            label = f" ({tree_name})" if tree_name else ""
+            output = work / f"report-{db}-{args[0]}{'-' + tree_name if tree_name else ''}.json"
+            command = [sys.executable, "-m", "agent.cli", "report", *args, "--inventory", str(inventory), "--format", "json", "--output", str(output)]
+            failure: list[str] = []
+            env = {**os.environ, "PYTHONPATH": str(tree)}
 
-        def once() -> None:
-            proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800)
-            if proc.returncode != 0:
-                failure.append(proc.stderr[-500:])
+            def once() -> None:
+                proc = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=1800)
+                if proc.returncode != 0:
+                    failure.append(proc.stderr[-500:])
 
-        figures = timed(once, runs)
-        if failure:
-            figures["error"] = failure[0]
-        else:
-            figures["output_bytes"] = output.stat().st_size
-        out[name] = figures
-        log(f"{db} report {name}: {figures}")
+            figures = timed(once, runs)
+            if failure:
+                figures["error"] = failure[0]
+            else:
+                figures["output_bytes"] = output.stat().st_size
+            out[name + label] = figures
+            log(f"{db} report {name}{label}: {figures}")
     return out
 
 
@@ -1278,6 +1284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--measure-only", action="store_true", help="measure what --keep left in --data-dir")
     parser.add_argument("--json", type=Path, help="write every figure here too")
     parser.add_argument("--markdown", type=Path, help="print the tables of docs/benchmarks.md from this --json file, and exit")
+    parser.add_argument("--only", choices=("panels", "reports"), help="measure only the panels, or only the reports (of `after`)")
+    parser.add_argument("--reports-also-from", type=Path, metavar="CHECKOUT",
+                        help="run each report with this checkout's code too, right after this one's (e.g. main's, to compare)")
     args = parser.parse_args(argv)
     if args.markdown:
         print(markdown(json.loads(args.markdown.read_text())))
@@ -1316,13 +1325,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["generated"] = generated
         now_ms = end_s * 1000  # the history ends here: every range is measured as if it were now
         results["uptime_measuring"] = _uptime()
-        results["panels"] = {
-            AFTER: measure_panels(server.url, AFTER, _current_dashboards(), now_ms, args.runs, RANGES),
-            # before: only the ranges its raw days cover (longer ones are extrapolated from these in docs/benchmarks.md)
-            BEFORE: measure_panels(server.url, BEFORE, load_before_dashboards(work), now_ms, args.runs,
-                                   {k: v for k, v in RANGES.items() if v <= args.before_days * DAY_S}),
-        }
-        results["reports"] = {db: measure_reports(server.url, db, estate, work, max(1, args.runs // 2)) for db in (AFTER, BEFORE)}
+        if args.only != "reports":
+            results["panels"] = {
+                AFTER: measure_panels(server.url, AFTER, _current_dashboards(), now_ms, args.runs, RANGES),
+                # before: only the ranges its raw days cover (longer ones are extrapolated from these in docs/benchmarks.md)
+                BEFORE: measure_panels(server.url, BEFORE, load_before_dashboards(work), now_ms, args.runs,
+                                       {k: v for k, v in RANGES.items() if v <= args.before_days * DAY_S}),
+            }
+        if args.only != "panels":
+            databases = (AFTER,) if args.only == "reports" else (AFTER, BEFORE)
+            results["reports"] = {db: measure_reports(server.url, db, estate, work, max(1, args.runs // 2), args.reports_also_from)
+                                  for db in databases}
         results["uptime_after"] = _uptime()
     finally:
         server.stop()
