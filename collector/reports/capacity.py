@@ -46,7 +46,7 @@ from collector.diagnose.data import SiteContext, site_context
 from collector.reports import i18n
 from collector.reports.render import BAR_COLOUR, Chart, Column, Document, LineSeries, Row, Table
 from collector.rollups import HOURLY, RAW, stored_field
-from collector.timeseries import InfluxSource, Sample, SeriesSource, _ident, any_of
+from collector.timeseries import InfluxSource, Sample, SeriesSource, _ident, _literal, any_of
 
 LIMIT_PCT = 80.0  # a line whose p95 passes this needs more capacity
 MIN_COVERED_HOURS = 7 * 24  # a month's numbers rest on readings in at least a week's worth of hours
@@ -108,6 +108,9 @@ class SiteLine:
     peak_suffix: str = ""
     # What the monthly p95 is taken over: the readings ("raw") or hours (HOURLY_P95_FROM).
     basis: str = "raw"
+    # The site's round-trip time per hour (hour number: time // HOUR_NS) as `path_rtt_ms` makes it
+    # from `rounds`, where InfluxDB made it (`hourly_round_trip_ms`); None: make it from `rounds`.
+    rtt_by_hour: dict[int, float] | None = None
 
     @property
     def p95_suffix(self) -> str:
@@ -156,13 +159,30 @@ def read_site_line(source: SeriesSource, ctx: SiteContext, start_ns: int, end_ns
     if months_resolution != RAW:
         used += [stored_field("interface", f, a, months_resolution) for f in UTIL_FIELDS for a in ("p95", "max")]
     interface = read("interface", start_ns, {"device": uplink.id, "ifname": ifname}, months_resolution, used) if ifname else []
-    rounds = [s for kind in ROUND_TRIP_KINDS
-              for s in read("probe", start_ns, {"site": ctx.site.id, "kind": kind}, months_resolution,
-                            [stored_field("probe", PROBES[kind].latency_field, "mean", months_resolution)]) if is_round(s)]
+    if isinstance(source, InfluxSource):
+        rounds, rtt_by_hour = [], hourly_round_trip_ms(source, ctx.site.id, start_ns, end_ns, months_resolution)
+    else:
+        rounds, rtt_by_hour = [s for kind in ROUND_TRIP_KINDS for s in source.samples("probe", start_ns, end_ns, {"site": ctx.site.id, "kind": kind},
+                                                                                 months_resolution) if is_round(s)], None
     if months_resolution == RAW:
-        return SiteLine(ifname, interface, sorted(rounds, key=lambda s: s.time_ns))
+        return SiteLine(ifname, interface, sorted(rounds, key=lambda s: s.time_ns), rtt_by_hour=rtt_by_hour)
     return SiteLine(ifname, interface, sorted(rounds, key=lambda s: s.time_ns),
-                    peak_suffix=stored_field("interface", "in_util_pct", "max", HOURLY)[len("in_util_pct"):], basis=HOURLY_P95_FROM)
+                    peak_suffix=stored_field("interface", "in_util_pct", "max", HOURLY)[len("in_util_pct"):], basis=HOURLY_P95_FROM,
+                    rtt_by_hour=rtt_by_hour)
+
+
+def hourly_round_trip_ms(source: InfluxSource, site: str, start_ns: int, end_ns: int, resolution: str) -> dict[int, float]:
+    """The site's round-trip time per hour as `path_rtt_ms` makes it (per path, host and target, the
+    median of the hour's rounds; the mean over paths), made by InfluxDB: one row an hour, not every
+    round (a year of hourly rows of each path). Round points only (no traceroute `hop`)."""
+    period = f"time >= {int(start_ns)} AND time < {int(end_ns)}"
+    rounds = ", ".join(
+        f"(SELECT {_ident(stored_field('probe', PROBES[kind].latency_field, 'mean', resolution))} AS latency "
+        f"FROM {source.from_clause('probe', resolution)} WHERE {period} AND \"site\" = {_literal(site)} AND \"kind\" = {_literal(kind)} "
+        f"AND \"hop\" = '' GROUP BY \"host\", \"target\")" for kind in ROUND_TRIP_KINDS)
+    rows = source.select(f"SELECT MEAN(path) AS rtt FROM (SELECT MEDIAN(latency) AS path FROM {rounds} WHERE {period} "
+                         f"GROUP BY time(1h), \"host\", \"target\") WHERE {period} GROUP BY time(1h) fill(none)")
+    return {int(r["time"]) // HOUR_NS: float(r["rtt"]) for r in rows if r.get("rtt") is not None}
 
 
 UTIL_FIELDS = ("in_util_pct", "out_util_pct")
@@ -376,7 +396,7 @@ def build_capacity_report(inventory: Inventory, months: list[dt.date], lines: di
             i = bisect.bisect_right(bounds, s.time_ns) - 1
             if 0 <= i < len(months):
                 per_month[i].append(s)
-        rtt = path_rtt_ms(line.rounds, lambda t: t // HOUR_NS)
+        rtt = line.rtt_by_hour if line.rtt_by_hour is not None else path_rtt_ms(line.rounds, lambda t: t // HOUR_NS)
         uses = [_month_use(m, samples, rtt, line.peak_suffix, line.p95_suffix) for m, samples in zip(months, per_month)]
         bases.add(line.basis)
         trends = {d: trend_of([u.p95_pct[d] for u in uses], months[0]) for d in DIRECTIONS}
