@@ -18,12 +18,13 @@ import pytest
 
 from agent.points import Point
 from collector.config import load_inventory
+from collector.diagnose.analysis import is_round, path_rtt_ms
 from collector.diagnose.data import site_context
 from collector.influxql import write_lines
 from collector.lineprotocol import encode_points
 from collector.localservers import InfluxdServer
 from collector.reports.availability import fold_in_influx, fold_rows
-from collector.reports.capacity import busiest_line, read_site_line
+from collector.reports.capacity import HOUR_NS, ROUND_TRIP_KINDS, busiest_line, hourly_round_trip_ms, read_site_line
 from collector.reports.servers import read_use, use_from_points
 from collector.retention import backfill
 from collector.timeseries import InfluxSource, Sample
@@ -200,3 +201,29 @@ def test_the_busiest_line_chosen_from_influxdb_s_highest_readings_is_the_one_eve
     read = set(fast.interface[0].fields)
     assert len(fast.interface) == len(slow.interface) == 7 * 24 and not {"in_bps", "in_util_pct_min"} & read
     assert [(s.time_ns, s.fields) for s in fast.interface] == [(s.time_ns, {k: v for k, v in s.fields.items() if k in read}) for s in slow.interface]
+
+
+# --- capacity: the site's round-trip time per hour ------------------------------------------------
+def test_the_hourly_round_trip_time_made_by_influxdb_is_the_one_made_here(influx_db: tuple[InfluxdServer, str]) -> None:
+    """A day of raw rounds: two agents to two targets every 10 minutes (six rounds an hour per path,
+    an even count: the median is a mean of two), a path missing some hours, a traceroute whose hop
+    points (tag `hop`) must not count, another site. Per hour: the mean over paths of each path's
+    median, the same within float rounding."""
+    server, database = influx_db
+    start_s = (1_790_000_000 // DAY) * DAY
+    points = []
+    for i, t in enumerate(range(start_s, start_s + DAY, 600)):
+        for host, target, base in (("pc1", "gw", 2.0), ("pc1", "ute", 30.0), ("pc2", "gw", 4.0), ("pc2", "ute", 35.0)):
+            if target == "ute" and host == "pc2" and (t // HOUR) % 5 == 0:
+                continue
+            points.append(Point("probe", {"site": "s", "host": host, "kind": "icmp", "target": target}, {"up": 1.0, "rtt_ms": base + (i * 7 % 13) / 3}, t * NS))
+        points.append(Point("probe", {"site": "s", "host": "pc1", "kind": "icmp", "target": "gw", "hop": "01"}, {"rtt_ms": 500.0}, t * NS))
+        points.append(Point("probe", {"site": "other", "host": "pc9", "kind": "icmp", "target": "gw"}, {"up": 1.0, "rtt_ms": 900.0}, t * NS))
+    write(server, database, "autogen", points)
+    source = InfluxSource(server.url, database)  # no rollups: raw points
+    end_ns = (start_s + DAY) * NS
+    got = hourly_round_trip_ms(source, "s", start_s * NS, end_ns, "raw")
+    rounds = [p for kind in ROUND_TRIP_KINDS for p in source.samples("probe", start_s * NS, end_ns, {"site": "s", "kind": kind}) if is_round(p)]
+    want = path_rtt_ms(rounds, lambda t: t // HOUR_NS)
+    assert sorted(got) == sorted(want) and len(want) == 24
+    assert all(close(got[h], want[h]) for h in want), {h: (got[h], want[h]) for h in want if not close(got[h], want[h])}
