@@ -31,6 +31,7 @@ import datetime as dt
 import time
 import zoneinfo
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -109,11 +110,15 @@ def read_availability(source: SeriesSource, inventory: Inventory, start_ns: int,
     if resolution == RAW:
         return AvailabilityData(RAW, source.samples("availability", start_ns - lead_ns, end_ns))
     bucket_ns = int(RESOLUTIONS[resolution].bucket_s or 0) * 1_000_000_000
-    alerts = source.samples("alert", start_ns - int(ALERT_LEAD_S * 1e9), end_ns, None, resolution)
+    alerts_since_ns = start_ns - int(ALERT_LEAD_S * 1e9)
     if isinstance(source, InfluxSource):
-        return AvailabilityData(resolution, [], alerts, fold_in_influx(source, resolution, start_ns - start_ns % bucket_ns, end_ns))
+        with ThreadPoolExecutor(1) as pool:  # the alert history read while InfluxDB folds the buckets
+            alerts = pool.submit(source.samples, "alert", alerts_since_ns, end_ns, None, resolution)
+            folded = fold_in_influx(source, resolution, start_ns - start_ns % bucket_ns, end_ns)
+            return AvailabilityData(resolution, [], alerts.result(), folded)
+    alerts_read = source.samples("alert", alerts_since_ns, end_ns, None, resolution)
     rows = source.samples("availability", start_ns - start_ns % bucket_ns, end_ns, None, resolution)
-    return AvailabilityData(resolution, rows, alerts)
+    return AvailabilityData(resolution, rows, alerts_read)
 
 
 def fold_rows(rows: Iterable[Sample], first_ns: int, resolution: str) -> dict[tuple[str, str], RollupSeries]:

@@ -117,7 +117,8 @@ class SiteLine:
         return P95_SUFFIX.get(self.basis, "")
 
 
-def read_site_line(source: SeriesSource, ctx: SiteContext, start_ns: int, end_ns: int, now_ns: int | None = None) -> SiteLine:
+def read_site_line(source: SeriesSource, ctx: SiteContext, start_ns: int, end_ns: int, now_ns: int | None = None,
+                   same_uplink: dict[tuple[str, ...], Any] | None = None) -> SiteLine:
     """Every point the report reads for one site, through the SeriesSource (SourceError propagates).
 
     The months are read from the hourly rollup (retention policy `nettvakt_1h`) whenever the store
@@ -127,7 +128,8 @@ def read_site_line(source: SeriesSource, ctx: SiteContext, start_ns: int, end_ns
     mean, the peak the highest `in_util_pct_max` (`peak_suffix` "_max": exact), the p95 per month
     is taken over hours (HOURLY_P95_FROM), and `rtt_ms` is the path's hourly mean, the hour's
     round-trip time unchanged in meaning. The line's choice (its last week) reads the resolution
-    the source names for that week.
+    the source names for that week. `same_uplink`: what was read for another site with the same
+    uplink device over the same period (its line and the line's points), reused, and added to.
     """
     now_ns = time.time_ns() if now_ns is None else now_ns
     months_resolution = RAW if source.resolution_for(start_ns, end_ns, now_ns) == RAW else HOURLY
@@ -146,7 +148,7 @@ def read_site_line(source: SeriesSource, ctx: SiteContext, start_ns: int, end_ns
         lookback_ns = max(start_ns, end_ns - int(LINE_LOOKBACK_S * 1e9))
         lookback_resolution = source.resolution_for(lookback_ns, end_ns, now_ns)
         if isinstance(source, InfluxSource):
-            ifname = busiest_line(source, uplink, lookback_ns, end_ns, lookback_resolution)
+            ifname = (same_uplink or {}).get(("line", uplink.id)) or busiest_line(source, uplink, lookback_ns, end_ns, lookback_resolution)
         else:
             recent = [s for tags in ([{"device": uplink.id, "ifname": n} for n in named] or [{"device": uplink.id}])
                       for s in source.samples("interface", lookback_ns, end_ns, tags, lookback_resolution)]
@@ -158,7 +160,11 @@ def read_site_line(source: SeriesSource, ctx: SiteContext, start_ns: int, end_ns
     used = [stored_field("interface", f, "mean", months_resolution) for f in (*UTIL_FIELDS, "speed_bps")]
     if months_resolution != RAW:
         used += [stored_field("interface", f, a, months_resolution) for f in UTIL_FIELDS for a in ("p95", "max")]
-    interface = read("interface", start_ns, {"device": uplink.id, "ifname": ifname}, months_resolution, used) if ifname else []
+    interface = (same_uplink or {}).get(("interface", uplink.id, str(ifname))) if ifname else []
+    if interface is None:
+        interface = read("interface", start_ns, {"device": uplink.id, "ifname": str(ifname)}, months_resolution, used)
+    if same_uplink is not None and ifname:
+        same_uplink.update({("line", uplink.id): ifname, ("interface", uplink.id, ifname): interface})
     if isinstance(source, InfluxSource):
         rounds, rtt_by_hour = [], hourly_round_trip_ms(source, ctx.site.id, start_ns, end_ns, months_resolution)
     else:
@@ -412,19 +418,32 @@ def read_capacity(inventory: Inventory, source: SeriesSource, months: list[dt.da
     start_ns, end_ns = month_start_ns(months[0], zone), month_start_ns(add_months(months[-1], 1), zone)
     now_ns = time.time_ns()
 
-    def line_of(site_id: str) -> SiteLine | Problem:
+    def line_of(site_id: str, same_uplink: dict[tuple[str, ...], Any] | None = None) -> SiteLine | Problem:
         ctx = site_context(inventory, site_id)
         if ctx.uplink is None:
             return "no_uplink"
         if ctx.uplink.snmp is None:
             return "not_polled"
-        return read_site_line(source, ctx, start_ns, end_ns, now_ns)
+        return read_site_line(source, ctx, start_ns, end_ns, now_ns, same_uplink)
 
     if not isinstance(source, InfluxSource):
         return {site_id: line_of(site_id) for site_id in site_ids}
-    # Two sites at a time: InfluxDB answers one while this process decodes the other's rows.
+    # Sites sharing an uplink device share its line: read once, by one worker. Two workers: InfluxDB
+    # answers one while this process decodes the other's rows.
+    by_uplink: dict[str, list[str]] = {}
+    for site_id in site_ids:
+        uplink = site_context(inventory, site_id).uplink
+        by_uplink.setdefault(uplink.id if uplink is not None else f"site:{site_id}", []).append(site_id)
+
+    def lines_of(sites: list[str]) -> dict[str, SiteLine | Problem]:
+        same_uplink: dict[tuple[str, ...], Any] = {}
+        return {site_id: line_of(site_id, same_uplink) for site_id in sites}
+
+    out: dict[str, SiteLine | Problem] = {}
     with ThreadPoolExecutor(READS_IN_FLIGHT) as pool:
-        return dict(zip(site_ids, pool.map(line_of, site_ids)))
+        for lines in pool.map(lines_of, by_uplink.values()):
+            out.update(lines)
+    return {site_id: out[site_id] for site_id in site_ids}
 
 
 # ---------------------------------------------------------------------------------- document
