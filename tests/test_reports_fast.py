@@ -10,9 +10,12 @@ order), the same judged buckets, the same line.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
+import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,11 +27,14 @@ from collector.influxql import write_lines
 from collector.lineprotocol import encode_points
 from collector.localservers import InfluxdServer
 from collector.reports.availability import fold_in_influx, fold_rows
-from collector.reports.capacity import HOUR_NS, ROUND_TRIP_KINDS, busiest_line, hourly_round_trip_ms, read_site_line
+from collector.reports.capacity import (
+    HOUR_NS, ROUND_TRIP_KINDS, build_capacity_report, busiest_line, hourly_round_trip_ms, read_capacity, read_site_line, report_months,
+)
 from collector.reports.servers import read_use, use_from_points
 from collector.retention import backfill
 from collector.timeseries import InfluxSource, Sample
 from inventories import InventoryBuilder
+from test_reports_capacity import OSLO, write_year, year_inventory
 from test_reports_rollups import EXACT, LONG, rollup_source, set_up_rollups
 
 NS = 1_000_000_000
@@ -55,6 +61,22 @@ def write(server: InfluxdServer, database: str, policy: str, points: list[Point]
 
 def close(got: float | None, want: float | None) -> bool:
     return (got is None) == (want is None) and (got is None or math.isclose(got, want, rel_tol=EXACT, abs_tol=EXACT))  # type: ignore[arg-type]
+
+
+def same(got: Any, want: Any, where: str = "") -> None:
+    """Equal JSON, numbers within EXACT (InfluxDB adds in another order)."""
+    if isinstance(want, float) or isinstance(got, float):
+        assert close(got, want), (where, got, want)
+    elif isinstance(want, dict):
+        assert isinstance(got, dict) and sorted(got) == sorted(want), where
+        for k in want:
+            same(got[k], want[k], f"{where}.{k}")
+    elif isinstance(want, list):
+        assert isinstance(got, list) and len(got) == len(want), where
+        for i, (g, w) in enumerate(zip(got, want)):
+            same(g, w, f"{where}[{i}]")
+    else:
+        assert got == want, (where, got, want)
 
 
 # --- availability ---------------------------------------------------------------------------------
@@ -227,3 +249,24 @@ def test_the_hourly_round_trip_time_made_by_influxdb_is_the_one_made_here(influx
     want = path_rtt_ms(rounds, lambda t: t // HOUR_NS)
     assert sorted(got) == sorted(want) and len(want) == 24
     assert all(close(got[h], want[h]) for h in want), {h: (got[h], want[h]) for h in want if not close(got[h], want[h])}
+
+
+# --- capacity: the whole report -------------------------------------------------------------------
+def test_the_capacity_report_from_influxdb_s_folds_is_the_one_from_every_row(influx_db: tuple[InfluxdServer, str], tmp_path: Path) -> None:
+    """Four months of polls (tests/test_reports_capacity.py's lines: a site whose line is named, one
+    whose line is the busiest of its ports, a thin month, latency under load), rolled up by the
+    collector's backfill: the report from InfluxDB's folds (line, hourly use, each month's p95 and
+    peak, the hourly round-trip time) is the one made from every row."""
+    server, database = influx_db
+    months = report_months(dt.datetime.now(OSLO).date(), 4)
+    admin, _ = set_up_rollups(server, database, tmp_path, LONG)
+    year = write_year(year_inventory(tmp_path, server.url, database), months)
+    start = int(dt.datetime.combine(months[0], dt.time(0), OSLO).timestamp()) * NS
+    backfill(admin, set_up_rollups(server, database, tmp_path, LONG)[1].plan, start, time.time_ns(), chunk_s=31 * DAY)
+    inventory = load_inventory(year.inventory)
+    sites = [s.id for s in inventory.site]
+    source = rollup_source(server, database)
+    folded = build_capacity_report(inventory, months, read_capacity(inventory, source, months, sites)).to_json()
+    every_row = build_capacity_report(inventory, months, read_capacity(inventory, SamplesOnly(source), months, sites)).to_json()
+    assert folded["basis"] == "1h_p95" and any(m["latency_busy_ms"] is not None for s in folded["sites"] for m in s["months"])
+    same(folded, every_row)

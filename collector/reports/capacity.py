@@ -45,7 +45,7 @@ from collector.diagnose.analysis import is_round, is_uplink_line, line_util_pct,
 from collector.diagnose.data import SiteContext, site_context
 from collector.reports import i18n
 from collector.reports.render import BAR_COLOUR, Chart, Column, Document, LineSeries, Row, Table
-from collector.rollups import HOURLY, RAW, stored_field
+from collector.rollups import HOURLY, RAW, SUFFIX, stored_field
 from collector.timeseries import InfluxSource, Sample, SeriesSource, _ident, _literal, any_of
 
 LIMIT_PCT = 80.0  # a line whose p95 passes this needs more capacity
@@ -97,6 +97,14 @@ P95_SUFFIX = {"1h_p95": "_p95", "1h_mean": ""}
 
 
 @dataclass
+class MonthFold:
+    """A month's p95 and peak per direction, as `_month_use` takes them from the month's samples."""
+
+    p95_pct: dict[Direction, float | None]
+    peak_pct: dict[Direction, float | None]
+
+
+@dataclass
 class SiteLine:
     """What was read for one site's line."""
 
@@ -111,6 +119,9 @@ class SiteLine:
     # The site's round-trip time per hour (hour number: time // HOUR_NS) as `path_rtt_ms` makes it
     # from `rounds`, where InfluxDB made it (`hourly_round_trip_ms`); None: make it from `rounds`.
     rtt_by_hour: dict[int, float] | None = None
+    # Per month of the period, its p95 and peak per direction as InfluxDB folded them
+    # (`monthly_use`); None: folded from `interface`, which then holds every field they need.
+    month_folds: list[MonthFold] | None = None
 
     @property
     def p95_suffix(self) -> str:
@@ -118,7 +129,7 @@ class SiteLine:
 
 
 def read_site_line(source: SeriesSource, ctx: SiteContext, start_ns: int, end_ns: int, now_ns: int | None = None,
-                   same_uplink: dict[tuple[str, ...], Any] | None = None) -> SiteLine:
+                   same_uplink: dict[tuple[str, ...], Any] | None = None, month_starts_ns: Sequence[int] | None = None) -> SiteLine:
     """Every point the report reads for one site, through the SeriesSource (SourceError propagates).
 
     The months are read from the hourly rollup (retention policy `nettvakt_1h`) whenever the store
@@ -130,6 +141,8 @@ def read_site_line(source: SeriesSource, ctx: SiteContext, start_ns: int, end_ns
     round-trip time unchanged in meaning. The line's choice (its last week) reads the resolution
     the source names for that week. `same_uplink`: what was read for another site with the same
     uplink device over the same period (its line and the line's points), reused, and added to.
+    `month_starts_ns`: the months' bounds (each start, then the end); with them InfluxDB folds each
+    month's p95 and peak (`monthly_use`) and only the hourly use and speed are read.
     """
     now_ns = time.time_ns() if now_ns is None else now_ns
     months_resolution = RAW if source.resolution_for(start_ns, end_ns, now_ns) == RAW else HOURLY
@@ -157,24 +170,53 @@ def read_site_line(source: SeriesSource, ctx: SiteContext, start_ns: int, end_ns
                 if is_uplink_line(uplink, name := s.tags.get("ifname", "")) and (u := line_util_pct(s)) is not None:
                     use[name].append(u)
             ifname = max(use, key=lambda n: percentile(use[n], 0.95)) if use else None
+    p95_suffix, peak_suffix = ("", "") if months_resolution == RAW else (P95_SUFFIX[HOURLY_P95_FROM], SUFFIX["max"])
+    fold_here = not (isinstance(source, InfluxSource) and month_starts_ns)
     used = [stored_field("interface", f, "mean", months_resolution) for f in (*UTIL_FIELDS, "speed_bps")]
-    if months_resolution != RAW:
-        used += [stored_field("interface", f, a, months_resolution) for f in UTIL_FIELDS for a in ("p95", "max")]
+    if fold_here:
+        used += [f + suffix for f in UTIL_FIELDS for suffix in (p95_suffix, peak_suffix)]
     interface = (same_uplink or {}).get(("interface", uplink.id, str(ifname))) if ifname else []
+    folds = (same_uplink or {}).get(("months", uplink.id, str(ifname)))
     if interface is None:
         interface = read("interface", start_ns, {"device": uplink.id, "ifname": str(ifname)}, months_resolution, used)
+        if not fold_here:
+            assert isinstance(source, InfluxSource) and month_starts_ns
+            folds = monthly_use(source, {"device": uplink.id, "ifname": str(ifname)}, month_starts_ns, months_resolution, p95_suffix, peak_suffix)
     if same_uplink is not None and ifname:
-        same_uplink.update({("line", uplink.id): ifname, ("interface", uplink.id, ifname): interface})
+        same_uplink.update({("line", uplink.id): ifname, ("interface", uplink.id, ifname): interface, ("months", uplink.id, ifname): folds})
     if isinstance(source, InfluxSource):
         rounds, rtt_by_hour = [], hourly_round_trip_ms(source, ctx.site.id, start_ns, end_ns, months_resolution)
     else:
         rounds, rtt_by_hour = [s for kind in ROUND_TRIP_KINDS for s in source.samples("probe", start_ns, end_ns, {"site": ctx.site.id, "kind": kind},
                                                                                  months_resolution) if is_round(s)], None
     if months_resolution == RAW:
-        return SiteLine(ifname, interface, sorted(rounds, key=lambda s: s.time_ns), rtt_by_hour=rtt_by_hour)
-    return SiteLine(ifname, interface, sorted(rounds, key=lambda s: s.time_ns),
-                    peak_suffix=stored_field("interface", "in_util_pct", "max", HOURLY)[len("in_util_pct"):], basis=HOURLY_P95_FROM,
-                    rtt_by_hour=rtt_by_hour)
+        return SiteLine(ifname, interface, sorted(rounds, key=lambda s: s.time_ns), rtt_by_hour=rtt_by_hour, month_folds=folds)
+    return SiteLine(ifname, interface, sorted(rounds, key=lambda s: s.time_ns), peak_suffix=peak_suffix, basis=HOURLY_P95_FROM,
+                    rtt_by_hour=rtt_by_hour, month_folds=folds)
+
+
+def monthly_use(source: InfluxSource, line: dict[str, str], month_starts_ns: Sequence[int], resolution: str,
+                p95_suffix: str, peak_suffix: str) -> list[MonthFold]:
+    """Per month (between consecutive `month_starts_ns`), the line's p95 and peak per direction as
+    `_month_use` takes them from the month's samples, folded by InfluxDB: the peak is `MAX` of the
+    peak field; the p95 is `percentile` (nearest rank) of the p95 field at the rank it takes, index
+    round(0.95 (n - 1)) of n readings: InfluxDB's PERCENTILE(f, P) takes index floor(n P / 100 + 0.5) - 1,
+    so P = 100 (index + 1) / n. Two requests: counts and peaks, then the percentiles."""
+    src, series = source.from_clause("interface", resolution), " AND ".join(f"{_ident(k)} = {_literal(v)}" for k, v in sorted(line.items()))
+    months = list(zip(month_starts_ns, month_starts_ns[1:]))
+    where = [f"time >= {int(lo)} AND time < {int(hi)} AND {series}" for lo, hi in months]
+    p95_of = {d: _ident(f"{d}_util_pct{p95_suffix}") for d in DIRECTIONS}
+    peak_of = {d: _ident(f"{d}_util_pct{peak_suffix}") for d in DIRECTIONS}
+    columns = ", ".join(f"COUNT({p95_of[d]}) AS n_{d}, MAX({peak_of[d]}) AS peak_{d}" for d in DIRECTIONS)
+    counted = source.select_each([f"SELECT {columns} FROM {src} WHERE {w}" for w in where])
+    folds = [MonthFold(dict.fromkeys(DIRECTIONS), {d: (rows[0].get(f"peak_{d}") if rows else None) for d in DIRECTIONS}) for rows in counted]
+    wanted = [(i, d, int(rows[0].get(f"n_{d}") or 0)) for i, rows in enumerate(counted) if rows for d in DIRECTIONS if rows[0].get(f"n_{d}")]
+    ranks = {(i, d): 100.0 * (min(n - 1, max(0, round(0.95 * (n - 1)))) + 1) / n for i, d, n in wanted}
+    answers = source.select_each([f"SELECT PERCENTILE({p95_of[d]}, {ranks[(i, d)]!r}) AS p95 FROM {src} WHERE {where[i]}" for i, d, _ in wanted])
+    for (i, d, _), rows in zip(wanted, answers):
+        folds[i].p95_pct[d] = rows[0].get("p95") if rows else None
+    return [MonthFold({d: None if v is None else float(v) for d, v in f.p95_pct.items()}, {d: None if v is None else float(v) for d, v in f.peak_pct.items()})
+            for f in folds]
 
 
 def hourly_round_trip_ms(source: InfluxSource, site: str, start_ns: int, end_ns: int, resolution: str) -> dict[int, float]:
@@ -343,7 +385,9 @@ class CapacityReport:
         }
 
 
-def _month_use(month: dt.date, samples: list[Sample], rtt_by_hour: dict[int, float], peak_suffix: str, p95_suffix: str = "") -> MonthUse:
+def _month_use(month: dt.date, samples: list[Sample], rtt_by_hour: dict[int, float], peak_suffix: str, p95_suffix: str = "",
+               fold: MonthFold | None = None) -> MonthUse:
+    """`fold`: the month's p95 and peak as InfluxDB folded them (else from `samples`' fields)."""
     hours: dict[int, list[float]] = defaultdict(list)
     for s in samples:
         if (u := line_util_pct(s)) is not None:
@@ -352,6 +396,9 @@ def _month_use(month: dt.date, samples: list[Sample], rtt_by_hour: dict[int, flo
     if not use.enough:
         return use
     for d in DIRECTIONS:
+        if fold is not None:
+            use.p95_pct[d], use.peak_pct[d] = fold.p95_pct[d], fold.peak_pct[d]
+            continue
         values = [v for s in samples if (v := num(s, f"{d}_util_pct{p95_suffix}")) is not None]
         peaks = [v for s in samples if (v := num(s, f"{d}_util_pct{peak_suffix}")) is not None]
         use.p95_pct[d] = percentile(values, 0.95) if values else None
@@ -403,7 +450,8 @@ def build_capacity_report(inventory: Inventory, months: list[dt.date], lines: di
             if 0 <= i < len(months):
                 per_month[i].append(s)
         rtt = line.rtt_by_hour if line.rtt_by_hour is not None else path_rtt_ms(line.rounds, lambda t: t // HOUR_NS)
-        uses = [_month_use(m, samples, rtt, line.peak_suffix, line.p95_suffix) for m, samples in zip(months, per_month)]
+        folds = line.month_folds or [None] * len(months)
+        uses = [_month_use(m, samples, rtt, line.peak_suffix, line.p95_suffix, fold) for m, samples, fold in zip(months, per_month, folds)]
         bases.add(line.basis)
         trends = {d: trend_of([u.p95_pct[d] for u in uses], months[0]) for d in DIRECTIONS}
         speeds = [v for s in line.interface if (v := num(s, "speed_bps")) is not None]
@@ -415,7 +463,8 @@ def build_capacity_report(inventory: Inventory, months: list[dt.date], lines: di
 def read_capacity(inventory: Inventory, source: SeriesSource, months: list[dt.date], site_ids: Sequence[str]) -> dict[str, SiteLine | Problem]:
     """Per site, its line as read from `source` (SourceError propagates), or why it has none."""
     zone = zoneinfo.ZoneInfo(inventory.alerting.timezone)
-    start_ns, end_ns = month_start_ns(months[0], zone), month_start_ns(add_months(months[-1], 1), zone)
+    month_starts = [month_start_ns(m, zone) for m in months] + [month_start_ns(add_months(months[-1], 1), zone)]
+    start_ns, end_ns = month_starts[0], month_starts[-1]
     now_ns = time.time_ns()
 
     def line_of(site_id: str, same_uplink: dict[tuple[str, ...], Any] | None = None) -> SiteLine | Problem:
@@ -424,7 +473,7 @@ def read_capacity(inventory: Inventory, source: SeriesSource, months: list[dt.da
             return "no_uplink"
         if ctx.uplink.snmp is None:
             return "not_polled"
-        return read_site_line(source, ctx, start_ns, end_ns, now_ns, same_uplink)
+        return read_site_line(source, ctx, start_ns, end_ns, now_ns, same_uplink, month_starts)
 
     if not isinstance(source, InfluxSource):
         return {site_id: line_of(site_id) for site_id in site_ids}
