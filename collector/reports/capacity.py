@@ -22,6 +22,12 @@ complete calendar months in the inventory's time zone (`[alerting] timezone`):
   month's hours with both at or above the 90th percentile of use, quiet hours those at or below
   its median; the report gives the median round-trip time of each, with at least
   `MIN_LOAD_HOURS` of both.
+
+From InfluxDB the same numbers are folded by InfluxDB where they can be (a year of 70 sites is
+600 000 hourly rows of the lines alone): the line's choice from each candidate's highest reading
+(`busiest_line`), each month's p95 and peak (`monthly_use`), the hourly round-trip time
+(`hourly_round_trip_ms`); only the line's hourly use and speed are read, two sites at a time.
+tests/test_reports_fast.py holds each to the point-by-point path.
 """
 
 from __future__ import annotations
