@@ -172,25 +172,18 @@ class InfluxSource:
         """The rows of one InfluxQL statement (tags merged in, `time` in ns); SourceError when it fails."""
         return self._query(statement)
 
-    def select_each(self, statements: list[str], in_flight: int = 1) -> list[list[dict[str, Any]]]:
-        """The rows of each of several statements; SourceError when one fails. `in_flight` 1: one
-        request; more: the statements spread over that many requests at once (InfluxDB runs a
-        request's statements one after another, on one core; requests side by side use more)."""
-        def ask(part: list[str]) -> list[list[dict[str, Any]]]:
-            try:
-                return query_each(self.url, self.database, part, self.username, self.password, self.timeout_s)
-            except InfluxQueryError as exc:
-                raise SourceError(f"InfluxDB at {self.url} (database {self.database!r}): {exc}") from exc
+    def select_each(self, statements: list[str]) -> list[list[dict[str, Any]]]:
+        """The rows of each of several statements, sent in one request; SourceError when one fails."""
+        try:
+            return query_each(self.url, self.database, statements, self.username, self.password, self.timeout_s)
+        except InfluxQueryError as exc:
+            raise SourceError(f"InfluxDB at {self.url} (database {self.database!r}): {exc}") from exc
 
-        if in_flight <= 1 or len(statements) <= 1:
-            return ask(statements)
-        parts = [statements[i::in_flight] for i in range(min(in_flight, len(statements)))]
-        with ThreadPoolExecutor(len(parts)) as pool:
-            answered = list(pool.map(ask, parts))
-        out: list[list[dict[str, Any]]] = [[] for _ in statements]
-        for i, rows in enumerate(answered):
-            out[i::len(parts)] = rows
-        return out
+    def select_side_by_side(self, requests: list[list[str]]) -> list[list[list[dict[str, Any]]]]:
+        """`select_each` of each list of statements, the requests sent at once: InfluxDB runs a
+        request's statements one after another on one core, requests side by side on more."""
+        with ThreadPoolExecutor(max(1, len(requests))) as pool:
+            return list(pool.map(self.select_each, requests))
 
     def from_clause(self, measurement: str, resolution: str = RAW) -> str:
         """What follows FROM to read `measurement` at `resolution` (its retention policy named where needed)."""

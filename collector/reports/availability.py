@@ -178,13 +178,16 @@ def fold_in_influx(source: InfluxSource, resolution: str, first_ns: int, end_ns:
     def bucket(time_ns: int) -> int:
         return (int(time_ns) - first_ns) // bucket_ns
 
-    # Each aggregate its own statement, two requests at a time: a pass over a year of buckets each.
-    judgeds, ups, counts, *edges = source.select_each(
+    # Two requests side by side, of about equal work: each sum and count is a pass over every bucket
+    # (about 2.5 s for a year of 430 series on this project's 2-core test machine), `first` and
+    # `last` far less.
+    (judgeds, counts), (ups, *edges) = source.select_side_by_side([
         [f"SELECT SUM({judged_s}) AS judged FROM {src} WHERE {period} GROUP BY *",
-         f"SELECT SUM({up_s}) AS up FROM {src} WHERE {period} GROUP BY *",
-         f"SELECT COUNT({verdict}) AS verdicts FROM {src} WHERE {period} GROUP BY *"]
+         f"SELECT COUNT({verdict}) AS verdicts FROM {src} WHERE {period} GROUP BY *"],
+        [f"SELECT SUM({up_s}) AS up FROM {src} WHERE {period} GROUP BY *"]
         + [f"SELECT {edge}({field}) AS {edge.lower()} FROM {src} WHERE {period} GROUP BY *"
-           for field in (verdict, judged_s) for edge in ("FIRST", "LAST")], in_flight=2)
+           for field in (verdict, judged_s) for edge in ("FIRST", "LAST")],
+    ])
     first_verdict, last_verdict, first_judged, last_judged = ({key_of(r): bucket(r["time"]) for r in rows} for rows in edges)
     columns: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
     for row in (*judgeds, *ups, *counts):  # a series with no judged time still has its verdicts
