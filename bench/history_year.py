@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/history_year.py [--scale 10] [--days 365] [--raw-days 7] [--days-5m 60]
                                            [--before-days 7] [--data-dir /work/bench-data/history]
-                                           [--runs 5] [--keep] [--measure-only] [--panels-only] [--json FILE]
+                                           [--runs 5] [--keep] [--measure-only] [--only panels|reports] [--json FILE]
 
 One influxd (the Debian package's, on a free loopback port, its data under --data-dir) holds two
 databases of the same synthetic estate: the example inventory.toml copied --scale times (sites,
@@ -28,7 +28,7 @@ process of its own, against an inventory copy pointed at this influxd); and the 
 retention policy after InfluxDB's full compaction of cold shards, bytes per point and value.
 
 --measure-only measures what --keep left, after writing the dashboards' rp_config rows where they
-differ, as the collector's start would; --panels-only measures only the current dashboards' panels.
+differ, as the collector's start would; --only panels measures only the current dashboards' panels, --only reports only the reports.
 """
 
 from __future__ import annotations
@@ -1210,29 +1210,35 @@ def measure_panels(url: str, db: str, dashboards: Mapping[str, Callable[[], Any]
     return results
 
 
-def measure_reports(url: str, db: str, estate: Estate, work: Path, runs: int) -> dict[str, Any]:
-    """The real CLI, each report in a process of its own (what someone waits for), best and median."""
+def measure_reports(url: str, db: str, estate: Estate, work: Path, runs: int, other_code: Path | None = None) -> dict[str, Any]:
+    """The real CLI, each report in a process of its own (what someone waits for), best and median.
+    `other_code`: a checkout whose CLI runs each report too, right after this one's (same data, same
+    moment's load), as `<report> (<folder name>)`: another version of the reports against these."""
     inventory = work / f"inventory-{db}.toml"
     inventory.write_text(toml_text(inventory_for(estate, url, db, work / f"collector-{db}")), encoding="utf-8")
     out: dict[str, Any] = {}
+    trees = [("", ROOT)] + ([(other_code.name, other_code.resolve())] if other_code else [])
     for name, args in (("servers --since 30d", ["servers", "--since", "30d"]), ("availability --since 12mo", ["availability", "--since", "12mo"]),
                        ("capacity", ["capacity"])):
-        output = work / f"report-{db}-{args[0]}.json"
-        command = [sys.executable, "-m", "agent.cli", "report", *args, "--inventory", str(inventory), "--format", "json", "--output", str(output)]
-        failure: list[str] = []
+        for tree_name, tree in trees:
+            label = f" ({tree_name})" if tree_name else ""
+            output = work / f"report-{db}-{args[0]}{'-' + tree_name if tree_name else ''}.json"
+            command = [sys.executable, "-m", "agent.cli", "report", *args, "--inventory", str(inventory), "--format", "json", "--output", str(output)]
+            failure: list[str] = []
+            env = {**os.environ, "PYTHONPATH": str(tree)}
 
-        def once() -> None:
-            proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800)
-            if proc.returncode != 0:
-                failure.append(proc.stderr[-500:])
+            def once() -> None:
+                proc = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, timeout=1800)
+                if proc.returncode != 0:
+                    failure.append(proc.stderr[-500:])
 
-        figures = timed(once, runs)
-        if failure:
-            figures["error"] = failure[0]
-        else:
-            figures["output_bytes"] = output.stat().st_size
-        out[name] = figures
-        log(f"{db} report {name}: {figures}")
+            figures = timed(once, runs)
+            if failure:
+                figures["error"] = failure[0]
+            else:
+                figures["output_bytes"] = output.stat().st_size
+            out[name + label] = figures
+            log(f"{db} report {name}{label}: {figures}")
     return out
 
 
@@ -1304,8 +1310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--measure-only", action="store_true", help="measure what --keep left in --data-dir")
     parser.add_argument("--json", type=Path, help="write every figure here too")
     parser.add_argument("--markdown", type=Path, help="print the tables of docs/benchmarks.md from this --json file, and exit")
-    parser.add_argument("--panels-only", action="store_true",
-                        help="measure only the panels of the dashboards as they are now (after): no before, no reports")
+    parser.add_argument("--only", choices=("panels", "reports"),
+                        help="measure only the current dashboards' panels (after: no before), or only the reports (of after)")
+    parser.add_argument("--reports-also-from", type=Path, metavar="CHECKOUT",
+                        help="run each report with this checkout's code too, right after this one's (e.g. main's, to compare)")
     args = parser.parse_args(argv)
     if args.markdown:
         print(markdown(json.loads(args.markdown.read_text())))
@@ -1345,12 +1353,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         results["generated"] = generated
         now_ms = end_s * 1000  # the history ends here: every range is measured as if it were now
         results["uptime_measuring"] = _uptime()
-        results["panels"] = {AFTER: measure_panels(server.url, AFTER, _current_dashboards(), now_ms, args.runs, RANGES)}
-        if not args.panels_only:
+        if args.only != "reports":
+            results["panels"] = {AFTER: measure_panels(server.url, AFTER, _current_dashboards(), now_ms, args.runs, RANGES)}
+        if args.only is None:
             # before: only the ranges its raw days cover (longer ones are extrapolated from these in docs/benchmarks.md)
             results["panels"][BEFORE] = measure_panels(server.url, BEFORE, load_before_dashboards(work), now_ms, args.runs,
                                                        {k: v for k, v in RANGES.items() if v <= args.before_days * DAY_S})
-            results["reports"] = {db: measure_reports(server.url, db, estate, work, max(1, args.runs // 2)) for db in (AFTER, BEFORE)}
+        if args.only != "panels":
+            databases = (AFTER,) if args.only == "reports" else (AFTER, BEFORE)
+            results["reports"] = {db: measure_reports(server.url, db, estate, work, max(1, args.runs // 2), args.reports_also_from)
+                                  for db in databases}
         results["uptime_after"] = _uptime()
     finally:
         server.stop()
@@ -1365,7 +1377,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def markdown(results: Mapping[str, Any]) -> str:
     """The tables of docs/benchmarks.md from a --json file: panels (median ms after / before per
     range), reports, disk per policy with bytes per point and value."""
-    after, before = results["panels"][AFTER], results["panels"].get(BEFORE, {})
+    panels = results.get("panels", {})  # none with --only reports
+    after, before = panels.get(AFTER, {}), panels.get(BEFORE, {})
 
     def cell(figures: Mapping[str, Any] | None) -> str:
         if figures is None:
@@ -1384,7 +1397,7 @@ def markdown(results: Mapping[str, Any]) -> str:
         lines.append(f"| {dashboard} | {panel} | " + " | ".join(cell(figures[which].get(r)) for r, which in columns) + " |")
     slowest = {r: max((v.get(r, {}).get("median_ms", 0.0), k) for k, v in after.items()) for r in RANGES}
     lines += ["", "Slowest panel after, per range: " + "; ".join(f"{r} {ms:.0f} ms ({k})" for r, (ms, k) in slowest.items())]
-    if "reports" not in results:  # --panels-only
+    if "reports" not in results:  # --only panels
         return "\n".join(lines)
     lines += ["", "| report | after best / median s | before best / median s |", "|---|---:|---:|"]
     for name, figures in results["reports"][AFTER].items():

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import base64
 import http.client
-import json
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
+
+import orjson
 
 # No proxy from http_proxy/https_proxy: InfluxDB is on the LAN, and the writer (aiohttp,
 # trust_env off) does not use one either; reads and writes go the same way.
@@ -29,17 +30,24 @@ class InfluxUnreachableError(InfluxQueryError):
 
 def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Flatten a /query answer into dicts: one per row, with the series tags merged in."""
-    out: list[dict[str, Any]] = []
+    return [row for statement in rows_per_statement(result) for row in statement]
+
+
+def rows_per_statement(result: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """`rows` of each statement of a /query answer apart, in the order they were sent."""
+    out: list[list[dict[str, Any]]] = []
     for statement in result.get("results", []):
         if "error" in statement:
             raise InfluxQueryError(statement["error"])
+        kept: list[dict[str, Any]] = []
         for series in statement.get("series", []):
             tags = series.get("tags", {})
             for values in series.get("values", []):
                 row = dict(zip(series["columns"], values))
                 row.update(tags)
                 row.setdefault("_measurement", series.get("name"))
-                out.append(row)
+                kept.append(row)
+        out.append(kept)
     return out
 
 
@@ -95,6 +103,24 @@ def query(
     `post`: for statements that change something (CREATE, ALTER, DROP, SELECT ... INTO), which
     InfluxDB 1.x refuses over GET.
     """
+    return rows(_answer(url, database, statement, username, password, timeout_s, post))
+
+
+def query_each(
+    url: str, database: str, statements: list[str], username: str | None = None, password: str | None = None, timeout_s: float = 10.0,
+) -> list[list[dict[str, Any]]]:
+    """Several SELECT statements in one request (one round trip), the rows of each apart (as `query`'s).
+    Sent as a POST form: many statements with long WHERE clauses outgrow a URL."""
+    if not statements:
+        return []
+    answered = rows_per_statement(_answer(url, database, ";\n".join(statements), username, password, timeout_s, post=True))
+    if len(answered) != len(statements):
+        raise InfluxQueryError(f"{url}: {len(statements)} statements sent, {len(answered)} answered")
+    return answered
+
+
+def _answer(url: str, database: str, statement: str, username: str | None, password: str | None, timeout_s: float,
+            post: bool) -> dict[str, Any]:
     params = urllib.parse.urlencode({"db": database, "q": statement, "epoch": "ns"})
     if post:
         request = urllib.request.Request(f"{url.rstrip('/')}/query", data=params.encode(), method="POST")
@@ -104,9 +130,12 @@ def query(
     _authorise(request, username, password)
     answer = _open(request, url, timeout_s)
     try:
-        return rows(json.loads(answer))
+        decoded = orjson.loads(answer)  # a third of json.loads' time on a long range's answer
     except ValueError as exc:  # 200 with something that is not InfluxDB's JSON (a proxy's page)
         raise InfluxQueryError(f"{url}: the answer is not InfluxDB's JSON: {exc}") from exc
+    if not isinstance(decoded, dict):
+        raise InfluxQueryError(f"{url}: the answer is not InfluxDB's JSON: {str(decoded)[:100]}")
+    return decoded
 
 
 def contract_problems(url: str, database: str, username: str | None = None, password: str | None = None) -> list[str]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Protocol
@@ -27,7 +28,7 @@ from typing import Any, Iterable, Literal, Mapping, Protocol
 from agent.contract import MEASUREMENTS_SPEC, UNITS
 from agent.points import Point
 from collector.config import Inventory
-from collector.influxql import InfluxQueryError, http_get, query
+from collector.influxql import InfluxQueryError, http_get, query, query_each
 from collector.lineprotocol import parse_line
 from collector.rollups import (
     EVENTS_RETENTION_POLICY,
@@ -111,6 +112,15 @@ def _literal(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+def any_of(tag_sets: Iterable[Mapping[str, str]]) -> str:
+    """An InfluxQL condition that holds for a series whose tags equal any one of `tag_sets`:
+    `(("device" = 'a' AND "ifname" = 'x') OR ...)`. ValueError without a tag set, or with an empty one."""
+    alternatives = [" AND ".join(f"{_ident(k)} = {_literal(v)}" for k, v in sorted(tags.items())) for tags in tag_sets]
+    if not alternatives or not all(alternatives):
+        raise ValueError(f"any_of: expected tag sets each naming a tag, got {alternatives!r}")
+    return "(" + " OR ".join(f"({a})" for a in alternatives) + ")"
+
+
 class InfluxSource:
     """InfluxQL over the v1 /query API (InfluxDB 1.x; 2.x/3.x through their DBRP mapping)."""
 
@@ -162,6 +172,19 @@ class InfluxSource:
         """The rows of one InfluxQL statement (tags merged in, `time` in ns); SourceError when it fails."""
         return self._query(statement)
 
+    def select_each(self, statements: list[str]) -> list[list[dict[str, Any]]]:
+        """The rows of each of several statements, sent in one request; SourceError when one fails."""
+        try:
+            return query_each(self.url, self.database, statements, self.username, self.password, self.timeout_s)
+        except InfluxQueryError as exc:
+            raise SourceError(f"InfluxDB at {self.url} (database {self.database!r}): {exc}") from exc
+
+    def select_side_by_side(self, requests: list[list[str]]) -> list[list[list[dict[str, Any]]]]:
+        """`select_each` of each list of statements, the requests sent at once: InfluxDB runs a
+        request's statements one after another on one core, requests side by side on more."""
+        with ThreadPoolExecutor(max(1, len(requests))) as pool:
+            return list(pool.map(self.select_each, requests))
+
     def from_clause(self, measurement: str, resolution: str = RAW) -> str:
         """What follows FROM to read `measurement` at `resolution` (its retention policy named where needed)."""
         return self._from(measurement, resolution)
@@ -187,14 +210,18 @@ class InfluxSource:
         return None if spec is None else frozenset(spec.tags)
 
     def samples(
-        self, measurement: str, start_ns: int, end_ns: int, tags: Mapping[str, str] | None = None, resolution: str = RAW
+        self, measurement: str, start_ns: int, end_ns: int, tags: Mapping[str, str] | None = None, resolution: str = RAW,
+        fields: Iterable[str] | None = None,
     ) -> list[Sample]:
+        """As SeriesSource's; `fields`: only these (as stored at `resolution`), not every field of a
+        wide measurement (an interface's rollup row has 34)."""
         if resolution not in RESOLUTIONS:
             raise ValueError(f"resolution {resolution!r}: expected one of {', '.join(RESOLUTIONS)}")
         where = [f"time >= {int(start_ns)}", f"time < {int(end_ns)}"]
         where += [f"{_ident(k)} = {_literal(v)}" for k, v in sorted((tags or {}).items())]
-        # GROUP BY * returns the tags per series, so `SELECT *` columns are only fields.
-        statement = f"SELECT * FROM {self._from(measurement, resolution)} WHERE {' AND '.join(where)} GROUP BY *"
+        # GROUP BY * returns the tags per series, so the selected columns are only fields.
+        columns = ", ".join(_ident(f) for f in fields) if fields is not None else "*"
+        statement = f"SELECT {columns} FROM {self._from(measurement, resolution)} WHERE {' AND '.join(where)} GROUP BY *"
         keys = (self._rollup_tag_keys(measurement) if resolution != RAW else None) or self.tag_keys(measurement)
         out: list[Sample] = []
         for row in self._query(statement):

@@ -26,10 +26,12 @@ within their site. Times are in `[alerting] timezone`, labelled; JSON has ISO 86
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import time
 import zoneinfo
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -40,23 +42,55 @@ from collector.config import Inventory
 from collector.reports import i18n
 from collector.reports.render import Column, Document, Row, Table
 from collector.rollups import RAW, RESOLUTIONS, stored_field
-from collector.timeseries import Sample, SeriesSource
+from collector.timeseries import InfluxSource, Sample, SeriesSource, _ident, any_of
 
 State = Literal["up", "down", "unknown"]
 
 
 @dataclass
+class RollupSeries:
+    """What the report takes from one series' rollup buckets over the period: the sums of `up_s` and
+    `judged_s`, and the buckets it was judged in (one holding judged time or a verdict), as runs of
+    bucket numbers counted from the bucket holding the period's start, both ends included."""
+
+    up_s: float = 0.0
+    judged_s: float = 0.0
+    judged: list[tuple[int, int]] = field(default_factory=list)
+
+    def add(self, other: "RollupSeries") -> None:
+        """Another stored series of the same thing (its tags changed: an agent moved to another site)."""
+        self.up_s += other.up_s
+        self.judged_s += other.judged_s
+        self.judged = runs_of((), merge=self.judged + other.judged)
+
+
+def runs_of(buckets: Iterable[int], merge: Iterable[tuple[int, int]] = ()) -> list[tuple[int, int]]:
+    """Bucket numbers (and runs) as sorted, disjoint runs (first, last), adjacent ones joined."""
+    spans = sorted([(b, b) for b in set(buckets)] + list(merge))
+    out: list[tuple[int, int]] = []
+    for lo, hi in spans:
+        if out and lo <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], hi))
+        else:
+            out.append((lo, hi))
+    return out
+
+
+@dataclass
 class AvailabilityData:
-    """What `read_availability` read: raw verdicts, or (over a long range) the rollup's buckets of
-    `availability` and the alert history."""
+    """What `read_availability` read: raw verdicts, or (over a long range) what the rollup's buckets
+    of `availability` say of each series, and the alert history."""
 
     resolution: str  # "raw", "5m" or "1h" (collector.rollups)
     samples: list[Sample]  # `availability`: raw points, or one bucket per series and bucket (up_s, judged_s sums)
     alerts: list[Sample] = field(default_factory=list)  # `alert` events (rollup resolutions only)
+    # Rollups: per series (kind, id), its sums and judged buckets as InfluxDB folded them (None: fold `samples`).
+    series: dict[tuple[str, str], RollupSeries] | None = None
 
 
 # An outage going on at the period's start began before it: its alert events are read from this far back.
 ALERT_LEAD_S = 31 * 86400.0
+DAY_NS = 86400 * 1_000_000_000
 
 
 def read_availability(source: SeriesSource, inventory: Inventory, start_ns: int, end_ns: int, now_ns: int | None = None) -> AvailabilityData:
@@ -66,8 +100,9 @@ def read_availability(source: SeriesSource, inventory: Inventory, start_ns: int,
     without rollups): every `availability` point from one hold before the period (the state at its
     start) to its end. Beyond that (raw points may be gone: they expire after the raw retention)
     the rollup the source names (5m or 1h) of `availability`, each bucket's `sum(up_s)`,
-    `sum(judged_s)` and `min(up)` per series, from the bucket holding the start; and the `alert`
-    history, kept long in `nettvakt_events`, for the outages' start and end.
+    `sum(judged_s)` and `min(up)` per series, from the bucket holding the start (from InfluxDB
+    folded by it: `fold_in_influx`); and the `alert` history, kept long in `nettvakt_events`, for
+    the outages' start and end.
     """
     now_ns = time.time_ns() if now_ns is None else now_ns
     lead_ns = int(longest_hold_s(inventory) * 1e9)
@@ -75,9 +110,138 @@ def read_availability(source: SeriesSource, inventory: Inventory, start_ns: int,
     if resolution == RAW:
         return AvailabilityData(RAW, source.samples("availability", start_ns - lead_ns, end_ns))
     bucket_ns = int(RESOLUTIONS[resolution].bucket_s or 0) * 1_000_000_000
+    alerts_since_ns = start_ns - int(ALERT_LEAD_S * 1e9)
+    if isinstance(source, InfluxSource):
+        with ThreadPoolExecutor(1) as pool:  # the alert history read while InfluxDB folds the buckets
+            alerts = pool.submit(source.samples, "alert", alerts_since_ns, end_ns, None, resolution)
+            folded = fold_in_influx(source, resolution, start_ns - start_ns % bucket_ns, end_ns)
+            return AvailabilityData(resolution, [], alerts.result(), folded)
+    alerts_read = source.samples("alert", alerts_since_ns, end_ns, None, resolution)
     rows = source.samples("availability", start_ns - start_ns % bucket_ns, end_ns, None, resolution)
-    alerts = source.samples("alert", start_ns - int(ALERT_LEAD_S * 1e9), end_ns, None, resolution)
-    return AvailabilityData(resolution, rows, alerts)
+    return AvailabilityData(resolution, rows, alerts_read)
+
+
+def fold_rows(rows: Iterable[Sample], first_ns: int, resolution: str) -> dict[tuple[str, str], RollupSeries]:
+    """Per series, its rollup buckets (from the one starting at `first_ns`) folded: the sums of the
+    buckets that account judged time (`up_s` of a bucket without `judged_s` counts nothing), and the
+    judged buckets (judged time above zero, or a verdict: a series' first point accounts none, its
+    time is accounted by the next point, maybe in a later bucket)."""
+    up_field = stored_field("availability", "up_s", "sum", resolution)
+    judged_field = stored_field("availability", "judged_s", "sum", resolution)
+    verdict_field = stored_field("availability", "up", "min", resolution)
+    bucket_ns = int(RESOLUTIONS[resolution].bucket_s or 0) * 1_000_000_000
+    sums: dict[tuple[str, str], RollupSeries] = {}
+    judged: dict[tuple[str, str], list[int]] = {}
+    for row in rows:
+        key = _key(row.tags)
+        if key is None:
+            continue
+        folded = sums.setdefault(key, RollupSeries())
+        row_judged, row_up = row.fields.get(judged_field), row.fields.get(up_field)
+        if (isinstance(row_judged, float) and row_judged > 0) or isinstance(row.fields.get(verdict_field), float):
+            judged.setdefault(key, []).append((row.time_ns - first_ns) // bucket_ns)
+        if isinstance(row_judged, float):
+            folded.judged_s += row_judged
+            folded.up_s += row_up if isinstance(row_up, float) else 0.0
+    for key, folded in sums.items():
+        folded.judged = runs_of(judged.get(key, []))
+    return sums
+
+
+def fold_in_influx(source: InfluxSource, resolution: str, first_ns: int, end_ns: int) -> dict[tuple[str, str], RollupSeries]:
+    """`fold_rows` of the rollup's buckets in [first_ns, end_ns), folded by InfluxDB: a year of hourly
+    buckets of every series is millions of rows; what the report takes of them, a few numbers each.
+
+    1. Per stored series, in one request: `sum(up_s)`, `sum(judged_s)`, how many buckets hold a
+       verdict (`count` of the verdict's minimum), and the first and last bucket holding a verdict
+       and holding judged time (`first`/`last`, cheap). The collector writes `up_s` and `judged_s`
+       together on every point (collector/availability.py), so a bucket has both sums or neither
+       and the sums are those of `fold_rows`. When the buckets with a verdict are one unbroken run
+       and no bucket before or after it holds judged time, that run is the judged buckets.
+    2. For the other series, the same count per day (`GROUP BY time(1d)`): a day with a verdict in
+       each of its buckets was judged throughout;
+    3. the buckets of their remaining days (within their first and last bucket holding judged time)
+       are read, judged time and verdict, and judged as `fold_rows` judges them.
+    The last two requests only where a series has a gap (the collector stopped, a target's probes
+    stopped); tests/test_reports_fast.py holds the result to `fold_rows`'."""
+    bucket_ns = int(RESOLUTIONS[resolution].bucket_s or 0) * 1_000_000_000
+    src = source.from_clause("availability", resolution)
+    up_s, judged_s = (_ident(stored_field("availability", f, "sum", resolution)) for f in ("up_s", "judged_s"))
+    verdict = _ident(stored_field("availability", "up", "min", resolution))
+    period = f"time >= {int(first_ns)} AND time < {int(end_ns)}"
+    aliases = {"up", "judged", "verdicts", "first", "last", "judged_s", "verdict"}
+
+    def key_of(row: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+        """The stored series of a row: its tags, every column but time and the values (GROUP BY *)."""
+        return tuple(sorted((k, str(v or "")) for k, v in row.items() if k not in aliases and k not in ("time", "_measurement")))
+
+    def bucket(time_ns: int) -> int:
+        return (int(time_ns) - first_ns) // bucket_ns
+
+    # Two requests side by side, of about equal work: each sum and count is a pass over every bucket
+    # (about 2.5 s for a year of 430 series on this project's 2-core test machine), `first` and
+    # `last` far less.
+    (judgeds, counts), (ups, *edges) = source.select_side_by_side([
+        [f"SELECT SUM({judged_s}) AS judged FROM {src} WHERE {period} GROUP BY *",
+         f"SELECT COUNT({verdict}) AS verdicts FROM {src} WHERE {period} GROUP BY *"],
+        [f"SELECT SUM({up_s}) AS up FROM {src} WHERE {period} GROUP BY *"]
+        + [f"SELECT {edge}({field}) AS {edge.lower()} FROM {src} WHERE {period} GROUP BY *"
+           for field in (verdict, judged_s) for edge in ("FIRST", "LAST")],
+    ])
+    first_verdict, last_verdict, first_judged, last_judged = ({key_of(r): bucket(r["time"]) for r in rows} for rows in edges)
+    columns: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+    for row in (*judgeds, *ups, *counts):  # a series with no judged time still has its verdicts
+        columns.setdefault(key_of(row), {}).update(row)
+    stored: dict[tuple[tuple[str, str], ...], RollupSeries] = {}
+    gaps: list[tuple[tuple[str, str], ...]] = []
+    for key, row in columns.items():
+        judged_time = row.get("judged")
+        folded = stored[key] = RollupSeries(float(row.get("up") or 0.0) if judged_time is not None else 0.0, float(judged_time or 0.0))
+        run = (first_verdict.get(key), last_verdict.get(key))
+        if run[0] is not None and run[1] is not None and int(row.get("verdicts") or 0) == run[1] - run[0] + 1 \
+                and (first_judged.get(key, run[0]), last_judged.get(key, run[1])) == (run[0], run[1]):
+            folded.judged = [(run[0], run[1])]
+        elif key in first_judged or run[0] is not None:
+            gaps.append(key)
+    if gaps:
+        where_gaps = any_of(dict(key) for key in gaps)
+        judged_runs: dict[tuple[tuple[str, str], ...], list[tuple[int, int]]] = {}
+        whole_days: set[tuple[tuple[tuple[str, str], ...], int]] = set()
+        for row in source.select(f"SELECT COUNT({verdict}) AS verdicts FROM {src} WHERE {period} AND {where_gaps} "
+                                 f"GROUP BY time(1d), * fill(none)"):
+            day_ns = int(row["time"])
+            lo, hi = bucket(max(day_ns, first_ns)), bucket(min(day_ns + DAY_NS, end_ns) - 1)
+            if int(row.get("verdicts") or 0) >= hi - lo + 1:
+                whole_days.add((key_of(row), day_ns))
+                judged_runs.setdefault(key_of(row), []).append((lo, hi))
+        to_read: dict[int, list[tuple[tuple[str, str], ...]]] = {}
+        for key in gaps:
+            ends = [b for b in (first_judged.get(key), last_judged.get(key), first_verdict.get(key), last_verdict.get(key)) if b is not None]
+            first_day = (first_ns + min(ends) * bucket_ns) // DAY_NS * DAY_NS
+            for day_ns in range(first_day, first_ns + (max(ends) + 1) * bucket_ns, DAY_NS):
+                if (key, day_ns) not in whole_days:
+                    to_read.setdefault(day_ns, []).append(key)
+        days = sorted(to_read)
+        answers = source.select_each([
+            f"SELECT {judged_s} AS judged_s, {verdict} AS verdict FROM {src} WHERE time >= {max(day_ns, first_ns)} "
+            f"AND time < {min(day_ns + DAY_NS, end_ns)} AND {any_of(dict(key) for key in to_read[day_ns])} GROUP BY *" for day_ns in days])
+        for rows in answers:
+            for row in rows:
+                judged_time = row.get("judged_s")
+                if (judged_time is not None and float(judged_time) > 0) or row.get("verdict") is not None:
+                    judged_runs.setdefault(key_of(row), []).append((bucket(row["time"]), bucket(row["time"])))
+        for key, runs in judged_runs.items():
+            if key in stored:
+                stored[key].judged = runs_of((), merge=runs)
+    out: dict[tuple[str, str], RollupSeries] = {}
+    for tags, folded in stored.items():
+        series = _key(dict(tags))
+        if series is not None:
+            if series in out:
+                out[series].add(folded)
+            else:
+                out[series] = folded
+    return out
 
 
 def longest_hold_s(inventory: Inventory) -> float:
@@ -225,41 +389,31 @@ def alert_downs(alerts: Iterable[Sample], inventory: Inventory) -> dict[tuple[st
     return out
 
 
-def rollup_series(rows: Iterable[Sample], downs: list[tuple[float, float | None]], start_s: float, end_s: float,
-                  bucket_s: float, resolution: str) -> tuple[list[Span], dict[State, float]]:
-    """One series over [start_s, end_s) from rollup buckets and its alert history: its timeline
-    (down while its alert says so, up in the rest of each bucket it was judged in, unknown in
-    buckets without judgement) and its exact totals from the buckets' sums (`sum(up_s)` up,
-    `sum(judged_s) - sum(up_s)` down, the rest of the period unknown)."""
-    up_field = stored_field("availability", "up_s", "sum", resolution)
-    judged_field = stored_field("availability", "judged_s", "sum", resolution)
-    verdict_field = stored_field("availability", "up", "min", resolution)
-    judged_buckets: set[float] = set()
-    up = judged = 0.0
-    for row in rows:
-        b = row.time_ns / 1e9
-        row_judged, row_up = row.fields.get(judged_field), row.fields.get(up_field)
-        # Judged in this bucket: it accounts judged time, or it holds a verdict (a series' first point
-        # accounts none: its time is accounted by the next point, maybe in a later bucket).
-        if (isinstance(row_judged, float) and row_judged > 0) or isinstance(row.fields.get(verdict_field), float):
-            judged_buckets.add(b)
-        if isinstance(row_judged, float):
-            judged += row_judged
-            up += row_up if isinstance(row_up, float) else 0.0
+def rollup_series(folded: RollupSeries, downs: list[tuple[float, float | None]], start_s: float, end_s: float,
+                  bucket_s: float) -> tuple[list[Span], dict[State, float]]:
+    """One series over [start_s, end_s) from its folded rollup buckets and its alert history: its
+    timeline (down while its alert says so, up in the rest of each bucket it was judged in, unknown
+    in buckets without judgement) and its exact totals from the buckets' sums (`sum(up_s)` up,
+    `sum(judged_s) - sum(up_s)` down, the rest of the period unknown). The timeline changes only at
+    the ends of runs of judged buckets and of outages, so only those are cut."""
+    up, judged = folded.up_s, folded.judged_s
     period = max(0.0, end_s - start_s)
     totals: dict[State, float] = {"up": up, "down": max(0.0, judged - up), "unknown": max(0.0, period - judged)}
     first = start_s - start_s % bucket_s
     cuts = {start_s, end_s}
-    cuts.update(b for b in (first + i * bucket_s for i in range(int((end_s - first) // bucket_s) + 1)) if start_s < b < end_s)
+    cuts.update(b for lo, hi in folded.judged for b in (first + lo * bucket_s, first + (hi + 1) * bucket_s) if start_s < b < end_s)
     intervals = [(a, end_s if b is None else b) for a, b in downs]
     cuts.update(t for a, b in intervals for t in (a, b) if start_s < t < end_s)
+    run_starts = [lo for lo, _ in folded.judged]
     spans: list[Span] = []
     ordered = sorted(cuts)
     for a, b in zip(ordered, ordered[1:]):
         if any(lo <= a < hi for lo, hi in intervals):
             what: State = "down"
         else:
-            what = "up" if (a - (a - first) % bucket_s) in judged_buckets else "unknown"
+            bucket = int((a - first) // bucket_s)
+            run = bisect.bisect_right(run_starts, bucket) - 1
+            what = "up" if run >= 0 and bucket <= folded.judged[run][1] else "unknown"
         if spans and spans[-1].state == what:
             spans[-1] = Span(spans[-1].start_s, b, what)
         else:
@@ -344,18 +498,23 @@ def build_availability_report(
     start_s, end_s = start_ns / 1e9, end_ns / 1e9
     beat_s = inventory.collector.availability_beat_s
     polls = {d.id: d.snmp.interval_s for d in inventory.device if d.snmp is not None}
-    by_series: dict[tuple[str, str], list[Sample]] = {}
-    for sample in data.samples:
-        key = _key(sample.tags)
-        if key is not None:
-            by_series.setdefault(key, []).append(sample)
     rolled_up = data.resolution != RAW
+    by_series: dict[tuple[str, str], list[Sample]] = {}
+    folded: dict[tuple[str, str], RollupSeries] = {}
+    if not rolled_up:
+        for sample in data.samples:
+            key = _key(sample.tags)
+            if key is not None:
+                by_series.setdefault(key, []).append(sample)
+    else:
+        bucket_ns = int(RESOLUTIONS[data.resolution].bucket_s or 0) * 1_000_000_000
+        folded = data.series if data.series is not None else fold_rows(data.samples, start_ns - start_ns % bucket_ns, data.resolution)
     downs = alert_downs(data.alerts, inventory) if rolled_up else {}
     bucket_s = float(RESOLUTIONS[data.resolution].bucket_s or 0)
 
     def series(kind: str, ident: str) -> tuple[list[Span], dict[State, float] | None]:
         if rolled_up:
-            return rollup_series(by_series.get((kind, ident), []), downs.get((kind, ident), []), start_s, end_s, bucket_s, data.resolution)
+            return rollup_series(folded.get((kind, ident), RollupSeries()), downs.get((kind, ident), []), start_s, end_s, bucket_s)
         hold = holds_s(beat_s, polls.get(ident, 0.0) if kind == "device" else 0.0)
         return series_spans(by_series.get((kind, ident), []), start_s, end_s, hold), None
 

@@ -22,6 +22,12 @@ complete calendar months in the inventory's time zone (`[alerting] timezone`):
   month's hours with both at or above the 90th percentile of use, quiet hours those at or below
   its median; the report gives the median round-trip time of each, with at least
   `MIN_LOAD_HOURS` of both.
+
+From InfluxDB the same numbers are folded by InfluxDB where they can be (a year of 70 sites is
+600 000 hourly rows of the lines alone): the line's choice from each candidate's highest reading
+(`busiest_line`), each month's p95 and peak (`monthly_use`), the hourly round-trip time
+(`hourly_round_trip_ms`); only the line's hourly use and speed are read, two sites at a time.
+tests/test_reports_fast.py holds each to the point-by-point path.
 """
 
 from __future__ import annotations
@@ -34,18 +40,19 @@ import time
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from agent.probes import PROBES
 from collector import texts
-from collector.config import Inventory
+from collector.config import Device, Inventory
 from collector.diagnose.analysis import is_round, is_uplink_line, line_util_pct, num, path_rtt_ms, percentile
 from collector.diagnose.data import SiteContext, site_context
 from collector.reports import i18n
 from collector.reports.render import BAR_COLOUR, Chart, Column, Document, LineSeries, Row, Table
-from collector.rollups import HOURLY, RAW, stored_field
-from collector.timeseries import Sample, SeriesSource
+from collector.rollups import HOURLY, RAW, SUFFIX, stored_field
+from collector.timeseries import InfluxSource, Sample, SeriesSource, _ident, _literal, any_of
 
 LIMIT_PCT = 80.0  # a line whose p95 passes this needs more capacity
 MIN_COVERED_HOURS = 7 * 24  # a month's numbers rest on readings in at least a week's worth of hours
@@ -56,6 +63,7 @@ QUIET_QUANTILE = 0.5
 MIN_LOAD_HOURS = 3
 # Which of several candidate interfaces is the line: the busiest in the last week of the period.
 LINE_LOOKBACK_S = 7 * 86400.0
+READS_IN_FLIGHT = 2  # sites read from InfluxDB at once
 # The chart draws the trend on this many months past the last one (the digest's horizon).
 CHART_AHEAD_MONTHS = 12
 OUT_COLOUR = "#2e8b57"
@@ -95,6 +103,14 @@ P95_SUFFIX = {"1h_p95": "_p95", "1h_mean": ""}
 
 
 @dataclass
+class MonthFold:
+    """A month's p95 and peak per direction, as `_month_use` takes them from the month's samples."""
+
+    p95_pct: dict[Direction, float | None]
+    peak_pct: dict[Direction, float | None]
+
+
+@dataclass
 class SiteLine:
     """What was read for one site's line."""
 
@@ -106,13 +122,20 @@ class SiteLine:
     peak_suffix: str = ""
     # What the monthly p95 is taken over: the readings ("raw") or hours (HOURLY_P95_FROM).
     basis: str = "raw"
+    # The site's round-trip time per hour (hour number: time // HOUR_NS) as `path_rtt_ms` makes it
+    # from `rounds`, where InfluxDB made it (`hourly_round_trip_ms`); None: make it from `rounds`.
+    rtt_by_hour: dict[int, float] | None = None
+    # Per month of the period, its p95 and peak per direction as InfluxDB folded them
+    # (`monthly_use`); None: folded from `interface`, which then holds every field they need.
+    month_folds: list[MonthFold] | None = None
 
     @property
     def p95_suffix(self) -> str:
         return P95_SUFFIX.get(self.basis, "")
 
 
-def read_site_line(source: SeriesSource, ctx: SiteContext, start_ns: int, end_ns: int, now_ns: int | None = None) -> SiteLine:
+def read_site_line(source: SeriesSource, ctx: SiteContext, start_ns: int, end_ns: int, now_ns: int | None = None,
+                   same_uplink: dict[tuple[str, ...], Any] | None = None, month_starts_ns: Sequence[int] | None = None) -> SiteLine:
     """Every point the report reads for one site, through the SeriesSource (SourceError propagates).
 
     The months are read from the hourly rollup (retention policy `nettvakt_1h`) whenever the store
@@ -122,7 +145,10 @@ def read_site_line(source: SeriesSource, ctx: SiteContext, start_ns: int, end_ns
     mean, the peak the highest `in_util_pct_max` (`peak_suffix` "_max": exact), the p95 per month
     is taken over hours (HOURLY_P95_FROM), and `rtt_ms` is the path's hourly mean, the hour's
     round-trip time unchanged in meaning. The line's choice (its last week) reads the resolution
-    the source names for that week.
+    the source names for that week. `same_uplink`: what was read for another site with the same
+    uplink device over the same period (its line and the line's points), reused, and added to.
+    `month_starts_ns`: the months' bounds (each start, then the end); with them InfluxDB folds each
+    month's p95 and peak (`monthly_use`) and only the hourly use and speed are read.
     """
     now_ns = time.time_ns() if now_ns is None else now_ns
     months_resolution = RAW if source.resolution_for(start_ns, end_ns, now_ns) == RAW else HOURLY
@@ -130,23 +156,119 @@ def read_site_line(source: SeriesSource, ctx: SiteContext, start_ns: int, end_ns
     assert uplink is not None and uplink.snmp is not None  # the caller says why not otherwise
     named = uplink.snmp.important_interfaces
     ifname = named[0] if len(named) == 1 else None
+
+    def read(measurement: str, lo: int, tags: dict[str, str], resolution: str, fields: list[str]) -> list[Sample]:
+        # From InfluxDB only the fields the report uses: an interface's rollup row has 34.
+        if isinstance(source, InfluxSource):
+            return source.samples(measurement, lo, end_ns, tags, resolution, fields=list(dict.fromkeys(fields)))
+        return source.samples(measurement, lo, end_ns, tags, resolution)
+
     if ifname is None:  # several candidates, or none named: the busiest of them recently
         lookback_ns = max(start_ns, end_ns - int(LINE_LOOKBACK_S * 1e9))
         lookback_resolution = source.resolution_for(lookback_ns, end_ns, now_ns)
-        recent = [s for tags in ([{"device": uplink.id, "ifname": n} for n in named] or [{"device": uplink.id}])
-                  for s in source.samples("interface", lookback_ns, end_ns, tags, lookback_resolution)]
-        use: dict[str, list[float]] = defaultdict(list)
-        for s in recent:
-            if is_uplink_line(uplink, name := s.tags.get("ifname", "")) and (u := line_util_pct(s)) is not None:
-                use[name].append(u)
-        ifname = max(use, key=lambda n: percentile(use[n], 0.95)) if use else None
-    interface = source.samples("interface", start_ns, end_ns, {"device": uplink.id, "ifname": ifname}, months_resolution) if ifname else []
-    rounds = [s for kind in ROUND_TRIP_KINDS
-              for s in source.samples("probe", start_ns, end_ns, {"site": ctx.site.id, "kind": kind}, months_resolution) if is_round(s)]
+        if isinstance(source, InfluxSource):
+            ifname = (same_uplink or {}).get(("line", uplink.id)) or busiest_line(source, uplink, lookback_ns, end_ns, lookback_resolution)
+        else:
+            recent = [s for tags in ([{"device": uplink.id, "ifname": n} for n in named] or [{"device": uplink.id}])
+                      for s in source.samples("interface", lookback_ns, end_ns, tags, lookback_resolution)]
+            use: dict[str, list[float]] = defaultdict(list)
+            for s in recent:
+                if is_uplink_line(uplink, name := s.tags.get("ifname", "")) and (u := line_util_pct(s)) is not None:
+                    use[name].append(u)
+            ifname = max(use, key=lambda n: percentile(use[n], 0.95)) if use else None
+    p95_suffix, peak_suffix = ("", "") if months_resolution == RAW else (P95_SUFFIX[HOURLY_P95_FROM], SUFFIX["max"])
+    fold_here = not (isinstance(source, InfluxSource) and month_starts_ns)
+    used = [stored_field("interface", f, "mean", months_resolution) for f in (*UTIL_FIELDS, "speed_bps")]
+    if fold_here:
+        used += [f + suffix for f in UTIL_FIELDS for suffix in (p95_suffix, peak_suffix)]
+    interface = (same_uplink or {}).get(("interface", uplink.id, str(ifname))) if ifname else []
+    folds = (same_uplink or {}).get(("months", uplink.id, str(ifname)))
+    if interface is None:
+        interface = read("interface", start_ns, {"device": uplink.id, "ifname": str(ifname)}, months_resolution, used)
+        if not fold_here:
+            assert isinstance(source, InfluxSource) and month_starts_ns
+            folds = monthly_use(source, {"device": uplink.id, "ifname": str(ifname)}, month_starts_ns, months_resolution, p95_suffix, peak_suffix)
+    if same_uplink is not None and ifname:
+        same_uplink.update({("line", uplink.id): ifname, ("interface", uplink.id, ifname): interface, ("months", uplink.id, ifname): folds})
+    if isinstance(source, InfluxSource):
+        rounds, rtt_by_hour = [], hourly_round_trip_ms(source, ctx.site.id, start_ns, end_ns, months_resolution)
+    else:
+        rounds, rtt_by_hour = [s for kind in ROUND_TRIP_KINDS for s in source.samples("probe", start_ns, end_ns, {"site": ctx.site.id, "kind": kind},
+                                                                                 months_resolution) if is_round(s)], None
     if months_resolution == RAW:
-        return SiteLine(ifname, interface, sorted(rounds, key=lambda s: s.time_ns))
-    return SiteLine(ifname, interface, sorted(rounds, key=lambda s: s.time_ns),
-                    peak_suffix=stored_field("interface", "in_util_pct", "max", HOURLY)[len("in_util_pct"):], basis=HOURLY_P95_FROM)
+        return SiteLine(ifname, interface, sorted(rounds, key=lambda s: s.time_ns), rtt_by_hour=rtt_by_hour, month_folds=folds)
+    return SiteLine(ifname, interface, sorted(rounds, key=lambda s: s.time_ns), peak_suffix=peak_suffix, basis=HOURLY_P95_FROM,
+                    rtt_by_hour=rtt_by_hour, month_folds=folds)
+
+
+def monthly_use(source: InfluxSource, line: dict[str, str], month_starts_ns: Sequence[int], resolution: str,
+                p95_suffix: str, peak_suffix: str) -> list[MonthFold]:
+    """Per month (between consecutive `month_starts_ns`), the line's p95 and peak per direction as
+    `_month_use` takes them from the month's samples, folded by InfluxDB: the peak is `MAX` of the
+    peak field; the p95 is `percentile` (nearest rank) of the p95 field at the rank it takes, index
+    round(0.95 (n - 1)) of n readings: InfluxDB's PERCENTILE(f, P) takes index floor(n P / 100 + 0.5) - 1,
+    so P = 100 (index + 1) / n. Two requests: counts and peaks, then the percentiles."""
+    src, series = source.from_clause("interface", resolution), " AND ".join(f"{_ident(k)} = {_literal(v)}" for k, v in sorted(line.items()))
+    months = list(zip(month_starts_ns, month_starts_ns[1:]))
+    where = [f"time >= {int(lo)} AND time < {int(hi)} AND {series}" for lo, hi in months]
+    p95_of = {d: _ident(f"{d}_util_pct{p95_suffix}") for d in DIRECTIONS}
+    peak_of = {d: _ident(f"{d}_util_pct{peak_suffix}") for d in DIRECTIONS}
+    columns = ", ".join(f"COUNT({p95_of[d]}) AS n_{d}, MAX({peak_of[d]}) AS peak_{d}" for d in DIRECTIONS)
+    counted = source.select_each([f"SELECT {columns} FROM {src} WHERE {w}" for w in where])
+    folds = [MonthFold(dict.fromkeys(DIRECTIONS), {d: (rows[0].get(f"peak_{d}") if rows else None) for d in DIRECTIONS}) for rows in counted]
+    wanted = [(i, d, int(rows[0].get(f"n_{d}") or 0)) for i, rows in enumerate(counted) if rows for d in DIRECTIONS if rows[0].get(f"n_{d}")]
+    ranks = {(i, d): 100.0 * (min(n - 1, max(0, round(0.95 * (n - 1)))) + 1) / n for i, d, n in wanted}
+    answers = source.select_each([f"SELECT PERCENTILE({p95_of[d]}, {ranks[(i, d)]!r}) AS p95 FROM {src} WHERE {where[i]}" for i, d, _ in wanted])
+    for (i, d, _), rows in zip(wanted, answers):
+        folds[i].p95_pct[d] = rows[0].get("p95") if rows else None
+    return [MonthFold({d: None if v is None else float(v) for d, v in f.p95_pct.items()}, {d: None if v is None else float(v) for d, v in f.peak_pct.items()})
+            for f in folds]
+
+
+def hourly_round_trip_ms(source: InfluxSource, site: str, start_ns: int, end_ns: int, resolution: str) -> dict[int, float]:
+    """The site's round-trip time per hour as `path_rtt_ms` makes it (per path, host and target, the
+    median of the hour's rounds; the mean over paths), made by InfluxDB: one row an hour, not every
+    round (a year of hourly rows of each path). Round points only (no traceroute `hop`)."""
+    period = f"time >= {int(start_ns)} AND time < {int(end_ns)}"
+    rounds = ", ".join(
+        f"(SELECT {_ident(stored_field('probe', PROBES[kind].latency_field, 'mean', resolution))} AS latency "
+        f"FROM {source.from_clause('probe', resolution)} WHERE {period} AND \"site\" = {_literal(site)} AND \"kind\" = {_literal(kind)} "
+        f"AND \"hop\" = '' GROUP BY \"host\", \"target\")" for kind in ROUND_TRIP_KINDS)
+    rows = source.select(f"SELECT MEAN(path) AS rtt FROM (SELECT MEDIAN(latency) AS path FROM {rounds} WHERE {period} "
+                         f"GROUP BY time(1h), \"host\", \"target\") WHERE {period} GROUP BY time(1h) fill(none)")
+    return {int(r["time"]) // HOUR_NS: float(r["rtt"]) for r in rows if r.get("rtt") is not None}
+
+
+UTIL_FIELDS = ("in_util_pct", "out_util_pct")
+
+
+def busiest_line(source: InfluxSource, uplink: Device, lookback_ns: int, end_ns: int, resolution: str) -> str | None:
+    """Of the uplink's candidate interfaces, the one whose `line_util_pct` has the highest p95 over
+    [lookback_ns, end_ns), as `read_site_line` chooses from every candidate's samples, without reading
+    every candidate: InfluxDB gives each one's highest reading (of in and out: at least its p95), and
+    candidates are read, highest first, only while that could still beat the best p95 read. Equal
+    p95s: the candidate read first there (its first reading earlier; then the order its points came in:
+    `important_interfaces`' order, else by name, as InfluxDB lists the series)."""
+    named = uplink.snmp.important_interfaces if uplink.snmp is not None else []
+    util = [stored_field("interface", f, "mean", resolution) for f in UTIL_FIELDS]
+    tag_sets = [{"device": uplink.id, "ifname": n} for n in named] or [{"device": uplink.id}]
+    highest: dict[str, float] = {}
+    for row in source.select(f"SELECT MAX({_ident(util[0])}) AS top_in, MAX({_ident(util[1])}) AS top_out FROM "
+                             f"{source.from_clause('interface', resolution)} WHERE time >= {int(lookback_ns)} AND time < {int(end_ns)} "
+                             f"AND {any_of(tag_sets)} GROUP BY \"ifname\""):
+        name, tops = str(row.get("ifname") or ""), [v for v in (row.get("top_in"), row.get("top_out")) if v is not None]
+        if tops and is_uplink_line(uplink, name):
+            highest[name] = max(float(v) for v in tops)
+    position = {n: i for i, n in enumerate(named or sorted(highest))}
+    measured: dict[str, tuple[float, int]] = {}  # p95, time of the first reading
+    for name in sorted(highest, key=lambda n: (-highest[n], position[n])):
+        if measured and highest[name] < max(p95 for p95, _ in measured.values()):
+            break
+        readings = [(s.time_ns, u) for s in source.samples("interface", lookback_ns, end_ns, {"device": uplink.id, "ifname": name}, resolution,
+                                                           fields=util) if (u := line_util_pct(s)) is not None]
+        if readings:
+            measured[name] = (percentile([u for _, u in readings], 0.95), readings[0][0])
+    return min(measured, key=lambda n: (-measured[n][0], measured[n][1], position[n])) if measured else None
 
 
 @dataclass
@@ -269,7 +391,9 @@ class CapacityReport:
         }
 
 
-def _month_use(month: dt.date, samples: list[Sample], rtt_by_hour: dict[int, float], peak_suffix: str, p95_suffix: str = "") -> MonthUse:
+def _month_use(month: dt.date, samples: list[Sample], rtt_by_hour: dict[int, float], peak_suffix: str, p95_suffix: str = "",
+               fold: MonthFold | None = None) -> MonthUse:
+    """`fold`: the month's p95 and peak as InfluxDB folded them (else from `samples`' fields)."""
     hours: dict[int, list[float]] = defaultdict(list)
     for s in samples:
         if (u := line_util_pct(s)) is not None:
@@ -278,6 +402,9 @@ def _month_use(month: dt.date, samples: list[Sample], rtt_by_hour: dict[int, flo
     if not use.enough:
         return use
     for d in DIRECTIONS:
+        if fold is not None:
+            use.p95_pct[d], use.peak_pct[d] = fold.p95_pct[d], fold.peak_pct[d]
+            continue
         values = [v for s in samples if (v := num(s, f"{d}_util_pct{p95_suffix}")) is not None]
         peaks = [v for s in samples if (v := num(s, f"{d}_util_pct{peak_suffix}")) is not None]
         use.p95_pct[d] = percentile(values, 0.95) if values else None
@@ -328,8 +455,9 @@ def build_capacity_report(inventory: Inventory, months: list[dt.date], lines: di
             i = bisect.bisect_right(bounds, s.time_ns) - 1
             if 0 <= i < len(months):
                 per_month[i].append(s)
-        rtt = path_rtt_ms(line.rounds, lambda t: t // HOUR_NS)
-        uses = [_month_use(m, samples, rtt, line.peak_suffix, line.p95_suffix) for m, samples in zip(months, per_month)]
+        rtt = line.rtt_by_hour if line.rtt_by_hour is not None else path_rtt_ms(line.rounds, lambda t: t // HOUR_NS)
+        folds = line.month_folds or [None] * len(months)
+        uses = [_month_use(m, samples, rtt, line.peak_suffix, line.p95_suffix, fold) for m, samples, fold in zip(months, per_month, folds)]
         bases.add(line.basis)
         trends = {d: trend_of([u.p95_pct[d] for u in uses], months[0]) for d in DIRECTIONS}
         speeds = [v for s in line.interface if (v := num(s, "speed_bps")) is not None]
@@ -341,17 +469,36 @@ def build_capacity_report(inventory: Inventory, months: list[dt.date], lines: di
 def read_capacity(inventory: Inventory, source: SeriesSource, months: list[dt.date], site_ids: Sequence[str]) -> dict[str, SiteLine | Problem]:
     """Per site, its line as read from `source` (SourceError propagates), or why it has none."""
     zone = zoneinfo.ZoneInfo(inventory.alerting.timezone)
-    start_ns, end_ns = month_start_ns(months[0], zone), month_start_ns(add_months(months[-1], 1), zone)
-    out: dict[str, SiteLine | Problem] = {}
-    for site_id in site_ids:
+    month_starts = [month_start_ns(m, zone) for m in months] + [month_start_ns(add_months(months[-1], 1), zone)]
+    start_ns, end_ns = month_starts[0], month_starts[-1]
+    now_ns = time.time_ns()
+
+    def line_of(site_id: str, same_uplink: dict[tuple[str, ...], Any] | None = None) -> SiteLine | Problem:
         ctx = site_context(inventory, site_id)
         if ctx.uplink is None:
-            out[site_id] = "no_uplink"
-        elif ctx.uplink.snmp is None:
-            out[site_id] = "not_polled"
-        else:
-            out[site_id] = read_site_line(source, ctx, start_ns, end_ns)
-    return out
+            return "no_uplink"
+        if ctx.uplink.snmp is None:
+            return "not_polled"
+        return read_site_line(source, ctx, start_ns, end_ns, now_ns, same_uplink, month_starts)
+
+    if not isinstance(source, InfluxSource):
+        return {site_id: line_of(site_id) for site_id in site_ids}
+    # Sites sharing an uplink device share its line: read once, by one worker. Two workers: InfluxDB
+    # answers one while this process decodes the other's rows.
+    by_uplink: dict[str, list[str]] = {}
+    for site_id in site_ids:
+        uplink = site_context(inventory, site_id).uplink
+        by_uplink.setdefault(uplink.id if uplink is not None else f"site:{site_id}", []).append(site_id)
+
+    def lines_of(sites: list[str]) -> dict[str, SiteLine | Problem]:
+        same_uplink: dict[tuple[str, ...], Any] = {}
+        return {site_id: line_of(site_id, same_uplink) for site_id in sites}
+
+    out: dict[str, SiteLine | Problem] = {}
+    with ThreadPoolExecutor(READS_IN_FLIGHT) as pool:
+        for lines in pool.map(lines_of, by_uplink.values()):
+            out.update(lines)
+    return {site_id: out[site_id] for site_id in site_ids}
 
 
 # ---------------------------------------------------------------------------------- document

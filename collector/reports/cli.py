@@ -21,7 +21,7 @@ from agent.secrets import SecretError
 from collector import texts
 from collector.config import Inventory, InventoryError, load_inventory
 from collector.rollups import RAW, RESOLUTIONS
-from collector.timeseries import Sample, SeriesSource, SourceConfigError, SourceError, open_source
+from collector.timeseries import InfluxSource, Sample, SeriesSource, SourceConfigError, SourceError, open_source
 from collector.reports.render import Document, render_csv, render_html, render_pdf, render_text
 
 # How far back the hardware report looks for the agents' facts (sent hourly, and at start),
@@ -166,7 +166,7 @@ def run_hardware(args: argparse.Namespace) -> int:
 
 
 def run_servers(args: argparse.Namespace) -> int:
-    from collector.reports.servers import APPS_LOOKBACK_S, build_servers_report, server_agents, servers_document
+    from collector.reports.servers import APPS_LOOKBACK_S, HostUse, build_servers_report, read_use, server_agents, servers_document
 
     inventory = _load(args, "servers")
     if inventory is None:
@@ -177,22 +177,25 @@ def run_servers(args: argparse.Namespace) -> int:
     # Only the servers' own points (a tag filter per server), and only the recent listening
     # programs: every agent reports those every few minutes, and the report shows what runs now.
     apps_start_ns = max(start_ns, end_ns - int(APPS_LOOKBACK_S * 1e9))
-    wanted: list[tuple[str, int, dict[str, str] | None]] = []
-    for agent in server_agents(inventory):
-        tags = {"host": agent.id}
-        wanted += [("host", start_ns, tags), ("host_disk", start_ns, tags), ("service", apps_start_ns, tags), ("hardware", start_ns, tags)]
+    hosts = [agent.id for agent in server_agents(inventory)]
+    strings: list[tuple[str, int, dict[str, str] | None]] = []
+    for host in hosts:
+        strings += [("service", apps_start_ns, {"host": host}), ("hardware", start_ns, {"host": host})]
+    use_of = [(m, start_ns, {"host": host}) for host in hosts for m in ("host", "host_disk")]
 
-    def read() -> tuple[dict[str, Points], str]:
+    def read() -> tuple[dict[str, Points], dict[str, HostUse] | None, str]:
         source = open_source(inventory, args.source)
         # Use over the period at the resolution the store names for it; programs and facts (strings) raw.
         resolution = source.resolution_for(start_ns, end_ns, end_ns)
-        return _read(source, wanted, end_ns, {"host": resolution, "host_disk": resolution}), resolution
+        if isinstance(source, InfluxSource):  # InfluxDB folds the use itself
+            return _read(source, strings, end_ns), read_use(source, hosts, start_ns, end_ns, resolution), resolution
+        return _read(source, strings + use_of, end_ns, {"host": resolution, "host_disk": resolution}), None, resolution
 
     found, failed = _observed(args, "servers", read)
     if found is None:
         return failed
-    points, resolution = found
-    report = build_servers_report(inventory, points, start_ns, end_ns, resolution=resolution)
+    points, use, resolution = found
+    report = build_servers_report(inventory, points, start_ns, end_ns, resolution=resolution, use=use)
     return _emit(args, "servers", servers_document(report, lang), report.to_json)
 
 
