@@ -155,8 +155,8 @@ def storage_plan(
     """The policies and queries wanted, for retentions in seconds by resolution (`retention_seconds`;
     tests pass hours, which the inventory's whole days cannot say)."""
     policies = [PolicyWanted(raw_policy, kept_s[RAW], raw=True)]
-    policies += [PolicyWanted(r.retention_policy or "", kept_s[r.name], shard_s=shard_group_s(kept_s[r.name], r.longest_shard_group_s or 0))
-                 for r in ROLLUPS]
+    policies += [PolicyWanted(r.retention_policy or "", kept_s[r.name], shard_s=None if r.longest_shard_group_s is None
+                              else shard_group_s(kept_s[r.name], r.longest_shard_group_s)) for r in ROLLUPS]
     events_kept_s = kept_s[next(r for r in RESOLUTIONS.values() if r.retention_key == EVENTS_RETENTION_KEY).name]
     policies.append(PolicyWanted(EVENTS_RETENTION_POLICY, events_kept_s, shard_s=shard_group_s(events_kept_s, EVENTS_LONGEST_SHARD_GROUP_S)))
     policies.append(PolicyWanted(META_RETENTION_POLICY, 0))
