@@ -32,6 +32,7 @@ from collector.influxql import InfluxQueryError, InfluxUnreachableError, query, 
 from collector.lineprotocol import encode_point
 from collector.rollups import (
     DAY_S,
+    EVENTS_LONGEST_SHARD_GROUP_S,
     EVENTS_RETENTION_KEY,
     EVENTS_RETENTION_POLICY,
     META_RETENTION_POLICY,
@@ -40,6 +41,7 @@ from collector.rollups import (
     RESOLUTIONS,
     ROLLUPS,
     RP_CONFIG,
+    WEEK_S,
     Resolution,
     ResolutionRow,
     continuous_query_name,
@@ -70,16 +72,31 @@ class Cadence:
 CADENCE: Mapping[str, Cadence] = MappingProxyType({"5m": Cadence(300, 2 * 3600), "1h": Cadence(3600, 4 * 3600)})
 
 
-def shard_duration_s(duration_s: int) -> int:
-    """InfluxDB's own choice of shard group length for a policy this long: set with every CREATE and
-    ALTER, so a shortened policy's shard groups fit in it (InfluxDB refuses a policy shorter than them)."""
+def influxdb_shard_duration_s(duration_s: int) -> int:
+    """InfluxDB's own choice of shard group length for a policy this long: what the raw and meta
+    policies get with every CREATE and ALTER, so a shortened raw policy's shard groups fit in it
+    (InfluxDB refuses a policy shorter than them)."""
     if duration_s == 0:  # kept forever
-        return 7 * DAY_S
+        return WEEK_S
     if duration_s < 2 * DAY_S:
         return 3600
     if duration_s <= 180 * DAY_S:
         return DAY_S
-    return 7 * DAY_S
+    return WEEK_S
+
+
+# The shard group lengths nettvakt chooses from for a rollup or events policy (docs/storage.md,
+# "Shard groups"), and the share of a policy's retention one may be at most: a shard group is
+# dropped whole once all of it has expired, so points are kept up to a tenth longer than asked.
+SHARD_GROUP_STEPS_S = (3600, DAY_S, WEEK_S, 4 * WEEK_S, 52 * WEEK_S)
+SHARD_GROUP_MAX_SHARE = 10
+
+
+def shard_group_s(duration_s: int, longest_s: int) -> int:
+    """nettvakt's shard group length for a rollup or events policy kept `duration_s` (0: forever):
+    the longest step up to `longest_s` and a tenth of the retention (an hour for the shortest)."""
+    fitting = [s for s in SHARD_GROUP_STEPS_S if s <= longest_s and (duration_s == 0 or s * SHARD_GROUP_MAX_SHARE <= duration_s)]
+    return max(fitting, default=SHARD_GROUP_STEPS_S[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,13 +104,20 @@ class PolicyWanted:
     name: str
     duration_s: int  # 0: kept forever
     raw: bool = False  # the raw policy: ALTERed, never created, and only after any backfill
+    # nettvakt's shard group length (compared with what exists); None: InfluxDB's own for the
+    # duration, set only with a changed duration (the raw and meta policies: left as they are)
+    shard_s: int | None = None
+
+    @property
+    def shard_group_s(self) -> int:
+        return self.shard_s if self.shard_s is not None else influxdb_shard_duration_s(self.duration_s)
 
     def statement(self, database: str, exists: bool) -> str:
         verb = "ALTER" if exists else "CREATE"
         replication = "" if exists else " REPLICATION 1"
         duration = "INF" if self.duration_s == 0 else influxql_duration(self.duration_s)
         return (f"{verb} RETENTION POLICY {quote_ident(self.name)} ON {quote_ident(database)} "
-                f"DURATION {duration}{replication} SHARD DURATION {influxql_duration(shard_duration_s(self.duration_s))}")
+                f"DURATION {duration}{replication} SHARD DURATION {influxql_duration(self.shard_group_s)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +155,10 @@ def storage_plan(
     """The policies and queries wanted, for retentions in seconds by resolution (`retention_seconds`;
     tests pass hours, which the inventory's whole days cannot say)."""
     policies = [PolicyWanted(raw_policy, kept_s[RAW], raw=True)]
-    policies += [PolicyWanted(r.retention_policy or "", kept_s[r.name]) for r in ROLLUPS]
-    events_kept = next(r for r in RESOLUTIONS.values() if r.retention_key == EVENTS_RETENTION_KEY)
-    policies.append(PolicyWanted(EVENTS_RETENTION_POLICY, kept_s[events_kept.name]))
+    policies += [PolicyWanted(r.retention_policy or "", kept_s[r.name], shard_s=None if r.longest_shard_group_s is None
+                              else shard_group_s(kept_s[r.name], r.longest_shard_group_s)) for r in ROLLUPS]
+    events_kept_s = kept_s[next(r for r in RESOLUTIONS.values() if r.retention_key == EVENTS_RETENTION_KEY).name]
+    policies.append(PolicyWanted(EVENTS_RETENTION_POLICY, events_kept_s, shard_s=shard_group_s(events_kept_s, EVENTS_LONGEST_SHARD_GROUP_S)))
     policies.append(PolicyWanted(META_RETENTION_POLICY, 0))
     queries = []
     for resolution in ROLLUPS:
@@ -265,6 +290,16 @@ def _kept(duration_s: int) -> str:
     return "forever" if duration_s == 0 else influxql_duration(duration_s)
 
 
+def _policy_text(policy: PolicyFound | PolicyWanted, wanted: PolicyWanted, prefix: str = "") -> str:
+    """How long a policy keeps points, and its shard groups where nettvakt chooses them."""
+    shards = f" in shard groups of {influxql_duration(policy.shard_s)}" if wanted.shard_s is not None and policy.shard_s is not None else ""
+    return f"{prefix}{_kept(policy.duration_s)}{shards}"
+
+
+_NEW_SHARDS_ONLY = ("InfluxDB applies a new shard group duration to the shard groups it makes from then on; "
+                    "the existing ones keep theirs ({}) until they expire")
+
+
 def row_point(row: ResolutionRow) -> Point:
     return Point(RP_CONFIG, {"resolution": row.resolution}, row.fields(), row.time_ns)
 
@@ -286,10 +321,11 @@ class Difference:
     wanted: str
     fix: tuple[str, ...]  # the statements that make it as wanted
     raw: bool = False  # the raw policy: shortening it drops raw points
+    note: str = ""  # what the fix does not change
 
     def text(self) -> str:
         found = self.found if len(self.found) <= 200 else self.found[:200] + "...)"
-        return f"{self.kind} {self.name}: {found}; the inventory asks for {self.wanted}"
+        return f"{self.kind} {self.name}: {found}; the inventory asks for {self.wanted}" + (f" ({self.note})" if self.note else "")
 
 
 def differences(plan: StoragePlan, found: StorageFound) -> list[Difference]:
@@ -298,11 +334,12 @@ def differences(plan: StoragePlan, found: StorageFound) -> list[Difference]:
     policies, raw = [], []
     for wanted in plan.policies:
         have = found.policies.get(wanted.name)
-        if have is not None and have.duration_s == wanted.duration_s:
+        other_shard = have is not None and wanted.shard_s is not None and have.shard_s != wanted.shard_s
+        if have is not None and have.duration_s == wanted.duration_s and not other_shard:
             continue
-        found_text = "missing" if have is None else f"keeps points {_kept(have.duration_s)}"
-        diff = Difference("retention policy", wanted.name, found_text, _kept(wanted.duration_s),
-                          (wanted.statement(plan.database, have is not None),), wanted.raw)
+        diff = Difference("retention policy", wanted.name, "missing" if have is None else _policy_text(have, wanted, "keeps points "),
+                          _policy_text(wanted, wanted), (wanted.statement(plan.database, have is not None),), wanted.raw,
+                          note=_NEW_SHARDS_ONLY.format(influxql_duration(have.shard_s)) if other_shard and have is not None else "")
         (raw if wanted.raw else policies).append(diff)
     queries = []
     wanted_names = {q.name for q in plan.queries}

@@ -32,6 +32,7 @@ from typing import Literal, Mapping, Protocol
 from agent.contract import MEASUREMENTS_SPEC, UNITS, MeasurementSpec, generated_doc_main, replace_block
 
 DAY_S = 86400
+WEEK_S = 7 * DAY_S
 NS = 1_000_000_000
 
 
@@ -51,6 +52,9 @@ class Resolution:
     retention_policy: str | None  # None: the raw policy, storage.retention_policy or the database's default
     made_from: str | None  # the resolution its buckets are computed from
     retention_key: str  # the [storage] key that says how many days it is kept
+    # The longest shard group of its InfluxDB 1.x policy (collector/retention.py `shard_group_s`);
+    # None (raw): InfluxDB's own choice for the retention, as the database's default policy has it.
+    longest_shard_group_s: int | None = None
 
     def retention_days(self, storage: RetentionSettings) -> int:
         return int(getattr(storage, self.retention_key))
@@ -60,14 +64,17 @@ RAW, FIVE_MINUTES, HOURLY = "raw", "5m", "1h"
 
 RESOLUTIONS: Mapping[str, Resolution] = MappingProxyType({r.name: r for r in (
     Resolution(RAW, None, None, None, "raw_retention_days"),
-    Resolution(FIVE_MINUTES, 300, "nettvakt_5m", RAW, "rollup_5m_retention_days"),
-    Resolution(HOURLY, 3600, "nettvakt_1h", FIVE_MINUTES, "rollup_1h_retention_days"),
+    # Dashboards read 5-minute rows for ranges under 30 days, reports up to 60: a month's read
+    # spans two shard groups of 4 weeks. Hourly rows are read up to years: a year in one or two.
+    Resolution(FIVE_MINUTES, 300, "nettvakt_5m", RAW, "rollup_5m_retention_days", 4 * WEEK_S),
+    Resolution(HOURLY, 3600, "nettvakt_1h", FIVE_MINUTES, "rollup_1h_retention_days", 52 * WEEK_S),
 )})
 ROLLUPS: tuple[Resolution, ...] = tuple(r for r in RESOLUTIONS.values() if r.bucket_s is not None)
 
 # Event measurements are kept whole here, as long as the longest rollups.
 EVENTS_RETENTION_POLICY = "nettvakt_events"
 EVENTS_RETENTION_KEY = "rollup_1h_retention_days"
+EVENTS_LONGEST_SHARD_GROUP_S = 52 * WEEK_S  # read over the same ranges as the hourly rows
 
 # Units whose p95 matters: latency, loss, load and utilisation (docs/storage.md).
 P95_UNITS = frozenset({"ms", "%", "% of capacity"})

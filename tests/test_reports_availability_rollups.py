@@ -12,7 +12,7 @@ InfluxDB's retention service (every second here) drops the raw points.
 
 The retention service drops a whole shard group once its end is older than the policy; ALTERing a
 policy's shard duration changes only groups made afterwards. While the points were written here the
-raw policy kept them 47 hours, for which the set-up (`shard_duration_s`) makes 1-hour groups, so every
+raw policy kept them 47 hours, for which the set-up (`influxdb_shard_duration_s`) makes 1-hour groups, so every
 group of the scenario ended over an hour before the shortened policy is checked. Kept 10 years (as
 tests/test_reports_rollups.py sets it up), the raw policy has 7-day groups, and the group holding the
 last week has not ended: the service may not drop it however short the policy, which is why that test
@@ -51,7 +51,7 @@ BEAT_S = 300.0
 DOWN_AFTER = 3
 FOR_S = 60.0  # every outage rule's for_s: the alert's pending event is the outage's start
 POLL_S = 60.0
-# While the scenario is written: raw points kept 47 h (1-hour shard groups: `shard_duration_s`), the rollups as long as ever.
+# While the scenario is written: raw points kept 47 h (1-hour shard groups: `influxdb_shard_duration_s`), the rollups as long as ever.
 KEPT = {**LONG, "raw": 47 * 3600}
 
 # Bounds of the alert history against the raw timeline (docs/storage.md "The reports and diagnose").

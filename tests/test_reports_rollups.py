@@ -74,7 +74,7 @@ def drop_raw(server: InfluxdServer, database: str, tmp: Path, measurement: str) 
     """Shorten the raw policy to an hour as the set-up does, then drop the raw policy's shards
     (DROP SHARD on each shard of `autogen`). Not left to InfluxDB's retention service: it drops a shard
     group only once the group's end is older than the policy, and these points went into the 7-day
-    groups of a raw policy kept 10 years (`shard_duration_s`); the group holding the last week has not
+    groups of a raw policy kept 10 years (`influxdb_shard_duration_s`); the group holding the last week has not
     ended. tests/test_reports_availability_rollups.py writes into 1-hour groups and lets the service drop them."""
     admin, _ = set_up_rollups(server, database, tmp, SHORT)
     for row in admin.show("SHOW SHARDS"):

@@ -9,6 +9,7 @@ rollups equal what the raw points say; a backfill writes what the continuous que
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import math
 import statistics
@@ -164,8 +165,9 @@ def test_the_collector_sets_up_once_a_restart_changes_nothing_and_a_changed_dura
     assert first["storage"]["rollups"]["applied"] >= 3 + 2 * 12, first["storage"]["rollups"]  # 3 policies, a CQ per measurement and resolution, the raw ALTER
     assert first["problems"] == [], first["problems"]
     policies, queries = shown(server, database)
-    assert {p["name"]: p["duration"] for p in policies} == {
-        "autogen": "720h0m0s", "nettvakt_5m": "17520h0m0s", "nettvakt_1h": "87600h0m0s", "nettvakt_events": "87600h0m0s", "nettvakt_meta": "0s"}
+    assert {p["name"]: (p["duration"], p["shardGroupDuration"]) for p in policies} == {
+        "autogen": ("720h0m0s", "24h0m0s"), "nettvakt_5m": ("17520h0m0s", "672h0m0s"), "nettvakt_1h": ("87600h0m0s", "8736h0m0s"),
+        "nettvakt_events": ("87600h0m0s", "8736h0m0s"), "nettvakt_meta": ("0s", "168h0m0s")}  # shard groups: 1 d, 4 w, 52 w, 52 w, 1 w
     # The dashboards' resolution rows: one per resolution, its time its retention (docs/storage.md).
     rows = {r["resolution"]: r for r in ask(server, database, f'SELECT * FROM "{database}"."nettvakt_meta"."rp_config"')}
     assert {k: (r["time"] // (86400 * NS), r["rp"], r["events_rp"], r["max_sfx"], r["p95_fn"]) for k, r in rows.items()} == {
@@ -188,7 +190,7 @@ def test_the_collector_sets_up_once_a_restart_changes_nothing_and_a_changed_dura
     assert check.returncode == 1, check.stderr
     differences = json.loads(check.stdout)["storage"]["differences"]
     assert [(d["name"], d["found"], d["wanted"]) for d in differences if d["kind"] == "retention policy"] == [
-        ("nettvakt_5m", "keeps points 730d", "400d"), ("autogen", "keeps points 30d", "1w")]
+        ("nettvakt_5m", "keeps points 730d in shard groups of 4w", "400d in shard groups of 4w"), ("autogen", "keeps points 30d", "1w")]
     # The dashboards' rows of raw and 5m move to their new retentions: the old point deleted, the new one written.
     assert [(d["name"], d["fix"][0]) for d in differences if d["kind"] == "resolution row"] == [
         ("nettvakt_meta.rp_config raw", "DELETE FROM \"rp_config\" WHERE \"resolution\" = 'raw'"),
@@ -202,6 +204,57 @@ def test_the_collector_sets_up_once_a_restart_changes_nothing_and_a_changed_dura
     assert queries_after == queries  # the queries do not depend on durations
     check = subprocess.run([sys.executable, "-m", "agent.cli", "check", str(path)], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert check.returncode == 0, check.stderr
+
+
+def test_an_old_policys_weekly_shard_groups_are_altered_for_new_groups_only_and_check_says_so(
+        influx_db, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A database set up before nettvakt chose shard groups: its rollup and events policies have
+    InfluxDB's 1 week. check names each with what the inventory asks; the set-up ALTERs them (the
+    log says only new shard groups change); the group already there keeps its week, the next is 52 weeks."""
+    server, database = influx_db
+    admin = InfluxAdmin(storage(server, database), None)
+    set_up(admin, storage(server, database), BackfillState(tmp_path / "backfill.json"))
+    for policy in ("nettvakt_5m", "nettvakt_1h", "nettvakt_events"):  # as nettvakt made them before it chose shard groups
+        admin.execute(f'ALTER RETENTION POLICY {policy} ON "{database}" SHARD DURATION 1w')
+    now = time.time_ns()
+    write(server, database, [f"probe,site=radhus,host=pc1,kind=icmp,target=gw rtt_ms=5 {now - now % HOUR - HOUR}"], policy="nettvakt_1h")
+    path = InventoryBuilder(tmp_path).influxdb(server.url, database).agent("pc1").write()
+
+    def check() -> tuple[int, list[dict[str, Any]], str]:
+        done = subprocess.run([sys.executable, "-m", "agent.cli", "check", "--json", str(path)], capture_output=True, text=True, cwd=REPO, timeout=60)
+        text = subprocess.run([sys.executable, "-m", "agent.cli", "check", str(path)], capture_output=True, text=True, cwd=REPO, timeout=60)
+        return done.returncode, [d for d in json.loads(done.stdout)["storage"]["differences"] if d["kind"] == "retention policy"], text.stderr
+
+    code, policies, text = check()
+    assert code == 1 and "3 difference(s) between InfluxDB and the inventory" in text, text
+    assert [(d["name"], d["found"], d["wanted"], d["fix"]) for d in policies] == [
+        ("nettvakt_5m", "keeps points 730d in shard groups of 1w", "730d in shard groups of 4w",
+         [f'ALTER RETENTION POLICY "nettvakt_5m" ON "{database}" DURATION 730d SHARD DURATION 4w']),
+        ("nettvakt_1h", "keeps points 3650d in shard groups of 1w", "3650d in shard groups of 52w",
+         [f'ALTER RETENTION POLICY "nettvakt_1h" ON "{database}" DURATION 3650d SHARD DURATION 52w']),
+        ("nettvakt_events", "keeps points 3650d in shard groups of 1w", "3650d in shard groups of 52w",
+         [f'ALTER RETENTION POLICY "nettvakt_events" ON "{database}" DURATION 3650d SHARD DURATION 52w'])]
+    note = "(InfluxDB applies a new shard group duration to the shard groups it makes from then on; the existing ones keep theirs (1w) until they expire)"
+    assert (f"storage: retention policy nettvakt_1h: keeps points 3650d in shard groups of 1w; the inventory asks for 3650d in shard groups of 52w {note}"
+            in text), text
+
+    caplog.set_level("INFO", logger="nettvakt.retention")
+    result = set_up(admin, storage(server, database), BackfillState(tmp_path / "backfill.json"))
+    assert result.applied == [fix for d in policies for fix in d["fix"]]
+    assert f"made as asked: retention policy nettvakt_events: keeps points 3650d in shard groups of 1w; the inventory asks for 3650d in shard groups of 52w {note}" in caplog.messages
+    assert check()[:2] == (0, [])
+    assert set_up(admin, storage(server, database), BackfillState(tmp_path / "backfill.json")).applied == []
+
+    # The group written before keeps its week; a point outside it starts a group of 52 weeks.
+    write(server, database, [f"probe,site=radhus,host=pc1,kind=icmp,target=gw rtt_ms=6 {now - now % HOUR - 3 * 7 * 24 * HOUR}"], policy="nettvakt_1h")
+
+    def group_lengths() -> list[float]:
+        rows = [r for r in ask(server, database, "SHOW SHARDS") if r.get("database") == database and r.get("retention_policy") == "nettvakt_1h"]
+        return sorted((dt.datetime.fromisoformat(r["end_time"].replace("Z", "+00:00")) - dt.datetime.fromisoformat(r["start_time"].replace("Z", "+00:00"))).days
+                      for r in rows)
+
+    assert group_lengths() == [7, 364]
+    assert len(ask(server, database, 'SELECT rtt_ms FROM "nettvakt_1h"."probe"')) == 2
 
 
 def test_a_changed_query_is_replaced_and_a_stray_one_dropped(influx_db, tmp_path: Path) -> None:

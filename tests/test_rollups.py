@@ -10,7 +10,7 @@ import pytest
 
 from agent.contract import MEASUREMENTS_SPEC
 from collector.config import StorageSettings
-from collector.retention import normalised_statement, parse_go_duration, shard_duration_s, storage_plan
+from collector.retention import influxdb_shard_duration_s, normalised_statement, parse_go_duration, shard_group_s, storage_plan
 from collector.rollups import (
     DAY_S,
     NS,
@@ -115,7 +115,19 @@ def test_resolution_for_follows_the_configured_retention() -> None:
 def test_durations_as_influxdb_writes_and_shows_them() -> None:
     assert [influxql_duration(s) for s in (300, 3600, 7200, 86400, 7 * 86400, 730 * 86400, 1.5)] == ["5m", "1h", "2h", "1d", "1w", "730d", "1500ms"]
     assert parse_go_duration("720h0m0s") == 30 * 86400 and parse_go_duration("0s") == 0 and parse_go_duration("1h30m0s") == 5400
-    assert [shard_duration_s(d * 86400) for d in (1, 30, 730)] == [3600, 86400, 7 * 86400]
+    assert [influxdb_shard_duration_s(d * 86400) for d in (1, 30, 730)] == [3600, 86400, 7 * 86400]
+
+
+def test_shard_groups_are_nettvakts_own_for_the_rollups_and_influxdbs_for_the_raw_policy() -> None:
+    week = 7 * 86400
+    policies = storage_plan("db", "autogen", {"raw": 30 * 86400, "5m": 730 * 86400, "1h": 3650 * 86400}).policies
+    assert [(p.name, p.shard_s, p.shard_group_s) for p in policies] == [
+        ("autogen", None, 86400), ("nettvakt_5m", 4 * week, 4 * week), ("nettvakt_1h", 52 * week, 52 * week),
+        ("nettvakt_events", 52 * week, 52 * week), ("nettvakt_meta", None, week)]
+    # At most a tenth of the retention (a group is dropped whole), never past the policy's longest.
+    assert [shard_group_s(d * 86400, 52 * week) for d in (1, 9, 10, 69, 70, 364, 3639, 3640, 0)] == [
+        3600, 3600, 86400, 86400, week, 4 * week, 4 * week, 52 * week, 52 * week]
+    assert shard_group_s(3650 * 86400, 4 * week) == 4 * week
 
 
 def test_a_query_compares_equal_to_how_influxdb_shows_it() -> None:
