@@ -115,7 +115,7 @@ def raw_resolution_values(raw_policy: str = "autogen") -> Values:
 
     (row,) = [r for r in resolution_rows(raw_policy, {name: 1 for name in RESOLUTIONS}) if r.resolution == RAW]
     return {"rp": row.rp, "raw_rp": raw_policy, "min_sfx": row.min_sfx, "max_sfx": row.max_sfx, "p95_fn": row.p95_fn, "p95_args": row.p95_args,
-            "events_rp": row.events_rp, "min_interval": row.min_interval}
+            "events_rp": row.events_rp, "min_interval": row.min_interval, "coarse_rp": row.rp}
 
 
 def _option(row: dict[str, Any]) -> str:
