@@ -56,20 +56,35 @@ class WorkerStartError(Exception):
     """A worker could not listen at start (the message says which and why)."""
 
 
+def _bound(family: int, kind: int, proto: int, address: tuple[Any, ...], port: int, reuse_port: bool) -> socket.socket:
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as asyncio binds its listening sockets
+        sock.bind((address[0], port, *address[2:]))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def reserve_port(host: str, port: int) -> tuple[list[socket.socket], int]:
     """Sockets bound to every address of `host` at `port` (0: one the kernel picks, the same for
-    every address) with SO_REUSEPORT, never listening: the workers bind beside them. OSError as bind's."""
+    every address) with SO_REUSEPORT, never listening: the workers bind beside them. OSError as bind's.
+
+    Each address is first bound once without SO_REUSEPORT: the kernel would let another process of
+    this user (a second collector given the same port) share the port through SO_REUSEPORT, and
+    spread the agents' connections over two queues and two resend memories; a socket listening
+    there, whatever its options, makes that first bind fail."""
     reserved: list[socket.socket] = []
     try:
         for family, kind, proto, _, address in socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE):
-            sock = socket.socket(family, kind, proto)
-            reserved.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as asyncio binds its listening sockets
-            sock.bind((address[0], port, *address[2:]))
-            port = sock.getsockname()[1]
+            with _bound(family, kind, proto, address, port, reuse_port=False) as probe:
+                port = probe.getsockname()[1]
+            reserved.append(_bound(family, kind, proto, address, port, reuse_port=True))
     except BaseException:
         for sock in reserved:
             sock.close()
