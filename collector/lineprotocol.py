@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from agent.contract import IDENTIFIER, RESERVED_KEYS
@@ -237,3 +237,61 @@ def parse_line(line: str) -> Point:
     fields_text, _, ts = line[split + 1:].rpartition(" ")
     return Point(parsed[0], parsed[1], _parse_fields(fields_text), int(ts))
 
+
+
+# --- reading many lines at once, for folding (collector/rollup_engine.py) --------------------------
+# A string field with the comma after it: taken out before the numbers are split.
+_STRING_FIELD = re.compile(r'[a-z][a-z0-9_]*="(?:[^"\\]|\\.)*",?', re.DOTALL)
+
+
+def split_line(line: str) -> tuple[str, str, int]:
+    """(the measurement and tags, the fields, the time) of a line `encode_point` wrote, the first
+    two as they are written (read them with `parse_head` and `number_columns`)."""
+    split = _split_head(line)
+    at = line.rfind(" ")
+    return line[:split], line[split + 1:at], int(line[at + 1:])
+
+
+def line_time_ns(line: str) -> int:
+    """The time of a line `encode_point` wrote, nothing else read."""
+    return int(line[line.rfind(" ") + 1:])
+
+
+def line_starts(measurements: Iterable[str]) -> tuple[str, ...]:
+    """How the lines of these measurements start (`line.startswith`): the name, then its tags or its fields."""
+    return tuple(m + separator for m in sorted(measurements) for separator in ", ")
+
+
+def parse_head(head: str) -> tuple[str, Mapping[str, str]]:
+    """The measurement and the tags (read-only, shared by every line of the series) of a line's head."""
+    parsed = _PARSED_HEADS.get(head)
+    if parsed is None:
+        measurement, tags = _parse_head(head)
+        parsed = (measurement, MappingProxyType(tags))
+        if len(_PARSED_HEADS) >= _CACHE_MAX:
+            _PARSED_HEADS.clear()
+        _PARSED_HEADS[head] = parsed
+    return parsed
+
+
+def number_columns(fields: list[str]) -> dict[str, list[float]]:
+    """The number fields of several lines' fields (`split_line`), each name with its values in the
+    order of the lines. Lines of one series mostly write the same fields in the same order: then
+    they are split all at once, in C; otherwise each is read on its own."""
+    joined = "\n".join(fields)
+    if '"' in joined:
+        joined = _STRING_FIELD.sub("", joined).replace(",\n", "\n").removesuffix(",")
+    first_end = joined.find("\n")
+    width = (joined if first_end < 0 else joined[:first_end]).count("=")
+    parts = joined.replace("\n", ",").replace("=", ",").split(",")
+    if width and len(parts) == 2 * width * len(fields):
+        names = parts[0:2 * width:2]
+        if parts[0::2] == names * len(fields):
+            values = parts[1::2]
+            return {name: list(map(float, values[at::width])) for at, name in enumerate(names)}
+    columns: dict[str, list[float]] = {}
+    for text in fields:
+        for name, value in _parse_fields(text).items():
+            if type(value) is float:
+                columns.setdefault(name, []).append(value)
+    return columns

@@ -36,7 +36,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from agent.points import Point
 from collector.config import Inventory, StorageSettings
-from collector.lineprotocol import encode_point
+from collector.lineprotocol import encode_point, number_columns, parse_head, split_line
 from collector.queue import QueuedBatch
 from collector.retention import CADENCE
 from collector.rollups import (
@@ -52,7 +52,7 @@ from collector.rollups import (
     victoriametrics_db,
 )
 from collector.victoriametrics import VictoriaMetricsError, inventory_retention_s, retention_notes
-from collector.writer import BadPointsError, RetryableWriteError, Sink
+from collector.writer import BadPointsError, RetryableWriteError, Sink, Written
 
 log = logging.getLogger("nettvakt.rollups")
 
@@ -128,13 +128,11 @@ class Bucket:
         self.add_values(layout, name, [value])
 
     def add_values(self, layout: Layout, name: str, values: list[float]) -> None:
-        """Fold `values` of field `name` in, in their order (the same sum as adding them one by one)."""
+        """Fold `values` of field `name` in, in their order (sum() from the bucket's sum adds them
+        one by one, as InfluxDB does)."""
         stats, at = self.stats, STATS * layout.slot[name]
         stats[at] += len(values)
-        total = stats[at + 1]
-        for value in values:
-            total += value
-        stats[at + 1] = total
+        stats[at + 1] = sum(values, stats[at + 1])
         low, high = min(values), max(values)
         if low < stats[at + 2]:
             stats[at + 2] = low
@@ -147,14 +145,6 @@ class Bucket:
                 self.values[kept] = array("d", values)
             else:
                 held.extend(values)
-
-    def add_all(self, layout: Layout, points_fields: list[Mapping[str, Any]]) -> None:
-        """`add` of every number of the layout's fields in these points' fields, in their order."""
-        names = layout.slot.keys() & (points_fields[0].keys() if len(points_fields) == 1 else set().union(*points_fields))
-        for name in names:
-            values = [float(f[name]) for f in points_fields if name in f and type(f[name]) is not str]
-            if values:
-                self.add_values(layout, name, values)
 
     def value(self, layout: Layout, name: str, aggregate: str) -> float | None:
         """`aggregate` of the values of `name` folded in; None when none were."""
@@ -345,7 +335,7 @@ class RollupEngine:
         self.stats.late_points = int(marks.get("late_points", 0))
         self.open: dict[str, dict[BucketKey, Bucket]] = {FIVE_MINUTES: {}, HOURLY: {}}
         self._tags: dict[Tags, Tags] = {}  # one tuple per series, shared by its buckets
-        self._series: dict[tuple[str, ...], Tags] = {}  # (measurement, *tags as a point has them) -> its series
+        self._series: dict[str, tuple[str, Tags]] = {}  # a line's head -> its measurement and series
         self._tags_text: dict[Tags, str] = {}
         rows = self._db.execute("SELECT resolution, measurement, tags, start_ns, layout, state FROM bucket").fetchall()
         for resolution, measurement, tags, start_ns, signature, state in rows:
@@ -384,61 +374,58 @@ class RollupEngine:
     def close(self) -> None:
         self._db.close()
 
-    # --- folding ----------------------------------------------------------------------------------
-    async def fold(self, batches: list[QueuedBatch], written: list[Point]) -> None:
-        """Fold the points the storage took from `batches` into their open buckets and commit,
-        once per batch (a batch written again after a crash was folded already). Raises
-        RetryableWriteError when the state cannot be saved: the batches stay in the queue."""
-        if not batches:
+    # --- folding ---------------------------------------------------------------------------------
+    async def fold(self, written: Written) -> None:
+        """Fold what the storage took of the written batches (their lines but the refused ones)
+        into their open buckets and commit once for all of them; a batch folded before (written
+        again after a crash) is not folded again. Raises RetryableWriteError when the state cannot
+        be saved: the batches stay in the queue."""
+        if not written.batches:
             return
         async with self._lock:
-            await asyncio.to_thread(self._fold, batches, written)
+            await asyncio.to_thread(self._fold, written)
 
-    def _fold(self, batches: list[QueuedBatch], written: list[Point]) -> None:
-        highest = max(b.id for b in batches)
+    def _fold(self, written: Written) -> None:
+        highest = max(b.id for b in written.batches)
         if highest <= self.folded_through:
             return
-        folded_before = {id(p) for b in batches if b.id <= self.folded_through for p in b.points}
+        # The lines of each 5-minute bucket of each series first (read no further than their head
+        # and time), then each bucket's fields all at once, in the order they came.
+        by_bucket: dict[tuple[str, int], list[str]] = {}
+        for batch in written.batches:
+            if batch.id <= self.folded_through:
+                continue
+            for line in written.lines_of(batch):
+                head, fields, time_ns = split_line(line)
+                key = (head, time_ns - time_ns % FIVE_MINUTE_NS)
+                lines = by_bucket.get(key)
+                if lines is None:
+                    by_bucket[key] = [fields]
+                else:
+                    lines.append(fields)
         open_5m = self.open[FIVE_MINUTES]
-        # The points of each bucket first, then each field of a bucket at once: a batch holds several
-        # points of a series in one bucket (a backlog, or a probe every 30 s), and a field's values
-        # are folded in the order they came, as one at a time would.
-        groups: dict[BucketKey, list[Mapping[str, Any]]] = {}
-        late = folded = 0
-        for point in written:
-            plan = PLANS.get(point.measurement)
-            if plan is None or (folded_before and id(point) in folded_before):
-                continue
-            slot = plan.raw.slot
-            if not any(name in slot and type(value) is not str for name, value in point.fields.items()):
-                continue
-            start = point.time_ns - point.time_ns % FIVE_MINUTE_NS
-            if start < self.closed_before_ns:
-                late += 1
-                continue
-            tags = point.tags
-            raw = (point.measurement, *tags.items())
-            series = self._series.get(raw)
-            if series is None:
-                if len(self._series) >= SERIES_CACHE:
-                    self._series.clear()
-                found = tags_key(tags)
-                series = self._series[raw] = self._tags.setdefault(found, found)
-            key = (point.measurement, series, start)
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [point.fields]
-            else:
-                group.append(point.fields)
-            folded += 1
         touched: dict[BucketKey, Bucket] = {}
-        for key, fields in groups.items():
-            layout = PLANS[key[0]].raw
+        late = folded = 0
+        for (head, start), fields in by_bucket.items():
+            measurement, series = self._series_of(head)
+            plan = PLANS.get(measurement)
+            if plan is None:
+                continue
+            layout = plan.raw
+            if start < self.closed_before_ns:  # its bucket was written: each point with a number to fold is late
+                late += sum(1 for text in fields if number_columns([text]).keys() & layout.slot.keys())
+                continue
+            columns = {name: values for name, values in number_columns(fields).items() if name in layout.slot}
+            if not columns:
+                continue
+            key = (measurement, series, start)
             bucket = open_5m.get(key)
             if bucket is None:
                 bucket = open_5m[key] = Bucket(layout)
-            bucket.add_all(layout, fields)
+            for name, values in columns.items():
+                bucket.add_values(layout, name, values)
             touched[key] = bucket
+            folded += len(fields)
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -452,6 +439,17 @@ class RollupEngine:
         self.stats.folded_points += folded
         if late:
             log.info("%d point(s) arrived after their 5-minute bucket was written: kept raw, not in the rollups", late)
+
+    def _series_of(self, head: str) -> tuple[str, Tags]:
+        """The measurement and the series (its tags sorted, one tuple per series) of a line's head."""
+        found = self._series.get(head)
+        if found is None:
+            if len(self._series) >= SERIES_CACHE:
+                self._series.clear()
+            measurement, tags = parse_head(head)
+            series = tags_key(tags)
+            found = self._series[head] = (measurement, self._tags.setdefault(series, series))
+        return found
 
     # --- closing ----------------------------------------------------------------------------------
     def due_mark(self, now_ns: int) -> int:

@@ -16,7 +16,7 @@ import pytest
 from agent.points import Point
 from collector.queue import QueuedBatch
 from collector.rollup_engine import LATE_S, Bucket, Layout, RollupEngine, influx_percentile
-from collector.writer import BadPointsError
+from collector.writer import BadPointsError, Written
 from test_retention import nearest_rank_p95
 
 NS = 1_000_000_000
@@ -80,7 +80,7 @@ def test_a_bucket_closes_two_hours_after_its_end_and_its_hour_with_its_last_buck
     points.append(Point("device", {"site": "radhus", "device": "printer-1"}, {"pages_total": 1000.0, "reason": "ok"}, T0 + 10 * NS))
     points.append(Point("device", {"site": "radhus", "device": "printer-1"}, {"pages_total": 1012.0}, T0 + 250 * NS))
     points.append(Point("alert", {"rule": "r", "subject": "s"}, {"active": 1.0}, T0))  # an event: never rolled up
-    asyncio.run(rollups.fold([QueuedBatch.of_points(1, "agent:pc1", 1, points)], points))
+    asyncio.run(rollups.fold(Written([QueuedBatch.of_points(1, "agent:pc1", 1, points)])))
 
     async def close_at(now_ns: int) -> int:
         clock.now_ns = now_ns
@@ -111,7 +111,7 @@ def test_a_bucket_closes_two_hours_after_its_end_and_its_hour_with_its_last_buck
 
     # A point for a bucket already written is late: counted, not folded (its bucket would be written twice).
     late = [probe(T0 + 5 * NS, 99.0)]
-    asyncio.run(rollups.fold([QueuedBatch.of_points(2, "agent:pc1", 2, late)], late))
+    asyncio.run(rollups.fold(Written([QueuedBatch.of_points(2, "agent:pc1", 2, late)])))
     assert rollups.health()["late_points"] == 1 and rollups.health()["open_buckets"]["5m"] == 0
     rollups.close()
 
@@ -121,7 +121,7 @@ def test_additive_fields_are_summed_and_an_hour_of_them_too(tmp_path: Path) -> N
     rollups = engine(tmp_path, sink, clock)
     tags = {"site": "radhus", "kind": "target", "target": "gw"}
     points = [Point("availability", tags, {"up": 1.0, "up_s": 5.0 if i % 4 else 0.0, "judged_s": 5.0}, T0 + i * 5 * NS) for i in range(720)]
-    asyncio.run(rollups.fold([QueuedBatch.of_points(7, "collector", 7, points)], points))
+    asyncio.run(rollups.fold(Written([QueuedBatch.of_points(7, "collector", 7, points)])))
     clock.now_ns = T0 + HOUR + LATE_S * NS
     assert asyncio.run(rollups.close_due()) == 13
     hour = fields_of(sink.rows["t_1h"][0])[1]
@@ -135,14 +135,14 @@ def test_state_survives_a_restart_and_a_replayed_batch_is_not_folded_twice(tmp_p
     first = engine(tmp_path, sink, clock)
     batch_1 = [probe(T0 + i * 10 * NS, float(i)) for i in range(15)]
     batch_2 = [probe(T0 + (15 + i) * 10 * NS, float(15 + i)) for i in range(15)]
-    asyncio.run(first.fold([QueuedBatch.of_points(1, "agent:pc1", 1, batch_1)], batch_1))
+    asyncio.run(first.fold(Written([QueuedBatch.of_points(1, "agent:pc1", 1, batch_1)])))
     first.close()  # a crash after the fold was committed, before the queue let go of the batch
 
     second = engine(tmp_path, sink, clock, highest_id=1)
     assert second.health()["open_buckets"]["5m"] == 1
     # The writer drains the queue again from batch 1: it is written again, but folded only once.
-    asyncio.run(second.fold([QueuedBatch.of_points(1, "agent:pc1", 1, batch_1), QueuedBatch.of_points(2, "agent:pc1", 2, batch_2)], batch_1 + batch_2))
-    asyncio.run(second.fold([QueuedBatch.of_points(2, "agent:pc1", 2, batch_2)], batch_2))
+    asyncio.run(second.fold(Written([QueuedBatch.of_points(1, "agent:pc1", 1, batch_1), QueuedBatch.of_points(2, "agent:pc1", 2, batch_2)])))
+    asyncio.run(second.fold(Written([QueuedBatch.of_points(2, "agent:pc1", 2, batch_2)])))
     clock.now_ns = T0 + MIN5 + LATE_S * NS
     assert asyncio.run(second.close_due()) == 1
     row = fields_of(sink.rows["t_5m"][0])[1]
@@ -154,7 +154,7 @@ def test_state_survives_a_restart_and_a_replayed_batch_is_not_folded_twice(tmp_p
     third = engine(tmp_path, sink, clock, highest_id=0)
     assert third.folded_through == 0
     fresh = [probe(T0 + HOUR * 3, 5.0)]
-    asyncio.run(third.fold([QueuedBatch.of_points(1, "agent:pc1", 1, fresh)], fresh))
+    asyncio.run(third.fold(Written([QueuedBatch.of_points(1, "agent:pc1", 1, fresh)])))
     assert third.health()["open_buckets"]["5m"] == 1
     third.close()
 
@@ -163,7 +163,7 @@ def test_a_refused_write_changes_nothing_and_the_rows_are_written_at_the_next_ro
     sink, clock = RecordingSink(), Clock(T0)
     rollups = engine(tmp_path, sink, clock)
     points = [probe(T0 + i * 30 * NS, float(i)) for i in range(10)]
-    asyncio.run(rollups.fold([QueuedBatch.of_points(1, "agent:pc1", 1, points)], points))
+    asyncio.run(rollups.fold(Written([QueuedBatch.of_points(1, "agent:pc1", 1, points)])))
     clock.now_ns = T0 + HOUR + LATE_S * NS
     sink.refuse = "HTTP 404: retention policy not found: nettvakt_5m"
     with pytest.raises(BadPointsError):
