@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable, Mapping
 from types import MappingProxyType
 
 from agent.contract import IDENTIFIER, RESERVED_KEYS
@@ -240,8 +240,9 @@ def parse_line(line: str) -> Point:
 
 
 # --- reading many lines at once, for folding (collector/rollup_engine.py) --------------------------
-# A string field with the comma after it: taken out before the numbers are split.
-_STRING_FIELD = re.compile(r'[a-z][a-z0-9_]*="(?:[^"\\]|\\.)*",?', re.DOTALL)
+# A string field's value: replaced by a word no number is before the numbers are split.
+_STRING_VALUE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_A_NUMBER = "s"
 
 
 def split_line(line: str) -> tuple[str, str, int]:
@@ -274,13 +275,13 @@ def parse_head(head: str) -> tuple[str, Mapping[str, str]]:
     return parsed
 
 
-def number_columns(fields: list[str]) -> dict[str, list[float]]:
-    """The number fields of several lines' fields (`split_line`), each name with its values in the
-    order of the lines. Lines of one series mostly write the same fields in the same order: then
-    they are split all at once, in C; otherwise each is read on its own."""
+def number_columns(fields: list[str], wanted: Container[str]) -> dict[str, list[float]]:
+    """The `wanted` number fields of several lines' fields (`split_line`), each name with its values
+    in the order of the lines. Lines of one series mostly write the same fields in the same order:
+    then they are split all at once, in C; otherwise each is read on its own."""
     joined = "\n".join(fields)
     if '"' in joined:
-        joined = _STRING_FIELD.sub("", joined).replace(",\n", "\n").removesuffix(",")
+        joined = _STRING_VALUE.sub(_NOT_A_NUMBER, joined)
     first_end = joined.find("\n")
     width = (joined if first_end < 0 else joined[:first_end]).count("=")
     parts = joined.replace("\n", ",").replace("=", ",").split(",")
@@ -288,10 +289,19 @@ def number_columns(fields: list[str]) -> dict[str, list[float]]:
         names = parts[0:2 * width:2]
         if parts[0::2] == names * len(fields):
             values = parts[1::2]
-            return {name: list(map(float, values[at::width])) for at, name in enumerate(names)}
+            columns = {}
+            for at, name in enumerate(names):
+                if name in wanted:
+                    column = values[at::width]
+                    try:
+                        columns[name] = list(map(float, column))
+                    except ValueError:  # a string among them (a field is a number or a string by the contract)
+                        if numbers := [float(v) for v in column if v != _NOT_A_NUMBER]:
+                            columns[name] = numbers
+            return columns
     columns: dict[str, list[float]] = {}
     for text in fields:
         for name, value in _parse_fields(text).items():
-            if type(value) is float:
+            if type(value) is float and name in wanted:
                 columns.setdefault(name, []).append(value)
     return columns

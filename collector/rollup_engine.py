@@ -30,6 +30,8 @@ import sqlite3
 import time
 from array import array
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import itemgetter
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
@@ -69,6 +71,9 @@ WRITE_LINES = 5000
 SERIES_CACHE = 50_000
 STATE_FILE = "rollups.sqlite3"
 
+# A table with rowids and a unique key: a bucket's state is hundreds of bytes, which SQLite stores
+# several times slower in a WITHOUT ROWID table (its key is the row); a state file of that first
+# schema is converted when opened (`_convert`).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bucket (
     resolution TEXT NOT NULL,
@@ -77,8 +82,8 @@ CREATE TABLE IF NOT EXISTS bucket (
     start_ns INTEGER NOT NULL,
     layout TEXT NOT NULL,
     state BLOB NOT NULL,
-    PRIMARY KEY (resolution, measurement, tags, start_ns)
-) WITHOUT ROWID;
+    UNIQUE (resolution, measurement, tags, start_ns)
+);
 CREATE TABLE IF NOT EXISTS mark (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -101,16 +106,46 @@ class Layout:
     slot: Mapping[str, int]  # name -> its index in names
     kept_slot: Mapping[str, int]  # name -> its index in kept
     template: array  # the stats of an empty bucket
+    signature: str  # stored beside each bucket: a state written under another contract is read by name
+    # The layouts of some of its fields, by their indices in names, made once: a bucket is saved
+    # with the fields it holds only.
+    parts: dict[tuple[int, ...], "Part"] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, names: tuple[str, ...], kept: tuple[str, ...]) -> "Layout":
         return cls(names, kept, MappingProxyType({n: i for i, n in enumerate(names)}),
-                   MappingProxyType({n: i for i, n in enumerate(kept)}), array("d", _EMPTY * len(names)))
+                   MappingProxyType({n: i for i, n in enumerate(kept)}), array("d", _EMPTY * len(names)), ",".join(names) + "|" + ",".join(kept))
 
-    @property
-    def signature(self) -> str:
-        """Stored beside each bucket: a state written under another contract is read by name."""
-        return ",".join(self.names) + "|" + ",".join(self.kept)
+    @classmethod
+    def of_signature(cls, signature: str) -> "Layout":
+        found = _SIGNED.get(signature)
+        if found is None:
+            names, _, kept = signature.partition("|")
+            found = _SIGNED[signature] = cls.of(tuple(names.split(",")) if names else (), tuple(kept.split(",")) if kept else ())
+        return found
+
+    def part(self, used: tuple[int, ...]) -> "Part":
+        """The fields at these indices of names: their layout, and how to take their stats and kept values from a bucket."""
+        found = self.parts.get(used)
+        if found is None:
+            names = tuple(self.names[i] for i in used)
+            layout = Layout.of(names, tuple(n for n in self.kept if n in names))
+            found = self.parts[used] = Part(layout, itemgetter(*(STATS * i + k for i in used for k in range(STATS))),
+                                            tuple(self.kept_slot[n] for n in layout.kept))
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """Some fields of a layout, as a bucket holding only those is saved."""
+
+    layout: Layout
+    take_stats: Callable[[array], tuple[float, ...]]  # their stats, in order, from a bucket's
+    kept_at: tuple[int, ...]  # the indices of their kept values in the bucket's
+
+
+# Layouts read from the state file, by signature (a few per measurement).
+_SIGNED: dict[str, Layout] = {}
 
 
 class Bucket:
@@ -168,15 +203,22 @@ class Bucket:
         twin.values = [None if v is None else array("d", v) for v in self.values]
         return twin
 
-    def pack(self) -> bytes:
-        return (self.stats.tobytes() + array("I", [len(v) if v else 0 for v in self.values]).tobytes()
-                + b"".join(v.tobytes() for v in self.values if v))
+    def pack(self, layout: Layout) -> tuple[str, bytes]:
+        """The signature and the bytes of the fields it holds (most buckets hold a few of their
+        layout's fields): the stats of each, then how many values each kept one has, then those."""
+        stats = self.stats
+        used = tuple(compress(range(len(layout.names)), stats[0::STATS]))  # the fields counted
+        if len(used) == len(layout.names):
+            signature, held, values = layout.signature, stats.tobytes(), self.values
+        else:
+            part = layout.part(used)
+            signature, held, values = part.layout.signature, array("d", part.take_stats(stats)).tobytes(), [self.values[i] for i in part.kept_at]
+        return signature, held + array("I", [len(v) if v else 0 for v in values]).tobytes() + b"".join(v.tobytes() for v in values if v)
 
     @classmethod
     def unpack(cls, layout: Layout, signature: str, blob: bytes) -> "Bucket":
         """A bucket saved under `signature`; fields the layout no longer has are left out."""
-        names, _, kept = signature.partition("|")
-        old = Layout.of(tuple(names.split(",")) if names else (), tuple(kept.split(",")) if kept else ())
+        old = Layout.of_signature(signature)
         width = STATS * len(old.names) * 8
         stats = array("d")
         stats.frombytes(blob[:width])
@@ -317,6 +359,7 @@ class RollupEngine:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._convert()
         self._db.executescript(SCHEMA)
         self._load()
         if queue_highest_id < self.folded_through:
@@ -328,6 +371,21 @@ class RollupEngine:
                 self._set_marks({"folded_through": 0})
 
     # --- state ------------------------------------------------------------------------------------
+    def _convert(self) -> None:
+        """A state file whose buckets are in a WITHOUT ROWID table (the first schema) gets the table
+        of SCHEMA, every bucket copied, in one transaction: killed halfway, the file is as it was."""
+        row = self._db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'bucket'").fetchone()
+        if row is None or "WITHOUT ROWID" not in row[0].upper():
+            return
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("ALTER TABLE bucket RENAME TO bucket_before")
+            self._db.execute(SCHEMA.split(";")[0])
+            moved = self._db.execute("INSERT INTO bucket (resolution, measurement, tags, start_ns, layout, state) "
+                                     "SELECT resolution, measurement, tags, start_ns, layout, state FROM bucket_before").rowcount
+            self._db.execute("DROP TABLE bucket_before")
+        log.info("rollup state %s converted to its table with rowids: %d open bucket(s) kept", self.path, moved)
+
     def _load(self) -> None:
         marks = dict(self._db.execute("SELECT name, value FROM mark").fetchall())
         self.folded_through = int(marks.get("folded_through", 0))  # the last batch id folded
@@ -354,7 +412,7 @@ class RollupEngine:
         self._db.executemany(
             "INSERT INTO bucket (resolution, measurement, tags, start_ns, layout, state) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(resolution, measurement, tags, start_ns) DO UPDATE SET layout = excluded.layout, state = excluded.state",
-            [(resolution, m, self._tags_json(tags), start, PLANS[m].layout(resolution).signature, bucket.pack())
+            [(resolution, m, self._tags_json(tags), start, *bucket.pack(PLANS[m].layout(resolution)))
              for (m, tags, start), bucket in buckets],
         )
 
@@ -413,9 +471,9 @@ class RollupEngine:
                 continue
             layout = plan.raw
             if start < self.closed_before_ns:  # its bucket was written: each point with a number to fold is late
-                late += sum(1 for text in fields if number_columns([text]).keys() & layout.slot.keys())
+                late += sum(1 for text in fields if number_columns([text], layout.slot))
                 continue
-            columns = {name: values for name, values in number_columns(fields).items() if name in layout.slot}
+            columns = number_columns(fields, layout.slot)
             if not columns:
                 continue
             key = (measurement, series, start)

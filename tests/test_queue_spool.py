@@ -174,17 +174,28 @@ def test_what_is_read_back_from_the_lines_is_the_points_queued(tmp_path: Path) -
     for line in batch.lines:
         head, fields, time_ns = split_line(line)
         measurement, tags = parse_head(head)
-        folded.append((measurement, sorted(tags.items()), {k: v[0] for k, v in number_columns([fields]).items()}, time_ns))
+        folded.append((measurement, sorted(tags.items()), {k: v[0] for k, v in number_columns([fields], ANY_NAME).items()}, time_ns))
     assert folded == [(m, tags, {k: v for k, v in fields.items() if not isinstance(v, str)}, t) for m, tags, fields, t in expected]
     assert batch.oldest_ns == 5
+
+
+class _AnyName:
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+ANY_NAME = _AnyName()
 
 
 def test_number_columns_of_many_lines_are_each_fields_values_in_order() -> None:
     """Lines of one series with the same fields are split all at once; any other mix line by line: the same columns."""
     same = ['up=1.0,method="icmp, \\"dgram\\"",rtt_ms=4.5', 'up=0.0,method="",rtt_ms=9.25', 'up=1.0,method="x\ny=2",rtt_ms=1e-05']
-    assert number_columns(same) == {"up": [1.0, 0.0, 1.0], "rtt_ms": [4.5, 9.25, 1e-05]}
+    assert number_columns(same, ANY_NAME) == {"up": [1.0, 0.0, 1.0], "rtt_ms": [4.5, 9.25, 1e-05]}
+    assert number_columns(same, {"rtt_ms", "method"}) == {"rtt_ms": [4.5, 9.25, 1e-05]}
     mixed = ['rtt_ms=4.5,up=1.0', 'up=0.0', 'reason="down"', 'up=1.0,rtt_ms=2.0,loss_pct=50.0']
-    assert number_columns(mixed) == {"rtt_ms": [4.5, 2.0], "up": [1.0, 0.0, 1.0], "loss_pct": [50.0]}
+    assert number_columns(mixed, ANY_NAME) == {"rtt_ms": [4.5, 2.0], "up": [1.0, 0.0, 1.0], "loss_pct": [50.0]}
+    # A field that is a string in one line and a number in another (not by the contract): its numbers only.
+    assert number_columns(['up=1.0,state="x"', 'up=0.0,state=2.0'], ANY_NAME) == {"up": [1.0, 0.0], "state": [2.0]}
 
 
 def test_a_drained_queue_gives_its_space_back() -> None:

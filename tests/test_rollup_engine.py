@@ -8,6 +8,7 @@ holds the same engine against real VictoriaMetrics and influxd.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import statistics
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 
 from agent.points import Point
 from collector.queue import QueuedBatch
-from collector.rollup_engine import LATE_S, Bucket, Layout, RollupEngine, influx_percentile
+from collector.rollup_engine import LATE_S, PLANS, Bucket, Layout, RollupEngine, influx_percentile
 from collector.writer import BadPointsError, Written
 from test_retention import nearest_rank_p95
 
@@ -188,8 +189,56 @@ def test_a_bucket_saved_under_another_contract_is_read_by_field_name() -> None:
         bucket.add(before, "rtt_ms", value)
         bucket.add(before, "old_ms", value * 10)
     bucket.add(before, "up", 1.0)
-    same = Bucket.unpack(before, before.signature, bucket.pack())
+    same = Bucket.unpack(before, *bucket.pack(before))
     assert same.stats == bucket.stats and same.values == bucket.values
-    moved = Bucket.unpack(after, before.signature, bucket.pack())
+    moved = Bucket.unpack(after, *bucket.pack(before))
     assert moved.value(after, "rtt_ms", "mean") == 2.0 and moved.value(after, "rtt_ms", "p95") == 3.0
     assert moved.value(after, "up", "max") == 1.0 and moved.value(after, "new_ms", "mean") is None
+
+
+def test_a_bucket_is_saved_with_the_fields_it_holds_and_read_back_whole() -> None:
+    layout = PLANS["probe"].raw
+    bucket = Bucket(layout)
+    bucket.add_values(layout, "rtt_ms", [3.0, 1.0, 2.0])
+    bucket.add_values(layout, "up", [1.0, 0.0, 1.0])
+    signature, blob = bucket.pack(layout)
+    assert signature == "up,rtt_ms|rtt_ms" and len(blob) == 2 * 4 * 8 + 4 + 3 * 8
+    back = Bucket.unpack(layout, signature, blob)
+    assert back.stats == bucket.stats and back.values == bucket.values
+
+
+def test_a_state_file_of_the_first_schema_is_converted_and_keeps_its_buckets(tmp_path: Path) -> None:
+    """The buckets were first kept in a WITHOUT ROWID table (several times slower to save into):
+    opened, the file gets the table with rowids, every open bucket and the marks kept."""
+    sink, clock = RecordingSink(), Clock(T0)
+    points = [probe(T0 + i * 30 * NS, float(i)) for i in range(20)]
+    first = engine(tmp_path, sink, clock)
+    first.close()
+    with sqlite3.connect(tmp_path / "rollups.sqlite3") as db:  # as the first schema made it
+        db.execute("DROP TABLE bucket")
+        db.execute("CREATE TABLE bucket (resolution TEXT NOT NULL, measurement TEXT NOT NULL, tags TEXT NOT NULL, start_ns INTEGER NOT NULL, "
+                   "layout TEXT NOT NULL, state BLOB NOT NULL, PRIMARY KEY (resolution, measurement, tags, start_ns)) WITHOUT ROWID")
+    db.close()
+    old = engine(tmp_path, sink, clock)
+    asyncio.run(old.fold(Written([QueuedBatch.of_points(1, "agent:pc1", 1, points)])))
+    old.close()
+    with sqlite3.connect(tmp_path / "rollups.sqlite3") as db:  # the first schema again, holding the buckets just folded
+        rows = db.execute("SELECT resolution, measurement, tags, start_ns, layout, state FROM bucket").fetchall()
+        db.execute("DROP TABLE bucket")
+        db.execute("CREATE TABLE bucket (resolution TEXT NOT NULL, measurement TEXT NOT NULL, tags TEXT NOT NULL, start_ns INTEGER NOT NULL, "
+                   "layout TEXT NOT NULL, state BLOB NOT NULL, PRIMARY KEY (resolution, measurement, tags, start_ns)) WITHOUT ROWID")
+        db.executemany("INSERT INTO bucket VALUES (?, ?, ?, ?, ?, ?)", rows)
+    db.close()
+    assert len(rows) == 2
+
+    converted = engine(tmp_path, sink, clock, highest_id=1)
+    assert converted.folded_through == 1 and converted.health()["open_buckets"]["5m"] == 2
+    with sqlite3.connect(tmp_path / "rollups.sqlite3") as db:
+        table = db.execute("SELECT sql FROM sqlite_master WHERE name = 'bucket'").fetchone()[0]
+    db.close()
+    assert "WITHOUT ROWID" not in table
+    clock.now_ns = T0 + 2 * MIN5 + LATE_S * NS
+    assert asyncio.run(converted.close_due()) == 2
+    rtts = sorted(fields_of(line)[1]["rtt_ms"] for line in sink.rows["t_5m"])
+    assert rtts == [statistics.fmean(range(10)), statistics.fmean(range(10, 20))]
+    converted.close()
