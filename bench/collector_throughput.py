@@ -433,7 +433,7 @@ def one_run(load: Load, systems: list[str], args: argparse.Namespace) -> dict[st
 
 
 BREAKDOWN = """
-import asyncio, json, sys, tempfile, time
+import asyncio, inspect, json, sys, tempfile, time
 from pathlib import Path
 from agent.report import parse_batch
 import collector.ingest as ingest
@@ -491,7 +491,11 @@ with tempfile.TemporaryDirectory() as tmp:
             pass
 
     engine = RollupEngine(Path(tmp) / "rollups.sqlite3", Sink(), {}, queue_highest_id=0)
-    stage("rollup_fold_us", lambda: asyncio.run(engine.fold(batches, [p for b in batches for p in b.points])), repeat=1)
+    if len(inspect.signature(RollupEngine.fold).parameters) == 2:  # folds what the writer took, from its lines
+        from collector.writer import Written
+        stage("rollup_fold_us", lambda: asyncio.run(engine.fold(Written(batches))), repeat=1)
+    else:  # folds points, read back from the lines where not kept in memory
+        stage("rollup_fold_us", lambda: asyncio.run(engine.fold(batches, [p for b in batches for p in b.points])), repeat=1)
     engine.close()
     queue.close()
 print(json.dumps(out))

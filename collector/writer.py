@@ -279,11 +279,16 @@ class QueueWriter:
         moved = 0
         try:
             while True:
+                self._wake.clear()  # before looking: a batch stored after the look wakes the wait below
                 await self._take()
                 sending = [t.sending for t in self._taken if t.sending is not None]
                 if not sending:
                     return moved + await self._release()
-                await asyncio.wait(sending, return_when=asyncio.FIRST_COMPLETED)
+                # Until a write finishes or, while there is room for another, a batch is stored.
+                stored = asyncio.ensure_future(self._wake.wait()) if len(self._taken) < self.write_concurrency else None
+                await asyncio.wait(sending + ([stored] if stored else []), return_when=asyncio.FIRST_COMPLETED)
+                if stored is not None:
+                    stored.cancel()
                 failure = self._settle()
                 moved += await self._release()
                 if failure is not None:
