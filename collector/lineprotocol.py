@@ -275,31 +275,35 @@ def parse_head(head: str) -> tuple[str, Mapping[str, str]]:
     return parsed
 
 
-def number_columns(fields: list[str], wanted: Container[str]) -> dict[str, list[float]]:
-    """The `wanted` number fields of several lines' fields (`split_line`), each name with its values
-    in the order of the lines. Lines of one series mostly write the same fields in the same order:
-    then they are split all at once, in C; otherwise each is read on its own."""
+def aligned_number_columns(fields: list[str], wanted: Container[str]) -> dict[str, list[float]] | None:
+    """The `wanted` number fields of several lines' fields (`split_line`), each name with one value
+    per line, in the order of the lines, split all at once (in C); None unless every line writes
+    the same fields in the same order, the wanted ones numbers (as the lines of one series mostly do)."""
     joined = "\n".join(fields)
     if '"' in joined:
         joined = _STRING_VALUE.sub(_NOT_A_NUMBER, joined)
     first_end = joined.find("\n")
     width = (joined if first_end < 0 else joined[:first_end]).count("=")
     parts = joined.replace("\n", ",").replace("=", ",").split(",")
-    if width and len(parts) == 2 * width * len(fields):
-        names = parts[0:2 * width:2]
-        if parts[0::2] == names * len(fields):
-            values = parts[1::2]
-            columns = {}
-            for at, name in enumerate(names):
-                if name in wanted:
-                    column = values[at::width]
-                    try:
-                        columns[name] = list(map(float, column))
-                    except ValueError:  # a string among them (a field is a number or a string by the contract)
-                        if numbers := [float(v) for v in column if v != _NOT_A_NUMBER]:
-                            columns[name] = numbers
-            return columns
-    columns: dict[str, list[float]] = {}
+    if not width or len(parts) != 2 * width * len(fields):
+        return None
+    names = parts[0:2 * width:2]
+    if parts[0::2] != names * len(fields):
+        return None
+    values = parts[1::2]
+    try:
+        return {name: list(map(float, values[at::width])) for at, name in enumerate(names) if name in wanted}
+    except ValueError:  # a string where a number is wanted (not by the contract)
+        return None
+
+
+def number_columns(fields: list[str], wanted: Container[str]) -> dict[str, list[float]]:
+    """The `wanted` number fields of several lines' fields, each name with its values in the order
+    of the lines (a line without it adds none): all at once where they are aligned, else line by line."""
+    columns = aligned_number_columns(fields, wanted)
+    if columns is not None:
+        return columns
+    columns = {}
     for text in fields:
         for name, value in _parse_fields(text).items():
             if type(value) is float and name in wanted:

@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from agent.points import Point
 from collector.config import Inventory, StorageSettings
-from collector.lineprotocol import encode_point, number_columns, parse_head, split_line
+from collector.lineprotocol import aligned_number_columns, encode_point, number_columns, parse_head, split_line
 from collector.queue import QueuedBatch
 from collector.retention import CADENCE
 from collector.rollups import (
@@ -106,6 +106,7 @@ class Layout:
     slot: Mapping[str, int]  # name -> its index in names
     kept_slot: Mapping[str, int]  # name -> its index in kept
     template: array  # the stats of an empty bucket
+    kept_index: tuple[int, ...]  # each kept field's index in names
     signature: str  # stored beside each bucket: a state written under another contract is read by name
     # The layouts of some of its fields, by their indices in names, made once: a bucket is saved
     # with the fields it holds only.
@@ -114,7 +115,8 @@ class Layout:
     @classmethod
     def of(cls, names: tuple[str, ...], kept: tuple[str, ...]) -> "Layout":
         return cls(names, kept, MappingProxyType({n: i for i, n in enumerate(names)}),
-                   MappingProxyType({n: i for i, n in enumerate(kept)}), array("d", _EMPTY * len(names)), ",".join(names) + "|" + ",".join(kept))
+                   MappingProxyType({n: i for i, n in enumerate(kept)}), array("d", _EMPTY * len(names)),
+                   tuple(names.index(n) for n in kept), ",".join(names) + "|" + ",".join(kept))
 
     @classmethod
     def of_signature(cls, signature: str) -> "Layout":
@@ -150,7 +152,8 @@ _SIGNED: dict[str, Layout] = {}
 
 class Bucket:
     """One open bucket, compact (a few hundred bytes, not a Python float per number): the stats
-    of each field of its layout in one array of doubles, and the values of each kept field."""
+    of each field of its layout in one array of doubles, and the values of each kept field. A kept
+    field's stats are made from its values when asked (`value`): folding only appends them."""
 
     __slots__ = ("stats", "values")
 
@@ -165,6 +168,14 @@ class Bucket:
     def add_values(self, layout: Layout, name: str, values: list[float]) -> None:
         """Fold `values` of field `name` in, in their order (sum() from the bucket's sum adds them
         one by one, as InfluxDB does)."""
+        kept = layout.kept_slot.get(name)
+        if kept is not None:
+            held = self.values[kept]
+            if held is None:
+                self.values[kept] = array("d", values)
+            else:
+                held.extend(values)
+            return
         stats, at = self.stats, STATS * layout.slot[name]
         stats[at] += len(values)
         stats[at + 1] = sum(values, stats[at + 1])
@@ -173,16 +184,30 @@ class Bucket:
             stats[at + 2] = low
         if high > stats[at + 3]:
             stats[at + 3] = high
+
+    def count(self, layout: Layout, name: str) -> int:
+        """How many values of `name` were folded in."""
         kept = layout.kept_slot.get(name)
         if kept is not None:
-            held = self.values[kept]
-            if held is None:
-                self.values[kept] = array("d", values)
-            else:
-                held.extend(values)
+            return len(self.values[kept] or ())
+        return int(self.stats[STATS * layout.slot[name]])
 
     def value(self, layout: Layout, name: str, aggregate: str) -> float | None:
         """`aggregate` of the values of `name` folded in; None when none were."""
+        kept = layout.kept_slot.get(name)
+        if kept is not None:
+            held = self.values[kept]
+            if not held:
+                return None
+            if aggregate == "mean":
+                return sum(held) / len(held)
+            if aggregate == "sum":
+                return sum(held)
+            if aggregate == "min":
+                return min(held)
+            if aggregate == "max":
+                return max(held)
+            return influx_percentile(list(held), 95)
         at = STATS * layout.slot[name]
         count = self.stats[at]
         if count == 0:
@@ -207,7 +232,11 @@ class Bucket:
         """The signature and the bytes of the fields it holds (most buckets hold a few of their
         layout's fields): the stats of each, then how many values each kept one has, then those."""
         stats = self.stats
-        used = tuple(compress(range(len(layout.names)), stats[0::STATS]))  # the fields counted
+        present = stats[0::STATS]  # the fields counted, and the kept ones holding values
+        for at, values in zip(layout.kept_index, self.values):
+            if values:
+                present[at] = 1.0
+        used = tuple(compress(range(len(layout.names)), present))
         if len(used) == len(layout.names):
             signature, held, values = layout.signature, stats.tobytes(), self.values
         else:
@@ -289,6 +318,14 @@ def hour_fields(plan: MeasurementPlan, hour: Bucket) -> dict[str, float]:
         if (value := hour.value(plan.hour, f.name, OF_ROLLUPS[f.aggregate])) is not None:
             row[f.name] = value
     return row
+
+
+def _by_start(starts: list[int], fields: list[str]) -> dict[int, list[str]]:
+    """Lines' fields by the start of their bucket, each bucket's in their order."""
+    out: dict[int, list[str]] = {}
+    for start, text in zip(starts, fields):
+        out.setdefault(start, []).append(text)
+    return out
 
 
 def tags_key(tags: Mapping[str, str]) -> Tags:
@@ -447,43 +484,49 @@ class RollupEngine:
         highest = max(b.id for b in written.batches)
         if highest <= self.folded_through:
             return
-        # The lines of each 5-minute bucket of each series first (read no further than their head
-        # and time), then each bucket's fields all at once, in the order they came.
-        by_bucket: dict[tuple[str, int], list[str]] = {}
+        # Each series' lines first (read no further than their head and time), then the numbers of
+        # all of them at once, then each run of them in one 5-minute bucket folded field by field,
+        # in the order they came.
+        by_series: dict[str, tuple[list[int], list[str]]] = {}
         for batch in written.batches:
             if batch.id <= self.folded_through:
                 continue
             for line in written.lines_of(batch):
                 head, fields, time_ns = split_line(line)
-                key = (head, time_ns - time_ns % FIVE_MINUTE_NS)
-                lines = by_bucket.get(key)
-                if lines is None:
-                    by_bucket[key] = [fields]
+                series = by_series.get(head)
+                if series is None:
+                    by_series[head] = ([time_ns - time_ns % FIVE_MINUTE_NS], [fields])
                 else:
-                    lines.append(fields)
-        open_5m = self.open[FIVE_MINUTES]
+                    series[0].append(time_ns - time_ns % FIVE_MINUTE_NS)
+                    series[1].append(fields)
         touched: dict[BucketKey, Bucket] = {}
         late = folded = 0
-        for (head, start), fields in by_bucket.items():
+        for head, (starts, fields) in by_series.items():
             measurement, series = self._series_of(head)
             plan = PLANS.get(measurement)
             if plan is None:
                 continue
             layout = plan.raw
-            if start < self.closed_before_ns:  # its bucket was written: each point with a number to fold is late
-                late += sum(1 for text in fields if number_columns([text], layout.slot))
+            columns = aligned_number_columns(fields, layout.slot)
+            if columns is None:  # lines of other fields, or in another order: bucket by bucket
+                for start, some in _by_start(starts, fields).items():
+                    run = number_columns(some, layout.slot)
+                    added = self._fold_run(measurement, series, start, layout, run, max(map(len, run.values()), default=0), touched)
+                    late += added if start < self.closed_before_ns else 0
+                    folded += added if start >= self.closed_before_ns else 0
                 continue
-            columns = number_columns(fields, layout.slot)
             if not columns:
                 continue
-            key = (measurement, series, start)
-            bucket = open_5m.get(key)
-            if bucket is None:
-                bucket = open_5m[key] = Bucket(layout)
-            for name, values in columns.items():
-                bucket.add_values(layout, name, values)
-            touched[key] = bucket
-            folded += len(fields)
+            at = 0
+            while at < len(starts):  # runs of lines in one bucket
+                start, end = starts[at], at + 1
+                while end < len(starts) and starts[end] == start:
+                    end += 1
+                run = {name: values[at:end] for name, values in columns.items()}
+                added = self._fold_run(measurement, series, start, layout, run, end - at, touched)
+                late += added if start < self.closed_before_ns else 0
+                folded += added if start >= self.closed_before_ns else 0
+                at = end
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -497,6 +540,23 @@ class RollupEngine:
         self.stats.folded_points += folded
         if late:
             log.info("%d point(s) arrived after their 5-minute bucket was written: kept raw, not in the rollups", late)
+
+    def _fold_run(self, measurement: str, series: Tags, start: int, layout: Layout, columns: Mapping[str, list[float]],
+                  points: int, touched: dict[BucketKey, Bucket]) -> int:
+        """Fold the columns of a run of `points` points into their bucket, unless it was written
+        (then they are late); returns how many points had a number to fold."""
+        if not columns:
+            return 0
+        if start < self.closed_before_ns:
+            return points
+        key = (measurement, series, start)
+        bucket = self.open[FIVE_MINUTES].get(key)
+        if bucket is None:
+            bucket = self.open[FIVE_MINUTES][key] = Bucket(layout)
+        for name, values in columns.items():
+            bucket.add_values(layout, name, values)
+        touched[key] = bucket
+        return points
 
     def _series_of(self, head: str) -> tuple[str, Tags]:
         """The measurement and the series (its tags sorted, one tuple per series) of a line's head."""

@@ -23,7 +23,7 @@ from agent.points import Point
 from collector.influxql import query
 from collector.localservers import free_port, wait_until
 from collector.queue import DurableQueue
-from collector.rollup_engine import FIVE_MINUTE_NS, PLANS, STATE_FILE, STATS, RollupEngine
+from collector.rollup_engine import FIVE_MINUTE_NS, PLANS, STATE_FILE, RollupEngine
 from collector.writer import QueueWriter, RetryableWriteError
 from inventories import InventoryBuilder
 from test_durability import N_AGENTS, Senders, agent_id, token
@@ -173,8 +173,8 @@ def test_sigkill_with_writes_in_flight_every_point_once_and_rollups_equal_raw(ne
     engine = RollupEngine(tmp_path / "collector-data" / STATE_FILE, SlowFailingSink(0.0), {}, queue_highest_id=sys.maxsize)
     try:
         layout = PLANS["host"].raw
-        at = STATS * layout.slot["cpu_pct"]
-        folded = {(dict(tags)["host"], start): tuple(bucket.stats[at:at + STATS])
+        folded = {(dict(tags)["host"], start): (bucket.count(layout, "cpu_pct"),
+                                                *(bucket.value(layout, "cpu_pct", aggregate) for aggregate in ("sum", "min", "max")))
                   for (measurement, tags, start), bucket in engine.open["5m"].items()
                   if measurement == "host" and start >= senders.t0_ns - senders.t0_ns % FIVE_MINUTE_NS}
     finally:
