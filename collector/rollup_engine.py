@@ -6,16 +6,18 @@ continuous queries make: the fields, their names and aggregates from collector/r
 tag kept, buckets aligned on the epoch, the p95 as InfluxQL's percentile() (nearest rank), the
 hour made from its twelve 5-minute buckets as OF_ROLLUPS says.
 
-- The writer hands `fold` every point the storage took (refused points never count), before the
-  batches leave the durable queue.
+- The writer hands `fold` the lines the storage took (refused points never count), before the
+  batches leave the durable queue, all the batches released together at once; of each line only
+  the series, the time and the numbers of the rolled-up fields are read, a series' lines at once.
 - A 5-minute bucket stays open for LATE_S after its end (the continuous queries' RESAMPLE FOR: two
   hours), so a point up to that late is folded into it; then `close_due` writes it and folds it
   into its hour, which is written when its last 5-minute bucket is. A point whose bucket has been
   closed is late: it is in the raw points, not in the rollups, and counted (`late_points`).
-- Durable: every open bucket (count, sum, min, max, and the values of a p95 field) is in SQLite
+- Durable: every open bucket (count, sum, min, max, or the values of a p95 field) is in SQLite
   (data_dir/rollups.sqlite3, synchronous=FULL), committed before the queue lets go of the
-  batches; the committed state names the last batch folded, so a batch written again after a
-  crash is not folded twice. A bucket leaves the state only after the storage took its row.
+  batches; the committed state names the last batch folded (the batches released together are a
+  run from the queue's head), so a batch written again after a crash is not folded twice. A
+  bucket leaves the state only after the storage took its row.
 - Each bucket is written once, when it closes: VictoriaMetrics keeps every sample written, also
   two at the same time, so a row rewritten as points arrive would count twice there.
 """
