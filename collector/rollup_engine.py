@@ -41,7 +41,6 @@ from typing import Any, Callable, Iterable, Mapping
 from agent.points import Point
 from collector.config import Inventory, StorageSettings
 from collector.lineprotocol import aligned_number_columns, encode_point, number_columns, parse_head, split_line
-from collector.queue import QueuedBatch
 from collector.retention import CADENCE
 from collector.rollups import (
     FIVE_MINUTES,
