@@ -317,7 +317,8 @@ class QueueWriter:
 
     async def _take(self) -> None:
         """Start writes up to write_concurrency groups taken: first those whose write failed, in
-        order, then new batches from the queue after the last one taken."""
+        order, then new batches from the queue after the last one taken (all there are when no
+        write is in flight, else only full writes)."""
         for taken in self._taken:
             if taken.sending is None and taken.written is None:
                 taken.sending = asyncio.create_task(self._send(taken.batches), name="storage-write")
@@ -325,7 +326,10 @@ class QueueWriter:
         if room <= 0:
             return
         batches = await asyncio.to_thread(self.queue.peek, room * self.batch_size, self._taken_through)
-        for group in _groups(batches, self.batch_size)[:room]:
+        groups = _groups(batches, self.batch_size)[:room]
+        if self.in_flight and groups and sum(len(b.lines) for b in groups[-1]) < self.batch_size:
+            groups.pop()  # while writes are in flight, another waits for a full batch_size: fewer, larger writes
+        for group in groups:
             self._taken.append(_Taken(group, asyncio.create_task(self._send(group), name="storage-write")))
             self._taken_through = group[-1].id
 
