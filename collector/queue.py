@@ -324,6 +324,11 @@ class DurableQueue:
             cursor.close()
         return out
 
+    def points_after(self, after_id: int) -> int:
+        """How many points wait in the batches after `after_id` (their lines not read)."""
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(SUM(n_points), 0) FROM batch WHERE id > ?", (after_id,)).fetchone()[0])
+
     def ack(self, batch_ids: list[int], written_points: int) -> None:
         if not batch_ids:
             return

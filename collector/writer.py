@@ -325,10 +325,14 @@ class QueueWriter:
         room = self.write_concurrency - len(self._taken)
         if room <= 0:
             return
+        # While writes are in flight another waits for a full batch_size: fewer, larger writes.
+        full_only = self.in_flight > 0
+        if full_only and await asyncio.to_thread(self.queue.points_after, self._taken_through) < self.batch_size:
+            return
         batches = await asyncio.to_thread(self.queue.peek, room * self.batch_size, self._taken_through)
         groups = _groups(batches, self.batch_size)[:room]
-        if self.in_flight and groups and sum(len(b.lines) for b in groups[-1]) < self.batch_size:
-            groups.pop()  # while writes are in flight, another waits for a full batch_size: fewer, larger writes
+        if full_only and groups and sum(len(b.lines) for b in groups[-1]) < self.batch_size:
+            groups.pop()
         for group in groups:
             self._taken.append(_Taken(group, asyncio.create_task(self._send(group), name="storage-write")))
             self._taken_through = group[-1].id

@@ -91,6 +91,49 @@ def test_writes_go_in_flight_together_and_leave_the_queue_in_order_after_a_failu
     queue.close()
 
 
+def test_while_a_write_is_in_flight_another_starts_only_with_a_full_batch_size(tmp_path: Path) -> None:
+    """Fewer, larger writes: what arrives while one is in flight waits until batch_size points are
+    there (or the write in flight has finished), then goes at once, beside it."""
+    queue = DurableQueue(tmp_path / "q.sqlite3")
+    t0 = time.time_ns()
+
+    def put(seq: int) -> None:
+        queue.put("agent:pc1", seq, [Point("host", {"host": "pc1"}, {"cpu_pct": float(i)}, t0 + seq * 1000 + i) for i in range(10)])
+
+    sink = SlowFailingSink(1.0)
+    looked: list[int] = []  # what the writer found waiting each time it looked while a write was in flight
+    points_after = queue.points_after
+
+    def counted(after_id: int) -> int:
+        looked.append(points_after(after_id))
+        return looked[-1]
+
+    queue.points_after = counted  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        writer = QueueWriter(queue, sink, batch_size=20, write_concurrency=WRITE_CONCURRENCY)
+        task = asyncio.create_task(writer.run())
+        try:
+            put(1)
+            writer.wake()
+            await asyncio.wait_for(_until(lambda: writer.in_flight == 1), 10)  # alone: it goes as it is
+            put(2)
+            writer.wake()
+            await asyncio.wait_for(_until(lambda: 10 in looked), 10)  # woken, it found half a write
+            assert writer.in_flight == 1
+            put(3)
+            writer.wake()
+            await asyncio.wait_for(_until(lambda: writer.in_flight == 2), 10)  # a full write: beside the first
+            await asyncio.wait_for(_until(lambda: queue.stats()["queue_points"] == 0), 10)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(scenario())
+    assert [len(body.splitlines()) for body in sink.bodies] == [10, 20] and sink.most_in_flight == 2
+    queue.close()
+
+
 async def _until(condition) -> None:  # type: ignore[no-untyped-def]
     while not condition():
         await asyncio.sleep(0.01)
