@@ -1,7 +1,8 @@
 """Collector throughput: the nettvakt collector beside vmagent and straight writes, same points, same run.
 
     .venv/bin/python bench/collector_throughput.py [--agents 20] [--points 200000] [--repeat 1]
-        [--base /path/to/a/worktree/of/the/old/code] [--systems a,b,...] [--ingest-workers 0,1,2] [--json]
+        [--base /path/to/a/worktree/of/the/old/code] [--systems a,b,...] [--ingest-workers 0,1,2]
+        [--write-concurrency 1,4] [--json]
 
 Every system relays the same points, shaped like real agent reports, from --agents senders
 (each posts its batches of --batch points one at a time, as the agent does) into a storage
@@ -18,9 +19,11 @@ started fresh for the run:
   continuous queries make the rollups, the collector none) and `base_influxd` (old code).
 
 Each `nettvakt_*` system runs once per number of --ingest-workers (`[collector] ingest_workers`,
-collector/workers.py; default 0, the collector alone), named `nettvakt_influxd_2w` for two; its
-CPU is that of the collector and its workers together, and of main alone beside it
-(`main_cpu_s_per_million_points`), its RSS the sum of each process's peak.
+collector/workers.py; default 0, the collector alone), named `nettvakt_influxd_2w` for two, and
+once per --write-concurrency (`[storage] write_concurrency`, collector/writer.py; default: not set,
+the collector's default), named `nettvakt_influxd_c4` for four; its CPU is that of the collector
+and its workers together, and of main alone beside it (`main_cpu_s_per_million_points`), its RSS
+the sum of each process's peak.
 
 `base_*` run the collector from --base (a git worktree of the code before the change), only
 when it is given. For each: points/s acknowledged and end to end (until the storage holds every
@@ -230,19 +233,22 @@ def queue_files_mb(data_dir: Path) -> float:
     return round(sum(p.stat().st_size for p in data_dir.glob("queue.sqlite3*")) / 1e6, 2)
 
 
-def collector_inventory(path: Path, data_dir: Path, storage: str, agents: int, ingest_workers: int = 0) -> None:
+def collector_inventory(path: Path, data_dir: Path, storage: str, agents: int, ingest_workers: int = 0,
+                        write_concurrency: int | None = None) -> None:
+    # Each key only where set: the old code (--base) knows neither.
+    workers = f"ingest_workers = {ingest_workers}\n" if ingest_workers else ""
+    concurrency = f"write_concurrency = {write_concurrency}\n" if write_concurrency is not None else ""
     text = f"""
 [collector]
 data_dir = "{data_dir}"
 agent_requests_per_s = 100000
 agent_request_burst = 100000
-ingest_workers = {ingest_workers}
-
+{workers}
 [storage]
 {storage}
 batch_size = 5000
 flush_interval_s = 0.2
-
+{concurrency}
 [[site]]
 id = "{SITE}"
 name = "Rådhuset"
@@ -267,8 +273,29 @@ class Relay:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def start_relay(system: str, workers: int, workdir: Path, vm_url: str | None, influx_url: str | None, args: argparse.Namespace) -> Relay:
-    here = workdir / run_name(system, workers)
+@dataclass(frozen=True)
+class Variant:
+    """One system as run: the collector's own with its ingest workers and write concurrency (None: its default)."""
+
+    system: str
+    workers: int = 0
+    concurrency: int | None = None
+
+    @property
+    def name(self) -> str:
+        return self.system + (f"_{self.workers}w" if self.workers else "") + (f"_c{self.concurrency}" if self.concurrency is not None else "")
+
+    @property
+    def database(self) -> str:
+        """The database (VictoriaMetrics: the label `db`) it writes to."""
+        special = {"vm_direct": "direct", "influxd_direct": "direct", "vmagent": "vmagent", "nettvakt_vm_no_rollups": "norollups"}
+        name = special.get(self.system, "base" if self.system.startswith("base_") else "nettvakt")
+        return name + (f"{self.workers}w" if self.workers else "") + (f"c{self.concurrency}" if self.concurrency is not None else "")
+
+
+def start_relay(variant: Variant, workdir: Path, vm_url: str | None, influx_url: str | None, args: argparse.Namespace) -> Relay:
+    system = variant.system
+    here = workdir / variant.name
     here.mkdir()
     if system in ("vm_direct", "influxd_direct"):
         base = vm_url if system == "vm_direct" else influx_url
@@ -281,7 +308,7 @@ def start_relay(system: str, workers: int, workdir: Path, vm_url: str | None, in
         wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/health"), 30, "vmagent", watch=[proc])
         return Relay(proc, f"http://127.0.0.1:{port}/write?db=vmagent&precision=ns", json=False, data_dir=here / "queue")
     code = Path(args.base) if system.startswith("base_") else ROOT
-    db = database(system, workers)
+    db = variant.database
     if system.endswith("_vm"):
         storage = f'kind = "victoriametrics"\nurl = "{vm_url}"\ndatabase = "{db}"'
     elif system == "nettvakt_vm_no_rollups":
@@ -290,7 +317,7 @@ def start_relay(system: str, workers: int, workdir: Path, vm_url: str | None, in
         urllib.request.urlopen(urllib.request.Request(f"{influx_url}/query", data=f"q=CREATE DATABASE {db}".encode()), timeout=10).close()
         storage = f'kind = "influxdb_v1"\nurl = "{influx_url}"\ndatabase = "{db}"'
     inventory = here / "inventory.toml"
-    collector_inventory(inventory, here / "data", storage, args.agents, workers)
+    collector_inventory(inventory, here / "data", storage, args.agents, variant.workers, variant.concurrency)
     env = {**os.environ, "PYTHONPATH": str(code)}
     argv = [sys.executable, "-m", "agent.cli", "collector", "run", "--inventory", str(inventory), "--listen", f"127.0.0.1:{port}"]
     proc = ManagedProcess.start(system, argv, here / "collector.log", env=env, cwd=code)
@@ -299,20 +326,11 @@ def start_relay(system: str, workers: int, workdir: Path, vm_url: str | None, in
     return Relay(proc, f"{base_url}/api/v1/ingest", json=True, data_dir=here / "data", health=f"{base_url}/api/v1/health")
 
 
-def database(system: str, workers: int = 0) -> str:
-    """The database (VictoriaMetrics: the label `db`) a system writes to."""
-    special = {"vm_direct": "direct", "influxd_direct": "direct", "vmagent": "vmagent", "nettvakt_vm_no_rollups": "norollups"}
-    name = special.get(system, "base" if system.startswith("base_") else "nettvakt")
-    return f"{name}{workers}w" if workers else name
-
-
-def run_name(system: str, workers: int) -> str:
-    return f"{system}_{workers}w" if workers else system
-
-
-def variants(systems: list[str], workers: list[int]) -> list[tuple[str, int]]:
-    """(system, ingest workers) of each run: the collector's own systems once per number of workers."""
-    return [(system, w) for system in systems for w in (workers if system.startswith("nettvakt_") else [0])]
+def variants(systems: list[str], workers: list[int], concurrency: list[int | None]) -> list[Variant]:
+    """Each run: the collector's own systems once per number of workers and write concurrency."""
+    return [Variant(system, w, c) if system.startswith("nettvakt_") else Variant(system)
+            for system in systems for w in (workers if system.startswith("nettvakt_") else [0])
+            for c in (concurrency if system.startswith("nettvakt_") else [None])]
 
 
 def queue_drained(health_url: str) -> bool:
@@ -320,11 +338,12 @@ def queue_drained(health_url: str) -> bool:
         return json.load(resp)["queue"]["queue_points"] == 0
 
 
-def run_system(system: str, workers: int, load: Load, workdir: Path, vm_url: str | None, influx_url: str | None,
+def run_system(variant: Variant, load: Load, workdir: Path, vm_url: str | None, influx_url: str | None,
                args: argparse.Namespace) -> dict[str, Any]:
-    relay = start_relay(system, workers, workdir, vm_url, influx_url, args)
+    system, workers = variant.system, variant.workers
+    relay = start_relay(variant, workdir, vm_url, influx_url, args)
     try:
-        db = database(system, workers)
+        db = variant.database
         if system in VM_SYSTEMS:
             expected, held = load.samples, lambda: vm_samples(vm_url or "", db, load)
         else:
@@ -381,9 +400,9 @@ def one_run(load: Load, systems: list[str], args: argparse.Namespace) -> dict[st
         try:
             if influx is not None:
                 urllib.request.urlopen(urllib.request.Request(f"{influx.url}/query", data=b"q=CREATE DATABASE direct"), timeout=10).close()
-            for system, workers in variants(systems, args.ingest_workers):
-                name = run_name(system, workers)
-                out[name] = run_system(system, workers, load, workdir, vm.url if vm else None, influx.url if influx else None, args)
+            for variant in variants(systems, args.ingest_workers, args.write_concurrency):
+                name = variant.name
+                out[name] = run_system(variant, load, workdir, vm.url if vm else None, influx.url if influx else None, args)
                 print(f"# {name}: {out[name]}", file=sys.stderr, flush=True)
         finally:
             for server in (vm, influx):
@@ -395,28 +414,26 @@ def one_run(load: Load, systems: list[str], args: argparse.Namespace) -> dict[st
         if a in out and b in out and out[b].get(key):
             ratios[name] = round(out[a][key] / out[b][key], 2)
 
-    ratio("nettvakt_vm_rate_over_vmagent", "nettvakt_vm", "vmagent", "end_to_end_points_per_s")
-    ratio("nettvakt_vm_cpu_over_vmagent", "nettvakt_vm", "vmagent", "cpu_s_per_million_points")
     ratio("base_vm_rate_over_vmagent", "base_vm", "vmagent", "end_to_end_points_per_s")
     ratio("base_vm_cpu_over_vmagent", "base_vm", "vmagent", "cpu_s_per_million_points")
-    ratio("nettvakt_influxd_rate_over_base", "nettvakt_influxd", "base_influxd", "end_to_end_points_per_s")
-    ratio("nettvakt_vm_rate_over_base", "nettvakt_vm", "base_vm", "end_to_end_points_per_s")
-    ratio("no_rollups_rate_over_vmagent", "nettvakt_vm_no_rollups", "vmagent", "end_to_end_points_per_s")
-    ratio("no_rollups_cpu_over_vmagent", "nettvakt_vm_no_rollups", "vmagent", "cpu_s_per_million_points")
-    for system in ("nettvakt_influxd", "nettvakt_vm", "nettvakt_vm_no_rollups"):
-        for workers in args.ingest_workers:
-            if workers:
-                ratio(f"{system}_{workers}w_rate_over_0w", run_name(system, workers), system, "end_to_end_points_per_s")
-                ratio(f"{system}_{workers}w_cpu_over_0w", run_name(system, workers), system, "cpu_s_per_million_points")
-                if system.startswith("nettvakt_vm"):
-                    ratio(f"{system}_{workers}w_rate_over_vmagent", run_name(system, workers), "vmagent", "end_to_end_points_per_s")
-                    ratio(f"{system}_{workers}w_cpu_over_vmagent", run_name(system, workers), "vmagent", "cpu_s_per_million_points")
+    # Every run of the collector's own against vmagent (into VictoriaMetrics), the old code and itself alone.
+    for variant in variants(systems, args.ingest_workers, args.write_concurrency):
+        name, alone = variant.name, Variant(variant.system).name
+        if not variant.system.startswith("nettvakt_"):
+            continue
+        if variant.system.startswith("nettvakt_vm"):
+            ratio(f"{name}_rate_over_vmagent", name, "vmagent", "end_to_end_points_per_s")
+            ratio(f"{name}_cpu_over_vmagent", name, "vmagent", "cpu_s_per_million_points")
+        if variant.system in ("nettvakt_vm", "nettvakt_influxd"):
+            ratio(f"{name}_rate_over_base", name, "base" + variant.system.removeprefix("nettvakt"), "end_to_end_points_per_s")
+        if name != alone:
+            ratio(f"{name}_rate_over_{alone}", name, alone, "end_to_end_points_per_s")
     out["ratios"] = ratios
     return out
 
 
 BREAKDOWN = """
-import asyncio, json, sys, tempfile, time
+import asyncio, inspect, json, sys, tempfile, time
 from pathlib import Path
 from agent.report import parse_batch
 import collector.ingest as ingest
@@ -474,7 +491,14 @@ with tempfile.TemporaryDirectory() as tmp:
             pass
 
     engine = RollupEngine(Path(tmp) / "rollups.sqlite3", Sink(), {}, queue_highest_id=0)
-    stage("rollup_fold_us", lambda: asyncio.run(engine.fold(batches, [p for b in batches for p in b.points])), repeat=1)
+    # As the writer hands them over: 5,000 points (the bench's batch_size) a fold, each one commit.
+    groups = [batches[at:at + 5] for at in range(0, len(batches), 5)]
+    if len(inspect.signature(RollupEngine.fold).parameters) == 2:  # folds what the writer took, from its lines
+        from collector.writer import Written
+        folds = lambda: [asyncio.run(engine.fold(Written(group))) for group in groups]
+    else:  # folds points, read back from the lines where not kept in memory
+        folds = lambda: [asyncio.run(engine.fold(group, [p for b in group for p in b.points])) for group in groups]
+    stage("rollup_fold_us", folds, repeat=1)
     engine.close()
     queue.close()
 print(json.dumps(out))
@@ -505,6 +529,8 @@ def main() -> int:
     parser.add_argument("--systems", help=f"comma-separated, of {', '.join(VM_SYSTEMS + INFLUX_SYSTEMS)} (default: all)")
     parser.add_argument("--ingest-workers", default="0", metavar="N,N,...",
                         help="run each nettvakt_* system once with each of these [collector] ingest_workers (default 0: the collector alone)")
+    parser.add_argument("--write-concurrency", default="", metavar="N,N,...",
+                        help="run each nettvakt_* system once with each of these [storage] write_concurrency (default: not set, the collector's own default)")
     parser.add_argument("--timeout-s", type=float, default=600.0, help="longest wait for a system to store everything")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
@@ -518,6 +544,12 @@ def main() -> int:
         parser.error(f"--ingest-workers: expected numbers separated by commas, got {args.ingest_workers!r}")
     if args.ingest_workers[0] < 0:
         parser.error("--ingest-workers: a number of workers is 0 or more")
+    try:
+        args.write_concurrency = sorted({int(n) for n in args.write_concurrency.split(",")}) if args.write_concurrency else [None]
+    except ValueError:
+        parser.error(f"--write-concurrency: expected numbers separated by commas, got {args.write_concurrency!r}")
+    if args.write_concurrency[0] is not None and args.write_concurrency[0] < 1:
+        parser.error("--write-concurrency: writes in flight are 1 or more")
     started = time.perf_counter()
     load = build_load(args.agents, args.points, args.batch, args.span_h * 3600)
     results: dict[str, Any] = {

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agent.points import Point  # noqa: E402
 from collector.queue import QueuedBatch  # noqa: E402
 from collector.rollup_engine import LATE_S, STATE_FILE, RollupEngine  # noqa: E402
+from collector.writer import Written  # noqa: E402
 
 NS = 1_000_000_000
 BATCH = 5000
@@ -105,7 +106,7 @@ async def run(agents: int, hours: float, folder: Path) -> dict[str, Any]:
         batch_id += 1
         clock[0] = batch[-1].time_ns + NS
         started = time.process_time()
-        await engine.fold([QueuedBatch.of_points(batch_id, "bench", batch_id, batch)], batch)
+        await engine.fold(Written([QueuedBatch.of_points(batch_id, "bench", batch_id, batch)]))
         fold_cpu += time.process_time() - started
         folded += len(batch)
 

@@ -271,7 +271,8 @@ def health_report(app: web.Application, now_ns: int | None = None) -> dict[str, 
         problems += workers.problems(now_ns)
     if writer is not None:
         ws = writer.stats
-        body["storage"].update({"write_errors": ws.write_errors, "last_error": ws.last_error, "backoff_s": ws.backoff_s})
+        body["storage"].update({"write_errors": ws.write_errors, "last_error": ws.last_error, "backoff_s": ws.backoff_s,
+                                "writes_in_flight": writer.in_flight})
         if ws.backoff_s > 0:
             problems.append(f"InfluxDB writes failing ({ws.write_errors} failed attempts since start), retrying in {ws.backoff_s:g} s: {ws.last_error}")
         if stats["queue_age_s"] > QUEUE_AGE_WARN_S:
@@ -563,7 +564,8 @@ async def _writer_ctx(app: web.Application) -> AsyncIterator[None]:
         return
     storage = inventory.storage
     writer = QueueWriter(
-        app[QUEUE], sink, storage.batch_size, storage.flush_interval_s, backoff_max_s=inventory.collector.write_backoff_max_s
+        app[QUEUE], sink, storage.batch_size, storage.flush_interval_s, backoff_max_s=inventory.collector.write_backoff_max_s,
+        write_concurrency=storage.write_concurrency,
     )
     app[WRITER] = writer
     app[SERVICE].subscribers.append(lambda source, points: writer.wake())

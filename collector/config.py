@@ -57,6 +57,10 @@ class InventoryError(ValueError):
         return [p.render(self.path) for p in self.found]
 
 
+# Writes in flight to the storage at once (the writer's window): the default from measurement
+# (docs/benchmarks.md, "The writer with more than one write in flight"); past the maximum, a typo.
+WRITE_CONCURRENCY = 4
+MAX_WRITE_CONCURRENCY = 32
 # More ingest workers than this is a typo, not a machine (each is a Python process of about 60 MB).
 MAX_INGEST_WORKERS = 64
 
@@ -130,6 +134,9 @@ class StorageSettings(Model):
     bucket: str | None = None
     token: SecretRef | None = None
     batch_size: int = Field(default=5000, gt=0, le=100000)
+    # Writes of batch_size points each in flight to the storage at once, taken from the queue in
+    # order (collector/writer.py); a crash resends at most these. Measured: docs/benchmarks.md.
+    write_concurrency: int = Field(default=WRITE_CONCURRENCY, ge=1, le=MAX_WRITE_CONCURRENCY)
     flush_interval_s: PositiveSeconds = 1.0
     timeout_s: PositiveSeconds = 10.0
     verify_tls: bool = True

@@ -30,6 +30,7 @@ from typing import Any
 
 from collector.config import Inventory
 from collector.influxql import InfluxQueryError, InfluxUnreachableError
+from collector.lineprotocol import line_starts, line_time_ns
 from collector.queue import QueuedBatch
 from collector.retention import CADENCE, Cadence, InfluxAdmin, StoragePlan, backfill
 from collector.rollups import NS, ROLLUPS, rolled_up_measurements
@@ -149,6 +150,7 @@ class LateRollups:
         self.late_after_ns = late_after_s(cadence) * NS
         self.hours = LateHours(inventory.data_dir() / LATE_FILE)
         self.measurements = frozenset(spec.name for spec in rolled_up_measurements())
+        self.line_starts = line_starts(self.measurements)
         # The retention set-up's plan, once it has run (the rollup policies exist): nothing is computed before.
         self.plan: StoragePlan | None = None
         self.stats = LateStats()
@@ -156,9 +158,15 @@ class LateRollups:
     def late_hours(self, batches: Iterable[QueuedBatch], now_ns: int) -> set[int]:
         """The hours holding rolled-up points older than the queries reach."""
         cutoff = now_ns - self.late_after_ns
-        # A batch with nothing that old is not read back from its lines.
-        return {p.time_ns - p.time_ns % HOUR_NS for b in batches if b.oldest_ns < cutoff for p in b.points
-                if p.time_ns < cutoff and p.measurement in self.measurements}
+        # A batch with nothing that old is not looked at; of the others only each line's time and measurement are read.
+        hours = set()
+        for batch in batches:
+            if batch.oldest_ns < cutoff:
+                for line in batch.lines:
+                    time_ns = line_time_ns(line)
+                    if time_ns < cutoff and line.startswith(self.line_starts):
+                        hours.add(time_ns - time_ns % HOUR_NS)
+        return hours
 
     async def note_written(self, batches: list[QueuedBatch]) -> None:
         """The writer wrote these batches to the raw policy; on disk before they leave the queue."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Iterable, Mapping
 from types import MappingProxyType
 
 from agent.contract import IDENTIFIER, RESERVED_KEYS
@@ -237,3 +237,75 @@ def parse_line(line: str) -> Point:
     fields_text, _, ts = line[split + 1:].rpartition(" ")
     return Point(parsed[0], parsed[1], _parse_fields(fields_text), int(ts))
 
+
+
+# --- reading many lines at once, for folding (collector/rollup_engine.py) --------------------------
+# A string field's value: replaced by a word no number is before the numbers are split.
+_STRING_VALUE = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_NOT_A_NUMBER = "s"
+
+
+def split_line(line: str) -> tuple[str, str, int]:
+    """(the measurement and tags, the fields, the time) of a line `encode_point` wrote, the first
+    two as they are written (read them with `parse_head` and `number_columns`)."""
+    split = _split_head(line)
+    at = line.rfind(" ")
+    return line[:split], line[split + 1:at], int(line[at + 1:])
+
+
+def line_time_ns(line: str) -> int:
+    """The time of a line `encode_point` wrote, nothing else read."""
+    return int(line[line.rfind(" ") + 1:])
+
+
+def line_starts(measurements: Iterable[str]) -> tuple[str, ...]:
+    """How the lines of these measurements start (`line.startswith`): the name, then its tags or its fields."""
+    return tuple(m + separator for m in sorted(measurements) for separator in ", ")
+
+
+def parse_head(head: str) -> tuple[str, Mapping[str, str]]:
+    """The measurement and the tags (read-only, shared by every line of the series) of a line's head."""
+    parsed = _PARSED_HEADS.get(head)
+    if parsed is None:
+        measurement, tags = _parse_head(head)
+        parsed = (measurement, MappingProxyType(tags))
+        if len(_PARSED_HEADS) >= _CACHE_MAX:
+            _PARSED_HEADS.clear()
+        _PARSED_HEADS[head] = parsed
+    return parsed
+
+
+def aligned_number_columns(fields: list[str], wanted: Container[str]) -> dict[str, list[float]] | None:
+    """The `wanted` number fields of several lines' fields (`split_line`), each name with one value
+    per line, in the order of the lines, split all at once (in C); None unless every line writes
+    the same fields in the same order, the wanted ones numbers (as the lines of one series mostly do)."""
+    joined = "\n".join(fields)
+    if '"' in joined:
+        joined = _STRING_VALUE.sub(_NOT_A_NUMBER, joined)
+    first_end = joined.find("\n")
+    width = (joined if first_end < 0 else joined[:first_end]).count("=")
+    parts = joined.replace("\n", ",").replace("=", ",").split(",")
+    if not width or len(parts) != 2 * width * len(fields):
+        return None
+    names = parts[0:2 * width:2]
+    if parts[0::2] != names * len(fields):
+        return None
+    values = parts[1::2]
+    try:
+        return {name: list(map(float, values[at::width])) for at, name in enumerate(names) if name in wanted}
+    except ValueError:  # a string where a number is wanted (not by the contract)
+        return None
+
+
+def number_columns(fields: list[str], wanted: Container[str]) -> dict[str, list[float]]:
+    """The `wanted` number fields of several lines' fields, each name with its values in the order
+    of the lines (a line without it adds none): all at once where they are aligned, else line by line."""
+    columns = aligned_number_columns(fields, wanted)
+    if columns is not None:
+        return columns
+    columns = {}
+    for text in fields:
+        for name, value in _parse_fields(text).items():
+            if type(value) is float and name in wanted:
+                columns.setdefault(name, []).append(value)
+    return columns

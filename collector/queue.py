@@ -9,8 +9,9 @@ dropped point is counted (never silent).
 Each batch is one row holding its points already encoded, one line of line protocol each (a JSON
 array): the writer sends them as they are and, when the storage refuses one, still knows every
 line to find it. A point the encoder cannot write is set aside (`rejected`) when its batch is
-stored. Whoever needs the points again (the collector's rollups, the local store) reads them
-back from the lines (`QueuedBatch.points`). A queue file of the format before this one (points
+stored. Whoever needs the points again reads them back from the lines: the local store
+(`QueuedBatch.points`), the collector's rollups and late hours only what they need of each line
+(collector/lineprotocol.py `split_line`, `number_columns`). A queue file of the format before this one (points
 as JSON) is converted when it is opened, in one transaction: nothing queued is lost.
 Once drained the file gives its space back (incremental vacuum, a bounded write-ahead log).
 
@@ -85,8 +86,6 @@ SEEN_PER_SOURCE = 1000
 SEEN_ROW_BYTES = 64
 
 
-# The most points kept in memory for the writer (about 1 KB each); batches past it are read back from their lines.
-RECENT_POINTS = 20_000
 # Free pages past this are given back to the file system once the queue is (nearly) drained; the
 # write-ahead log is cut back to this size after a checkpoint.
 GIVE_BACK_BYTES = 8 * 1024 * 1024
@@ -171,10 +170,6 @@ class DurableQueue:
         self._pending_bytes = self._db.execute("SELECT COALESCE(SUM(n_bytes), 0) FROM batch").fetchone()[0]
         self._seen_rows = self._db.execute("SELECT COUNT(*) FROM seen").fetchone()[0]
         self._floors: dict[str, int] = dict(self._db.execute("SELECT source, seq FROM seen_floor").fetchall())
-        # The points of batches this process queued, by batch id, until written: where the writer needs
-        # points (the collector's rollups), it takes these instead of reading its lines back.
-        self._recent: dict[int, list[Point]] = {}
-        self._recent_points = 0
         # When data was last dropped or refused, in this process: /health reports recent trouble.
         self.last_drop_ns = 0
         self.last_reject_ns = 0
@@ -235,27 +230,21 @@ class DurableQueue:
         encoded = []
         for source, seq, points, made in batches:
             lines, kept, unwritable = encode_lines(points, made)
-            encoded.append((source, seq, lines, kept, unwritable, min((p.time_ns for p in kept), default=0)))
+            encoded.append((source, seq, lines, unwritable, min((p.time_ns for p in kept), default=0)))
         now = time.time_ns()
         with self._lock:
             before = (self._pending_bytes, self._seen_rows, dict(self._floors))
-            inserted: list[tuple[int, list[Point]]] = []
             try:
                 with self._db:
                     self._db.execute("BEGIN IMMEDIATE")
-                    stored = [self._put_one(now, inserted, *batch) for batch in encoded]
+                    stored = [self._put_one(now, *batch) for batch in encoded]
                     self._enforce_bound()
             except BaseException:
                 self._pending_bytes, self._seen_rows, self._floors = before  # rolled back: as before the call
                 raise
-            for bid, points in inserted:  # committed: the writer can have them without reading their lines
-                if self._recent_points + len(points) <= RECENT_POINTS:
-                    self._recent[bid] = points
-                    self._recent_points += len(points)
         return stored
 
-    def _put_one(self, now: int, inserted: list[tuple[int, list[Point]]], source: str, seq: int, lines: list[str], points: list[Point],
-                 unwritable: list[Unwritable], oldest_ns: int) -> bool:
+    def _put_one(self, now: int, source: str, seq: int, lines: list[str], unwritable: list[Unwritable], oldest_ns: int) -> bool:
         if seq <= self._floors.get(source, -1):
             return False  # older than every number still remembered: a resend of a forgotten batch
         try:
@@ -264,9 +253,7 @@ class DurableQueue:
             return False
         self._seen_rows += 1
         if lines:
-            bid, size = self._insert(None, source, seq, now, lines, oldest_ns)
-            self._pending_bytes += size
-            inserted.append((bid, points))
+            self._pending_bytes += self._insert(None, source, seq, now, lines, oldest_ns)[1]
         for text, reason in unwritable:
             log.error("a point from %s cannot be written as line protocol, moved aside: %s -- %s", source, reason, text)
             self._set_aside(source, text, reason)
@@ -306,7 +293,6 @@ class DurableQueue:
             if row is None:
                 break
             self._db.execute("DELETE FROM batch WHERE id = ?", (row[0],))
-            self._forget_recent([row[0]])
             self._pending_bytes -= row[2]
             self._add("dropped_points", row[1])
             self._add("dropped_batches", 1)
@@ -323,22 +309,25 @@ class DurableQueue:
         with self._db:
             return self._add(name, delta)
 
-    def peek(self, max_points: int) -> list[QueuedBatch]:
-        """Oldest batches, in order, up to about max_points (at least one batch)."""
+    def peek(self, max_points: int, after_id: int = 0) -> list[QueuedBatch]:
+        """Oldest batches, in order, up to about max_points (at least one batch); `after_id`: only
+        those after it (the writer's batches in flight are not taken again)."""
         out: list[QueuedBatch] = []
         total = 0
         with self._lock:
-            cursor = self._db.execute("SELECT id, source, seq, n_points, oldest_ns, lines FROM batch ORDER BY id")
+            cursor = self._db.execute("SELECT id, source, seq, n_points, oldest_ns, lines FROM batch WHERE id > ? ORDER BY id", (after_id,))
             for bid, source, seq, n_points, oldest_ns, payload in cursor:
                 if out and total + n_points > max_points:
                     break
-                batch = QueuedBatch(bid, source, seq, orjson.loads(payload), oldest_ns)
-                if bid in self._recent:
-                    batch.__dict__["points"] = self._recent[bid]
-                out.append(batch)
+                out.append(QueuedBatch(bid, source, seq, orjson.loads(payload), oldest_ns))
                 total += n_points
             cursor.close()
         return out
+
+    def points_after(self, after_id: int) -> int:
+        """How many points wait in the batches after `after_id` (their lines not read)."""
+        with self._lock:
+            return int(self._db.execute("SELECT COALESCE(SUM(n_points), 0) FROM batch WHERE id > ?", (after_id,)).fetchone()[0])
 
     def ack(self, batch_ids: list[int], written_points: int) -> None:
         if not batch_ids:
@@ -351,14 +340,7 @@ class DurableQueue:
                 self._db.execute(f"DELETE FROM batch WHERE id IN ({marks})", batch_ids)
                 self._pending_bytes -= freed
                 self._add("written_points", written_points)
-            self._forget_recent(batch_ids)
             self._give_back()
-
-    def _forget_recent(self, batch_ids: list[int]) -> None:
-        for bid in batch_ids:
-            points = self._recent.pop(bid, None)
-            if points is not None:
-                self._recent_points -= len(points)
 
     def _give_back(self) -> None:
         """Once (nearly) drained, free pages past GIVE_BACK_BYTES go back to the file system and the

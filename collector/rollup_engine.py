@@ -6,16 +6,18 @@ continuous queries make: the fields, their names and aggregates from collector/r
 tag kept, buckets aligned on the epoch, the p95 as InfluxQL's percentile() (nearest rank), the
 hour made from its twelve 5-minute buckets as OF_ROLLUPS says.
 
-- The writer hands `fold` every point the storage took (refused points never count), before the
-  batches leave the durable queue.
+- The writer hands `fold` the lines the storage took (refused points never count), before the
+  batches leave the durable queue, all the batches released together at once; of each line only
+  the series, the time and the numbers of the rolled-up fields are read, a series' lines at once.
 - A 5-minute bucket stays open for LATE_S after its end (the continuous queries' RESAMPLE FOR: two
   hours), so a point up to that late is folded into it; then `close_due` writes it and folds it
   into its hour, which is written when its last 5-minute bucket is. A point whose bucket has been
   closed is late: it is in the raw points, not in the rollups, and counted (`late_points`).
-- Durable: every open bucket (count, sum, min, max, and the values of a p95 field) is in SQLite
+- Durable: every open bucket (count, sum, min, max, or the values of a p95 field) is in SQLite
   (data_dir/rollups.sqlite3, synchronous=FULL), committed before the queue lets go of the
-  batches; the committed state names the last batch folded, so a batch written again after a
-  crash is not folded twice. A bucket leaves the state only after the storage took its row.
+  batches; the committed state names the last batch folded (the batches released together are a
+  run from the queue's head), so a batch written again after a crash is not folded twice. A
+  bucket leaves the state only after the storage took its row.
 - Each bucket is written once, when it closes: VictoriaMetrics keeps every sample written, also
   two at the same time, so a row rewritten as points arrive would count twice there.
 """
@@ -30,14 +32,15 @@ import sqlite3
 import time
 from array import array
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import itemgetter
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Callable, Iterable, Mapping
 
 from agent.points import Point
 from collector.config import Inventory, StorageSettings
-from collector.lineprotocol import encode_point
-from collector.queue import QueuedBatch
+from collector.lineprotocol import aligned_number_columns, encode_point, number_columns, parse_head, split_line
 from collector.retention import CADENCE
 from collector.rollups import (
     FIVE_MINUTES,
@@ -52,7 +55,7 @@ from collector.rollups import (
     victoriametrics_db,
 )
 from collector.victoriametrics import VictoriaMetricsError, inventory_retention_s, retention_notes
-from collector.writer import BadPointsError, RetryableWriteError, Sink
+from collector.writer import BadPointsError, RetryableWriteError, Sink, Written
 
 log = logging.getLogger("nettvakt.rollups")
 
@@ -69,6 +72,9 @@ WRITE_LINES = 5000
 SERIES_CACHE = 50_000
 STATE_FILE = "rollups.sqlite3"
 
+# A table with rowids and a unique key: a bucket's state is hundreds of bytes, which SQLite stores
+# several times slower in a WITHOUT ROWID table (its key is the row); a state file of that first
+# schema is converted when opened (`_convert`).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bucket (
     resolution TEXT NOT NULL,
@@ -77,8 +83,8 @@ CREATE TABLE IF NOT EXISTS bucket (
     start_ns INTEGER NOT NULL,
     layout TEXT NOT NULL,
     state BLOB NOT NULL,
-    PRIMARY KEY (resolution, measurement, tags, start_ns)
-) WITHOUT ROWID;
+    UNIQUE (resolution, measurement, tags, start_ns)
+);
 CREATE TABLE IF NOT EXISTS mark (
     name TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -101,21 +107,54 @@ class Layout:
     slot: Mapping[str, int]  # name -> its index in names
     kept_slot: Mapping[str, int]  # name -> its index in kept
     template: array  # the stats of an empty bucket
+    kept_index: tuple[int, ...]  # each kept field's index in names
+    signature: str  # stored beside each bucket: a state written under another contract is read by name
+    # The layouts of some of its fields, by their indices in names, made once: a bucket is saved
+    # with the fields it holds only.
+    parts: dict[tuple[int, ...], "Part"] = field(default_factory=dict, compare=False)
 
     @classmethod
     def of(cls, names: tuple[str, ...], kept: tuple[str, ...]) -> "Layout":
         return cls(names, kept, MappingProxyType({n: i for i, n in enumerate(names)}),
-                   MappingProxyType({n: i for i, n in enumerate(kept)}), array("d", _EMPTY * len(names)))
+                   MappingProxyType({n: i for i, n in enumerate(kept)}), array("d", _EMPTY * len(names)),
+                   tuple(names.index(n) for n in kept), ",".join(names) + "|" + ",".join(kept))
 
-    @property
-    def signature(self) -> str:
-        """Stored beside each bucket: a state written under another contract is read by name."""
-        return ",".join(self.names) + "|" + ",".join(self.kept)
+    @classmethod
+    def of_signature(cls, signature: str) -> "Layout":
+        found = _SIGNED.get(signature)
+        if found is None:
+            names, _, kept = signature.partition("|")
+            found = _SIGNED[signature] = cls.of(tuple(names.split(",")) if names else (), tuple(kept.split(",")) if kept else ())
+        return found
+
+    def part(self, used: tuple[int, ...]) -> "Part":
+        """The fields at these indices of names: their layout, and how to take their stats and kept values from a bucket."""
+        found = self.parts.get(used)
+        if found is None:
+            names = tuple(self.names[i] for i in used)
+            layout = Layout.of(names, tuple(n for n in self.kept if n in names))
+            found = self.parts[used] = Part(layout, itemgetter(*(STATS * i + k for i in used for k in range(STATS))),
+                                            tuple(self.kept_slot[n] for n in layout.kept))
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """Some fields of a layout, as a bucket holding only those is saved."""
+
+    layout: Layout
+    take_stats: Callable[[array], tuple[float, ...]]  # their stats, in order, from a bucket's
+    kept_at: tuple[int, ...]  # the indices of their kept values in the bucket's
+
+
+# Layouts read from the state file, by signature (a few per measurement).
+_SIGNED: dict[str, Layout] = {}
 
 
 class Bucket:
     """One open bucket, compact (a few hundred bytes, not a Python float per number): the stats
-    of each field of its layout in one array of doubles, and the values of each kept field."""
+    of each field of its layout in one array of doubles, and the values of each kept field. A kept
+    field's stats are made from its values when asked (`value`): folding only appends them."""
 
     __slots__ = ("stats", "values")
 
@@ -128,18 +167,8 @@ class Bucket:
         self.add_values(layout, name, [value])
 
     def add_values(self, layout: Layout, name: str, values: list[float]) -> None:
-        """Fold `values` of field `name` in, in their order (the same sum as adding them one by one)."""
-        stats, at = self.stats, STATS * layout.slot[name]
-        stats[at] += len(values)
-        total = stats[at + 1]
-        for value in values:
-            total += value
-        stats[at + 1] = total
-        low, high = min(values), max(values)
-        if low < stats[at + 2]:
-            stats[at + 2] = low
-        if high > stats[at + 3]:
-            stats[at + 3] = high
+        """Fold `values` of field `name` in, in their order (sum() from the bucket's sum adds them
+        one by one, as InfluxDB does)."""
         kept = layout.kept_slot.get(name)
         if kept is not None:
             held = self.values[kept]
@@ -147,17 +176,39 @@ class Bucket:
                 self.values[kept] = array("d", values)
             else:
                 held.extend(values)
+            return
+        stats, at = self.stats, STATS * layout.slot[name]
+        stats[at] += len(values)
+        stats[at + 1] = sum(values, stats[at + 1])
+        low, high = min(values), max(values)
+        if low < stats[at + 2]:
+            stats[at + 2] = low
+        if high > stats[at + 3]:
+            stats[at + 3] = high
 
-    def add_all(self, layout: Layout, points_fields: list[Mapping[str, Any]]) -> None:
-        """`add` of every number of the layout's fields in these points' fields, in their order."""
-        names = layout.slot.keys() & (points_fields[0].keys() if len(points_fields) == 1 else set().union(*points_fields))
-        for name in names:
-            values = [float(f[name]) for f in points_fields if name in f and type(f[name]) is not str]
-            if values:
-                self.add_values(layout, name, values)
+    def count(self, layout: Layout, name: str) -> int:
+        """How many values of `name` were folded in."""
+        kept = layout.kept_slot.get(name)
+        if kept is not None:
+            return len(self.values[kept] or ())
+        return int(self.stats[STATS * layout.slot[name]])
 
     def value(self, layout: Layout, name: str, aggregate: str) -> float | None:
         """`aggregate` of the values of `name` folded in; None when none were."""
+        kept = layout.kept_slot.get(name)
+        if kept is not None:
+            held = self.values[kept]
+            if not held:
+                return None
+            if aggregate == "mean":
+                return sum(held) / len(held)
+            if aggregate == "sum":
+                return sum(held)
+            if aggregate == "min":
+                return min(held)
+            if aggregate == "max":
+                return max(held)
+            return influx_percentile(list(held), 95)
         at = STATS * layout.slot[name]
         count = self.stats[at]
         if count == 0:
@@ -178,15 +229,26 @@ class Bucket:
         twin.values = [None if v is None else array("d", v) for v in self.values]
         return twin
 
-    def pack(self) -> bytes:
-        return (self.stats.tobytes() + array("I", [len(v) if v else 0 for v in self.values]).tobytes()
-                + b"".join(v.tobytes() for v in self.values if v))
+    def pack(self, layout: Layout) -> tuple[str, bytes]:
+        """The signature and the bytes of the fields it holds (most buckets hold a few of their
+        layout's fields): the stats of each, then how many values each kept one has, then those."""
+        stats = self.stats
+        present = stats[0::STATS]  # the fields counted, and the kept ones holding values
+        for at, values in zip(layout.kept_index, self.values):
+            if values:
+                present[at] = 1.0
+        used = tuple(compress(range(len(layout.names)), present))
+        if len(used) == len(layout.names):
+            signature, held, values = layout.signature, stats.tobytes(), self.values
+        else:
+            part = layout.part(used)
+            signature, held, values = part.layout.signature, array("d", part.take_stats(stats)).tobytes(), [self.values[i] for i in part.kept_at]
+        return signature, held + array("I", [len(v) if v else 0 for v in values]).tobytes() + b"".join(v.tobytes() for v in values if v)
 
     @classmethod
     def unpack(cls, layout: Layout, signature: str, blob: bytes) -> "Bucket":
         """A bucket saved under `signature`; fields the layout no longer has are left out."""
-        names, _, kept = signature.partition("|")
-        old = Layout.of(tuple(names.split(",")) if names else (), tuple(kept.split(",")) if kept else ())
+        old = Layout.of_signature(signature)
         width = STATS * len(old.names) * 8
         stats = array("d")
         stats.frombytes(blob[:width])
@@ -259,6 +321,14 @@ def hour_fields(plan: MeasurementPlan, hour: Bucket) -> dict[str, float]:
     return row
 
 
+def _by_start(starts: list[int], fields: list[str]) -> dict[int, list[str]]:
+    """Lines' fields by the start of their bucket, each bucket's in their order."""
+    out: dict[int, list[str]] = {}
+    for start, text in zip(starts, fields):
+        out.setdefault(start, []).append(text)
+    return out
+
+
 def tags_key(tags: Mapping[str, str]) -> Tags:
     # An empty tag value is not written (collector/lineprotocol.py): the same series as without it.
     return tuple(sorted((k, v) for k, v in tags.items() if v != ""))
@@ -327,6 +397,7 @@ class RollupEngine:
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
+        self._convert()
         self._db.executescript(SCHEMA)
         self._load()
         if queue_highest_id < self.folded_through:
@@ -338,6 +409,21 @@ class RollupEngine:
                 self._set_marks({"folded_through": 0})
 
     # --- state ------------------------------------------------------------------------------------
+    def _convert(self) -> None:
+        """A state file whose buckets are in a WITHOUT ROWID table (the first schema) gets the table
+        of SCHEMA, every bucket copied, in one transaction: killed halfway, the file is as it was."""
+        row = self._db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'bucket'").fetchone()
+        if row is None or "WITHOUT ROWID" not in row[0].upper():
+            return
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("ALTER TABLE bucket RENAME TO bucket_before")
+            self._db.execute(SCHEMA.split(";")[0])
+            moved = self._db.execute("INSERT INTO bucket (resolution, measurement, tags, start_ns, layout, state) "
+                                     "SELECT resolution, measurement, tags, start_ns, layout, state FROM bucket_before").rowcount
+            self._db.execute("DROP TABLE bucket_before")
+        log.info("rollup state %s converted to its table with rowids: %d open bucket(s) kept", self.path, moved)
+
     def _load(self) -> None:
         marks = dict(self._db.execute("SELECT name, value FROM mark").fetchall())
         self.folded_through = int(marks.get("folded_through", 0))  # the last batch id folded
@@ -345,7 +431,7 @@ class RollupEngine:
         self.stats.late_points = int(marks.get("late_points", 0))
         self.open: dict[str, dict[BucketKey, Bucket]] = {FIVE_MINUTES: {}, HOURLY: {}}
         self._tags: dict[Tags, Tags] = {}  # one tuple per series, shared by its buckets
-        self._series: dict[tuple[str, ...], Tags] = {}  # (measurement, *tags as a point has them) -> its series
+        self._series: dict[str, tuple[str, Tags]] = {}  # a line's head -> its measurement and series
         self._tags_text: dict[Tags, str] = {}
         rows = self._db.execute("SELECT resolution, measurement, tags, start_ns, layout, state FROM bucket").fetchall()
         for resolution, measurement, tags, start_ns, signature, state in rows:
@@ -364,7 +450,7 @@ class RollupEngine:
         self._db.executemany(
             "INSERT INTO bucket (resolution, measurement, tags, start_ns, layout, state) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(resolution, measurement, tags, start_ns) DO UPDATE SET layout = excluded.layout, state = excluded.state",
-            [(resolution, m, self._tags_json(tags), start, PLANS[m].layout(resolution).signature, bucket.pack())
+            [(resolution, m, self._tags_json(tags), start, *bucket.pack(PLANS[m].layout(resolution)))
              for (m, tags, start), bucket in buckets],
         )
 
@@ -384,61 +470,64 @@ class RollupEngine:
     def close(self) -> None:
         self._db.close()
 
-    # --- folding ----------------------------------------------------------------------------------
-    async def fold(self, batches: list[QueuedBatch], written: list[Point]) -> None:
-        """Fold the points the storage took from `batches` into their open buckets and commit,
-        once per batch (a batch written again after a crash was folded already). Raises
-        RetryableWriteError when the state cannot be saved: the batches stay in the queue."""
-        if not batches:
+    # --- folding ---------------------------------------------------------------------------------
+    async def fold(self, written: Written) -> None:
+        """Fold what the storage took of the written batches (their lines but the refused ones)
+        into their open buckets and commit once for all of them; a batch folded before (written
+        again after a crash) is not folded again. Raises RetryableWriteError when the state cannot
+        be saved: the batches stay in the queue."""
+        if not written.batches:
             return
         async with self._lock:
-            await asyncio.to_thread(self._fold, batches, written)
+            await asyncio.to_thread(self._fold, written)
 
-    def _fold(self, batches: list[QueuedBatch], written: list[Point]) -> None:
-        highest = max(b.id for b in batches)
+    def _fold(self, written: Written) -> None:
+        highest = max(b.id for b in written.batches)
         if highest <= self.folded_through:
             return
-        folded_before = {id(p) for b in batches if b.id <= self.folded_through for p in b.points}
-        open_5m = self.open[FIVE_MINUTES]
-        # The points of each bucket first, then each field of a bucket at once: a batch holds several
-        # points of a series in one bucket (a backlog, or a probe every 30 s), and a field's values
-        # are folded in the order they came, as one at a time would.
-        groups: dict[BucketKey, list[Mapping[str, Any]]] = {}
-        late = folded = 0
-        for point in written:
-            plan = PLANS.get(point.measurement)
-            if plan is None or (folded_before and id(point) in folded_before):
+        # Each series' lines first (read no further than their head and time), then the numbers of
+        # all of them at once, then each run of them in one 5-minute bucket folded field by field,
+        # in the order they came.
+        by_series: dict[str, tuple[list[int], list[str]]] = {}
+        for batch in written.batches:
+            if batch.id <= self.folded_through:
                 continue
-            slot = plan.raw.slot
-            if not any(name in slot and type(value) is not str for name, value in point.fields.items()):
-                continue
-            start = point.time_ns - point.time_ns % FIVE_MINUTE_NS
-            if start < self.closed_before_ns:
-                late += 1
-                continue
-            tags = point.tags
-            raw = (point.measurement, *tags.items())
-            series = self._series.get(raw)
-            if series is None:
-                if len(self._series) >= SERIES_CACHE:
-                    self._series.clear()
-                found = tags_key(tags)
-                series = self._series[raw] = self._tags.setdefault(found, found)
-            key = (point.measurement, series, start)
-            group = groups.get(key)
-            if group is None:
-                groups[key] = [point.fields]
-            else:
-                group.append(point.fields)
-            folded += 1
+            for line in written.lines_of(batch):
+                head, fields, time_ns = split_line(line)
+                series = by_series.get(head)
+                if series is None:
+                    by_series[head] = ([time_ns - time_ns % FIVE_MINUTE_NS], [fields])
+                else:
+                    series[0].append(time_ns - time_ns % FIVE_MINUTE_NS)
+                    series[1].append(fields)
         touched: dict[BucketKey, Bucket] = {}
-        for key, fields in groups.items():
-            layout = PLANS[key[0]].raw
-            bucket = open_5m.get(key)
-            if bucket is None:
-                bucket = open_5m[key] = Bucket(layout)
-            bucket.add_all(layout, fields)
-            touched[key] = bucket
+        late = folded = 0
+        for head, (starts, fields) in by_series.items():
+            measurement, series = self._series_of(head)
+            plan = PLANS.get(measurement)
+            if plan is None:
+                continue
+            layout = plan.raw
+            columns = aligned_number_columns(fields, layout.slot)
+            if columns is None:  # lines of other fields, or in another order: bucket by bucket
+                for start, some in _by_start(starts, fields).items():
+                    run = number_columns(some, layout.slot)
+                    added = self._fold_run(measurement, series, start, layout, run, max(map(len, run.values()), default=0), touched)
+                    late += added if start < self.closed_before_ns else 0
+                    folded += added if start >= self.closed_before_ns else 0
+                continue
+            if not columns:
+                continue
+            at = 0
+            while at < len(starts):  # runs of lines in one bucket
+                start, end = starts[at], at + 1
+                while end < len(starts) and starts[end] == start:
+                    end += 1
+                run = {name: values[at:end] for name, values in columns.items()}
+                added = self._fold_run(measurement, series, start, layout, run, end - at, touched)
+                late += added if start < self.closed_before_ns else 0
+                folded += added if start >= self.closed_before_ns else 0
+                at = end
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -452,6 +541,34 @@ class RollupEngine:
         self.stats.folded_points += folded
         if late:
             log.info("%d point(s) arrived after their 5-minute bucket was written: kept raw, not in the rollups", late)
+
+    def _fold_run(self, measurement: str, series: Tags, start: int, layout: Layout, columns: Mapping[str, list[float]],
+                  points: int, touched: dict[BucketKey, Bucket]) -> int:
+        """Fold the columns of a run of `points` points into their bucket, unless it was written
+        (then they are late); returns how many points had a number to fold."""
+        if not columns:
+            return 0
+        if start < self.closed_before_ns:
+            return points
+        key = (measurement, series, start)
+        bucket = self.open[FIVE_MINUTES].get(key)
+        if bucket is None:
+            bucket = self.open[FIVE_MINUTES][key] = Bucket(layout)
+        for name, values in columns.items():
+            bucket.add_values(layout, name, values)
+        touched[key] = bucket
+        return points
+
+    def _series_of(self, head: str) -> tuple[str, Tags]:
+        """The measurement and the series (its tags sorted, one tuple per series) of a line's head."""
+        found = self._series.get(head)
+        if found is None:
+            if len(self._series) >= SERIES_CACHE:
+                self._series.clear()
+            measurement, tags = parse_head(head)
+            series = tags_key(tags)
+            found = self._series[head] = (measurement, self._tags.setdefault(series, series))
+        return found
 
     # --- closing ----------------------------------------------------------------------------------
     def due_mark(self, now_ns: int) -> int:

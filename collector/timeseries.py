@@ -29,7 +29,7 @@ from agent.contract import MEASUREMENTS_SPEC, UNITS
 from agent.points import Point
 from collector.config import Inventory
 from collector.influxql import InfluxQueryError, http_get, query, query_each
-from collector.lineprotocol import parse_line
+from collector.lineprotocol import line_starts, parse_line
 from collector.rollups import (
     EVENTS_RETENTION_POLICY,
     NS,
@@ -283,7 +283,7 @@ class LocalSource:
         finally:
             db.close()
         out: list[Sample] = []
-        starts = (measurement + ",", measurement + " ")
+        starts = line_starts([measurement])
         try:
             for payload in payloads:
                 if old_format:  # a queue the collector has not converted yet (collector/queue.py): points as JSON
@@ -321,7 +321,7 @@ class LocalSource:
         finally:
             db.close()
         out: dict[str, list[Sample]] = {m: [] for m in measurements}
-        starts = tuple(m + sep for m in measurements for sep in (",", " "))
+        starts = line_starts(measurements)
         try:
             for _, payload in rows:
                 if old_format:  # a queue the collector has not converted yet (collector/queue.py): points as JSON

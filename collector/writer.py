@@ -1,7 +1,9 @@
 """Drains the durable queue into InfluxDB, in order, losing nothing and writing nothing twice.
 
-Transient failures (5xx, timeouts, connection errors) are retried with capped exponential
-backoff, keeping the batch at the head of the queue. The queue holds each point as its line
+Up to `[storage] write_concurrency` writes are in flight at once, each of the next batches of the
+queue in order; a batch leaves the queue once its write and every write before it were taken
+(`QueueWriter`). Transient failures (5xx, timeouts, connection errors) are retried with capped
+exponential backoff, keeping the batch at the head of the queue. The queue holds each point as its line
 (a point the line-protocol encoder refuses was moved aside when it was queued), so a write is
 the lines of the oldest batches joined. A 4xx means bad points: the lines are
 bisected until each refused line stands alone, that line is moved aside with the reason
@@ -27,8 +29,8 @@ from typing import Awaitable, Callable, Mapping, Protocol
 
 import aiohttp
 
-from agent.points import Point
-from collector.config import Inventory, StorageSettings
+from collector.config import WRITE_CONCURRENCY, Inventory, StorageSettings
+from collector.lineprotocol import line_starts
 from collector.queue import DurableQueue, QueuedBatch
 
 log = logging.getLogger(__name__)
@@ -43,9 +45,9 @@ class BadPointsError(Exception):
 
 
 class RollupFolder(Protocol):
-    """Told the points the storage took, before their batches leave the queue (collector/rollup_engine.py)."""
+    """Told what the storage took, before its batches leave the queue (collector/rollup_engine.py)."""
 
-    async def fold(self, batches: list[QueuedBatch], written: list[Point]) -> None: ...
+    async def fold(self, written: Written) -> None: ...
 
 
 class Sink(Protocol):
@@ -127,8 +129,7 @@ class EventCopy:
 
     @property
     def line_starts(self) -> tuple[str, ...]:
-        """How their lines start: the measurement (an identifier), then its tags or its fields."""
-        return tuple(m + separator for m in sorted(self.measurements) for separator in ", ")
+        return line_starts(self.measurements)
 
 
 @dataclass
@@ -150,17 +151,22 @@ class Written:
     """What the storage took of the batches written: every line but the refused ones."""
 
     batches: list[QueuedBatch]
-    refused: frozenset[tuple[int, int]]  # (batch id, index) of each line refused
+    refused: frozenset[tuple[int, int]] = frozenset()  # (batch id, index) of each line refused
 
     def lines(self) -> list[str]:
         if not self.refused:
             return list(chain.from_iterable(b.lines for b in self.batches))
-        return [line for b in self.batches for i, line in enumerate(b.lines) if (b.id, i) not in self.refused]
+        return [line for b in self.batches for line in self.lines_of(b)]
 
-    def points(self) -> list[Point]:
+    def lines_of(self, batch: QueuedBatch) -> list[str]:
+        """The lines of one of the batches that the storage took."""
         if not self.refused:
-            return list(chain.from_iterable(b.points for b in self.batches))
-        return [point for b in self.batches for i, point in enumerate(b.points) if (b.id, i) not in self.refused]
+            return batch.lines
+        return [line for i, line in enumerate(batch.lines) if (batch.id, i) not in self.refused]
+
+    @classmethod
+    def joined(cls, parts: list["Written"]) -> "Written":
+        return cls([b for w in parts for b in w.batches], frozenset().union(*(w.refused for w in parts)))
 
     def __len__(self) -> int:
         return sum(len(b.lines) for b in self.batches) - len(self.refused)
@@ -170,7 +176,41 @@ def _body(lines: list[str]) -> bytes:
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
+@dataclass(eq=False)
+class _Taken:
+    """Batches taken from the head of the queue for one write, until they leave it."""
+
+    batches: list[QueuedBatch]
+    sending: asyncio.Task[Written] | None = None  # its write, while in flight
+    written: Written | None = None  # what the storage took, once it answered
+
+    @property
+    def points(self) -> int:
+        return sum(len(b.lines) for b in self.batches)
+
+
+def _groups(batches: list[QueuedBatch], batch_size: int) -> list[list[QueuedBatch]]:
+    """Consecutive batches cut into writes of about batch_size points (at least one batch each)."""
+    groups: list[list[QueuedBatch]] = []
+    total = 0
+    for batch in batches:
+        if groups and total + len(batch.lines) <= batch_size:
+            groups[-1].append(batch)
+            total += len(batch.lines)
+        else:
+            groups.append([batch])
+            total = len(batch.lines)
+    return groups
+
+
 class QueueWriter:
+    """Keeps up to `write_concurrency` writes of about `batch_size` points in flight, taken from
+    the queue in order. What they wrote leaves the queue in the same order, as the written groups
+    at its head complete (`_release`): folded into the rollups and noted (one commit each for all
+    of them), then acknowledged in one transaction. A write that fails stops the taking of new
+    batches; the others are let finish, and after the backoff the failed ones are sent again
+    first. A crash at any moment resends at most the groups taken and not yet released."""
+
     def __init__(
         self,
         queue: DurableQueue,
@@ -179,6 +219,7 @@ class QueueWriter:
         flush_interval_s: float = 1.0,
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 60.0,
+        write_concurrency: int = WRITE_CONCURRENCY,
     ):
         self.queue = queue
         self.sink = sink
@@ -186,8 +227,12 @@ class QueueWriter:
         self.flush_interval_s = flush_interval_s
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
+        self.write_concurrency = write_concurrency
         self.stats = WriterStats()
         self._wake = asyncio.Event()
+        # Taken from the queue and not yet released, in queue order; the last batch id taken.
+        self._taken: list[_Taken] = []
+        self._taken_through = 0
         self.event_copy: EventCopy | None = None
         # Collector-side rollups (storage without continuous queries): told every point written.
         self.rollups: RollupFolder | None = None
@@ -200,11 +245,15 @@ class QueueWriter:
     def wake(self) -> None:
         self._wake.set()
 
+    @property
+    def in_flight(self) -> int:
+        return sum(1 for t in self._taken if t.sending is not None)
+
     async def run(self) -> None:
         backoff = self.backoff_initial_s
         while True:
             try:
-                drained = await self.drain_once()
+                drained = await self._pump()
             except RetryableWriteError as exc:
                 self.stats.write_errors += 1
                 self.stats.retries += 1
@@ -223,20 +272,132 @@ class QueueWriter:
                 except asyncio.TimeoutError:
                     pass
 
+    async def _pump(self) -> int:
+        """Keep the writes in flight while the queue has batches; returns the points released once
+        there is nothing more to take. A failed write is raised once every write in flight has
+        finished (what they wrote is released when the groups before it are)."""
+        moved = 0
+        try:
+            while True:
+                self._wake.clear()  # before looking: a batch stored after the look wakes the wait below
+                await self._take()
+                sending = [t.sending for t in self._taken if t.sending is not None]
+                if not sending:
+                    return moved + await self._release()
+                # Until a write finishes or, while there is room for another, a batch is stored.
+                stored = asyncio.ensure_future(self._wake.wait()) if len(self._taken) < self.write_concurrency else None
+                await asyncio.wait(sending + ([stored] if stored else []), return_when=asyncio.FIRST_COMPLETED)
+                if stored is not None:
+                    stored.cancel()
+                failure = self._settle()
+                moved += await self._release()
+                if failure is not None:
+                    raise failure
+        except asyncio.CancelledError:
+            await self._cancel_sending()
+            raise
+        except BaseException:
+            await self._finish_sending()
+            raise
+
     async def drain_once(self) -> int:
-        """Write the head of the queue; returns the number of points taken off it."""
-        batches = await asyncio.to_thread(self.queue.peek, self.batch_size)
-        if not batches:
-            return 0
+        """Write the head of the queue (up to write_concurrency writes at once) and release what
+        was written; returns the number of points taken off it. A failed write is raised after
+        the others finished and the written groups before it were released."""
+        try:
+            await self._take()
+            failure = await self._finish_sending()
+        except asyncio.CancelledError:
+            await self._cancel_sending()
+            raise
+        moved = await self._release()
+        if failure is not None:
+            raise failure
+        return moved
+
+    async def _take(self) -> None:
+        """Start writes up to write_concurrency groups taken: first those whose write failed, in
+        order, then new batches from the queue after the last one taken (all there are when no
+        write is in flight, else only full writes)."""
+        for taken in self._taken:
+            if taken.sending is None and taken.written is None:
+                taken.sending = asyncio.create_task(self._send(taken.batches), name="storage-write")
+        room = self.write_concurrency - len(self._taken)
+        if room <= 0:
+            return
+        # While writes are in flight another waits for a full batch_size: fewer, larger writes.
+        full_only = self.in_flight > 0
+        if full_only and await asyncio.to_thread(self.queue.points_after, self._taken_through) < self.batch_size:
+            return
+        batches = await asyncio.to_thread(self.queue.peek, room * self.batch_size, self._taken_through)
+        groups = _groups(batches, self.batch_size)[:room]
+        if full_only and groups and sum(len(b.lines) for b in groups[-1]) < self.batch_size:
+            groups.pop()
+        for group in groups:
+            self._taken.append(_Taken(group, asyncio.create_task(self._send(group), name="storage-write")))
+            self._taken_through = group[-1].id
+
+    async def _send(self, batches: list[QueuedBatch]) -> Written:
         written = await self._write_batches(batches)
         await self._copy_events(written)
+        return written
+
+    def _settle(self) -> RetryableWriteError | None:
+        """Take the answers of the writes that finished; the first failure, whose group is sent again."""
+        failure = None
+        for taken in self._taken:
+            task = taken.sending
+            if task is None or not task.done():
+                continue
+            taken.sending = None
+            try:
+                taken.written = task.result()
+            except RetryableWriteError as exc:
+                failure = failure or exc
+        return failure
+
+    async def _finish_sending(self) -> RetryableWriteError | None:
+        """Wait for every write in flight (taking nothing new); the first failure."""
+        sending = [t.sending for t in self._taken if t.sending is not None]
+        if sending:
+            await asyncio.wait(sending)
+        return self._settle()
+
+    async def _cancel_sending(self) -> None:
+        """Stop the writes in flight (shutting down); what one finished before is kept, the rest is
+        sent again, also those the storage may have taken (a replay: docs/storage.md)."""
+        sending = [t.sending for t in self._taken if t.sending is not None]
+        for task in sending:
+            task.cancel()
+        await asyncio.gather(*sending, return_exceptions=True)
+        for taken in self._taken:
+            task = taken.sending
+            if task is not None:
+                taken.sending = None
+                if not task.cancelled() and task.exception() is None:
+                    taken.written = task.result()
+
+    async def _release(self) -> int:
+        """Let the written groups at the head of the taken ones leave the queue, in order: folded
+        into the rollups and their late hours noted, for all of them at once (one commit each),
+        then acknowledged in one transaction; returns the points that left."""
+        done: list[_Taken] = []
+        for taken in self._taken:
+            if taken.written is None:
+                break
+            done.append(taken)
+        if not done:
+            return 0
+        written = Written.joined([t.written for t in done if t.written is not None])
+        batches = written.batches
         if self.rollups is not None:  # folded (and its state committed) before the batches leave the queue
-            await self.rollups.fold(batches, written.points())
+            await self.rollups.fold(written)
         if self.note_late is not None:
             await self.note_late(batches)
         await asyncio.to_thread(self.queue.ack, [b.id for b in batches], len(written))
+        del self._taken[:len(done)]
         self.stats.batches_written += len(batches)
-        return sum(len(b.lines) for b in batches)
+        return sum(t.points for t in done)
 
     async def _write_batches(self, batches: list[QueuedBatch]) -> Written:
         """Write every line of the batches; returns what the storage took. All at once first: a

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from agent.points import Point
 from agent.spool import Spool
+from collector.lineprotocol import number_columns, parse_head, split_line
 from collector.queue import DurableQueue
 
 
@@ -149,11 +150,10 @@ def test_dedup_memory_stays_bounded_through_100000_batches_and_still_catches_res
             queue.close()
 
 
-def test_the_writer_gets_the_points_it_would_read_back_from_the_lines(tmp_path: Path) -> None:
-    """Batches this process queued come with their points; after a restart they are read back from
-    their lines: the same points either way, as the rollups fold them (numbers as floats, empty tags absent)."""
-    from collector.queue import QueuedBatch
-
+def test_what_is_read_back_from_the_lines_is_the_points_queued(tmp_path: Path) -> None:
+    """The queue keeps lines only; the local store reads each back whole (`points`), the rollups
+    only a line's head, its numbers and its time (`split_line`, `number_columns`): the same points
+    either way, as they were queued (numbers as floats, empty tags absent), also after a restart."""
     points = [
         Point("device", {"site": "radhus", "device": "fw1", "extra": ""}, {"up": True, "uptime_s": 86400, "firmware": 'v7 "x", a=b\nc\\'}, 5),
         Point("interface", {"site": "radhus", "device": "fw1", "ifname": "port 1,a=b\\x"}, {"in_bps": 1.5e9, "oper_up": 1}, 6),
@@ -161,22 +161,41 @@ def test_the_writer_gets_the_points_it_would_read_back_from_the_lines(tmp_path: 
     ]
     q = DurableQueue(tmp_path / "q.sqlite3")
     q.put_local("collector", points)
-    [live] = q.peek(100)
     q.close()
     q = DurableQueue(tmp_path / "q.sqlite3")
-    [read_back] = q.peek(100)
+    [batch] = q.peek(100)
     q.close()
-    assert "points" in live.__dict__ and "points" not in read_back.__dict__  # in memory, and not after the restart
-
-    def as_folded(batch: QueuedBatch) -> list[tuple]:
-        return [(p.measurement, sorted((k, v) for k, v in p.tags.items() if v != ""),
-                 {k: v if isinstance(v, str) else float(v) for k, v in p.fields.items()}, p.time_ns) for p in batch.points]
-
-    assert as_folded(live) == as_folded(read_back) == [
+    expected = [
         ("device", [("device", "fw1"), ("site", "radhus")], {"up": 1.0, "uptime_s": 86400.0, "firmware": 'v7 "x", a=b\nc\\'}, 5),
         ("interface", [("device", "fw1"), ("ifname", "port 1,a=b\\x"), ("site", "radhus")], {"in_bps": 1.5e9, "oper_up": 1.0}, 6),
     ]
-    assert live.lines == read_back.lines and live.oldest_ns == read_back.oldest_ns == 5
+    assert [(p.measurement, sorted(p.tags.items()), dict(p.fields), p.time_ns) for p in batch.points] == expected
+    folded = []
+    for line in batch.lines:
+        head, fields, time_ns = split_line(line)
+        measurement, tags = parse_head(head)
+        folded.append((measurement, sorted(tags.items()), {k: v[0] for k, v in number_columns([fields], ANY_NAME).items()}, time_ns))
+    assert folded == [(m, tags, {k: v for k, v in fields.items() if not isinstance(v, str)}, t) for m, tags, fields, t in expected]
+    assert batch.oldest_ns == 5
+
+
+class _AnyName:
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+ANY_NAME = _AnyName()
+
+
+def test_number_columns_of_many_lines_are_each_fields_values_in_order() -> None:
+    """Lines of one series with the same fields are split all at once; any other mix line by line: the same columns."""
+    same = ['up=1.0,method="icmp, \\"dgram\\"",rtt_ms=4.5', 'up=0.0,method="",rtt_ms=9.25', 'up=1.0,method="x\ny=2",rtt_ms=1e-05']
+    assert number_columns(same, ANY_NAME) == {"up": [1.0, 0.0, 1.0], "rtt_ms": [4.5, 9.25, 1e-05]}
+    assert number_columns(same, {"rtt_ms", "method"}) == {"rtt_ms": [4.5, 9.25, 1e-05]}
+    mixed = ['rtt_ms=4.5,up=1.0', 'up=0.0', 'reason="down"', 'up=1.0,rtt_ms=2.0,loss_pct=50.0']
+    assert number_columns(mixed, ANY_NAME) == {"rtt_ms": [4.5, 2.0], "up": [1.0, 0.0, 1.0], "loss_pct": [50.0]}
+    # A field that is a string in one line and a number in another (not by the contract): its numbers only.
+    assert number_columns(['up=1.0,state="x"', 'up=0.0,state=2.0'], ANY_NAME) == {"up": [1.0, 0.0], "state": [2.0]}
 
 
 def test_a_drained_queue_gives_its_space_back() -> None:

@@ -8,6 +8,7 @@ holds the same engine against real VictoriaMetrics and influxd.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import statistics
 from pathlib import Path
 
@@ -15,8 +16,8 @@ import pytest
 
 from agent.points import Point
 from collector.queue import QueuedBatch
-from collector.rollup_engine import LATE_S, Bucket, Layout, RollupEngine, influx_percentile
-from collector.writer import BadPointsError
+from collector.rollup_engine import LATE_S, PLANS, Bucket, Layout, RollupEngine, influx_percentile
+from collector.writer import BadPointsError, Written
 from test_retention import nearest_rank_p95
 
 NS = 1_000_000_000
@@ -80,7 +81,7 @@ def test_a_bucket_closes_two_hours_after_its_end_and_its_hour_with_its_last_buck
     points.append(Point("device", {"site": "radhus", "device": "printer-1"}, {"pages_total": 1000.0, "reason": "ok"}, T0 + 10 * NS))
     points.append(Point("device", {"site": "radhus", "device": "printer-1"}, {"pages_total": 1012.0}, T0 + 250 * NS))
     points.append(Point("alert", {"rule": "r", "subject": "s"}, {"active": 1.0}, T0))  # an event: never rolled up
-    asyncio.run(rollups.fold([QueuedBatch.of_points(1, "agent:pc1", 1, points)], points))
+    asyncio.run(rollups.fold(Written([QueuedBatch.of_points(1, "agent:pc1", 1, points)])))
 
     async def close_at(now_ns: int) -> int:
         clock.now_ns = now_ns
@@ -111,7 +112,7 @@ def test_a_bucket_closes_two_hours_after_its_end_and_its_hour_with_its_last_buck
 
     # A point for a bucket already written is late: counted, not folded (its bucket would be written twice).
     late = [probe(T0 + 5 * NS, 99.0)]
-    asyncio.run(rollups.fold([QueuedBatch.of_points(2, "agent:pc1", 2, late)], late))
+    asyncio.run(rollups.fold(Written([QueuedBatch.of_points(2, "agent:pc1", 2, late)])))
     assert rollups.health()["late_points"] == 1 and rollups.health()["open_buckets"]["5m"] == 0
     rollups.close()
 
@@ -121,7 +122,7 @@ def test_additive_fields_are_summed_and_an_hour_of_them_too(tmp_path: Path) -> N
     rollups = engine(tmp_path, sink, clock)
     tags = {"site": "radhus", "kind": "target", "target": "gw"}
     points = [Point("availability", tags, {"up": 1.0, "up_s": 5.0 if i % 4 else 0.0, "judged_s": 5.0}, T0 + i * 5 * NS) for i in range(720)]
-    asyncio.run(rollups.fold([QueuedBatch.of_points(7, "collector", 7, points)], points))
+    asyncio.run(rollups.fold(Written([QueuedBatch.of_points(7, "collector", 7, points)])))
     clock.now_ns = T0 + HOUR + LATE_S * NS
     assert asyncio.run(rollups.close_due()) == 13
     hour = fields_of(sink.rows["t_1h"][0])[1]
@@ -135,14 +136,14 @@ def test_state_survives_a_restart_and_a_replayed_batch_is_not_folded_twice(tmp_p
     first = engine(tmp_path, sink, clock)
     batch_1 = [probe(T0 + i * 10 * NS, float(i)) for i in range(15)]
     batch_2 = [probe(T0 + (15 + i) * 10 * NS, float(15 + i)) for i in range(15)]
-    asyncio.run(first.fold([QueuedBatch.of_points(1, "agent:pc1", 1, batch_1)], batch_1))
+    asyncio.run(first.fold(Written([QueuedBatch.of_points(1, "agent:pc1", 1, batch_1)])))
     first.close()  # a crash after the fold was committed, before the queue let go of the batch
 
     second = engine(tmp_path, sink, clock, highest_id=1)
     assert second.health()["open_buckets"]["5m"] == 1
     # The writer drains the queue again from batch 1: it is written again, but folded only once.
-    asyncio.run(second.fold([QueuedBatch.of_points(1, "agent:pc1", 1, batch_1), QueuedBatch.of_points(2, "agent:pc1", 2, batch_2)], batch_1 + batch_2))
-    asyncio.run(second.fold([QueuedBatch.of_points(2, "agent:pc1", 2, batch_2)], batch_2))
+    asyncio.run(second.fold(Written([QueuedBatch.of_points(1, "agent:pc1", 1, batch_1), QueuedBatch.of_points(2, "agent:pc1", 2, batch_2)])))
+    asyncio.run(second.fold(Written([QueuedBatch.of_points(2, "agent:pc1", 2, batch_2)])))
     clock.now_ns = T0 + MIN5 + LATE_S * NS
     assert asyncio.run(second.close_due()) == 1
     row = fields_of(sink.rows["t_5m"][0])[1]
@@ -154,7 +155,7 @@ def test_state_survives_a_restart_and_a_replayed_batch_is_not_folded_twice(tmp_p
     third = engine(tmp_path, sink, clock, highest_id=0)
     assert third.folded_through == 0
     fresh = [probe(T0 + HOUR * 3, 5.0)]
-    asyncio.run(third.fold([QueuedBatch.of_points(1, "agent:pc1", 1, fresh)], fresh))
+    asyncio.run(third.fold(Written([QueuedBatch.of_points(1, "agent:pc1", 1, fresh)])))
     assert third.health()["open_buckets"]["5m"] == 1
     third.close()
 
@@ -163,7 +164,7 @@ def test_a_refused_write_changes_nothing_and_the_rows_are_written_at_the_next_ro
     sink, clock = RecordingSink(), Clock(T0)
     rollups = engine(tmp_path, sink, clock)
     points = [probe(T0 + i * 30 * NS, float(i)) for i in range(10)]
-    asyncio.run(rollups.fold([QueuedBatch.of_points(1, "agent:pc1", 1, points)], points))
+    asyncio.run(rollups.fold(Written([QueuedBatch.of_points(1, "agent:pc1", 1, points)])))
     clock.now_ns = T0 + HOUR + LATE_S * NS
     sink.refuse = "HTTP 404: retention policy not found: nettvakt_5m"
     with pytest.raises(BadPointsError):
@@ -188,8 +189,56 @@ def test_a_bucket_saved_under_another_contract_is_read_by_field_name() -> None:
         bucket.add(before, "rtt_ms", value)
         bucket.add(before, "old_ms", value * 10)
     bucket.add(before, "up", 1.0)
-    same = Bucket.unpack(before, before.signature, bucket.pack())
+    same = Bucket.unpack(before, *bucket.pack(before))
     assert same.stats == bucket.stats and same.values == bucket.values
-    moved = Bucket.unpack(after, before.signature, bucket.pack())
+    moved = Bucket.unpack(after, *bucket.pack(before))
     assert moved.value(after, "rtt_ms", "mean") == 2.0 and moved.value(after, "rtt_ms", "p95") == 3.0
     assert moved.value(after, "up", "max") == 1.0 and moved.value(after, "new_ms", "mean") is None
+
+
+def test_a_bucket_is_saved_with_the_fields_it_holds_and_read_back_whole() -> None:
+    layout = PLANS["probe"].raw
+    bucket = Bucket(layout)
+    bucket.add_values(layout, "rtt_ms", [3.0, 1.0, 2.0])
+    bucket.add_values(layout, "up", [1.0, 0.0, 1.0])
+    signature, blob = bucket.pack(layout)
+    assert signature == "up,rtt_ms|rtt_ms" and len(blob) == 2 * 4 * 8 + 4 + 3 * 8
+    back = Bucket.unpack(layout, signature, blob)
+    assert back.stats == bucket.stats and back.values == bucket.values
+
+
+def test_a_state_file_of_the_first_schema_is_converted_and_keeps_its_buckets(tmp_path: Path) -> None:
+    """The buckets were first kept in a WITHOUT ROWID table (several times slower to save into):
+    opened, the file gets the table with rowids, every open bucket and the marks kept."""
+    sink, clock = RecordingSink(), Clock(T0)
+    points = [probe(T0 + i * 30 * NS, float(i)) for i in range(20)]
+    first = engine(tmp_path, sink, clock)
+    first.close()
+    with sqlite3.connect(tmp_path / "rollups.sqlite3") as db:  # as the first schema made it
+        db.execute("DROP TABLE bucket")
+        db.execute("CREATE TABLE bucket (resolution TEXT NOT NULL, measurement TEXT NOT NULL, tags TEXT NOT NULL, start_ns INTEGER NOT NULL, "
+                   "layout TEXT NOT NULL, state BLOB NOT NULL, PRIMARY KEY (resolution, measurement, tags, start_ns)) WITHOUT ROWID")
+    db.close()
+    old = engine(tmp_path, sink, clock)
+    asyncio.run(old.fold(Written([QueuedBatch.of_points(1, "agent:pc1", 1, points)])))
+    old.close()
+    with sqlite3.connect(tmp_path / "rollups.sqlite3") as db:  # the first schema again, holding the buckets just folded
+        rows = db.execute("SELECT resolution, measurement, tags, start_ns, layout, state FROM bucket").fetchall()
+        db.execute("DROP TABLE bucket")
+        db.execute("CREATE TABLE bucket (resolution TEXT NOT NULL, measurement TEXT NOT NULL, tags TEXT NOT NULL, start_ns INTEGER NOT NULL, "
+                   "layout TEXT NOT NULL, state BLOB NOT NULL, PRIMARY KEY (resolution, measurement, tags, start_ns)) WITHOUT ROWID")
+        db.executemany("INSERT INTO bucket VALUES (?, ?, ?, ?, ?, ?)", rows)
+    db.close()
+    assert len(rows) == 2
+
+    converted = engine(tmp_path, sink, clock, highest_id=1)
+    assert converted.folded_through == 1 and converted.health()["open_buckets"]["5m"] == 2
+    with sqlite3.connect(tmp_path / "rollups.sqlite3") as db:
+        table = db.execute("SELECT sql FROM sqlite_master WHERE name = 'bucket'").fetchone()[0]
+    db.close()
+    assert "WITHOUT ROWID" not in table
+    clock.now_ns = T0 + 2 * MIN5 + LATE_S * NS
+    assert asyncio.run(converted.close_due()) == 2
+    rtts = sorted(fields_of(line)[1]["rtt_ms"] for line in sink.rows["t_5m"])
+    assert rtts == [statistics.fmean(range(10)), statistics.fmean(range(10, 20))]
+    converted.close()

@@ -38,7 +38,7 @@ from collector.lineprotocol import encode_points
 from collector.localservers import wait_until, wait_until_async
 from collector.queue import DurableQueue
 from collector.retention import BackfillState, InfluxAdmin, set_up
-from collector.rollup_engine import LATE_S, PLANS, STATE_FILE, STATS, RollupEngine, destinations
+from collector.rollup_engine import LATE_S, PLANS, STATE_FILE, RollupEngine, destinations
 from collector.timeseries import InfluxSource, Sample, VictoriaMetricsSource
 from collector.writer import QueueWriter, make_sink
 from inventories import InventoryBuilder
@@ -286,7 +286,7 @@ def test_the_collector_makes_rollups_on_victoria_metrics_and_keeps_them_over_a_r
         engine = RollupEngine(inventory.data_dir() / STATE_FILE, sink, destinations(inventory.storage), queue_highest_id=10**9)
         try:
             layout = PLANS["host"].raw
-            return [(bucket.stats[STATS * layout.slot["cpu_pct"]], bucket.value(layout, "cpu_pct", "sum"))
+            return [(bucket.count(layout, "cpu_pct"), bucket.value(layout, "cpu_pct", "sum"))
                     for (measurement, _, _), bucket in engine.open["5m"].items() if measurement == "host"]
         finally:
             engine.close()
