@@ -1395,8 +1395,11 @@ def markdown(results: Mapping[str, Any]) -> str:
         dashboard, panel = key.split(" | ", 1)
         figures = {"after": by_range, "before": before.get(key, {})}
         lines.append(f"| {dashboard} | {panel} | " + " | ".join(cell(figures[which].get(r)) for r, which in columns) + " |")
-    slowest = {r: max((v.get(r, {}).get("median_ms", 0.0), k) for k, v in after.items()) for r in RANGES}
-    lines += ["", "Slowest panel after, per range: " + "; ".join(f"{r} {ms:.0f} ms ({k})" for r, (ms, k) in slowest.items())]
+    if after:
+        slowest = {r: max((v.get(r, {}).get("median_ms", 0.0), k) for k, v in after.items()) for r in RANGES}
+        lines += ["", "Slowest panel after, per range: " + "; ".join(f"{r} {ms:.0f} ms ({k})" for r, (ms, k) in slowest.items())]
+    else:  # --only reports
+        lines = []
     if "reports" not in results:  # --only panels
         return "\n".join(lines)
     lines += ["", "| report | after best / median s | before best / median s |", "|---|---:|---:|"]

@@ -96,6 +96,8 @@ class CollectorLink:
                     raise FrameError(f"unknown op {op!r}")
         except (FrameError, ConnectionError) as exc:
             log.error("connection to the collector broken: %s", exc)
+        except Exception:  # a message this worker cannot take (its inventory, say): it stops, and main starts it again
+            log.exception("a message from the collector could not be taken; this worker stops")
         finally:
             self.closed = True
             for waiting in self._waiting.values():
@@ -211,7 +213,7 @@ async def run(handoff: str, index: int) -> int:
         await asyncio.wait([reading, stopping], return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
         if reading.done():
-            log.warning("the collector's main process is gone; this worker stops")
+            log.warning("the link to the collector's main process ended; this worker stops")
         return EXIT_OK
     finally:
         if server is not None:
@@ -232,7 +234,7 @@ def main() -> int:
     logging.basicConfig(level=args.log_level, format=f"%(asctime)s %(levelname)s %(name)s[worker {args.index}]: %(message)s")
     try:
         return asyncio.run(run(args.handoff, args.index))
-    except (ConnectionError, FileNotFoundError) as exc:
+    except (ConnectionError, FileNotFoundError, FrameError) as exc:
         log.error("cannot reach the collector at %s: %s", args.handoff, exc)
         return EXIT_FAIL
 

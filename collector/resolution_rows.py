@@ -79,11 +79,13 @@ class ResolutionRowKeeper:
         while True:
             try:
                 await asyncio.to_thread(self.apply)
-            except (InfluxQueryError, OSError, ValueError) as exc:
+            except Exception as exc:  # InfluxDB's refusals and answers it could not read alike: shown, tried again
                 self.stats.failures += 1
                 self.stats.last_error = str(exc)
+                self.stats.left = []
                 self.stats.unreachable = isinstance(exc, (InfluxUnreachableError, OSError)) or getattr(exc, "unreachable", False)
-                log.error("the dashboards' resolution rows not checked (tried again in %.0f s): %s", self.RETRY_S, exc)
+                log.error("the dashboards' resolution rows not checked (tried again in %.0f s): %s", self.RETRY_S, exc,
+                          exc_info=not isinstance(exc, (InfluxQueryError, OSError)))
                 await asyncio.sleep(self.RETRY_S)
                 continue
             self.stats.runs += 1

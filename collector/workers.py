@@ -187,10 +187,22 @@ class IngestWorkers:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, (str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH"))))}
         while True:
             worker.started_at = time.monotonic()
-            # A session of its own: Ctrl-C at a terminal reaches main, which stops its workers in order.
-            worker.process = await asyncio.create_subprocess_exec(*self._argv(worker), stdin=asyncio.subprocess.DEVNULL, env=env,
-                                                                  start_new_session=True)
-            code = await worker.process.wait()
+            try:
+                # A session of its own: Ctrl-C at a terminal reaches main, which stops its workers in order.
+                process = await asyncio.create_subprocess_exec(*self._argv(worker), stdin=asyncio.subprocess.DEVNULL, env=env,
+                                                               start_new_session=True)
+            except OSError as exc:  # fork refused (process limit, memory): said, and tried again after the backoff
+                log.error("ingest worker %d could not be started (%s); trying again in %.1f s", worker.index, exc, wait_s)
+                if worker.listening is not None and not worker.listening.done():
+                    worker.listening.set_exception(WorkerStartError(f"ingest worker {worker.index} could not be started: {exc}"))
+                worker.listening = None
+                await asyncio.sleep(wait_s)
+                wait_s = min(wait_s * 2, RESTART_MAX_S)
+                continue
+            worker.process = process
+            if self._stopping:  # stop() came while it was being started: it never saw this one
+                process.terminate()
+            code = await process.wait()
             if worker.connection is not None:
                 worker.connection.close()
                 worker.connection = None
@@ -295,6 +307,8 @@ class IngestWorkers:
         for task in self._supervisors:
             task.cancel()
         await asyncio.gather(*self._supervisors, return_exceptions=True)
+        # Batches main was committing when their worker went: done before the queue closes.
+        await asyncio.gather(*(task for w in self.workers for task in w.commits), return_exceptions=True)
         for server in self._servers:
             server.close()
         for sock in self._reserved:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from collector.lab import KARLSOY_LAB, Lab, check_lab_possible, cleanup_stale
+from collector.lab.topology import Link, Node, Topology
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -42,3 +43,24 @@ def lab(lab_possible: None) -> Iterator[Lab]:
         yield the_lab
     finally:
         the_lab.stop()
+
+
+# site -- fw -- inet: two router hops from the site to the internet host, like a Karlsøy outstation.
+PATH_TOPOLOGY = Topology(
+    nodes=(Node("site"), Node("fw", sysctls={"net.ipv4.ip_forward": "1"}), Node("inet")),
+    links=(
+        Link("uplink", "site", "fw", "up0", "site0", "10.77.1.0/30", default_route="site"),
+        Link("wan", "fw", "inet", "wan0", "fw0", "10.77.2.0/30", default_route="inet"),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def path_lab(lab_possible: None) -> Iterator[Lab]:
+    """PATH_TOPOLOGY, for one module's tests (the agent's probes against the same path's tools)."""
+    lab = Lab(PATH_TOPOLOGY)
+    lab.start()
+    try:
+        yield lab
+    finally:
+        lab.stop()

@@ -19,46 +19,21 @@ import statistics
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from agent.probes import ping
-from collector.lab import Lab, check_lab_possible
-from collector.lab.topology import Link, Node, Topology
+from collector.lab import Lab
 
 pytestmark = pytest.mark.lab
 
 COUNT, INTERVAL_MS = 200, 10
 
-# site -- fw -- inet: two router hops from the site to the internet host, like a Karlsøy outstation.
-TOPOLOGY = Topology(
-    nodes=(Node("site"), Node("fw", sysctls={"net.ipv4.ip_forward": "1"}), Node("inet")),
-    links=(
-        Link("uplink", "site", "fw", "up0", "site0", "10.77.1.0/30", default_route="site"),
-        Link("wan", "fw", "inet", "wan0", "fw0", "10.77.2.0/30", default_route="inet"),
-    ),
-)
-
-
-def require_root_lab_and_fping() -> None:
-    reason = check_lab_possible()
-    if reason is not None:
-        pytest.fail(f"accuracy tests need root and network namespaces: {reason}", pytrace=False)
+@pytest.fixture(scope="module", autouse=True)
+def fping_installed(lab_possible: None) -> None:
     if shutil.which("fping") is None:
         pytest.fail("accuracy tests need fping (Debian: apt-get install fping)", pytrace=False)
-
-
-@pytest.fixture(scope="module")
-def path_lab() -> Iterator[Lab]:
-    require_root_lab_and_fping()
-    lab = Lab(TOPOLOGY)
-    lab.start()
-    try:
-        yield lab
-    finally:
-        lab.stop()
 
 
 def parse_fping(stderr: str, target: str) -> dict[str, float]:
@@ -107,8 +82,6 @@ def assert_rtt_agrees(agent: dict[str, Any], fping: dict[str, float]) -> None:
 
 
 def test_loopback_agrees_with_fping() -> None:
-    require_root_lab_and_fping()
-
     async def both() -> tuple[dict[str, Any], str]:
         proc = await asyncio.create_subprocess_exec(
             *fping_argv("127.0.0.1"), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE

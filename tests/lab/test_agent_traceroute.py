@@ -11,39 +11,15 @@ import json
 import socket
 import struct
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from agent.probes import ProbeConfigError, ProbeSpec, build_echo_request, run_probe, run_probe_points
 from agent.probes.traceroute_hops import hop_tag, parse_trace_reply
-from collector.lab import Lab, check_lab_possible
-from collector.lab.topology import Link, Node, Topology
+from collector.lab import Lab
 
 pytestmark = pytest.mark.lab
-
-TOPOLOGY = Topology(
-    nodes=(Node("site"), Node("fw", sysctls={"net.ipv4.ip_forward": "1"}), Node("inet")),
-    links=(
-        Link("uplink", "site", "fw", "up0", "site0", "10.77.1.0/30", default_route="site"),
-        Link("wan", "fw", "inet", "wan0", "fw0", "10.77.2.0/30", default_route="inet"),
-    ),
-)
-
-
-@pytest.fixture(scope="module")
-def path_lab() -> Iterator[Lab]:
-    reason = check_lab_possible()
-    if reason is not None:
-        pytest.fail(f"traceroute path tests need root and network namespaces: {reason}", pytrace=False)
-    lab = Lab(TOPOLOGY)
-    lab.start()
-    try:
-        yield lab
-    finally:
-        lab.stop()
-
 
 def trace_from(lab: Lab, node: str, target: str, *extra: str) -> tuple[int, list[dict[str, Any]]]:
     proc = lab.exec(
