@@ -219,27 +219,25 @@ def main() -> None:
     now_s = int(time.time()) // MINUTE * MINUTE
     minutes = list(range(now_s - int(args.hours * 3600), now_s, MINUTE))
     results = []
+
+    def filled_and_measured(name: str, inventory: Inventory, fill: Any) -> None:
+        started = time.perf_counter()
+        points = fill(inventory, minutes)
+        print(f"{name}: {points} points in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+        results.append(measure(name, inventory, workdir, now_s, fill, args.repeat, args.profile))
+        if not args.json:
+            show(results[-1])
+
     with tempfile.TemporaryDirectory(prefix="nettvakt-bench-status-") as tmp:
         workdir = Path(tmp)
         if args.store in ("both", "local"):
-            inventory = example_inventory(workdir / "local", {"kind": "local"})
-            started = time.perf_counter()
-            points = fill_local(inventory, minutes)
-            print(f"local store: {points} points in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-            results.append(measure("local", inventory, workdir, now_s, fill_local, args.repeat, args.profile))
-            if not args.json:
-                show(results[-1])
+            filled_and_measured("local", example_inventory(workdir / "local", {"kind": "local"}), fill_local)
         if args.store in ("both", "influx"):
             server = start_influxd(workdir / "influxd")
             try:
                 urllib.request.urlopen(urllib.request.Request(f"{server.url}/query", data=b"q=CREATE DATABASE bench"), timeout=10).close()
-                inventory = example_inventory(workdir / "influx", {"kind": "influxdb_v1", "url": server.url, "database": "bench"})
-                started = time.perf_counter()
-                points = fill_influx(inventory, minutes)
-                print(f"influxd: {points} points in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-                results.append(measure("influx", inventory, workdir, now_s, fill_influx, args.repeat, args.profile))
-                if not args.json:
-                    show(results[-1])
+                filled_and_measured("influx", example_inventory(workdir / "influx", {"kind": "influxdb_v1", "url": server.url, "database": "bench"}),
+                                    fill_influx)
             finally:
                 server.stop()
     if args.json:

@@ -54,7 +54,7 @@ class ResolutionRowKeeper:
         InfluxDB cannot be read; a refused statement is kept in `stats.left`, not raised."""
         storage = self.inventory.storage
         admin = InfluxAdmin.of(self.inventory, timeout_s=storage.timeout_s)
-        found = read_existing(admin)
+        found = read_existing(admin, queries=False)
         meta = found.policies.get(META_RETENTION_POLICY)
         if meta is None or meta.duration_s != 0:  # the rows' times are their retentions: decades in the past
             what = "does not exist" if meta is None else "does not keep points forever"

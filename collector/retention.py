@@ -249,18 +249,21 @@ class StatementError(InfluxQueryError):
         super().__init__(f"{error} -- statement: {statement[:300]}{'...' if len(statement) > 300 else ''}")
 
 
-def read_existing(admin: InfluxAdmin) -> StorageFound:
+def read_existing(admin: InfluxAdmin, *, queries: bool = True) -> StorageFound:
+    """What the database has. `queries=False` where the collector makes the rollups itself: it asks
+    nothing of continuous queries, which a user without admin rights may not list."""
     policies = {
         row["name"]: PolicyFound(row["name"], parse_go_duration(row["duration"]), parse_go_duration(row["shardGroupDuration"]), bool(row["default"]))
         for row in admin.show(f"SHOW RETENTION POLICIES ON {quote_ident(admin.database)}")
     }
-    queries = {row["name"]: row["query"] for row in admin.show("SHOW CONTINUOUS QUERIES") if row.get("_measurement") == admin.database}
+    found_queries = {row["name"]: row["query"] for row in admin.show("SHOW CONTINUOUS QUERIES")
+                     if row.get("_measurement") == admin.database} if queries else {}
     rows: dict[str, tuple[dict[str, Any], ...]] = {}
     if META_RETENTION_POLICY in policies:
         for row in admin.show(f"SELECT * FROM {quote_ident(META_RETENTION_POLICY)}.{quote_ident(RP_CONFIG)} GROUP BY {quote_ident('resolution')}"):
             values = {k: v for k, v in row.items() if k not in ("resolution", "_measurement") and v is not None}
             rows[row.get("resolution") or ""] = (*rows.get(row.get("resolution") or "", ()), values)
-    return StorageFound(policies, queries, MappingProxyType(rows))
+    return StorageFound(policies, found_queries, MappingProxyType(rows))
 
 
 def raw_policy_of(storage: StorageSettings, found: StorageFound) -> str:
@@ -380,7 +383,7 @@ def storage_differences(inventory: Inventory) -> list[Difference]:
     """What InfluxDB has that differs from what the inventory asks (`nettvakt check`); raises
     InfluxQueryError when InfluxDB cannot be asked."""
     admin = InfluxAdmin.of(inventory, timeout_s=inventory.storage.timeout_s)
-    found = read_existing(admin)
+    found = read_existing(admin, queries=inventory.storage.rollups_by != "collector")
     plan = storage_plan(admin.database, raw_policy_of(inventory.storage, found), retention_seconds(inventory.storage))
     return differences(plan, found)
 

@@ -250,7 +250,7 @@ class Senders:
         async def produce() -> None:
             while not stop.is_set():
                 await asyncio.to_thread(self.add)
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # the agents' pace of measuring, not a wait for anything
 
         sessions = [aiohttp.ClientSession(headers={"Authorization": f"Bearer {a.settings.token}"}, timeout=aiohttp.ClientTimeout(total=10))
                     for a in self.agents]
